@@ -1,0 +1,30 @@
+// GuestLink: what every protocol translator needs to talk to the guest.
+//
+// Our MAC (the gateway's), the guest's MAC as learned from its frames, the
+// configuration, and a way to send a finished frame. Implemented by the
+// Translator (userspace/translator), which owns the FramePort.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <span>
+
+#include "codec/addr.h"
+#include "common/config.h"
+
+namespace ferry {
+
+class GuestLink {
+ public:
+  virtual ~GuestLink() = default;
+  virtual const Config& config() const = 0;
+  virtual const MacAddr& our_mac() const = 0;
+  // The guest's MAC; broadcast until the first guest frame was seen.
+  virtual const MacAddr& guest_mac() const = 0;
+  // Sends one complete Ethernet frame to the guest; false when dropped.
+  virtual bool send_to_guest(std::span<const uint8_t> frame) = 0;
+  virtual bool send_to_guest(const iovec* iov, int iovcnt) = 0;
+};
+
+}  // namespace ferry
