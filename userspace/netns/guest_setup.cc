@@ -1,0 +1,41 @@
+// configure_guest_link(): see guest_setup.h for the order and its reasons.
+#include "netns/guest_setup.h"
+
+#include "netns/netlink.h"
+#include "netns/netns.h"
+
+namespace ferry {
+
+// Enters the namespace, configures the link step by step, leaves.
+Status configure_guest_link(int ns_fd, const GuestLinkSetup& setup) {
+  NetnsGuard guard;
+  if (Status st = guard.enter(ns_fd); !st) return st;
+  Result<Netlink> nl = Netlink::open();
+  if (!nl) return nl.status();
+  Result<int> ifindex = nl->link_index(setup.ifname);
+  if (!ifindex) return ifindex.status();
+
+  if (setup.addr6) {
+    if (Status st = quiet_ipv6(setup.ifname); !st) return st;
+  }
+  if (setup.mtu != 0) {
+    if (Status st = nl->set_mtu(*ifindex, setup.mtu); !st) return st;
+  }
+  if (Status st = nl->bring_lo_up(); !st) return st;
+  if (Status st = nl->set_link_up(*ifindex, true); !st) return st;
+  if (setup.addr4) {
+    if (Status st = nl->add_address(*ifindex, *setup.addr4); !st) return st;
+  }
+  if (setup.addr6) {
+    if (Status st = nl->add_address(*ifindex, *setup.addr6); !st) return st;
+  }
+  if (setup.addr4 && setup.gateway4) {
+    if (Status st = nl->add_default_route(*ifindex, *setup.gateway4); !st) return st;
+  }
+  if (setup.addr6 && setup.gateway6) {
+    if (Status st = nl->add_default_route(*ifindex, *setup.gateway6); !st) return st;
+  }
+  return Status();
+}
+
+}  // namespace ferry

@@ -1,0 +1,17 @@
+// Status::message(): the one-line rendering used by the CLI and the tests.
+#include "netns/status.h"
+
+#include <cstring>
+
+namespace ferry {
+
+// "what: strerror(err)" for a failure, "ok" for success.
+std::string Status::message() const {
+  if (ok()) return "ok";
+  std::string m = what_;
+  m += ": ";
+  m += std::strerror(err_);
+  return m;
+}
+
+}  // namespace ferry
