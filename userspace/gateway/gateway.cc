@@ -1,0 +1,470 @@
+// Gateway services: see gateway.h for what is answered and why.
+//
+// Theory of operation, echo forwarding. States of an echo flow slot:
+//
+//   free --(guest echo to a new (guest, dest, id))--> used
+//   used --(guest echo / host reply)--> used, last_used = now
+//   used --(idle for echo_timeout_ns, or evicted as LRU when full)--> free
+//
+// A flow is keyed by (guest source, destination, guest echo id). Socket mode
+// is chosen per family on first use and then kept:
+//   dgram  a ping socket per flow; the kernel rewrites the id to the socket's
+//          own and delivers only that socket's replies, so the epoll id (the
+//          slot) identifies the flow. The kernel fills in the checksum.
+//   raw    one raw socket per family, filtered to echo replies; the flow's
+//          host id is kRawIdBase + slot, so a reply's id gives the slot, and
+//          the reply's source must equal the flow's destination (other
+//          processes' pings may share the id space; those are not ours).
+// Relayed replies carry the guest's id and the destination the guest pinged
+// as source. Sequence numbers and data pass through untouched.
+//
+// Invariants: flows_[i].fd >= 0 only in dgram mode and only while used; every
+// fd registered with the loop is removed before it is closed; frame bytes are
+// read only at offsets parse_frame validated, plus lengths checked here.
+#include "gateway/gateway.h"
+
+#include <arpa/inet.h>
+#include <netinet/icmp6.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "codec/checksum.h"
+
+namespace ferry {
+
+namespace {
+
+constexpr uint8_t kIcmpEchoReply = 0;
+constexpr uint8_t kIcmpEchoRequest = 8;
+constexpr uint8_t kIcmp6EchoRequest = 128;
+constexpr uint8_t kIcmp6EchoReply = 129;
+constexpr uint8_t kNdpRouterSolicit = 133;
+constexpr uint8_t kNdpNeighbourSolicit = 135;
+
+constexpr uint64_t kRawId4 = 1000;  // epoll ids of the raw sockets, above any slot
+constexpr uint64_t kRawId6 = 1001;
+constexpr int kRecvBatch = 32;      // datagrams read per readiness event
+constexpr int kSolIcmpFilter = 1;   // ICMP_FILTER from <linux/icmp.h>, level SOL_RAW
+
+// Big-endian 16-bit read of two bytes known to be in bounds.
+inline uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+
+// Big-endian 16-bit write.
+inline void put16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+
+// sockaddr for an address (port 0: ICMP has none).
+socklen_t to_sockaddr(const InetAddr& a, sockaddr_storage& ss) {
+  std::memset(&ss, 0, sizeof(ss));
+  if (a.is_v4()) {
+    auto* s = reinterpret_cast<sockaddr_in*>(&ss);
+    s->sin_family = AF_INET;
+    s->sin_addr = a.v4();
+    return sizeof(sockaddr_in);
+  }
+  auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
+  s->sin6_family = AF_INET6;
+  s->sin6_addr = a.v6();
+  return sizeof(sockaddr_in6);
+}
+
+// Address out of a sockaddr filled in by recvfrom.
+InetAddr from_sockaddr(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET) return InetAddr::from_v4(reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr);
+  return InetAddr::from_v6(reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr);
+}
+
+// True for 255.255.255.255 and the guest subnet's directed broadcast.
+bool is_v4_broadcast(const InetAddr& a, const InetPrefix& guest) {
+  const uint8_t* b = a.v4_bytes();
+  if ((b[0] & b[1] & b[2] & b[3]) == 0xff) return true;
+  if (guest.len >= 31 || !a.same_prefix(guest.addr, guest.len)) return false;
+  uint32_t v = (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
+  uint32_t host_mask = guest.len == 0 ? 0xffffffffu : (0xffffffffu >> guest.len);
+  return (v & host_mask) == host_mask;
+}
+
+}  // namespace
+
+// Registers with the loop; sockets are opened lazily.
+Gateway::Gateway(EventLoop& loop, GuestLink& link) : loop_(loop), link_(link) {
+  tag_ = loop_.register_handler(this);
+  loop_.add_timer_client(this);
+}
+
+// Closes every socket this Gateway opened.
+Gateway::~Gateway() {
+  for (size_t i = 0; i < flows_.size(); i++)
+    if (flows_[i].used) close_flow(i);
+  for (int& fd : raw_fd_) {
+    if (fd >= 0) {
+      loop_.remove(fd);
+      close(fd);
+      fd = -1;
+    }
+  }
+}
+
+// Dispatch by L3 / ICMP type; everything not ok is dropped.
+void Gateway::on_guest_frame(const ParsedFrame& f, std::span<const uint8_t> frame) {
+  if (!f.ok()) {
+    counters_.dropped++;
+    return;
+  }
+  if (f.l3 == L3Kind::arp) {
+    handle_arp(f);
+    return;
+  }
+  const bool icmp4 = f.l3 == L3Kind::ipv4 && f.protocol == IPPROTO_ICMP;
+  const bool icmp6 = f.l3 == L3Kind::ipv6 && f.protocol == IPPROTO_ICMPV6;
+  if (!icmp4 && !icmp6) {
+    counters_.dropped++;
+    return;
+  }
+  // The parser guarantees this, but the offsets are about to be used.
+  if (f.icmp.body_offset < 4 || f.icmp.body_offset + f.icmp.body_len > frame.size()) {
+    counters_.dropped++;
+    return;
+  }
+  handle_icmp(f, frame);
+}
+
+// ARP proxy: answer requests for everyone but the guest itself.
+void Gateway::handle_arp(const ParsedFrame& f) {
+  const Config& c = link_.config();
+  const auto& a = f.arp;
+  if (!c.ipv4 || a.op != 1 || a.spa.is_unspecified() || a.spa == a.tpa ||
+      a.tpa == c.guest4.addr) {
+    counters_.arp_ignored++;
+    return;
+  }
+  if (a.tpa.is_unspecified() || a.tpa.is_multicast() || is_v4_broadcast(a.tpa, c.guest4) ||
+      a.sha.is_multicast()) {
+    counters_.dropped++;
+    return;
+  }
+  size_t n = build_arp_reply(out_, link_.our_mac(), a.tpa, a.sha, a.spa);
+  if (n && send(n)) counters_.arp_replies++;
+}
+
+// ICMP and ICMPv6: echo requests and neighbour solicitations.
+void Gateway::handle_icmp(const ParsedFrame& f, std::span<const uint8_t> frame) {
+  const Config& c = link_.config();
+  const bool v6 = f.l3 == L3Kind::ipv6;
+  if (v6) {
+    if (f.icmp.type == kNdpNeighbourSolicit) {
+      handle_ns(f, frame);
+      return;
+    }
+    if (f.icmp.type >= kNdpRouterSolicit && f.icmp.type <= 137) {
+      counters_.ndp_ignored++;
+      return;
+    }
+  }
+  if (f.icmp.type != (v6 ? kIcmp6EchoRequest : kIcmpEchoRequest) || f.icmp.body_len < 4 ||
+      f.src.is_unspecified() || (v6 ? !c.ipv6 : !c.ipv4)) {
+    counters_.dropped++;
+    return;
+  }
+  if (f.dst == (v6 ? c.gateway6 : c.gateway4)) {
+    answer_echo(f, frame);
+    return;
+  }
+  if (f.dst.is_multicast() || f.dst.is_unspecified() || (!v6 && is_v4_broadcast(f.dst, c.guest4)) ||
+      f.dst.is_link_local_v6() || f.dst == f.src || !forward_echo_) {
+    counters_.dropped++;
+    return;
+  }
+  forward_echo(f, frame);
+}
+
+// RFC 4861 7.1.1 checks, then a solicited NA with our MAC.
+void Gateway::handle_ns(const ParsedFrame& f, std::span<const uint8_t> frame) {
+  const Config& c = link_.config();
+  const uint8_t* body = frame.data() + f.icmp.body_offset;  // reserved(4) target(16) options
+  const size_t len = f.icmp.body_len;
+  if (f.ttl != 255 || f.icmp.code != 0 || len < 20) {
+    counters_.dropped++;
+    return;
+  }
+  const InetAddr target = InetAddr::from_v6_bytes(body + 4);
+  if (target.is_multicast() || target.is_v4()) {
+    counters_.dropped++;
+    return;
+  }
+  for (size_t off = 20; off < len;) {  // every option: length > 0 and inside
+    if (len - off < 2 || body[off + 1] == 0 || size_t{body[off + 1]} * 8 > len - off) {
+      counters_.dropped++;
+      return;
+    }
+    off += size_t{body[off + 1]} * 8;
+  }
+  if (!c.ipv6 || f.src.is_unspecified() || target == c.guest6.addr) {
+    counters_.ndp_ignored++;  // DAD, or the guest's own address
+    return;
+  }
+  L2L3 ip;
+  ip.eth_src = link_.our_mac();
+  ip.eth_dst = f.eth_src;
+  ip.src = target;
+  ip.dst = f.src;
+  size_t n = build_ndp_na(out_, ip, target, link_.our_mac(), target == c.gateway6);
+  if (n && send(n)) counters_.ndp_adverts++;
+}
+
+// Echo to the gateway: reply with the same id, sequence and data.
+void Gateway::answer_echo(const ParsedFrame& f, std::span<const uint8_t> frame) {
+  const bool v6 = f.l3 == L3Kind::ipv6;
+  L2L3 ip;
+  ip.eth_src = link_.our_mac();
+  ip.eth_dst = f.eth_src;
+  ip.src = f.dst;
+  ip.dst = f.src;
+  ip.ttl = 64;
+  size_t n = build_icmp_frame(out_, ip, v6 ? kIcmp6EchoReply : kIcmpEchoReply, 0,
+                              frame.subspan(f.icmp.body_offset, f.icmp.body_len));
+  if (n && send(n)) counters_.echo_replies++;
+}
+
+// Echo elsewhere: send it from a host socket of the flow.
+void Gateway::forward_echo(const ParsedFrame& f, std::span<const uint8_t> frame) {
+  const bool v6 = f.l3 == L3Kind::ipv6;
+  const uint64_t now = now_ns();
+  int slot = find_or_open_flow(f, now);
+  if (slot < 0) {
+    counters_.dropped++;
+    return;
+  }
+  EchoFlow& fl = flows_[static_cast<size_t>(slot)];
+  const size_t len = 4 + f.icmp.body_len;  // type, code, checksum + body
+  if (len > io_.size()) {
+    counters_.dropped++;
+    return;
+  }
+  uint8_t* m = io_.data();
+  m[0] = v6 ? kIcmp6EchoRequest : kIcmpEchoRequest;
+  m[1] = 0;
+  put16(m + 2, 0);
+  std::memcpy(m + 4, frame.data() + f.icmp.body_offset, f.icmp.body_len);
+  int fd = fl.fd;
+  if (mode_[v6] == SockMode::raw) {
+    fd = raw_fd_[v6];
+    put16(m + 4, fl.host_id);
+    if (!v6) {  // the kernel sums ICMPv6 on raw sockets, not ICMP
+      uint16_t c = csum_fold(csum_partial(m, len, 0));
+      std::memcpy(m + 2, &c, 2);
+    }
+  }
+  sockaddr_storage ss;
+  socklen_t sl = to_sockaddr(fl.dest, ss);
+  if (sendto(fd, m, len, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
+    counters_.send_failed++;
+    return;
+  }
+  fl.last_used = now;
+  counters_.echo_forwarded++;
+}
+
+// The slot of the flow for this echo, opening one (and its socket) if new.
+int Gateway::find_or_open_flow(const ParsedFrame& f, uint64_t now) {
+  const bool v6 = f.l3 == L3Kind::ipv6;
+  int free_slot = -1;
+  size_t lru = 0;
+  for (size_t i = 0; i < flows_.size(); i++) {
+    const EchoFlow& fl = flows_[i];
+    if (!fl.used) {
+      if (free_slot < 0) free_slot = static_cast<int>(i);
+      continue;
+    }
+    if (fl.v6 == v6 && fl.guest_id == f.icmp.id && fl.dest == f.dst && fl.guest == f.src)
+      return static_cast<int>(i);
+    if (fl.last_used < flows_[lru].last_used || !flows_[lru].used) lru = i;
+  }
+  if (free_slot < 0) {
+    close_flow(lru);
+    counters_.echo_expired++;
+    free_slot = static_cast<int>(lru);
+  }
+  const size_t slot = static_cast<size_t>(free_slot);
+  int fd = -1;
+  if (mode_[v6] != SockMode::raw) {
+    fd = open_dgram(v6);
+    if (fd >= 0) {
+      mode_[v6] = SockMode::dgram;
+      if (!loop_.add(fd, EPOLLIN, tag_, slot)) {
+        close(fd);
+        return -1;
+      }
+    } else if (mode_[v6] == SockMode::unknown && (errno == EACCES || errno == EPERM ||
+                                                  errno == EPROTONOSUPPORT)) {
+      if (!ensure_raw(v6)) return -1;
+    } else {
+      return -1;
+    }
+  }
+  if (mode_[v6] == SockMode::raw && !ensure_raw(v6)) return -1;
+  EchoFlow& fl = flows_[slot];
+  fl = EchoFlow{};
+  fl.used = true;
+  fl.v6 = v6;
+  fl.guest = f.src;
+  fl.dest = f.dst;
+  fl.guest_id = f.icmp.id;
+  fl.host_id = static_cast<uint16_t>(kRawIdBase + slot);
+  fl.fd = fd;
+  fl.last_used = now;
+  return free_slot;
+}
+
+// A non-blocking ping socket, or -1 with errno set.
+int Gateway::open_dgram(bool v6) {
+  return socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP});
+}
+
+// Opens (once) the family's raw socket, filtered to echo replies.
+bool Gateway::ensure_raw(bool v6) {
+  if (raw_fd_[v6] >= 0) return true;
+  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                  v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP});
+  if (fd < 0) return false;
+  if (v6) {
+    icmp6_filter flt;
+    ICMP6_FILTER_SETBLOCKALL(&flt);
+    ICMP6_FILTER_SETPASS(ICMP6_ECHO_REPLY, &flt);
+    setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, &flt, sizeof(flt));
+  } else {
+    uint32_t blocked = ~(uint32_t{1} << kIcmpEchoReply);  // a set bit blocks that type
+    setsockopt(fd, SOL_RAW, kSolIcmpFilter, &blocked, sizeof(blocked));
+  }
+  if (!loop_.add(fd, EPOLLIN, tag_, v6 ? kRawId6 : kRawId4)) {
+    close(fd);
+    return false;
+  }
+  raw_fd_[v6] = fd;
+  mode_[v6] = SockMode::raw;
+  return true;
+}
+
+// Frees a slot and its socket.
+void Gateway::close_flow(size_t slot) {
+  EchoFlow& fl = flows_[slot];
+  if (fl.fd >= 0) {
+    loop_.remove(fl.fd);
+    close(fl.fd);
+  }
+  fl = EchoFlow{};
+}
+
+// Readable host socket: a flow's ping socket or a raw socket.
+void Gateway::on_io(uint64_t id, uint32_t) {
+  if (id == kRawId4 || id == kRawId6) {
+    drain_raw(id == kRawId6);
+    return;
+  }
+  if (id < flows_.size() && flows_[id].used && flows_[id].fd >= 0) drain_dgram(id);
+}
+
+// Reads a ping socket dry (bounded), relaying echo replies from the destination.
+void Gateway::drain_dgram(size_t slot) {
+  for (int i = 0; i < kRecvBatch && flows_[slot].used; i++) {
+    sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    ssize_t n = recvfrom(flows_[slot].fd, io_.data(), io_.size(), MSG_DONTWAIT,
+                         reinterpret_cast<sockaddr*>(&ss), &sl);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      continue;  // a queued ICMP error: nothing to relay
+    }
+    const EchoFlow& fl = flows_[slot];
+    const uint8_t want = fl.v6 ? kIcmp6EchoReply : kIcmpEchoReply;
+    if (n < 8 || io_[0] != want || from_sockaddr(ss) != fl.dest) continue;
+    relay_reply(slot, io_.data(), static_cast<size_t>(n));
+  }
+}
+
+// Reads a raw socket dry (bounded); the reply's id names the slot.
+void Gateway::drain_raw(bool v6) {
+  for (int i = 0; i < kRecvBatch; i++) {
+    sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    ssize_t n = recvfrom(raw_fd_[v6], io_.data(), io_.size(), MSG_DONTWAIT,
+                         reinterpret_cast<sockaddr*>(&ss), &sl);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      continue;
+    }
+    size_t len = static_cast<size_t>(n);
+    uint8_t* m = io_.data();
+    if (!v6) {  // raw IPv4 sockets deliver the IP header too
+      if (len < 20) continue;
+      size_t ihl = size_t{4} * (m[0] & 0x0f);
+      if (ihl < 20 || ihl > len) continue;
+      m += ihl;
+      len -= ihl;
+    }
+    if (len < 8 || m[0] != (v6 ? kIcmp6EchoReply : kIcmpEchoReply)) continue;
+    uint16_t id = get16(m + 4);
+    if (id < kRawIdBase || id >= kRawIdBase + kMaxEchoFlows) continue;
+    size_t slot = id - kRawIdBase;
+    const EchoFlow& fl = flows_[slot];
+    if (!fl.used || fl.v6 != v6 || from_sockaddr(ss) != fl.dest) continue;
+    relay_reply(slot, m, len);
+  }
+}
+
+// Hands one host echo reply (ICMP header onwards) to the guest.
+void Gateway::relay_reply(size_t slot, uint8_t* icmp, size_t len) {
+  EchoFlow& fl = flows_[slot];
+  put16(icmp + 4, fl.guest_id);
+  L2L3 ip;
+  ip.eth_src = link_.our_mac();
+  ip.eth_dst = link_.guest_mac();
+  ip.src = fl.dest;
+  ip.dst = fl.guest;
+  ip.ttl = 64;
+  size_t n = build_icmp_frame(out_, ip, fl.v6 ? kIcmp6EchoReply : kIcmpEchoReply, 0,
+                              std::span<const uint8_t>(icmp + 4, len - 4));
+  fl.last_used = now_ns();
+  if (n && send(n)) counters_.echo_relayed++;
+}
+
+// Earliest flow expiry.
+uint64_t Gateway::next_deadline_ns() const {
+  uint64_t d = kNever;
+  for (const EchoFlow& fl : flows_)
+    if (fl.used && fl.last_used + echo_timeout_ns_ < d) d = fl.last_used + echo_timeout_ns_;
+  return d;
+}
+
+// Closes the flows idle for echo_timeout_ns.
+void Gateway::on_timer(uint64_t now) {
+  for (size_t i = 0; i < flows_.size(); i++) {
+    if (flows_[i].used && flows_[i].last_used + echo_timeout_ns_ <= now) {
+      close_flow(i);
+      counters_.echo_expired++;
+    }
+  }
+}
+
+// Flows in use.
+size_t Gateway::echo_flows() const {
+  size_t n = 0;
+  for (const EchoFlow& fl : flows_) n += fl.used ? 1 : 0;
+  return n;
+}
+
+// Sends out_[0, len) to the guest, counting a refusal.
+bool Gateway::send(size_t len) {
+  if (link_.send_to_guest(std::span<const uint8_t>(out_.data(), len))) return true;
+  counters_.send_failed++;
+  return false;
+}
+
+}  // namespace ferry

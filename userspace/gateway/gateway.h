@@ -1,0 +1,132 @@
+// Gateway services: ARP proxy, NDP neighbour advertisements, ICMP/ICMPv6 echo.
+//
+// The Translator hands the Gateway every parsed guest frame that is ARP,
+// ICMP or ICMPv6 (on_guest_frame). The Gateway answers through GuestLink:
+//   * ARP: "who has X" for any X but the guest's own address is answered
+//     with our MAC (the passt model: everything is reached through us).
+//     Probes (sender 0.0.0.0), gratuitous ARP (sender == target), replies
+//     and requests for the guest's own address (its address conflict
+//     detection) are ignored.
+//   * NDP: neighbour solicitations that pass RFC 4861 7.1.1 (hop limit 255,
+//     code 0, length >= 24, target not multicast, options well formed) for
+//     any target but the guest's own address get a solicited advertisement
+//     with our MAC; the router flag is set for the gateway. Solicitations
+//     from the unspecified address (duplicate address detection) and router
+//     solicitations are ignored: ferry configures the guest statically.
+//   * Echo to the gateway address: answered by ferry itself. The gateway
+//     stands for the host's loopback (Config::map_gateway), and loopback
+//     always answers echo, so answering here is equivalent, needs no socket
+//     and no privilege.
+//   * Echo to any other unicast destination: sent from a host socket and the
+//     reply relayed to the guest with the guest's own id. Sockets are
+//     unprivileged ping sockets (SOCK_DGRAM/IPPROTO_ICMP{,V6}, one per
+//     in-flight echo flow; the kernel picks the id and the socket tells the
+//     flows apart) when net.ipv4.ping_group_range allows; otherwise one raw
+//     socket per family (we run as root), on which each flow gets the id
+//     kRawIdBase + slot so replies map back to the slot without a lookup.
+//     The flow table is fixed-size (kMaxEchoFlows); a flow expires after
+//     echo_timeout_ns without traffic, and the least recently used flow is
+//     evicted when a new one finds the table full.
+//
+// Guest input is hostile: every frame is re-checked here (status ok, sizes)
+// before any field is used; anything unexpected is counted and dropped.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+
+#include "codec/addr.h"
+#include "codec/frame.h"
+#include "common/guest_link.h"
+#include "loop/event_loop.h"
+
+namespace ferry {
+
+struct GatewayCounters {
+  uint64_t arp_replies = 0;
+  uint64_t arp_ignored = 0;     // probes, gratuitous, replies, own address
+  uint64_t ndp_adverts = 0;
+  uint64_t ndp_ignored = 0;     // DAD, router solicitations, own address, other NDP
+  uint64_t echo_replies = 0;    // answered by ferry (gateway address)
+  uint64_t echo_forwarded = 0;  // guest echo requests sent from a host socket
+  uint64_t echo_relayed = 0;    // host echo replies relayed to the guest
+  uint64_t echo_expired = 0;    // echo flows closed by the idle timeout or evicted
+  uint64_t dropped = 0;         // malformed, invalid or unsupported
+  uint64_t send_failed = 0;     // GuestLink refused a frame, or a host send failed
+};
+
+class Gateway final : public IoHandler, public TimerClient {
+ public:
+  static constexpr size_t kMaxEchoFlows = 64;
+  static constexpr uint64_t kDefaultEchoTimeoutNs = 60ull * 1000 * 1000 * 1000;
+  static constexpr uint16_t kRawIdBase = 0xfe00;  // raw mode: id = base + slot
+
+  // Registers itself with the loop (handler and timer client).
+  Gateway(EventLoop& loop, GuestLink& link);
+  ~Gateway() override;
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // One parsed guest frame (ARP, ICMP or ICMPv6); frame is the raw bytes
+  // it was parsed from. Never throws, never reads outside frame.
+  void on_guest_frame(const ParsedFrame& f, std::span<const uint8_t> frame);
+
+  // Forwarding of echoes to other destinations (default on). Off: such
+  // echoes are dropped and counted.
+  void set_echo_forwarding(bool on) { forward_echo_ = on; }
+  void set_echo_timeout_ns(uint64_t ns) { echo_timeout_ns_ = ns; }
+
+  // IoHandler: a host ICMP socket is readable.
+  void on_io(uint64_t id, uint32_t events) override;
+  // TimerClient: expiry of idle echo flows.
+  uint64_t next_deadline_ns() const override;
+  void on_timer(uint64_t now) override;
+
+  const GatewayCounters& counters() const { return counters_; }
+  // Echo flows in use (tests, `ferry stats`).
+  size_t echo_flows() const;
+
+ private:
+  enum class SockMode : uint8_t { unknown, dgram, raw };
+
+  struct EchoFlow {
+    bool used = false;
+    bool v6 = false;
+    InetAddr guest;   // the guest's source address
+    InetAddr dest;    // what the guest pinged (the reply's source)
+    uint16_t guest_id = 0;
+    uint16_t host_id = 0;  // dgram: learned from the socket; raw: kRawIdBase + slot
+    int fd = -1;           // dgram mode only
+    uint64_t last_used = 0;
+  };
+
+  void handle_arp(const ParsedFrame& f);
+  void handle_icmp(const ParsedFrame& f, std::span<const uint8_t> frame);
+  void handle_ns(const ParsedFrame& f, std::span<const uint8_t> frame);
+  void answer_echo(const ParsedFrame& f, std::span<const uint8_t> frame);
+  void forward_echo(const ParsedFrame& f, std::span<const uint8_t> frame);
+  int find_or_open_flow(const ParsedFrame& f, uint64_t now);
+  int open_dgram(bool v6);
+  bool ensure_raw(bool v6);
+  void close_flow(size_t slot);
+  void relay_reply(size_t slot, uint8_t* icmp, size_t len);
+  void drain_dgram(size_t slot);
+  void drain_raw(bool v6);
+  bool send(size_t len);
+
+  EventLoop& loop_;
+  GuestLink& link_;
+  uint8_t tag_ = 0;
+  bool forward_echo_ = true;
+  uint64_t echo_timeout_ns_ = kDefaultEchoTimeoutNs;
+  SockMode mode_[2] = {SockMode::unknown, SockMode::unknown};  // [v6]
+  int raw_fd_[2] = {-1, -1};
+  std::array<EchoFlow, kMaxEchoFlows> flows_{};
+  GatewayCounters counters_;
+  // One frame or datagram at a time; allocated once with the Gateway.
+  std::array<uint8_t, kMaxFrameLen> out_{};
+  std::array<uint8_t, kMaxFrameLen> io_{};
+};
+
+}  // namespace ferry
