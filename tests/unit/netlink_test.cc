@@ -4,6 +4,7 @@
 //
 // Privileged tests skip when not root. They touch only the namespaces they
 // create (anonymous: nothing to clean up beyond closing fds).
+// test-libs: ferry_netns
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/if.h>

@@ -7,6 +7,7 @@
 //  * the tap has the MTU and txqueuelen asked for, drops are counted, and
 //    the device disappears with the port.
 // Skips when not root. Everything lives in namespaces the test creates.
+// test-libs: ferry_port ferry_netns
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
