@@ -1,0 +1,236 @@
+// TcpTranslator: the guest's TCP connections, each translated to one host
+// socket (the passt model). See tcp_translator.cc for the theory of
+// operation, the state table and the invariants.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "codec/frame.h"
+#include "common/guest_link.h"
+#include "ferry/contract.h"
+#include "loop/event_loop.h"
+#include "tcp/flow_table.h"
+#include "tcp/rto.h"
+#include "tcp/tcp_isn.h"
+#include "tcp/timer_heap.h"
+
+namespace ferry {
+
+// Connection states. Outbound: CONNECTING -> SYN_RCVD -> ESTABLISHED;
+// inbound: SYN_SENT -> ESTABLISHED. Closing is tracked by flags on top of
+// ESTABLISHED (each direction closes on its own).
+enum class TcpState : uint8_t {
+  free = 0,
+  connecting,   // guest SYN seen, host connect() in progress
+  syn_rcvd,     // SYN-ACK sent to the guest, waiting for its ACK
+  syn_sent,     // inbound: SYN sent to the guest, waiting for SYN-ACK
+  established,  // data both ways; half-close via flags
+};
+const char* to_string(TcpState s);
+
+// Per-connection state. All-zero is a free slot (the array is mmap'd).
+struct TcpConn {
+  InetAddr guest_addr, peer_addr;  // as the guest sees them
+  uint16_t guest_port, peer_port;  // host order
+  TcpState state;
+  bool v6;
+  bool inbound;
+  uint8_t flags;  // kf* below
+  int fd;
+  uint32_t gen;     // incremented per use of the slot, guards stale epoll events
+  uint32_t armed;   // epoll events currently requested
+
+  // Toward the guest (we send). Sequence numbers past the SYN map 1:1 to
+  // bytes in the host socket's receive queue: snd_una is its head.
+  uint32_t iss, snd_una, snd_nxt, snd_max;
+  uint32_t snd_wnd;  // guest's window, scaled
+  uint32_t snd_wl1, snd_wl2;
+  uint32_t fin_seq;  // sequence number of our FIN when kfFinSent
+  uint32_t recover;  // NewReno recovery point
+  uint16_t mss;      // segment size toward the guest
+  uint8_t snd_shift;  // guest's window scale
+  uint8_t rcv_shift;  // ours
+  uint8_t dupacks;
+  uint8_t retries;
+  bool in_recovery;
+  bool rtt_active;
+  uint32_t rtt_seq;
+  uint64_t rtt_start;
+  RtoEstimator rto;
+
+  // From the guest (we receive).
+  uint32_t irs, rcv_nxt;
+  uint32_t rcv_adv;  // right edge of the window we advertised
+
+  // Partial-write staging (see the .cc): a pool chunk index + 1, 0 = none.
+  uint32_t stage;
+  uint32_t stage_off, stage_len;
+
+  uint64_t rtx_at;      // retransmission / persist / handshake timer, 0 = off
+  uint64_t state_at;    // connect or idle timeout, 0 = off
+  uint64_t last_activity;
+  bool ack_pending;
+};
+
+class TcpTranslator : public IoHandler, public TimerClient {
+ public:
+  struct Counters {
+    uint64_t conns_outbound = 0;     // guest SYNs that got a host socket
+    uint64_t conns_inbound = 0;      // accepted host connections
+    uint64_t conns_established = 0;
+    uint64_t conns_closed = 0;       // slots released, any reason
+    uint64_t limit_rejected = 0;     // table full: RST to the guest / host client
+    uint64_t connect_failed = 0;     // refused, unreachable, timed out
+    uint64_t rst_to_guest = 0;
+    uint64_t rst_from_guest = 0;
+    uint64_t rst_unknown_flow = 0;   // RSTs for segments of no flow
+    uint64_t bad_ack_rst = 0;        // RST for an unacceptable ACK in a SYN state
+    uint64_t challenge_acks = 0;
+    uint64_t dropped_segments = 0;   // out of window, bogus, malformed for TCP
+    uint64_t ooo_segments = 0;       // out of order from the guest (dup ACK sent)
+    uint64_t bytes_to_host = 0;
+    uint64_t bytes_to_guest = 0;
+    uint64_t segments_to_guest = 0;
+    uint64_t retransmits = 0;        // segments resent (RTO, fast, partial ACK)
+    uint64_t fast_retransmits = 0;
+    uint64_t rto_expired = 0;
+    uint64_t zero_window_probes = 0;
+    uint64_t partial_writes = 0;     // host socket took less than offered
+    uint64_t staged_bytes = 0;       // bytes that went through staging
+    uint64_t stage_exhausted = 0;    // partial write with no staging chunk free
+    uint64_t timeouts = 0;           // connections ended by a state timeout
+    uint64_t guest_tx_dropped = 0;   // send_to_guest() returned false
+  };
+
+  TcpTranslator(EventLoop& loop, GuestLink& link);
+  ~TcpTranslator() override;
+  TcpTranslator(const TcpTranslator&) = delete;
+  TcpTranslator& operator=(const TcpTranslator&) = delete;
+
+  // Opens the listening sockets for link.config().tcp_forwards.
+  bool start(std::string* error);
+  // One TCP segment from the guest; f.ok() && f.is_tcp().
+  void on_guest_segment(const ParsedFrame& f, std::span<const uint8_t> frame);
+
+  const Counters& counters() const { return counters_; }
+  size_t connection_count() const { return table_.size(); }
+  // The connection in a slot (tests, `ferry conns`); nullptr when free.
+  const TcpConn* conn(uint32_t slot) const;
+  // Slot of a flow by key, kNoSlot when none.
+  uint32_t find(const ferry_conn_key& key) const { return table_.lookup(key); }
+  const FlowTable& table() const { return table_; }
+  // Sends ACKs collected during a batch (also called by the loop's batch-end hook).
+  void flush_acks();
+
+  void on_io(uint64_t id, uint32_t events) override;
+  uint64_t next_deadline_ns() const override;
+  void on_timer(uint64_t now) override;
+
+  // Tunables (tests shorten them).
+  struct Timeouts {
+    uint64_t connect_ns = 10'000'000'000;
+    uint64_t idle_ns = 7200'000'000'000;
+    uint64_t half_closed_idle_ns = 60'000'000'000;
+    unsigned syn_retries = 5;
+    unsigned max_retries = 10;
+  };
+  Timeouts& timeouts() { return timeouts_; }
+
+  // Window-scale shift we offer so that max_window fits 16 bits (<= 14).
+  static uint8_t choose_wscale(uint64_t max_window);
+  // Builds the flow key as the guest sees a connection.
+  static ferry_conn_key make_key(const InetAddr& guest, uint16_t gport, const InetAddr& peer,
+                                 uint16_t pport);
+
+ private:
+  struct Listener {
+    int fd = -1;
+    uint16_t host_port = 0;
+    uint16_t guest_port = 0;
+    bool v6 = false;
+  };
+
+  // ---- guest segments
+  void guest_segment_no_flow(const ParsedFrame& f, const ferry_conn_key& key);
+  void open_outbound(const ParsedFrame& f, const ferry_conn_key& key);
+  void segment_connecting(uint32_t slot, const ParsedFrame& f);
+  void segment_syn_rcvd(uint32_t slot, const ParsedFrame& f, std::span<const uint8_t> frame);
+  void segment_syn_sent(uint32_t slot, const ParsedFrame& f, std::span<const uint8_t> frame);
+  void segment_established(uint32_t slot, const ParsedFrame& f, std::span<const uint8_t> frame);
+  // The only writer of ack-from-guest, guest window and dup-ACK state (the
+  // future fast path owns exactly this). Returns false for an ACK of
+  // something never sent.
+  bool process_ack(uint32_t slot, uint32_t seq, uint32_t ack, uint16_t raw_window,
+                   bool pure_ack);
+  void guest_data(uint32_t slot, uint32_t seq, std::span<const uint8_t> payload, bool fin);
+
+  // ---- host socket events
+  void host_event(uint32_t slot, uint32_t events);
+  void connect_done(uint32_t slot);
+  void listener_event(uint32_t index);
+  void accept_one(const Listener& l, int fd);
+
+  // ---- sending to the guest
+  void send_data(uint32_t slot);
+  bool retransmit_one(uint32_t slot);
+  void send_fin(uint32_t slot);
+  bool send_segment(const TcpConn& c, uint8_t flags, uint32_t seq, uint32_t ack,
+                    uint16_t window, const TcpOptions* opts = nullptr);
+  void send_ack_now(uint32_t slot);
+  void queue_ack(uint32_t slot);
+  void send_rst_for(const ParsedFrame& f);
+  uint16_t window_to_advertise(uint32_t slot);
+  void send_syn_ack(uint32_t slot);
+  void send_syn(uint32_t slot);
+  TcpOptions syn_options(const TcpConn& c) const;
+
+  // ---- writing guest data to the host
+  bool flush_stage(uint32_t slot);
+
+  // ---- timers and teardown
+  void handle_timer(uint32_t slot, uint64_t now);
+  void update_timer(uint32_t slot);
+  void arm_rtx(uint32_t slot);
+  void set_events(uint32_t slot, uint32_t events);
+  void reset_both(uint32_t slot);            // RST to guest, RST to host peer
+  void abort_host(uint32_t slot);            // RST to host peer only
+  void release(uint32_t slot, bool linger0);  // close the socket, free the slot
+  void maybe_finish(uint32_t slot);
+  uint64_t id_of(uint32_t slot) const;
+
+  EventLoop& loop_;
+  GuestLink& link_;
+  uint8_t tag_ = 0;
+  uint32_t capacity_;
+  FlowTable table_;
+  TimerHeap timers_;
+  IsnGenerator isn_;
+  TcpConn* conns_ = nullptr;  // capacity_ entries, mmap'd
+  std::vector<Listener> listeners_;
+  Counters counters_;
+  Timeouts timeouts_;
+  uint8_t our_shift_ = 7;
+  uint32_t max_window_ = 0;
+
+  // Frames toward the guest: a fixed pool, one batch of MSS-sized segments.
+  std::vector<uint8_t> frame_pool_;
+  size_t frame_stride_ = 0;
+  size_t frame_count_ = 0;
+  std::vector<iovec> iov_;
+  std::vector<uint8_t> scratch_;  // control frames
+
+  // Staging chunks for the tail of a partially written guest segment.
+  uint8_t* stage_pool_ = nullptr;
+  std::vector<uint32_t> stage_free_;
+
+  std::vector<uint32_t> ack_list_;  // slots with ack_pending
+};
+
+}  // namespace ferry
