@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# install-deps.sh: everything ferry's build, tests, demo and benchmarks need,
+# on Debian 12 (bookworm), as root. Idempotent: when every package is already
+# installed it runs no apt at all, so repeated runs take a second. Also mounts
+# bpffs at /sys/fs/bpf when it is not mounted (ferry pins its maps there).
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential cmake pkg-config clang-19 llvm-19
+  libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev
+  # tests
+  libgtest-dev libgmock-dev iproute2 iputils-ping socat curl python3 python3-scapy
+  # benchmarks and comparisons
+  iperf3 passt slirp4netns tcpdump ethtool nginx-light
+)
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps.sh: run as root (sudo scripts/install-deps.sh)" >&2
+  exit 1
+fi
+
+# Packages not yet installed ("install ok installed" is dpkg's word for done).
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ $status == "install ok installed" ]] || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "install-deps.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  # nginx-light would start a server on port 80 when installed; ferry only
+  # uses its binary, on ports of its own choosing.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps.sh: all ${#PACKAGES[@]} packages present"
+fi
+
+# bpffs for pinned maps.
+if ! mountpoint -q /sys/fs/bpf 2>/dev/null || [[ $(stat -f -c %T /sys/fs/bpf 2>/dev/null) != bpf_fs ]]; then
+  mkdir -p /sys/fs/bpf
+  mount -t bpf bpf /sys/fs/bpf
+  echo "install-deps.sh: mounted bpffs at /sys/fs/bpf"
+fi

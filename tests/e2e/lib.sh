@@ -1,0 +1,274 @@
+# lib.sh: shared helpers of ferry's end-to-end scenarios (tests/e2e/*.sh).
+#
+# A scenario sources this file, calls e2e_init, and uses:
+#   e2e_ferry SECS ARGS...     run "$FERRY" ARGS in the foreground, bounded by
+#                              `timeout` (whole process group killed on expiry);
+#                              sets RC, FERRY_PID; output in $OUT and $ERR
+#   e2e_ferry_bg SECS ARGS...  same, in the background; e2e_ferry_wait collects
+#   e2e_http_server DIR [ADDR] python3 http.server on ADDR (127.0.0.1, or ::1),
+#                              free port: sets HTTP_PORT, HTTP_PID (killed at
+#                              exit, by PID)
+#   e2e_tcp_echo_server        an echo server on 127.0.0.1: ECHO_PORT, ECHO_PID
+#   e2e_wait_port PORT SECS [ADDR]  until ADDR (127.0.0.1):PORT accepts
+#   e2e_wait_file PATH SECS    until PATH exists and is not empty
+#   e2e_on_exit CMD...         run CMD at exit (last registered runs first)
+#   e2e_netns_snapshot / e2e_check_clean PID
+#                              nothing of ferry PID left: no pin directory
+#                              /sys/fs/bpf/ferry/run-PID, no new `ip netns` entry
+#   e2e_expect / e2e_fail / e2e_pass
+# Traffic rule: everything here listens on 127.0.0.1 only, and the guests
+# ferry starts live in anonymous namespaces that vanish with them.
+# Processes are killed by the PIDs we started, never by name.
+
+set -u
+
+E2E_NAME=${E2E_NAME:-$(basename "${BASH_SOURCE[1]:-e2e}" .sh)}
+E2E_FAILED=0
+E2E_EXIT_CMDS=()
+
+# Prints a message prefixed by the scenario's name.
+e2e_log() { echo "[$E2E_NAME] $*"; }
+
+# Records a failure (the scenario goes on, and exits 1 at the end).
+e2e_fail() {
+  e2e_log "FAIL: $*"
+  E2E_FAILED=1
+}
+
+# Ends the scenario now with a failure.
+e2e_die() {
+  e2e_log "FAIL: $*"
+  exit 1
+}
+
+# e2e_expect DESCRIPTION COMMAND...: runs COMMAND, records a failure if it fails.
+e2e_expect() {
+  local what=$1
+  shift
+  if "$@"; then
+    e2e_log "ok: $what"
+  else
+    e2e_fail "$what"
+  fi
+}
+
+# Registers a command for the exit trap.
+e2e_on_exit() { E2E_EXIT_CMDS+=("$*"); }
+
+# Exit trap: registered commands in reverse order, then the temp dir.
+_e2e_cleanup() {
+  local rc=$?
+  local i
+  for ((i = ${#E2E_EXIT_CMDS[@]} - 1; i >= 0; i--)); do
+    eval "${E2E_EXIT_CMDS[$i]}" >/dev/null 2>&1 || true
+  done
+  [[ -n ${E2E_TMP:-} && -d $E2E_TMP ]] && rm -rf "$E2E_TMP"
+  if ((rc == 0 && E2E_FAILED)); then rc=1; fi
+  if ((rc == 0)); then e2e_log "PASS"; else e2e_log "FAILED (exit $rc)"; fi
+  exit $rc
+}
+
+# True when PID is a live child of this shell (so a PID that was reaped and
+# reused by someone else is never signalled).
+_e2e_is_our_child() {
+  local pid=$1 stat
+  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }  # fields after "pid (comm) "
+  local -a f=($stat)
+  [[ ${f[1]} == "$$" ]]
+}
+
+# Kills a process we started (by PID), politely then firmly, and reaps it.
+e2e_kill_pid() {
+  local pid=$1
+  [[ -n $pid && $pid != 0 ]] || return 0
+  _e2e_is_our_child "$pid" || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  local i
+  for ((i = 0; i < 20; i++)); do
+    _e2e_is_our_child "$pid" || break
+    sleep 0.1
+  done
+  if _e2e_is_our_child "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# Sets up a scenario: root check, FERRY, temp dir, traps.
+e2e_init() {
+  if [[ $(id -u) -ne 0 ]]; then
+    e2e_log "SKIP: needs root"
+    exit 0
+  fi
+  if [[ -z ${FERRY:-} ]]; then
+    local here
+    here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    FERRY=${FERRY_BUILD_DIR:-$here/build}/ferry
+  fi
+  [[ -x $FERRY ]] || e2e_die "no ferry binary at '$FERRY' (set FERRY)"
+  export FERRY
+  E2E_TMP=$(mktemp -d "/tmp/ferry-e2e-$E2E_NAME.$$.XXXXXX")
+  chmod 755 "$E2E_TMP"
+  OUT=$E2E_TMP/out
+  ERR=$E2E_TMP/err
+  trap _e2e_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+# A name unique to this run, for anything a scenario must name.
+e2e_unique() { echo "fe2e${1:-}$$r$RANDOM"; }
+
+# Shows the last ferry run's output (after a failure).
+e2e_show_output() {
+  e2e_log "--- stdout"
+  sed 's/^/    /' "$OUT" 2>/dev/null | tail -40
+  e2e_log "--- stderr"
+  sed 's/^/    /' "$ERR" 2>/dev/null | tail -40
+}
+
+# Starts ferry under `timeout` in the background. The bash -c wrapper writes
+# its own PID and then execs ferry, so that PID *is* ferry's (pins are named
+# after it). Sets TIMEOUT_PID; FERRY_PID once known.
+e2e_ferry_bg() {
+  local secs=$1
+  shift
+  local pidfile=$E2E_TMP/ferry.pid
+  rm -f "$pidfile"
+  FERRY_PID=0
+  timeout -k 5 "$secs" bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$FERRY" "$@" \
+    >"$OUT" 2>"$ERR" </dev/null &
+  TIMEOUT_PID=$!
+  e2e_on_exit "e2e_kill_pid $TIMEOUT_PID"
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $pidfile ]] && break
+    sleep 0.05
+  done
+  FERRY_PID=$(cat "$pidfile" 2>/dev/null || echo 0)
+}
+
+# Waits for the background ferry; sets RC (124: timed out).
+e2e_ferry_wait() {
+  RC=0
+  wait "$TIMEOUT_PID" || RC=$?
+  [[ $FERRY_PID != 0 ]] || FERRY_PID=$(cat "$E2E_TMP/ferry.pid" 2>/dev/null || echo 0)
+  if ((RC == 124)); then e2e_log "note: ferry timed out"; fi
+}
+
+# Runs ferry in the foreground, bounded; sets RC and FERRY_PID.
+e2e_ferry() {
+  e2e_ferry_bg "$@"
+  e2e_ferry_wait
+}
+
+# Waits until PATH exists and is not empty; false after SECS.
+e2e_wait_file() {
+  local path=$1 secs=${2:-5} i
+  for ((i = 0; i < secs * 20; i++)); do
+    [[ -s $path ]] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# Waits until ADDR:PORT accepts a TCP connection; false after SECS.
+e2e_wait_port() {
+  local port=$1 secs=${2:-5} addr=${3:-127.0.0.1} i
+  for ((i = 0; i < secs * 10; i++)); do
+    if timeout 1 bash -c "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# Starts `python3 -m http.server` on ADDR (loopback only: 127.0.0.1 or ::1)
+# and a kernel-chosen port, serving DIR. Sets HTTP_PORT and HTTP_PID.
+e2e_http_server() {
+  local dir=$1 addr=${2:-127.0.0.1} i
+  local log=$E2E_TMP/http.$RANDOM.log
+  case $addr in 127.0.0.1 | ::1) ;; *) e2e_die "e2e_http_server: loopback only, not $addr" ;; esac
+  /usr/bin/python3 -u -m http.server 0 --bind "$addr" --directory "$dir" >"$log" 2>&1 &
+  HTTP_PID=$!
+  e2e_on_exit "e2e_kill_pid $HTTP_PID"
+  HTTP_PORT=
+  for ((i = 0; i < 100; i++)); do
+    HTTP_PORT=$(sed -n 's/.* port \([0-9]\+\).*/\1/p' "$log" | head -1)
+    [[ -n $HTTP_PORT ]] && break
+    sleep 0.05
+  done
+  [[ -n $HTTP_PORT ]] || e2e_die "http server did not start: $(cat "$log")"
+  e2e_wait_port "$HTTP_PORT" 5 "$addr" || e2e_die "http server not accepting on $addr port $HTTP_PORT"
+}
+
+# Starts a TCP echo server on 127.0.0.1 (threaded, bounded to 60 s of life).
+# Sets ECHO_PORT and ECHO_PID.
+e2e_tcp_echo_server() {
+  local portfile=$E2E_TMP/echo.port
+  /usr/bin/python3 -u - "$portfile" >"$E2E_TMP/echo.log" 2>&1 <<'PY' &
+import socket, sys, threading, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+def serve(c):
+    with c:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return
+            c.sendall(d)
+s.settimeout(1)
+end = time.time() + 60
+while time.time() < end:
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        continue
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+  ECHO_PID=$!
+  e2e_on_exit "e2e_kill_pid $ECHO_PID"
+  e2e_wait_file "$portfile" 5 || e2e_die "echo server did not start"
+  ECHO_PORT=$(cat "$portfile")
+}
+
+# Remembers the current `ip netns list` names.
+e2e_netns_snapshot() {
+  ip netns list 2>/dev/null | awk '{print $1}' | sort >"$E2E_TMP/netns.before"
+}
+
+# Checks that ferry PID left nothing behind: no pins, no netns entry that
+# looks like ferry's. (Other work on the machine may add namespaces of its
+# own meanwhile; only names mentioning ferry or the PID count.)
+e2e_check_clean() {
+  local pid=$1 ok=0
+  if [[ -e /sys/fs/bpf/ferry/run-$pid ]]; then
+    e2e_fail "pins left at /sys/fs/bpf/ferry/run-$pid"
+    ok=1
+  fi
+  if [[ -f $E2E_TMP/netns.before ]]; then
+    local new
+    new=$(ip netns list 2>/dev/null | awk '{print $1}' | sort | comm -13 "$E2E_TMP/netns.before" - |
+      grep -E "ferry|$pid" || true)
+    if [[ -n $new ]]; then
+      e2e_fail "new network namespaces left: $new"
+      ok=1
+    fi
+  fi
+  if kill -0 "$pid" 2>/dev/null; then
+    e2e_fail "ferry $pid still running"
+    ok=1
+  fi
+  return $ok
+}
+
+# Checks the last run's exit status.
+e2e_expect_rc() {
+  local want=$1 what=$2
+  if [[ $RC == "$want" ]]; then
+    e2e_log "ok: $what (exit $RC)"
+  else
+    e2e_fail "$what: exit $RC, wanted $want"
+    e2e_show_output
+  fi
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# run_bad_flags: a bad command line gets one line on stderr, a non-zero exit,
+# and creates nothing (no namespace, no pins).
+source "$(dirname "$0")/lib.sh"
+e2e_init
+e2e_netns_snapshot
+
+check_usage_error() {
+  local what=$1
+  shift
+  e2e_ferry 10 "$@"
+  if [[ $RC == 0 ]]; then
+    e2e_fail "$what: exit 0"
+  else
+    e2e_log "ok: $what: exit $RC"
+  fi
+  local lines
+  lines=$(wc -l <"$ERR")
+  e2e_expect "$what: one line on stderr (got $lines)" test "$lines" -eq 1
+  e2e_expect "$what: nothing on stdout" test ! -s "$OUT"
+  sed 's/^/    /' "$ERR"
+  e2e_check_clean "$FERRY_PID"
+}
+
+check_usage_error "unknown flag" run --bogus
+check_usage_error "unknown flag before CMD" run --bogus -- true
+check_usage_error "MTU not a number" run --mtu notanumber -- true
+check_usage_error "bad address" run -a 300.1.2.3/24 -- true
+check_usage_error "missing option value" run --netns
