@@ -138,7 +138,11 @@ uint32_t our_mss(unsigned mtu, bool v6) {
   long m = static_cast<long>(mtu) - static_cast<long>(v6 ? kIpv6HeaderLen : kIpv4HeaderLen) -
            static_cast<long>(kTcpHeaderLen);
   if (m < static_cast<long>(kMinMss)) m = kMinMss;
-  if (m > 65535 - 60) m = 65535 - 60;
+  // The IP length fields bound a segment: 16 bits of total length (IPv4,
+  // headers included) or of payload length (IPv6, its header excluded).
+  long cap = v6 ? 65535 - static_cast<long>(kTcpHeaderLen)
+                : 65535 - static_cast<long>(kIpv4HeaderLen + kTcpHeaderLen);
+  if (m > cap) m = cap;
   return static_cast<uint32_t>(m);
 }
 

@@ -1,0 +1,541 @@
+// TcpTranslator state-machine tests, unprivileged: a fake GuestLink captures
+// the frames meant for the guest, the test plays the guest by building
+// segments with the codec, and the host side is real loopback sockets.
+// Covered: outbound handshake (options, MSS, window scale, no SACK/TS),
+// data both ways, FIN both ways and slot release, retransmitted SYN in
+// SYN_RCVD, bad ACK in SYN_RCVD, connection refused, unknown flows, guest RST
+// resetting the host peer, out-of-order data -> duplicate ACK, retransmission
+// after RTO, table full, inbound (-t) handshake with the gateway as source,
+// IPv6.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "codec/frame.h"
+#include "common/config.h"
+#include "common/guest_link.h"
+#include "loop/event_loop.h"
+#include "tcp/tcp_translator.h"
+
+namespace ferry {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+const MacAddr kGuestMac{{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}};
+InetAddr A(const char* s) { return *InetAddr::parse(s); }
+
+class FakeLink : public GuestLink {
+ public:
+  FakeLink() : cfg_(Config::defaults()) {}
+  const Config& config() const override { return cfg_; }
+  const MacAddr& our_mac() const override { return cfg_.our_mac; }
+  const MacAddr& guest_mac() const override { return guest_mac_; }
+  bool send_to_guest(std::span<const uint8_t> frame) override {
+    sent.emplace_back(frame.begin(), frame.end());
+    return true;
+  }
+  bool send_to_guest(const iovec* iov, int iovcnt) override {
+    Bytes b;
+    for (int i = 0; i < iovcnt; i++) {
+      const uint8_t* p = static_cast<const uint8_t*>(iov[i].iov_base);
+      b.insert(b.end(), p, p + iov[i].iov_len);
+    }
+    sent.push_back(b);
+    return true;
+  }
+  Config cfg_;
+  MacAddr guest_mac_ = kGuestMac;
+  std::vector<Bytes> sent;
+};
+
+// A loopback listener on an ephemeral port.
+struct Listener {
+  int fd = -1;
+  uint16_t port = 0;
+  explicit Listener(bool v6 = false) {
+    fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_storage ss{};
+    socklen_t sl;
+    if (v6) {
+      auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
+      s->sin6_family = AF_INET6;
+      s->sin6_addr = in6addr_loopback;
+      sl = sizeof(*s);
+    } else {
+      auto* s = reinterpret_cast<sockaddr_in*>(&ss);
+      s->sin_family = AF_INET;
+      s->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      sl = sizeof(*s);
+    }
+    bind(fd, reinterpret_cast<sockaddr*>(&ss), sl);
+    listen(fd, 16);
+    sl = sizeof(ss);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &sl);
+    port = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                    : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  }
+  ~Listener() { close(fd); }
+  int accept_one() {
+    timeval tv{2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+  }
+};
+
+// A port nobody listens on (bound then closed).
+uint16_t DeadPort() {
+  Listener l;
+  uint16_t p = l.port;
+  return p;
+}
+
+class TcpTest : public ::testing::Test {
+ protected:
+  void Make(uint32_t max_conns = 1024) {
+    link.cfg_.max_conns = max_conns;
+    tcp = std::make_unique<TcpTranslator>(loop, link);
+  }
+  void TearDown() override { tcp.reset(); }
+
+  bool v6 = false;
+  InetAddr Guest() const { return v6 ? A("fd00:f::2") : A("198.18.0.2"); }
+  InetAddr Gw() const { return v6 ? A("fd00:f::1") : A("198.18.0.1"); }
+
+  // Builds a guest segment and feeds it to the translator.
+  void Send(uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
+            const std::string& data = "", uint16_t window = 65535, bool syn_opts = false,
+            InetAddr dst = {}) {
+    TcpSegment s;
+    s.ip.eth_src = kGuestMac;
+    s.ip.eth_dst = link.cfg_.our_mac;
+    s.ip.src = Guest();
+    s.ip.dst = dst.is_unspecified() ? Gw() : dst;
+    s.sport = sport;
+    s.dport = dport;
+    s.seq = seq;
+    s.ack = ack;
+    s.flags = flags;
+    s.window = window;
+    if (syn_opts) {
+      s.opts.has_mss = true;
+      s.opts.mss = 1460;
+      s.opts.has_wscale = true;
+      s.opts.wscale = 7;
+      s.opts.sack_permitted = true;
+      s.opts.has_timestamps = true;
+      s.opts.ts_val = 1;
+    }
+    s.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+    Bytes buf(kMaxFrameLen);
+    size_t n = build_tcp_frame(buf, s);
+    ASSERT_GT(n, 0u);
+    buf.resize(n);
+    ParsedFrame f = parse_frame(buf, true);
+    ASSERT_TRUE(f.ok());
+    tcp->on_guest_segment(f, buf);
+    loop.run_once(0);  // batch end: delayed ACKs
+  }
+
+  // Runs the loop until a frame to the guest matches pred (or timeout).
+  bool WaitFor(ParsedFrame* out, const std::function<bool(const ParsedFrame&)>& pred,
+               int ms = 3000, Bytes* raw = nullptr) {
+    uint64_t end = now_ns() + static_cast<uint64_t>(ms) * 1000000;
+    for (;;) {
+      while (!link.sent.empty()) {
+        Bytes b = link.sent.front();
+        link.sent.erase(link.sent.begin());
+        ParsedFrame f = parse_frame(b, true);
+        EXPECT_TRUE(f.ok()) << to_string(f.status);
+        if (f.ok() && pred(f)) {
+          *out = f;
+          if (raw) *raw = b;
+          return true;
+        }
+      }
+      if (now_ns() > end) return false;
+      loop.run_once(10);
+    }
+  }
+  static bool HasFlag(const ParsedFrame& f, uint8_t fl) { return (f.tcp.flags & fl) == fl; }
+
+  // Outbound handshake to a loopback listener; returns our ISN.
+  uint32_t Handshake(uint16_t sport, uint16_t port, uint32_t gseq) {
+    Send(sport, port, gseq, 0, tcpflag::kSyn, "", 65535, true);
+    ParsedFrame sa;
+    EXPECT_TRUE(WaitFor(&sa, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn | tcpflag::kAck); }));
+    EXPECT_EQ(sa.tcp.ack, gseq + 1);
+    Send(sport, port, gseq + 1, sa.tcp.seq + 1, tcpflag::kAck);
+    return sa.tcp.seq;
+  }
+
+  EventLoop loop;
+  FakeLink link;
+  std::unique_ptr<TcpTranslator> tcp;
+};
+
+TEST_F(TcpTest, OutboundHandshakeOptions) {
+  Make();
+  Listener l;
+  Send(40000, l.port, 1000, 0, tcpflag::kSyn, "", 65535, true);
+  EXPECT_EQ(tcp->connection_count(), 1u);
+  ParsedFrame sa;
+  ASSERT_TRUE(WaitFor(&sa, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn | tcpflag::kAck); }));
+  EXPECT_EQ(sa.src, A("198.18.0.1"));
+  EXPECT_EQ(sa.dst, A("198.18.0.2"));
+  EXPECT_EQ(sa.tcp.sport, l.port);
+  EXPECT_EQ(sa.tcp.dport, 40000);
+  EXPECT_EQ(sa.tcp.ack, 1001u);
+  EXPECT_TRUE(sa.tcp.opts.has_mss);
+  EXPECT_EQ(sa.tcp.opts.mss, 65520 - 40);
+  EXPECT_TRUE(sa.tcp.opts.has_wscale);
+  EXPECT_FALSE(sa.tcp.opts.sack_permitted);
+  EXPECT_FALSE(sa.tcp.opts.has_timestamps);
+  // A retransmitted SYN gets the SYN-ACK again, same ISN.
+  Send(40000, l.port, 1000, 0, tcpflag::kSyn, "", 65535, true);
+  ParsedFrame sa2;
+  ASSERT_TRUE(WaitFor(&sa2, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn | tcpflag::kAck); }));
+  EXPECT_EQ(sa2.tcp.seq, sa.tcp.seq);
+  // A bad ACK in SYN_RCVD: RST with seq = the bad ack; the flow survives.
+  Send(40000, l.port, 1001, sa.tcp.seq + 77, tcpflag::kAck);
+  ParsedFrame rst;
+  ASSERT_TRUE(WaitFor(&rst, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kRst); }));
+  EXPECT_EQ(rst.tcp.seq, sa.tcp.seq + 77);
+  EXPECT_EQ(tcp->connection_count(), 1u);
+  EXPECT_EQ(tcp->counters().bad_ack_rst, 1u);
+  // Good ACK establishes.
+  Send(40000, l.port, 1001, sa.tcp.seq + 1, tcpflag::kAck);
+  EXPECT_EQ(tcp->counters().conns_established, 1u);
+}
+
+TEST_F(TcpTest, DataBothWaysAndClose) {
+  Make();
+  Listener l;
+  uint32_t iss = Handshake(40001, l.port, 5000);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  // Guest -> host.
+  Send(40001, l.port, 5001, iss + 1, tcpflag::kAck | tcpflag::kPsh, "hello host");
+  char buf[64] = {};
+  ASSERT_EQ(recv(h, buf, sizeof(buf), 0), 10);
+  EXPECT_STREQ(buf, "hello host");
+  ParsedFrame ack;
+  ASSERT_TRUE(WaitFor(&ack, [](const ParsedFrame& f) { return f.tcp.ack == 5011; }));
+  EXPECT_GT(ack.tcp.window, 0);
+  // Host -> guest.
+  ASSERT_EQ(send(h, "hello guest", 11, 0), 11);
+  ParsedFrame d;
+  Bytes raw;
+  ASSERT_TRUE(WaitFor(&d, [](const ParsedFrame& f) { return f.tcp.payload_len > 0; }, 3000, &raw));
+  EXPECT_EQ(d.tcp.seq, iss + 1);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(raw.data() + d.tcp.payload_offset), d.tcp.payload_len),
+            "hello guest");
+  Send(40001, l.port, 5011, iss + 12, tcpflag::kAck);
+  // Guest FIN -> host sees EOF.
+  Send(40001, l.port, 5011, iss + 12, tcpflag::kAck | tcpflag::kFin);
+  ParsedFrame finack;
+  ASSERT_TRUE(WaitFor(&finack, [](const ParsedFrame& f) { return f.tcp.ack == 5012; }));
+  EXPECT_EQ(recv(h, buf, sizeof(buf), 0), 0);
+  // Host closes -> FIN to the guest; guest ACKs -> slot released.
+  close(h);
+  ParsedFrame fin;
+  ASSERT_TRUE(WaitFor(&fin, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kFin); }));
+  EXPECT_EQ(fin.tcp.seq, iss + 12);
+  EXPECT_EQ(tcp->connection_count(), 1u);
+  Send(40001, l.port, 5012, iss + 13, tcpflag::kAck);
+  EXPECT_EQ(tcp->connection_count(), 0u);
+  EXPECT_EQ(tcp->counters().conns_closed, 1u);
+}
+
+TEST_F(TcpTest, HostClosesFirstThenGuest) {
+  Make();
+  Listener l;
+  uint32_t iss = Handshake(40011, l.port, 100);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  ASSERT_EQ(send(h, "bye", 3, 0), 3);
+  shutdown(h, SHUT_WR);
+  ParsedFrame fin;
+  ASSERT_TRUE(WaitFor(&fin, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kFin); }));
+  EXPECT_EQ(fin.tcp.seq, iss + 4);  // after the 3 data bytes
+  Send(40011, l.port, 101, iss + 5, tcpflag::kAck);
+  // Half-closed: the guest may still send.
+  Send(40011, l.port, 101, iss + 5, tcpflag::kAck | tcpflag::kPsh, "more");
+  char buf[16];
+  ASSERT_EQ(recv(h, buf, sizeof(buf), 0), 4);
+  Send(40011, l.port, 105, iss + 5, tcpflag::kAck | tcpflag::kFin);
+  EXPECT_EQ(tcp->connection_count(), 0u);
+  EXPECT_EQ(recv(h, buf, sizeof(buf), 0), 0);
+  close(h);
+}
+
+TEST_F(TcpTest, ConnectionRefusedGetsRst) {
+  Make();
+  uint16_t p = DeadPort();
+  Send(40002, p, 7000, 0, tcpflag::kSyn, "", 65535, true);
+  ParsedFrame rst;
+  ASSERT_TRUE(WaitFor(&rst, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kRst); }));
+  EXPECT_TRUE(HasFlag(rst, tcpflag::kAck));
+  EXPECT_EQ(rst.tcp.ack, 7001u);
+  EXPECT_EQ(tcp->connection_count(), 0u);
+  EXPECT_EQ(tcp->counters().connect_failed, 1u);
+}
+
+TEST_F(TcpTest, UnknownFlowRst) {
+  Make();
+  Send(40003, 80, 10, 12345, tcpflag::kAck, "x");
+  ParsedFrame rst;
+  ASSERT_TRUE(WaitFor(&rst, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kRst); }));
+  EXPECT_EQ(rst.tcp.seq, 12345u);
+  EXPECT_FALSE(HasFlag(rst, tcpflag::kAck));
+  // Without ACK: seq 0, ack = seq + len (FIN counts).
+  Send(40003, 80, 10, 0, tcpflag::kFin, "ab");
+  ASSERT_TRUE(WaitFor(&rst, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kRst); }));
+  EXPECT_EQ(rst.tcp.seq, 0u);
+  EXPECT_EQ(rst.tcp.ack, 13u);
+  // Never a RST for a RST.
+  Send(40003, 80, 10, 0, tcpflag::kRst);
+  EXPECT_FALSE(WaitFor(&rst, [](const ParsedFrame&) { return true; }, 100));
+  EXPECT_EQ(tcp->connection_count(), 0u);
+}
+
+TEST_F(TcpTest, GuestRstResetsHostPeer) {
+  Make();
+  Listener l;
+  uint32_t iss = Handshake(40004, l.port, 300);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  // Out-of-window RST is ignored; in-window inexact gets a challenge ACK.
+  Send(40004, l.port, 301 + 10, iss + 1, tcpflag::kRst);
+  EXPECT_EQ(tcp->connection_count(), 1u);
+  EXPECT_EQ(tcp->counters().challenge_acks, 1u);
+  Send(40004, l.port, 301, iss + 1, tcpflag::kRst);
+  EXPECT_EQ(tcp->connection_count(), 0u);
+  char c;
+  EXPECT_EQ(recv(h, &c, 1, 0), -1);
+  EXPECT_EQ(errno, ECONNRESET);
+  close(h);
+}
+
+TEST_F(TcpTest, HostResetGivesGuestRst) {
+  Make();
+  Listener l;
+  Handshake(40005, l.port, 300);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  linger lg{1, 0};
+  setsockopt(h, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  close(h);
+  ParsedFrame rst;
+  ASSERT_TRUE(WaitFor(&rst, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kRst); }));
+  EXPECT_EQ(tcp->counters().rst_to_guest, 1u);
+  EXPECT_EQ(tcp->connection_count(), 0u);
+}
+
+TEST_F(TcpTest, OutOfOrderGetsDupAck) {
+  Make();
+  Listener l;
+  uint32_t iss = Handshake(40006, l.port, 900);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  link.sent.clear();
+  Send(40006, l.port, 911, iss + 1, tcpflag::kAck, "later");
+  ParsedFrame dup;
+  ASSERT_TRUE(WaitFor(&dup, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kAck); }));
+  EXPECT_EQ(dup.tcp.ack, 901u);
+  EXPECT_EQ(tcp->counters().ooo_segments, 1u);
+  // Old duplicate data: re-ACK, nothing written twice.
+  Send(40006, l.port, 901, iss + 1, tcpflag::kAck, "0123456789");
+  Send(40006, l.port, 901, iss + 1, tcpflag::kAck, "0123456789");
+  char buf[32];
+  ASSERT_EQ(recv(h, buf, sizeof(buf), MSG_DONTWAIT), 10);
+  EXPECT_EQ(recv(h, buf, sizeof(buf), MSG_DONTWAIT), -1);
+  close(h);
+}
+
+TEST_F(TcpTest, RetransmitsAfterRto) {
+  Make();
+  Listener l;
+  uint32_t iss = Handshake(40007, l.port, 1);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  ASSERT_EQ(send(h, "abc", 3, 0), 3);
+  ParsedFrame d1, d2;
+  ASSERT_TRUE(WaitFor(&d1, [](const ParsedFrame& f) { return f.tcp.payload_len == 3; }));
+  uint64_t t0 = now_ns();
+  ASSERT_TRUE(WaitFor(&d2, [](const ParsedFrame& f) { return f.tcp.payload_len == 3; }, 3000));
+  EXPECT_GE(now_ns() - t0, 150'000'000u);  // not before the 200 ms minimum RTO
+  EXPECT_EQ(d2.tcp.seq, iss + 1);
+  EXPECT_GE(tcp->counters().retransmits, 1u);
+  // Three duplicate ACKs with more data outstanding: fast retransmit.
+  Send(40007, l.port, 2, iss + 4, tcpflag::kAck);
+  ASSERT_EQ(send(h, "defghi", 6, 0), 6);
+  ParsedFrame d3;
+  ASSERT_TRUE(WaitFor(&d3, [](const ParsedFrame& f) { return f.tcp.payload_len == 6; }));
+  for (int i = 0; i < 3; i++) Send(40007, l.port, 2, iss + 4, tcpflag::kAck);
+  ParsedFrame d4;
+  ASSERT_TRUE(WaitFor(&d4, [](const ParsedFrame& f) { return f.tcp.payload_len == 6; }, 150));
+  EXPECT_EQ(d4.tcp.seq, iss + 4);
+  EXPECT_EQ(tcp->counters().fast_retransmits, 1u);
+  close(h);
+}
+
+TEST_F(TcpTest, TableFullRst) {
+  Make(1);
+  Listener l;
+  Handshake(40008, l.port, 1);
+  Send(40009, l.port, 50, 0, tcpflag::kSyn, "", 65535, true);
+  ParsedFrame rst;
+  ASSERT_TRUE(WaitFor(&rst, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kRst) && f.tcp.dport == 40009; }));
+  EXPECT_EQ(rst.tcp.ack, 51u);
+  EXPECT_EQ(tcp->counters().limit_rejected, 1u);
+  EXPECT_EQ(tcp->connection_count(), 1u);
+}
+
+TEST_F(TcpTest, Ipv6Outbound) {
+  v6 = true;
+  Make();
+  Listener l(true);
+  uint32_t iss = Handshake(40010, l.port, 77);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  Send(40010, l.port, 78, iss + 1, tcpflag::kAck, "six");
+  char buf[8];
+  ASSERT_EQ(recv(h, buf, sizeof(buf), 0), 3);
+  ASSERT_EQ(send(h, "v6!", 3, 0), 3);
+  ParsedFrame d;
+  ASSERT_TRUE(WaitFor(&d, [](const ParsedFrame& f) { return f.tcp.payload_len == 3; }));
+  EXPECT_EQ(d.src, A("fd00:f::1"));
+  close(h);
+}
+
+TEST_F(TcpTest, InboundForward) {
+  link.cfg_.tcp_forwards.push_back(PortForward{});
+  Listener probe;  // find a free port, then release it for the forward
+  uint16_t hp = probe.port;
+  close(probe.fd);
+  probe.fd = -1;
+  PortForward& fw = link.cfg_.tcp_forwards.back();
+  fw.bind_any = false;
+  fw.bind_addr = A("127.0.0.1");
+  fw.host_first = fw.host_last = hp;
+  fw.guest_first = 8080;
+  Make();
+  std::string err;
+  ASSERT_TRUE(tcp->start(&err)) << err;
+  int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(hp);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  ASSERT_EQ(send(c, "early", 5, 0), 5);
+  ParsedFrame syn;
+  ASSERT_TRUE(WaitFor(&syn, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn); }));
+  EXPECT_FALSE(HasFlag(syn, tcpflag::kAck));
+  EXPECT_EQ(syn.src, A("198.18.0.1"));  // loopback client shown as the gateway
+  EXPECT_EQ(syn.dst, A("198.18.0.2"));
+  EXPECT_EQ(syn.tcp.dport, 8080);
+  EXPECT_TRUE(syn.tcp.opts.has_mss);
+  EXPECT_TRUE(syn.tcp.opts.has_wscale);
+  uint16_t cport = syn.tcp.sport;
+  // The guest answers SYN-ACK from 8080.
+  TcpSegment s;
+  auto reply = [&](uint32_t seq, uint32_t ack, uint8_t flags, const std::string& data,
+                   bool opts) {
+    s = TcpSegment{};
+    s.ip.eth_src = kGuestMac;
+    s.ip.eth_dst = link.cfg_.our_mac;
+    s.ip.src = A("198.18.0.2");
+    s.ip.dst = A("198.18.0.1");
+    s.sport = 8080;
+    s.dport = cport;
+    s.seq = seq;
+    s.ack = ack;
+    s.flags = flags;
+    s.window = 512;
+    if (opts) {
+      s.opts.has_mss = true;
+      s.opts.mss = 1400;
+      s.opts.has_wscale = true;
+      s.opts.wscale = 7;
+    }
+    s.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+    Bytes buf(4096);
+    buf.resize(build_tcp_frame(buf, s));
+    tcp->on_guest_segment(parse_frame(buf, true), buf);
+    loop.run_once(0);
+  };
+  // A bad ACK first: RST, connection kept.
+  reply(555, syn.tcp.seq + 9, tcpflag::kSyn | tcpflag::kAck, "", true);
+  ParsedFrame r;
+  ASSERT_TRUE(WaitFor(&r, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kRst); }));
+  EXPECT_EQ(tcp->connection_count(), 1u);
+  reply(555, syn.tcp.seq + 1, tcpflag::kSyn | tcpflag::kAck, "", true);
+  ParsedFrame d;
+  Bytes raw;
+  ASSERT_TRUE(WaitFor(&d, [](const ParsedFrame& f) { return f.tcp.payload_len == 5; }, 3000, &raw));
+  EXPECT_EQ(d.tcp.seq, syn.tcp.seq + 1);
+  EXPECT_EQ(d.tcp.ack, 556u);
+  reply(556, syn.tcp.seq + 6, tcpflag::kAck | tcpflag::kPsh, "pong", false);
+  char buf[8];
+  ASSERT_EQ(recv(c, buf, sizeof(buf), 0), 4);
+  EXPECT_EQ(std::string(buf, 4), "pong");
+  close(c);
+  ParsedFrame fin;
+  ASSERT_TRUE(WaitFor(&fin, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kFin); }));
+  EXPECT_EQ(fin.tcp.seq, syn.tcp.seq + 6);
+}
+
+TEST_F(TcpTest, InboundRefusedByGuest) {
+  Listener probe;
+  uint16_t hp = probe.port;
+  close(probe.fd);
+  probe.fd = -1;
+  PortForward fw;
+  fw.bind_any = false;
+  fw.bind_addr = A("127.0.0.1");
+  fw.host_first = fw.host_last = hp;
+  fw.guest_first = 9;
+  link.cfg_.tcp_forwards.push_back(fw);
+  Make();
+  std::string err;
+  ASSERT_TRUE(tcp->start(&err)) << err;
+  int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(hp);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  ParsedFrame syn;
+  ASSERT_TRUE(WaitFor(&syn, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn); }));
+  // The guest has no listener: RST|ACK.
+  TcpSegment s;
+  s.ip.eth_src = kGuestMac;
+  s.ip.eth_dst = link.cfg_.our_mac;
+  s.ip.src = A("198.18.0.2");
+  s.ip.dst = A("198.18.0.1");
+  s.sport = 9;
+  s.dport = syn.tcp.sport;
+  s.seq = 0;
+  s.ack = syn.tcp.seq + 1;
+  s.flags = tcpflag::kRst | tcpflag::kAck;
+  Bytes buf(256);
+  buf.resize(build_tcp_frame(buf, s));
+  tcp->on_guest_segment(parse_frame(buf, true), buf);
+  EXPECT_EQ(tcp->connection_count(), 0u);
+  char ch;
+  EXPECT_EQ(recv(c, &ch, 1, 0), -1);
+  EXPECT_EQ(errno, ECONNRESET);
+  close(c);
+}
+
+}  // namespace
+}  // namespace ferry
