@@ -572,5 +572,35 @@ TEST(NetlinkPriv, ConfigureGuestLink) {
   close(tap);
 }
 
+TEST(NetlinkPriv, GuestLinkIpv4OnlyDisablesIpv6) {
+  if (!privileged()) GTEST_SKIP() << "needs root";
+  auto ns = create_netns();
+  ASSERT_TRUE(ns);
+  int tap = -1;
+  {
+    NetnsGuard g;
+    ASSERT_TRUE(g.enter(ns->get()));
+    tap = open_tap("eth0");
+    ASSERT_GE(tap, 0);
+  }
+  GuestLinkSetup s;
+  s.addr4 = prefix("198.18.0.2", 24);
+  s.gateway4 = ip("198.18.0.1");
+  Status st = configure_guest_link(ns->get(), s);
+  ASSERT_TRUE(st) << st.message();
+  NetnsGuard g;
+  ASSERT_TRUE(g.enter(ns->get()));
+  auto dis = read_sysctl("net/ipv6/conf/eth0/disable_ipv6");
+  ASSERT_TRUE(dis);
+  EXPECT_EQ(*dis, "1");
+  auto nl = Netlink::open();
+  ASSERT_TRUE(nl);
+  auto addrs = nl->addresses(*nl->link_index("eth0"));
+  ASSERT_TRUE(addrs);
+  ASSERT_EQ(addrs->size(), 1u) << "only 198.18.0.2, no IPv6 link-local";
+  EXPECT_EQ((*addrs)[0].prefix.addr, ip("198.18.0.2"));
+  close(tap);
+}
+
 }  // namespace
 }  // namespace ferry

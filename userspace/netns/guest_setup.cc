@@ -17,6 +17,12 @@ Status configure_guest_link(int ns_fd, const GuestLinkSetup& setup) {
 
   if (setup.addr6) {
     if (Status st = quiet_ipv6(setup.ifname); !st) return st;
+  } else {
+    // IPv4 only: no IPv6 at all on the link, so no link-local address, no
+    // solicitations, nothing for ferry to answer. A kernel without IPv6
+    // has no such file, which is just as good.
+    Status st = write_sysctl("net/ipv6/conf/" + setup.ifname + "/disable_ipv6", "1");
+    if (!st && st.err() != ENOENT) return st;
   }
   if (setup.mtu != 0) {
     if (Status st = nl->set_mtu(*ifindex, setup.mtu); !st) return st;

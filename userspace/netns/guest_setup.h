@@ -13,8 +13,9 @@
 //   5. default routes via the gateways (need the link up and the prefix
 //      route of the address, so the gateway is on-link).
 // It returns to the caller's namespace in every case. A family whose
-// address is unset is skipped entirely (its sysctls too, so a kernel without
-// IPv6 works with an IPv4-only setup).
+// address is unset is skipped; without addr6, IPv6 is disabled on the link
+// (disable_ipv6=1: no link-local address, no guest IPv6 traffic at all),
+// and a kernel without IPv6 is fine.
 #pragma once
 
 #include <optional>
