@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2016,SC2034
 # lib.sh: shared helpers of ferry's end-to-end scenarios (tests/e2e/*.sh).
 #
 # A scenario sources this file, calls e2e_init, and uses:
@@ -74,7 +75,8 @@ _e2e_is_our_child() {
   local pid=$1 stat
   stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
   stat=${stat##*) }  # fields after "pid (comm) "
-  local -a f=($stat)
+  local -a f
+  read -r -a f <<<"$stat"
   [[ ${f[1]} == "$$" ]]
 }
 
