@@ -1,0 +1,276 @@
+// `ferry run [OPTIONS] [--] [CMD [ARGS]]`: pasta's one-liner, ferry's way.
+//
+// Theory of operation, in the order things happen:
+//   1. a fresh anonymous network namespace (or --netns PATH|NAME);
+//   2. a tap inside it, its fd held here (the tap dies with the fd);
+//   3. the guest side configured over netlink: lo up, MTU, addresses
+//      (IPv6 without DAD, so it is usable at once), default routes;
+//   4. the BPF classifier attached to the tap's TC egress (the guest's
+//      frames), maps pinned under /sys/fs/bpf/ferry/run-<pid>/; if BPF cannot
+//      be loaded ferry warns and goes on without the fast path;
+//   5. the translator starts (listening sockets for -t/-u);
+//   6. CMD is forked into the namespace (with the host's filesystem and user:
+//      only the network is its own), FERRY_INSTANCE=run-<pid> in its
+//      environment;
+//   7. the event loop translates until CMD ends; then everything above is
+//      undone in reverse order by destructors, and ferry exits with CMD's
+//      status (128+N when CMD was killed by signal N).
+// Signals: SIGTERM and SIGHUP are forwarded to CMD; SIGINT and SIGQUIT are
+// forwarded only when another process sent them (a terminal's Ctrl-C already
+// reaches CMD, which shares our process group). A second SIGTERM/SIGINT kills
+// CMD. If ferry itself dies, CMD gets SIGHUP (PR_SET_PDEATHSIG), and the next
+// ferry removes the stale pins.
+// Exit status: CMD's, or 1 when ferry fails before CMD runs, 2 on bad usage.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "loop/event_loop.h"
+#include "netns/guest_setup.h"
+#include "netns/netns.h"
+#include "options.h"
+#include "port/tap.h"
+#include "translator/translator.h"
+
+namespace ferry::cli {
+
+namespace {
+
+constexpr const char* kRunUsage =
+    "usage: ferry run [OPTIONS] [--] [CMD [ARGS]]\n"
+    "\n"
+    "Runs CMD (default: $SHELL, else /bin/sh) in a fresh network namespace whose only\n"
+    "interface is a tap that ferry translates: the guest's TCP connections, UDP flows\n"
+    "and pings become ordinary sockets of this host. The gateway address reaches the\n"
+    "host's loopback. Exits with CMD's exit status (128+N if CMD died of signal N),\n"
+    "1 if ferry failed before CMD ran, 2 on a usage error.\n"
+    "\n"
+    "options:\n"
+    "      --netns PATH|NAME      use this existing namespace instead of a new one\n"
+    "  -q, --quiet                no messages but errors\n"
+    "  -h, --help                 this text\n";
+
+// Signals we handle through a signalfd instead of by default action.
+sigset_t handled_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&set, s);
+  return set;
+}
+
+// Watches the signalfd: forwards signals to CMD, notices its exit.
+class ChildSupervisor final : public IoHandler {
+ public:
+  ChildSupervisor(EventLoop& loop, int sigfd, pid_t child) : loop_(loop), sigfd_(sigfd), child_(child) {}
+
+  // Drains the signalfd.
+  void on_io(uint64_t, uint32_t) override {
+    signalfd_siginfo si{};
+    while (read(sigfd_, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
+      const int sig = static_cast<int>(si.ssi_signo);
+      if (sig == SIGCHLD) {
+        reap();
+        continue;
+      }
+      const bool from_process = si.ssi_code == SI_USER || si.ssi_code == SI_QUEUE;
+      if ((sig == SIGINT || sig == SIGQUIT) && !from_process) continue;  // the tty told CMD too
+      if (sig == SIGTERM || sig == SIGINT) {
+        if (++terminations_ > 1) {
+          kill(child_, SIGKILL);
+          continue;
+        }
+      }
+      kill(child_, sig);
+    }
+  }
+
+  // Collects CMD's status if it ended; stops the loop then.
+  void reap() {
+    int status = 0;
+    const pid_t r = waitpid(child_, &status, WNOHANG);
+    if (r != child_) return;
+    if (WIFEXITED(status)) exit_code_ = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status)) exit_code_ = 128 + WTERMSIG(status);
+    else exit_code_ = 1;
+    loop_.stop();
+  }
+
+  std::optional<int> exit_code() const { return exit_code_; }
+
+ private:
+  EventLoop& loop_;
+  int sigfd_;
+  pid_t child_;
+  int terminations_ = 0;
+  std::optional<int> exit_code_;
+};
+
+// Child side of the fork: enter the guest namespace and exec CMD.
+[[noreturn]] void exec_guest(int netns_fd, const std::vector<char*>& cmd, const std::string& instance,
+                             const sigset_t& old_mask) {
+  prctl(PR_SET_PDEATHSIG, SIGHUP);
+  if (setns(netns_fd, CLONE_NEWNET) != 0) {
+    std::fprintf(stderr, "ferry: cannot enter the guest namespace: %s\n", std::strerror(errno));
+    _exit(127);
+  }
+  setenv("FERRY_INSTANCE", instance.c_str(), 1);
+  signal(SIGPIPE, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+  std::vector<char*> argv = cmd;
+  std::string shell;
+  if (argv.empty()) {
+    const char* sh = std::getenv("SHELL");
+    shell = (sh != nullptr && *sh != '\0') ? sh : "/bin/sh";
+    argv.push_back(shell.data());
+  }
+  argv.push_back(nullptr);
+  execvp(argv[0], argv.data());
+  std::fprintf(stderr, "ferry: cannot run '%s': %s\n", argv[0], std::strerror(errno));
+  _exit(errno == ENOENT ? 127 : 126);
+}
+
+}  // namespace
+
+int cmd_run(int argc, char** argv) {
+  Config config = Config::defaults();
+  std::string netns_spec;
+  bool quiet = false;
+  std::vector<char*> cmd;
+
+  for (int i = 1; i < argc; i++) {
+    const std::string_view arg = argv[i];
+    std::string error;
+    if (arg == "--") {
+      cmd.assign(argv + i + 1, argv + argc);
+      break;
+    }
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kRunUsage, stdout);
+      std::fputs(translator_options_help(), stdout);
+      return 0;
+    }
+    if (arg == "-q" || arg == "--quiet") {
+      quiet = true;
+      continue;
+    }
+    if (arg == "--netns") {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "ferry run: option --netns needs a value\n");
+        return 2;
+      }
+      netns_spec = argv[++i];
+      continue;
+    }
+    if (parse_translator_option(argc, argv, &i, &config, &error)) {
+      if (!error.empty()) {
+        std::fprintf(stderr, "ferry run: %s\n", error.c_str());
+        return 2;
+      }
+      continue;
+    }
+    if (arg.size() > 1 && arg[0] == '-') {
+      std::fprintf(stderr, "ferry run: unknown option '%s' (try 'ferry run --help')\n", argv[i]);
+      return 2;
+    }
+    cmd.assign(argv + i, argv + argc);  // first non-option: CMD starts here
+    break;
+  }
+  if (std::string error; !validate_config(config, &error)) {
+    std::fprintf(stderr, "ferry run: %s\n", error.c_str());
+    return 2;
+  }
+  if (geteuid() != 0) {
+    std::fprintf(stderr, "ferry run: needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to make a namespace and a tap\n");
+    return 1;
+  }
+
+  const std::string instance = "run-" + std::to_string(getpid());
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t handled = handled_signals(), old_mask;
+  sigprocmask(SIG_BLOCK, &handled, &old_mask);
+
+  // 1. the namespace
+  Result<NetnsFd> ns = netns_spec.empty() ? create_netns() : open_netns(netns_spec);
+  if (!ns) {
+    std::fprintf(stderr, "ferry run: %s\n", ns.status().message().c_str());
+    return 1;
+  }
+  // 2. the tap
+  TapOptions tap_options;
+  tap_options.ifname = config.ifname;
+  tap_options.mtu = config.mtu;
+  Result<std::unique_ptr<TapPort>> tap = TapPort::create(ns->get(), tap_options);
+  if (!tap) {
+    std::fprintf(stderr, "ferry run: %s\n", tap.status().message().c_str());
+    return 1;
+  }
+  // 3. the guest's addresses and routes
+  GuestLinkSetup setup;
+  setup.ifname = config.ifname;
+  if (config.ipv4) {
+    setup.addr4 = config.guest4;
+    setup.gateway4 = config.gateway4;
+  }
+  if (config.ipv6) {
+    setup.addr6 = config.guest6;
+    setup.gateway6 = config.gateway6;
+  }
+  if (Status st = configure_guest_link(ns->get(), setup); !st) {
+    std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
+    return 1;
+  }
+  // 4. the classifier (BPF): attached in the next step of the build-up.
+  // 5. the translator
+  EventLoop loop;
+  Translator translator(loop, **tap, config);
+  translator.set_guest_mac((*tap)->guest_mac());
+  if (std::string error; !translator.start(&error)) {
+    std::fprintf(stderr, "ferry run: %s\n", error.c_str());
+    return 1;
+  }
+  // 6. CMD
+  const int sigfd = signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (sigfd < 0) {
+    std::fprintf(stderr, "ferry run: signalfd: %s\n", std::strerror(errno));
+    return 1;
+  }
+  std::fflush(nullptr);
+  const pid_t child = fork();
+  if (child < 0) {
+    std::fprintf(stderr, "ferry run: fork: %s\n", std::strerror(errno));
+    close(sigfd);
+    return 1;
+  }
+  if (child == 0) exec_guest(ns->get(), cmd, instance, old_mask);
+
+  ChildSupervisor supervisor(loop, sigfd, child);
+  loop.add(sigfd, EPOLLIN, loop.register_handler(&supervisor), 0);
+  supervisor.reap();  // CMD may have ended already
+  // 7. translate until CMD ends
+  if (!supervisor.exit_code()) loop.run();
+  loop.remove(sigfd);
+  close(sigfd);
+  if (!supervisor.exit_code()) {  // the loop failed: do not leave CMD behind
+    kill(child, SIGKILL);
+    int status = 0;
+    waitpid(child, &status, 0);
+    return 1;
+  }
+  return *supervisor.exit_code();
+}
+
+}  // namespace ferry::cli
