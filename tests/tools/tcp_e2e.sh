@@ -1,0 +1,74 @@
+# tcp_e2e.sh: helpers for ferry's TCP end-to-end scenarios (tests/e2e/tcp_*.sh),
+# sourced after tests/e2e/lib.sh and e2e_init.
+#   xfer_server NAME ARGS...   tcp_xfer.py listen ARGS in the background on the
+#                              host (loopback only); sets NAME_PORT, NAME_PID
+#   xfer_wait PID              exit status of a server started above
+#   rss_watch_start / rss_watch_stop   sample ferry's VmRSS (kB) every 0.2 s;
+#                              rss_watch_stop sets RSS_MAX_KB
+#   free_port                  a TCP port free on both 127.0.0.1 and ::1
+#   build_loss_prog PPM OUT    compiles tests/tools/tcp_loss.bpf.c
+TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+XFER="/usr/bin/python3 $TOOLS/tcp_xfer.py"
+
+xfer_server() {
+  local name=$1
+  shift
+  local pf=$E2E_TMP/$name.port
+  rm -f "$pf"
+  /usr/bin/python3 "$TOOLS/tcp_xfer.py" listen --portfile "$pf" "$@" >"$E2E_TMP/$name.log" 2>&1 &
+  local pid=$!
+  e2e_on_exit "e2e_kill_pid $pid"
+  e2e_wait_file "$pf" 10 || e2e_die "xfer server $name did not start: $(cat "$E2E_TMP/$name.log")"
+  printf -v "${name}_PORT" '%s' "$(cat "$pf")"
+  printf -v "${name}_PID" '%s' "$pid"
+}
+
+xfer_wait() {
+  local pid=$1 rc=0 i
+  # bounded: servers have their own --timeout, this is the backstop
+  for ((i = 0; i < 600; i++)); do
+    _e2e_is_our_child "$pid" || break
+    [[ $(awk '{print $3}' /proc/$pid/stat 2>/dev/null) == Z ]] && break
+    sleep 0.1
+  done
+  wait "$pid" || rc=$?
+  return $rc
+}
+
+rss_watch_start() {
+  local pid=$1
+  RSS_FILE=$E2E_TMP/rss.$RANDOM
+  (
+    end=$((SECONDS + 600))
+    while ((SECONDS < end)) && [[ -r /proc/$pid/status ]]; do
+      awk '/^VmRSS/ {print $2}' /proc/$pid/status 2>/dev/null
+      sleep 0.2
+    done
+  ) >"$RSS_FILE" &
+  RSS_WATCH_PID=$!
+  e2e_on_exit "e2e_kill_pid $RSS_WATCH_PID"
+}
+
+rss_watch_stop() {
+  e2e_kill_pid "$RSS_WATCH_PID"
+  RSS_MAX_KB=$(sort -n "$RSS_FILE" | tail -1)
+  RSS_MAX_KB=${RSS_MAX_KB:-0}
+}
+
+free_port() {
+  local p i
+  for ((i = 0; i < 100; i++)); do
+    p=$((20000 + RANDOM % 30000))
+    if ! ss -Htln "( sport = :$p )" | grep -q .; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+build_loss_prog() {
+  local ppm=$1 out=$2
+  clang-19 -O2 -g -target bpf -I"/usr/include/$(gcc -dumpmachine)" -DLOSS_PPM="$ppm" \
+    -c "$TOOLS/tcp_loss.bpf.c" -o "$out"
+}
