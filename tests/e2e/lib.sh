@@ -10,6 +10,9 @@
 #                              free port: sets HTTP_PORT, HTTP_PID (killed at
 #                              exit, by PID)
 #   e2e_tcp_echo_server        an echo server on 127.0.0.1: ECHO_PORT, ECHO_PID
+#   e2e_udp_echo_server [ADDR] a UDP echo server on ADDR (127.0.0.1 or ::1):
+#                              UDP_PORT, UDP_PID
+#   e2e_free_port              a TCP port free on 127.0.0.1 right now
 #   e2e_wait_port PORT SECS [ADDR]  until ADDR (127.0.0.1):PORT accepts
 #   e2e_wait_file PATH SECS    until PATH exists and is not empty
 #   e2e_on_exit CMD...         run CMD at exit (last registered runs first)
@@ -232,6 +235,38 @@ PY
   e2e_on_exit "e2e_kill_pid $ECHO_PID"
   e2e_wait_file "$portfile" 5 || e2e_die "echo server did not start"
   ECHO_PORT=$(cat "$portfile")
+}
+
+# Starts a UDP echo server on ADDR (loopback only), bounded to 60 s of life.
+# Sets UDP_PORT and UDP_PID.
+e2e_udp_echo_server() {
+  local addr=${1:-127.0.0.1}
+  local portfile=$E2E_TMP/udp.$RANDOM.port
+  case $addr in 127.0.0.1 | ::1) ;; *) e2e_die "e2e_udp_echo_server: loopback only, not $addr" ;; esac
+  /usr/bin/python3 -u - "$portfile" "$addr" >"$E2E_TMP/udp.log" 2>&1 <<'PY' &
+import socket, sys, time
+addr = sys.argv[2]
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((addr, 0))
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+s.settimeout(1)
+end = time.time() + 60
+while time.time() < end:
+    try:
+        d, peer = s.recvfrom(65536)
+    except socket.timeout:
+        continue
+    s.sendto(d, peer)
+PY
+  UDP_PID=$!
+  e2e_on_exit "e2e_kill_pid $UDP_PID"
+  e2e_wait_file "$portfile" 5 || e2e_die "UDP echo server did not start"
+  UDP_PORT=$(cat "$portfile")
+}
+
+# A TCP port that is free on 127.0.0.1 at this moment (the kernel's choice).
+e2e_free_port() {
+  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # Remembers the current `ip netns list` names.
