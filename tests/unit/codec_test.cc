@@ -4,6 +4,7 @@
 // lengths, IPv6 extension chains running off the end, UDP length lies, bad
 // checksums, fragments, a VLAN tag. Prefixes are copied into exactly-sized
 // heap buffers so that an over-read shows up under -DFERRY_SANITIZE=ON.
+// test-libs: ferry_codec
 #include <gtest/gtest.h>
 
 #include <cstring>

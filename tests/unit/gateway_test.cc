@@ -3,6 +3,7 @@
 // and RFC 4861 validity checks, echo to the gateway (both families), echo
 // forwarded through a host socket to loopback (needs ping sockets or root;
 // skipped otherwise), and malformed input.
+// test-libs: ferry_gateway ferry_loop ferry_common ferry_codec
 #include <gtest/gtest.h>
 
 #include <cstring>

@@ -1,0 +1,594 @@
+// UdpTranslator: see udp_translator.h for the model.
+//
+// Theory of operation. A flow slot is one of:
+//
+//   free --guest datagram, no flow--> outbound (own socket, connected)
+//   free --host datagram on a forward socket, no flow--> inbound (shares
+//         the forward socket, sends with sendto to the recorded client)
+//   outbound/inbound --traffic either way--> same, moved to the LRU tail
+//   outbound/inbound --idle for idle_timeout_ns, or LRU when full--> free
+//
+// Index: a hash of the guest-visible 4-tuple (keyed with a random seed, so a
+// guest cannot aim collisions) into buckets_, chained through Flow::hnext.
+// Timers: the LRU list is also the expiry order (activity moves a flow to the
+// tail), so the earliest deadline is always the head's: O(1) per datagram and
+// per expiry, no scan.
+//
+// Host -> guest: recvmmsg reads up to kBatch datagrams per call straight into
+// frame buffers at the payload offset of a UDP frame, so build_udp_frame adds
+// headers in place and nothing is copied. Guest -> host: one send per guest
+// datagram (guest frames arrive one at a time from the port).
+//
+// Errors: a connected UDP socket reports ICMP errors for its peer as
+// ECONNREFUSED / EHOSTUNREACH / ENETUNREACH on the next send or receive (and
+// EPOLLERR); each becomes an ICMP/ICMPv6 destination unreachable to the guest
+// quoting a reconstruction of the guest's last datagram header (the guest's
+// stack matches the error to its socket by addresses and ports).
+//
+// Invariants: nflows_ == number of used slots == length of the LRU list;
+// every used slot is in exactly one hash chain; an outbound flow's fd is
+// registered with the loop under its slot id; forward sockets under
+// kForwardIdBase + index and are never closed before the destructor.
+#include "udp/udp_translator.h"
+
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "codec/checksum.h"
+
+namespace ferry {
+
+namespace {
+
+constexpr uint64_t kForwardIdBase = uint64_t{1} << 40;
+constexpr int kMaxRecvRounds = 4;  // recvmmsg calls per readiness event
+
+// sockaddr for addr:port; dual_stack forces sockaddr_in6 (v4 stays mapped).
+socklen_t make_sockaddr(const InetAddr& a, uint16_t port, bool force_v6, sockaddr_storage& ss) {
+  std::memset(&ss, 0, sizeof(ss));
+  if (a.is_v4() && !force_v6) {
+    auto* s = reinterpret_cast<sockaddr_in*>(&ss);
+    s->sin_family = AF_INET;
+    s->sin_port = htons(port);
+    s->sin_addr = a.v4();
+    return sizeof(sockaddr_in);
+  }
+  auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
+  s->sin6_family = AF_INET6;
+  s->sin6_port = htons(port);
+  s->sin6_addr = a.v6();
+  return sizeof(sockaddr_in6);
+}
+
+// Address and port out of a received sockaddr; false for other families.
+bool read_sockaddr(const sockaddr_storage& ss, InetAddr& a, uint16_t& port) {
+  if (ss.ss_family == AF_INET) {
+    const auto* s = reinterpret_cast<const sockaddr_in*>(&ss);
+    a = InetAddr::from_v4(s->sin_addr);
+    port = ntohs(s->sin_port);
+    return true;
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto* s = reinterpret_cast<const sockaddr_in6*>(&ss);
+    a = InetAddr::from_v6(s->sin6_addr);  // a v4-mapped peer reads as IPv4
+    port = ntohs(s->sin6_port);
+    return true;
+  }
+  return false;
+}
+
+// Largest UDP payload that fits a guest frame of this family.
+size_t max_payload(bool v6, unsigned mtu) {
+  const size_t ip = v6 ? kIpv6HeaderLen : kIpv4HeaderLen;
+  size_t by_mtu = mtu > ip + kUdpHeaderLen ? mtu - ip - kUdpHeaderLen : 0;
+  size_t by_frame = kMaxFrameLen - udp_frame_header_len(v6);
+  size_t by_field = v6 ? 65535 - kUdpHeaderLen : 65535 - kIpv4HeaderLen - kUdpHeaderLen;
+  return std::min({by_mtu, by_frame, by_field});
+}
+
+// 64-bit mixer (splitmix64 finaliser).
+inline uint64_t mix(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return x;
+}
+
+}  // namespace
+
+// Allocates the flow table, hash buckets and receive buffers once.
+UdpTranslator::UdpTranslator(EventLoop& loop, GuestLink& link, size_t max_flows)
+    : loop_(loop), link_(link) {
+  if (max_flows == 0) max_flows = 1;
+  if (max_flows > (size_t{1} << 24)) max_flows = size_t{1} << 24;
+  flows_.resize(max_flows);
+  free_list_.reserve(max_flows);
+  for (size_t i = max_flows; i-- > 0;) free_list_.push_back(static_cast<uint32_t>(i));
+  size_t nb = 1;
+  while (nb < max_flows) nb <<= 1;
+  buckets_.assign(nb, kNone);
+  bucket_mask_ = static_cast<uint32_t>(nb - 1);
+  if (getrandom(hash_seed_, sizeof(hash_seed_), 0) != static_cast<ssize_t>(sizeof(hash_seed_))) {
+    hash_seed_[0] = now_ns();
+    hash_seed_[1] = mix(hash_seed_[0] ^ reinterpret_cast<uintptr_t>(this));
+  }
+  bufs_ = std::make_unique<uint8_t[]>(kBatch * kMaxFrameLen);
+  tag_ = loop_.register_handler(this);
+  loop_.add_timer_client(this);
+}
+
+// Closes every flow socket and forward socket.
+UdpTranslator::~UdpTranslator() {
+  while (lru_head_ != kNone) free_flow(lru_head_);
+  for (Forward& fw : forwards_) {
+    loop_.remove(fw.fd);
+    close(fw.fd);
+  }
+}
+
+// Opens one bound socket per forwarded host port.
+bool UdpTranslator::start(std::string* error) {
+  const Config& c = link_.config();
+  for (const PortForward& r : c.udp_forwards) {
+    if (r.host_last < r.host_first) {
+      if (error) *error = "udp forward: inverted port range";
+      return false;
+    }
+    for (uint32_t p = r.host_first; p <= r.host_last; p++) {
+      if (forwards_.size() >= kMaxForwardSockets) {
+        if (error) *error = "udp forward: more than " + std::to_string(kMaxForwardSockets) + " ports";
+        return false;
+      }
+      const uint32_t gp = r.guest_first + (p - r.host_first);
+      if (gp == 0 || gp > 65535) {
+        if (error) *error = "udp forward: guest port out of range for host port " + std::to_string(p);
+        return false;
+      }
+      // All addresses: one dual-stack socket when both families are on.
+      bool v6 = r.bind_any ? c.ipv6 : !r.bind_addr.is_v4();
+      int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (fd < 0) {
+        if (error) *error = std::string("udp forward: socket: ") + std::strerror(errno);
+        return false;
+      }
+      if (v6) {
+        int only = (r.bind_any && c.ipv4) ? 0 : 1;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof(only));
+      }
+      sockaddr_storage ss;
+      InetAddr any = v6 ? InetAddr{} : *InetAddr::parse("0.0.0.0");
+      socklen_t sl = make_sockaddr(r.bind_any ? any : r.bind_addr, static_cast<uint16_t>(p), false, ss);
+      if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
+        if (error)
+          *error = "udp forward: bind port " + std::to_string(p) + ": " + std::strerror(errno);
+        close(fd);
+        return false;
+      }
+      if (!loop_.add(fd, EPOLLIN, tag_, kForwardIdBase + forwards_.size())) {
+        if (error) *error = std::string("udp forward: epoll: ") + std::strerror(errno);
+        close(fd);
+        return false;
+      }
+      forwards_.push_back(Forward{fd, static_cast<uint16_t>(p), static_cast<uint16_t>(gp), v6});
+    }
+  }
+  return true;
+}
+
+// Keyed hash of the guest-visible 4-tuple.
+uint32_t UdpTranslator::hash(const Key& k) const {
+  uint64_t w[4];
+  std::memcpy(&w[0], k.guest.b.data(), 8);
+  std::memcpy(&w[1], k.guest.b.data() + 8, 8);
+  std::memcpy(&w[2], k.peer.b.data(), 8);
+  std::memcpy(&w[3], k.peer.b.data() + 8, 8);
+  uint64_t h = hash_seed_[0];
+  for (uint64_t x : w) h = mix(h ^ x);
+  h = mix(h ^ ((uint64_t{k.guest_port} << 16) | k.peer_port) ^ hash_seed_[1]);
+  return static_cast<uint32_t>(h);
+}
+
+// Slot of the flow with this key, or kNone.
+uint32_t UdpTranslator::lookup(const Key& k) const {
+  for (uint32_t s = buckets_[hash(k) & bucket_mask_]; s != kNone; s = flows_[s].hnext) {
+    const Flow& f = flows_[s];
+    if (f.guest_port == k.guest_port && f.peer_port == k.peer_port && f.peer == k.peer &&
+        f.guest == k.guest)
+      return s;
+  }
+  return kNone;
+}
+
+// Takes a free slot (evicting the LRU flow when none is free) and indexes it.
+uint32_t UdpTranslator::alloc_flow(const Key& k, uint64_t now) {
+  if (free_list_.empty()) {
+    free_flow(lru_head_);
+    counters_.flows_evicted++;
+  }
+  uint32_t s = free_list_.back();
+  free_list_.pop_back();
+  Flow& f = flows_[s];
+  f = Flow{};
+  f.used = true;
+  f.guest = k.guest;
+  f.peer = k.peer;
+  f.guest_port = k.guest_port;
+  f.peer_port = k.peer_port;
+  f.last_used = now;
+  uint32_t b = hash(k) & bucket_mask_;
+  f.hnext = buckets_[b];
+  buckets_[b] = s;
+  lru_push_back(s);
+  nflows_++;
+  return s;
+}
+
+// Unindexes a flow, closes its own socket, returns the slot to the free list.
+void UdpTranslator::free_flow(uint32_t slot) {
+  Flow& f = flows_[slot];
+  if (!f.used) return;
+  uint32_t b = hash(Key{f.guest, f.peer, f.guest_port, f.peer_port}) & bucket_mask_;
+  for (uint32_t* p = &buckets_[b]; *p != kNone; p = &flows_[*p].hnext) {
+    if (*p == slot) {
+      *p = f.hnext;
+      break;
+    }
+  }
+  lru_unlink(slot);
+  if (!f.inbound && f.fd >= 0) {
+    loop_.remove(f.fd);
+    close(f.fd);
+  }
+  f = Flow{};
+  free_list_.push_back(slot);
+  nflows_--;
+}
+
+// Activity: refresh the deadline, move to the LRU tail.
+void UdpTranslator::touch(uint32_t slot, uint64_t now) {
+  flows_[slot].last_used = now;
+  if (lru_tail_ == slot) return;
+  lru_unlink(slot);
+  lru_push_back(slot);
+}
+
+// Removes a slot from the LRU list.
+void UdpTranslator::lru_unlink(uint32_t slot) {
+  Flow& f = flows_[slot];
+  if (f.lru_prev != kNone)
+    flows_[f.lru_prev].lru_next = f.lru_next;
+  else
+    lru_head_ = f.lru_next;
+  if (f.lru_next != kNone)
+    flows_[f.lru_next].lru_prev = f.lru_prev;
+  else
+    lru_tail_ = f.lru_prev;
+  f.lru_prev = f.lru_next = kNone;
+}
+
+// Appends a slot at the LRU tail (most recently used).
+void UdpTranslator::lru_push_back(uint32_t slot) {
+  Flow& f = flows_[slot];
+  f.lru_prev = lru_tail_;
+  f.lru_next = kNone;
+  if (lru_tail_ != kNone)
+    flows_[lru_tail_].lru_next = slot;
+  else
+    lru_head_ = slot;
+  lru_tail_ = slot;
+}
+
+// Destinations a guest datagram may not reach, and sources it may not use.
+bool UdpTranslator::refused_destination(const ParsedFrame& f) const {
+  const Config& c = link_.config();
+  const bool v6 = f.l3 == L3Kind::ipv6;
+  if (v6 ? !c.ipv6 : !c.ipv4) return true;
+  if (f.udp.sport == 0 || f.udp.dport == 0) return true;
+  if (f.src.is_unspecified() || f.src.is_multicast()) return true;
+  const InetAddr& d = f.dst;
+  if (d.is_unspecified() || d.is_multicast() || d.is_loopback() || d.is_link_local_v6() ||
+      d == f.src)
+    return true;
+  if (!v6) {
+    const uint8_t* b = d.v4_bytes();
+    if ((b[0] & b[1] & b[2] & b[3]) == 0xff) return true;
+    const InetPrefix& g = c.guest4;
+    if (g.len < 31 && d.same_prefix(g.addr, g.len)) {
+      uint32_t v = (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
+      uint32_t host = g.len == 0 ? 0xffffffffu : (0xffffffffu >> g.len);
+      if ((v & host) == host) return true;  // directed broadcast
+    }
+  }
+  return false;
+}
+
+// New outbound flow: its own socket, connected to the (mapped) destination.
+uint32_t UdpTranslator::open_outbound(const Key& k, uint64_t now) {
+  const Config& c = link_.config();
+  InetAddr host = k.peer;
+  if (c.map_gateway) {
+    if (k.peer.is_v4() && k.peer == c.gateway4) host = *InetAddr::parse("127.0.0.1");
+    if (!k.peer.is_v4() && k.peer == c.gateway6) host = *InetAddr::parse("::1");
+  }
+  const bool v6 = !host.is_v4();
+  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return kNone;
+  sockaddr_storage ss;
+  socklen_t sl = make_sockaddr(host, k.peer_port, false, ss);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
+    close(fd);
+    return kNone;
+  }
+  uint32_t s = alloc_flow(k, now);
+  if (!loop_.add(fd, EPOLLIN, tag_, s)) {
+    close(fd);
+    free_flow(s);
+    return kNone;
+  }
+  Flow& f = flows_[s];
+  f.fd = fd;
+  f.host_peer = host;
+  f.host_port = k.peer_port;
+  counters_.flows_opened++;
+  return s;
+}
+
+// One guest datagram: find or open its flow, send the payload.
+void UdpTranslator::on_guest_datagram(const ParsedFrame& f, std::span<const uint8_t> frame) {
+  counters_.guest_datagrams++;
+  if (!f.ok() || !f.is_udp() || f.udp.payload_offset > frame.size() ||
+      f.udp.payload_len > frame.size() - f.udp.payload_offset || refused_destination(f)) {
+    counters_.dropped++;
+    return;
+  }
+  const uint64_t now = now_ns();
+  const Key k{f.src, f.dst, f.udp.sport, f.udp.dport};
+  uint32_t s = lookup(k);
+  if (s == kNone) s = open_outbound(k, now);
+  if (s == kNone) {
+    counters_.dropped++;
+    return;
+  }
+  touch(s, now);
+  Flow& fl = flows_[s];
+  fl.last_len = static_cast<uint32_t>(f.udp.payload_len);
+  const uint8_t* pl = frame.data() + f.udp.payload_offset;
+  ssize_t n;
+  if (fl.inbound) {
+    sockaddr_storage ss;
+    socklen_t sl = make_sockaddr(fl.host_peer, fl.host_port, fl.fd_v6, ss);
+    n = sendto(fl.fd, pl, f.udp.payload_len, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&ss), sl);
+  } else {
+    n = send(fl.fd, pl, f.udp.payload_len, MSG_DONTWAIT);
+  }
+  if (n >= 0) {
+    counters_.host_sent++;
+    return;
+  }
+  if (!fl.inbound && (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH)) {
+    send_unreachable(fl, errno);
+    return;
+  }
+  counters_.send_errors++;
+}
+
+// Readable (or failed) socket: a flow's own or a forward socket.
+void UdpTranslator::on_io(uint64_t id, uint32_t) {
+  if (id >= kForwardIdBase) {
+    size_t i = static_cast<size_t>(id - kForwardIdBase);
+    if (i < forwards_.size()) drain_forward(i);
+    return;
+  }
+  if (id < flows_.size() && flows_[id].used && !flows_[id].inbound)
+    drain_flow(static_cast<uint32_t>(id));
+}
+
+// Reads an outbound flow's socket in batches, straight into frame buffers.
+void UdpTranslator::drain_flow(uint32_t slot) {
+  const bool v6 = !flows_[slot].guest.is_v4();
+  const size_t hdr = udp_frame_header_len(v6);
+  const size_t maxpl = max_payload(v6, link_.config().mtu);
+  mmsghdr msgs[kBatch];
+  iovec iov[kBatch];
+  for (int round = 0; round < kMaxRecvRounds; round++) {
+    std::memset(msgs, 0, sizeof(msgs));
+    for (size_t i = 0; i < kBatch; i++) {
+      iov[i].iov_base = bufs_.get() + i * kMaxFrameLen + hdr;
+      iov[i].iov_len = maxpl;
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int n = recvmmsg(flows_[slot].fd, msgs, kBatch, MSG_DONTWAIT, nullptr);
+    if (n < 0) {
+      if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH)
+        send_unreachable(flows_[slot], errno);
+      return;
+    }
+    touch(slot, now_ns());
+    for (int i = 0; i < n; i++) {
+      counters_.host_received++;
+      if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+        counters_.too_big++;
+        continue;
+      }
+      deliver(flows_[slot], bufs_.get() + static_cast<size_t>(i) * kMaxFrameLen, msgs[i].msg_len,
+              false);
+    }
+    if (static_cast<size_t>(n) < kBatch) return;
+  }
+}
+
+// Reads a forward socket: each datagram goes to the guest's forwarded port.
+void UdpTranslator::drain_forward(size_t index) {
+  const Forward fw = forwards_[index];
+  const Config& c = link_.config();
+  // Receive at the IPv6 payload offset; IPv4 frames move their payload down.
+  const size_t hdr = udp_frame_header_len(true);
+  const size_t maxpl = std::min(max_payload(true, c.mtu), max_payload(false, c.mtu));
+  mmsghdr msgs[kBatch];
+  iovec iov[kBatch];
+  sockaddr_storage names[kBatch];
+  for (int round = 0; round < kMaxRecvRounds; round++) {
+    std::memset(msgs, 0, sizeof(msgs));
+    for (size_t i = 0; i < kBatch; i++) {
+      iov[i].iov_base = bufs_.get() + i * kMaxFrameLen + hdr;
+      iov[i].iov_len = maxpl;
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = &names[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
+    }
+    int n = recvmmsg(fw.fd, msgs, kBatch, MSG_DONTWAIT, nullptr);
+    if (n <= 0) return;
+    const uint64_t now = now_ns();
+    for (int i = 0; i < n; i++) {
+      counters_.host_received++;
+      InetAddr client;
+      uint16_t cport = 0;
+      if (!read_sockaddr(names[i], client, cport) || cport == 0) {
+        counters_.dropped++;
+        continue;
+      }
+      if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+        counters_.too_big++;
+        continue;
+      }
+      const bool v4 = client.is_v4();
+      if (v4 ? !c.ipv4 : !c.ipv6) {
+        counters_.dropped++;
+        continue;
+      }
+      InetAddr seen = client;
+      if (c.map_gateway && client.is_loopback()) seen = v4 ? c.gateway4 : c.gateway6;
+      const Key k{v4 ? c.guest4.addr : c.guest6.addr, seen, fw.guest_port, cport};
+      uint32_t s = lookup(k);
+      if (s == kNone) {
+        s = alloc_flow(k, now);
+        Flow& nf = flows_[s];
+        nf.inbound = true;
+        nf.fd = fw.fd;
+        counters_.flows_opened++;
+      }
+      Flow& fl = flows_[s];
+      if (fl.inbound) {
+        // The newest client behind this guest-visible address wins (several
+        // loopback addresses all look like the gateway).
+        fl.host_peer = client;
+        fl.host_port = cport;
+        fl.fd = fw.fd;
+        fl.fd_v6 = fw.v6;
+      }
+      touch(s, now);
+      deliver(fl, bufs_.get() + static_cast<size_t>(i) * kMaxFrameLen, msgs[i].msg_len, true);
+    }
+    if (static_cast<size_t>(n) < kBatch) return;
+  }
+}
+
+// Adds headers around a payload already in buf and sends the frame.
+bool UdpTranslator::deliver(const Flow& fl, uint8_t* buf, size_t payload_len,
+                            bool payload_at_v6_offset) {
+  const bool v6 = !fl.guest.is_v4();
+  const size_t off = udp_frame_header_len(payload_at_v6_offset || v6);
+  UdpDatagram d;
+  d.ip.eth_src = link_.our_mac();
+  d.ip.eth_dst = link_.guest_mac();
+  d.ip.src = fl.peer;
+  d.ip.dst = fl.guest;
+  d.ip.ttl = 64;
+  d.sport = fl.peer_port;
+  d.dport = fl.guest_port;
+  d.payload = std::span<const uint8_t>(buf + off, payload_len);
+  size_t n = build_udp_frame(std::span<uint8_t>(buf, kMaxFrameLen), d);
+  if (n == 0) {
+    counters_.too_big++;
+    return false;
+  }
+  if (!link_.send_to_guest(std::span<const uint8_t>(buf, n))) {
+    counters_.send_errors++;
+    return false;
+  }
+  counters_.guest_sent++;
+  return true;
+}
+
+// ICMP(v6) destination unreachable to the guest for an outbound flow.
+void UdpTranslator::send_unreachable(const Flow& fl, int err) {
+  const bool v6 = !fl.guest.is_v4();
+  uint8_t code;
+  switch (err) {
+    case ECONNREFUSED: code = v6 ? 4 : 3; break;  // port unreachable
+    case EHOSTUNREACH: code = v6 ? 3 : 1; break;  // address / host unreachable
+    case ENETUNREACH: code = 0; break;            // no route / net unreachable
+    default: return;
+  }
+  // Reconstruct the quoted header of the guest's datagram: build it, then
+  // fix the lengths to what the guest sent.
+  uint8_t q[kEthHeaderLen + kIpv6HeaderLen + kUdpHeaderLen];
+  UdpDatagram d;
+  d.ip.src = fl.guest;
+  d.ip.dst = fl.peer;
+  d.ip.ttl = 64;
+  d.sport = fl.guest_port;
+  d.dport = fl.peer_port;
+  size_t qn = build_udp_frame(q, d);
+  if (qn == 0) return;
+  uint8_t* ip = q + kEthHeaderLen;
+  const uint32_t ulen = kUdpHeaderLen + fl.last_len;
+  uint8_t* udp = ip + (v6 ? kIpv6HeaderLen : kIpv4HeaderLen);
+  udp[4] = static_cast<uint8_t>(ulen >> 8);
+  udp[5] = static_cast<uint8_t>(ulen);
+  udp[6] = udp[7] = 0;
+  if (v6) {
+    ip[4] = static_cast<uint8_t>(ulen >> 8);
+    ip[5] = static_cast<uint8_t>(ulen);
+  } else {
+    const uint32_t total = kIpv4HeaderLen + ulen;
+    ip[2] = static_cast<uint8_t>(total >> 8);
+    ip[3] = static_cast<uint8_t>(total);
+    ip[10] = ip[11] = 0;
+    uint16_t c = csum_fold(csum_partial(ip, kIpv4HeaderLen, 0));
+    std::memcpy(ip + 10, &c, 2);
+  }
+  uint8_t body[4 + kIpv6HeaderLen + kUdpHeaderLen] = {};
+  const size_t qlen = qn - kEthHeaderLen;
+  std::memcpy(body + 4, ip, qlen);
+  L2L3 l;
+  l.eth_src = link_.our_mac();
+  l.eth_dst = link_.guest_mac();
+  l.src = fl.peer;
+  l.dst = fl.guest;
+  l.ttl = 64;
+  uint8_t out[kEthHeaderLen + kIpv6HeaderLen + 4 + sizeof(body)];  // 4: type, code, checksum
+  size_t n = build_icmp_frame(out, l, v6 ? 1 : 3, code, std::span<const uint8_t>(body, 4 + qlen));
+  if (n == 0) return;
+  if (link_.send_to_guest(std::span<const uint8_t>(out, n)))
+    counters_.unreachable_sent++;
+  else
+    counters_.send_errors++;
+}
+
+// Earliest idle deadline: the LRU head's.
+uint64_t UdpTranslator::next_deadline_ns() const {
+  if (lru_head_ == kNone) return kNever;
+  return flows_[lru_head_].last_used + idle_timeout_ns_;
+}
+
+// Closes flows idle for idle_timeout_ns, oldest first.
+void UdpTranslator::on_timer(uint64_t now) {
+  while (lru_head_ != kNone && flows_[lru_head_].last_used + idle_timeout_ns_ <= now) {
+    free_flow(lru_head_);
+    counters_.flows_expired++;
+  }
+}
+
+}  // namespace ferry

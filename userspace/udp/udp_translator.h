@@ -1,0 +1,144 @@
+// UdpTranslator: the guest's UDP flows, each translated to one host UDP
+// socket (the passt model), and inbound UDP port forwards (-u).
+//
+// Outbound: a guest datagram (guest addr:port -> dest addr:port) opens a
+// flow with its own host socket, connect()ed to the destination (the gateway
+// address becomes 127.0.0.1 / ::1 when Config::map_gateway). Replies read
+// from that socket go back to the guest from dest:port, so the guest sees the
+// address it talked to. A refused/unreachable destination (ICMP reported on
+// the connected socket) becomes an ICMP/ICMPv6 destination unreachable to the
+// guest.
+// Inbound: each forwarded host port has a bound socket (dual-stack when it
+// binds all addresses). A datagram from host client C:cp to host port hp goes
+// to the guest's port (guest_first + hp - host_first) from C:cp (a loopback
+// C shown as the gateway). It opens a flow keyed by what the guest sees, so
+// the guest's replies go back to C:cp from the forwarded socket.
+//
+// Flows live in a fixed-size table (max_flows, allocated once) with a hash
+// index and an LRU list; a flow idle for idle_timeout_ns is closed, and when
+// the table is full the least recently used flow is evicted.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "codec/addr.h"
+#include "codec/frame.h"
+#include "common/guest_link.h"
+#include "loop/event_loop.h"
+
+namespace ferry {
+
+struct UdpCounters {
+  uint64_t guest_datagrams = 0;   // datagrams from the guest handed to on_guest_datagram
+  uint64_t host_sent = 0;         // of those, sent on a host socket
+  uint64_t host_received = 0;     // datagrams read from host sockets
+  uint64_t guest_sent = 0;        // frames sent to the guest
+  uint64_t flows_opened = 0;
+  uint64_t flows_expired = 0;     // idle timeout
+  uint64_t flows_evicted = 0;     // table full: least recently used closed
+  uint64_t unreachable_sent = 0;  // ICMP errors sent to the guest
+  uint64_t dropped = 0;           // refused destinations, malformed, no socket
+  uint64_t too_big = 0;           // host datagrams larger than the guest MTU allows
+  uint64_t send_errors = 0;       // host send failures (other than refused) and guest link refusals
+};
+
+class UdpTranslator final : public IoHandler, public TimerClient {
+ public:
+  static constexpr size_t kDefaultMaxFlows = 8192;
+  static constexpr uint64_t kDefaultIdleTimeoutNs = 180ull * 1000 * 1000 * 1000;
+  static constexpr size_t kBatch = 16;           // datagrams per recvmmsg
+  static constexpr size_t kMaxForwardSockets = 4096;
+
+  // Registers with the loop (handler, timer client). No socket is opened yet.
+  UdpTranslator(EventLoop& loop, GuestLink& link, size_t max_flows = kDefaultMaxFlows);
+  ~UdpTranslator() override;
+  UdpTranslator(const UdpTranslator&) = delete;
+  UdpTranslator& operator=(const UdpTranslator&) = delete;
+
+  // Binds the -u forward sockets from config().udp_forwards. On failure
+  // returns false with a one-line *error (sockets opened so far stay open
+  // and are closed by the destructor).
+  bool start(std::string* error);
+
+  // One parsed guest UDP datagram (f.is_udp()); frame is the raw bytes.
+  void on_guest_datagram(const ParsedFrame& f, std::span<const uint8_t> frame);
+
+  void set_idle_timeout_ns(uint64_t ns) { idle_timeout_ns_ = ns; }
+
+  // IoHandler: a flow socket or a forward socket is readable (or has an error).
+  void on_io(uint64_t id, uint32_t events) override;
+  // TimerClient: idle expiry, oldest flow first.
+  uint64_t next_deadline_ns() const override;
+  void on_timer(uint64_t now) override;
+
+  const UdpCounters& counters() const { return counters_; }
+  size_t flow_count() const { return nflows_; }
+  size_t forward_socket_count() const { return forwards_.size(); }
+
+ private:
+  static constexpr uint32_t kNone = UINT32_MAX;
+
+  struct Flow {
+    bool used = false;
+    bool inbound = false;  // created by a forward socket: replies via sendto on it
+    InetAddr guest, peer;  // as the guest sees them
+    uint16_t guest_port = 0, peer_port = 0;
+    InetAddr host_peer;    // where the host socket sends (mapped gateway, or the client)
+    uint16_t host_port = 0;
+    int fd = -1;           // own socket (outbound); the forward socket (inbound, not owned)
+    bool fd_v6 = false;    // inbound: the forward socket is AF_INET6 (v4 peers as mapped)
+    uint32_t last_len = 0; // last guest payload length, for ICMP error quotes
+    uint64_t last_used = 0;
+    uint32_t hnext = kNone;
+    uint32_t lru_prev = kNone, lru_next = kNone;
+  };
+
+  struct Forward {
+    int fd = -1;
+    uint16_t host_port = 0;
+    uint16_t guest_port = 0;
+    bool v6 = false;  // AF_INET6 (dual-stack when bound to all addresses)
+  };
+
+  struct Key {
+    InetAddr guest, peer;
+    uint16_t guest_port, peer_port;
+  };
+
+  uint32_t hash(const Key& k) const;
+  uint32_t lookup(const Key& k) const;
+  uint32_t alloc_flow(const Key& k, uint64_t now);
+  void free_flow(uint32_t slot);
+  void touch(uint32_t slot, uint64_t now);
+  void lru_unlink(uint32_t slot);
+  void lru_push_back(uint32_t slot);
+  uint32_t open_outbound(const Key& k, uint64_t now);
+  bool refused_destination(const ParsedFrame& f) const;
+  void drain_flow(uint32_t slot);
+  void drain_forward(size_t index);
+  void send_unreachable(const Flow& fl, int err);
+  bool deliver(const Flow& fl, uint8_t* frame_buf, size_t payload_len, bool payload_at_v6_offset);
+
+  EventLoop& loop_;
+  GuestLink& link_;
+  uint8_t tag_ = 0;
+  uint64_t idle_timeout_ns_ = kDefaultIdleTimeoutNs;
+  uint64_t hash_seed_[2] = {0, 0};
+  std::vector<Flow> flows_;
+  std::vector<uint32_t> buckets_;
+  uint32_t bucket_mask_ = 0;
+  std::vector<uint32_t> free_list_;
+  uint32_t lru_head_ = kNone, lru_tail_ = kNone;
+  size_t nflows_ = 0;
+  std::vector<Forward> forwards_;
+  // recvmmsg buffers: kBatch frames of kMaxFrameLen, allocated once.
+  std::unique_ptr<uint8_t[]> bufs_;
+  UdpCounters counters_;
+};
+
+}  // namespace ferry
