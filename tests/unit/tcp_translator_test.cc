@@ -537,5 +537,137 @@ TEST_F(TcpTest, InboundRefusedByGuest) {
   close(c);
 }
 
+
+TEST_F(TcpTest, ZeroWindowPersistThenReopen) {
+  Make();
+  Listener l;
+  uint32_t iss = Handshake(40020, l.port, 10);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  // The guest closes its window; host data must wait, then a probe comes.
+  Send(40020, l.port, 11, iss + 1, tcpflag::kAck, "", 0);
+  link.sent.clear();
+  ASSERT_EQ(send(h, "waiting", 7, 0), 7);
+  ParsedFrame f;
+  EXPECT_FALSE(WaitFor(&f, [](const ParsedFrame& x) { return x.tcp.payload_len > 0; }, 100));
+  ASSERT_TRUE(WaitFor(&f, [&](const ParsedFrame& x) { return x.tcp.seq == iss; }, 3000));  // probe: snd_una - 1
+  EXPECT_GE(tcp->counters().zero_window_probes, 1u);
+  // The window opens: the data goes out.
+  Send(40020, l.port, 11, iss + 1, tcpflag::kAck, "", 1000);
+  ASSERT_TRUE(WaitFor(&f, [](const ParsedFrame& x) { return x.tcp.payload_len == 7; }, 1000));
+  EXPECT_EQ(f.tcp.seq, iss + 1);
+  close(h);
+}
+
+TEST_F(TcpTest, HostSocketFullZeroWindowThenUpdate) {
+  Make();
+  Listener l;
+  uint32_t iss = Handshake(40021, l.port, 0);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  // Fill until ferry advertises a zero window (the host never reads yet).
+  std::string chunk(16000, 'z');
+  uint32_t seq = 1;
+  uint16_t last_window = 1;
+  uint64_t written = 0;
+  for (int i = 0; i < 20000 && last_window != 0; i++) {
+    Send(40021, l.port, seq, iss + 1, tcpflag::kAck, chunk);
+    ParsedFrame a;
+    ASSERT_TRUE(WaitFor(&a, [](const ParsedFrame& x) { return HasFlag(x, tcpflag::kAck); }, 1000));
+    if (a.tcp.ack == seq + chunk.size()) {
+      seq += static_cast<uint32_t>(chunk.size());
+      written += chunk.size();
+    }
+    last_window = a.tcp.window;
+  }
+  ASSERT_EQ(last_window, 0) << "never reached a zero window after " << written << " bytes";
+  // Nothing was lost: everything ACKed reaches the host in order.
+  link.sent.clear();
+  std::vector<char> buf(1 << 16);
+  uint64_t got = 0;
+  ParsedFrame upd;
+  bool saw_update = false;
+  uint64_t end = now_ns() + 5'000'000'000ull;
+  while (got < written && now_ns() < end) {
+    ssize_t n = recv(h, buf.data(), buf.size(), MSG_DONTWAIT);
+    if (n > 0) {
+      for (ssize_t i = 0; i < n; i++) ASSERT_EQ(buf[static_cast<size_t>(i)], 'z');
+      got += static_cast<uint64_t>(n);
+    }
+    loop.run_once(1);
+  }
+  EXPECT_EQ(got, written);
+  // Reading made room: a window update went to the guest unasked.
+  saw_update = WaitFor(&upd, [](const ParsedFrame& x) { return x.tcp.window > 0; }, 2000);
+  EXPECT_TRUE(saw_update);
+  EXPECT_EQ(tcp->counters().stage_exhausted, 0u);
+  close(h);
+}
+
+TEST_F(TcpTest, ConnectTimeoutRst) {
+  Make();
+  tcp->timeouts().connect_ns = 300'000'000;
+  // A listener with a full accept queue drops SYNs.
+  Listener l;
+  listen(l.fd, 0);
+  int held[2];
+  for (int& c : held) {
+    c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(l.port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  }
+  usleep(100000);
+  Send(40022, l.port, 500, 0, tcpflag::kSyn, "", 65535, true);
+  ParsedFrame rst;
+  uint64_t t0 = now_ns();
+  ASSERT_TRUE(WaitFor(&rst, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kRst); }, 3000));
+  EXPECT_GE(now_ns() - t0, 250'000'000u);
+  EXPECT_EQ(rst.tcp.ack, 501u);
+  EXPECT_EQ(tcp->connection_count(), 0u);
+  EXPECT_EQ(tcp->counters().timeouts, 1u);
+  for (int c : held) close(c);
+}
+
+TEST_F(TcpTest, SynAckRetransmittedThenGivesUp) {
+  Make();
+  tcp->timeouts().syn_retries = 1;
+  Listener l;
+  Send(40023, l.port, 1, 0, tcpflag::kSyn, "", 65535, true);
+  ParsedFrame a, b, r;
+  ASSERT_TRUE(WaitFor(&a, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn | tcpflag::kAck); }));
+  uint64_t t0 = now_ns();
+  ASSERT_TRUE(WaitFor(&b, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn | tcpflag::kAck); }, 3000));
+  uint64_t t1 = now_ns();
+  EXPECT_GE(t1 - t0, 800'000'000u);  // initial RTO 1 s
+  EXPECT_EQ(a.tcp.seq, b.tcp.seq);
+  ASSERT_TRUE(WaitFor(&r, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kRst); }, 5000));
+  EXPECT_GE(now_ns() - t1, 1'500'000'000u);  // backed off to 2 s
+  EXPECT_EQ(tcp->connection_count(), 0u);
+}
+
+TEST_F(TcpTest, SimultaneousClose) {
+  Make();
+  Listener l;
+  uint32_t iss = Handshake(40024, l.port, 50);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  shutdown(h, SHUT_WR);
+  ParsedFrame fin;
+  ASSERT_TRUE(WaitFor(&fin, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kFin); }));
+  // The guest's FIN crosses ours (it does not ACK our FIN yet).
+  Send(40024, l.port, 51, iss + 1, tcpflag::kAck | tcpflag::kFin);
+  ParsedFrame ack;
+  ASSERT_TRUE(WaitFor(&ack, [](const ParsedFrame& f) { return f.tcp.ack == 52; }));
+  EXPECT_EQ(tcp->connection_count(), 1u);
+  Send(40024, l.port, 52, iss + 2, tcpflag::kAck);
+  EXPECT_EQ(tcp->connection_count(), 0u);
+  char c;
+  EXPECT_EQ(recv(h, &c, 1, 0), 0);
+  close(h);
+}
+
 }  // namespace
 }  // namespace ferry
