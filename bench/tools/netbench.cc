@@ -9,25 +9,32 @@
 // `key=value` pairs on stdout for bench/run to parse:
 //
 //   server  epoll echo server: accepts every connection on ADDR:PORT and
-//           writes back every byte it reads. Serves RR (one connection),
-//           CRR (one connection after another) and the scale modes (10,000
-//           open at once) alike. Single-threaded, so pinning it to a CPU
-//           pins all of it.
+//           writes back every byte it reads; after echoing a kCloseByte it
+//           closes the connection. Serves RR (one connection), CRR (one
+//           connection after another) and the scale modes (10,000 open at
+//           once) alike. Single-threaded, so pinning it to a CPU pins all
+//           of it.
 //   rr      one connection, TCP_NODELAY; write 1 byte, read 1 byte, repeated
 //           for --seconds. Blocking calls: two syscalls per transaction and
 //           nothing else, which matters when client, server and translator
 //           share one CPU. Prints the mean and the 99th percentile of the
 //           per-transaction latencies (the first kRrWarmup are dropped).
-//   crr     connect, write 1 byte, read 1 byte, close; repeated. Prints
-//           connections per second. The client closes first, so TIME_WAIT
-//           lands in the client's namespace (bench/run makes that namespace
-//           and enables tcp_tw_reuse in it).
+//   crr     connect, write 1 byte (kCloseByte), read it back, read the
+//           server's FIN, close; repeated. Prints connections per second.
+//           The server closes first, as an HTTP/1.0 server does: TIME_WAIT
+//           stays with the server's port, and neither the guest nor a
+//           translator's host sockets pile up TIME_WAITs that would slow
+//           down every later connect() on the machine.
 //   scale   opens --conns connections with at most --window connects in
-//           flight (the setup rate), then either holds them idle or, with
+//           flight (the setup rate; at most --setup-seconds, then it goes on
+//           with what opened), then either holds them idle or, with
 //           --active N, keeps the first N doing 1-byte ping-pong, for
 //           --seconds. With --watch-pid it samples that process's CPU time
 //           (/proc/PID/stat utime+stime) and resident memory (VmRSS) at the
 //           start and end of the hold: the translator's cost under that load.
+//
+// Scale runs end the same way: each open connection sends kCloseByte and
+// waits (bounded) for the server's FIN before the client closes.
 //
 // States of a scale connection: CONNECTING -> OPEN (idle) or
 // OPEN -> WAITING (1 byte sent, echo pending) -> OPEN ... A connection that
@@ -62,6 +69,7 @@ namespace ferry::bench {
 namespace {
 
 constexpr size_t kRrWarmup = 100;
+constexpr char kCloseByte = 'c';  // "echo this, then close"
 constexpr size_t kRrMaxSamples = 20'000'000;
 
 struct Options {
@@ -73,6 +81,7 @@ struct Options {
   int window = 128;
   int active = 0;
   int watch_pid = 0;
+  double setup_seconds = 20.0;
 };
 
 // Monotonic clock in nanoseconds.
@@ -204,8 +213,9 @@ int run_server(const Options& o) {
       if (r > 0) {
         // Echo what was read; a short write on a 1-byte protocol means the
         // peer stopped reading, which only a broken client does: drop it.
-        if (write(fd, buf, static_cast<size_t>(r)) != r) close(fd);
-        else echoed += static_cast<uint64_t>(r);
+        if (write(fd, buf, static_cast<size_t>(r)) != r || std::memchr(buf, kCloseByte, static_cast<size_t>(r)) != nullptr)
+          close(fd);
+        echoed += static_cast<uint64_t>(r);
       } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
         close(fd);  // also removes it from the epoll set
       }
@@ -261,7 +271,8 @@ int run_crr(const Options& o) {
   uint64_t t = start;
   while (t < deadline) {
     const int fd = connect_blocking(ss, len);
-    if (fd < 0 || !ping(fd)) {
+    char c = kCloseByte;
+    if (fd < 0 || write(fd, &c, 1) != 1 || read(fd, &c, 1) != 1 || read(fd, &c, 1) != 0) {
       if (fd >= 0) close(fd);
       if (++failed > 100) break;  // e.g. EADDRNOTAVAIL: stop, report what we have
     } else {
@@ -321,8 +332,8 @@ int run_scale(const Options& o) {
   std::vector<epoll_event> events(4096);
   int in_flight = 0, open = 0, failed = 0;
   const uint64_t t0 = now_ns();
-  // Setup is bounded too: at most --seconds plus 20 s.
-  const uint64_t setup_deadline = t0 + static_cast<uint64_t>((o.seconds + 20) * 1e9);
+  // Setup is bounded too: at most --setup-seconds; what opened by then is kept.
+  const uint64_t setup_deadline = t0 + static_cast<uint64_t>(o.setup_seconds * 1e9);
   while ((open + failed < o.conns) && now_ns() < setup_deadline) {
     while (in_flight < o.window && static_cast<int>(fds.size()) < o.conns) {
       const int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -373,6 +384,15 @@ int run_scale(const Options& o) {
   }
   const uint64_t t1 = now_ns();
   const double setup_s = static_cast<double>(t1 - t0) / 1e9;
+  // Connects still pending at the bound are given up: closed, not held.
+  int abandoned = 0;
+  for (size_t idx = 0; idx < fds.size(); idx++) {
+    if (state[idx] != ConnState::kConnecting) continue;
+    epoll_ctl(ep, EPOLL_CTL_DEL, fds[idx], nullptr);
+    close(fds[idx]);
+    state[idx] = ConnState::kDead;
+    abandoned++;
+  }
 
   double cpu0 = 0, cpu1 = 0;
   long rss0 = -1, rss1 = -1;
@@ -417,15 +437,38 @@ int run_scale(const Options& o) {
   const bool watched = watch && sample_proc(o.watch_pid, &cpu1, &rss1);
   int alive = 0;
   for (ConnState s : state) alive += (s == ConnState::kOpen || s == ConnState::kWaiting) ? 1 : 0;
-  std::printf("scale conns=%d open=%d failed=%d alive=%d setup_s=%.3f setup_per_s=%.1f active=%d hold_s=%.3f "
+  std::printf("scale conns=%d open=%d failed=%d abandoned=%d alive=%d setup_s=%.3f setup_per_s=%.1f active=%d hold_s=%.3f "
               "transactions=%llu tps=%.1f",
-              o.conns, open, failed, alive, setup_s, open / setup_s, active, hold_s,
+              o.conns, open, failed, abandoned, alive, setup_s, open / setup_s, active, hold_s,
               static_cast<unsigned long long>(transactions), static_cast<double>(transactions) / hold_s);
   if (watched)
     std::printf(" cpu_pct=%.2f rss_kib_start=%ld rss_kib_end=%ld", 100.0 * (cpu1 - cpu0) / hold_s, rss0, rss1);
   std::printf("\n");
   std::fflush(stdout);
-  for (int fd : fds) close(fd);  // dead ones are closed already: EBADF is harmless
+  // Teardown, outside the measured hold: ask the server to close each
+  // connection, wait (at most 5 s) for its FIN, then close our side.
+  int closing = 0;
+  for (size_t idx = 0; idx < fds.size(); idx++) {
+    if (state[idx] == ConnState::kDead) continue;
+    char c = kCloseByte;
+    if (write(fds[idx], &c, 1) == 1) closing++;
+  }
+  const uint64_t close_end = now_ns() + 5'000'000'000ull;
+  while (closing > 0 && now_ns() < close_end) {
+    const int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
+    for (int i = 0; i < n; i++) {
+      const size_t idx = events[static_cast<size_t>(i)].data.u64;
+      const ssize_t r = read(fds[idx], buf, sizeof(buf));
+      if (r > 0 || (r < 0 && (errno == EAGAIN || errno == EINTR))) continue;
+      epoll_ctl(ep, EPOLL_CTL_DEL, fds[idx], nullptr);
+      close(fds[idx]);
+      state[idx] = ConnState::kDead;
+      closing--;
+    }
+  }
+  for (size_t idx = 0; idx < fds.size(); idx++) {
+    if (state[idx] != ConnState::kDead) close(fds[idx]);
+  }
   return open > 0 ? 0 : 1;
 }
 
@@ -433,7 +476,7 @@ int run_scale(const Options& o) {
 int usage() {
   std::fputs(
       "usage: netbench MODE [--addr A] [--port P] [--seconds S] [--conns N] [--window W]\n"
-      "                     [--active N] [--watch-pid PID]\n"
+      "                     [--active N] [--watch-pid PID] [--setup-seconds S]\n"
       "modes: server | rr | crr | scale\n",
       stderr);
   return 2;
@@ -462,12 +505,13 @@ int main(int argc, char** argv) {
     else if (a == "--window") o.window = std::max(1, std::atoi(v));
     else if (a == "--active") o.active = std::atoi(v);
     else if (a == "--watch-pid") o.watch_pid = std::atoi(v);
+    else if (a == "--setup-seconds") o.setup_seconds = std::atof(v);
     else return ferry::bench::usage();
   }
   if (o.port <= 0 || o.port > 65535 || o.seconds <= 0) return ferry::bench::usage();
   signal(SIGPIPE, SIG_IGN);
   signal(SIGALRM, ferry::bench::on_alarm);
-  alarm(static_cast<unsigned>(o.seconds) + 30 + (o.mode == "scale" ? 20 : 0));
+  alarm(static_cast<unsigned>(o.seconds + (o.mode == "scale" ? o.setup_seconds : 0)) + 30);
   if (o.mode == "server") return ferry::bench::run_server(o);
   if (o.mode == "rr") return ferry::bench::run_rr(o);
   if (o.mode == "crr") return ferry::bench::run_crr(o);

@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""bench/report.py: turns bench/run's raw repetitions into the report.
+
+Theory of operation: raw.tsv has one line per repetition (system, metric,
+mtu, pinned, value, note), value "n/a" with a reason in note when that
+repetition failed. For every (system, metric, mtu, pinned) the figure is the
+median of the good repetitions; a figure with no good repetition is n/a and
+keeps the first reason. From the figures it writes
+
+  --json  a list of {system, metric, mtu, pinned, value} records (value null
+          when n/a, then with "error"; "reps" = good repetitions),
+  --md    a markdown table: one row per metric, one column per system, each
+          cell "value (ratio to pasta / ratio to veth)", then the BPF
+          micro-benchmark and the reasons behind every n/a,
+  --png   a gnuplot chart of the throughput figures per system.
+
+A figure with fewer good repetitions than the most any figure had is marked
+with "*" in the table.
+"""
+import argparse
+import collections
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+
+SYSTEMS = ["ferry", "ferry-nofastpath", "pasta", "pasta-tuned", "slirp4netns", "veth"]
+
+# (metric, mtu, pinned, label, decimals), in table order.
+ROWS = [
+    ("tcp_guest_to_host_gbps", "65520", "false", "TCP guest->host, Gbit/s, MTU 65520", 2),
+    ("tcp_host_to_guest_gbps", "65520", "false", "TCP host->guest, Gbit/s, MTU 65520", 2),
+    ("tcp_guest_to_host_gbps", "1500", "false", "TCP guest->host, Gbit/s, MTU 1500", 2),
+    ("tcp_host_to_guest_gbps", "1500", "false", "TCP host->guest, Gbit/s, MTU 1500", 2),
+    ("tcp_rr_us", "65520", "false", "TCP RR mean, us, free-running", 1),
+    ("tcp_rr_us_p99", "65520", "false", "TCP RR p99, us, free-running", 1),
+    ("tcp_rr_us", "65520", "true", "TCP RR mean, us, pinned to CPU 0", 1),
+    ("tcp_rr_us_p99", "65520", "true", "TCP RR p99, us, pinned to CPU 0", 1),
+    ("tcp_crr_per_s", "65520", "false", "TCP CRR, conn/s, free-running", 0),
+    ("tcp_crr_per_s", "65520", "true", "TCP CRR, conn/s, pinned to CPU 0", 0),
+    ("cpu_s_per_gb_guest_to_host", "65520", "false", "CPU s/GB guest->host, MTU 65520", 3),
+    ("cpu_s_per_gb_host_to_guest", "65520", "false", "CPU s/GB host->guest, MTU 65520", 3),
+    ("cpu_s_per_gb_guest_to_host", "1500", "false", "CPU s/GB guest->host, MTU 1500", 3),
+    ("cpu_s_per_gb_host_to_guest", "1500", "false", "CPU s/GB host->guest, MTU 1500", 3),
+    ("scale_conns_open_10k", "65520", "false", "connections opened of 10k (bounded setup time)", 0),
+    ("scale_conn_setup_per_s", "65520", "false", "setup rate, conn/s (10k, 128 in flight)", 0),
+    ("scale_rss_mib_10k_idle", "65520", "false", "RSS MiB, 10k idle connections", 1),
+    ("scale_cpu_pct_10k_idle", "65520", "false", "CPU %, 10k idle connections", 2),
+    ("scale_rss_mib_1k_active", "65520", "false", "RSS MiB, 1k active connections", 1),
+    ("scale_cpu_pct_1k_active", "65520", "false", "CPU %, 1k active connections", 1),
+    ("scale_tps_1k_active", "65520", "false", "transactions/s, 1k active connections", 0),
+]
+
+
+def load(raw_path):
+    """Groups the raw lines by (system, metric, mtu, pinned): good values and reasons."""
+    good = collections.defaultdict(list)
+    why = collections.defaultdict(list)
+    order = []
+    with open(raw_path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 5:
+                continue
+            system, metric, mtu, pinned, value = parts[:5]
+            note = parts[5] if len(parts) > 5 else ""
+            key = (system, metric, mtu, pinned)
+            if key not in good and key not in why:
+                order.append(key)
+            try:
+                good[key].append(float(value))
+            except ValueError:
+                why[key].append(note or "failed")
+    return good, why, order
+
+
+def figures(good, why, order):
+    """The median per key, or None with the first reason."""
+    out = {}
+    for key in order:
+        vals = good.get(key, [])
+        if vals:
+            out[key] = (statistics.median(vals), len(vals), None)
+        else:
+            out[key] = (None, 0, (why.get(key) or ["no data"])[0])
+    return out
+
+
+def fmt(v, decimals):
+    """A figure with its decimals; n/a for None."""
+    return "n/a" if v is None else f"{v:.{decimals}f}"
+
+
+def ratio(v, ref):
+    """v/ref with two decimals, or '-' when either is missing."""
+    if v is None or ref is None or ref == 0:
+        return "-"
+    return f"{v / ref:.2f}"
+
+
+def write_md(path, figs, systems, title, meta, bpf_classes):
+    """The markdown report: main table, BPF table, n/a reasons."""
+    max_reps = max((n for _, n, _ in figs.values()), default=0)
+    lines = [f"## {title}", "", meta, "",
+             "Each cell: median (ratio to pasta / ratio to veth). Higher is better for Gbit/s, conn/s and "
+             "transactions/s; lower is better for us, CPU and MiB. `*` = fewer good repetitions than the others; "
+             "`-` = not applicable.", ""]
+    lines.append("| metric | " + " | ".join(systems) + " |")
+    lines.append("| --- |" + " --- |" * len(systems))
+    for metric, mtu, pinned, label, dec in ROWS:
+        cells = []
+        present = False
+        pasta = figs.get(("pasta", metric, mtu, pinned), (None, 0, None))[0]
+        veth = figs.get(("veth", metric, mtu, pinned), (None, 0, None))[0]
+        for s in systems:
+            if (s, metric, mtu, pinned) not in figs:
+                cells.append("-")
+                continue
+            present = True
+            v, n, _ = figs[(s, metric, mtu, pinned)]
+            cell = fmt(v, dec) + ("*" if v is not None and n < max_reps else "")
+            if v is not None and (pasta is not None or veth is not None):
+                cell += f" ({ratio(v, pasta)} / {ratio(v, veth)})"
+            cells.append(cell)
+        if present:
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    bpf = sorted((k, v) for k, v in figs.items() if k[1].startswith("bpf_ns_"))
+    if bpf or any(k[1] == "bpf_ns_per_frame" for k in figs):
+        lines += ["", "BPF classifier, ns per frame (BPF_PROG_TEST_RUN, median of the repetitions; "
+                  "`counted as` = the stats counter the frame landed in):", "",
+                  "| frame | ns | counted as |", "| --- | --- | --- |"]
+        for (s, metric, mtu, pinned), (v, n, err) in figs.items():
+            if metric.startswith("bpf_ns_"):
+                cls = metric[len("bpf_ns_"):]
+                lines.append(f"| {cls} | {fmt(v, 1)} | {bpf_classes.get(cls, '')} |")
+            elif metric == "bpf_ns_per_frame" and v is None and not bpf:
+                lines.append(f"| all | n/a | {err} |")
+    reasons = collections.OrderedDict()
+    for (s, metric, mtu, pinned), (v, n, err) in figs.items():
+        if v is None and err:
+            reasons.setdefault((s, err), []).append(metric if not mtu else f"{metric}@{mtu}")
+    if reasons:
+        lines += ["", "n/a:", ""]
+        for (s, err), metrics in reasons.items():
+            lines.append(f"- {s}: {err} ({len(metrics)} figures)")
+    lines.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def write_json(path, figs):
+    """The records {system, metric, mtu, pinned, value}."""
+    recs = []
+    for (s, metric, mtu, pinned), (v, n, err) in figs.items():
+        rec = {"system": s, "metric": metric, "mtu": int(mtu) if mtu else None,
+               "pinned": pinned == "true", "value": v, "reps": n}
+        if v is None:
+            rec["error"] = err
+        recs.append(rec)
+    with open(path, "w") as f:
+        json.dump(recs, f, indent=1)
+        f.write("\n")
+
+
+def write_png(path, figs, systems, title):
+    """Clustered bars of the four throughput figures per system (gnuplot)."""
+    cols = [("tcp_guest_to_host_gbps", "65520", "guest->host, MTU 65520"),
+            ("tcp_host_to_guest_gbps", "65520", "host->guest, MTU 65520"),
+            ("tcp_guest_to_host_gbps", "1500", "guest->host, MTU 1500"),
+            ("tcp_host_to_guest_gbps", "1500", "host->guest, MTU 1500")]
+    with tempfile.NamedTemporaryFile("w", suffix=".dat", delete=False) as dat:
+        for s in systems:
+            vals = []
+            for metric, mtu, _ in cols:
+                v = figs.get((s, metric, mtu, "false"), (None, 0, None))[0]
+                vals.append("0" if v is None else f"{v:.3f}")
+            label = s if any(v != "0" for v in vals) else s + " (n/a)"
+            dat.write(f'"{label}" ' + " ".join(vals) + "\n")
+        dat_path = dat.name
+    plot = ", ".join(f"'{dat_path}' using {i + 2}:xtic(1) title '{c[2]}'" for i, c in enumerate(cols))
+    script = f"""
+set terminal pngcairo size 1100,560 noenhanced
+set output '{path}'
+set title '{title}: TCP throughput, one stream (iperf3)'
+set ylabel 'Gbit/s'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set grid ytics
+set yrange [0:*]
+set key top left
+set xtics nomirror
+plot {plot}
+"""
+    try:
+        subprocess.run(["gnuplot"], input=script, text=True, check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        # pngcairo needs gnuplot's cairo build; fall back to the plain png terminal.
+        script = script.replace("pngcairo size 1100,560 noenhanced", "png size 1100,560")
+        try:
+            subprocess.run(["gnuplot"], input=script, text=True, check=True, capture_output=True)
+        except (OSError, subprocess.CalledProcessError) as e2:
+            print(f"report.py: gnuplot failed: {e2}")
+    finally:
+        os.unlink(dat_path)
+
+
+def main():
+    """Reads raw.tsv and writes the outputs that were asked for."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--md")
+    ap.add_argument("--json")
+    ap.add_argument("--png")
+    ap.add_argument("--title", default="ferry bench")
+    ap.add_argument("--meta", default="")
+    args = ap.parse_args()
+    good, why, order = load(args.raw)
+    figs = figures(good, why, order)
+    seen = {k[0] for k in figs if not k[1].startswith("bpf_")}
+    systems = [s for s in SYSTEMS if s in seen]
+    bpf_classes = {}
+    cls_path = os.path.join(os.path.dirname(args.raw), "bpf-classes.tsv")
+    if os.path.exists(cls_path):
+        with open(cls_path) as f:
+            for line in f:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) == 2:
+                    bpf_classes[parts[0]] = parts[1]
+    if args.md:
+        write_md(args.md, figs, systems, args.title, args.meta, bpf_classes)
+    if args.json:
+        write_json(args.json, figs)
+    if args.png:
+        write_png(args.png, figs, systems, args.title)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+# bench/systems/ferry.sh: ferry itself, started the way a person would:
+# `ferry run -q -m MTU [--no-fastpath] -- sleep N`. ferry makes the namespace
+# and its tap (guest 198.18.0.2/24, gateway 198.18.0.1 = the host's
+# 127.0.0.1) and forks the `sleep` into it; the clients join that namespace
+# through /proc/<sleep>/ns/net. ferry runs with the machine's stock sysctls.
+# $FERRY_BIN is set by bench/run (empty, with $FERRY_UNAVAILABLE saying why,
+# when the build failed).
+
+FERRY_PID=""
+
+# Starts ferry at MTU $1; extra ferry options follow.
+ferry_start() {
+	local mtu=$1
+	shift
+	if [[ -z $FERRY_BIN || ! -x $FERRY_BIN ]]; then
+		SYS_ERROR=${FERRY_UNAVAILABLE:-"ferry binary not found"}
+		return 1
+	fi
+	local log="$BENCH_LOGS/ferry$*-$mtu.log"
+	log=${log// /}
+	"$FERRY_BIN" run -q -m "$mtu" "$@" -- sleep 3600 >"$log" 2>&1 &
+	FERRY_PID=$!
+	bench_track_pid "$FERRY_PID"
+	local i holder=""
+	for ((i = 0; i < 50; i++)); do
+		holder=$(pgrep -P "$FERRY_PID" -x sleep | head -n1)
+		[[ -n $holder ]] && break
+		kill -0 "$FERRY_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [[ -z $holder ]]; then
+		SYS_ERROR="ferry run did not start the guest: $(tr '\n' ' ' <"$log" | tail -c 200)"
+		return 1
+	fi
+	# The guest is configured before CMD is forked; give the addresses a moment anyway.
+	for ((i = 0; i < 20; i++)); do
+		nsenter --net="/proc/$holder/ns/net" ip -4 addr 2>/dev/null | grep -q 198.18.0.2 && break
+		sleep 0.1
+	done
+	SYS_GUEST_NS=/proc/$holder/ns/net
+	SYS_HOST_NS=""
+	SYS_SERVER_BIND=127.0.0.1
+	SYS_SERVER_ADDR=198.18.0.1
+	SYS_TRANSLATOR_PID=$FERRY_PID
+	return 0
+}
+
+# Stops ferry (it forwards TERM to the sleep and exits with it).
+ferry_stop() {
+	bench_stop_pid "$FERRY_PID"
+	FERRY_PID=""
+}
+
+# ferry with the BPF fast path switched off.
+ferry_nofastpath_start() { ferry_start "$1" --no-fastpath; }
+
+# Stops ferry --no-fastpath.
+ferry_nofastpath_stop() { ferry_stop; }

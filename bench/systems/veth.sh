@@ -1,0 +1,44 @@
+# bench/systems/veth.sh: the limit. Two namespaces of our own, H (host side,
+# where the servers run) and G (guest side, where the clients run), joined by
+# a plain veth pair; the kernel routes, nothing translates. No translator
+# process, so no CPU-per-byte and no pinning of a translator.
+#
+# Plug-in interface (every system file): <name>_start MTU sets
+#   SYS_GUEST_NS    namespace path the clients run in
+#   SYS_HOST_NS     namespace path the servers run in ("" = the root one)
+#   SYS_SERVER_BIND address the servers listen on
+#   SYS_SERVER_ADDR address the clients connect to
+#   SYS_TRANSLATOR_PID  the translating process ("" if none)
+# and returns 0, or sets SYS_ERROR and returns 1; <name>_stop undoes it.
+
+VETH_H=""
+VETH_G=""
+
+# Starts the veth pair at MTU $1.
+veth_start() {
+	local mtu=$1
+	VETH_H=$(bench_netns_add veth-h) || { SYS_ERROR="cannot create namespace"; return 1; }
+	VETH_G=$(bench_netns_add veth-g) || { SYS_ERROR="cannot create namespace"; return 1; }
+	if ! ip link add fbv0 netns "$VETH_H" mtu "$mtu" type veth peer name fbv1 netns "$VETH_G" mtu "$mtu"; then
+		SYS_ERROR="cannot create the veth pair"
+		return 1
+	fi
+	ip -n "$VETH_H" addr add 198.18.0.1/24 dev fbv0
+	ip -n "$VETH_G" addr add 198.18.0.2/24 dev fbv1
+	ip -n "$VETH_H" link set fbv0 up
+	ip -n "$VETH_G" link set fbv1 up
+	SYS_GUEST_NS=/run/netns/$VETH_G
+	SYS_HOST_NS=/run/netns/$VETH_H
+	SYS_SERVER_BIND=198.18.0.1
+	SYS_SERVER_ADDR=198.18.0.1
+	SYS_TRANSLATOR_PID=""
+	return 0
+}
+
+# Removes both namespaces (the veth pair goes with them).
+veth_stop() {
+	[[ -n $VETH_G ]] && bench_netns_del "$VETH_G"
+	[[ -n $VETH_H ]] && bench_netns_del "$VETH_H"
+	VETH_H=""
+	VETH_G=""
+}
