@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -601,6 +602,7 @@ TEST_F(TcpTest, HostSocketFullZeroWindowThenUpdate) {
   saw_update = WaitFor(&upd, [](const ParsedFrame& x) { return x.tcp.window > 0; }, 2000);
   EXPECT_TRUE(saw_update);
   EXPECT_EQ(tcp->counters().stage_exhausted, 0u);
+  std::printf("partial writes %llu staged %llu written %llu\n", static_cast<unsigned long long>(tcp->counters().partial_writes), static_cast<unsigned long long>(tcp->counters().staged_bytes), static_cast<unsigned long long>(written));
   close(h);
 }
 

@@ -72,6 +72,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -232,9 +233,11 @@ TcpTranslator::TcpTranslator(EventLoop& loop, GuestLink& link)
 
 // Closes every socket (host peers see a reset) and unmaps the tables.
 TcpTranslator::~TcpTranslator() {
+  linger lg{1, 0};
   for (uint32_t s = 0; s < capacity_; s++)
     if (table_.used(s) && conns_[s].fd >= 0) {
       loop_.remove(conns_[s].fd);
+      setsockopt(conns_[s].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
       close(conns_[s].fd);
     }
   for (auto& l : listeners_)
@@ -262,6 +265,16 @@ uint64_t TcpTranslator::id_of(uint32_t slot) const {
 // One listening socket per forwarded port and family.
 bool TcpTranslator::start(std::string* error) {
   const Config& cfg = link_.config();
+  // One descriptor per flow: raise the soft limit toward the table size (the
+  // hard limit stays the ceiling; what is left over gets RSTs, counted).
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    rlim_t want = static_cast<rlim_t>(capacity_) + 4096;
+    if (rl.rlim_cur < want && rl.rlim_cur < rl.rlim_max) {
+      rl.rlim_cur = std::min(want, rl.rlim_max);
+      setrlimit(RLIMIT_NOFILE, &rl);
+    }
+  }
   auto fail = [&](const std::string& what) {
     if (error) *error = what;
     return false;
@@ -325,9 +338,24 @@ void TcpTranslator::listener_event(uint32_t index) {
     sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     int fd = accept4(l.fd, reinterpret_cast<sockaddr*>(&ss), &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        counters_.fd_exhausted++;
+        pause_listeners(now_ns());
+      }
+      return;
+    }
     accept_one(l, fd);
   }
+}
+
+// Stops accepting for 100 ms (descriptors ran out): clients wait in the
+// kernel's accept queue instead of ferry spinning on a ready listener.
+void TcpTranslator::pause_listeners(uint64_t now) {
+  if (listeners_resume_at_) return;
+  for (size_t i = 0; i < listeners_.size(); i++)
+    loop_.modify(listeners_[i].fd, 0, tag_, kListenerBit | i);
+  listeners_resume_at_ = now + 100'000'000;
 }
 
 // An accepted host connection becomes a SYN to the guest from the client's
@@ -396,6 +424,7 @@ void TcpTranslator::accept_one(const Listener& l, int fd) {
   }
   c.armed = kBaseEvents;
   counters_.conns_inbound++;
+  if (observer_) observer_->on_flow_added(slot, key, c);
   send_syn(slot);
   c.rtt_active = true;
   c.rtt_start = now;
@@ -491,6 +520,7 @@ void TcpTranslator::open_outbound(const ParsedFrame& f, const ferry_conn_key& ke
 
   int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
+    if (errno == EMFILE || errno == ENFILE) counters_.fd_exhausted++;
     counters_.connect_failed++;
     send_segment(c, tcpflag::kRst | tcpflag::kAck, 0, c.rcv_nxt, 0);
     counters_.rst_to_guest++;
@@ -500,6 +530,7 @@ void TcpTranslator::open_outbound(const ParsedFrame& f, const ferry_conn_key& ke
   c.fd = fd;
   set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
   counters_.conns_outbound++;
+  if (observer_) observer_->on_flow_added(slot, key, c);
   sockaddr_storage ss;
   socklen_t sl = make_sockaddr(dest, f.tcp.dport, &ss);
   int r = connect(fd, reinterpret_cast<sockaddr*>(&ss), sl);
@@ -1287,11 +1318,17 @@ bool TcpTranslator::retransmit_one(uint32_t slot) {
 // Earliest of all connections' deadlines.
 uint64_t TcpTranslator::next_deadline_ns() const {
   uint64_t d = timers_.top_deadline();
+  if (listeners_resume_at_ && listeners_resume_at_ < d) d = listeners_resume_at_;
   return d == TimerHeap::kNone ? kNever : d;
 }
 
 // Runs every expired connection timer.
 void TcpTranslator::on_timer(uint64_t now) {
+  if (listeners_resume_at_ && listeners_resume_at_ <= now) {
+    listeners_resume_at_ = 0;
+    for (size_t i = 0; i < listeners_.size(); i++)
+      loop_.modify(listeners_[i].fd, EPOLLIN, tag_, kListenerBit | i);
+  }
   for (int guard = 0; guard < 100000 && !timers_.empty() && timers_.top_deadline() <= now; guard++) {
     uint32_t slot = timers_.top_slot();
     uint32_t gen = conns_[slot].gen;
@@ -1431,6 +1468,7 @@ void TcpTranslator::release(uint32_t slot, bool linger0) {
   }
   if (c.stage) stage_free_.push_back(c.stage);
   timers_.cancel(slot);
+  if (observer_ && table_.used(slot)) observer_->on_flow_removed(slot, table_.key(slot));
   table_.remove(slot);
   uint32_t gen = c.gen;
   c = TcpConn{};

@@ -79,6 +79,16 @@ struct TcpConn {
   bool ack_pending;
 };
 
+// Told about every flow that enters or leaves the table (the BPF fast path
+// mirrors the table into its maps through this). Called synchronously; the
+// slot number is stable for the flow's life.
+class TcpFlowObserver {
+ public:
+  virtual ~TcpFlowObserver() = default;
+  virtual void on_flow_added(uint32_t slot, const ferry_conn_key& key, const TcpConn& c) = 0;
+  virtual void on_flow_removed(uint32_t slot, const ferry_conn_key& key) = 0;
+};
+
 class TcpTranslator : public IoHandler, public TimerClient {
  public:
   struct Counters {
@@ -107,6 +117,7 @@ class TcpTranslator : public IoHandler, public TimerClient {
     uint64_t stage_exhausted = 0;    // partial write with no staging chunk free
     uint64_t timeouts = 0;           // connections ended by a state timeout
     uint64_t guest_tx_dropped = 0;   // send_to_guest() returned false
+    uint64_t fd_exhausted = 0;       // socket()/accept() failed for lack of descriptors
   };
 
   TcpTranslator(EventLoop& loop, GuestLink& link);
@@ -128,6 +139,8 @@ class TcpTranslator : public IoHandler, public TimerClient {
   const FlowTable& table() const { return table_; }
   // Sends ACKs collected during a batch (also called by the loop's batch-end hook).
   void flush_acks();
+  // At most one observer; nullptr removes it.
+  void set_observer(TcpFlowObserver* o) { observer_ = o; }
 
   void on_io(uint64_t id, uint32_t events) override;
   uint64_t next_deadline_ns() const override;
@@ -231,6 +244,11 @@ class TcpTranslator : public IoHandler, public TimerClient {
   std::vector<uint32_t> stage_free_;
 
   std::vector<uint32_t> ack_list_;  // slots with ack_pending
+  TcpFlowObserver* observer_ = nullptr;
+  // Listeners pause (no EPOLLIN) after accept() ran out of descriptors, so a
+  // level-triggered listener cannot spin; they resume at this time.
+  uint64_t listeners_resume_at_ = 0;
+  void pause_listeners(uint64_t now);
 };
 
 }  // namespace ferry
