@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -326,6 +327,27 @@ TEST_P(UdpTest, FlowTableBoundedAndIdleTimeout) {
   // Slots are reusable afterwards.
   Feed(Datagram(gw(), 42000, server.port, Bytes{2}));
   EXPECT_EQ(udp->flow_count(), 1u);
+}
+
+TEST_P(UdpTest, OutOfDescriptorsEvictsOldestFlow) {
+  Make();
+  Peer server(v6());
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+  int low = dup(0);  // descriptors are handed out lowest first
+  ASSERT_GE(low, 0);
+  close(low);
+  rlimit lim = old;
+  lim.rlim_cur = static_cast<rlim_t>(low + 3);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
+  for (uint16_t sp = 45000; sp < 45006; sp++) Feed(Datagram(gw(), sp, server.port, Bytes{1}));
+  size_t flows = udp->flow_count();
+  UdpCounters c = udp->counters();
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+  EXPECT_LE(flows, 3u);
+  EXPECT_GE(flows, 1u);
+  EXPECT_EQ(c.host_sent, 6u);  // every datagram went out, on a recycled descriptor
+  EXPECT_EQ(c.flows_evicted, 6u - flows);
 }
 
 TEST_P(UdpTest, IdleOrderFollowsActivity) {

@@ -321,6 +321,12 @@ uint32_t UdpTranslator::open_outbound(const Key& k, uint64_t now) {
   }
   const bool v6 = !host.is_v4();
   int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0 && (errno == EMFILE || errno == ENFILE) && lru_head_ != kNone) {
+    // Out of descriptors before the table is full: the oldest flow yields.
+    free_flow(lru_head_);
+    counters_.flows_evicted++;
+    fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  }
   if (fd < 0) return kNone;
   sockaddr_storage ss;
   socklen_t sl = make_sockaddr(host, k.peer_port, false, ss);
