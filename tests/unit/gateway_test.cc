@@ -241,6 +241,7 @@ TEST_F(GatewayTest, EchoRepliesAndOtherIcmpAreNotAnswered) {
   uint16_t c = csum_fold(csum_partial(f.data() + p.l4_offset, p.l4_len, 0));
   std::memcpy(f.data() + p.l4_offset + 2, &c, 2);
   Feed(f);
+  EXPECT_EQ(gw->counters().icmp_ignored, 1u);
   Feed(Echo(false, A("198.18.0.255"), 1, 1, 8));  // directed broadcast
   Feed(Echo(false, A("224.0.0.1"), 1, 1, 8));
   Feed(Echo(true, A("ff02::1"), 1, 1, 8));

@@ -167,7 +167,11 @@ void Gateway::handle_icmp(const ParsedFrame& f, std::span<const uint8_t> frame) 
       return;
     }
   }
-  if (f.icmp.type != (v6 ? kIcmp6EchoRequest : kIcmpEchoRequest) || f.icmp.body_len < 4 ||
+  if (f.icmp.type != (v6 ? kIcmp6EchoRequest : kIcmpEchoRequest)) {
+    counters_.icmp_ignored++;  // MLD reports, errors, echo replies: nothing to answer
+    return;
+  }
+  if (f.icmp.body_len < 4 ||
       f.src.is_unspecified() || (v6 ? !c.ipv6 : !c.ipv4)) {
     counters_.dropped++;
     return;

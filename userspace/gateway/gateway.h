@@ -52,6 +52,7 @@ struct GatewayCounters {
   uint64_t echo_forwarded = 0;  // guest echo requests sent from a host socket
   uint64_t echo_relayed = 0;    // host echo replies relayed to the guest
   uint64_t echo_expired = 0;    // echo flows closed by the idle timeout or evicted
+  uint64_t icmp_ignored = 0;    // well-formed ICMP we have no business with (MLD, errors, replies)
   uint64_t dropped = 0;         // malformed, invalid or unsupported
   uint64_t send_failed = 0;     // GuestLink refused a frame, or a host send failed
 };
