@@ -125,17 +125,18 @@ def write_md(path, figs, systems, title, meta, bpf_classes):
             cells.append(cell)
         if present:
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    bpf = sorted((k, v) for k, v in figs.items() if k[1].startswith("bpf_ns_"))
+    bpf = [k for k in figs if k[1].startswith("bpf_ns_") and k[1] != "bpf_ns_per_frame"]
     if bpf or any(k[1] == "bpf_ns_per_frame" for k in figs):
         lines += ["", "BPF classifier, ns per frame (BPF_PROG_TEST_RUN, median of the repetitions; "
                   "`counted as` = the stats counter the frame landed in):", "",
                   "| frame | ns | counted as |", "| --- | --- | --- |"]
         for (s, metric, mtu, pinned), (v, n, err) in figs.items():
-            if metric.startswith("bpf_ns_"):
+            if metric == "bpf_ns_per_frame":
+                if v is None:
+                    lines.append(f"| all | n/a | {err} |")
+            elif metric.startswith("bpf_ns_"):
                 cls = metric[len("bpf_ns_"):]
                 lines.append(f"| {cls} | {fmt(v, 1)} | {bpf_classes.get(cls, '')} |")
-            elif metric == "bpf_ns_per_frame" and v is None and not bpf:
-                lines.append(f"| all | n/a | {err} |")
     reasons = collections.OrderedDict()
     for (s, metric, mtu, pinned), (v, n, err) in figs.items():
         if v is None and err:

@@ -134,12 +134,14 @@ proc_cpu_s() {
 	awk -v hz="$(getconf CLK_TCK)" '{ print ($12 + $13) / hz }' <<<"${stat##*) }"
 }
 
-# Echoes a TCP port that nothing listens on in this namespace (40000-59999).
+# Echoes a TCP port no socket of this namespace uses, from 20000-32767: below
+# the ephemeral range (32768-60999), so that the tens of thousands of
+# connections the translators open cannot take it between runs.
 free_port() {
 	local p i
 	for ((i = 0; i < 50; i++)); do
-		p=$((40000 + RANDOM % 20000))
-		if [[ -z $(ss -Hltn "sport = :$p" 2>/dev/null) ]]; then
+		p=$((20000 + RANDOM % 12768))
+		if [[ -z $(ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null) ]]; then
 			echo "$p"
 			return 0
 		fi
