@@ -99,7 +99,7 @@ def ratio(v, ref):
     return f"{v / ref:.2f}"
 
 
-def write_md(path, figs, systems, title, meta, bpf_classes):
+def write_md(path, figs, systems, title, meta, bpf_classes, notes):
     """The markdown report: main table, BPF table, n/a reasons."""
     max_reps = max((n for _, n, _ in figs.values()), default=0)
     lines = [f"## {title}", "", meta, "",
@@ -145,6 +145,8 @@ def write_md(path, figs, systems, title, meta, bpf_classes):
         lines += ["", "n/a:", ""]
         for (s, err), metrics in reasons.items():
             lines.append(f"- {s}: {err} ({len(metrics)} figures)")
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     lines.append("")
     with open(path, "w") as f:
         f.write("\n".join(lines))
@@ -231,7 +233,12 @@ def main():
                 if len(parts) == 2:
                     bpf_classes[parts[0]] = parts[1]
     if args.md:
-        write_md(args.md, figs, systems, args.title, args.meta, bpf_classes)
+        notes = []
+        notes_path = os.path.join(os.path.dirname(args.raw), "notes.txt")
+        if os.path.exists(notes_path):
+            with open(notes_path) as f:
+                notes = [line.strip() for line in f if line.strip()]
+        write_md(args.md, figs, systems, args.title, args.meta, bpf_classes, notes)
     if args.json:
         write_json(args.json, figs)
     if args.png:

@@ -29,6 +29,11 @@ proc_starttime() {
 	awk '{ print $20 }' <<<"${stat##*) }"
 }
 
+# Adds a line to the report's notes (once per distinct text).
+bench_note() {
+	grep -qxF -- "$1" "$BENCH_NOTES" 2>/dev/null || printf '%s\n' "$1" >>"$BENCH_NOTES"
+}
+
 # Registers a PID we started in the background.
 bench_track_pid() { BENCH_PIDS+=("$1:$(proc_starttime "$1")"); }
 

@@ -1,5 +1,6 @@
 # bench/systems/ferry.sh: ferry itself, started the way a person would:
-# `ferry run -q -m MTU [--no-fastpath] -- sleep N`. ferry makes the namespace
+# `ferry run -m MTU [--no-fastpath] -- sleep N` (not -q: its warnings, such
+# as "no BPF fast path", go to the log, and the report quotes them). ferry makes the namespace
 # and its tap (guest 198.18.0.2/24, gateway 198.18.0.1 = the host's
 # 127.0.0.1) and forks the `sleep` into it; the clients join that namespace
 # through /proc/<sleep>/ns/net. ferry runs with the machine's stock sysctls.
@@ -18,7 +19,7 @@ ferry_start() {
 	fi
 	local log="$BENCH_LOGS/ferry$*-$mtu.log"
 	log=${log// /}
-	"$FERRY_BIN" run -q -m "$mtu" "$@" -- sleep 3600 >"$log" 2>&1 &
+	"$FERRY_BIN" run -m "$mtu" "$@" -- sleep 3600 >"$log" 2>&1 &
 	FERRY_PID=$!
 	bench_track_pid "$FERRY_PID"
 	local i holder=""
@@ -37,6 +38,14 @@ ferry_start() {
 		nsenter --net="/proc/$holder/ns/net" ip -4 addr 2>/dev/null | grep -q 198.18.0.2 && break
 		sleep 0.1
 	done
+	# ferry goes on without its fast path when BPF does not load: say so.
+	if [[ " $* " != *" --no-fastpath "* ]]; then
+		if [[ ! -d /sys/fs/bpf/ferry/run-$FERRY_PID ]] || grep -q "no BPF fast path" "$log"; then
+			local why
+			why=$(grep -m1 -o 'no BPF fast path.*' "$log" | cut -c1-160)
+			bench_note "ferry, MTU $mtu: the BPF fast path was not active (${why:-no pins under /sys/fs/bpf/ferry/run-$FERRY_PID}): these rows are ferry's userspace path"
+		fi
+	fi
 	SYS_GUEST_NS=/proc/$holder/ns/net
 	SYS_HOST_NS=""
 	SYS_SERVER_BIND=127.0.0.1

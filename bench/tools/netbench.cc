@@ -47,6 +47,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -139,18 +140,30 @@ void set_timeouts(int fd) {
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-// Blocking connect to the target; -1 on failure (errno kept).
+// Connects to the target within 3 s and returns a blocking socket; -1 on
+// failure (errno kept). The bound matters when a translator swallows SYNs:
+// the kernel would otherwise retry for two minutes.
 int connect_blocking(const sockaddr_storage& ss, socklen_t len) {
-  const int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   set_nodelay(fd);
   set_timeouts(fd);
+  int err = 0;
   if (connect(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
-    const int e = errno;
+    err = errno;
+    if (err == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      err = poll(&p, 1, 3000) == 1 ? 0 : ETIMEDOUT;
+      socklen_t el = sizeof(int);
+      if (err == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0) err = errno;
+    }
+  }
+  if (err != 0) {
     close(fd);
-    errno = e;
+    errno = err;
     return -1;
   }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   return fd;
 }
 
