@@ -72,13 +72,14 @@ bench_stop_pid() {
 	return 0
 }
 
-# Creates a network namespace named ferrybench-<pid>-<tag>; echoes the name.
+# Creates a network namespace named ferrybench-<pid>-<tag> and registers it;
+# its name is left in BENCH_NETNS_NAME (not echoed: a $(...) subshell would
+# register it in a copy of BENCH_NETNS that the trap never sees).
 bench_netns_add() {
-	local name="$BENCH_TAG-$1"
-	ip netns add "$name" || return 1
-	BENCH_NETNS+=("$name")
-	ip -n "$name" link set lo up
-	echo "$name"
+	BENCH_NETNS_NAME="$BENCH_TAG-$1"
+	ip netns add "$BENCH_NETNS_NAME" || return 1
+	BENCH_NETNS+=("$BENCH_NETNS_NAME")
+	ip -n "$BENCH_NETNS_NAME" link set lo up
 }
 
 # Deletes one of our namespaces (and forgets it).

@@ -15,7 +15,7 @@ PASTA_PID=""
 # Starts pasta at MTU $1 in a fresh namespace.
 pasta_start() {
 	local mtu=$1
-	PASTA_NS=$(bench_netns_add pasta) || { SYS_ERROR="cannot create namespace"; return 1; }
+	bench_netns_add pasta && PASTA_NS=$BENCH_NETNS_NAME || { SYS_ERROR="cannot create namespace"; return 1; }
 	pasta -f -q --runas 0 --config-net --netns "$PASTA_NS" -I eth0 -4 -a 10.0.2.15 -n 24 -g 10.0.2.2 \
 		-m "$mtu" -t none -u none -T none -U none >"$BENCH_LOGS/pasta-$mtu.log" 2>&1 &
 	PASTA_PID=$!

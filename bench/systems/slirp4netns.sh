@@ -8,7 +8,7 @@ SLIRP_PID=""
 # Starts slirp4netns at MTU $1 in a fresh namespace.
 slirp4netns_start() {
 	local mtu=$1
-	SLIRP_NS=$(bench_netns_add slirp) || { SYS_ERROR="cannot create namespace"; return 1; }
+	bench_netns_add slirp && SLIRP_NS=$BENCH_NETNS_NAME || { SYS_ERROR="cannot create namespace"; return 1; }
 	slirp4netns --configure --mtu="$mtu" --netns-type=path "/run/netns/$SLIRP_NS" tap0 \
 		>"$BENCH_LOGS/slirp4netns-$mtu.log" 2>&1 &
 	SLIRP_PID=$!

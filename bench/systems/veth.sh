@@ -17,8 +17,8 @@ VETH_G=""
 # Starts the veth pair at MTU $1.
 veth_start() {
 	local mtu=$1
-	VETH_H=$(bench_netns_add veth-h) || { SYS_ERROR="cannot create namespace"; return 1; }
-	VETH_G=$(bench_netns_add veth-g) || { SYS_ERROR="cannot create namespace"; return 1; }
+	bench_netns_add veth-h && VETH_H=$BENCH_NETNS_NAME || { SYS_ERROR="cannot create namespace"; return 1; }
+	bench_netns_add veth-g && VETH_G=$BENCH_NETNS_NAME || { SYS_ERROR="cannot create namespace"; return 1; }
 	if ! ip link add fbv0 netns "$VETH_H" mtu "$mtu" type veth peer name fbv1 netns "$VETH_G" mtu "$mtu"; then
 		SYS_ERROR="cannot create the veth pair"
 		return 1
