@@ -3,6 +3,11 @@
  * tcp_loss: a TC program that drops TCP frames at random, for loss tests
  * (this kernel has no netem). Drops when bpf_get_prandom_u32() % 1000000 <
  * LOSS_PPM; only TCP over IPv4/IPv6 is touched, so ARP and NDP keep working.
+ * The verdict is TC_ACT_STOLEN, not TC_ACT_SHOT: on egress SHOT makes
+ * dev_queue_xmit() return NET_XMIT_DROP, so the sending TCP learns of the
+ * drop at once and simply sends again (no loss as the peer sees it); STOLEN
+ * reports success and the frame is silently gone, like a lost packet. Turn
+ * off GSO on the device too, or one drop takes a whole 64 KiB burst.
  * Build: clang-19 -O2 -g -target bpf -I/usr/include/$(gcc -dumpmachine)
  *        -DLOSS_PPM=10000 -c tcp_loss.bpf.c
  * Attach (inside the guest namespace, both directions):
@@ -47,7 +52,7 @@ int tcp_loss(struct __sk_buff *skb)
 	if (proto != IPPROTO_TCP)
 		return TC_ACT_OK;
 	if (bpf_get_prandom_u32() % 1000000 < LOSS_PPM)
-		return TC_ACT_SHOT;
+		return TC_ACT_STOLEN;
 	return TC_ACT_OK;
 }
 

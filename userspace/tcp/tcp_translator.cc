@@ -107,6 +107,8 @@ constexpr uint32_t kMinMss = 88;       // as Linux's TCP_MIN_MSS: a hostile gues
 constexpr size_t kStageChunk = 65536;
 constexpr uint32_t kStageChunks = 128;
 constexpr uint32_t kBaseEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
+constexpr size_t kOooChunk = 1 << 20;
+constexpr uint32_t kOooChunks = 16;
 
 // Reads the third field of net.ipv4.tcp_wmem: the largest send buffer a
 // socket autotunes to, hence the largest window we will ever advertise.
@@ -225,6 +227,12 @@ TcpTranslator::TcpTranslator(EventLoop& loop, GuestLink& link)
   stage_free_.reserve(kStageChunks);
   for (uint32_t i = kStageChunks; i > 0; i--) stage_free_.push_back(i);
   ack_list_.reserve(capacity_);
+  void* op = mmap(nullptr, kOooChunk * kOooChunks, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (op == MAP_FAILED) throw std::bad_alloc();
+  ooo_pool_ = static_cast<uint8_t*>(op);
+  ooo_free_.reserve(kOooChunks);
+  for (uint32_t i = kOooChunks; i > 0; i--) ooo_free_.push_back(i);
 
   tag_ = loop_.register_handler(this);
   loop_.add_timer_client(this);
@@ -247,6 +255,7 @@ TcpTranslator::~TcpTranslator() {
     }
   munmap(conns_, sizeof(TcpConn) * capacity_);
   munmap(stage_pool_, kStageChunk * kStageChunks);
+  munmap(ooo_pool_, kOooChunk * kOooChunks);
 }
 
 // The connection in slot, or nullptr.
@@ -849,7 +858,8 @@ void TcpTranslator::guest_data(uint32_t slot, uint32_t sq, std::span<const uint8
   }
   if (seq::gt(sq, c.rcv_nxt)) {
     counters_.ooo_segments++;
-    send_ack_now(slot);  // duplicate ACK: the guest fast-retransmits
+    ooo_store(slot, sq, payload);  // a FIN here is not kept: it comes again
+    send_dup_ack(slot);            // the guest fast-retransmits after three
     return;
   }
   if (seq::lt(end, c.rcv_nxt) || (end == c.rcv_nxt && !fin)) {
@@ -859,7 +869,7 @@ void TcpTranslator::guest_data(uint32_t slot, uint32_t sq, std::span<const uint8
   payload = payload.subspan(c.rcv_nxt - sq);
   size_t accepted = 0;
   if (!payload.empty()) {
-    if (!flush_stage(slot)) return;
+    if (!flush_stage(slot) && !table_.used(slot)) return;
     uint8_t* chunk = c.stage ? stage_pool_ + (c.stage - 1) * kStageChunk : nullptr;
     if (c.stage && c.stage_len > c.stage_off) {
       // Earlier tail still waits: append what fits, behind it.
@@ -911,8 +921,12 @@ void TcpTranslator::guest_data(uint32_t slot, uint32_t sq, std::span<const uint8
       send_ack_now(slot);
       return;
     }
+    if (c.ooo && !c.stage && !fin) {
+      if (!flush_ooo(slot)) return;  // the hole is filled: out-of-order data follows
+    }
   }
   if (fin) {
+    ooo_release(slot);
     c.rcv_nxt++;
     c.flags |= kfGuestFin;
     if (!c.stage) {
@@ -926,6 +940,120 @@ void TcpTranslator::guest_data(uint32_t slot, uint32_t sq, std::span<const uint8
     return;
   }
   queue_ack(slot);
+}
+
+// Keeps an out-of-order guest segment (within one reassembly chunk per
+// connection, at most kOooIntervals separate ranges) so that once the guest
+// retransmits the hole, everything behind it is written and ACKed at once:
+// without SACK the guest learns only about the first hole, so dropping
+// what follows it would cost a retransmission per segment.
+void TcpTranslator::ooo_store(uint32_t slot, uint32_t sq, std::span<const uint8_t> payload) {
+  TcpConn& c = conns_[slot];
+  if (payload.empty()) return;
+  if (!c.ooo) {
+    if (ooo_free_.empty()) {
+      counters_.ooo_dropped++;
+      return;
+    }
+    c.ooo = ooo_free_.back();
+    ooo_free_.pop_back();
+    c.ooo_base = c.rcv_nxt;
+    c.ooo_n = 0;
+  }
+  uint32_t start = sq;
+  uint32_t end = sq + static_cast<uint32_t>(payload.size());
+  uint32_t limit = c.ooo_base + static_cast<uint32_t>(kOooChunk);
+  if (seq::ge(start, limit)) {
+    counters_.ooo_dropped++;
+    return;
+  }
+  if (seq::gt(end, limit)) end = limit;
+  // Merge [start, end) into the sorted, disjoint, non-adjacent list.
+  uint32_t v[kOooIntervals + 1][2];
+  unsigned n = 0;
+  bool placed = false;
+  uint32_t s0 = start, e0 = end;
+  for (unsigned i = 0; i < c.ooo_n; i++) {
+    uint32_t is = c.ooo_iv[i][0], ie = c.ooo_iv[i][1];
+    if (seq::lt(ie, s0)) {
+      v[n][0] = is;
+      v[n++][1] = ie;
+    } else if (seq::lt(e0, is)) {
+      if (!placed) {
+        v[n][0] = s0;
+        v[n++][1] = e0;
+        placed = true;
+      }
+      v[n][0] = is;
+      v[n++][1] = ie;
+    } else {
+      s0 = seq::min(s0, is);
+      e0 = seq::max(e0, ie);
+    }
+  }
+  if (!placed) {
+    v[n][0] = s0;
+    v[n++][1] = e0;
+  }
+  if (n > kOooIntervals) {
+    counters_.ooo_dropped++;  // too fragmented: the guest resends it
+    return;
+  }
+  uint8_t* buf = ooo_pool_ + (c.ooo - 1) * kOooChunk;
+  std::memcpy(buf + (start - c.ooo_base), payload.data(), end - start);
+  std::memcpy(c.ooo_iv, v, sizeof(v[0]) * n);
+  c.ooo_n = static_cast<uint8_t>(n);
+  counters_.ooo_kept_bytes += end - start;
+}
+
+// Writes out-of-order data that has become contiguous at rcv_nxt; false
+// when the connection was reset meanwhile.
+bool TcpTranslator::flush_ooo(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  while (c.ooo) {
+    unsigned keep = 0;
+    for (unsigned i = 0; i < c.ooo_n; i++)
+      if (seq::gt(c.ooo_iv[i][1], c.rcv_nxt)) {
+        c.ooo_iv[keep][0] = c.ooo_iv[i][0];
+        c.ooo_iv[keep++][1] = c.ooo_iv[i][1];
+      }
+    c.ooo_n = static_cast<uint8_t>(keep);
+    if (keep == 0) {
+      ooo_release(slot);
+      break;
+    }
+    if (seq::gt(c.ooo_iv[0][0], c.rcv_nxt)) break;  // a hole remains
+    const uint8_t* buf = ooo_pool_ + (c.ooo - 1) * kOooChunk;
+    uint32_t len = c.ooo_iv[0][1] - c.rcv_nxt;
+    ssize_t n = send(c.fd, buf + (c.rcv_nxt - c.ooo_base), len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        set_events(slot, c.armed | EPOLLOUT);
+        break;
+      }
+      reset_both(slot);
+      return false;
+    }
+    c.rcv_nxt += static_cast<uint32_t>(n);
+    counters_.bytes_to_host += static_cast<uint64_t>(n);
+    queue_ack(slot);
+    if (static_cast<uint32_t>(n) < len) {
+      counters_.partial_writes++;
+      set_events(slot, c.armed | EPOLLOUT);
+      break;
+    }
+  }
+  return true;
+}
+
+// Returns the connection's reassembly chunk to the pool.
+void TcpTranslator::ooo_release(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  if (!c.ooo) return;
+  ooo_free_.push_back(c.ooo);
+  c.ooo = 0;
+  c.ooo_n = 0;
 }
 
 // Writes staged guest bytes; true when nothing is staged any more.
@@ -950,6 +1078,7 @@ bool TcpTranslator::flush_stage(uint32_t slot) {
   stage_free_.push_back(c.stage);
   c.stage = 0;
   c.stage_off = c.stage_len = 0;
+  if (c.ooo && !flush_ooo(slot)) return false;
   if ((c.flags & kfGuestFin) && !(c.flags & kfShutWr)) {
     shutdown(c.fd, SHUT_WR);
     c.flags |= kfShutWr;
@@ -991,12 +1120,11 @@ void TcpTranslator::host_event(uint32_t slot, uint32_t events) {
   if (events & (EPOLLRDHUP | EPOLLHUP)) c.flags |= kfHostEof | kfReadable;
   if (events & EPOLLIN) c.flags |= kfReadable;
   if ((events & EPOLLOUT) && (c.armed & EPOLLOUT)) {
-    if (!flush_stage(slot)) {
-      if (!table_.used(slot) || conns_[slot].gen != c.gen) return;
-    } else if (c.state == TcpState::established) {
-      send_ack_now(slot);  // window update; recomputes interest in EPOLLOUT
-    }
-    if (c.state == TcpState::free) return;
+    bool drained = flush_stage(slot);
+    if (!table_.used(slot)) return;
+    if (drained && !flush_ooo(slot)) return;
+    // Window update; also recomputes the interest in EPOLLOUT.
+    if (c.state == TcpState::established) send_ack_now(slot);
   }
   if (c.state == TcpState::established) send_data(slot);
 }
@@ -1119,6 +1247,17 @@ void TcpTranslator::send_ack_now(uint32_t slot) {
   c.ack_pending = false;
   uint16_t w = window_to_advertise(slot);
   send_segment(c, tcpflag::kAck, c.snd_nxt, c.rcv_nxt, w);
+}
+
+// Duplicate ACK: same ACK number and the *same* window as the last ACK
+// (the right edge unchanged), or the guest would not count it as a
+// duplicate (RFC 5681 §2: a window change makes it a window update).
+void TcpTranslator::send_dup_ack(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  c.ack_pending = false;
+  uint32_t win = seq::gt(c.rcv_adv, c.rcv_nxt) ? c.rcv_adv - c.rcv_nxt : 0;
+  uint32_t raw = std::min<uint32_t>(win >> c.rcv_shift, 65535);
+  send_segment(c, tcpflag::kAck, c.snd_nxt, c.rcv_nxt, static_cast<uint16_t>(raw));
 }
 
 // ACK at the end of this batch (one ACK for many segments).
@@ -1467,6 +1606,7 @@ void TcpTranslator::release(uint32_t slot, bool linger0) {
     close(c.fd);
   }
   if (c.stage) stage_free_.push_back(c.stage);
+  if (c.ooo) ooo_free_.push_back(c.ooo);
   timers_.cancel(slot);
   if (observer_ && table_.used(slot)) observer_->on_flow_removed(slot, table_.key(slot));
   table_.remove(slot);

@@ -73,6 +73,13 @@ struct TcpConn {
   uint32_t stage;
   uint32_t stage_off, stage_len;
 
+  // Out-of-order reassembly: a pool chunk index + 1 (0 = none), the
+  // sequence number at its first byte, and up to kOooIntervals ranges held.
+  uint32_t ooo;
+  uint32_t ooo_base;
+  uint8_t ooo_n;
+  uint32_t ooo_iv[8][2];
+
   uint64_t rtx_at;      // retransmission / persist / handshake timer, 0 = off
   uint64_t state_at;    // connect or idle timeout, 0 = off
   uint64_t last_activity;
@@ -105,6 +112,8 @@ class TcpTranslator : public IoHandler, public TimerClient {
     uint64_t challenge_acks = 0;
     uint64_t dropped_segments = 0;   // out of window, bogus, malformed for TCP
     uint64_t ooo_segments = 0;       // out of order from the guest (dup ACK sent)
+    uint64_t ooo_kept_bytes = 0;     // ... of which kept for reassembly
+    uint64_t ooo_dropped = 0;        // ... dropped (pool, chunk or ranges exhausted)
     uint64_t bytes_to_host = 0;
     uint64_t bytes_to_guest = 0;
     uint64_t segments_to_guest = 0;
@@ -197,6 +206,7 @@ class TcpTranslator : public IoHandler, public TimerClient {
   bool send_segment(const TcpConn& c, uint8_t flags, uint32_t seq, uint32_t ack,
                     uint16_t window, const TcpOptions* opts = nullptr);
   void send_ack_now(uint32_t slot);
+  void send_dup_ack(uint32_t slot);
   void queue_ack(uint32_t slot);
   void send_rst_for(const ParsedFrame& f);
   uint16_t window_to_advertise(uint32_t slot);
@@ -206,6 +216,10 @@ class TcpTranslator : public IoHandler, public TimerClient {
 
   // ---- writing guest data to the host
   bool flush_stage(uint32_t slot);
+  void ooo_store(uint32_t slot, uint32_t sq, std::span<const uint8_t> payload);
+  bool flush_ooo(uint32_t slot);
+  void ooo_release(uint32_t slot);
+  static constexpr unsigned kOooIntervals = 8;
 
   // ---- timers and teardown
   void handle_timer(uint32_t slot, uint64_t now);
@@ -242,6 +256,9 @@ class TcpTranslator : public IoHandler, public TimerClient {
   // Staging chunks for the tail of a partially written guest segment.
   uint8_t* stage_pool_ = nullptr;
   std::vector<uint32_t> stage_free_;
+  // Reassembly chunks for out-of-order guest data (1 MiB each).
+  uint8_t* ooo_pool_ = nullptr;
+  std::vector<uint32_t> ooo_free_;
 
   std::vector<uint32_t> ack_list_;  // slots with ack_pending
   TcpFlowObserver* observer_ = nullptr;
