@@ -13,6 +13,7 @@
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
+#include <linux/veth.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -313,6 +314,68 @@ void build_newneigh(NlBuilder& b, int ifindex, const InetAddr& addr, const MacAd
   b.attr(NDA_LLADDR, mac.b.data(), mac.b.size());
 }
 
+// RTM_NEWLINK kind veth; the peer's ifinfomsg and attributes nest in
+// IFLA_LINKINFO / IFLA_INFO_DATA / VETH_INFO_PEER.
+void build_newveth(NlBuilder& b, std::string_view name, std::string_view peer, int peer_ns_fd, unsigned mtu) {
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  b.put(ifi);
+  b.attr_str(IFLA_IFNAME, name);
+  if (mtu != 0) b.attr_u32(IFLA_MTU, mtu);
+  size_t linkinfo = b.nest_begin(IFLA_LINKINFO);
+  b.attr_str(IFLA_INFO_KIND, "veth");
+  size_t data = b.nest_begin(IFLA_INFO_DATA);
+  size_t peer_nest = b.nest_begin(VETH_INFO_PEER);
+  ifinfomsg pi{};
+  pi.ifi_family = AF_UNSPEC;
+  b.put(pi);
+  b.attr_str(IFLA_IFNAME, peer);
+  if (mtu != 0) b.attr_u32(IFLA_MTU, mtu);
+  if (peer_ns_fd >= 0) b.attr_u32(IFLA_NET_NS_FD, static_cast<uint32_t>(peer_ns_fd));
+  b.nest_end(peer_nest);
+  b.nest_end(data);
+  b.nest_end(linkinfo);
+}
+
+// RTM_DELLINK of one index.
+void build_dellink(NlBuilder& b, int ifindex) { build_setlink_flags(b, ifindex, 0, 0); }
+
+// RTM_NEWROUTE dst/len via gw or on-link; the kernel refuses a dst with
+// host bits set, so they are cleared here.
+void build_route(NlBuilder& b, int ifindex, const InetPrefix& dst, const std::optional<InetAddr>& gw) {
+  const int family = inet_family(dst.addr);
+  const unsigned max_len = family == AF_INET ? 32 : 128;
+  const unsigned len = dst.len > max_len ? max_len : dst.len;
+  InetAddr masked = dst.addr;
+  const unsigned skip = family == AF_INET ? 96 : 0;  // IPv4-mapped prefix bits
+  for (unsigned i = skip + len; i < 128; i++) {
+    masked.b[i / 8] = static_cast<uint8_t>(masked.b[i / 8] & ~(0x80u >> (i % 8)));
+  }
+  rtmsg rt{};
+  rt.rtm_family = static_cast<uint8_t>(family);
+  rt.rtm_dst_len = static_cast<uint8_t>(len);
+  rt.rtm_table = RT_TABLE_MAIN;
+  rt.rtm_protocol = RTPROT_STATIC;
+  rt.rtm_scope = gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+  rt.rtm_type = RTN_UNICAST;
+  b.put(rt);
+  if (len != 0) {
+    std::span<const uint8_t> bytes = addr_bytes(masked);
+    b.attr(RTA_DST, bytes.data(), bytes.size());
+  }
+  if (gw) {
+    std::span<const uint8_t> bytes = addr_bytes(*gw);
+    b.attr(RTA_GATEWAY, bytes.data(), bytes.size());
+  }
+  b.attr_u32(RTA_OIF, static_cast<uint32_t>(ifindex));
+}
+
+// RTM_NEWLINK with IFLA_NET_NS_FD.
+void build_setlink_netns(NlBuilder& b, int ifindex, int ns_fd) {
+  build_setlink_flags(b, ifindex, 0, 0);
+  b.attr_u32(IFLA_NET_NS_FD, static_cast<uint32_t>(ns_fd));
+}
+
 // ---- Netlink client --------------------------------------------------------------
 
 // Opens and binds the socket; asks for extended, capped acks.
@@ -542,6 +605,40 @@ Status Netlink::bring_lo_up() {
   Result<int> lo = link_index("lo");
   if (!lo) return lo.status();
   return set_link_up(*lo, true);
+}
+
+// RTM_NEWLINK kind veth, exclusive: an existing name is EEXIST.
+Status Netlink::create_veth(std::string_view name, std::string_view peer, int peer_ns_fd, unsigned mtu) {
+  std::string what = "create veth " + std::string(name) + " <-> " + std::string(peer);
+  if (name.empty() || name.size() >= IFNAMSIZ || peer.empty() || peer.size() >= IFNAMSIZ) {
+    return Status(EINVAL, what + ": bad interface name");
+  }
+  NlBuilder b(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, 0);
+  build_newveth(b, name, peer, peer_ns_fd, mtu);
+  return transact(b, what);
+}
+
+// RTM_DELLINK.
+Status Netlink::delete_link(int ifindex) {
+  NlBuilder b(RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK, 0);
+  build_dellink(b, ifindex);
+  return transact(b, "delete link" + on_if(ifindex));
+}
+
+// RTM_NEWROUTE to a prefix.
+Status Netlink::add_route(int ifindex, const InetPrefix& dst, const std::optional<InetAddr>& gw) {
+  NlBuilder b(RTM_NEWROUTE, kNlCreateFlags, 0);
+  build_route(b, ifindex, dst, gw);
+  std::string what = "add route " + inet_text(dst.addr) + "/" + std::to_string(dst.len);
+  if (gw) what += " via " + inet_text(*gw);
+  return transact(b, what + on_if(ifindex));
+}
+
+// RTM_NEWLINK IFLA_NET_NS_FD.
+Status Netlink::move_link_to_netns(int ifindex, int ns_fd) {
+  NlBuilder b(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, 0);
+  build_setlink_netns(b, ifindex, ns_fd);
+  return transact(b, "move link" + on_if(ifindex) + " to another namespace");
 }
 
 // RTM_GETADDR dump, filtered by ifindex.

@@ -155,6 +155,16 @@ bool build_newaddr(NlBuilder& b, int ifindex, const InetPrefix& p);
 void build_default_route(NlBuilder& b, int ifindex, const InetAddr& gw);
 // RTM_NEWNEIGH: a permanent neighbour entry.
 void build_newneigh(NlBuilder& b, int ifindex, const InetAddr& addr, const MacAddr& mac);
+// RTM_NEWLINK creating a veth pair: `name` here, `peer` in the namespace of
+// `peer_ns_fd` (-1: here too); both get `mtu` unless it is 0.
+void build_newveth(NlBuilder& b, std::string_view name, std::string_view peer, int peer_ns_fd, unsigned mtu);
+// RTM_DELLINK by index.
+void build_dellink(NlBuilder& b, int ifindex);
+// RTM_NEWROUTE to `dst` (host bits cleared) out of ifindex, via `gw` when
+// given, else on-link (scope link).
+void build_route(NlBuilder& b, int ifindex, const InetPrefix& dst, const std::optional<InetAddr>& gw);
+// RTM_NEWLINK moving a link into the namespace of `ns_fd`.
+void build_setlink_netns(NlBuilder& b, int ifindex, int ns_fd);
 
 // ---- the client ----------------------------------------------------------------
 
@@ -205,6 +215,15 @@ class Netlink {
   Status add_neighbor(int ifindex, const InetAddr& addr, const MacAddr& mac);
   // Sets `lo` up.
   Status bring_lo_up();
+  // Creates a veth pair `name` <-> `peer`, the peer directly inside the
+  // namespace of `peer_ns_fd` (-1: this one). EEXIST when a name is taken.
+  Status create_veth(std::string_view name, std::string_view peer, int peer_ns_fd, unsigned mtu = 0);
+  // Deletes a link (for a veth, both ends). ENODEV when it is not there.
+  Status delete_link(int ifindex);
+  // Adds (or replaces) a route to `dst` via `gw` (or on-link) out of ifindex.
+  Status add_route(int ifindex, const InetPrefix& dst, const std::optional<InetAddr>& gw);
+  // Moves a link into the namespace of `ns_fd`.
+  Status move_link_to_netns(int ifindex, int ns_fd);
 
   // Dumps: every address (ifindex 0) or those of one link; default routes of
   // a family (AF_INET / AF_INET6) in the main table.
