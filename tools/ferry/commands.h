@@ -7,5 +7,10 @@ namespace ferry::cli {
 
 int cmd_run(int argc, char** argv);
 int cmd_stats(int argc, char** argv);
+// Attachments to existing devices (userspace/attach/); codes documented in each file.
+int cmd_attach(int argc, char** argv);
+int cmd_detach(int argc, char** argv);
+int cmd_status(int argc, char** argv);
+int cmd_conns(int argc, char** argv);
 
 }  // namespace ferry::cli

@@ -16,6 +16,11 @@ constexpr const char* kUsage =
     "  run [OPTIONS] [-- CMD [ARGS]]   run CMD (a shell by default) in a fresh network\n"
     "                                  namespace whose network ferry translates\n"
     "  stats [-j] [INSTANCE]           counters of the running ferry instances\n"
+    "  attach DEV [OPTIONS]            translate for the guest behind an existing veth/tap\n"
+    "                                  (background service)\n"
+    "  detach DEV                      stop that service and remove all it added\n"
+    "  status [DEV] [-j]               the attachments: hook, programs, pid, counters\n"
+    "  conns [INSTANCE] [-j]           the live TCP table of an instance (from its pins)\n"
     "  version                         print the version\n"
     "\n"
     "`ferry COMMAND --help` describes each command.\n";
@@ -37,6 +42,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "run") return ferry::cli::cmd_run(argc - 1, argv + 1);
+  if (cmd == "attach") return ferry::cli::cmd_attach(argc - 1, argv + 1);
+  if (cmd == "detach") return ferry::cli::cmd_detach(argc - 1, argv + 1);
+  if (cmd == "status") return ferry::cli::cmd_status(argc - 1, argv + 1);
+  if (cmd == "conns") return ferry::cli::cmd_conns(argc - 1, argv + 1);
   std::fprintf(stderr, "ferry: unknown command '%s' (try 'ferry --help')\n", argv[1]);
   return 2;
 }

@@ -1,0 +1,402 @@
+// `ferry attach DEV [OPTIONS]`: ferry as a service on a device that exists.
+//
+// Theory of operation. DEV is the host end of a veth whose peer is the guest
+// (or a tap whose guest side is a VM elsewhere); the guest side is already
+// configured by whoever made it, ferry touches nothing there. The command:
+//   1. checks, in the order an operator wants to hear about problems: usage,
+//      root, DEV's name, an existing live attachment of DEV (its lock), DEV
+//      present in its namespace, a foreign XDP program (refused unless
+//      --force);
+//   2. takes DEV's lock (/run/ferry/DEV/lock, flock): two attaches racing
+//      meet here, and one of them gets "already attached". Holding the lock
+//      it removes what a dead earlier service left (pins, its DEV link);
+//   3. forks the service (setsid, stdio to /run/ferry/DEV/log), which
+//      inherits the lock and keeps it for its life, builds the datapath
+//      (userspace/attach/datapath.h: private tap + BPF redirects), starts the
+//      translator on the tap exactly as `ferry run` does, mirrors its TCP
+//      table into the pinned `conns` view, writes `pid` and `state`, and
+//      only then reports "ok" through the readiness pipe;
+//   4. returns 0 once the service said ok; any failure is one line on
+//      stderr, exit 1, and everything made so far is removed.
+// The service runs until SIGTERM/SIGINT/SIGHUP, then undoes everything
+// (DEV link, pins, tap, run dir) and exits 0. Killed with SIGKILL it leaves
+// its DEV link pinned (guest frames then dropped, never routed) and its run
+// dir; `ferry detach DEV` or the next `ferry attach DEV` removes them.
+//
+// Exit status: 0 attached; 1 failure (no device, already attached, foreign
+// XDP program, not root, BPF or tap failure, service died); 2 usage error.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <string>
+
+#include "attach/conn_mirror.h"
+#include "attach/datapath.h"
+#include "attach/instance.h"
+#include "commands.h"
+#include "loop/event_loop.h"
+#include "netns/netns.h"
+#include "options.h"
+#include "translator/translator.h"
+
+namespace ferry::cli {
+
+namespace {
+
+constexpr const char* kAttachUsage =
+    "usage: ferry attach DEV [OPTIONS]\n"
+    "\n"
+    "Starts ferry as a background service on DEV, an existing device: the host end of a\n"
+    "veth pair whose peer is the guest, or a tap whose guest side is elsewhere. The\n"
+    "guest's frames are taken at DEV's ingress (BPF) and translated to host sockets;\n"
+    "they never reach the host's IP stack. The guest side is not configured: give its\n"
+    "addresses with -a (needed for -t/-u forwards) if they are not the defaults\n"
+    "(198.18.0.2/24, fd00:f::2/64, gateway .1 / ::1). State, pid and log live in\n"
+    "/run/ferry/DEV/, BPF pins in /sys/fs/bpf/ferry/DEV/. Returns once traffic is\n"
+    "being translated. Stop it with `ferry detach DEV`.\n"
+    "Exit status: 0 attached, 1 failure, 2 usage error.\n"
+    "\n"
+    "options:\n"
+    "      --netns PATH|NAME      the namespace DEV lives in (default: ours); ferry's host\n"
+    "                             sockets stay in ours\n"
+    "      --hook tc|xdp          where guest frames are taken: tcx ingress (default,\n"
+    "                             faster here) or XDP (driver mode, else generic)\n"
+    "      --force                attach even if DEV already has an XDP program (with\n"
+    "                             --hook xdp that program is removed)\n"
+    "      --foreground           run the service in the foreground (logs to stderr)\n"
+    "  -q, --quiet                no messages but errors\n"
+    "  -h, --help                 this text\n"
+    "  (-I and --no-fastpath are accepted; the private tap needs no name, and the\n"
+    "   redirect programs are always loaded: --no-fastpath only keeps pure ACKs in\n"
+    "   userspace once the fast path exists)\n";
+
+constexpr int kReadyTimeoutMs = 20000;
+
+struct AttachArgs {
+  std::string dev;
+  std::string netns;
+  attach::Hook hook = attach::Hook::tc;
+  bool force = false;
+  bool foreground = false;
+  bool quiet = false;
+  bool mtu_given = false;
+  Config config = Config::defaults();
+};
+
+// Stops the loop on SIGTERM, SIGINT, SIGHUP.
+class StopOnSignal final : public IoHandler {
+ public:
+  StopOnSignal(EventLoop& loop, int fd) : loop_(loop), fd_(fd) {}
+  void on_io(uint64_t, uint32_t) override {
+    signalfd_siginfo si{};
+    while (read(fd_, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) loop_.stop();
+  }
+
+ private:
+  EventLoop& loop_;
+  int fd_;
+};
+
+// Writes one line to the readiness pipe (if any) and closes it.
+void report(int* ready_fd, const std::string& line) {
+  if (*ready_fd < 0) return;
+  const std::string msg = line + "\n";
+  ssize_t n;
+  do {
+    n = write(*ready_fd, msg.data(), msg.size());
+  } while (n < 0 && errno == EINTR);
+  close(*ready_fd);
+  *ready_fd = -1;
+}
+
+// An address for the state file, "" when the family is off.
+std::string addr_or_empty(bool on, const std::string& s) { return on ? s : std::string(); }
+
+// The service: builds everything, reports readiness, translates until told to stop.
+int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
+  const std::string dir = attach::run_dir(a.dev);
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&sigs, s);
+  sigprocmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  const int sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+
+  attach::DatapathOptions dopts;
+  dopts.dev = a.dev;
+  dopts.dev_ns_fd = ns_fd;
+  dopts.hook = a.hook;
+  dopts.max_conns = a.config.max_conns;
+  dopts.force = a.force;
+  Result<std::unique_ptr<attach::Datapath>> dp = attach::Datapath::create(dopts);
+  if (!dp) {
+    report(&ready_fd, "error " + dp.status().message());
+    return 1;
+  }
+  Config config = a.config;
+  if (!a.mtu_given) config.mtu = std::min((*dp)->device().mtu, 65520u);
+
+  int rc = 0;
+  {
+    EventLoop loop;
+    Translator translator(loop, (*dp)->port(), config);
+    std::string error;
+    if (!translator.start(&error)) {
+      report(&ready_fd, "error " + error);
+      return 1;
+    }
+    attach::ConnMirror mirror(loop, translator.tcp(), (*dp)->conns(), (*dp)->conns_entries());
+    StopOnSignal stopper(loop, sigfd);
+    if (sigfd < 0 || !loop.add(sigfd, EPOLLIN, loop.register_handler(&stopper), 0)) {
+      report(&ready_fd, "error signalfd: " + std::string(std::strerror(errno)));
+      return 1;
+    }
+    const attach::Datapath& d = **dp;
+    const std::string& drv = d.device().driver;
+    attach::StateMap st{
+        {"dev", a.dev},
+        {"ifindex", std::to_string(d.device().ifindex)},
+        {"netns", a.netns},
+        {"mode", drv == "veth" ? "veth" : drv == "tun" ? "tap" : (drv.empty() ? "unknown" : drv)},
+        {"hook", attach::to_string(a.hook)},
+        {"attach_mode", d.attach_mode()},
+        {"tap", d.tap_name()},
+        {"tap_ifindex", std::to_string(d.tap_ifindex())},
+        {"prog_dev", std::to_string(d.dev_prog_id())},
+        {"prog_tap", std::to_string(d.tap_prog_id())},
+        {"link_dev", std::to_string(d.dev_link_id())},
+        {"pid", std::to_string(getpid())},
+        {"started", std::to_string(static_cast<long long>(std::time(nullptr)))},
+        {"mtu", std::to_string(config.mtu)},
+        {"max_conns", std::to_string(config.max_conns)},
+        {"fastpath", config.fastpath ? "1" : "0"},
+        {"guest4", addr_or_empty(config.ipv4, config.guest4.str())},
+        {"gateway4", addr_or_empty(config.ipv4, config.gateway4.str())},
+        {"guest6", addr_or_empty(config.ipv6, config.guest6.str())},
+        {"gateway6", addr_or_empty(config.ipv6, config.gateway6.str())},
+    };
+    if (!a.foreground) {
+      if (Status s = attach::write_state(dir + "/state", st); !s) {
+        report(&ready_fd, "error " + s.message());
+        return 1;
+      }
+    }
+    std::fprintf(stderr, "ferry: attached to %s (%s, tap %s, prog %u/%u), pid %d\n", a.dev.c_str(),
+                 d.attach_mode().c_str(), d.tap_name().c_str(), d.dev_prog_id(), d.tap_prog_id(), getpid());
+    report(&ready_fd, "ok " + std::to_string(getpid()));
+    loop.run();
+    std::fprintf(stderr, "ferry: stopping\n");
+    rc = 0;
+    loop.remove(sigfd);
+  }
+  (*dp)->teardown();
+  if (!a.foreground) (void)attach::remove_dir_flat(dir);
+  return rc;
+}
+
+// Reads the service's one readiness line, bounded by kReadyTimeoutMs.
+std::string wait_ready(int fd) {
+  std::string line;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kReadyTimeoutMs);
+  while (line.find('\n') == std::string::npos) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return "error the service did not become ready in time";
+    pollfd p{fd, POLLIN, 0};
+    const int r = poll(&p, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) continue;
+    char buf[512];
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    line.append(buf, static_cast<size_t>(n));
+  }
+  if (line.empty()) return "error the service exited while starting";
+  return line.substr(0, line.find('\n'));
+}
+
+}  // namespace
+
+int cmd_attach(int argc, char** argv) {
+  AttachArgs a;
+  for (int i = 1; i < argc; i++) {
+    const std::string_view arg = argv[i];
+    std::string error;
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kAttachUsage, stdout);
+      std::fputs(translator_options_help(), stdout);
+      return 0;
+    }
+    if (arg == "-q" || arg == "--quiet") {
+      a.quiet = true;
+    } else if (arg == "--force") {
+      a.force = true;
+    } else if (arg == "--foreground") {
+      a.foreground = true;
+    } else if (arg == "--netns" || arg == "--hook") {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "ferry attach: option %s needs a value\n", argv[i]);
+        return 2;
+      }
+      const std::string v = argv[++i];
+      if (arg == "--netns") {
+        a.netns = v;
+      } else if (v == "tc") {
+        a.hook = attach::Hook::tc;
+      } else if (v == "xdp") {
+        a.hook = attach::Hook::xdp;
+      } else {
+        std::fprintf(stderr, "ferry attach: bad --hook '%s' (tc or xdp)\n", v.c_str());
+        return 2;
+      }
+    } else if (parse_translator_option(argc, argv, &i, &a.config, &error)) {
+      if (!error.empty()) {
+        std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
+        return 2;
+      }
+      if (arg == "-m" || arg == "--mtu") a.mtu_given = true;
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      std::fprintf(stderr, "ferry attach: unknown option '%s' (try 'ferry attach --help')\n", argv[i]);
+      return 2;
+    } else if (a.dev.empty()) {
+      a.dev = argv[i];
+    } else {
+      std::fprintf(stderr, "ferry attach: one device only ('%s' and '%s')\n", a.dev.c_str(), argv[i]);
+      return 2;
+    }
+  }
+  if (a.dev.empty()) {
+    std::fprintf(stderr, "ferry attach: which device? (usage: ferry attach DEV [OPTIONS])\n");
+    return 2;
+  }
+  if (!attach::valid_ifname(a.dev)) {
+    std::fprintf(stderr, "ferry attach: bad device name '%s'\n", a.dev.c_str());
+    return 2;
+  }
+  if (std::string error; !validate_config(a.config, &error)) {
+    std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
+    return 2;
+  }
+  if (geteuid() != 0) {
+    std::fprintf(stderr, "ferry attach: needs root (CAP_NET_ADMIN, CAP_BPF, CAP_SYS_ADMIN)\n");
+    return 1;
+  }
+  if (attach::service_alive(a.dev)) {
+    std::fprintf(stderr, "ferry attach: %s is already attached (pid %d); 'ferry detach %s' first\n", a.dev.c_str(),
+                 attach::service_pid(a.dev), a.dev.c_str());
+    return 1;
+  }
+  NetnsFd ns;
+  if (!a.netns.empty()) {
+    Result<NetnsFd> r = open_netns(a.netns);
+    if (!r) {
+      std::fprintf(stderr, "ferry attach: namespace '%s': %s\n", a.netns.c_str(), r.status().message().c_str());
+      return 1;
+    }
+    ns = std::move(*r);
+  }
+  Result<attach::DeviceInfo> dev = attach::probe_device(ns.get(), a.dev);
+  if (!dev) {
+    std::fprintf(stderr, "ferry attach: %s%s\n", dev.status().err() == ENODEV ? dev.status().what().c_str()
+                                                                               : dev.status().message().c_str(),
+                 a.netns.empty() ? "" : (" in namespace " + a.netns).c_str());
+    return 1;
+  }
+  if (dev->xdp_prog_id != 0 && !a.force) {
+    std::fprintf(stderr, "ferry attach: %s already has an XDP program (id %u); --force to attach anyway\n",
+                 a.dev.c_str(), dev->xdp_prog_id);
+    return 1;
+  }
+
+  if (a.foreground) {
+    (void)attach::remove_pins(a.dev);
+    const int rc = run_service(a, ns.get(), -1);
+    return rc;
+  }
+
+  // The lock: created with the run dir, held by the service for its life.
+  const std::string dir = attach::run_dir(a.dev);
+  mkdir(attach::kRunRoot, 0755);
+  const bool made_dir = mkdir(dir.c_str(), 0755) == 0;
+  const int lock = open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) {
+    const bool busy = lock >= 0 && errno == EWOULDBLOCK;
+    if (busy) {
+      std::fprintf(stderr, "ferry attach: %s is already attached (pid %d); 'ferry detach %s' first\n", a.dev.c_str(),
+                   attach::service_pid(a.dev), a.dev.c_str());
+    } else {
+      std::fprintf(stderr, "ferry attach: lock %s/lock: %s\n", dir.c_str(), std::strerror(errno));
+    }
+    if (lock >= 0) close(lock);
+    if (made_dir && !busy) (void)attach::remove_dir_flat(dir);
+    return 1;
+  }
+  // A dead service's leftovers: its DEV link and pins, its files.
+  (void)attach::remove_pins(a.dev);
+  for (const char* f : {"pid", "state", "state.tmp", "log"}) unlink((dir + "/" + f).c_str());
+
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) {
+    std::fprintf(stderr, "ferry attach: pipe: %s\n", std::strerror(errno));
+    (void)attach::remove_dir_flat(dir);
+    return 1;
+  }
+  std::fflush(nullptr);
+  const pid_t child = fork();
+  if (child < 0) {
+    std::fprintf(stderr, "ferry attach: fork: %s\n", std::strerror(errno));
+    (void)attach::remove_dir_flat(dir);
+    return 1;
+  }
+  if (child == 0) {
+    close(pipefd[0]);
+    setsid();
+    const int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    const int log = open((dir + "/log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (devnull >= 0) dup2(devnull, STDIN_FILENO);
+    if (log >= 0) {
+      dup2(log, STDOUT_FILENO);
+      dup2(log, STDERR_FILENO);
+    }
+    if (FILE* f = std::fopen((dir + "/pid").c_str(), "w")) {
+      std::fprintf(f, "%d\n", getpid());
+      std::fclose(f);
+    }
+    int ready = pipefd[1];
+    const int rc = run_service(a, ns.get(), ready);
+    if (rc != 0) (void)attach::remove_dir_flat(dir);
+    _exit(rc);  // the lock goes with us
+  }
+  close(pipefd[1]);
+  close(lock);  // the child holds it now
+  const std::string line = wait_ready(pipefd[0]);
+  close(pipefd[0]);
+  if (line.rfind("ok", 0) == 0) {
+    if (!a.quiet)
+      std::fprintf(stderr, "ferry: attached to %s (hook %s), service pid %d, log %s/log\n", a.dev.c_str(),
+                   attach::to_string(a.hook), child, dir.c_str());
+    return 0;
+  }
+  std::fprintf(stderr, "ferry attach: %s\n", line.rfind("error ", 0) == 0 ? line.c_str() + 6 : line.c_str());
+  // The service failed: make sure it is gone and nothing of it stays.
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  (void)attach::remove_pins(a.dev);
+  (void)attach::remove_dir_flat(dir);
+  return 1;
+}
+
+}  // namespace ferry::cli

@@ -1,0 +1,148 @@
+// `ferry detach DEV`: stops DEV's service and removes everything ferry put
+// there, and nothing else.
+//
+// Theory of operation: if a service holds DEV's lock it gets SIGTERM (it then
+// removes its own link, pins, tap and run dir), and SIGKILL if it is still
+// there after --timeout seconds (default 5). Then, whatever state the service
+// left (killed, crashed, never started), detach removes ferry's pinned DEV
+// link (detaching its program), the pins under /sys/fs/bpf/ferry/DEV and
+// /run/ferry/DEV. The private tap needs nothing: it vanished with the
+// service's fd. Other owners' qdiscs, filters and programs on DEV are never
+// touched: ferry's programs are bpf_links, removed by their own handle.
+//
+// Exit status: 0 detached, or DEV was not attached (a message says so: detach
+// is idempotent); 1 the service could not be stopped or a removal failed;
+// 2 usage error.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <sys/stat.h>
+#include <thread>
+
+#include "attach/datapath.h"
+#include "attach/instance.h"
+#include "commands.h"
+
+namespace ferry::cli {
+
+namespace {
+
+constexpr const char* kDetachUsage =
+    "usage: ferry detach DEV [OPTIONS]\n"
+    "\n"
+    "Stops the ferry service attached to DEV (SIGTERM, then SIGKILL after the timeout)\n"
+    "and removes ferry's BPF programs and pins (/sys/fs/bpf/ferry/DEV), its private\n"
+    "tap and /run/ferry/DEV. Nothing else on DEV is touched. Works after the service\n"
+    "was killed. Detaching a device that is not attached prints a message and exits 0.\n"
+    "Exit status: 0 detached or not attached, 1 failure, 2 usage error.\n"
+    "\n"
+    "options:\n"
+    "      --timeout SECS         wait this long after SIGTERM before SIGKILL (5)\n"
+    "  -q, --quiet                no messages but errors\n"
+    "  -h, --help                 this text\n";
+
+// Waits until DEV's lock is free, at most ms milliseconds.
+bool wait_gone(const std::string& dev, int ms) {
+  for (int waited = 0; waited < ms; waited += 20) {
+    if (!attach::service_alive(dev)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return !attach::service_alive(dev);
+}
+
+// True when pid runs the ferry binary (guards against a recycled pid).
+bool is_ferry(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string comm;
+  return static_cast<bool>(std::getline(in, comm)) && comm == "ferry";
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+int cmd_detach(int argc, char** argv) {
+  std::string dev;
+  bool quiet = false;
+  int timeout_s = 5;
+  for (int i = 1; i < argc; i++) {
+    const std::string_view arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kDetachUsage, stdout);
+      return 0;
+    }
+    if (arg == "-q" || arg == "--quiet") {
+      quiet = true;
+    } else if (arg == "--timeout") {
+      char* end = nullptr;
+      const long v = i + 1 < argc ? std::strtol(argv[i + 1], &end, 10) : -1;
+      if (i + 1 >= argc || *end != '\0' || v < 0 || v > 3600) {
+        std::fprintf(stderr, "ferry detach: bad --timeout (0-3600 seconds)\n");
+        return 2;
+      }
+      timeout_s = static_cast<int>(v);
+      i++;
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      std::fprintf(stderr, "ferry detach: unknown option '%s' (try 'ferry detach --help')\n", argv[i]);
+      return 2;
+    } else if (dev.empty()) {
+      dev = argv[i];
+    } else {
+      std::fprintf(stderr, "ferry detach: one device only\n");
+      return 2;
+    }
+  }
+  if (dev.empty()) {
+    std::fprintf(stderr, "ferry detach: which device? (usage: ferry detach DEV)\n");
+    return 2;
+  }
+  if (!attach::valid_ifname(dev)) {
+    std::fprintf(stderr, "ferry detach: bad device name '%s'\n", dev.c_str());
+    return 2;
+  }
+  if (geteuid() != 0) {
+    std::fprintf(stderr, "ferry detach: needs root\n");
+    return 1;
+  }
+  const std::string rdir = attach::run_dir(dev), pdir = attach::pin_dir(dev);
+  if (!exists(rdir) && !exists(pdir + "/link_dev")) {
+    if (!quiet) std::fprintf(stderr, "ferry detach: %s is not attached (nothing to do)\n", dev.c_str());
+    return 0;
+  }
+  if (attach::service_alive(dev)) {
+    const int pid = attach::service_pid(dev);
+    if (pid <= 0 || !is_ferry(pid)) {
+      std::fprintf(stderr, "ferry detach: %s's service holds its lock but its pid file is wrong (%d)\n", dev.c_str(),
+                   pid);
+      return 1;
+    }
+    kill(pid, SIGTERM);
+    if (!wait_gone(dev, timeout_s * 1000)) {
+      if (!quiet) std::fprintf(stderr, "ferry detach: pid %d ignored SIGTERM for %d s: SIGKILL\n", pid, timeout_s);
+      kill(pid, SIGKILL);
+      if (!wait_gone(dev, 5000)) {
+        std::fprintf(stderr, "ferry detach: pid %d does not die\n", pid);
+        return 1;
+      }
+    }
+  }
+  Status a = attach::remove_pins(dev);
+  Status b = attach::remove_dir_flat(rdir);
+  if (!a || !b) {
+    std::fprintf(stderr, "ferry detach: %s\n", (!a ? a : b).message().c_str());
+    return 1;
+  }
+  if (!quiet) std::fprintf(stderr, "ferry: detached from %s\n", dev.c_str());
+  return 0;
+}
+
+}  // namespace ferry::cli

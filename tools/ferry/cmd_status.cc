@@ -1,0 +1,170 @@
+// `ferry status [DEV] [-j]`: every attachment (or DEV's), read from
+// /run/ferry/DEV/state and the pins alone, so it answers while a service hangs.
+//
+// JSON (-j), stable; keys are only ever added:
+//   {"attachments": [{
+//      "device": "veth0", "netns": "", "mode": "veth"|"tap"|DRIVER|"unknown",
+//      "hook": "tc"|"xdp", "attach_mode": "tcx"|"xdp-driver"|"xdp-generic",
+//      "tap": "fy12", "programs": {"dev": ID, "tap": ID}, "link_dev": ID,
+//      "link_present": true, "pid": N, "alive": true, "uptime_s": N,
+//      "guest4": "198.18.0.2/24", "guest6": "fd00:f::2/64", "mtu": N,
+//      "connections": N,
+//      "counters": {"guest_frames": N, ... every ferry_stats field ...,
+//                   "from_guest_bytes": N, "to_guest_frames": N,
+//                   "to_guest_bytes": N, "redirect_failed": N}}]}
+// Fields that cannot be read (pins gone after a crash) are null.
+// Exit status: 0; 1 when DEV is given and not attached; 2 usage error.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include "attach/datapath.h"
+#include "attach/inspect.h"
+#include "attach/instance.h"
+#include "commands.h"
+
+namespace ferry::cli {
+
+namespace {
+
+constexpr const char* kStatusUsage =
+    "usage: ferry status [DEV] [-j]\n"
+    "\n"
+    "Shows each ferry attachment (or DEV's): device, mode, hook, program ids, service\n"
+    "pid, whether it is alive, uptime, connection count and counters. Reads only files\n"
+    "and BPF pins, so it works while a service is hung.\n"
+    "Exit status: 0, 1 if DEV is not attached, 2 usage error.\n"
+    "\n"
+    "options:\n"
+    "  -j, --json                 JSON output (format in the file header of cmd_status.cc\n"
+    "                             and in README.md)\n"
+    "  -h, --help                 this text\n";
+
+// A number from the state map, or "null".
+std::string num_or_null(const attach::StateMap& m, const char* key) {
+  auto it = m.find(key);
+  if (it == m.end() || it->second.empty()) return "null";
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(it->second.c_str(), &end, 10);
+  return *end == '\0' ? std::to_string(v) : "null";
+}
+
+std::string get(const attach::StateMap& m, const char* key) {
+  auto it = m.find(key);
+  return it == m.end() ? std::string() : it->second;
+}
+
+// Prints one attachment, as JSON or text.
+void show(const std::string& dev, bool json, bool first) {
+  const std::string pdir = attach::pin_dir(dev);
+  Result<attach::StateMap> sm = attach::read_state(attach::run_dir(dev) + "/state");
+  const attach::StateMap m = sm ? *sm : attach::StateMap{};
+  const bool alive = attach::service_alive(dev);
+  const int pid = attach::service_pid(dev);
+  long long uptime = -1;
+  if (auto it = m.find("started"); it != m.end()) uptime = static_cast<long long>(std::time(nullptr)) - std::atoll(it->second.c_str());
+  struct stat stl {};
+  const bool link_present = stat((pdir + "/link_dev").c_str(), &stl) == 0;
+  Result<std::vector<attach::ConnEntry>> conns = attach::read_conns(pdir + "/conns");
+  Result<ferry_stats> stats = attach::read_stats(pdir + "/stats");
+  Result<attach::AttachCounters> as = attach::read_attach_stats(pdir + "/attach_stats");
+
+  if (json) {
+    std::printf("%s{\"device\":%s,\"netns\":%s,\"mode\":%s,\"hook\":%s,\"attach_mode\":%s,\"tap\":%s,", first ? "" : ",",
+                attach::json_str(dev).c_str(), attach::json_str(get(m, "netns")).c_str(),
+                attach::json_str(get(m, "mode")).c_str(), attach::json_str(get(m, "hook")).c_str(),
+                attach::json_str(get(m, "attach_mode")).c_str(), attach::json_str(get(m, "tap")).c_str());
+    std::printf("\"programs\":{\"dev\":%s,\"tap\":%s},\"link_dev\":%s,\"link_present\":%s,", num_or_null(m, "prog_dev").c_str(),
+                num_or_null(m, "prog_tap").c_str(), num_or_null(m, "link_dev").c_str(), link_present ? "true" : "false");
+    std::printf("\"pid\":%s,\"alive\":%s,\"uptime_s\":%s,", pid > 0 ? std::to_string(pid).c_str() : "null",
+                alive ? "true" : "false", uptime >= 0 ? std::to_string(uptime).c_str() : "null");
+    std::printf("\"guest4\":%s,\"guest6\":%s,\"mtu\":%s,", attach::json_str(get(m, "guest4")).c_str(),
+                attach::json_str(get(m, "guest6")).c_str(), num_or_null(m, "mtu").c_str());
+    std::printf("\"connections\":%s,\"counters\":", conns ? std::to_string(conns->size()).c_str() : "null");
+    if (!stats || !as) {
+      std::printf("null}");
+      return;
+    }
+    std::printf("{");
+#define FERRY_JSON_STAT(name) std::printf("\"" #name "\":%llu,", static_cast<unsigned long long>(stats->name));
+    FERRY_STATS_FIELDS(FERRY_JSON_STAT)
+#undef FERRY_JSON_STAT
+    std::printf("\"from_guest_bytes\":%llu,\"to_guest_frames\":%llu,\"to_guest_bytes\":%llu,\"redirect_failed\":%llu}}",
+                static_cast<unsigned long long>(as->from_guest_bytes), static_cast<unsigned long long>(as->to_guest_frames),
+                static_cast<unsigned long long>(as->to_guest_bytes), static_cast<unsigned long long>(as->redirect_failed));
+    return;
+  }
+  std::printf("%s: %s, hook %s (%s), tap %s\n", dev.c_str(), get(m, "mode").c_str(), get(m, "hook").c_str(),
+              get(m, "attach_mode").c_str(), get(m, "tap").c_str());
+  std::printf("  service: pid %d, %s", pid, alive ? "alive" : "NOT RUNNING");
+  if (uptime >= 0) std::printf(", up %llds", uptime);
+  std::printf("\n  programs: dev %s (link %s%s), tap %s\n", get(m, "prog_dev").c_str(), get(m, "link_dev").c_str(),
+              link_present ? "" : ", not pinned", get(m, "prog_tap").c_str());
+  std::printf("  guest: %s %s, mtu %s\n", get(m, "guest4").c_str(), get(m, "guest6").c_str(), get(m, "mtu").c_str());
+  if (conns) std::printf("  connections: %zu\n", conns->size());
+  if (stats && as) {
+    std::printf("  counters:");
+#define FERRY_TEXT_STAT(name) std::printf(" " #name "=%llu", static_cast<unsigned long long>(stats->name));
+    FERRY_STATS_FIELDS(FERRY_TEXT_STAT)
+#undef FERRY_TEXT_STAT
+    std::printf(" from_guest_bytes=%llu to_guest_frames=%llu to_guest_bytes=%llu redirect_failed=%llu\n",
+                static_cast<unsigned long long>(as->from_guest_bytes), static_cast<unsigned long long>(as->to_guest_frames),
+                static_cast<unsigned long long>(as->to_guest_bytes), static_cast<unsigned long long>(as->redirect_failed));
+  }
+}
+
+}  // namespace
+
+int cmd_status(int argc, char** argv) {
+  bool json = false;
+  std::string dev;
+  for (int i = 1; i < argc; i++) {
+    const std::string_view arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kStatusUsage, stdout);
+      return 0;
+    }
+    if (arg == "-j" || arg == "--json") {
+      json = true;
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      std::fprintf(stderr, "ferry status: unknown option '%s' (try 'ferry status --help')\n", argv[i]);
+      return 2;
+    } else if (dev.empty()) {
+      dev = argv[i];
+    } else {
+      std::fprintf(stderr, "ferry status: one device only\n");
+      return 2;
+    }
+  }
+  std::vector<std::string> devs;
+  if (!dev.empty()) {
+    if (!attach::valid_ifname(dev)) {
+      std::fprintf(stderr, "ferry status: bad device name '%s'\n", dev.c_str());
+      return 2;
+    }
+    struct stat st {};
+    if (stat(attach::run_dir(dev).c_str(), &st) != 0) {
+      std::fprintf(stderr, "ferry status: %s is not attached\n", dev.c_str());
+      return 1;
+    }
+    devs.push_back(dev);
+  } else {
+    devs = attach::list_attachments();
+  }
+  if (json) std::printf("{\"attachments\":[");
+  bool first = true;
+  for (const std::string& d : devs) {
+    show(d, json, first);
+    first = false;
+  }
+  if (json) std::printf("]}\n");
+  else if (devs.empty()) std::printf("no attachments\n");
+  return 0;
+}
+
+}  // namespace ferry::cli

@@ -1,0 +1,154 @@
+// ConnMirror and the `ferry run` hook: see conn_mirror.h.
+#include "attach/conn_mirror.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "attach/datapath.h"
+#include "attach/instance.h"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#include "ferry_attach.skel.h"  // generated C: its casts are not ours
+#pragma GCC diagnostic pop
+
+namespace ferry::attach {
+
+namespace {
+
+constexpr uint64_t kRefreshNs = uint64_t{FERRY_CONN_VIEW_REFRESH_MS} * 1'000'000;
+
+// TcpTranslator's closing flags (tcp_translator.cc): guest FIN, host EOF, FIN sent.
+constexpr uint8_t kTcpGuestFin = 1 << 0, kTcpHostEof = 1 << 2, kTcpFinSent = 1 << 3;
+
+// Marks a slot as being written (odd) or done (even).
+void seq_bump(ferry_conn_view* v) {
+  std::atomic_ref<uint32_t> s(v->seq);
+  s.fetch_add(1, std::memory_order_acq_rel);
+}
+
+}  // namespace
+
+void fill_view(ferry_conn_view* v, const ferry_conn_key& key, const TcpConn& c) {
+  v->state = static_cast<uint8_t>(c.state);
+  v->family = key.family;
+  v->flags = static_cast<uint8_t>((c.inbound ? FERRY_CONN_F_INBOUND : 0) |
+                                  ((c.flags & kTcpGuestFin) ? FERRY_CONN_F_GUEST_FIN : 0) |
+                                  ((c.flags & kTcpHostEof) ? FERRY_CONN_F_HOST_EOF : 0) |
+                                  ((c.flags & kTcpFinSent) ? FERRY_CONN_F_FIN_SENT : 0));
+  v->snd_shift = c.snd_shift;
+  std::memcpy(v->guest_addr, key.guest_addr, 16);
+  std::memcpy(v->peer_addr, key.peer_addr, 16);
+  v->guest_port = key.guest_port;
+  v->peer_port = key.peer_port;
+  v->snd_una = c.snd_una;
+  v->snd_nxt = c.snd_nxt;
+  v->rcv_nxt = c.rcv_nxt;
+  v->snd_wnd = c.snd_wnd;
+  v->rcv_wnd = c.rcv_adv - c.rcv_nxt;
+  v->mss = c.mss;
+  v->last_activity_ns = c.last_activity;
+}
+
+ConnMirror::ConnMirror(EventLoop& loop, TcpTranslator& tcp, ferry_conn_view* view, uint32_t entries)
+    : tcp_(tcp), view_(view), entries_(entries), pos_(entries, 0) {
+  live_.reserve(entries);
+  tcp_.set_observer(this);
+  loop.add_timer_client(this);
+}
+
+ConnMirror::~ConnMirror() { tcp_.set_observer(nullptr); }
+
+void ConnMirror::write_slot(uint32_t slot, const TcpConn& c) {
+  ferry_conn_view* v = &view_[slot];
+  seq_bump(v);
+  fill_view(v, tcp_.table().key(slot), c);
+  seq_bump(v);
+}
+
+void ConnMirror::on_flow_added(uint32_t slot, const ferry_conn_key& key, const TcpConn& c) {
+  if (slot >= entries_) return;
+  ferry_conn_view* v = &view_[slot];
+  seq_bump(v);
+  fill_view(v, key, c);
+  seq_bump(v);
+  if (pos_[slot] == 0) {
+    live_.push_back(slot);
+    pos_[slot] = static_cast<uint32_t>(live_.size());
+  }
+}
+
+void ConnMirror::on_flow_removed(uint32_t slot, const ferry_conn_key&) {
+  if (slot >= entries_) return;
+  ferry_conn_view* v = &view_[slot];
+  seq_bump(v);
+  const uint32_t s = v->seq;
+  std::memset(v, 0, sizeof(*v));
+  v->seq = s + 1;  // even again, and different from before
+  if (const uint32_t p = pos_[slot]; p != 0) {  // swap-remove from the dense list
+    const uint32_t last = live_.back();
+    live_[p - 1] = last;
+    pos_[last] = p;
+    live_.pop_back();
+    pos_[slot] = 0;
+  }
+}
+
+uint64_t ConnMirror::next_deadline_ns() const { return live_.empty() ? kNever : next_; }
+
+void ConnMirror::on_timer(uint64_t now) {
+  refresh();
+  next_ = now + kRefreshNs;
+}
+
+void ConnMirror::refresh() {
+  for (uint32_t slot : live_) {
+    if (const TcpConn* c = tcp_.conn(slot)) write_slot(slot, *c);
+  }
+}
+
+// ---- the `ferry run` hook ---------------------------------------------------------
+
+ConnView::~ConnView() {
+  mirror_.reset();
+  if (mem_ != nullptr) ::munmap(mem_, len_);
+  if (!dir_.empty()) {
+    ::unlink((dir_ + "/conns").c_str());
+    ::rmdir(dir_.c_str());  // only if nothing else is pinned there
+  }
+  if (skel_ != nullptr) ferry_attach__destroy(skel_);
+}
+
+Result<std::unique_ptr<ConnView>> start_conn_view(EventLoop& loop, TcpTranslator& tcp, const std::string& instance,
+                                                  uint32_t max_conns) {
+  std::unique_ptr<ConnView> v(new ConnView());
+  ::ferry_attach* skel = ferry_attach__open();
+  if (skel == nullptr) return Status::from_errno("open BPF object ferry_attach");
+  v->skel_ = skel;
+  bpf_map__set_max_entries(skel->maps.conns, max_conns);
+  bpf_program__set_autoload(skel->progs.ferry_attach_dev_tc, false);
+  bpf_program__set_autoload(skel->progs.ferry_attach_dev_xdp, false);
+  bpf_program__set_autoload(skel->progs.ferry_attach_tap_tc, false);
+  if (int err = ferry_attach__load(skel); err != 0) return Status(-err, "create the conns map");
+  v->len_ = mmap_len(max_conns, sizeof(ferry_conn_view));
+  void* mem = ::mmap(nullptr, v->len_, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(skel->maps.conns), 0);
+  if (mem == MAP_FAILED) return Status::from_errno("mmap conns map");
+  v->mem_ = static_cast<ferry_conn_view*>(mem);
+  const std::string dir = pin_dir(instance);
+  ::mkdir(FERRY_PIN_ROOT, 0755);
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::from_errno("mkdir " + dir);
+  const std::string path = dir + "/conns";
+  ::unlink(path.c_str());  // a stale pin of a dead instance with our name
+  if (bpf_map__pin(skel->maps.conns, path.c_str()) != 0) return Status::from_errno("pin " + path);
+  v->dir_ = dir;
+  v->mirror_ = std::make_unique<ConnMirror>(loop, tcp, v->mem_, max_conns);
+  return v;
+}
+
+}  // namespace ferry::attach

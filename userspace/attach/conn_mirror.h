@@ -1,0 +1,92 @@
+// ConnMirror: the translator's TCP table, mirrored into the pinned `conns`
+// view (include/ferry/conn_view.h) so that `ferry conns` and bpftool can read
+// a live instance without talking to it.
+//
+// Theory of operation: the mirror is the TcpTranslator's flow observer. A
+// flow entering the table fills its slot (same index as the translator's);
+// a flow leaving zeroes it. Sequence numbers, windows and state change on
+// every segment, and writing them per segment would put work on the data
+// path, so a timer copies the changing fields of the live slots every
+// FERRY_CONN_VIEW_REFRESH_MS instead (the view is at most that stale). The
+// live slots are kept in a dense list with a position index (O(1) add and
+// remove, no allocation after construction). Writes go through the mmap of
+// the BPF array: no syscall at all. Each slot write bumps `seq` to odd
+// before and to even after (release order), for readers that copy while we write.
+//
+// The translator takes one observer; whoever needs it too (the fast path)
+// must chain to this one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ferry/conn_view.h"
+#include "loop/event_loop.h"
+#include "netns/status.h"
+#include "tcp/tcp_translator.h"
+
+struct ferry_attach;
+
+namespace ferry::attach {
+
+class ConnMirror final : public TcpFlowObserver, public TimerClient {
+ public:
+  // view: `entries` slots (the translator's capacity or more); registers as
+  // tcp's observer and as a timer client of loop.
+  ConnMirror(EventLoop& loop, TcpTranslator& tcp, ferry_conn_view* view, uint32_t entries);
+  ~ConnMirror() override;
+  ConnMirror(const ConnMirror&) = delete;
+  ConnMirror& operator=(const ConnMirror&) = delete;
+
+  void on_flow_added(uint32_t slot, const ferry_conn_key& key, const TcpConn& c) override;
+  void on_flow_removed(uint32_t slot, const ferry_conn_key& key) override;
+  uint64_t next_deadline_ns() const override;
+  void on_timer(uint64_t now) override;
+
+  // Copies every live slot now.
+  void refresh();
+  size_t live() const { return live_.size(); }
+
+ private:
+  void write_slot(uint32_t slot, const TcpConn& c);
+
+  TcpTranslator& tcp_;
+  ferry_conn_view* view_;
+  uint32_t entries_;
+  std::vector<uint32_t> live_;  // live slots, dense
+  std::vector<uint32_t> pos_;   // slot -> index in live_ + 1, 0 = not live
+  uint64_t next_ = 0;
+};
+
+// Fills one view slot from a connection (pure; unit-tested).
+void fill_view(ferry_conn_view* v, const ferry_conn_key& key, const TcpConn& c);
+
+// The hook for `ferry run` (and anything else with a translator but no
+// attachment): creates FERRY_PIN_ROOT/<instance>/conns (the maps of
+// ferry_attach.bpf.o, no program loaded), mmaps it and mirrors tcp into it.
+// Destroying the result unpins `conns` (and removes the dir if it is then
+// empty). Call after the translator exists, before the loop runs:
+//   auto view = ferry::attach::start_conn_view(loop, translator.tcp(), instance, config.max_conns);
+//   if (!view) warn(view.status().message());  // not fatal
+class ConnView {
+ public:
+  ~ConnView();
+  ConnView(const ConnView&) = delete;
+  ConnView& operator=(const ConnView&) = delete;
+  ConnMirror& mirror() { return *mirror_; }
+
+ private:
+  friend Result<std::unique_ptr<ConnView>> start_conn_view(EventLoop&, TcpTranslator&, const std::string&, uint32_t);
+  ConnView() = default;
+  std::string dir_;
+  ::ferry_attach* skel_ = nullptr;
+  ferry_conn_view* mem_ = nullptr;
+  size_t len_ = 0;
+  std::unique_ptr<ConnMirror> mirror_;
+};
+Result<std::unique_ptr<ConnView>> start_conn_view(EventLoop& loop, TcpTranslator& tcp, const std::string& instance,
+                                                  uint32_t max_conns);
+
+}  // namespace ferry::attach

@@ -1,0 +1,139 @@
+// Pinned-map readers: see inspect.h.
+#include "attach/inspect.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "attach/datapath.h"
+
+namespace ferry::attach {
+
+namespace {
+
+// Per-CPU values of key 0 of the per-CPU array pinned at path, as u64 words.
+Result<std::vector<uint64_t>> percpu_words(const std::string& path, size_t value_size) {
+  const int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) return Status::from_errno("open " + path);
+  const int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) {
+    ::close(fd);
+    return Status(-ncpu, "count CPUs");
+  }
+  const size_t stride = (value_size + 7) / 8;
+  std::vector<uint64_t> buf(stride * static_cast<size_t>(ncpu));
+  const uint32_t key = 0;
+  const int rc = bpf_map_lookup_elem(fd, &key, buf.data());
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status(err, "read " + path);
+  std::vector<uint64_t> sum(value_size / 8, 0);
+  for (int c = 0; c < ncpu; c++)
+    for (size_t i = 0; i < sum.size(); i++) sum[i] += buf[static_cast<size_t>(c) * stride + i];
+  return sum;
+}
+
+}  // namespace
+
+Result<ferry_stats> read_stats(const std::string& path) {
+  Result<std::vector<uint64_t>> w = percpu_words(path, sizeof(ferry_stats));
+  if (!w) return w.status();
+  ferry_stats s{};
+  std::memcpy(&s, w->data(), sizeof(s));
+  return s;
+}
+
+Result<AttachCounters> read_attach_stats(const std::string& path) {
+  Result<std::vector<uint64_t>> w = percpu_words(path, sizeof(AttachCounters));
+  if (!w) return w.status();
+  const std::vector<uint64_t>& v = *w;
+  AttachCounters s;
+  s.from_guest_bytes = v[0];
+  s.to_guest_frames = v[1];
+  s.to_guest_bytes = v[2];
+  s.redirect_failed = v[3];
+  return s;
+}
+
+Result<std::vector<ConnEntry>> read_conns(const std::string& path) {
+  const int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) return Status::from_errno("open " + path);
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+    Status st = Status::from_errno("inspect " + path);
+    ::close(fd);
+    return st;
+  }
+  if (info.value_size != sizeof(ferry_conn_view)) {
+    ::close(fd);
+    return Status(EPROTO, path + ": value size " + std::to_string(info.value_size) + ", want " +
+                              std::to_string(sizeof(ferry_conn_view)));
+  }
+  const size_t mlen = mmap_len(info.max_entries, sizeof(ferry_conn_view));
+  void* mem = ::mmap(nullptr, mlen, PROT_READ, MAP_SHARED, fd, 0);
+  const int err = errno;
+  ::close(fd);
+  if (mem == MAP_FAILED) return Status(err, "mmap " + path);
+  const auto* view = static_cast<const ferry_conn_view*>(mem);
+  std::vector<ConnEntry> out;
+  for (uint32_t i = 0; i < info.max_entries; i++) {
+    for (int attempt = 0; attempt < 4; attempt++) {
+      const uint32_t s1 = __atomic_load_n(&view[i].seq, __ATOMIC_ACQUIRE);
+      if (s1 & 1) continue;
+      ConnEntry e;
+      e.slot = i;
+      std::memcpy(&e.v, &view[i], sizeof(e.v));
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (__atomic_load_n(&view[i].seq, __ATOMIC_RELAXED) != s1) continue;
+      if (e.v.state != FERRY_CONN_FREE) out.push_back(e);
+      break;
+    }
+  }
+  ::munmap(mem, mlen);
+  return out;
+}
+
+const char* conn_state_name(uint8_t state) {
+  switch (state) {
+    case FERRY_CONN_CONNECTING: return "connecting";
+    case FERRY_CONN_SYN_RCVD: return "syn_rcvd";
+    case FERRY_CONN_SYN_SENT: return "syn_sent";
+    case FERRY_CONN_ESTABLISHED: return "established";
+    default: return "unknown";
+  }
+}
+
+std::string conn_addr(const uint8_t addr[16], uint8_t family) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (family == AF_INET) inet_ntop(AF_INET, addr + 12, buf, sizeof(buf));
+  else inet_ntop(AF_INET6, addr, buf, sizeof(buf));
+  return buf;
+}
+
+std::string json_str(const std::string& s) {
+  std::string out = "\"";
+  for (const char ch : s) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (u < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof(b), "\\u%04x", u);
+      out += b;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace ferry::attach
