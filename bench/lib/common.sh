@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2153  # BENCH_NOTES is set by bench/run
 # bench/lib/common.sh: bookkeeping shared by bench/run and the system plug-ins.
 #
 # Theory of operation: everything the benchmark creates is registered here the

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SYS_* are read by bench/run
 # bench/systems/ferry.sh: ferry itself, started the way a person would:
 # `ferry run -m MTU [--no-fastpath] -- sleep N` (not -q: its warnings, such
 # as "no BPF fast path", go to the log, and the report quotes them). ferry makes the namespace

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SYS_* are read by bench/run
 # bench/systems/pasta.sh: pasta (Debian's passt package) into a namespace of
 # ours, as /work/shared/notes/peers-on-this-machine.md describes: explicit
 # addresses (otherwise it copies the host's), --runas 0 (as root it would

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SYS_* are read by bench/run
 # bench/systems/slirp4netns.sh: slirp4netns (libslirp) into a namespace of
 # ours. It configures tap0 as 10.0.2.100/24 with gateway 10.0.2.2, which
 # reaches the host's 127.0.0.1.

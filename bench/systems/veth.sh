@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SYS_* are read by bench/run
 # bench/systems/veth.sh: the limit. Two namespaces of our own, H (host side,
 # where the servers run) and G (guest side, where the clients run), joined by
 # a plain veth pair; the kernel routes, nothing translates. No translator
