@@ -8,7 +8,7 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential cmake pkg-config clang-19 llvm-19
-  libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev
+  libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev nlohmann-json3-dev
   # tests
   libgtest-dev libgmock-dev iproute2 iputils-ping socat curl python3 python3-scapy
   # benchmarks and comparisons

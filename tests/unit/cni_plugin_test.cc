@@ -1,0 +1,347 @@
+// Tests of userspace/cni's plugin (plugin.h), exec helper and state store.
+//
+// Unprivileged: VERSION, the error objects of bad environments and
+// configurations, run_program and StateStore on a temporary directory.
+// As root (skipped otherwise): ADD / CHECK / DEL / GC / rollback in two
+// anonymous namespaces (a "host" one the test enters and a "pod" one),
+// with a stand-in `ferry` script that records its arguments, so the plugin's
+// own work (veth, addresses, routes, state, undo) is tested without the
+// translator. Nothing outside those namespaces and the temp dir is touched.
+// test-libs: ferry_cni ferry_netns ferry_common ferry_codec
+#include <linux/if.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "cni/cni.h"
+#include "cni/exec.h"
+#include "cni/plugin.h"
+#include "cni/state.h"
+#include "netns/netlink.h"
+#include "netns/netns.h"
+
+namespace ferry::cni {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh temporary directory, removed at the end of the test.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/cni_plugin_test.XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+json out_json(const PluginRun& r) { return json::parse(r.out, nullptr, false); }
+
+TEST(CniPlugin, Version) {
+  PluginRun r = run_plugin({{"CNI_COMMAND", "VERSION"}}, "", "/x/ferry-cni");
+  EXPECT_EQ(r.exit_code, 0);
+  json j = out_json(r);
+  EXPECT_EQ(j["cniVersion"], "1.1.0");
+  EXPECT_EQ(j["supportedVersions"], json({"0.4.0", "1.0.0", "1.1.0"}));
+}
+
+TEST(CniPlugin, ErrorsAreSpecObjects) {
+  std::map<std::string, std::string> env = {{"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", "c"},
+                                            {"CNI_NETNS", "/nonexistent/ns"}, {"CNI_IFNAME", "eth0"},
+                                            {"CNI_PATH", "/nonexistent"}};
+  PluginRun r = run_plugin({{"CNI_COMMAND", "ADD"}}, "{}", "");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(out_json(r)["code"], 4);
+  r = run_plugin(env, "{not json", "");
+  EXPECT_EQ(out_json(r)["code"], 6);
+  r = run_plugin(env, R"({"cniVersion":"1.0.0","name":"n","mtu":1})", "");
+  EXPECT_EQ(out_json(r)["code"], 7);
+  EXPECT_EQ(out_json(r)["cniVersion"], "1.0.0");  // answered in the version asked
+  r = run_plugin({{"CNI_COMMAND", "STATUS"}}, R"({"cniVersion":"1.0.0","name":"n"})", "");
+  EXPECT_EQ(out_json(r)["code"], 1);
+  TempDir t;
+  r = run_plugin({{"CNI_COMMAND", "GC"}},
+                 R"({"cniVersion":"1.1.0","name":"n","stateDir":")" + t.path.string() + R"("})", "");
+  EXPECT_EQ(out_json(r)["code"], 7);  // GC without the valid list is refused
+}
+
+TEST(CniExec, RunsWithInputAndCapturesOutput) {
+  auto r = run_program("/bin/sh", {"-c", "cat; echo err >&2; echo \"$FOO\"; exit 3"}, "hello\n", 5000, {"FOO=bar"});
+  ASSERT_TRUE(r) << r.status().message();
+  EXPECT_EQ(r->exit_code, 3);
+  EXPECT_FALSE(r->timed_out);
+  EXPECT_EQ(r->out, "hello\nbar\n");
+  EXPECT_EQ(r->err, "err\n");
+}
+
+TEST(CniExec, TimesOutAndKills) {
+  auto r = run_program("/bin/sh", {"-c", "sleep 10"}, "", 200);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->timed_out);
+  EXPECT_EQ(r->exit_code, 128 + 9);
+}
+
+TEST(CniExec, DaemonHoldingStdoutDoesNotBlock) {
+  // The grandchild keeps stdout open for 5 s; we must return at once.
+  auto r = run_program("/bin/sh", {"-c", "echo started; (sleep 5 &) ; exit 0"}, "", 3000);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->timed_out);
+  EXPECT_EQ(r->out, "started\n");
+}
+
+TEST(CniExec, FindInDirs) {
+  EXPECT_EQ(find_in_dirs("sh", {"/nonexistent", "/bin"}), "/bin/sh");
+  EXPECT_EQ(find_in_dirs("../bin/sh", {"/bin"}), "");
+  EXPECT_EQ(find_in_dirs("no-such-program", {"/bin"}), "");
+}
+
+TEST(CniState, SaveLoadListRemove) {
+  TempDir t;
+  StateStore s((t.path / "sub").string());
+  ASSERT_TRUE(s.lock(1000).ok());
+  AttachmentRecord r{"net", "c1", "eth0", "/run/netns/p", "fy0000000000001", "main", "ready", true};
+  std::string k = attachment_key("net", "c1", "eth0");
+  ASSERT_TRUE(s.save(k, r).ok());
+  auto back = s.load(k);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->host_dev, r.host_dev);
+  EXPECT_TRUE(back->ipam);
+  EXPECT_EQ(s.list().size(), 1u);
+  std::ofstream(t.path / "sub" / "garbage.json") << "{";
+  std::ofstream(t.path / "sub" / "0123456789abcdef.json") << "{\"network\":1}";
+  EXPECT_EQ(s.list().size(), 1u);
+  ASSERT_TRUE(s.remove(k).ok());
+  ASSERT_TRUE(s.remove(k).ok());  // idempotent
+  EXPECT_FALSE(s.load(k));
+}
+
+TEST(CniState, LockIsExclusive) {
+  TempDir t;
+  StateStore a(t.path.string()), b(t.path.string());
+  ASSERT_TRUE(a.lock(100).ok());
+  Status st = b.lock(100);
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(st.err(), EAGAIN);
+}
+
+TEST(CniState, GarbageDeviceNameRejected) {
+  EXPECT_FALSE(record_from_text(R"({"network":"n","containerID":"c","ifname":"e","hostDevice":"../x/y"})"));
+}
+
+// ---- privileged: the plugin in two anonymous namespaces ---------------------------------
+
+class CniPluginNs : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+    auto h = create_netns();
+    auto p = create_netns();
+    ASSERT_TRUE(h && p);
+    host_ = std::move(*h);
+    pod_ = std::move(*p);
+    ASSERT_TRUE(guard_.enter(host_.get()).ok());
+    pod_path_ = "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(pod_.get());
+    ferry_ = (dir_.path / "ferry").string();
+    log_ = (dir_.path / "ferry.log").string();
+    write_ferry(0);
+  }
+  // A stand-in ferry: logs argv; `attach` exits with attach_rc.
+  void write_ferry(int attach_rc) {
+    std::ofstream f(ferry_);
+    f << "#!/bin/sh\necho \"$@\" >> " << log_ << "\n"
+      << "case \"$1\" in\n  attach) exit " << attach_rc << ";;\n"
+      << "  status) echo '{\"device\":\"'$2'\",\"alive\":true,\"programs\":[\"xdp\"]}';;\nesac\nexit 0\n";
+    f.close();
+    ::chmod(ferry_.c_str(), 0755);
+  }
+  std::string conf(const std::string& extra = "") const {
+    return R"({"cniVersion":"1.1.0","name":"utnet","type":"ferry-cni","fastpath":false,"ferryPath":")" + ferry_ +
+           R"(","stateDir":")" + (dir_.path / "state").string() + "\"" + extra + "}";
+  }
+  PluginRun run(const std::string& cmd, const std::string& config, const std::string& cid = "ctr1") {
+    return run_plugin({{"CNI_COMMAND", cmd}, {"CNI_CONTAINERID", cid}, {"CNI_NETNS", pod_path_},
+                       {"CNI_IFNAME", "eth0"}, {"CNI_PATH", "/usr/lib/cni"}},
+                      config, "/nonexistent/ferry-cni");
+  }
+  std::string ferry_log() const {
+    std::ifstream f(log_);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  }
+  // Links of the pod namespace.
+  bool pod_has(const std::string& name) {
+    NetnsGuard g;
+    if (!g.enter(pod_.get()).ok()) return false;
+    auto nl = Netlink::open();
+    return nl && nl->get_link(name).ok();
+  }
+  size_t state_files() const {
+    size_t n = 0;
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator(dir_.path / "state", ec)) n += e.path().extension() == ".json";
+    return n;
+  }
+
+  TempDir dir_;
+  NetnsFd host_, pod_;
+  NetnsGuard guard_;
+  std::string pod_path_, ferry_, log_;
+};
+
+TEST_F(CniPluginNs, AddCheckGcDelDefaults) {
+  PluginRun r = run("ADD", conf());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  json j = out_json(r);
+  ASSERT_EQ(j["interfaces"].size(), 2u);
+  std::string host = j["interfaces"][0]["name"];
+  EXPECT_EQ(j["interfaces"][1]["name"], "eth0");
+  EXPECT_EQ(j["interfaces"][1]["sandbox"], pod_path_);
+  EXPECT_EQ(j["interfaces"][1]["mtu"], 1500);
+  EXPECT_EQ(j["ips"][0]["address"], "198.18.0.2/24");
+  EXPECT_EQ(j["ips"][1]["address"], "fd00:f::2/64");
+  EXPECT_EQ(j["routes"].size(), 2u);
+  EXPECT_NE(ferry_log().find("attach " + host + " -a 198.18.0.2/24 -g 198.18.0.1 -a fd00:f::2/64 -g fd00:f::1"),
+            std::string::npos)
+      << ferry_log();
+  EXPECT_NE(ferry_log().find("--no-fastpath"), std::string::npos);
+  EXPECT_TRUE(pod_has("eth0"));
+  {
+    auto nl = Netlink::open();
+    ASSERT_TRUE(nl);
+    auto li = nl->get_link(host);
+    ASSERT_TRUE(li);
+    EXPECT_TRUE(li->flags & IFF_UP);
+  }
+  {
+    NetnsGuard g;
+    ASSERT_TRUE(g.enter(pod_.get()).ok());
+    auto nl = Netlink::open();
+    auto idx = nl->link_index("eth0");
+    auto addrs = nl->addresses(*idx);
+    ASSERT_TRUE(addrs);
+    bool v4 = false;
+    for (auto& a : *addrs) v4 |= a.prefix.str() == "198.18.0.2/24";
+    EXPECT_TRUE(v4);
+    auto routes = nl->default_routes(AF_INET);
+    ASSERT_TRUE(routes);
+    ASSERT_EQ(routes->size(), 1u);
+    EXPECT_EQ(inet_text((*routes)[0].gateway), "198.18.0.1");
+  }
+  // CHECK with the result as prevResult.
+  std::string with_prev = conf(R"(,"prevResult":)" + j.dump());
+  r = run("CHECK", with_prev);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  // GC keeping it, then GC dropping it.
+  r = run_plugin({{"CNI_COMMAND", "GC"}}, conf(R"(,"cni.dev/valid-attachments":[{"containerID":"ctr1","ifname":"eth0"}])"), "");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(pod_has("eth0"));
+  r = run_plugin({{"CNI_COMMAND", "GC"}}, conf(R"(,"cni.dev/valid-attachments":[])"), "");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_FALSE(pod_has("eth0"));
+  EXPECT_NE(ferry_log().find("detach " + host), std::string::npos);
+  EXPECT_EQ(state_files(), 0u);
+  r = run("CHECK", with_prev);
+  EXPECT_EQ(out_json(r)["code"], 109);
+  // DEL twice after GC: both succeed.
+  EXPECT_EQ(run("DEL", with_prev).exit_code, 0);
+  EXPECT_EQ(run("DEL", with_prev).exit_code, 0);
+}
+
+TEST_F(CniPluginNs, DelAfterNamespaceGoneAndTwice) {
+  ASSERT_EQ(run("ADD", conf(R"(,"mtu":1400)")).exit_code, 0);
+  EXPECT_EQ(state_files(), 1u);
+  pod_.reset();  // the pod namespace disappears (its veth end with it)
+  PluginRun r = run_plugin({{"CNI_COMMAND", "DEL"}, {"CNI_CONTAINERID", "ctr1"}, {"CNI_NETNS", ""},
+                            {"CNI_IFNAME", "eth0"}, {"CNI_PATH", "/usr/lib/cni"}},
+                           conf(), "");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(state_files(), 0u);
+  r = run_plugin({{"CNI_COMMAND", "DEL"}, {"CNI_CONTAINERID", "ctr1"}, {"CNI_IFNAME", "eth0"},
+                  {"CNI_PATH", "/usr/lib/cni"}},
+                 conf(), "");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+}
+
+TEST_F(CniPluginNs, FailedAttachLeavesNothing) {
+  write_ferry(1);
+  PluginRun r = run("ADD", conf());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(out_json(r)["code"], 101) << r.out;
+  EXPECT_FALSE(pod_has("eth0"));
+  EXPECT_EQ(state_files(), 0u);
+  EXPECT_NE(ferry_log().find("detach"), std::string::npos);
+  auto nl = Netlink::open();
+  ASSERT_TRUE(nl);
+  auto li = nl->get_link(host_ifname_for(attachment_key("utnet", "ctr1", "eth0")));
+  EXPECT_FALSE(li.ok());
+}
+
+TEST_F(CniPluginNs, MissingFerryIsCode100AndStatus50) {
+  std::string c = conf();
+  c.replace(c.find(ferry_), ferry_.size(), "/nonexistent/ferry");
+  PluginRun r = run("ADD", c);
+  EXPECT_EQ(out_json(r)["code"], 100) << r.out;
+  EXPECT_FALSE(pod_has("eth0"));
+  EXPECT_EQ(state_files(), 0u);
+  r = run_plugin({{"CNI_COMMAND", "STATUS"}}, c, "");
+  EXPECT_EQ(out_json(r)["code"], 50) << r.out;
+  r = run_plugin({{"CNI_COMMAND", "STATUS"}}, conf(), "");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+}
+
+TEST_F(CniPluginNs, ExistingInterfaceIsRefusedAndKept) {
+  {
+    NetnsGuard g;
+    ASSERT_TRUE(g.enter(pod_.get()).ok());
+    auto nl = Netlink::open();
+    ASSERT_TRUE(nl->create_veth("eth0", "other0", -1).ok());
+  }
+  PluginRun r = run("ADD", conf());
+  EXPECT_EQ(out_json(r)["code"], 103) << r.out;
+  EXPECT_TRUE(pod_has("eth0"));  // not ours: left alone
+  EXPECT_EQ(state_files(), 0u);
+}
+
+TEST_F(CniPluginNs, Chained) {
+  // A previous plugin's veth: host end here, eth0 in the pod.
+  {
+    auto nl = Netlink::open();
+    ASSERT_TRUE(nl->create_veth("utveth0", "eth0", pod_.get()).ok());
+  }
+  json prev = {{"cniVersion", "1.0.0"},
+               {"interfaces", {{{"name", "utveth0"}, {"mac", "02:00:00:00:00:01"}},
+                               {{"name", "eth0"}, {"mac", "02:00:00:00:00:02"}, {"sandbox", pod_path_}}}},
+               {"ips", {{{"address", "198.19.7.2/24"}, {"gateway", "198.19.7.1"}, {"interface", 1}}}}};
+  std::string c = R"({"cniVersion":"1.0.0","name":"utnet","type":"ferry-cni","fastpath":false,"ferryPath":")" +
+                  ferry_ + R"(","stateDir":")" + (dir_.path / "state").string() + R"(","prevResult":)" + prev.dump() +
+                  R"(,"runtimeConfig":{"portMappings":[{"hostPort":18080,"containerPort":80,"protocol":"tcp"}]}})";
+  PluginRun r = run("ADD", c);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  json j = out_json(r);
+  EXPECT_EQ(j["cniVersion"], "1.0.0");
+  EXPECT_EQ(j["interfaces"], prev["interfaces"]);
+  EXPECT_NE(ferry_log().find("attach utveth0 -a 198.19.7.2/24 -g 198.19.7.1 -4 -t 18080:80"), std::string::npos)
+      << ferry_log();
+  EXPECT_EQ(run("CHECK", c).exit_code, 0);
+  EXPECT_EQ(run("DEL", c).exit_code, 0);
+  EXPECT_NE(ferry_log().find("detach utveth0"), std::string::npos);
+  auto nl = Netlink::open();
+  EXPECT_TRUE(nl->get_link("utveth0").ok());  // not ferry's to delete
+  EXPECT_EQ(state_files(), 0u);
+  // No host-side interface in prevResult: 108, nothing recorded.
+  json bad = prev;
+  bad["interfaces"][0]["sandbox"] = pod_path_;
+  c.replace(c.find(prev.dump()), prev.dump().size(), bad.dump());
+  EXPECT_EQ(out_json(run("ADD", c))["code"], 108);
+  EXPECT_EQ(state_files(), 0u);
+}
+
+}  // namespace
+}  // namespace ferry::cni
