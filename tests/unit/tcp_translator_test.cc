@@ -197,7 +197,7 @@ TEST_F(TcpTest, OutboundHandshakeOptions) {
   EXPECT_TRUE(sa.tcp.opts.has_mss);
   EXPECT_EQ(sa.tcp.opts.mss, 65520 - 40);
   EXPECT_TRUE(sa.tcp.opts.has_wscale);
-  EXPECT_FALSE(sa.tcp.opts.sack_permitted);
+  EXPECT_TRUE(sa.tcp.opts.sack_permitted);  // the guest offered it (see kOfferSack)
   EXPECT_FALSE(sa.tcp.opts.has_timestamps);
   // A retransmitted SYN gets the SYN-ACK again, same ISN.
   Send(40000, l.port, 1000, 0, tcpflag::kSyn, "", 65535, true);

@@ -37,6 +37,7 @@
 // one elsewhere is moved with memmove, so overlapping spans are safe too.
 #include "codec/frame.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "codec/checksum.h"
@@ -493,6 +494,7 @@ size_t tcp_options_len(const TcpOptions& o) {
     n += 12;  // SACK-permitted + TS, or NOP NOP TS
   else if (o.sack_permitted)
     n += 4;
+  if (o.sack_count) n += 4 + 8 * size_t{std::min<uint8_t>(o.sack_count, o.has_timestamps ? 3 : 4)};
   return n;
 }
 
@@ -598,6 +600,19 @@ size_t build_tcp_frame(std::span<uint8_t> out, const TcpSegment& seg) {
     o[2] = 4;
     o[3] = 2;
     o += 4;
+  }
+  if (op.sack_count) {
+    const uint8_t nb = std::min<uint8_t>(op.sack_count, op.has_timestamps ? 3 : 4);
+    o[0] = 1;
+    o[1] = 1;
+    o[2] = 5;
+    o[3] = static_cast<uint8_t>(2 + 8 * nb);
+    o += 4;
+    for (uint8_t i = 0; i < nb; i++) {
+      put32(o, op.sack[i][0]);
+      put32(o + 4, op.sack[i][1]);
+      o += 8;
+    }
   }
   const size_t l4len = thl + seg.payload.size();
   uint32_t s = csum_pseudo(seg.ip.src, seg.ip.dst, IPPROTO_TCP, static_cast<uint32_t>(l4len));

@@ -68,6 +68,10 @@ struct TcpOptions {
   uint32_t ts_ecr = 0;
   bool has_sack_blocks = false;  // SACK option present (blocks not decoded)
   bool has_unknown = false;      // any option kind other than the above and NOP/EOL
+  // Emitted only (the parser leaves them zero): SACK blocks (RFC 2018),
+  // [start, end) in sequence numbers, at most 4 (3 with timestamps).
+  uint8_t sack_count = 0;
+  uint32_t sack[4][2] = {};
 };
 
 struct ParsedFrame {

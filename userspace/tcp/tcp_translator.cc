@@ -99,6 +99,15 @@ constexpr uint8_t kfFinSent = 1 << 3;   // our FIN went to the guest (fin_seq)
 constexpr uint8_t kfFinAcked = 1 << 4;  // ... and the guest ACKed it
 constexpr uint8_t kfReadable = 1 << 5;  // host socket may have unpeeked data
 constexpr uint8_t kfWscale = 1 << 6;    // window scaling negotiated
+constexpr uint8_t kfSack = 1 << 7;      // SACK-permitted both ways: we send SACK blocks
+
+// SACK (RFC 2018) is offered so that, with out-of-order guest data held for
+// reassembly, the guest learns of every hole at once: measured with 5 %
+// loss at MTU 1500, a guest without it recovers one hole per round trip
+// (plus RTOs) and a 16 MiB upload does not finish in 100 s. We only *send*
+// SACK blocks; SACK blocks from the guest are ignored (RFC 2018 lets a
+// sender do that), our own retransmission stays NewReno.
+constexpr bool kOfferSack = true;
 
 constexpr uint64_t kListenerBit = uint64_t{1} << 55;
 constexpr uint32_t kGenMask = 0xffffff;
@@ -107,8 +116,7 @@ constexpr uint32_t kMinMss = 88;       // as Linux's TCP_MIN_MSS: a hostile gues
 constexpr size_t kStageChunk = 65536;
 constexpr uint32_t kStageChunks = 128;
 constexpr uint32_t kBaseEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
-constexpr size_t kOooChunk = 1 << 20;
-constexpr uint32_t kOooChunks = 16;
+constexpr uint32_t kOooChunks = 8;
 
 // Reads the third field of net.ipv4.tcp_wmem: the largest send buffer a
 // socket autotunes to, hence the largest window we will ever advertise.
@@ -232,6 +240,7 @@ TcpTranslator::TcpTranslator(EventLoop& loop, GuestLink& link)
   if (op == MAP_FAILED) throw std::bad_alloc();
   ooo_pool_ = static_cast<uint8_t*>(op);
   ooo_free_.reserve(kOooChunks);
+  ooo_meta_.resize(kOooChunks);
   for (uint32_t i = kOooChunks; i > 0; i--) ooo_free_.push_back(i);
 
   tag_ = loop_.register_handler(this);
@@ -521,6 +530,7 @@ void TcpTranslator::open_outbound(const ParsedFrame& f, const ferry_conn_key& ke
     c.snd_shift = std::min<uint8_t>(f.tcp.opts.wscale, 14);
     c.rcv_shift = our_shift_;
   }
+  if (kOfferSack && f.tcp.opts.sack_permitted) c.flags |= kfSack;
   c.snd_wnd = f.tcp.window;  // SYN windows are never scaled
   c.iss = isn_.isn(f.dst, f.tcp.dport, f.src, f.tcp.sport, now);
   c.snd_una = c.iss;
@@ -708,6 +718,7 @@ void TcpTranslator::segment_syn_sent(uint32_t slot, const ParsedFrame& f,
     c.snd_shift = 0;
     c.rcv_shift = 0;
   }
+  if (kOfferSack && f.tcp.opts.sack_permitted) c.flags |= kfSack;
   c.snd_una = c.iss + 1;
   c.snd_wnd = f.tcp.window;  // unscaled in a SYN-ACK
   c.snd_wl1 = f.tcp.seq;
@@ -942,11 +953,14 @@ void TcpTranslator::guest_data(uint32_t slot, uint32_t sq, std::span<const uint8
   queue_ack(slot);
 }
 
-// Keeps an out-of-order guest segment (within one reassembly chunk per
-// connection, at most kOooIntervals separate ranges) so that once the guest
-// retransmits the hole, everything behind it is written and ACKed at once:
-// without SACK the guest learns only about the first hole, so dropping
-// what follows it would cost a retransmission per segment.
+// Keeps an out-of-order guest segment so that once the guest retransmits
+// the hole, everything behind it is written and ACKed at once: without SACK
+// the guest learns only about the first hole, so dropping what follows it
+// would cost one round trip per segment (or an RTO). Each connection with
+// holes borrows one chunk from a fixed pool: a ring of kOooChunk bytes
+// indexed by sequence number (valid while everything held lies within
+// [rcv_nxt, rcv_nxt + kOooChunk), which the window guarantees) and a sorted
+// table of up to kOooIntervals disjoint ranges.
 void TcpTranslator::ooo_store(uint32_t slot, uint32_t sq, std::span<const uint8_t> payload) {
   TcpConn& c = conns_[slot];
   if (payload.empty()) return;
@@ -957,53 +971,46 @@ void TcpTranslator::ooo_store(uint32_t slot, uint32_t sq, std::span<const uint8_
     }
     c.ooo = ooo_free_.back();
     ooo_free_.pop_back();
-    c.ooo_base = c.rcv_nxt;
-    c.ooo_n = 0;
+    ooo_meta_[c.ooo - 1].n = 0;
   }
+  OooMeta& m = ooo_meta_[c.ooo - 1];
   uint32_t start = sq;
   uint32_t end = sq + static_cast<uint32_t>(payload.size());
-  uint32_t limit = c.ooo_base + static_cast<uint32_t>(kOooChunk);
+  uint32_t limit = c.rcv_nxt + static_cast<uint32_t>(kOooChunk);
   if (seq::ge(start, limit)) {
     counters_.ooo_dropped++;
     return;
   }
   if (seq::gt(end, limit)) end = limit;
   // Merge [start, end) into the sorted, disjoint, non-adjacent list.
-  uint32_t v[kOooIntervals + 1][2];
-  unsigned n = 0;
-  bool placed = false;
   uint32_t s0 = start, e0 = end;
-  for (unsigned i = 0; i < c.ooo_n; i++) {
-    uint32_t is = c.ooo_iv[i][0], ie = c.ooo_iv[i][1];
-    if (seq::lt(ie, s0)) {
-      v[n][0] = is;
-      v[n++][1] = ie;
-    } else if (seq::lt(e0, is)) {
-      if (!placed) {
-        v[n][0] = s0;
-        v[n++][1] = e0;
-        placed = true;
-      }
-      v[n][0] = is;
-      v[n++][1] = ie;
-    } else {
-      s0 = seq::min(s0, is);
-      e0 = seq::max(e0, ie);
-    }
+  unsigned first = 0;
+  while (first < m.n && seq::lt(m.iv[first][1], s0)) first++;
+  unsigned last = first;  // [first, last) overlap or touch the new range
+  while (last < m.n && seq::le(m.iv[last][0], e0)) {
+    s0 = seq::min(s0, m.iv[last][0]);
+    e0 = seq::max(e0, m.iv[last][1]);
+    last++;
   }
-  if (!placed) {
-    v[n][0] = s0;
-    v[n++][1] = e0;
-  }
-  if (n > kOooIntervals) {
+  unsigned n_after = m.n - (last - first) + 1;
+  if (n_after > kOooIntervals) {
     counters_.ooo_dropped++;  // too fragmented: the guest resends it
     return;
   }
-  uint8_t* buf = ooo_pool_ + (c.ooo - 1) * kOooChunk;
-  std::memcpy(buf + (start - c.ooo_base), payload.data(), end - start);
-  std::memcpy(c.ooo_iv, v, sizeof(v[0]) * n);
-  c.ooo_n = static_cast<uint8_t>(n);
-  counters_.ooo_kept_bytes += end - start;
+  if (last - first != 1) {
+    std::memmove(&m.iv[first + 1], &m.iv[last], sizeof(m.iv[0]) * (m.n - last));
+  }
+  m.iv[first][0] = s0;
+  m.iv[first][1] = e0;
+  m.n = static_cast<uint16_t>(n_after);
+  m.last = start;
+  uint8_t* ring = ooo_pool_ + (c.ooo - 1) * kOooChunk;
+  size_t len = end - start;
+  size_t pos = start & (kOooChunk - 1);
+  size_t part = std::min(len, kOooChunk - pos);
+  std::memcpy(ring + pos, payload.data(), part);
+  if (part < len) std::memcpy(ring, payload.data() + part, len - part);
+  counters_.ooo_kept_bytes += len;
 }
 
 // Writes out-of-order data that has become contiguous at rcv_nxt; false
@@ -1011,21 +1018,30 @@ void TcpTranslator::ooo_store(uint32_t slot, uint32_t sq, std::span<const uint8_
 bool TcpTranslator::flush_ooo(uint32_t slot) {
   TcpConn& c = conns_[slot];
   while (c.ooo) {
-    unsigned keep = 0;
-    for (unsigned i = 0; i < c.ooo_n; i++)
-      if (seq::gt(c.ooo_iv[i][1], c.rcv_nxt)) {
-        c.ooo_iv[keep][0] = c.ooo_iv[i][0];
-        c.ooo_iv[keep++][1] = c.ooo_iv[i][1];
-      }
-    c.ooo_n = static_cast<uint8_t>(keep);
-    if (keep == 0) {
+    OooMeta& m = ooo_meta_[c.ooo - 1];
+    unsigned drop = 0;
+    while (drop < m.n && seq::le(m.iv[drop][1], c.rcv_nxt)) drop++;
+    if (drop) {
+      std::memmove(&m.iv[0], &m.iv[drop], sizeof(m.iv[0]) * (m.n - drop));
+      m.n = static_cast<uint16_t>(m.n - drop);
+    }
+    if (m.n == 0) {
       ooo_release(slot);
       break;
     }
-    if (seq::gt(c.ooo_iv[0][0], c.rcv_nxt)) break;  // a hole remains
-    const uint8_t* buf = ooo_pool_ + (c.ooo - 1) * kOooChunk;
-    uint32_t len = c.ooo_iv[0][1] - c.rcv_nxt;
-    ssize_t n = send(c.fd, buf + (c.rcv_nxt - c.ooo_base), len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (seq::gt(m.iv[0][0], c.rcv_nxt)) break;  // a hole remains
+    const uint8_t* ring = ooo_pool_ + (c.ooo - 1) * kOooChunk;
+    uint32_t len = m.iv[0][1] - c.rcv_nxt;
+    size_t pos = c.rcv_nxt & (kOooChunk - 1);
+    iovec iv[2];
+    iv[0].iov_base = const_cast<uint8_t*>(ring + pos);
+    iv[0].iov_len = std::min<size_t>(len, kOooChunk - pos);
+    iv[1].iov_base = const_cast<uint8_t*>(ring);
+    iv[1].iov_len = len - iv[0].iov_len;
+    msghdr mh{};
+    mh.msg_iov = iv;
+    mh.msg_iovlen = iv[1].iov_len ? 2 : 1;
+    ssize_t n = sendmsg(c.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -1047,13 +1063,14 @@ bool TcpTranslator::flush_ooo(uint32_t slot) {
   return true;
 }
 
-// Returns the connection's reassembly chunk to the pool.
+// Returns the connection's reassembly chunk to the pool, and its memory to
+// the kernel (loss is rare; a chunk's pages should not stay resident).
 void TcpTranslator::ooo_release(uint32_t slot) {
   TcpConn& c = conns_[slot];
   if (!c.ooo) return;
+  madvise(ooo_pool_ + (c.ooo - 1) * kOooChunk, kOooChunk, MADV_DONTNEED);
   ooo_free_.push_back(c.ooo);
   c.ooo = 0;
-  c.ooo_n = 0;
 }
 
 // Writes staged guest bytes; true when nothing is staged any more.
@@ -1172,8 +1189,8 @@ void TcpTranslator::send_rst_for(const ParsedFrame& f) {
   }
 }
 
-// Options of our SYN / SYN-ACK: MSS, and window scale when it is negotiated
-// (always offered in our own SYN). Never SACK-permitted, never timestamps.
+// Options of our SYN / SYN-ACK: MSS, window scale and SACK-permitted when
+// the guest offered them (always offered in our own SYN). Never timestamps.
 TcpOptions TcpTranslator::syn_options(const TcpConn& c) const {
   TcpOptions o;
   o.has_mss = true;
@@ -1182,6 +1199,7 @@ TcpOptions TcpTranslator::syn_options(const TcpConn& c) const {
     o.has_wscale = true;
     o.wscale = our_shift_;
   }
+  o.sack_permitted = kOfferSack && (c.inbound || (c.flags & kfSack));
   return o;
 }
 
@@ -1246,7 +1264,32 @@ void TcpTranslator::send_ack_now(uint32_t slot) {
   TcpConn& c = conns_[slot];
   c.ack_pending = false;
   uint16_t w = window_to_advertise(slot);
-  send_segment(c, tcpflag::kAck, c.snd_nxt, c.rcv_nxt, w);
+  TcpOptions o;
+  bool sack = sack_blocks(slot, &o);
+  send_segment(c, tcpflag::kAck, c.snd_nxt, c.rcv_nxt, w, sack ? &o : nullptr);
+}
+
+// SACK blocks for what reassembly holds (RFC 2018 §4: the block with the
+// most recently received segment first, then the others in order).
+bool TcpTranslator::sack_blocks(uint32_t slot, TcpOptions* o) const {
+  const TcpConn& c = conns_[slot];
+  if (!(c.flags & kfSack) || !c.ooo) return false;
+  const OooMeta& m = ooo_meta_[c.ooo - 1];
+  uint8_t n = 0;
+  int first = -1;
+  for (unsigned i = 0; i < m.n; i++)
+    if (seq::gt(m.iv[i][1], c.rcv_nxt) && seq::in_range(m.last, m.iv[i][0], m.iv[i][1])) first = static_cast<int>(i);
+  if (first >= 0) {
+    o->sack[n][0] = m.iv[first][0];
+    o->sack[n++][1] = m.iv[first][1];
+  }
+  for (unsigned i = 0; i < m.n && n < 4; i++) {
+    if (static_cast<int>(i) == first || seq::le(m.iv[i][1], c.rcv_nxt)) continue;
+    o->sack[n][0] = seq::max(m.iv[i][0], c.rcv_nxt);
+    o->sack[n++][1] = m.iv[i][1];
+  }
+  o->sack_count = n;
+  return n > 0;
 }
 
 // Duplicate ACK: same ACK number and the *same* window as the last ACK
@@ -1257,7 +1300,9 @@ void TcpTranslator::send_dup_ack(uint32_t slot) {
   c.ack_pending = false;
   uint32_t win = seq::gt(c.rcv_adv, c.rcv_nxt) ? c.rcv_adv - c.rcv_nxt : 0;
   uint32_t raw = std::min<uint32_t>(win >> c.rcv_shift, 65535);
-  send_segment(c, tcpflag::kAck, c.snd_nxt, c.rcv_nxt, static_cast<uint16_t>(raw));
+  TcpOptions o;
+  bool sack = sack_blocks(slot, &o);
+  send_segment(c, tcpflag::kAck, c.snd_nxt, c.rcv_nxt, static_cast<uint16_t>(raw), sack ? &o : nullptr);
 }
 
 // ACK at the end of this batch (one ACK for many segments).
@@ -1606,7 +1651,7 @@ void TcpTranslator::release(uint32_t slot, bool linger0) {
     close(c.fd);
   }
   if (c.stage) stage_free_.push_back(c.stage);
-  if (c.ooo) ooo_free_.push_back(c.ooo);
+  ooo_release(slot);
   timers_.cancel(slot);
   if (observer_ && table_.used(slot)) observer_->on_flow_removed(slot, table_.key(slot));
   table_.remove(slot);

@@ -73,12 +73,8 @@ struct TcpConn {
   uint32_t stage;
   uint32_t stage_off, stage_len;
 
-  // Out-of-order reassembly: a pool chunk index + 1 (0 = none), the
-  // sequence number at its first byte, and up to kOooIntervals ranges held.
+  // Out-of-order reassembly: a pool chunk index + 1 (0 = none).
   uint32_t ooo;
-  uint32_t ooo_base;
-  uint8_t ooo_n;
-  uint32_t ooo_iv[8][2];
 
   uint64_t rtx_at;      // retransmission / persist / handshake timer, 0 = off
   uint64_t state_at;    // connect or idle timeout, 0 = off
@@ -207,6 +203,7 @@ class TcpTranslator : public IoHandler, public TimerClient {
                     uint16_t window, const TcpOptions* opts = nullptr);
   void send_ack_now(uint32_t slot);
   void send_dup_ack(uint32_t slot);
+  bool sack_blocks(uint32_t slot, TcpOptions* o) const;
   void queue_ack(uint32_t slot);
   void send_rst_for(const ParsedFrame& f);
   uint16_t window_to_advertise(uint32_t slot);
@@ -219,7 +216,13 @@ class TcpTranslator : public IoHandler, public TimerClient {
   void ooo_store(uint32_t slot, uint32_t sq, std::span<const uint8_t> payload);
   bool flush_ooo(uint32_t slot);
   void ooo_release(uint32_t slot);
-  static constexpr unsigned kOooIntervals = 8;
+  static constexpr unsigned kOooIntervals = 256;
+  static constexpr size_t kOooChunk = size_t{1} << 22;  // 4 MiB ring, a power of two
+  struct OooMeta {
+    uint16_t n = 0;
+    uint32_t last = 0;  // start of the most recent segment kept (SACK order)
+    uint32_t iv[kOooIntervals][2];  // sorted, disjoint [start, end)
+  };
 
   // ---- timers and teardown
   void handle_timer(uint32_t slot, uint64_t now);
@@ -256,9 +259,10 @@ class TcpTranslator : public IoHandler, public TimerClient {
   // Staging chunks for the tail of a partially written guest segment.
   uint8_t* stage_pool_ = nullptr;
   std::vector<uint32_t> stage_free_;
-  // Reassembly chunks for out-of-order guest data (1 MiB each).
+  // Reassembly chunks for out-of-order guest data.
   uint8_t* ooo_pool_ = nullptr;
   std::vector<uint32_t> ooo_free_;
+  std::vector<OooMeta> ooo_meta_;
 
   std::vector<uint32_t> ack_list_;  // slots with ack_pending
   TcpFlowObserver* observer_ = nullptr;
