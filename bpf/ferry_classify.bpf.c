@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ferry_classify.bpf.c - the classifier on the guest's transmit path.
+ *
+ * Theory of operation
+ * -------------------
+ * ferry_tc_egress runs at clsact egress of the tap that `ferry run` holds,
+ * i.e. on every frame the guest sends, before it reaches the tap fd. It
+ * parses the frame with the shared core (parse.h), counts it in the per-CPU
+ * `stats` map (one struct ferry_stats at key 0), and returns TC_ACT_OK so
+ * the frame goes on to the control plane.
+ *
+ * Counting invariants (per CPU, summed by userspace):
+ *   guest_frames = arp + ipv4_* + ipv6_* + other + malformed
+ *   guest_frames = passed_to_userspace + acks_absorbed
+ *   guest_pure_acks <= ipv4_tcp + ipv6_tcp
+ *
+ * Non-linear skbs: the kernel may leave headers beyond the linear area
+ * (rare; TCP payload in page fragments is common and harmless). The parser
+ * reports that instead of calling it malformed, and we pull the first
+ * FERRY_PULL_LEN bytes in and parse once more. A second miss is counted as
+ * OTHER and passed: userspace sees the whole frame anyway.
+ */
+#include "parse.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* Bytes pulled into the linear area when headers lie beyond it. */
+#define FERRY_PULL_LEN 600
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ferry_stats);
+} stats SEC(".maps");
+
+/* Returns this CPU's counters (never NULL in practice: key 0 of a 1-array). */
+static __always_inline struct ferry_stats *ferry_stats_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&stats, &zero);
+}
+
+/* Adds one frame of class `class` to the per-class counters. */
+static __always_inline void ferry_count_class(struct ferry_stats *st, __u32 class)
+{
+	switch (class) {
+	case FERRY_CLASS_ARP:
+		st->arp++;
+		break;
+	case FERRY_CLASS_IPV4_TCP:
+		st->ipv4_tcp++;
+		break;
+	case FERRY_CLASS_IPV4_UDP:
+		st->ipv4_udp++;
+		break;
+	case FERRY_CLASS_IPV4_ICMP:
+		st->ipv4_icmp++;
+		break;
+	case FERRY_CLASS_IPV4_OTHER:
+		st->ipv4_other++;
+		break;
+	case FERRY_CLASS_IPV6_TCP:
+		st->ipv6_tcp++;
+		break;
+	case FERRY_CLASS_IPV6_UDP:
+		st->ipv6_udp++;
+		break;
+	case FERRY_CLASS_IPV6_ICMP:
+		st->ipv6_icmp++;
+		break;
+	case FERRY_CLASS_IPV6_OTHER:
+		st->ipv6_other++;
+		break;
+	case FERRY_CLASS_MALFORMED:
+		st->malformed++;
+		break;
+	default:
+		st->other++;
+		break;
+	}
+}
+
+/* Parses the skb, pulling headers into the linear area once if needed. */
+static __always_inline void ferry_parse_skb(struct __sk_buff *skb, struct ferry_pkt *pkt)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	__u32 len = skb->len;
+
+	if (ferry_parse(pkt, data, data_end, len) == FERRY_PARSE_OK)
+		return;
+	bpf_skb_pull_data(skb, len < FERRY_PULL_LEN ? len : FERRY_PULL_LEN);
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	if (ferry_parse(pkt, data, data_end, len) == FERRY_PARSE_OK)
+		return;
+	pkt->class = FERRY_CLASS_OTHER;
+}
+
+SEC("tc")
+int ferry_tc_egress(struct __sk_buff *skb)
+{
+	struct ferry_stats *st = ferry_stats_get();
+	struct ferry_pkt pkt;
+
+	ferry_parse_skb(skb, &pkt);
+	if (!st)
+		return TC_ACT_OK;
+	st->guest_frames++;
+	ferry_count_class(st, pkt.class);
+	if (pkt.pure_ack && pkt.class != FERRY_CLASS_MALFORMED)
+		st->guest_pure_acks++;
+	st->passed_to_userspace++;
+	return TC_ACT_OK;
+}
