@@ -102,7 +102,7 @@ TEST(CniConfig, MinimalEachVersion) {
     EXPECT_TRUE(c->map_gateway);
     EXPECT_FALSE(c->ipam);
     EXPECT_FALSE(c->prev_result);
-    EXPECT_EQ(c->state_dir, "/run/ferry/cni");
+    EXPECT_EQ(c->state_dir, "/run/ferry-cni");
   }
 }
 

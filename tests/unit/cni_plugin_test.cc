@@ -158,7 +158,8 @@ class CniPluginNs : public ::testing::Test {
     std::ofstream f(ferry_);
     f << "#!/bin/sh\necho \"$@\" >> " << log_ << "\n"
       << "case \"$1\" in\n  attach) exit " << attach_rc << ";;\n"
-      << "  status) echo '{\"device\":\"'$2'\",\"alive\":true,\"programs\":[\"xdp\"]}';;\nesac\nexit 0\n";
+      << "  status) echo '{\"attachments\":[{\"device\":\"'$2'\",\"alive\":" << (status_alive_ ? "true" : "false")
+      << ",\"programs\":{\"dev\":7,\"tap\":8},\"link_present\":true}]}';;\nesac\nexit 0\n";
     f.close();
     ::chmod(ferry_.c_str(), 0755);
   }
@@ -193,6 +194,7 @@ class CniPluginNs : public ::testing::Test {
   NetnsFd host_, pod_;
   NetnsGuard guard_;
   std::string pod_path_, ferry_, log_;
+  bool status_alive_ = true;
 };
 
 TEST_F(CniPluginNs, AddCheckGcDelDefaults) {
@@ -238,6 +240,12 @@ TEST_F(CniPluginNs, AddCheckGcDelDefaults) {
   std::string with_prev = conf(R"(,"prevResult":)" + j.dump());
   r = run("CHECK", with_prev);
   EXPECT_EQ(r.exit_code, 0) << r.out;
+  // A dead service fails CHECK with 107.
+  status_alive_ = false;
+  write_ferry(0);
+  EXPECT_EQ(out_json(run("CHECK", with_prev))["code"], 107);
+  status_alive_ = true;
+  write_ferry(0);
   // GC keeping it, then GC dropping it.
   r = run_plugin({{"CNI_COMMAND", "GC"}}, conf(R"(,"cni.dev/valid-attachments":[{"containerID":"ctr1","ifname":"eth0"}])"), "");
   EXPECT_EQ(r.exit_code, 0) << r.out;
@@ -293,7 +301,7 @@ TEST_F(CniPluginNs, MissingFerryIsCode100AndStatus50) {
   r = run_plugin({{"CNI_COMMAND", "STATUS"}}, c, "");
   EXPECT_EQ(out_json(r)["code"], 50) << r.out;
   r = run_plugin({{"CNI_COMMAND", "STATUS"}}, conf(), "");
-  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.exit_code, 0) << r.out;  // root, BPF, ferry present
 }
 
 TEST_F(CniPluginNs, ExistingInterfaceIsRefusedAndKept) {

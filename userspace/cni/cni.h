@@ -142,7 +142,7 @@ struct NetConf {
   std::string hook;            // "", "xdp" or "tc": handed to `ferry attach --hook`
   bool map_gateway = true;     // gateway address -> host loopback
   std::string ferry_path;      // the ferry binary; "" = beside ferry-cni, then PATH
-  std::string state_dir = "/run/ferry/cni";
+  std::string state_dir = "/run/ferry-cni";  // not under /run/ferry: that holds one dir per attached device
   std::vector<std::string> tcp_ports;  // static -t specs, passt syntax
   std::vector<std::string> udp_ports;  // static -u specs
   Dns dns;

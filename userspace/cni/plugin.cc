@@ -238,15 +238,14 @@ Err Plugin::teardown(const AttachmentRecord& r) {
   return e;
 }
 
+// `ferry attach` always loads its redirect programs; the fast path proper
+// (pure ACKs absorbed in the kernel) is what "fastpath" switches.
 bool Plugin::want_fastpath(Err* e) const {
   if (conf_.fastpath == Fastpath::kOff) return false;
-  if (bpf_available()) return true;
-  if (conf_.fastpath == Fastpath::kRequire) {
+  if (conf_.fastpath == Fastpath::kRequire && !bpf_available()) {
     *e = error(kErrNotAvailable, "fastpath is \"require\" but this node cannot load BPF programs");
-  } else {
-    log("BPF unavailable: the translator runs on the slow path only");
   }
-  return false;
+  return true;
 }
 
 // ---- ADD ------------------------------------------------------------------------------
@@ -498,27 +497,27 @@ Err Plugin::del() {
 
 // ---- CHECK --------------------------------------------------------------------------------
 
-// Reads `ferry status DEV -j`: {"alive": bool, "programs": [...] ...}, or a
-// list holding such an object.
-Err check_translator(const std::string& ferry, const std::string& dev, bool want_programs) {
+// Reads `ferry status DEV -j` ({"attachments": [{"alive": bool,
+// "programs": {"dev": ID|null, ...}, "link_present": bool ...}]}): the
+// service must be alive and its program on DEV attached.
+Err check_translator(const std::string& ferry, const std::string& dev) {
   Result<ExecResult> r = run_program(ferry, {"status", dev, "-j"}, "", kStatusTimeoutMs);
   if (!r || r->timed_out || r->exit_code != 0) {
-    return error(kErrCheckTranslator, "ferry status " + dev + " failed", r ? trimmed(r->err) : r.status().message());
+    return error(kErrCheckTranslator, "ferry status " + dev + " failed: " + dev + " is not attached",
+                 r ? trimmed(r->err) : r.status().message());
   }
   json j = json::parse(r->out, nullptr, false);
-  if (j.is_array() && !j.empty()) j = j[0];
-  if (j.is_discarded() || !j.is_object()) return error(kErrCheckTranslator, "ferry status " + dev + ": unreadable output");
+  if (j.is_object() && j.contains("attachments")) j = j["attachments"];
+  if (j.is_array()) j = j.empty() ? json() : j[0];
+  if (!j.is_object()) return error(kErrCheckTranslator, "ferry status " + dev + ": unreadable output");
   auto alive = j.find("alive");
   if (alive == j.end() || !alive->is_boolean() || !alive->get<bool>()) {
     return error(kErrCheckTranslator, "the ferry service of " + dev + " is not running");
   }
-  if (want_programs) {
-    auto progs = j.find("programs");
-    bool attached = progs != j.end() && ((progs->is_array() && !progs->empty()) ||
-                                         (progs->is_object() && !progs->empty()) ||
-                                         (progs->is_string() && !progs->get<std::string>().empty()));
-    if (!attached) return error(kErrCheckTranslator, "no ferry BPF program is attached to " + dev);
-  }
+  auto progs = j.find("programs");
+  bool attached = progs != j.end() && progs->is_object() && progs->contains("dev") && (*progs)["dev"].is_number();
+  if (auto lp = j.find("link_present"); lp != j.end() && lp->is_boolean() && !lp->get<bool>()) attached = false;
+  if (!attached) return error(kErrCheckTranslator, "ferry's BPF program is not attached to " + dev);
   return std::nullopt;
 }
 
@@ -532,8 +531,7 @@ Err Plugin::check() {
   if (!link_exists(rec->host_dev)) return error(kErrCheckInterface, "host interface " + rec->host_dev + " is gone");
   std::string ferry = ferry_binary();
   if (ferry.empty()) return error(kErrFerryMissing, "the ferry binary was not found");
-  const bool want_programs = conf_.fastpath != Fastpath::kOff && bpf_available();
-  if (Err e = check_translator(ferry, rec->host_dev, want_programs)) return e;
+  if (Err e = check_translator(ferry, rec->host_dev)) return e;
   if (rec->mode != "main") return std::nullopt;
 
   Result<NetnsFd> ns = open_netns(env_.netns);
@@ -581,12 +579,12 @@ Err Plugin::status() {
   if (ferry_binary().empty()) {
     return error(kErrNotAvailable, "the ferry binary was not found (ferryPath, beside ferry-cni, PATH)");
   }
-  if (conf_.fastpath != Fastpath::kOff && !bpf_available()) {
-    if (conf_.fastpath == Fastpath::kRequire) {
-      return error(kErrNotAvailable, "fastpath is \"require\" but this node cannot load BPF programs");
-    }
-    log("STATUS: BPF unavailable, pods will be translated on the slow path");
+  // ferry attach takes the pod's frames with BPF programs: without BPF no
+  // pod can be served at all.
+  if (!bpf_available()) {
+    return error(kErrNotAvailable, "this node cannot load BPF programs (ferry attach needs them to take pod frames)");
   }
+  if (conf_.fastpath == Fastpath::kOff) log("STATUS: fastpath off: pods are translated on the slow path");
   if (conf_.ipam) return run_ipam(Command::kStatus, nullptr);
   return std::nullopt;
 }
