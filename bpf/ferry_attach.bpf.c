@@ -39,7 +39,8 @@
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
-#define FERRY_PULL_LEN 600
+/* Headers we want linear: Ethernet + VLAN + IPv6 + TCP with options. */
+#define FERRY_PULL_LEN 128
 
 const volatile __u32 tap_ifindex = 0;
 const volatile __u32 dev_ifindex = 0;
@@ -134,13 +135,19 @@ int ferry_attach_dev_tc(struct __sk_buff *skb)
 	__u32 len = skb->len;
 	long rc;
 
-	if (ferry_parse(&pkt, (void *)(long)skb->data, (void *)(long)skb->data_end, len) !=
-	    FERRY_PARSE_OK) {
-		bpf_skb_pull_data(skb, len < FERRY_PULL_LEN ? len : FERRY_PULL_LEN);
-		if (ferry_parse(&pkt, (void *)(long)skb->data, (void *)(long)skb->data_end,
-				len) != FERRY_PARSE_OK)
-			pkt.class = FERRY_CLASS_OTHER;
+	/* One parse only (two inlined copies exceed the verifier's budget): make
+	 * the usual headers linear first when they are not. */
+	__u32 want = len < FERRY_PULL_LEN ? len : FERRY_PULL_LEN;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (data + want > data_end) {
+		bpf_skb_pull_data(skb, want);
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
 	}
+	if (ferry_parse(&pkt, data, data_end, len) != FERRY_PARSE_OK)
+		pkt.class = FERRY_CLASS_OTHER; /* still redirected: counting only */
 	count_guest(&pkt, len);
 	rc = bpf_redirect(tap_ifindex, 0);
 	if (rc != TC_ACT_REDIRECT) {
