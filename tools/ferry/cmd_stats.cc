@@ -1,0 +1,131 @@
+// `ferry stats [-j|--json] [INSTANCE]`: the fast path's counters.
+//
+// Theory of operation: every ferry instance pins its per-CPU `stats` map
+// under /sys/fs/bpf/ferry/<instance>/. This command reads those pins
+// (summing the CPUs), so it needs no connection to the running ferry and
+// works from any process with access to bpffs. Without INSTANCE it shows
+// every live instance (run-<pid> pins of dead processes are skipped); with
+// one, only it. Output is a table (one row per counter, one column per
+// instance) or JSON:
+//   {"instances":[{"name":"run-123","counters":{"guest_frames":N,...}}]}
+// with every FERRY_STATS_FIELDS name, in that order.
+// Exit status: 0, 1 (unknown instance, unreadable pin), 2 (usage).
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bpf/classifier.h"
+#include "commands.h"
+
+namespace ferry::cli {
+
+namespace {
+
+constexpr const char* kStatsUsage =
+    "usage: ferry stats [-j|--json] [INSTANCE]\n"
+    "\n"
+    "Prints the BPF fast path's counters of every live ferry instance (or of\n"
+    "INSTANCE, e.g. run-1234), read from the maps pinned under " FERRY_PIN_ROOT "/.\n"
+    "  -j, --json   JSON: {\"instances\":[{\"name\":...,\"counters\":{...}}]}\n"
+    "  -h, --help   this text\n";
+
+struct Row {
+  std::string name;
+  ferry_stats stats{};
+};
+
+// Prints the rows as JSON on stdout.
+void print_json(const std::vector<Row>& rows) {
+  std::printf("{\"instances\":[");
+  for (size_t i = 0; i < rows.size(); i++) {
+    std::printf("%s{\"name\":\"%s\",\"counters\":{", i ? "," : "", rows[i].name.c_str());
+    bool first = true;
+    for (const StatsField& f : stats_fields(rows[i].stats)) {
+      std::printf("%s\"%s\":%llu", first ? "" : ",", f.name,
+                  static_cast<unsigned long long>(f.value));
+      first = false;
+    }
+    std::printf("}}");
+  }
+  std::printf("]}\n");
+}
+
+// Prints the rows as a table: counters down, instances across.
+void print_table(const std::vector<Row>& rows) {
+  if (rows.empty()) {
+    std::printf("no ferry instances\n");
+    return;
+  }
+  std::printf("%-20s", "counter");
+  for (const Row& r : rows) std::printf(" %20s", r.name.c_str());
+  std::printf("\n");
+  std::vector<std::vector<StatsField>> cols;
+  for (const Row& r : rows) cols.push_back(stats_fields(r.stats));
+  for (size_t k = 0; k < cols[0].size(); k++) {
+    std::printf("%-20s", cols[0][k].name);
+    for (const auto& c : cols) std::printf(" %20llu", static_cast<unsigned long long>(c[k].value));
+    std::printf("\n");
+  }
+}
+
+}  // namespace
+
+// Entry point of `ferry stats`; argv[0] is "stats".
+int cmd_stats(int argc, char** argv) {
+  bool json = false;
+  std::string instance;
+  bool after_dashdash = false;
+  for (int i = 1; i < argc; i++) {
+    const char* a = argv[i];
+    if (!after_dashdash && (std::strcmp(a, "-h") == 0 || std::strcmp(a, "--help") == 0)) {
+      std::fputs(kStatsUsage, stdout);
+      return 0;
+    }
+    if (!after_dashdash && (std::strcmp(a, "-j") == 0 || std::strcmp(a, "--json") == 0)) {
+      json = true;
+    } else if (!after_dashdash && std::strcmp(a, "--") == 0) {
+      after_dashdash = true;
+    } else if (!after_dashdash && a[0] == '-') {
+      std::fprintf(stderr, "ferry stats: unknown option '%s' (see ferry stats --help)\n", a);
+      return 2;
+    } else if (instance.empty()) {
+      instance = a;
+    } else {
+      std::fprintf(stderr, "ferry stats: one INSTANCE at most (see ferry stats --help)\n");
+      return 2;
+    }
+  }
+
+  std::vector<std::string> names;
+  if (!instance.empty()) {
+    if (!valid_instance_name(instance)) {
+      std::fprintf(stderr, "ferry stats: bad instance name '%s'\n", instance.c_str());
+      return 1;
+    }
+    names.push_back(instance);
+  } else {
+    names = list_instances(true);
+  }
+
+  std::vector<Row> rows;
+  for (const std::string& n : names) {
+    Row r;
+    r.name = n;
+    if (std::string err = read_stats(n, &r.stats); !err.empty()) {
+      if (!instance.empty()) {
+        std::fprintf(stderr, "ferry stats: no instance '%s' (%s)\n", n.c_str(), err.c_str());
+        return 1;
+      }
+      continue;  // went away while we listed: not an error
+    }
+    rows.push_back(r);
+  }
+  if (json)
+    print_json(rows);
+  else
+    print_table(rows);
+  return 0;
+}
+
+}  // namespace ferry::cli
