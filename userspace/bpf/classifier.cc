@@ -468,8 +468,12 @@ std::vector<std::string> list_instances(bool live_only) {
 }
 
 int cleanup_stale_instances(std::string* err) {
+  return cleanup_stale_instances_in(FERRY_PIN_ROOT, err);
+}
+
+int cleanup_stale_instances_in(const std::string& root, std::string* err) {
   int removed = 0;
-  DIR* d = opendir(FERRY_PIN_ROOT);
+  DIR* d = opendir(root.c_str());
   if (d == nullptr) return 0;
   std::vector<std::string> stale;
   while (dirent* e = readdir(d)) {
@@ -478,11 +482,12 @@ int cleanup_stale_instances(std::string* err) {
   }
   closedir(d);
   for (const std::string& name : stale) {
-    int rc = remove_pin_dir(instance_dir(name));
+    std::string dir = root + "/" + name;
+    int rc = remove_pin_dir(dir);
     if (rc == 0) {
       removed++;
     } else if (err != nullptr && err->empty()) {
-      *err = errmsg("remove stale " + instance_dir(name), rc);
+      *err = errmsg("remove stale " + dir, rc);
     }
   }
   return removed;

@@ -92,6 +92,8 @@ bool instance_is_stale(const std::string& name);
 // that was SIGKILLed). Returns how many were removed; *err gets the first
 // failure, if any.
 int cleanup_stale_instances(std::string* err = nullptr);
+// Same, under another root directory (tests use a private one).
+int cleanup_stale_instances_in(const std::string& root, std::string* err = nullptr);
 
 // Counter names and values in FERRY_STATS_FIELDS order.
 struct StatsField {
