@@ -90,7 +90,9 @@ class Plugin {
   // The ferry binary: ferryPath, beside ferry-cni, then PATH.
   std::string ferry_binary() const;
   Err lock_state();
-  Err run_ipam(Command cmd, CniResult* result);
+  // `extra_env` overrides parts of our environment (GC releasing the
+  // addresses of an attachment other than the current one).
+  Err run_ipam(Command cmd, CniResult* result, const std::vector<std::string>& extra_env = {});
   Err ferry_attach(const AttachPlan& plan);
   Err ferry_detach(const std::string& dev);
   // Detaches and, for main mode, deletes the link. Errors are collected in
@@ -172,13 +174,14 @@ Err Plugin::lock_state() {
 }
 
 // Runs the IPAM plugin with our environment (CNI_COMMAND = cmd) and config.
-Err Plugin::run_ipam(Command cmd, CniResult* result) {
+Err Plugin::run_ipam(Command cmd, CniResult* result, const std::vector<std::string>& extra_env) {
   std::string path = find_in_dirs(conf_.ipam_type, env_.path);
   if (path.empty()) {
     return error(kErrInvalidConfig, "IPAM plugin '" + conf_.ipam_type + "' not found in CNI_PATH");
   }
-  Result<ExecResult> r = run_program(path, {}, conf_.raw.dump(), kIpamTimeoutMs,
-                                     {"CNI_COMMAND=" + std::string(command_name(cmd))});
+  std::vector<std::string> env = extra_env;
+  env.push_back("CNI_COMMAND=" + std::string(command_name(cmd)));
+  Result<ExecResult> r = run_program(path, {}, conf_.raw.dump(), kIpamTimeoutMs, env);
   if (!r) return error(kErrIpamFailed, "IPAM plugin " + conf_.ipam_type + ": " + r.status().message());
   if (r->timed_out) return error(kErrIpamFailed, "IPAM plugin " + conf_.ipam_type + " timed out");
   if (r->exit_code != 0) {
@@ -607,6 +610,16 @@ Err Plugin::gc() {
     if (Err e = teardown(rec)) {
       failures += (failures.empty() ? "" : "; ") + e->msg;
       continue;
+    }
+    // Its addresses too: not every IPAM plugin implements GC (host-local
+    // 1.9 does not), all implement DEL.
+    if (conf_.ipam && rec.ipam && rec.mode == "main") {
+      std::vector<std::string> who = {"CNI_CONTAINERID=" + rec.container_id, "CNI_IFNAME=" + rec.ifname,
+                                      "CNI_NETNS=" + rec.netns, "CNI_ARGS="};
+      if (Err e = run_ipam(Command::kDel, nullptr, who)) {
+        failures += (failures.empty() ? "" : "; ") + e->msg;
+        continue;
+      }
     }
     (void)store_.remove(key);
   }
