@@ -16,7 +16,9 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -750,6 +752,50 @@ TEST_F(TcpTest, SackBlocksForHeldData) {
   }
   EXPECT_EQ(got, "AAAAAAAAAABBBBBCCCCCDDDDD");
   close(h);
+}
+
+TEST_F(TcpTest, HostileSegmentsDoNotBreakIt) {
+  // Random flags, sequence and acknowledgment numbers, windows and payloads
+  // against a live connection and unknown flows: nothing may crash, leak a
+  // slot or send a RST in answer to a RST.
+  Make(8);
+  Listener l;
+  uint32_t iss = Handshake(40030, l.port, 5000);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  std::mt19937 rng(1234);
+  const uint8_t kFlags[] = {tcpflag::kAck, tcpflag::kAck | tcpflag::kPsh, tcpflag::kFin | tcpflag::kAck,
+                            tcpflag::kRst, tcpflag::kRst | tcpflag::kAck, tcpflag::kSyn,
+                            tcpflag::kSyn | tcpflag::kAck, 0, tcpflag::kFin, 0xff};
+  char buf[4096];
+  for (int i = 0; i < 5000; i++) {
+    uint8_t fl = kFlags[rng() % std::size(kFlags)];
+    uint32_t seq = 5001 + static_cast<uint32_t>(rng() % 200000) - 100000;
+    if (rng() % 4 == 0) seq = static_cast<uint32_t>(rng());
+    uint32_t ack = iss + 1 + static_cast<uint32_t>(rng() % 4000) - 2000;
+    if (rng() % 4 == 0) ack = static_cast<uint32_t>(rng());
+    std::string data(rng() % 3 == 0 ? rng() % 3000 : 0, 'h');
+    uint16_t sport = rng() % 5 == 0 ? static_cast<uint16_t>(40100 + rng() % 4) : 40030;
+    link.sent.clear();
+    Send(sport, l.port, seq, ack, fl, data, static_cast<uint16_t>(rng()));
+    if (fl & tcpflag::kRst) {
+      for (const Bytes& b : link.sent) {
+        ParsedFrame f = parse_frame(b, true);
+        ASSERT_TRUE(f.ok());
+        EXPECT_FALSE(HasFlag(f, tcpflag::kRst)) << "a RST answered a RST";
+      }
+    }
+    if (rng() % 50 == 0) (void)!send(h, "x", 1, MSG_DONTWAIT);
+    if (rng() % 10 == 0) (void)!recv(h, buf, sizeof(buf), MSG_DONTWAIT);
+    loop.run_once(0);
+    link.sent.clear();
+    ASSERT_LE(tcp->connection_count(), 8u);
+  }
+  close(h);
+  // Everything is reclaimed by timeouts or resets; the table is consistent.
+  tcp->timeouts().connect_ns = 1;
+  for (int i = 0; i < 50; i++) loop.run_once(1);
+  EXPECT_LE(tcp->connection_count(), 8u);
 }
 
 }  // namespace
