@@ -69,7 +69,7 @@ cni_run 11 ctrA check "$NET" "$PNS"
 cni_ok "CHECK"
 cni_run 11 ctrA gc "$NET" ctrA/eth0
 cni_ok "GC with ctrA/eth0 listed"
-e2e_expect "after GC: $DEV still there" ip -n "$H" link show "$DEV"
+e2e_expect "after GC: $DEV still there" bash -c "ip -n '$H' link show '$DEV' >/dev/null"
 e2e_expect "after GC: still serving" cni_fetch "$GW" "$E2E_TMP/got"
 cni_run 11 ctrA check "$NET" "$PNS"
 cni_ok "CHECK after GC"
@@ -152,3 +152,39 @@ ip netns del "$P"
 cni_run 11 ctrF del "$NET" "$PNS"
 cni_ok "DEL with the pod's namespace gone"
 clean "DEL with the pod's namespace gone"
+
+# ---- 7. portMappings capability: host port -> pod port, inbound through ferry -----------------
+ip netns add "$P" || e2e_die "recreate $P"
+cni_conf 11.conflist '{"cniVersion":"1.1.0","name":"'$NET'","plugins":[{"type":"ferry-cni","stateDir":"'"$CNI_T/state"'",
+  "capabilities":{"portMappings":true}}]}'
+mkdir -p "$E2E_TMP/podwww"
+cp "$BLOB" "$E2E_TMP/podwww/blob"
+export CAP_ARGS='{"portMappings":[{"hostPort":18080,"containerPort":80,"protocol":"tcp"}]}'
+cni_run 11 ctrG add "$NET" "$PNS"
+unset CAP_ARGS
+cni_ok "ADD with portMappings 18080 -> 80"
+DEVG=$(cni_json 'r["interfaces"][0]["name"]')
+# The pod's server, on its address (which exists from ADD on).
+nsenter --net="/run/netns/$P" /usr/bin/python3 -m http.server 80 --bind 198.18.0.2 --directory "$E2E_TMP/podwww" \
+  >"$E2E_TMP/podhttp.log" 2>&1 &
+PODHTTP=$!
+e2e_on_exit "e2e_kill_pid $PODHTTP"
+up=0
+for _ in $(seq 100); do
+  if nsenter --net="/run/netns/$P" timeout 1 bash -c 'exec 3<>/dev/tcp/198.18.0.2/80' 2>/dev/null; then up=1; break; fi
+  sleep 0.1
+done
+((up)) || e2e_fail "the pod's server did not start: $(cat "$E2E_TMP/podhttp.log")"
+rm -f "$E2E_TMP/in"
+if timeout 40 nsenter --net="/run/netns/$H" curl -sS --max-time 30 -o "$E2E_TMP/in" http://127.0.0.1:18080/blob &&
+  [[ $(sha256sum <"$E2E_TMP/in") == "$(sha256sum <"$BLOB")" ]]; then
+  e2e_log "ok: H's 127.0.0.1:18080 reaches the pod's port 80 through ferry, sha256 matches"
+else
+  e2e_fail "inbound port mapping 18080 -> 80"
+  cni_ferry_log "$DEVG"
+fi
+cni_run 11 ctrG del "$NET" "$PNS"
+cni_ok "DEL ctrG"
+e2e_expect "port 18080 closed after DEL" bash -c \
+  "! nsenter --net=/run/netns/$H timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/18080' 2>/dev/null"
+clean "DEL ctrG"
