@@ -798,5 +798,52 @@ TEST_F(TcpTest, HostileSegmentsDoNotBreakIt) {
   EXPECT_LE(tcp->connection_count(), 8u);
 }
 
+TEST_F(TcpTest, InboundPortRangeMapsOneToOne) {
+  // Three consecutive free ports (bind and release), forwarded to 9000-9002.
+  uint16_t base = 0;
+  for (int attempt = 0; attempt < 50 && base == 0; attempt++) {
+    Listener probe;
+    uint16_t p = probe.port;
+    if (p > 65000) continue;
+    int fds[2];
+    bool ok = true;
+    for (int i = 0; i < 2; i++) {
+      fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_port = htons(static_cast<uint16_t>(p + 1 + i));
+      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (bind(fds[i], reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0) ok = false;
+    }
+    for (int fd : fds) close(fd);
+    if (ok) base = p;
+  }
+  ASSERT_NE(base, 0);
+  PortForward fw;
+  fw.bind_any = false;
+  fw.bind_addr = A("127.0.0.1");
+  fw.host_first = base;
+  fw.host_last = static_cast<uint16_t>(base + 2);
+  fw.guest_first = 9000;
+  link.cfg_.tcp_forwards.push_back(fw);
+  Make();
+  std::string err;
+  ASSERT_TRUE(tcp->start(&err)) << err;
+  for (int i = 0; i < 3; i++) {
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(base + i));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+    ParsedFrame syn;
+    ASSERT_TRUE(WaitFor(&syn, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn); }));
+    EXPECT_EQ(syn.tcp.dport, 9000 + i);
+    EXPECT_TRUE(syn.tcp.opts.sack_permitted);
+    close(c);
+  }
+  EXPECT_EQ(tcp->counters().conns_inbound, 3u);
+}
+
 }  // namespace
 }  // namespace ferry
