@@ -88,4 +88,90 @@ struct ferry_conn_key {
 	__u8 pad[2];     /* zero */
 };
 
+/*
+ * ---- Fast path: per-connection shared state -------------------------------
+ *
+ * conn_hash maps a ferry_conn_key (as seen from the guest: guest = source of
+ * the guest's frames) to a slot index; conn_state holds one ferry_conn_slot
+ * per index and is memory-mapped by userspace (BPF_F_MMAPABLE), so neither
+ * side pays a syscall per update.
+ *
+ * One writer per field. Userspace owns the slot's life:
+ *   publish:  (slot not in conn_hash) zero the whole slot, fill the
+ *             userspace fields with gen = previous gen + 1 (never 0), seed
+ *             ack_from_guest with snd_una and guest_window with the current
+ *             window (the slot is not visible to BPF yet, so this is not a
+ *             second writer), store flags with FERRY_SLOT_ELIGIBLE last
+ *             (release), then insert the key into conn_hash;
+ *   update:   snd_nxt, flags, stall_epoch as the connection moves (plain
+ *             32-bit stores; BPF reads each once per frame);
+ *   retire:   clear FERRY_SLOT_ELIGIBLE, delete the key from conn_hash,
+ *             and only then reuse the index (events carry gen, so a late
+ *             event for an old gen is recognised and ignored).
+ * BPF writes the "BPF writes" fields of eligible slots only. ACKs that
+ * pass to userspace (with data, SYN/FIN/RST, odd options) do not move
+ * ack_from_guest: userspace's acknowledged sequence is the later (mod 2^32)
+ * of its own snd_una and the slot's ack_from_guest.
+ *
+ * What the fast path absorbs (drops after updating the slot): a TCP segment
+ * of an eligible slot's flow whose flags are exactly ACK (ECE/CWR allowed),
+ * with no payload, a valid TCP checksum, options none or (with
+ * FERRY_SLOT_TIMESTAMPS) only timestamps in a 12-byte block, and an ACK
+ * number in [ack_from_guest, snd_nxt] (modulo 2^32). Everything else passes.
+ * An ACK equal to ack_from_guest, with the same window, while data is
+ * outstanding (ack != snd_nxt), is a duplicate ACK.
+ */
+#define FERRY_SLOT_ELIGIBLE (1u << 0)    /* BPF may absorb this flow's pure ACKs */
+#define FERRY_SLOT_TIMESTAMPS (1u << 1)  /* timestamps negotiated: TS-only ACKs ok */
+#define FERRY_SLOT_FIN_PENDING (1u << 2) /* our FIN is sent (counted in snd_nxt) */
+
+struct ferry_conn_slot {
+	/* ---- userspace writes ---- */
+	__u32 gen;          /* slot generation, != 0 while in use */
+	__u32 flags;        /* FERRY_SLOT_* */
+	__u32 snd_nxt;      /* next sequence number ferry sends to the guest */
+	__u32 stall_epoch;  /* bumped when the sender stalls on the guest's window */
+	__u8 guest_wscale;  /* the guest's window scale (0..14) */
+	__u8 state;         /* userspace's TCP state, informational */
+	__u16 mss;          /* informational */
+	__u32 pad_user;
+	/* ---- BPF writes ---- */
+	__u32 ack_from_guest;   /* highest ACK absorbed (valid once acks_absorbed > 0) */
+	__u32 guest_window;     /* last window, scaled, in bytes */
+	__u32 dup_acks;         /* consecutive duplicate ACKs */
+	__u32 ts_recent;        /* last TSval from the guest (with timestamps) */
+	__u32 stall_epoch_done; /* stall_epoch whose "window reopened" was posted */
+	__u32 fin_gen_done;     /* gen whose "all acked, FIN pending" was posted */
+	__u64 last_ack_ns;      /* bpf_ktime_get_ns() of the last absorbed ACK */
+	__u64 acks_absorbed;    /* per-slot counter */
+	__u64 events_posted;    /* per-slot counter */
+};
+
+/* Ring-buffer record kinds (struct ferry_event.kind). */
+enum ferry_event_kind {
+	FERRY_EV_WINDOW_OPEN = 1, /* stalled (stall_epoch bumped) and the window reopened */
+	FERRY_EV_FAST_RETRANSMIT, /* third duplicate ACK */
+	FERRY_EV_FIN_ACKED,       /* everything up to snd_nxt acked while FIN pending */
+};
+
+struct ferry_event {
+	__u32 slot;
+	__u32 gen;      /* the slot's gen when posted */
+	__u32 kind;     /* enum ferry_event_kind */
+	__u32 ack;      /* the ACK that triggered it */
+	__u32 window;   /* scaled guest window, bytes */
+	__u32 dup_acks;
+	__u64 time_ns;  /* bpf_ktime_get_ns() */
+};
+
+/* events ring buffer size (bytes, power of two). */
+#define FERRY_EVENTS_RING_BYTES (256u * 1024u)
+
+/*
+ * activity: one bit per slot in __u64 words (word slot / 64, bit slot % 64),
+ * BPF_F_MMAPABLE. BPF sets the bit when it absorbs an ACK of the slot;
+ * userspace's timer scan visits set bits and clears them (atomic and-not).
+ */
+#define FERRY_ACTIVITY_WORDS(max_conns) (((max_conns) + 63u) / 64u)
+
 #endif /* FERRY_CONTRACT_H */

@@ -372,7 +372,7 @@ std::string BpfAttachment::pin(const std::string& instance) {
   for (bpf_map* m = bpf_object__next_map(skel_->obj, nullptr); m != nullptr;
        m = bpf_object__next_map(skel_->obj, m)) {
     const char* name = bpf_map__name(m);
-    if (name[0] == '.') continue;  // .rodata/.bss: internal
+    if (bpf_map__is_internal(m)) continue;  // .rodata/.bss
     std::string path = dir + "/" + name;
     int err = bpf_map__pin(m, path.c_str());
     if (err != 0) {

@@ -1,0 +1,238 @@
+// Fast-path maps, userspace side: see fastpath.h for the theory of
+// operation. Memory ordering: the slot array is shared with BPF programs on
+// every CPU; userspace publishes a slot by writing all fields first and the
+// flags word last with a release store, and reads BPF's fields with acquire
+// loads. Flag changes after publication are read-modify-write loops on the
+// flags word, which only userspace writes (so there is no lost update).
+#include "bpf/fastpath.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bpf/classifier.h"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wcast-align"
+#pragma GCC diagnostic ignored "-Wpedantic"
+#include "ferry_classify.skel.h"
+#pragma GCC diagnostic pop
+
+namespace ferry {
+
+namespace {
+
+std::string errmsg(const std::string& what, int err) {
+  return what + ": " + std::strerror(err < 0 ? -err : err);
+}
+
+// Maps an mmapable BPF array; returns nullptr and sets *err on failure.
+void* map_array(bpf_map* m, size_t* len, std::string* err) {
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t value = (static_cast<size_t>(bpf_map__value_size(m)) + 7) & ~size_t{7};
+  size_t bytes = value * bpf_map__max_entries(m);
+  *len = (bytes + page - 1) / page * page;
+  void* p = mmap(nullptr, *len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(m), 0);
+  if (p == MAP_FAILED) {
+    *err = errmsg(std::string("mmap BPF map ") + bpf_map__name(m), errno);
+    return nullptr;
+  }
+  return p;
+}
+
+template <class T>
+T load_acquire(const T* p) {
+  return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+template <class T>
+void store_release(T* p, T v) {
+  __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+}  // namespace
+
+ferry_conn_key make_conn_key(const InetAddr& guest, uint16_t guest_port, const InetAddr& peer,
+                             uint16_t peer_port, uint8_t protocol) {
+  ferry_conn_key k{};
+  std::memcpy(k.guest_addr, guest.b.data(), 16);
+  std::memcpy(k.peer_addr, peer.b.data(), 16);
+  k.guest_port = htons(guest_port);
+  k.peer_port = htons(peer_port);
+  k.family = static_cast<uint8_t>(guest.is_v4() ? AF_INET : AF_INET6);
+  k.protocol = protocol;
+  return k;
+}
+
+// ---- ConnMap --------------------------------------------------------------------
+
+ConnMap::~ConnMap() {
+  if (slots_ != nullptr) munmap(slots_, slots_len_);
+  if (activity_ != nullptr) munmap(activity_, activity_len_);
+}
+
+std::string ConnMap::open(const BpfAttachment& bpf) {
+  if (slots_ != nullptr) return "connection map already open";
+  ferry_classify* skel = bpf.skeleton();
+  if (skel == nullptr) return "BPF classifier not loaded";
+  std::string err;
+  void* s = map_array(skel->maps.conn_state, &slots_len_, &err);
+  if (s == nullptr) return err;
+  void* a = map_array(skel->maps.activity, &activity_len_, &err);
+  if (a == nullptr) {
+    munmap(s, slots_len_);
+    return err;
+  }
+  slots_ = static_cast<ferry_conn_slot*>(s);
+  activity_ = static_cast<uint64_t*>(a);
+  capacity_ = bpf_map__max_entries(skel->maps.conn_state);
+  activity_words_ = bpf_map__max_entries(skel->maps.activity);
+  hash_fd_ = bpf_map__fd(skel->maps.conn_hash);
+  return {};
+}
+
+std::string ConnMap::publish(uint32_t i, const ferry_conn_key& key, const ConnSlotInit& init,
+                             uint32_t* gen) {
+  ferry_conn_slot* s = slot(i);
+  if (s == nullptr) return "slot " + std::to_string(i) + " out of range";
+  store_release(&s->flags, 0u);  // off the fast path while we rewrite it
+  uint32_t g = s->gen + 1;
+  if (g == 0) g = 1;
+  std::memset(static_cast<void*>(s), 0, sizeof(*s));
+  s->gen = g;
+  s->snd_nxt = init.snd_nxt;
+  s->guest_wscale = init.guest_wscale;
+  s->state = init.state;
+  s->mss = init.mss;
+  // BPF's fields, seeded while BPF cannot see the slot (not eligible)
+  s->ack_from_guest = init.snd_una;
+  s->guest_window = init.guest_window;
+  store_release(&s->flags, FERRY_SLOT_ELIGIBLE | (init.timestamps ? FERRY_SLOT_TIMESTAMPS : 0u));
+  if (bpf_map_update_elem(hash_fd_, &key, &i, BPF_NOEXIST) != 0) {
+    int e = errno;
+    store_release(&s->flags, 0u);
+    return errmsg("insert flow into conn_hash", e);
+  }
+  if (gen != nullptr) *gen = g;
+  return {};
+}
+
+void ConnMap::retire(uint32_t i, const ferry_conn_key& key) {
+  if (ferry_conn_slot* s = slot(i)) store_release(&s->flags, 0u);
+  if (hash_fd_ >= 0) bpf_map_delete_elem(hash_fd_, &key);
+}
+
+void ConnMap::update_flags(uint32_t i, uint32_t set, uint32_t clear) {
+  ferry_conn_slot* s = slot(i);
+  if (s == nullptr) return;
+  uint32_t f = load_acquire(&s->flags);
+  store_release(&s->flags, (f | set) & ~clear);
+}
+
+void ConnMap::set_snd_nxt(uint32_t i, uint32_t v) {
+  if (ferry_conn_slot* s = slot(i)) store_release(&s->snd_nxt, v);
+}
+
+void ConnMap::set_fin_pending(uint32_t i, bool on) {
+  update_flags(i, on ? FERRY_SLOT_FIN_PENDING : 0u, on ? 0u : FERRY_SLOT_FIN_PENDING);
+}
+
+void ConnMap::set_eligible(uint32_t i, bool on) {
+  update_flags(i, on ? FERRY_SLOT_ELIGIBLE : 0u, on ? 0u : FERRY_SLOT_ELIGIBLE);
+}
+
+void ConnMap::stall(uint32_t i) {
+  ferry_conn_slot* s = slot(i);
+  if (s == nullptr) return;
+  // a new epoch only if the previous one was answered: one event per stall
+  uint32_t done = load_acquire(&s->stall_epoch_done);
+  if (s->stall_epoch == done) store_release(&s->stall_epoch, s->stall_epoch + 1);
+}
+
+uint32_t ConnMap::ack_from_guest(uint32_t i) const {
+  const ferry_conn_slot* s = slot(i);
+  return s != nullptr ? load_acquire(&s->ack_from_guest) : 0;
+}
+uint32_t ConnMap::guest_window(uint32_t i) const {
+  const ferry_conn_slot* s = slot(i);
+  return s != nullptr ? load_acquire(&s->guest_window) : 0;
+}
+uint32_t ConnMap::dup_acks(uint32_t i) const {
+  const ferry_conn_slot* s = slot(i);
+  return s != nullptr ? load_acquire(&s->dup_acks) : 0;
+}
+uint64_t ConnMap::acks_absorbed(uint32_t i) const {
+  const ferry_conn_slot* s = slot(i);
+  return s != nullptr ? load_acquire(&s->acks_absorbed) : 0;
+}
+
+bool ConnMap::take_activity(uint32_t i) {
+  if (i >= capacity_ || i / 64 >= activity_words_) return false;
+  uint64_t bit = uint64_t{1} << (i % 64);
+  if ((load_acquire(&activity_[i / 64]) & bit) == 0) return false;
+  return (__atomic_fetch_and(&activity_[i / 64], ~bit, __ATOMIC_ACQ_REL) & bit) != 0;
+}
+
+uint32_t ConnMap::drain_activity(const std::function<void(uint32_t)>& fn) {
+  uint32_t n = 0;
+  for (uint32_t w = 0; w < activity_words_; w++) {
+    if (load_acquire(&activity_[w]) == 0) continue;
+    uint64_t bits = __atomic_exchange_n(&activity_[w], uint64_t{0}, __ATOMIC_ACQ_REL);
+    while (bits != 0) {
+      uint32_t b = static_cast<uint32_t>(__builtin_ctzll(bits));
+      bits &= bits - 1;
+      uint32_t i = w * 64 + b;
+      if (i < capacity_) {
+        fn(i);
+        n++;
+      }
+    }
+  }
+  return n;
+}
+
+// ---- FastPathEvents -----------------------------------------------------------------
+
+FastPathEvents::~FastPathEvents() {
+  if (rb_ != nullptr) ring_buffer__free(rb_);
+}
+
+std::string FastPathEvents::open(const BpfAttachment& bpf, Handler handler) {
+  if (rb_ != nullptr) return "event consumer already open";
+  ferry_classify* skel = bpf.skeleton();
+  if (skel == nullptr) return "BPF classifier not loaded";
+  handler_ = std::move(handler);
+  rb_ = ring_buffer__new(bpf_map__fd(skel->maps.events), &FastPathEvents::trampoline, this,
+                         nullptr);
+  if (rb_ == nullptr) return errmsg("open events ring buffer", errno);
+  return {};
+}
+
+int FastPathEvents::epoll_fd() const { return rb_ != nullptr ? ring_buffer__epoll_fd(rb_) : -1; }
+
+int FastPathEvents::trampoline(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<FastPathEvents*>(ctx);
+  if (size < sizeof(ferry_event)) return 0;
+  ferry_event ev;
+  std::memcpy(&ev, data, sizeof(ev));
+  self->count_++;
+  if (self->handler_) self->handler_(ev);
+  return 0;
+}
+
+int FastPathEvents::consume() {
+  if (rb_ == nullptr) return 0;
+  count_ = 0;
+  ring_buffer__consume(rb_);
+  return count_;
+}
+
+void FastPathEvents::on_io(uint64_t, uint32_t) { consume(); }
+
+}  // namespace ferry

@@ -1,0 +1,137 @@
+// Fast-path maps, userspace side: the connection table shared with the BPF
+// classifier, and the ring-buffer consumer that wakes the control plane.
+//
+// Theory of operation: the contract (include/ferry/contract.h) defines the
+// slot layout and who writes which field. ConnMap memory-maps `conn_state`
+// and `activity` once (mmap on the map fds, BPF_F_MMAPABLE), so reading what
+// BPF wrote and writing what userspace owns costs no syscall; inserting or
+// removing a flow in `conn_hash` costs one bpf() call, once per connection.
+//
+// Slot life (the TCP translator drives it):
+//   publish(slot, key, init)   zero the slot, fill it, mark it eligible
+//                              (release), then insert the key -> slot;
+//   set_snd_nxt / set_flags / stall()   as the connection moves;
+//   ack_from_guest() etc.      BPF's fields, read with acquire loads;
+//   retire(slot, key)          unmark eligible, delete the key; the slot may
+//                              be reused afterwards (its gen changes).
+// Events carry the slot's gen: an event whose gen differs from the slot's
+// current gen belongs to an earlier connection and is ignored by the caller.
+//
+// FastPathEvents is an IoHandler: register it with the event loop on
+// epoll_fd(); on_io() drains the ring (ring_buffer__consume) and calls the
+// handler once per record. BPF posts only records userspace must act on
+// (window reopened, fast retransmit, FIN acked), each at most once per
+// cause, so wake-ups are never one per ACK.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "codec/addr.h"
+#include "ferry/contract.h"
+#include "loop/event_loop.h"
+
+struct ring_buffer;
+
+namespace ferry {
+
+class BpfAttachment;
+
+// The values userspace gives a slot when it publishes it.
+struct ConnSlotInit {
+  uint32_t snd_una = 0;       // seeds ack_from_guest
+  uint32_t snd_nxt = 0;
+  uint32_t guest_window = 0;  // scaled, seeds guest_window
+  uint8_t guest_wscale = 0;
+  bool timestamps = false;    // TS-only pure ACKs may be absorbed
+  uint8_t state = 0;
+  uint16_t mss = 0;
+};
+
+// Builds the key of a guest flow: guest = the guest's address and port
+// (host-order port), peer = where the guest sends to. IPv4 addresses are kept
+// IPv4-mapped, as InetAddr already does.
+ferry_conn_key make_conn_key(const InetAddr& guest, uint16_t guest_port, const InetAddr& peer,
+                             uint16_t peer_port, uint8_t protocol = 6 /* TCP */);
+
+class ConnMap {
+ public:
+  ConnMap() = default;
+  ~ConnMap();
+  ConnMap(const ConnMap&) = delete;
+  ConnMap& operator=(const ConnMap&) = delete;
+
+  // Maps the loaded classifier's connection maps.
+  std::string open(const BpfAttachment& bpf);
+  bool is_open() const { return slots_ != nullptr; }
+  uint32_t capacity() const { return capacity_; }
+
+  // The slot, or nullptr when out of range / not open.
+  ferry_conn_slot* slot(uint32_t i) const {
+    return i < capacity_ && slots_ != nullptr ? &slots_[i] : nullptr;
+  }
+
+  // Publishes a slot for `key` (see the theory of operation); the slot's
+  // new gen is returned in *gen. Fails if the key is already present.
+  std::string publish(uint32_t slot, const ferry_conn_key& key, const ConnSlotInit& init,
+                      uint32_t* gen = nullptr);
+  // Takes the slot off the fast path and removes its key. Idempotent.
+  void retire(uint32_t slot, const ferry_conn_key& key);
+
+  // Userspace-owned fields.
+  void set_snd_nxt(uint32_t slot, uint32_t snd_nxt);
+  void set_fin_pending(uint32_t slot, bool on);
+  // The sender stalled on the guest's window: post WINDOW_OPEN when it opens.
+  void stall(uint32_t slot);
+  // Allows or forbids absorption without retiring the slot.
+  void set_eligible(uint32_t slot, bool on);
+
+  // BPF-owned fields (acquire loads; 0 for a bad slot).
+  uint32_t ack_from_guest(uint32_t slot) const;
+  uint32_t guest_window(uint32_t slot) const;
+  uint32_t dup_acks(uint32_t slot) const;
+  uint64_t acks_absorbed(uint32_t slot) const;
+
+  // Activity bitmap: test-and-clear one slot's bit; visit and clear all set
+  // bits (fn(slot) per set bit). Returns the number visited.
+  bool take_activity(uint32_t slot);
+  uint32_t drain_activity(const std::function<void(uint32_t)>& fn);
+
+ private:
+  void update_flags(uint32_t slot, uint32_t set, uint32_t clear);
+
+  ferry_conn_slot* slots_ = nullptr;
+  uint64_t* activity_ = nullptr;
+  size_t slots_len_ = 0, activity_len_ = 0;  // mapped bytes
+  uint32_t capacity_ = 0, activity_words_ = 0;
+  int hash_fd_ = -1;
+};
+
+class FastPathEvents : public IoHandler {
+ public:
+  using Handler = std::function<void(const ferry_event&)>;
+
+  FastPathEvents() = default;
+  ~FastPathEvents() override;
+  FastPathEvents(const FastPathEvents&) = delete;
+  FastPathEvents& operator=(const FastPathEvents&) = delete;
+
+  // Opens the consumer on the classifier's `events` ring buffer.
+  std::string open(const BpfAttachment& bpf, Handler handler);
+  // The fd to register for EPOLLIN (the loop's add(fd, EPOLLIN, tag, 0)).
+  int epoll_fd() const;
+  // Drains every pending record into the handler; returns how many.
+  int consume();
+  // IoHandler: the ring buffer became readable.
+  void on_io(uint64_t id, uint32_t events) override;
+
+ private:
+  static int trampoline(void* ctx, void* data, size_t size);
+
+  ring_buffer* rb_ = nullptr;
+  Handler handler_;
+  int count_ = 0;
+};
+
+}  // namespace ferry
