@@ -101,14 +101,14 @@ namespace {
 
 namespace seq = tcpseq;
 
-constexpr uint8_t kfGuestFin = 1 << 0;  // FIN received from the guest
-constexpr uint8_t kfShutWr = 1 << 1;    // shutdown(SHUT_WR) done on the host socket
-constexpr uint8_t kfHostEof = 1 << 2;   // host peer closed its side (RDHUP)
-constexpr uint8_t kfFinSent = 1 << 3;   // our FIN went to the guest (fin_seq)
-constexpr uint8_t kfFinAcked = 1 << 4;  // ... and the guest ACKed it
-constexpr uint8_t kfReadable = 1 << 5;  // host socket may have unpeeked data
-constexpr uint8_t kfWscale = 1 << 6;    // window scaling negotiated
-constexpr uint8_t kfSack = 1 << 7;      // SACK-permitted both ways: we send SACK blocks
+constexpr uint8_t kfGuestFin = tcpconn::kGuestFin;
+constexpr uint8_t kfShutWr = tcpconn::kShutWr;
+constexpr uint8_t kfHostEof = tcpconn::kHostEof;
+constexpr uint8_t kfFinSent = tcpconn::kFinSent;
+constexpr uint8_t kfFinAcked = tcpconn::kFinAcked;
+constexpr uint8_t kfReadable = tcpconn::kReadable;
+constexpr uint8_t kfWscale = tcpconn::kWscale;
+constexpr uint8_t kfSack = tcpconn::kSack;
 
 // SACK (RFC 2018) is offered so that, with out-of-order guest data held for
 // reassembly, the guest learns of every hole at once: measured with 5 %

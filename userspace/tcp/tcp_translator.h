@@ -35,6 +35,18 @@ enum class TcpState : uint8_t {
 };
 const char* to_string(TcpState s);
 
+// TcpConn::flags bits (public: `ferry conns` and the fast-path mirror read them).
+namespace tcpconn {
+inline constexpr uint8_t kGuestFin = 1 << 0;  // FIN received from the guest
+inline constexpr uint8_t kShutWr = 1 << 1;    // shutdown(SHUT_WR) done on the host socket
+inline constexpr uint8_t kHostEof = 1 << 2;   // host peer closed its side
+inline constexpr uint8_t kFinSent = 1 << 3;   // our FIN went to the guest (fin_seq)
+inline constexpr uint8_t kFinAcked = 1 << 4;  // ... and the guest ACKed it
+inline constexpr uint8_t kReadable = 1 << 5;  // host socket may have unpeeked data
+inline constexpr uint8_t kWscale = 1 << 6;    // window scaling negotiated
+inline constexpr uint8_t kSack = 1 << 7;      // SACK-permitted both ways
+}  // namespace tcpconn
+
 // Per-connection state. All-zero is a free slot (the array is mmap'd).
 struct TcpConn {
   InetAddr guest_addr, peer_addr;  // as the guest sees them
@@ -42,7 +54,7 @@ struct TcpConn {
   TcpState state;
   bool v6;
   bool inbound;
-  uint8_t flags;  // kf* below
+  uint8_t flags;  // tcpconn::k*
   int fd;
   uint32_t gen;     // incremented per use of the slot, guards stale epoll events
   uint32_t armed;   // epoll events currently requested
