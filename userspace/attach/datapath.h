@@ -20,9 +20,31 @@
 // other owners' programs and qdiscs, and removing ours can never take
 // anything else with it.
 //
-// Hook choice, measured on this machine (kernel 6.18, 2 vCPU, veth MTU
-// 65520, iperf3 -t 5 guest -> 127.0.0.1 in the host namespace through ferry
-// attach, one stream): see kHookNumbers below; tc is the default.
+// Hook choice, measured on this machine (kernel 6.18, 2 shared vCPUs, iperf3
+// -t 4, one stream, guest -> 127.0.0.1 in the host namespace through ferry
+// attach, three runs each, Gbit/s; the machine is shared, so +-15 %):
+//
+//   veth MTU  hook (mode)          guest tx checksum offload   runs
+//   65520     tc  (tcx)            on (the default)            4.56 4.85 4.21
+//   65520     tc  (tcx)            off                         3.87 4.53 3.94
+//   65520     xdp (generic*)       off                         3.94 4.68 5.13
+//   65520     xdp (generic*)       on  (the default)           0    0    0
+//   1500      tc  (tcx)            on                          1.05 1.00 0.91
+//   1500      tc  (tcx)            off                         0.85 0.82 0.72
+//   1500      xdp (driver)         off                         0.97 0.97 0.90
+//   1500      xdp (driver)         on                          0    0    0
+//   (* native XDP on a veth refuses MTU 65520 for a non-frags program)
+//
+// Where both work they are equal within noise: the cost is the translator,
+// not the hook. But XDP (driver or generic) takes the frame before the
+// kernel finishes a checksum the guest left to offload (CHECKSUM_PARTIAL is
+// lost on the way into the tap), so with a guest's default offloads every
+// TCP segment reaches ferry with a bad checksum and is dropped: 0 Gbit/s.
+// tcx ingress redirects an skb: dev_queue_xmit() on the tap completes the
+// checksum and segments GSO for it. So tc is the default; xdp stays
+// selectable (--hook xdp) for guests that send full checksums
+// (`ethtool -K eth0 tx off`). Reproduce: ATTACH_BENCH=1 FERRY=build/ferry
+// bash tests/e2e/attach_hooks.sh.
 #pragma once
 
 #include <cstdint>
