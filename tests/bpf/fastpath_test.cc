@@ -1,0 +1,405 @@
+// Fast-path tests: the classifier's pure-ACK absorption, run through
+// BPF_PROG_TEST_RUN on codec-built frames (valid checksums), with flows
+// published through ConnMap and wake-ups read through FastPathEvents.
+// Every branch: unknown flow, ineligible slot, ACK in range (absorbed, slot
+// and activity updated), beyond snd_nxt, older than ack_from_guest, with
+// payload, other flags, bad checksum, options, wrap-around at 2^32, the
+// duplicate-ACK run to the fast-retransmit event, window reopening after a
+// stall, everything acked while a FIN waits, IPv6, and retirement.
+// Needs root and BPF; skips otherwise.
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <gtest/gtest.h>
+
+#include "bpf/classifier.h"
+#include "bpf/fastpath.h"
+#include "codec/frame.h"
+
+namespace ferry {
+namespace {
+
+constexpr int kTcActOk = 0;
+constexpr int kTcActShot = 2;
+constexpr uint32_t kSlot = 5;
+constexpr uint16_t kGuestPort = 40000, kPeerPort = 80;
+
+using Frame = std::vector<uint8_t>;
+
+L2L3 ip4() {
+  L2L3 l;
+  l.eth_src = MacAddr{{0x02, 0, 0, 0, 0, 2}};
+  l.eth_dst = MacAddr{{0x02, 0x66, 0x65, 0x72, 0x72, 0x79}};
+  l.src = *InetAddr::parse("198.18.0.2");
+  l.dst = *InetAddr::parse("198.18.0.1");
+  return l;
+}
+
+L2L3 ip6() {
+  L2L3 l = ip4();
+  l.src = *InetAddr::parse("fd00:f::2");
+  l.dst = *InetAddr::parse("fd00:f::1");
+  return l;
+}
+
+struct Seg {
+  uint32_t ack = 0;
+  uint16_t window = 100;  // raw; the slot's wscale applies
+  uint8_t flags = tcpflag::kAck;
+  size_t payload = 0;
+  bool ts = false;
+  bool mss = false;
+  bool v6 = false;
+};
+
+Frame build(const Seg& g) {
+  std::vector<uint8_t> data(g.payload, 0x61);
+  TcpSegment s;
+  s.ip = g.v6 ? ip6() : ip4();
+  s.sport = kGuestPort;
+  s.dport = kPeerPort;
+  s.seq = 777;
+  s.ack = g.ack;
+  s.flags = g.flags;
+  s.window = g.window;
+  if (g.ts) {
+    s.opts.has_timestamps = true;
+    s.opts.ts_val = 4242;
+    s.opts.ts_ecr = 1;
+  }
+  if (g.mss) {
+    s.opts.has_mss = true;
+    s.opts.mss = 1460;
+  }
+  s.payload = data;
+  Frame f(kMaxFrameLen);
+  f.resize(build_tcp_frame(f, s));
+  return f;
+}
+
+ferry_stats read_stats_map(int fd) {
+  std::vector<ferry_stats> v(static_cast<size_t>(libbpf_num_possible_cpus()));
+  uint32_t key = 0;
+  ferry_stats sum{};
+  if (bpf_map_lookup_elem(fd, &key, v.data()) != 0) return sum;
+  for (const auto& c : v) {
+#define ADD(n) sum.n += c.n;
+    FERRY_STATS_FIELDS(ADD)
+#undef ADD
+  }
+  return sum;
+}
+
+class FastPathTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root";
+    bpf_ = std::make_unique<BpfAttachment>();
+    std::string err = bpf_->load(8192);
+    if (!err.empty()) GTEST_SKIP() << "BPF unavailable: " << err;
+    ASSERT_EQ(conns_.open(*bpf_), "");
+    ASSERT_EQ(events_.open(*bpf_, [this](const ferry_event& e) { seen_.push_back(e); }), "");
+    EXPECT_GE(events_.epoll_fd(), 0);
+    key4_ = make_conn_key(ip4().src, kGuestPort, ip4().dst, kPeerPort);
+    key6_ = make_conn_key(ip6().src, kGuestPort, ip6().dst, kPeerPort);
+  }
+
+  // Publishes the IPv4 flow at kSlot: acked up to una, sent up to nxt.
+  void publish(uint32_t una, uint32_t nxt, bool ts = false, bool v6 = false) {
+    ConnSlotInit init;
+    init.snd_una = una;
+    init.snd_nxt = nxt;
+    init.guest_wscale = 2;
+    init.guest_window = 400;
+    init.timestamps = ts;
+    ASSERT_EQ(conns_.publish(kSlot, v6 ? key6_ : key4_, init, &gen_), "");
+  }
+
+  // Runs one frame; returns the verdict. Drains events into seen_.
+  int run(const Seg& g) {
+    Frame f = build(g);
+    return run_frame(f);
+  }
+  int run_frame(const Frame& f) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f.data(),
+                .data_size_in = static_cast<uint32_t>(f.size()), .repeat = 1);
+    int err = bpf_prog_test_run_opts(bpf_->prog_fd(), &opts);
+    EXPECT_EQ(err, 0);
+    events_.consume();
+    return static_cast<int>(opts.retval);
+  }
+  ferry_stats stats() { return read_stats_map(bpf_->map_fd("stats")); }
+
+  std::unique_ptr<BpfAttachment> bpf_;
+  ConnMap conns_;
+  FastPathEvents events_;
+  std::vector<ferry_event> seen_;
+  ferry_conn_key key4_{}, key6_{};
+  uint32_t gen_ = 0;
+};
+
+TEST_F(FastPathTest, UnknownFlowPasses) {
+  EXPECT_EQ(run({.ack = 2000}), kTcActOk);
+  ferry_stats s = stats();
+  EXPECT_EQ(s.guest_pure_acks, 1u);
+  EXPECT_EQ(s.acks_absorbed, 0u);
+  EXPECT_EQ(s.passed_to_userspace, 1u);
+}
+
+TEST_F(FastPathTest, InRangeAckIsAbsorbed) {
+  publish(1000, 5000);
+  EXPECT_EQ(run({.ack = 2000, .window = 300}), kTcActShot);
+  const ferry_conn_slot* s = conns_.slot(kSlot);
+  EXPECT_EQ(conns_.ack_from_guest(kSlot), 2000u);
+  EXPECT_EQ(conns_.guest_window(kSlot), 1200u);  // 300 << 2
+  EXPECT_EQ(conns_.acks_absorbed(kSlot), 1u);
+  EXPECT_EQ(s->dup_acks, 0u);
+  EXPECT_NE(s->last_ack_ns, 0u);
+  EXPECT_EQ(s->gen, gen_);
+  ferry_stats st = stats();
+  EXPECT_EQ(st.guest_frames, 1u);
+  EXPECT_EQ(st.acks_absorbed, 1u);
+  EXPECT_EQ(st.passed_to_userspace, 0u);
+  EXPECT_TRUE(seen_.empty());
+  // the activity bit is set once and taken once
+  EXPECT_TRUE(conns_.take_activity(kSlot));
+  EXPECT_FALSE(conns_.take_activity(kSlot));
+  EXPECT_EQ(run({.ack = 2500}), kTcActShot);
+  std::vector<uint32_t> active;
+  EXPECT_EQ(conns_.drain_activity([&](uint32_t i) { active.push_back(i); }), 1u);
+  EXPECT_EQ(active, std::vector<uint32_t>{kSlot});
+  // acking exactly snd_nxt is in range
+  EXPECT_EQ(run({.ack = 5000}), kTcActShot);
+  EXPECT_EQ(conns_.ack_from_guest(kSlot), 5000u);
+}
+
+TEST_F(FastPathTest, IneligibleAndRetiredPass) {
+  publish(1000, 5000);
+  conns_.set_eligible(kSlot, false);
+  EXPECT_EQ(run({.ack = 2000}), kTcActOk);
+  conns_.set_eligible(kSlot, true);
+  EXPECT_EQ(run({.ack = 2000}), kTcActShot);
+  conns_.retire(kSlot, key4_);
+  EXPECT_EQ(run({.ack = 3000}), kTcActOk);
+  EXPECT_EQ(conns_.ack_from_guest(kSlot), 2000u);
+  // a re-published slot has a new generation
+  uint32_t old = gen_;
+  publish(1000, 5000);
+  EXPECT_NE(gen_, old);
+  EXPECT_EQ(conns_.ack_from_guest(kSlot), 1000u);
+}
+
+TEST_F(FastPathTest, PublishTwiceFails) {
+  publish(1000, 5000);
+  ConnSlotInit init;
+  EXPECT_NE(conns_.publish(kSlot + 1, key4_, init), "");
+  EXPECT_NE(conns_.publish(100000, key6_, init), "");  // out of range
+}
+
+TEST_F(FastPathTest, OutOfRangeAcksPass) {
+  publish(1000, 5000);
+  EXPECT_EQ(run({.ack = 5001}), kTcActOk);  // beyond snd_nxt
+  EXPECT_EQ(run({.ack = 999}), kTcActOk);   // older than ack_from_guest
+  EXPECT_EQ(run({.ack = 3000}), kTcActShot);
+  EXPECT_EQ(run({.ack = 2999}), kTcActOk);  // now older
+  EXPECT_EQ(conns_.ack_from_guest(kSlot), 3000u);
+  ferry_stats st = stats();
+  EXPECT_EQ(st.acks_absorbed, 1u);
+  EXPECT_EQ(st.passed_to_userspace, 3u);
+}
+
+TEST_F(FastPathTest, NotPureAcksPass) {
+  publish(1000, 5000);
+  EXPECT_EQ(run({.ack = 2000, .payload = 1}), kTcActOk);
+  EXPECT_EQ(run({.ack = 2000, .flags = tcpflag::kAck | tcpflag::kPsh}), kTcActOk);
+  EXPECT_EQ(run({.ack = 2000, .flags = tcpflag::kAck | tcpflag::kFin}), kTcActOk);
+  EXPECT_EQ(run({.ack = 2000, .flags = tcpflag::kAck | tcpflag::kSyn}), kTcActOk);
+  EXPECT_EQ(run({.ack = 2000, .flags = tcpflag::kAck | tcpflag::kRst}), kTcActOk);
+  EXPECT_EQ(conns_.acks_absorbed(kSlot), 0u);
+  // ECE/CWR are fine
+  EXPECT_EQ(run({.ack = 2000, .flags = tcpflag::kAck | tcpflag::kEce | tcpflag::kCwr}),
+            kTcActShot);
+}
+
+TEST_F(FastPathTest, BadChecksumPasses) {
+  publish(1000, 5000);
+  Frame f = build({.ack = 2000});
+  f[14 + 20 + 16] ^= 0x01;  // TCP checksum
+  EXPECT_EQ(run_frame(f), kTcActOk);
+  Frame g = build({.ack = 2000, .v6 = false});
+  g[14 + 20 + 14] ^= 0x01;  // window changed, checksum not
+  EXPECT_EQ(run_frame(g), kTcActOk);
+  EXPECT_EQ(conns_.acks_absorbed(kSlot), 0u);
+  EXPECT_EQ(run_frame(build({.ack = 2000})), kTcActShot);
+}
+
+TEST_F(FastPathTest, Options) {
+  publish(1000, 5000, /*ts=*/false);
+  EXPECT_EQ(run({.ack = 2000, .ts = true}), kTcActOk);  // not negotiated
+  EXPECT_EQ(run({.ack = 2000, .mss = true}), kTcActOk);
+  conns_.retire(kSlot, key4_);
+  publish(1000, 5000, /*ts=*/true);
+  EXPECT_EQ(run({.ack = 2000, .ts = true}), kTcActShot);
+  EXPECT_EQ(conns_.slot(kSlot)->ts_recent, 4242u);
+  EXPECT_EQ(run({.ack = 2100, .ts = true, .mss = true}), kTcActOk);
+  EXPECT_EQ(run({.ack = 2100}), kTcActShot);  // no options is always fine
+}
+
+TEST_F(FastPathTest, WrapAroundAt2To32) {
+  publish(0xffffff00u, 0x100u);
+  EXPECT_EQ(run({.ack = 0xffffff80u}), kTcActShot);
+  EXPECT_EQ(run({.ack = 0x10u}), kTcActShot);  // across the wrap
+  EXPECT_EQ(conns_.ack_from_guest(kSlot), 0x10u);
+  EXPECT_EQ(run({.ack = 0x101u}), kTcActOk);        // beyond snd_nxt
+  EXPECT_EQ(run({.ack = 0xffffff90u}), kTcActOk);   // before the wrap: old now
+  EXPECT_EQ(run({.ack = 0x100u}), kTcActShot);
+}
+
+TEST_F(FastPathTest, DuplicateAcksToFastRetransmit) {
+  publish(1000, 5000);
+  ASSERT_EQ(run({.ack = 2000, .window = 100}), kTcActShot);
+  EXPECT_EQ(conns_.dup_acks(kSlot), 0u);
+  ASSERT_EQ(run({.ack = 2000, .window = 100}), kTcActShot);
+  EXPECT_EQ(conns_.dup_acks(kSlot), 1u);
+  ASSERT_EQ(run({.ack = 2000, .window = 100}), kTcActShot);
+  EXPECT_EQ(conns_.dup_acks(kSlot), 2u);
+  EXPECT_TRUE(seen_.empty());
+  ASSERT_EQ(run({.ack = 2000, .window = 100}), kTcActShot);
+  EXPECT_EQ(conns_.dup_acks(kSlot), 3u);
+  ASSERT_EQ(seen_.size(), 1u);
+  EXPECT_EQ(seen_[0].kind, static_cast<uint32_t>(FERRY_EV_FAST_RETRANSMIT));
+  EXPECT_EQ(seen_[0].slot, kSlot);
+  EXPECT_EQ(seen_[0].gen, gen_);
+  EXPECT_EQ(seen_[0].ack, 2000u);
+  EXPECT_EQ(seen_[0].dup_acks, 3u);
+  ASSERT_EQ(run({.ack = 2000, .window = 100}), kTcActShot);  // 4th: no new event
+  EXPECT_EQ(seen_.size(), 1u);
+  // a window update is not a duplicate
+  ASSERT_EQ(run({.ack = 2000, .window = 101}), kTcActShot);
+  EXPECT_EQ(conns_.dup_acks(kSlot), 4u);
+  // progress resets the run
+  ASSERT_EQ(run({.ack = 2500, .window = 101}), kTcActShot);
+  EXPECT_EQ(conns_.dup_acks(kSlot), 0u);
+  EXPECT_EQ(stats().events_posted, 1u);
+  EXPECT_EQ(conns_.slot(kSlot)->events_posted, 1u);
+}
+
+TEST_F(FastPathTest, NoDuplicateWhenNothingOutstanding) {
+  publish(1000, 2000);
+  ASSERT_EQ(run({.ack = 2000}), kTcActShot);
+  for (int i = 0; i < 4; i++) ASSERT_EQ(run({.ack = 2000}), kTcActShot);
+  EXPECT_EQ(conns_.dup_acks(kSlot), 0u);
+  EXPECT_TRUE(seen_.empty());
+}
+
+TEST_F(FastPathTest, WindowReopensAfterStall) {
+  publish(1000, 5000);
+  ASSERT_EQ(run({.ack = 2000, .window = 750}), kTcActShot);  // 3000 bytes: up to 5000
+  conns_.stall(kSlot);
+  ASSERT_EQ(run({.ack = 2000, .window = 0}), kTcActShot);    // still closed
+  ASSERT_EQ(run({.ack = 3000, .window = 500}), kTcActShot);  // 3000 + 2000 = 5000: closed
+  EXPECT_TRUE(seen_.empty());
+  ASSERT_EQ(run({.ack = 3000, .window = 600}), kTcActShot);  // 3000 + 2400 > 5000
+  ASSERT_EQ(seen_.size(), 1u);
+  EXPECT_EQ(seen_[0].kind, static_cast<uint32_t>(FERRY_EV_WINDOW_OPEN));
+  EXPECT_EQ(seen_[0].window, 2400u);
+  ASSERT_EQ(run({.ack = 3100, .window = 600}), kTcActShot);
+  EXPECT_EQ(seen_.size(), 1u);  // once per stall
+  conns_.stall(kSlot);
+  ASSERT_EQ(run({.ack = 3200, .window = 600}), kTcActShot);
+  EXPECT_EQ(seen_.size(), 2u);
+}
+
+TEST_F(FastPathTest, FinAckedWakesOnce) {
+  publish(1000, 5001);
+  conns_.set_fin_pending(kSlot, true);
+  ASSERT_EQ(run({.ack = 4000}), kTcActShot);
+  EXPECT_TRUE(seen_.empty());
+  ASSERT_EQ(run({.ack = 5001}), kTcActShot);
+  ASSERT_EQ(seen_.size(), 1u);
+  EXPECT_EQ(seen_[0].kind, static_cast<uint32_t>(FERRY_EV_FIN_ACKED));
+  EXPECT_EQ(seen_[0].ack, 5001u);
+  ASSERT_EQ(run({.ack = 5001}), kTcActShot);
+  EXPECT_EQ(seen_.size(), 1u);
+}
+
+TEST_F(FastPathTest, SndNxtMovesTheRange) {
+  publish(1000, 2000);
+  EXPECT_EQ(run({.ack = 3000}), kTcActOk);
+  conns_.set_snd_nxt(kSlot, 3000);
+  EXPECT_EQ(run({.ack = 3000}), kTcActShot);
+}
+
+TEST_F(FastPathTest, Ipv6Flow) {
+  publish(1000, 5000, false, /*v6=*/true);
+  EXPECT_EQ(run({.ack = 2000, .v6 = true}), kTcActShot);
+  EXPECT_EQ(run({.ack = 2000}), kTcActOk);  // the IPv4 twin is another flow
+  Frame f = build({.ack = 3000, .v6 = true});
+  f[14 + 40 + 16] ^= 0x80;  // bad checksum
+  EXPECT_EQ(run_frame(f), kTcActOk);
+  EXPECT_EQ(conns_.ack_from_guest(kSlot), 2000u);
+}
+
+TEST_F(FastPathTest, RingFullPassesAndChangesNothing) {
+  // FIN_ACKED events from many slots, not consumed, until the ring is full
+  // (256 KiB / 40-byte records: about 6550)
+  const uint32_t n = 7000;
+  auto frame_for = [](uint32_t i) {
+    TcpSegment s;
+    s.ip = ip4();
+    s.sport = static_cast<uint16_t>(1000 + i);
+    s.dport = 80;
+    s.ack = 10;
+    s.flags = tcpflag::kAck;
+    s.window = 10;
+    Frame f(kMaxFrameLen);
+    f.resize(build_tcp_frame(f, s));
+    return f;
+  };
+  auto run_raw = [&](const Frame& f) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f.data(),
+                .data_size_in = static_cast<uint32_t>(f.size()), .repeat = 1);
+    EXPECT_EQ(bpf_prog_test_run_opts(bpf_->prog_fd(), &opts), 0);
+    return static_cast<int>(opts.retval);
+  };
+  uint32_t first_refused = n;
+  for (uint32_t i = 0; i < n; i++) {
+    ferry_conn_key k = make_conn_key(ip4().src, static_cast<uint16_t>(1000 + i), ip4().dst, 80);
+    ConnSlotInit init;
+    init.snd_una = 1;
+    init.snd_nxt = 10;
+    ASSERT_EQ(conns_.publish(i, k, init), "");
+    conns_.set_fin_pending(i, true);
+    int rv = run_raw(frame_for(i));
+    if (rv == kTcActOk) {
+      first_refused = i;
+      break;
+    }
+    ASSERT_EQ(rv, kTcActShot);
+  }
+  ASSERT_LT(first_refused, n) << "the ring never filled";
+  EXPECT_GT(first_refused, 1000u);
+  ferry_stats st = stats();
+  EXPECT_EQ(st.events_dropped, 1u);
+  EXPECT_EQ(st.events_posted, first_refused);
+  EXPECT_EQ(st.passed_to_userspace, 1u);
+  // the refused ACK changed nothing in its slot
+  EXPECT_EQ(conns_.ack_from_guest(first_refused), 1u);
+  EXPECT_EQ(conns_.acks_absorbed(first_refused), 0u);
+  EXPECT_EQ(conns_.slot(first_refused)->fin_gen_done, 0u);
+  // once drained, the same ACK is absorbed and wakes us
+  EXPECT_EQ(events_.consume(), static_cast<int>(first_refused));
+  seen_.clear();
+  EXPECT_EQ(run_raw(frame_for(first_refused)), kTcActShot);
+  EXPECT_EQ(events_.consume(), 1);
+  ASSERT_EQ(seen_.size(), 1u);
+  EXPECT_EQ(seen_[0].slot, first_refused);
+}
+
+}  // namespace
+}  // namespace ferry
