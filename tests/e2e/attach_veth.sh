@@ -63,6 +63,13 @@ e2e_expect "missing device -> 1" test $rc -eq 1
 e2e_expect "missing device: one line naming it" bash -c "[[ \$(wc -l <'$ERR') -eq 1 ]] && grep -q \"no device '${DEV}x'\" '$ERR'"
 e2e_expect "missing device leaves no run dir" test ! -e "/run/ferry/${DEV}x"
 e2e_expect "missing device leaves no pins" test ! -e "/sys/fs/bpf/ferry/${DEV}x"
+setpriv --reuid=65534 --regid=65534 --clear-groups "$FERRY" attach "$DEV" 2>"$ERR"
+e2e_expect "not root -> 1" test $? -eq 1
+e2e_expect "not root: says so" grep -q "needs root" "$ERR"
+timeout 5 "$FERRY" status --bogus 2>"$ERR"
+e2e_expect "status bad option -> 2" test $? -eq 2
+timeout 5 "$FERRY" status "${DEV}x" 2>"$ERR"
+e2e_expect "status of a device not attached -> 1" test $? -eq 1
 for c in attach detach status conns; do
   timeout 5 "$FERRY" "$c" --help >"$OUT" 2>&1
   e2e_expect "$c --help" bash -c "grep -q 'usage: ferry $c' '$OUT'"

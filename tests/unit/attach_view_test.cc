@@ -136,7 +136,16 @@ class MirrorTest : public ::testing::Test {
   std::unique_ptr<attach::ConnMirror> mirror;
 };
 
+// Counts the flow events forwarded by the mirror.
+struct CountingObserver : TcpFlowObserver {
+  int added = 0, removed = 0;
+  void on_flow_added(uint32_t, const ferry_conn_key&, const TcpConn&) override { added++; }
+  void on_flow_removed(uint32_t, const ferry_conn_key&) override { removed++; }
+};
+
 TEST_F(MirrorTest, SlotFollowsTheFlow) {
+  CountingObserver next;
+  mirror->chain(&next);
   Listener l;
   Send(40000, l.port, 1000, 0, tcpflag::kSyn);
   ASSERT_EQ(tcp->connection_count(), 1u);
@@ -177,6 +186,8 @@ TEST_F(MirrorTest, SlotFollowsTheFlow) {
   EXPECT_EQ(v.guest_port, 0);
   EXPECT_EQ(v.seq % 2, 0u);
   EXPECT_EQ(mirror->next_deadline_ns(), TimerClient::kNever);
+  EXPECT_EQ(next.added, 1);  // chained observer saw both events
+  EXPECT_EQ(next.removed, 1);
 }
 
 // The `ferry run` hook end to end (root: it pins a map): a flow is readable

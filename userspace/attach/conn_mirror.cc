@@ -73,7 +73,10 @@ void ConnMirror::write_slot(uint32_t slot, const TcpConn& c) {
 }
 
 void ConnMirror::on_flow_added(uint32_t slot, const ferry_conn_key& key, const TcpConn& c) {
-  if (slot >= entries_) return;
+  if (slot >= entries_) {
+    if (next_ != nullptr) next_->on_flow_added(slot, key, c);
+    return;
+  }
   ferry_conn_view* v = &view_[slot];
   seq_bump(v);
   fill_view(v, key, c);
@@ -82,9 +85,11 @@ void ConnMirror::on_flow_added(uint32_t slot, const ferry_conn_key& key, const T
     live_.push_back(slot);
     pos_[slot] = static_cast<uint32_t>(live_.size());
   }
+  if (next_ != nullptr) next_->on_flow_added(slot, key, c);
 }
 
-void ConnMirror::on_flow_removed(uint32_t slot, const ferry_conn_key&) {
+void ConnMirror::on_flow_removed(uint32_t slot, const ferry_conn_key& key) {
+  if (next_ != nullptr) next_->on_flow_removed(slot, key);
   if (slot >= entries_) return;
   ferry_conn_view* v = &view_[slot];
   seq_bump(v);
@@ -100,11 +105,11 @@ void ConnMirror::on_flow_removed(uint32_t slot, const ferry_conn_key&) {
   }
 }
 
-uint64_t ConnMirror::next_deadline_ns() const { return live_.empty() ? kNever : next_; }
+uint64_t ConnMirror::next_deadline_ns() const { return live_.empty() ? kNever : next_refresh_; }
 
 void ConnMirror::on_timer(uint64_t now) {
   refresh();
-  next_ = now + kRefreshNs;
+  next_refresh_ = now + kRefreshNs;
 }
 
 void ConnMirror::refresh() {

@@ -13,8 +13,9 @@
 // the BPF array: no syscall at all. Each slot write bumps `seq` to odd
 // before and to even after (release order), for readers that copy while we write.
 //
-// The translator takes one observer; whoever needs it too (the fast path)
-// must chain to this one.
+// The translator takes one observer; whoever needs it too (the fast path's
+// map publisher) registers with chain(): the mirror forwards every call to it
+// after updating the view.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +48,8 @@ class ConnMirror final : public TcpFlowObserver, public TimerClient {
 
   // Copies every live slot now.
   void refresh();
+  // Forwards every flow event to `next` as well (nullptr: none).
+  void chain(TcpFlowObserver* next) { next_ = next; }
   size_t live() const { return live_.size(); }
 
  private:
@@ -57,7 +60,8 @@ class ConnMirror final : public TcpFlowObserver, public TimerClient {
   uint32_t entries_;
   std::vector<uint32_t> live_;  // live slots, dense
   std::vector<uint32_t> pos_;   // slot -> index in live_ + 1, 0 = not live
-  uint64_t next_ = 0;
+  uint64_t next_refresh_ = 0;
+  TcpFlowObserver* next_ = nullptr;
 };
 
 // Fills one view slot from a connection (pure; unit-tested).
