@@ -31,6 +31,7 @@
 #include <gtest/gtest.h>
 
 #include "bpf/classifier.h"
+#include "bpf/bpf_test_util.h"
 #include "codec/frame.h"
 
 namespace ferry {
@@ -38,7 +39,10 @@ namespace {
 
 constexpr int kTcActOk = 0;
 
-using Frame = std::vector<uint8_t>;
+using bpftest::Frame;
+using bpftest::make_tap_ns;
+using bpftest::send_from_guest;
+using bpftest::TapNs;
 
 // Sums the per-CPU stats map behind `fd`.
 ferry_stats read_map(int fd) {
@@ -471,74 +475,6 @@ TEST_F(ClassifyTest, CleanupStaleInstances) {
 }
 
 // ---- live attach on a tap in a private namespace --------------------------------
-
-// A namespace held by fd, with a tap (fd held) that is up.
-struct TapNs {
-  int ns = -1, tap = -1, ifindex = 0;
-  std::string error;
-  ~TapNs() {
-    if (tap >= 0) close(tap);
-    if (ns >= 0) close(ns);
-  }
-};
-
-// Builds TapNs in a helper thread, so this thread never changes namespace.
-void make_tap_ns(TapNs* t) {
-  std::thread th([t] {
-    if (unshare(CLONE_NEWNET) != 0) {
-      t->error = "unshare";
-      return;
-    }
-    // no IPv6 on the tap: the kernel's own RS/MLD frames would disturb the counts
-    int sc = open("/proc/sys/net/ipv6/conf/default/disable_ipv6", O_WRONLY | O_CLOEXEC);
-    if (sc >= 0) {
-      if (write(sc, "1", 1) != 1) t->error = "disable_ipv6";
-      close(sc);
-    }
-    t->ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    t->tap = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
-    if (t->ns < 0 || t->tap < 0) {
-      t->error = "open ns/tun";
-      return;
-    }
-    ifreq ifr{};
-    std::strcpy(ifr.ifr_name, "ftest0");
-    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-    if (ioctl(t->tap, TUNSETIFF, &ifr) != 0) {
-      t->error = "TUNSETIFF";
-      return;
-    }
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ifreq up{};
-    std::strcpy(up.ifr_name, "ftest0");
-    ioctl(s, SIOCGIFFLAGS, &up);
-    up.ifr_flags = static_cast<short>(up.ifr_flags | IFF_UP);
-    if (ioctl(s, SIOCSIFFLAGS, &up) != 0) t->error = "ifup";
-    ioctl(s, SIOCGIFINDEX, &up);
-    t->ifindex = up.ifr_ifindex;
-    close(s);
-  });
-  th.join();
-}
-
-// Sends one raw frame out of ifindex from inside namespace ns (helper thread).
-bool send_from_guest(int ns, int ifindex, const Frame& f) {
-  bool ok = false;
-  std::thread th([&] {
-    if (setns(ns, CLONE_NEWNET) != 0) return;
-    int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-    if (s < 0) return;
-    sockaddr_ll sll{};
-    sll.sll_family = AF_PACKET;
-    sll.sll_ifindex = ifindex;
-    sll.sll_halen = 6;
-    ok = sendto(s, f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) ==
-         static_cast<ssize_t>(f.size());
-    close(s);
-  });
-  th.join();
-  return ok;
-}
 
 TEST_F(ClassifyTest, LiveAttachOnTapEgress) {
   TapNs t;

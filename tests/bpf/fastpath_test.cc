@@ -7,7 +7,13 @@
 // duplicate-ACK run to the fast-retransmit event, window reopening after a
 // stall, everything acked while a FIN waits, IPv6, and retirement.
 // Needs root and BPF; skips otherwise.
+#include <arpa/inet.h>
+#include <net/if_arp.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <unistd.h>
+
+#include <chrono>
 
 #include <memory>
 #include <string>
@@ -19,6 +25,7 @@
 
 #include "bpf/classifier.h"
 #include "bpf/fastpath.h"
+#include "bpf/bpf_test_util.h"
 #include "codec/frame.h"
 
 namespace ferry {
@@ -29,7 +36,7 @@ constexpr int kTcActShot = 2;
 constexpr uint32_t kSlot = 5;
 constexpr uint16_t kGuestPort = 40000, kPeerPort = 80;
 
-using Frame = std::vector<uint8_t>;
+using bpftest::Frame;
 
 L2L3 ip4() {
   L2L3 l;
@@ -399,6 +406,116 @@ TEST_F(FastPathTest, RingFullPassesAndChangesNothing) {
   EXPECT_EQ(events_.consume(), 1);
   ASSERT_EQ(seen_.size(), 1u);
   EXPECT_EQ(seen_[0].slot, first_refused);
+}
+
+// The whole path on a real tap: the guest's kernel completes a handshake
+// with "ferry" (this test, writing into the tap fd); its final pure ACK, of a
+// flow published as eligible, is absorbed at TC egress and never reaches the
+// tap fd. The guest's own ACKs usually arrive as CHECKSUM_PARTIAL.
+TEST_F(FastPathTest, LiveHandshakeAckIsAbsorbed) {
+  bpftest::TapNs t;
+  bpftest::make_tap_ns(&t);
+  ASSERT_EQ(t.error, "");
+  const MacAddr ferry_mac{{0x02, 0x66, 0x65, 0x72, 0x72, 0x79}};
+  ASSERT_TRUE(bpftest::in_netns(t.ns, [&] {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq ifr{};
+    std::strcpy(ifr.ifr_name, "ftest0");
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    inet_pton(AF_INET, "198.18.0.2", &sin.sin_addr);
+    std::memcpy(&ifr.ifr_addr, &sin, sizeof(sin));
+    EXPECT_EQ(ioctl(s, SIOCSIFADDR, &ifr), 0);
+    inet_pton(AF_INET, "255.255.255.0", &sin.sin_addr);
+    std::memcpy(&ifr.ifr_netmask, &sin, sizeof(sin));
+    EXPECT_EQ(ioctl(s, SIOCSIFNETMASK, &ifr), 0);
+    arpreq ar{};
+    inet_pton(AF_INET, "198.18.0.1", &sin.sin_addr);
+    std::memcpy(&ar.arp_pa, &sin, sizeof(sin));
+    ar.arp_ha.sa_family = ARPHRD_ETHER;
+    std::memcpy(ar.arp_ha.sa_data, ferry_mac.b.data(), 6);
+    ar.arp_flags = ATF_PERM | ATF_COM;
+    std::strcpy(ar.arp_dev, "ftest0");
+    EXPECT_EQ(ioctl(s, SIOCSARP, &ar), 0) << std::strerror(errno);
+    close(s);
+  }));
+  ASSERT_EQ(bpf_->attach_tc_egress(t.ns, t.ifindex), "");
+
+  int cs = -1;
+  bpftest::in_netns(t.ns, [&] { cs = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); });
+  ASSERT_GE(cs, 0);
+  sockaddr_in peer{};
+  peer.sin_family = AF_INET;
+  peer.sin_port = htons(kPeerPort);
+  inet_pton(AF_INET, "198.18.0.1", &peer.sin_addr);
+  ASSERT_NE(connect(cs, reinterpret_cast<sockaddr*>(&peer), sizeof(peer)), 0);
+  ASSERT_EQ(errno, EINPROGRESS);
+
+  // the guest's SYN, read from the tap fd
+  uint8_t buf[4096];
+  ParsedFrame syn;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  bool got_syn = false;
+  while (!got_syn && std::chrono::steady_clock::now() < deadline) {
+    ssize_t n = read(t.tap, buf, sizeof(buf));
+    if (n <= 0) {
+      usleep(1000);
+      continue;
+    }
+    syn = parse_frame({buf, static_cast<size_t>(n)});
+    got_syn = syn.ok() && syn.is_tcp() && (syn.tcp.flags & tcpflag::kSyn) != 0;
+  }
+  ASSERT_TRUE(got_syn);
+
+  // publish the flow as ferry would once connect() succeeded, then SYN-ACK
+  ConnSlotInit init;
+  init.snd_una = 5000;  // our SYN is not acknowledged yet
+  init.snd_nxt = 5001;
+  ASSERT_EQ(conns_.publish(kSlot,
+                           make_conn_key(ip4().src, syn.tcp.sport, ip4().dst, kPeerPort), init),
+            "");
+  TcpSegment sa;
+  sa.ip.eth_src = ferry_mac;
+  sa.ip.eth_dst = syn.eth_src;
+  sa.ip.src = ip4().dst;
+  sa.ip.dst = ip4().src;
+  sa.sport = kPeerPort;
+  sa.dport = syn.tcp.sport;
+  sa.seq = 5000;
+  sa.ack = syn.tcp.seq + 1;
+  sa.flags = tcpflag::kSyn | tcpflag::kAck;
+  sa.window = 65535;
+  sa.opts.has_mss = true;
+  sa.opts.mss = 1460;
+  Frame f(kMaxFrameLen);
+  f.resize(build_tcp_frame(f, sa));
+  ASSERT_EQ(write(t.tap, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+
+  pollfd p{cs, POLLOUT, 0};
+  ASSERT_EQ(poll(&p, 1, 2000), 1);
+  int soerr = -1;
+  socklen_t len = sizeof(soerr);
+  ASSERT_EQ(getsockopt(cs, SOL_SOCKET, SO_ERROR, &soerr, &len), 0);
+  EXPECT_EQ(soerr, 0) << "the guest's connect() completed";
+
+  // the final ACK was absorbed: it is in the slot, not on the tap fd
+  deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  bool ack_on_tap = false;
+  while (std::chrono::steady_clock::now() < deadline) {
+    ssize_t n = read(t.tap, buf, sizeof(buf));
+    if (n <= 0) {
+      usleep(1000);
+      continue;
+    }
+    ParsedFrame a = parse_frame({buf, static_cast<size_t>(n)});
+    if (a.ok() && a.is_tcp() && a.tcp.flags == tcpflag::kAck && a.tcp.ack == 5001) ack_on_tap = true;
+  }
+  EXPECT_FALSE(ack_on_tap);
+  EXPECT_EQ(conns_.ack_from_guest(kSlot), 5001u);
+  EXPECT_EQ(conns_.acks_absorbed(kSlot), 1u);
+  EXPECT_EQ(conns_.guest_window(kSlot) > 0, true);
+  EXPECT_GE(stats().acks_absorbed, 1u);
+  close(cs);
 }
 
 }  // namespace
