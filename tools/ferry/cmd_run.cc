@@ -38,6 +38,8 @@
 #include <string>
 #include <vector>
 
+#include "attach/conn_mirror.h"
+#include "bpf/classifier.h"
 #include "commands.h"
 #include "loop/event_loop.h"
 #include "netns/guest_setup.h"
@@ -233,11 +235,29 @@ int cmd_run(int argc, char** argv) {
     std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
     return 1;
   }
-  // 4. the classifier (BPF): attached in the next step of the build-up.
+  // 4. the classifier
+  cleanup_stale_instances();
+  std::unique_ptr<BpfAttachment> bpf;
+  if (config.fastpath) {
+    bpf = std::make_unique<BpfAttachment>();
+    std::string error = bpf->load(config.max_conns);
+    if (error.empty()) error = bpf->attach_tc_egress(ns->get(), (*tap)->ifindex());
+    if (error.empty()) error = bpf->pin(instance);
+    if (!error.empty()) {
+      if (!quiet) std::fprintf(stderr, "ferry run: warning: no BPF classifier (%s); translating in userspace only\n", error.c_str());
+      bpf.reset();
+      config.fastpath = false;
+    }
+  }
   // 5. the translator
   EventLoop loop;
   Translator translator(loop, **tap, config);
   translator.set_guest_mac((*tap)->guest_mac());
+  // The live connection table, pinned for `ferry conns` and bpftool.
+  auto conn_view = attach::start_conn_view(loop, translator.tcp(), instance, config.max_conns);
+  if (!conn_view && !quiet) {
+    std::fprintf(stderr, "ferry run: warning: no connection view (%s)\n", conn_view.status().message().c_str());
+  }
   if (std::string error; !translator.start(&error)) {
     std::fprintf(stderr, "ferry run: %s\n", error.c_str());
     return 1;

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "run") return ferry::cli::cmd_run(argc - 1, argv + 1);
+  if (cmd == "stats") return ferry::cli::cmd_stats(argc - 1, argv + 1);
   if (cmd == "attach") return ferry::cli::cmd_attach(argc - 1, argv + 1);
   if (cmd == "detach") return ferry::cli::cmd_detach(argc - 1, argv + 1);
   if (cmd == "status") return ferry::cli::cmd_status(argc - 1, argv + 1);
