@@ -443,6 +443,25 @@ TEST_F(ClassifyTest, PinReadStatsUnpin) {
   EXPECT_NE(read_stats(name, &s), "");
 }
 
+TEST_F(ClassifyTest, SharedInstanceDirectory) {
+  // another component of the same instance pinned first: we join, and on
+  // unpin we leave its pin (and so the directory) alone
+  std::string name = "test-shared-" + unique_suffix();
+  std::string dir = std::string(FERRY_PIN_ROOT) + "/" + name;
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  std::string theirs = dir + "/conns";
+  ASSERT_EQ(bpf_obj_pin(bpf_->map_fd("stats"), theirs.c_str()), 0);
+  BpfAttachment a;
+  ASSERT_EQ(a.load(64), "");
+  EXPECT_EQ(a.pin(name), "");
+  a.unpin();
+  struct stat st{};
+  EXPECT_EQ(stat(theirs.c_str(), &st), 0);
+  EXPECT_NE(stat((dir + "/stats").c_str(), &st), 0);
+  unlink(theirs.c_str());
+  EXPECT_EQ(rmdir(dir.c_str()), 0);
+}
+
 TEST_F(ClassifyTest, CleanupStaleInstances) {
   // a private root, so other people's pins are never touched
   std::string root = "/sys/fs/bpf/ferry-test-" + unique_suffix();

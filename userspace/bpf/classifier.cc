@@ -362,9 +362,16 @@ std::string BpfAttachment::pin(const std::string& instance) {
   std::string dir = instance_dir(instance);
   if (mkdir(dir.c_str(), 0700) != 0) {
     if (errno != EEXIST) return errmsg("mkdir " + dir, errno);
-    if (!instance_is_stale(instance)) return "BPF instance " + instance + " exists (" + dir + ")";
-    remove_pin_dir(dir);
-    if (mkdir(dir.c_str(), 0700) != 0) return errmsg("mkdir " + dir, errno);
+    if (instance_is_stale(instance)) {
+      remove_pin_dir(dir);
+      if (mkdir(dir.c_str(), 0700) != 0) return errmsg("mkdir " + dir, errno);
+    } else {
+      // another part of this instance (e.g. the connection view) may have
+      // made the directory first; only a live classifier's pins conflict
+      struct stat st{};
+      if (stat((dir + "/stats").c_str(), &st) == 0)
+        return "BPF instance " + instance + " exists (" + dir + ")";
+    }
   }
   instance_ = instance;
   std::string last;
@@ -392,7 +399,8 @@ void BpfAttachment::unpin() {
       if (bpf_map__is_pinned(m)) bpf_map__unpin(m, nullptr);
     }
   }
-  remove_pin_dir(instance_dir(instance_));
+  // the directory goes when it is empty; pins of others stay with it
+  rmdir(instance_dir(instance_).c_str());
   instance_.clear();
 }
 

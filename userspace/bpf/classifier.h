@@ -10,7 +10,8 @@
 //                       the clsact qdisc is created if missing and removed on
 //                       detach only if we created it and no filter is left;
 //   pin()               every map pinned under /sys/fs/bpf/ferry/<instance>/
-//                       (bpffs mounted and directories created as needed).
+//                       (bpffs mounted and directories created as needed;
+//                       a directory without a `stats` pin may be shared).
 // Errors come back as a non-empty std::string (one line, no trailing
 // newline); nothing aborts, so `ferry run` can warn and run without BPF.
 // The one exception is failing to setns() back to the original namespace,
@@ -50,7 +51,8 @@ class BpfAttachment {
   // Removes our filter (and the clsact qdisc if we created it and it is now
   // empty). Safe to call twice, or when the device is already gone.
   void detach();
-  // Unpins the maps and removes the instance directory.
+  // Unpins our maps and removes the instance directory if that left it
+  // empty (other components of the instance may pin there too).
   void unpin();
 
   // The default instance name of `ferry run`: "run-<pid>".
