@@ -9,6 +9,7 @@
 # 2. GC without the attachment listed, twice: once as libcni does it (it
 #    DELs what its cache knows), once with the client's cache wiped, so that
 #    ferry-cni's own GC has to find and remove the attachment.
+# 2b. four concurrent ADDs then DELs (eth1..eth4 of one pod).
 # 3. a dead service: CHECK fails (107), DEL still cleans up.
 # 4. spec 1.0.0 (bookworm libcni 1.1.2), no IPAM: ferry's defaults, download
 #    over IPv4 (198.18.0.1) and IPv6 (fd00:f::1), CHECK, DEL, DEL.
@@ -94,6 +95,26 @@ cni_run 11 ctrC gc "$NET"
 cni_ok "GC with nothing listed and no client cache"
 e2e_expect "ferry-cni's GC removed $DEVC" bash -c "! ip -n '$H' link show '$DEVC' 2>/dev/null"
 clean "GC by ferry-cni's own state"
+
+# ---- 2b. concurrent ADDs and DELs (the state lock serialises them) ------------------------
+pids=()
+for i in 1 2 3 4; do
+  (OUT=$E2E_TMP/par$i.out ERR=$E2E_TMP/par$i.err; CNI_IFNAME=eth$i cni_run 11 "ctrP$i" add "$NET" "$PNS"; exit $RC) &
+  pids+=($!)
+done
+fails=0
+for pid in "${pids[@]}"; do wait "$pid" || fails=$((fails + 1)); done
+e2e_expect "4 concurrent ADDs (eth1..eth4 in one pod)" test "$fails" = 0
+e2e_expect "4 distinct addresses" test "$(cat "$E2E_TMP"/par?.out | grep -o '198\.19\.10\.[0-9]*/24' | sort -u | wc -l)" = 4
+pids=()
+for i in 1 2 3 4; do
+  (OUT=$E2E_TMP/pard$i.out ERR=$E2E_TMP/pard$i.err; CNI_IFNAME=eth$i cni_run 11 "ctrP$i" del "$NET" "$PNS"; exit $RC) &
+  pids+=($!)
+done
+fails=0
+for pid in "${pids[@]}"; do wait "$pid" || fails=$((fails + 1)); done
+e2e_expect "4 concurrent DELs" test "$fails" = 0
+clean "concurrent ADD/DEL"
 
 # ---- 3. the service died ----------------------------------------------------------------
 cni_run 11 ctrE add "$NET" "$PNS"

@@ -296,7 +296,7 @@ std::optional<NetConf> parse_netconf(std::string_view text, CniError* err) {
     bad_field(err, "name", "'" + c.name + "' must be alphanumerics, '_', '-' or '.'");
     return std::nullopt;
   }
-  if (!read_uint(j, "mtu", 0, 65535, &c.mtu, err)) return std::nullopt;
+  if (!read_uint(j, "mtu", 0, 65520, &c.mtu, err)) return std::nullopt;  // ferry attach -m: up to 65520
   if (c.mtu != 0 && c.mtu < 1280) {
     bad_field(err, "mtu", "must be at least 1280 (IPv6's minimum)");
     return std::nullopt;
