@@ -105,3 +105,15 @@ e2e_expect "download with DEV in another namespace" download
 timeout 20 "${SN[@]}" "$FERRY" detach "$DEV" -q
 e2e_expect "--netns detach -> 0" test $? -eq 0
 e2e_expect "--netns: nothing left" bash -c "[[ ! -e /run/ferry/$DEV && ! -e /sys/fs/bpf/ferry/$DEV ]] && ! ip -n $H -o link show | grep -q ': fy'"
+
+# ---- DEV deleted under a live service (the pod went away): it cleans up
+DEV2=${DEV:0:13}z2
+ip link add "$DEV2" netns "$H" type veth peer name eth1 netns "$G" || e2e_die "veth 2"
+ip -n "$H" link set "$DEV2" up
+e2e_on_exit "timeout 20 ${HN[*]} $FERRY detach $DEV2 -q"
+timeout 30 "${HN[@]}" "$FERRY" attach "$DEV2" -q 2>"$ERR"
+e2e_expect "attach to a second device" test $? -eq 0
+ip -n "$H" link del "$DEV2"
+for _ in $(seq 50); do [[ -e /run/ferry/$DEV2 ]] || break; sleep 0.1; done
+e2e_expect "service stopped and cleaned up after its device vanished" \
+  test ! -e "/run/ferry/$DEV2" -a ! -e "/sys/fs/bpf/ferry/$DEV2"

@@ -18,7 +18,8 @@
 //      only then reports "ok" through the readiness pipe;
 //   4. returns 0 once the service said ok; any failure is one line on
 //      stderr, exit 1, and everything made so far is removed.
-// The service runs until SIGTERM/SIGINT/SIGHUP, then undoes everything
+// The service runs until SIGTERM/SIGINT/SIGHUP or until DEV disappears
+// (checked once a second), then undoes everything
 // (DEV link, pins, tap, run dir) and exits 0. Killed with SIGKILL it leaves
 // its DEV link pinned (guest frames then dropped, never routed) and its run
 // dir; `ferry detach DEV` or the next `ferry attach DEV` removes them.
@@ -48,6 +49,7 @@
 #include "attach/instance.h"
 #include "commands.h"
 #include "loop/event_loop.h"
+#include "netns/netlink.h"
 #include "netns/netns.h"
 #include "options.h"
 #include "translator/translator.h"
@@ -111,6 +113,31 @@ class StopOnSignal final : public IoHandler {
   int fd_;
 };
 
+// Stops the service when DEV disappears (the pod or VM went away): its link
+// went with it, and nothing is left to translate for. Polls DEV's ifindex
+// once a second on a netlink socket of DEV's namespace.
+class DeviceWatch final : public TimerClient {
+ public:
+  DeviceWatch(EventLoop& loop, Netlink nl, int ifindex, std::string dev)
+      : loop_(loop), nl_(std::move(nl)), ifindex_(ifindex), dev_(std::move(dev)) {}
+  uint64_t next_deadline_ns() const override { return next_; }
+  void on_timer(uint64_t now) override {
+    next_ = now + 1'000'000'000;
+    Result<LinkInfo> li = nl_.get_link(ifindex_);
+    if (!li && li.status().err() == ENODEV) {
+      std::fprintf(stderr, "ferry: %s disappeared, stopping\n", dev_.c_str());
+      loop_.stop();
+    }
+  }
+
+ private:
+  EventLoop& loop_;
+  Netlink nl_;
+  int ifindex_;
+  std::string dev_;
+  uint64_t next_ = 0;
+};
+
 // Writes one line to the readiness pipe (if any) and closes it.
 void report(int* ready_fd, const std::string& line) {
   if (*ready_fd < 0) return;
@@ -160,6 +187,16 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
       return 1;
     }
     attach::ConnMirror mirror(loop, translator.tcp(), (*dp)->conns(), (*dp)->conns_entries());
+    std::unique_ptr<DeviceWatch> watch;
+    {
+      NetnsGuard g;
+      if (ns_fd < 0 || g.enter(ns_fd).ok()) {
+        if (Result<Netlink> nl = Netlink::open(); nl) {
+          watch = std::make_unique<DeviceWatch>(loop, std::move(*nl), (*dp)->device().ifindex, a.dev);
+        }
+      }
+    }
+    if (watch) loop.add_timer_client(watch.get());
     StopOnSignal stopper(loop, sigfd);
     if (sigfd < 0 || !loop.add(sigfd, EPOLLIN, loop.register_handler(&stopper), 0)) {
       report(&ready_fd, "error signalfd: " + std::string(std::strerror(errno)));
