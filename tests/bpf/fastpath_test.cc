@@ -408,6 +408,36 @@ TEST_F(FastPathTest, RingFullPassesAndChangesNothing) {
   EXPECT_EQ(seen_[0].slot, first_refused);
 }
 
+// Cost per frame (informational; bounded loosely so a pathological
+// regression, e.g. a per-frame loop gone wild, still fails).
+TEST_F(FastPathTest, CostPerFrame) {
+  publish(1000, 0x7fffffff);
+  auto cost = [&](const Frame& f) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f.data(),
+                .data_size_in = static_cast<uint32_t>(f.size()), .repeat = 200000);
+    EXPECT_EQ(bpf_prog_test_run_opts(bpf_->prog_fd(), &opts), 0);
+    return opts.duration;  // ns per run
+  };
+  uint32_t absorbed = cost(build({.ack = 2000}));
+  uint32_t passed = cost(build({.ack = 2000, .payload = 1000, .ts = true}));
+  uint32_t udp_ns;
+  {
+    std::vector<uint8_t> data(100, 0);
+    UdpDatagram d;
+    d.ip = ip4();
+    d.sport = 1;
+    d.dport = 2;
+    d.payload = data;
+    Frame f(kMaxFrameLen);
+    f.resize(build_udp_frame(f, d));
+    udp_ns = cost(f);
+  }
+  std::printf("ns per frame: pure ACK absorbed %u, TCP data (TS options) passed %u, UDP %u\n",
+              absorbed, passed, udp_ns);
+  EXPECT_LT(absorbed, 20000u);
+  EXPECT_LT(passed, 20000u);
+}
+
 // The whole path on a real tap: the guest's kernel completes a handshake
 // with "ferry" (this test, writing into the tap fd); its final pure ACK, of a
 // flow published as eligible, is absorbed at TC egress and never reaches the
