@@ -307,7 +307,7 @@ TEST_F(FastPathTest, NoDuplicateWhenNothingOutstanding) {
 TEST_F(FastPathTest, WindowReopensAfterStall) {
   publish(1000, 5000);
   ASSERT_EQ(run({.ack = 2000, .window = 750}), kTcActShot);  // 3000 bytes: up to 5000
-  conns_.stall(kSlot);
+  EXPECT_FALSE(conns_.stall(kSlot));                          // closed: wait for the event
   ASSERT_EQ(run({.ack = 2000, .window = 0}), kTcActShot);    // still closed
   ASSERT_EQ(run({.ack = 3000, .window = 500}), kTcActShot);  // 3000 + 2000 = 5000: closed
   EXPECT_TRUE(seen_.empty());
@@ -317,7 +317,7 @@ TEST_F(FastPathTest, WindowReopensAfterStall) {
   EXPECT_EQ(seen_[0].window, 2400u);
   ASSERT_EQ(run({.ack = 3100, .window = 600}), kTcActShot);
   EXPECT_EQ(seen_.size(), 1u);  // once per stall
-  conns_.stall(kSlot);
+  EXPECT_TRUE(conns_.stall(kSlot));  // already open: the caller sends at once
   ASSERT_EQ(run({.ack = 3200, .window = 600}), kTcActShot);
   EXPECT_EQ(seen_.size(), 2u);
 }

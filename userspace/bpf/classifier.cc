@@ -56,10 +56,16 @@ constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
 
 // Last libbpf warning while a LibbpfCapture is active (per thread).
 thread_local std::string* g_libbpf_last = nullptr;
+// The print function we replaced: other threads' messages still go there.
+libbpf_print_fn_t g_libbpf_prev = nullptr;
 
 // libbpf print callback: keeps the last warning line instead of printing.
 int libbpf_capture_print(enum libbpf_print_level level, const char* fmt, va_list ap) {
-  if (level == LIBBPF_DEBUG || g_libbpf_last == nullptr) return 0;
+  if (g_libbpf_last == nullptr) {
+    libbpf_print_fn_t prev = __atomic_load_n(&g_libbpf_prev, __ATOMIC_ACQUIRE);
+    return prev != nullptr && prev != libbpf_capture_print ? prev(level, fmt, ap) : 0;
+  }
+  if (level == LIBBPF_DEBUG) return 0;
   char line[512];
   int n = vsnprintf(line, sizeof(line), fmt, ap);
   if (n <= 0) return 0;
@@ -75,6 +81,7 @@ int libbpf_capture_print(enum libbpf_print_level level, const char* fmt, va_list
 class LibbpfCapture {
  public:
   explicit LibbpfCapture(std::string* last) : prev_(libbpf_set_print(libbpf_capture_print)) {
+    if (prev_ != libbpf_capture_print) __atomic_store_n(&g_libbpf_prev, prev_, __ATOMIC_RELEASE);
     g_libbpf_last = last;
   }
   ~LibbpfCapture() {

@@ -147,12 +147,15 @@ void ConnMap::set_eligible(uint32_t i, bool on) {
   update_flags(i, on ? FERRY_SLOT_ELIGIBLE : 0u, on ? 0u : FERRY_SLOT_ELIGIBLE);
 }
 
-void ConnMap::stall(uint32_t i) {
+bool ConnMap::stall(uint32_t i) {
   ferry_conn_slot* s = slot(i);
-  if (s == nullptr) return;
+  if (s == nullptr) return false;
   // a new epoch only if the previous one was answered: one event per stall
   uint32_t done = load_acquire(&s->stall_epoch_done);
   if (s->stall_epoch == done) store_release(&s->stall_epoch, s->stall_epoch + 1);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  uint32_t edge = load_acquire(&s->ack_from_guest) + load_acquire(&s->guest_window);
+  return static_cast<int32_t>(edge - s->snd_nxt) > 0;
 }
 
 uint32_t ConnMap::ack_from_guest(uint32_t i) const {

@@ -82,8 +82,13 @@ class ConnMap {
   // Userspace-owned fields.
   void set_snd_nxt(uint32_t slot, uint32_t snd_nxt);
   void set_fin_pending(uint32_t slot, bool on);
-  // The sender stalled on the guest's window: post WINDOW_OPEN when it opens.
-  void stall(uint32_t slot);
+  // The sender stalled on the guest's window: BPF posts WINDOW_OPEN when an
+  // ACK opens it. Returns true when the window (as BPF last saw it) is
+  // already open after marking: then send now instead of waiting. An ACK
+  // racing with this call can still open the window unseen by both sides,
+  // so keep the persist (zero-window probe) timer running while stalled: the
+  // probe's answer is an ACK, and that one posts the event.
+  bool stall(uint32_t slot);
   // Allows or forbids absorption without retiring the slot.
   void set_eligible(uint32_t slot, bool on);
 
