@@ -11,7 +11,8 @@
 #   a second attach -> "already attached", 1, first one unharmed;
 #   kill -9 of the service, then detach -> no program, link, pin or run dir;
 #   detach again -> "not attached", 0; attach after a kill -9 (restart)
-#   picks up cleanly, one program on DEV, and works.
+#   picks up cleanly, one program on DEV, and works, including an inbound
+#   -t forward from H's 127.0.0.1 to the guest's port 80 (-a names the guest).
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 e2e_init
@@ -168,13 +169,30 @@ PID=$(cat "/run/ferry/$DEV/pid")
 OLD_PROG=$(sed -n 's/^prog_dev=//p' "/run/ferry/$DEV/state")
 kill -KILL "$PID"
 for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-timeout 30 "${HN[@]}" "$FERRY" attach "$DEV" -q 2>"$ERR"
+timeout 30 "${HN[@]}" "$FERRY" attach "$DEV" -q -a 198.18.0.2/24 -t 127.0.0.1/9000:80 2>"$ERR"
 e2e_expect "attach after kill -9 -> 0" test $? -eq 0
 NEW_PROG=$(sed -n 's/^prog_dev=//p' "/run/ferry/$DEV/state")
 e2e_expect "the killed service's link and program are gone" bash -c "[[ \$(links_of $OLD_PROG) -eq 0 ]] && ! bpftool prog show id $OLD_PROG >/dev/null 2>&1"
 e2e_expect "exactly one link with the new program" test "$(links_of "$NEW_PROG")" -eq 1
 timeout 30 ip netns exec "$G" curl -sS -o "$E2E_TMP/got4b" "http://198.18.0.1:8080/blob"
 e2e_expect "download after restart" test "$(sha256sum <"$E2E_TMP/got4b" | cut -d' ' -f1)" = "$WANT"
+# Inbound: host 127.0.0.1:9000 in H -> guest port 80 (-a names the guest).
+# (socketserver, not http.server's HTTPServer: that one resolves its own
+# name at start, a DNS query the guest would send through ferry and wait for)
+ip netns exec "$G" timeout 60 python3 -c '
+import http.server, os, socketserver, sys
+os.chdir(sys.argv[1])
+socketserver.TCPServer.allow_reuse_address = True
+socketserver.TCPServer(("198.18.0.2", 80), http.server.SimpleHTTPRequestHandler).serve_forever()' "$WWW" \
+  >"$E2E_TMP/httpg.log" 2>&1 &
+HTTPG=$!
+e2e_on_exit "e2e_kill_pid $HTTPG"
+for _ in $(seq 50); do
+  ip netns exec "$G" bash -c 'exec 3<>/dev/tcp/198.18.0.2/80' 2>/dev/null && break
+  sleep 0.1
+done
+timeout 30 "${HN[@]}" curl -sS -o "$E2E_TMP/gotin" "http://127.0.0.1:9000/blob"
+e2e_expect "inbound -t forward into the guest" test "$(sha256sum <"$E2E_TMP/gotin" 2>/dev/null | cut -d' ' -f1)" = "$WANT"
 timeout 20 "${HN[@]}" "$FERRY" detach "$DEV" -q
 e2e_expect "final detach -> 0" test $? -eq 0
 e2e_expect "final: no pins, no run dir" test ! -e "/sys/fs/bpf/ferry/$DEV" -a ! -e "/run/ferry/$DEV"
