@@ -10,7 +10,10 @@
 #     must send full checksums: `ethtool -K eth0 tx off` in the guest. The
 #     default tc hook has no such requirement.)
 #   * --netns: ferry runs in namespace S (its host sockets and the server are
-#     there), DEV lives in H.
+#     there), DEV lives in H;
+#   * DEV deleted under a live service: the service cleans up and exits;
+#   * DEV a tap whose other side a "VM" (a python process holding the tap's
+#     fd) drives: ARP and ping of the gateway answered through the tap.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 e2e_init
@@ -117,3 +120,65 @@ ip -n "$H" link del "$DEV2"
 for _ in $(seq 50); do [[ -e /run/ferry/$DEV2 ]] || break; sleep 0.1; done
 e2e_expect "service stopped and cleaned up after its device vanished" \
   test ! -e "/run/ferry/$DEV2" -a ! -e "/sys/fs/bpf/ferry/$DEV2"
+
+# ---- a tap whose guest side is elsewhere (a VM's): a python "VM" holds the
+# tap's fd in H, sends ARP for the gateway and a ping, and must get ferry's
+# answers back through the tap.
+TAP=${DEV:0:12}tap
+cat >"$E2E_TMP/vm.py" <<'PY'
+import fcntl, os, select, struct, sys, time
+TUNSETIFF, IFF_TAP, IFF_NO_PI = 0x400454ca, 0x0002, 0x1000
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", sys.argv[1].encode(), IFF_TAP | IFF_NO_PI))
+open(sys.argv[2], "w").write("ready")
+mac = bytes.fromhex("525400abcdef")
+gw, me = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+arp = b"\xff" * 6 + mac + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + me + b"\0" * 6 + gw
+end = time.time() + 10
+got_arp = got_echo = False
+ferry_mac = None
+def send(frame):
+    try:
+        os.write(fd, frame)
+    except OSError:  # EIO while the tap is still down
+        time.sleep(0.1)
+while time.time() < end and not (got_arp and got_echo):
+    if not got_arp:
+        send(arp)
+    elif not got_echo:
+        icmp = struct.pack("!BBHHH", 8, 0, 0, 7, 1) + b"ferry"
+        icmp = icmp[:2] + struct.pack("!H", csum(icmp)) + icmp[4:]
+        iph = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 1, 0, 64, 1, 0, me, gw)
+        iph = iph[:10] + struct.pack("!H", csum(iph)) + iph[12:]
+        send(ferry_mac + mac + b"\x08\x00" + iph + icmp)
+    r, _, _ = select.select([fd], [], [], 0.5)
+    if not r: continue
+    f = os.read(fd, 65536)
+    if f[12:14] == b"\x08\x06" and f[20:22] == b"\x00\x02" and f[28:32] == gw:
+        got_arp, ferry_mac = True, f[22:28]
+    elif f[12:14] == b"\x08\x00" and f[23] == 1 and f[34] == 0 and f[26:30] == gw:
+        got_echo = True
+print("arp" if got_arp else "no-arp", "echo" if got_echo else "no-echo")
+sys.exit(0 if got_arp and got_echo else 1)
+PY
+"${HN[@]}" timeout 20 python3 "$E2E_TMP/vm.py" "$TAP" "$E2E_TMP/vm.ready" >"$E2E_TMP/vm.out" 2>&1 &
+VM=$!
+e2e_on_exit "e2e_kill_pid $VM"
+e2e_wait_file "$E2E_TMP/vm.ready" 10 || e2e_die "the python VM did not start: $(cat "$E2E_TMP/vm.out")"
+ip -n "$H" link set "$TAP" up
+e2e_on_exit "timeout 20 ${HN[*]} $FERRY detach $TAP -q"
+timeout 30 "${HN[@]}" "$FERRY" attach "$TAP" -q 2>"$ERR"
+e2e_expect "attach to a tap" test $? -eq 0
+timeout 5 "$FERRY" status "$TAP" -j >"$OUT"
+e2e_expect "status says mode tap" python3 -c "
+import json; a = json.load(open('$OUT'))['attachments'][0]; assert a['mode'] == 'tap', a"
+wait $VM
+e2e_expect "the VM behind the tap got ARP and echo replies from ferry" test $? -eq 0
+cat "$E2E_TMP/vm.out"
+timeout 20 "${HN[@]}" "$FERRY" detach "$TAP" -q
+e2e_expect "tap detach -> 0" test $? -eq 0
