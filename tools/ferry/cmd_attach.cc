@@ -79,7 +79,8 @@ constexpr const char* kAttachUsage =
     "                             sends full checksums (ethtool -K IF tx off in the guest)\n"
     "      --force                attach even if DEV already has an XDP program (with\n"
     "                             --hook xdp that program is removed)\n"
-    "      --foreground           run the service in the foreground (logs to stderr)\n"
+    "      --foreground           be the service: no fork, log to stderr, exit on\n"
+    "                             SIGTERM (for supervisors such as systemd)\n"
     "  -q, --quiet                no messages but errors\n"
     "  -h, --help                 this text\n"
     "  (-I and --no-fastpath are accepted; the private tap needs no name, and the\n"
@@ -138,9 +139,13 @@ class DeviceWatch final : public TimerClient {
   uint64_t next_ = 0;
 };
 
-// Writes one line to the readiness pipe (if any) and closes it.
+// Writes one line to the readiness pipe and closes it; without a pipe
+// (--foreground) errors go to stderr.
 void report(int* ready_fd, const std::string& line) {
-  if (*ready_fd < 0) return;
+  if (*ready_fd < 0) {
+    if (line.rfind("error ", 0) == 0) std::fprintf(stderr, "ferry attach: %s\n", line.c_str() + 6);
+    return;
+  }
   const std::string msg = line + "\n";
   ssize_t n;
   do {
@@ -226,11 +231,9 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
         {"guest6", addr_or_empty(config.ipv6, config.guest6.str())},
         {"gateway6", addr_or_empty(config.ipv6, config.gateway6.str())},
     };
-    if (!a.foreground) {
-      if (Status s = attach::write_state(dir + "/state", st); !s) {
-        report(&ready_fd, "error " + s.message());
-        return 1;
-      }
+    if (Status s = attach::write_state(dir + "/state", st); !s) {
+      report(&ready_fd, "error " + s.message());
+      return 1;
     }
     std::fprintf(stderr, "ferry: attached to %s (%s, tap %s, prog %u/%u), pid %d\n", a.dev.c_str(),
                  d.attach_mode().c_str(), d.tap_name().c_str(), d.dev_prog_id(), d.tap_prog_id(), getpid());
@@ -241,7 +244,7 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
     loop.remove(sigfd);
   }
   (*dp)->teardown();
-  if (!a.foreground) (void)attach::remove_dir_flat(dir);
+  (void)attach::remove_dir_flat(dir);
   return rc;
 }
 
@@ -359,12 +362,6 @@ int cmd_attach(int argc, char** argv) {
     return 1;
   }
 
-  if (a.foreground) {
-    (void)attach::remove_pins(a.dev);
-    const int rc = run_service(a, ns.get(), -1);
-    return rc;
-  }
-
   // The lock: created with the run dir, held by the service for its life.
   const std::string dir = attach::run_dir(a.dev);
   mkdir(attach::kRunRoot, 0755);
@@ -385,6 +382,17 @@ int cmd_attach(int argc, char** argv) {
   // A dead service's leftovers: its DEV link and pins, its files.
   (void)attach::remove_pins(a.dev);
   for (const char* f : {"pid", "state", "state.tmp", "log"}) unlink((dir + "/" + f).c_str());
+
+  if (a.foreground) {  // for supervisors (systemd Type=simple): same files, no fork
+    if (FILE* f = std::fopen((dir + "/pid").c_str(), "w")) {
+      std::fprintf(f, "%d\n", getpid());
+      std::fclose(f);
+    }
+    const int rc = run_service(a, ns.get(), -1);
+    if (rc != 0) (void)attach::remove_dir_flat(dir);
+    close(lock);
+    return rc;
+  }
 
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) {
