@@ -327,6 +327,13 @@ int cmd_attach(int argc, char** argv) {
     std::fprintf(stderr, "ferry attach: bad device name '%s'\n", a.dev.c_str());
     return 2;
   }
+  // Pin dirs are named after DEV, and run-<pid> is `ferry run`'s (whose stale
+  // pins are removed by pid): such a device name would collide.
+  if (a.dev.rfind("run-", 0) == 0 && a.dev.size() > 4 &&
+      a.dev.find_first_not_of("0123456789", 4) == std::string::npos) {
+    std::fprintf(stderr, "ferry attach: device names run-N are reserved for `ferry run` instances\n");
+    return 2;
+  }
   if (std::string error; !validate_config(a.config, &error)) {
     std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
     return 2;
