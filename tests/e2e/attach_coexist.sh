@@ -84,7 +84,12 @@ e2e_expect "detach -> 0" test $? -eq 0
 e2e_expect "foreign XDP program still there" bash -c "ip -n $H -d link show $DEV | grep -q 'prog/xdp id $OTHER_XDP'"
 e2e_expect "foreign clsact filter unchanged" test "$(tc -n "$H" filter show dev "$DEV" ingress)" = "$FILTERS_BEFORE"
 e2e_expect "foreign clsact qdisc still there" bash -c "tc -n $H qdisc show dev $DEV | grep -q clsact"
-ip -n "$H" link set dev "$DEV" xdpgeneric off
+# --force with --hook xdp replaces the other program (documented): ours runs.
+timeout 30 "${HN[@]}" "$FERRY" attach "$DEV" --hook xdp --force -q 2>"$ERR"
+e2e_expect "--force --hook xdp attaches" test $? -eq 0
+e2e_expect "our XDP program replaced the other" bash -c "ip -n $H link show $DEV | grep -q 'prog/xdp.*ferry_attach'"
+timeout 20 "${HN[@]}" "$FERRY" detach "$DEV" -q
+ip -n "$H" link set dev "$DEV" xdpgeneric off 2>/dev/null
 tc -n "$H" qdisc del dev "$DEV" clsact
 
 # ---- hook xdp

@@ -207,9 +207,15 @@ Result<std::unique_ptr<Datapath>> Datapath::create(const DatapathOptions& o) {
     } else {
       const int p = bpf_program__fd(skel->progs.ferry_attach_dev_xdp);
       dp->dev_prog_id_ = prog_id(p);
-      if (dp->dev_.xdp_prog_id != 0) {  // --force: the other program goes
-        if (bpf_xdp_detach(dp->dev_.ifindex, 0, nullptr) != 0)
-          return Status::from_errno("remove the XDP program already on " + o.dev);
+      if (dp->dev_.xdp_prog_id != 0) {  // --force: the other program goes, in its own mode
+        LIBBPF_OPTS(bpf_xdp_query_opts, q);
+        uint32_t mode_flag = 0;
+        if (bpf_xdp_query(dp->dev_.ifindex, 0, &q) == 0) {
+          if (q.skb_prog_id != 0) mode_flag = XDP_FLAGS_SKB_MODE;
+          else if (q.drv_prog_id != 0) mode_flag = XDP_FLAGS_DRV_MODE;
+        }
+        if (int err = bpf_xdp_detach(dp->dev_.ifindex, mode_flag, nullptr); err != 0)
+          return Status(-err, "remove the XDP program already on " + o.dev + " (a bpf_link? its owner must remove it)");
       }
       LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = XDP_FLAGS_DRV_MODE);
       dp->dev_link_fd_ = bpf_link_create(p, dp->dev_.ifindex, BPF_XDP, &lo);
