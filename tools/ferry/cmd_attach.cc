@@ -14,8 +14,9 @@
 //      inherits the lock and keeps it for its life, builds the datapath
 //      (userspace/attach/datapath.h: private tap + BPF redirects), starts the
 //      translator on the tap exactly as `ferry run` does, mirrors its TCP
-//      table into the pinned `conns` view, writes `pid` and `state`, and
-//      only then reports "ok" through the readiness pipe;
+//      table into the pinned `conns` view, writes `pid` and `state` (and
+//      `counters`, the translator's own, once a second), and only then
+//      reports "ok" through the readiness pipe;
 //   4. returns 0 once the service said ok; any failure is one line on
 //      stderr, exit 1, and everything made so far is removed.
 // The service runs until SIGTERM/SIGINT/SIGHUP or until DEV disappears
@@ -42,6 +43,7 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "attach/conn_mirror.h"
@@ -52,7 +54,9 @@
 #include "netns/netlink.h"
 #include "netns/netns.h"
 #include "options.h"
+#include "tcp/tcp_translator.h"
 #include "translator/translator.h"
+#include "udp/udp_translator.h"
 
 namespace ferry::cli {
 
@@ -114,28 +118,57 @@ class StopOnSignal final : public IoHandler {
   int fd_;
 };
 
-// Stops the service when DEV disappears (the pod or VM went away): its link
-// went with it, and nothing is left to translate for. Polls DEV's ifindex
-// once a second on a netlink socket of DEV's namespace.
-class DeviceWatch final : public TimerClient {
+// Once a second: stops the service when DEV disappears (the pod or VM went
+// away: its link went with it, nothing is left to translate for), polling
+// DEV's ifindex on a netlink socket of DEV's namespace; and writes the
+// translator's own counters to /run/ferry/DEV/counters for `ferry status`
+// (one small file write a second, off the data path).
+class ServiceTicker final : public TimerClient {
  public:
-  DeviceWatch(EventLoop& loop, Netlink nl, int ifindex, std::string dev)
-      : loop_(loop), nl_(std::move(nl)), ifindex_(ifindex), dev_(std::move(dev)) {}
+  ServiceTicker(EventLoop& loop, std::optional<Netlink> nl, int ifindex, std::string dev, Translator& tr,
+                const FramePort& port)
+      : loop_(loop), nl_(std::move(nl)), ifindex_(ifindex), dev_(std::move(dev)), tr_(tr), port_(port) {}
   uint64_t next_deadline_ns() const override { return next_; }
   void on_timer(uint64_t now) override {
     next_ = now + 1'000'000'000;
-    Result<LinkInfo> li = nl_.get_link(ifindex_);
-    if (!li && li.status().err() == ENODEV) {
-      std::fprintf(stderr, "ferry: %s disappeared, stopping\n", dev_.c_str());
-      loop_.stop();
+    if (nl_) {
+      Result<LinkInfo> li = nl_->get_link(ifindex_);
+      if (!li && li.status().err() == ENODEV) {
+        std::fprintf(stderr, "ferry: %s disappeared, stopping\n", dev_.c_str());
+        loop_.stop();
+        return;
+      }
     }
+    write_counters();
+  }
+  // Writes the counters file now.
+  void write_counters() {
+    auto n = [](uint64_t v) { return std::to_string(v); };
+    const Translator::Counters& t = tr_.counters();
+    const PortCounters& p = port_.counters();
+    const TcpTranslator::Counters& tc = tr_.tcp().counters();
+    const UdpCounters& uc = tr_.udp().counters();
+    const attach::StateMap m{
+        {"written_at", std::to_string(static_cast<long long>(std::time(nullptr)))},
+        {"frames", n(t.frames)}, {"malformed", n(t.malformed)}, {"not_for_us", n(t.not_for_us)},
+        {"unhandled", n(t.unhandled)}, {"port_rx_frames", n(p.rx_frames)}, {"port_rx_bytes", n(p.rx_bytes)},
+        {"port_tx_frames", n(p.tx_frames)}, {"port_tx_bytes", n(p.tx_bytes)}, {"port_tx_dropped", n(p.tx_dropped)},
+        {"tcp_conns_outbound", n(tc.conns_outbound)}, {"tcp_conns_inbound", n(tc.conns_inbound)},
+        {"tcp_conns_closed", n(tc.conns_closed)}, {"tcp_bytes_to_host", n(tc.bytes_to_host)},
+        {"tcp_bytes_to_guest", n(tc.bytes_to_guest)}, {"tcp_retransmits", n(tc.retransmits)},
+        {"tcp_rst_to_guest", n(tc.rst_to_guest)}, {"udp_guest_datagrams", n(uc.guest_datagrams)},
+        {"udp_host_received", n(uc.host_received)}, {"udp_flows_opened", n(uc.flows_opened)},
+    };
+    (void)attach::write_state(attach::run_dir(dev_) + "/counters", m);
   }
 
  private:
   EventLoop& loop_;
-  Netlink nl_;
+  std::optional<Netlink> nl_;
   int ifindex_;
   std::string dev_;
+  Translator& tr_;  // tcp()/udp() are non-const accessors; read only here
+  const FramePort& port_;
   uint64_t next_ = 0;
 };
 
@@ -192,16 +225,15 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
       return 1;
     }
     attach::ConnMirror mirror(loop, translator.tcp(), (*dp)->conns(), (*dp)->conns_entries());
-    std::unique_ptr<DeviceWatch> watch;
+    std::optional<Netlink> nl;
     {
       NetnsGuard g;
       if (ns_fd < 0 || g.enter(ns_fd).ok()) {
-        if (Result<Netlink> nl = Netlink::open(); nl) {
-          watch = std::make_unique<DeviceWatch>(loop, std::move(*nl), (*dp)->device().ifindex, a.dev);
-        }
+        if (Result<Netlink> r = Netlink::open(); r) nl.emplace(std::move(*r));
       }
     }
-    if (watch) loop.add_timer_client(watch.get());
+    ServiceTicker ticker(loop, std::move(nl), (*dp)->device().ifindex, a.dev, translator, (*dp)->port());
+    loop.add_timer_client(&ticker);
     StopOnSignal stopper(loop, sigfd);
     if (sigfd < 0 || !loop.add(sigfd, EPOLLIN, loop.register_handler(&stopper), 0)) {
       report(&ready_fd, "error signalfd: " + std::string(std::strerror(errno)));

@@ -9,6 +9,17 @@
 //      "link_present": true, "pid": N, "alive": true, "uptime_s": N,
 //      "guest4": "198.18.0.2/24", "guest6": "fd00:f::2/64", "mtu": N,
 //      "connections": N,
+//      "service_counters": {"frames": N, "malformed": N, "not_for_us": N,
+//                   "unhandled": N, "port_rx_frames": N, "port_rx_bytes": N,
+//                   "port_tx_frames": N, "port_tx_bytes": N,
+//                   "port_tx_dropped": N, "tcp_conns_outbound": N,
+//                   "tcp_conns_inbound": N, "tcp_conns_closed": N,
+//                   "tcp_bytes_to_host": N, "tcp_bytes_to_guest": N,
+//                   "tcp_retransmits": N, "tcp_rst_to_guest": N,
+//                   "udp_guest_datagrams": N, "udp_host_received": N,
+//                   "udp_flows_opened": N}, "service_counters_age_s": N,
+//        (the translator's own, written by the service once a second: a
+//        hung service shows a growing age),
 //      "counters": {"guest_frames": N, ... every ferry_stats field ...,
 //                   "from_guest_bytes": N, "to_guest_frames": N,
 //                   "to_guest_bytes": N, "redirect_failed": N}}]}
@@ -73,6 +84,15 @@ void show(const std::string& dev, bool json, bool first) {
   Result<std::vector<attach::ConnEntry>> conns = attach::read_conns(pdir + "/conns");
   Result<ferry_stats> stats = attach::read_stats(pdir + "/stats");
   Result<attach::AttachCounters> as = attach::read_attach_stats(pdir + "/attach_stats");
+  attach::StateMap sc;
+  if (Result<attach::StateMap> r = attach::read_state(attach::run_dir(dev) + "/counters"); r) sc = *r;
+  for (auto it = sc.begin(); it != sc.end();) {  // numbers only: the JSON must stay valid
+    if (it->first != "written_at" && it->second.find_first_not_of("0123456789") != std::string::npos) it = sc.erase(it);
+    else ++it;
+  }
+  long long sc_age = -1;
+  if (auto it = sc.find("written_at"); it != sc.end())
+    sc_age = static_cast<long long>(std::time(nullptr)) - std::atoll(it->second.c_str());
 
   if (json) {
     std::printf("%s{\"device\":%s,\"netns\":%s,\"mode\":%s,\"hook\":%s,\"attach_mode\":%s,\"tap\":%s,", first ? "" : ",",
@@ -85,7 +105,21 @@ void show(const std::string& dev, bool json, bool first) {
                 alive ? "true" : "false", uptime >= 0 ? std::to_string(uptime).c_str() : "null");
     std::printf("\"guest4\":%s,\"guest6\":%s,\"mtu\":%s,", attach::json_str(get(m, "guest4")).c_str(),
                 attach::json_str(get(m, "guest6")).c_str(), num_or_null(m, "mtu").c_str());
-    std::printf("\"connections\":%s,\"counters\":", conns ? std::to_string(conns->size()).c_str() : "null");
+    std::printf("\"connections\":%s,", conns ? std::to_string(conns->size()).c_str() : "null");
+    std::printf("\"service_counters\":");
+    if (sc.empty()) {
+      std::printf("null,\"service_counters_age_s\":null,");
+    } else {
+      std::printf("{");
+      bool firstc = true;
+      for (const auto& [k, v] : sc) {
+        if (k == "written_at") continue;
+        std::printf("%s%s:%s", firstc ? "" : ",", attach::json_str(k).c_str(), v.empty() ? "null" : v.c_str());
+        firstc = false;
+      }
+      std::printf("},\"service_counters_age_s\":%s,", sc_age >= 0 ? std::to_string(sc_age).c_str() : "null");
+    }
+    std::printf("\"counters\":");
     if (!stats || !as) {
       std::printf("null}");
       return;
@@ -107,6 +141,12 @@ void show(const std::string& dev, bool json, bool first) {
               link_present ? "" : ", not pinned", get(m, "prog_tap").c_str());
   std::printf("  guest: %s %s, mtu %s\n", get(m, "guest4").c_str(), get(m, "guest6").c_str(), get(m, "mtu").c_str());
   if (conns) std::printf("  connections: %zu\n", conns->size());
+  if (!sc.empty()) {
+    std::printf("  translator (%llds ago):", sc_age);
+    for (const auto& [k, v] : sc)
+      if (k != "written_at") std::printf(" %s=%s", k.c_str(), v.c_str());
+    std::printf("\n");
+  }
   if (stats && as) {
     std::printf("  counters:");
 #define FERRY_TEXT_STAT(name) std::printf(" " #name "=%llu", static_cast<unsigned long long>(stats->name));
