@@ -143,6 +143,13 @@ timeout 60 ip netns exec "$G" curl -sS -g -o "$E2E_TMP/got6" "http://[fd00:f::1]
 e2e_expect "IPv6 download completed" test $? -eq 0
 e2e_expect "IPv6 sha256 equal" test "$(sha256sum <"$E2E_TMP/got6" 2>/dev/null | cut -d' ' -f1)" = "$WANT"
 
+sleep 1.2  # the service writes its own counters once a second
+timeout 5 "$FERRY" status "$DEV" -j >"$OUT"
+e2e_expect "status -j service_counters: both downloads' bytes went to the guest" python3 -c "
+import json; a = json.load(open('$OUT'))['attachments'][0]; c = a['service_counters']
+assert c['tcp_bytes_to_guest'] >= 2 * (64 << 20) and c['tcp_conns_outbound'] >= 2, c
+assert 0 <= a['service_counters_age_s'] <= 2, a"
+
 # ---- kill -9, then detach
 PROG_DEV=$(sed -n 's/^prog_dev=//p' "/run/ferry/$DEV/state")
 PROG_TAP=$(sed -n 's/^prog_tap=//p' "/run/ferry/$DEV/state")
