@@ -35,9 +35,6 @@
  * view of the translator's TCP table (include/ferry/conn_view.h) that the
  * service fills and `ferry conns` reads; it lives here so it gets BTF.
  */
-#ifndef FERRY_WITH_OPTS
-#define FERRY_WITH_OPTS 0 /* the option summary is the fast path's business */
-#endif
 #include "parse.h"
 #include "ferry/conn_view.h"
 
@@ -153,6 +150,10 @@ int ferry_attach_dev_tc(struct __sk_buff *skb)
 	if (ferry_parse(&pkt, data, data_end, len) != FERRY_PARSE_OK)
 		pkt.class = FERRY_CLASS_OTHER; /* still redirected: counting only */
 	count_guest(&pkt, len);
+	/* The pure-ACK fast path goes here, before the redirect: once its
+	 * absorption (ferry_absorb_ack in ferry_classify.bpf.c) and maps live in
+	 * a shared header, an absorbed ACK returns TC_ACT_SHOT here instead of
+	 * reaching the tap (and is not counted as passed_to_userspace). */
 	rc = bpf_redirect(tap_ifindex, 0);
 	if (rc != TC_ACT_REDIRECT) {
 		count_failed();
