@@ -19,7 +19,7 @@ source "$(dirname "$0")/lib.sh"
 e2e_init
 command -v clang-19 >/dev/null || e2e_die "clang-19 missing"
 
-U=$(e2e_unique)
+U=$(e2e_unique a)
 H=${U}h G=${U}g S=${U}s
 DEV=fc$$$((RANDOM % 100))
 DEV=${DEV:0:15}
@@ -28,7 +28,7 @@ SN=(nsenter "--net=/run/netns/$S")
 e2e_on_exit "ip netns del $S"
 e2e_on_exit "ip netns del $G"
 e2e_on_exit "ip netns del $H"
-ip netns add "$H" && ip netns add "$G" && ip netns add "$S" || e2e_die "namespaces"
+if ! { ip netns add "$H" && ip netns add "$G" && ip netns add "$S"; }; then e2e_die "namespaces"; fi
 e2e_on_exit "timeout 20 ${HN[*]} $FERRY detach $DEV -q"
 for n in "$H" "$G" "$S"; do ip -n "$n" link set lo up; done
 ip link add "$DEV" netns "$H" type veth peer name eth0 netns "$G" || e2e_die "veth"

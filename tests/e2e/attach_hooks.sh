@@ -14,14 +14,14 @@ fi
 e2e_init
 RUNS=${RUNS:-3}
 SECS=${SECS:-4}
-U=$(e2e_unique)
+U=$(e2e_unique a)
 H=${U}h G=${U}g
 DEV=fb$$$((RANDOM % 100))
 DEV=${DEV:0:15}
 HN=(nsenter "--net=/run/netns/$H")
 e2e_on_exit "ip netns del $G"
 e2e_on_exit "ip netns del $H"
-ip netns add "$H" && ip netns add "$G" || e2e_die "namespaces"
+if ! { ip netns add "$H" && ip netns add "$G"; }; then e2e_die "namespaces"; fi
 e2e_on_exit "timeout 20 ${HN[*]} $FERRY detach $DEV -q"
 ip -n "$H" link set lo up
 ip -n "$G" link set lo up

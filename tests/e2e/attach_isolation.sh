@@ -17,7 +17,7 @@ source "$(dirname "$0")/lib.sh"
 e2e_init
 command -v tcpdump >/dev/null || e2e_die "tcpdump missing"
 
-U=$(e2e_unique)
+U=$(e2e_unique a)
 H=${U}h G=${U}g X=${U}x
 DEV=fi$$$((RANDOM % 100))
 DEV=${DEV:0:15}
@@ -25,7 +25,7 @@ HN=(nsenter "--net=/run/netns/$H")
 e2e_on_exit "ip netns del $X"
 e2e_on_exit "ip netns del $G"
 e2e_on_exit "ip netns del $H"
-ip netns add "$H" && ip netns add "$G" && ip netns add "$X" || e2e_die "namespaces"
+if ! { ip netns add "$H" && ip netns add "$G" && ip netns add "$X"; }; then e2e_die "namespaces"; fi
 e2e_on_exit "timeout 20 ${HN[*]} $FERRY detach $DEV -q"
 for n in "$H" "$G" "$X"; do ip -n "$n" link set lo up; done
 ip link add "$DEV" netns "$H" type veth peer name eth0 netns "$G" || e2e_die "veth G"
@@ -44,6 +44,7 @@ ip -n "$X" route add default via 198.19.5.1
 DEV_MAC=$(ip -n "$H" -o link show "$DEV" | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
 
 # IP forwarding counter of H.
+# shellcheck disable=SC2016  # awk program, not shell
 forwarded() { "${HN[@]}" awk '/^Ip:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "ForwDatagrams") c = i; h = 1 } else print $c }' /proc/net/snmp; }
 
 # sniff FILE: records packets from the guest's address arriving in X, in the background.

@@ -18,7 +18,7 @@ source "$(dirname "$0")/lib.sh"
 e2e_init
 command -v bpftool >/dev/null || e2e_die "bpftool missing"
 
-U=$(e2e_unique)
+U=$(e2e_unique a)
 H=${U}h
 G=${U}g
 DEV=fa$$$((RANDOM % 100))
@@ -37,7 +37,7 @@ export -f links_of
 
 e2e_on_exit "ip netns del $G"
 e2e_on_exit "ip netns del $H"
-ip netns add "$H" && ip netns add "$G" || e2e_die "cannot make namespaces"
+if ! { ip netns add "$H" && ip netns add "$G"; }; then e2e_die "namespaces"; fi
 e2e_on_exit "timeout 20 ${HN[*]} $FERRY detach $DEV -q"
 ip -n "$H" link set lo up
 ip -n "$G" link set lo up
