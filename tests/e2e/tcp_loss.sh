@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tcp_loss: 1 % and 5 % random loss of TCP frames on the guest's link, both
 # directions (a TC program inside the guest namespace, tests/tools/
-# tcp_loss.bpf.c: this kernel has no netem), at MTU 65520 and 1500. 16 MiB
+# tcp_loss.bpf.c: this kernel has no netem; it runs before ferry's own
+# classifier on the tap's egress), at MTU 65520 and 1500. 16 MiB
 # each way must arrive intact: toward the guest by ferry's RTO, fast
 # retransmit and NewReno partial ACKs; toward the host by the guest's own
 # recovery, helped by ferry's out-of-order reassembly and SACK blocks. The
@@ -20,9 +21,9 @@ for ppm in 10000 50000; do
     xfer_server DOWN --addr 127.0.0.1 --mode source --bytes $N --seed 52 --timeout 100
     e2e_ferry 200 run -m $mtu -- sh -c "
       ethtool -K eth0 gso off tso off >/dev/null 2>&1
-      tc qdisc add dev eth0 clsact &&
-      tc filter add dev eth0 ingress bpf da obj $E2E_TMP/loss$ppm.o sec tc &&
-      tc filter add dev eth0 egress bpf da obj $E2E_TMP/loss$ppm.o sec tc || exit 10
+      tc qdisc show dev eth0 | grep -q clsact || tc qdisc add dev eth0 clsact
+      tc filter add dev eth0 ingress pref 1 bpf da obj $E2E_TMP/loss$ppm.o sec tc &&
+      tc filter add dev eth0 egress pref 1 bpf da obj $E2E_TMP/loss$ppm.o sec tc || exit 10
       $XFER connect --addr 198.18.0.1 --port $UP_PORT --mode send --bytes $N --seed 51 --timeout 100 || exit 11
       $XFER connect --addr 198.18.0.1 --port $DOWN_PORT --mode recv --bytes $N --seed 52 --timeout 100 || exit 12
       nstat -az TcpRetransSegs TcpExtTCPOFOQueue TcpExtTCPTimeouts"
