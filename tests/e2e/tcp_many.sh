@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tcp_many: 200 concurrent connections each way, each moving 256 KiB with a
-# sha256 check, through one ferry.
+# sha256 check, through one ferry; then 2000 short connections one after the
+# other (slots and sockets are reclaimed: the table never fills).
 source "$(dirname "$0")/lib.sh"
 e2e_init
 source "$(dirname "$0")/../tools/tcp_e2e.sh"
@@ -16,3 +17,9 @@ e2e_expect_rc 0 "guest: 400 connections verified"
 grep tcp_xfer "$OUT" | sed 's/^/    /'
 e2e_expect "host sinks: 200 verified" xfer_wait "$UP_PID"
 e2e_expect "host sources: 200 acknowledged" xfer_wait "$DOWN_PID"
+
+xfer_server CHURN --addr 127.0.0.1 --mode sink --bytes 1000 --seed 33 --count 2000 --timeout 120
+e2e_ferry 240 run --max-conns 64 -- \
+  $XFER connect --addr 198.18.0.1 --port $CHURN_PORT --mode send --bytes 1000 --seed 33 --count 2000 --sequential --timeout 30
+e2e_expect_rc 0 "guest: 2000 sequential connections through a 64-slot table"
+e2e_expect "host: 2000 verified" xfer_wait "$CHURN_PID"

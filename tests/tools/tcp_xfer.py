@@ -10,7 +10,8 @@ way and then answers the other way, which also exercises half-close:
   listen --mode source:  send, shutdown(SHUT_WR), expect "OK" from the client
   connect --mode recv:   read to EOF, check, reply "OK <sha>"
 
-Extras: --count K connections (threads, concurrent), --pause S (receiver stops
+Extras: --count K connections (threads, concurrent; --sequential: one
+after the other), --pause S (receiver stops
 reading for S seconds after the first MiB, then resumes), --slow (receiver
 reads 16 KiB per 1 ms), --rst-after N (abort with SO_LINGER {1,0} after N
 bytes; the other side must see a reset), --expect-error (connect must fail:
@@ -246,6 +247,10 @@ def cmd_connect(args):
     data = data_for(args.seed, args.bytes)
     expected = hashlib.sha256(data).hexdigest()
     res = Result()
+    if args.sequential:
+        for i in range(args.count):
+            client_one(args, expected, data, res, i)
+        return report(res, args)
     threads = [threading.Thread(target=client_one, args=(args, expected, data, res, i), daemon=True)
                for i in range(args.count)]
     for t in threads:
@@ -277,6 +282,7 @@ def main():
     p.add_argument("--slow", action="store_true")
     p.add_argument("--rst-after", type=int, default=0)
     p.add_argument("--expect-error", action="store_true")
+    p.add_argument("--sequential", action="store_true")
     p.add_argument("--retries", type=int, default=0)
     p.add_argument("--timeout", type=float, default=60)
     args = p.parse_args()
