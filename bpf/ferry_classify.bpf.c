@@ -27,7 +27,8 @@
  * duplicate-ACK count, TSval, time, per-slot counters), sets the slot's
  * activity bit and is dropped (TC_ACT_SHOT, counted as acks_absorbed).
  * The control plane is woken through the `events` ring buffer only when it
- * must act: the window reopened after it stalled (stall_epoch bumped), the
+ * must act: the window reopened after it stalled (stall_epoch bumped) by at
+ * least the slot's wake_room bytes, the
  * third duplicate ACK, or everything acknowledged while its FIN waits. Each
  * fires once (per stall epoch, per duplicate run, per slot generation).
  * Those records are posted with a forced wake-up; anything informational
@@ -297,8 +298,9 @@ static __always_inline int ferry_absorb_ack(struct __sk_buff *skb, struct ferry_
 		kind = FERRY_EV_FIN_ACKED;
 	else if (dup && dups == 3)
 		kind = FERRY_EV_FAST_RETRANSMIT;
-	else if (s->stall_epoch != s->stall_epoch_done && (__s32)(ack + win - snd_nxt) > 0)
-		kind = FERRY_EV_WINDOW_OPEN;
+	else if (s->stall_epoch != s->stall_epoch_done && (__s32)(ack + win - snd_nxt) > 0 &&
+		 ack + win - snd_nxt >= s->wake_room)
+		kind = FERRY_EV_WINDOW_OPEN; /* enough room: batch wake-ups (wake_room) */
 	if (kind && !ferry_post(st, slot, gen, kind, ack, win, dups, now))
 		return 0; /* ring full: let userspace see this ACK itself */
 

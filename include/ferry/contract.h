@@ -120,6 +120,13 @@ struct ferry_conn_key {
  * number in [ack_from_guest, snd_nxt] (modulo 2^32). Everything else passes.
  * An ACK equal to ack_from_guest, with the same window, while data is
  * outstanding (ack != snd_nxt), is a duplicate ACK.
+ *
+ * Wake-up batching: after a stall (stall_epoch bumped) BPF posts
+ * WINDOW_OPEN only once the window has room > 0 and room >= wake_room
+ * (room = ack + window - snd_nxt), so a window-limited sender is woken once
+ * per wake_room bytes acknowledged, not once per ACK. Userspace writes
+ * wake_room before it bumps stall_epoch and keeps it no larger than the
+ * window it stalled on (else everything acked could still not wake it).
  */
 #define FERRY_SLOT_ELIGIBLE (1u << 0)    /* BPF may absorb this flow's pure ACKs */
 #define FERRY_SLOT_TIMESTAMPS (1u << 1)  /* timestamps negotiated: TS-only ACKs ok */
@@ -134,7 +141,7 @@ struct ferry_conn_slot {
 	__u8 guest_wscale;  /* the guest's window scale (0..14) */
 	__u8 state;         /* userspace's TCP state, informational */
 	__u16 mss;          /* informational */
-	__u32 pad_user;
+	__u32 wake_room;    /* WINDOW_OPEN needs this much room (bytes); 0 = any */
 	/* ---- BPF writes ---- */
 	__u32 ack_from_guest;   /* highest ACK absorbed (valid once acks_absorbed > 0) */
 	__u32 guest_window;     /* last window, scaled, in bytes */

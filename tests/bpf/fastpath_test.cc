@@ -5,7 +5,8 @@
 // and activity updated), beyond snd_nxt, older than ack_from_guest, with
 // payload, other flags, bad checksum, options, wrap-around at 2^32, the
 // duplicate-ACK run to the fast-retransmit event, window reopening after a
-// stall, everything acked while a FIN waits, IPv6, and retirement.
+// stall (and its wake_room threshold), everything acked while a FIN waits,
+// IPv6, and retirement.
 // Needs root and BPF; skips otherwise.
 #include <arpa/inet.h>
 #include <net/if_arp.h>
@@ -320,6 +321,22 @@ TEST_F(FastPathTest, WindowReopensAfterStall) {
   EXPECT_TRUE(conns_.stall(kSlot));  // already open: the caller sends at once
   ASSERT_EQ(run({.ack = 3200, .window = 600}), kTcActShot);
   EXPECT_EQ(seen_.size(), 2u);
+}
+
+// wake_room batches wake-ups: room that opens below it posts nothing.
+TEST_F(FastPathTest, WindowOpenWaitsForWakeRoom) {
+  publish(1000, 5000);
+  ASSERT_EQ(run({.ack = 2000, .window = 750}), kTcActShot);  // edge 5000: closed
+  conns_.slot(kSlot)->wake_room = 1500;
+  EXPECT_FALSE(conns_.stall(kSlot));
+  ASSERT_EQ(run({.ack = 3000, .window = 750}), kTcActShot);  // room 1000 < 1500
+  ASSERT_EQ(run({.ack = 3400, .window = 750}), kTcActShot);  // room 1400 < 1500
+  EXPECT_TRUE(seen_.empty());
+  EXPECT_EQ(conns_.ack_from_guest(kSlot), 3400u);            // still absorbed
+  ASSERT_EQ(run({.ack = 3500, .window = 750}), kTcActShot);  // room 1500: wake
+  ASSERT_EQ(seen_.size(), 1u);
+  EXPECT_EQ(seen_[0].kind, static_cast<uint32_t>(FERRY_EV_WINDOW_OPEN));
+  EXPECT_EQ(seen_[0].ack, 3500u);
 }
 
 TEST_F(FastPathTest, FinAckedWakesOnce) {
