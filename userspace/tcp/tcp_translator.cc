@@ -229,7 +229,10 @@ TcpTranslator::TcpTranslator(EventLoop& loop, GuestLink& link)
   our_shift_ = choose_wscale(wmax);
   max_window_ = static_cast<uint32_t>(std::min<uint64_t>(wmax, uint64_t{65535} << our_shift_));
 
-  uint32_t mss4 = our_mss(link.config().mtu, false);
+  // With port offloads a frame carries a super-segment of up to 64 KiB that
+  // the guest's stack takes whole (gso_size = the MSS), at any MTU.
+  offloads_ = link.offloads();
+  uint32_t mss4 = offloads_ ? kMaxSuperSegment : our_mss(link.config().mtu, false);
   size_t hdr = tcp_frame_header_len(true, TcpOptions{});
   frame_stride_ = (hdr + mss4 + 63) & ~size_t{63};
   frame_count_ = std::clamp<size_t>((size_t{1} << 20) / mss4, 8, 128);
@@ -1369,10 +1372,13 @@ void TcpTranslator::send_data(uint32_t slot) {
       have_window = true;
     }
     size_t hdr = tcp_frame_header_len(c.v6, TcpOptions{});
+    // One frame's payload: an MSS, or with offloads as many whole MSS as fit
+    // in one IP packet (the guest's stack takes it as a GSO super-segment).
+    const uint32_t unit = offloads_ ? std::max<uint32_t>(c.mss, kMaxSuperSegment / c.mss * c.mss) : c.mss;
     size_t n = 0;
     size_t want = 0;
     while (avail > 0 && n < frame_count_) {
-      uint32_t l = std::min<uint32_t>(c.mss, avail);
+      uint32_t l = std::min<uint32_t>(unit, avail);
       iov_[n].iov_base = frame_pool_.data() + n * frame_stride_ + hdr;
       iov_[n].iov_len = l;
       want += l;
@@ -1415,8 +1421,9 @@ void TcpTranslator::send_data(uint32_t slot) {
       seg.window = raw_win;
       uint8_t* fb = frame_pool_.data() + i * frame_stride_;
       seg.payload = std::span<const uint8_t>(fb + hdr, l);
+      seg.partial_checksum = offloads_;
       size_t fl = build_tcp_frame(std::span<uint8_t>(fb, frame_stride_), seg);
-      if (fl && !link_.send_to_guest(std::span<const uint8_t>(fb, fl))) counters_.guest_tx_dropped++;
+      if (fl && !send_data_frame(c, fb, fl, hdr, l)) counters_.guest_tx_dropped++;
       counters_.segments_to_guest++;
       off += l;
     }
@@ -1441,6 +1448,24 @@ void TcpTranslator::send_data(uint32_t slot) {
       }
     }
   }
+}
+
+// Sends one data frame built by send_data(): with port offloads the TCP
+// checksum is left partial and a payload above the MSS goes as a
+// super-segment the guest's stack takes whole.
+bool TcpTranslator::send_data_frame(const TcpConn& c, uint8_t* frame, size_t len, size_t hdr,
+                                    size_t payload) {
+  if (!offloads_) return link_.send_to_guest(std::span<const uint8_t>(frame, len));
+  TxOffload off;
+  off.csum_start = static_cast<uint16_t>(kEthHeaderLen + (c.v6 ? kIpv6HeaderLen : kIpv4HeaderLen));
+  off.csum_offset = 16;  // TCP checksum field
+  if (payload > c.mss) {
+    off.gso_size = c.mss;
+    off.gso_type = c.v6 ? 4 : 1;  // VIRTIO_NET_HDR_GSO_TCPV6 / _TCPV4
+    off.hdr_len = static_cast<uint16_t>(hdr);
+  }
+  iovec v{frame, len};
+  return link_.send_to_guest_offloaded(&v, 1, off);
 }
 
 // Our FIN (first time or again): after every byte of host data.
@@ -1547,12 +1572,6 @@ void TcpTranslator::update_timer(uint32_t slot) {
   timers_.set(slot, d);
 }
 
-// Arms the retransmission timer for the current RTO.
-void TcpTranslator::arm_rtx(uint32_t slot) {
-  conns_[slot].rtx_at = now_ns() + conns_[slot].rto.rto();
-  update_timer(slot);
-}
-
 // One connection's expired timers.
 void TcpTranslator::handle_timer(uint32_t slot, uint64_t now) {
   TcpConn& c = conns_[slot];
@@ -1643,9 +1662,6 @@ void TcpTranslator::reset_both(uint32_t slot) {
   counters_.rst_to_guest++;
   release(slot, true);
 }
-
-// RST to the host peer only (the guest reset the connection).
-void TcpTranslator::abort_host(uint32_t slot) { release(slot, true); }
 
 // Closes the socket (with SO_LINGER {1,0}: the peer gets a RST) and frees
 // the slot; the generation survives so stale epoll events are recognised.

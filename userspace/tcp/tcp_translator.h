@@ -239,10 +239,8 @@ class TcpTranslator : public IoHandler, public TimerClient {
   // ---- timers and teardown
   void handle_timer(uint32_t slot, uint64_t now);
   void update_timer(uint32_t slot);
-  void arm_rtx(uint32_t slot);
   void set_events(uint32_t slot, uint32_t events);
   void reset_both(uint32_t slot);            // RST to guest, RST to host peer
-  void abort_host(uint32_t slot);            // RST to host peer only
   void release(uint32_t slot, bool linger0);  // close the socket, free the slot
   void maybe_finish(uint32_t slot);
   uint64_t id_of(uint32_t slot) const;
@@ -278,6 +276,11 @@ class TcpTranslator : public IoHandler, public TimerClient {
 
   std::vector<uint32_t> ack_list_;  // slots with ack_pending
   TcpFlowObserver* observer_ = nullptr;
+  // The port completes checksums and takes super-segments (see send_data_frame).
+  bool offloads_ = false;
+  // Largest super-segment payload: an IPv4 packet's 65535 bytes less headers.
+  static constexpr uint32_t kMaxSuperSegment = 65535 - 20 - 20;
+  bool send_data_frame(const TcpConn& c, uint8_t* frame, size_t len, size_t hdr, size_t payload);
   // Listeners pause (no EPOLLIN) after accept() ran out of descriptors, so a
   // level-triggered listener cannot spin; they resume at this time.
   uint64_t listeners_resume_at_ = 0;
