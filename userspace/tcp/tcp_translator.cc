@@ -64,6 +64,23 @@
 // Retries are bounded (SYN: 5, data: 10), then both sides are reset, so
 // memory is bounded under any guest behaviour.
 //
+// BPF fast path (optional, TcpFastPath): while a flow is published, BPF
+// absorbs the guest's pure ACKs into a shared slot. fast_fold() feeds the
+// slot's latest ACK and window through process_ack() before snd_una or the
+// window is used (segment, send_data, timers) and on the fast path's
+// wake-ups (fast_progress); sync() keeps the slot's snd_nxt (= snd_max) ahead
+// of every frame sent; the flow leaves the fast path during loss recovery.
+//
+// Handshake details: MSS we advertise = MTU - IP - TCP headers, MSS toward
+// the guest = min(its option or 536, ours); window scaling only when both
+// sent it (ours from net.ipv4.tcp_wmem's maximum, the guest's clamped to
+// 14); SACK-permitted echoed when offered; never timestamps. Payload in a
+// guest SYN is not acknowledged (the guest sends it again once
+// established). ISNs per RFC 6528 (tcp_isn.h). RSTs for unknown flows per
+// RFC 9293 §3.10.7.1, never for a RST; RST acceptance per RFC 5961 (exact
+// sequence number, else a challenge ACK), SYN on a synchronized flow gets a
+// challenge ACK.
+//
 // Invariants
 //  * socket receive-queue head == snd_una (after the handshake);
 //    SO_PEEK_OFF == data part of snd_nxt - snd_una.
@@ -799,6 +816,7 @@ void TcpTranslator::segment_established(uint32_t slot, const ParsedFrame& f,
     counters_.dropped_segments++;
     return;
   }
+  fast_fold(slot);  // absorbed ACKs first: this one may duplicate them
   bool pure = seg_len == 0;
   uint32_t wnd_before = c.snd_una + c.snd_wnd;
   if (!process_ack(slot, sq, f.tcp.ack, f.tcp.window, pure)) {
@@ -867,6 +885,7 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
     c.snd_wl1 = sq;
     c.snd_wl2 = ack;
   }
+  if (fast_) fast_->sync(slot, c, c.snd_max);  // recovery moves it off/on the fast path
   return true;
 }
 
@@ -1341,9 +1360,11 @@ void TcpTranslator::flush_acks() {
 void TcpTranslator::send_data(uint32_t slot) {
   TcpConn& c = conns_[slot];
   if (c.state != TcpState::established) return;
+  fast_fold(slot);
   uint64_t now = now_ns();
   bool have_window = false;
   uint16_t raw_win = 0;
+  bool stall_checked = false;
   for (int round = 0; round < 64; round++) {
     if (c.flags & kfFinSent) {
       if (c.snd_nxt == c.fin_seq) send_fin(slot);  // go-back reached the FIN
@@ -1364,6 +1385,10 @@ void TcpTranslator::send_data(uint32_t slot) {
       if (c.snd_una == c.snd_max && c.rtx_at == 0) {  // persist timer
         c.rtx_at = now + c.rto.rto();
         update_timer(slot);
+      }
+      if (fast_ && !stall_checked) {  // BPF wakes us when ACKs open the window
+        stall_checked = true;
+        if (fast_->stall(slot, c) && fast_fold(slot)) continue;
       }
       return;
     }
@@ -1405,6 +1430,8 @@ void TcpTranslator::send_data(uint32_t slot) {
       return;
     }
     bool retrans = seq::lt(c.snd_nxt, c.snd_max);
+    // before the guest can ACK it
+    if (fast_) fast_->sync(slot, c, seq::max(c.snd_max, c.snd_nxt + static_cast<uint32_t>(r)));
     size_t off = 0;
     for (size_t i = 0; i < n && off < static_cast<size_t>(r); i++) {
       size_t l = std::min(iov_[i].iov_len, static_cast<size_t>(r) - off);
@@ -1478,6 +1505,7 @@ void TcpTranslator::send_fin(uint32_t slot) {
     c.state_at = std::min(c.state_at ? c.state_at : UINT64_MAX, now + timeouts_.half_closed_idle_ns);
   }
   uint16_t w = window_to_advertise(slot);
+  if (fast_) fast_->sync(slot, c, seq::max(c.snd_max, c.fin_seq + 1));
   send_segment(c, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, w);
   c.ack_pending = false;
   c.snd_nxt = c.fin_seq + 1;
@@ -1594,6 +1622,10 @@ void TcpTranslator::handle_timer(uint32_t slot, uint64_t now) {
       return;
     }
   }
+  if (fast_ && c.rtx_at && c.rtx_at <= now && c.state == TcpState::established) {
+    fast_progress(slot);  // absorbed ACKs may have answered this timer
+    if (!table_.used(slot)) return;
+  }
   if (c.rtx_at && c.rtx_at <= now) {
     c.rtx_at = 0;
     switch (c.state) {
@@ -1628,6 +1660,7 @@ void TcpTranslator::handle_timer(uint32_t slot, uint64_t now) {
           c.in_recovery = true;
           c.recover = c.snd_max;
           c.dupacks = 0;
+          if (fast_) fast_->sync(slot, c, c.snd_max);  // every ACK here while recovering
           retransmit_one(slot);
           c.rtx_at = now + c.rto.rto();
         } else if ((c.flags & (kfReadable | kfHostEof)) && !(c.flags & kfFinSent) &&
@@ -1692,6 +1725,44 @@ void TcpTranslator::maybe_finish(uint32_t slot) {
   const TcpConn& c = conns_[slot];
   constexpr uint8_t kAll = kfGuestFin | kfShutWr | kfFinSent | kfFinAcked;
   if ((c.flags & kAll) == kAll) release(slot, false);
+}
+
+// ---- BPF fast path ----------------------------------------------------------------
+
+// Feeds the fast path's latest absorbed ACK and window through
+// process_ack(), as if that ACK had arrived here (the later ACK wins; the
+// window only from an ACK not older than the last window update). Never a
+// duplicate: BPF counts those and wakes fast_progress(). True on a change.
+bool TcpTranslator::fast_fold(uint32_t slot) {
+  if (!fast_) return false;
+  TcpConn& c = conns_[slot];
+  if (c.state != TcpState::established) return false;
+  uint32_t ack = 0, wnd = 0;
+  if (!fast_->progress(slot, &ack, &wnd)) return false;
+  bool advance = seq::gt(ack, c.snd_una);
+  bool window = seq::ge(ack, c.snd_wl2) && wnd != c.snd_wnd;
+  if (!advance && !window) return false;
+  uint32_t raw = std::min<uint32_t>(wnd >> c.snd_shift, 65535);
+  return process_ack(slot, c.snd_wl1, ack, static_cast<uint16_t>(raw), false);
+}
+
+// The fast path's wake-up (window reopened, duplicate run, FIN acked, or
+// the activity scan): fold, fast-retransmit as process_ack() would on the
+// third duplicate, send, and finish the connection if both sides are done.
+void TcpTranslator::fast_progress(uint32_t slot, bool dup_run, uint32_t dup_ack) {
+  if (slot >= capacity_ || !table_.used(slot)) return;
+  TcpConn& c = conns_[slot];
+  if (c.state != TcpState::established) return;
+  fast_fold(slot);
+  if (dup_run && dup_ack == c.snd_una && c.snd_una != c.snd_max && !c.in_recovery) {
+    counters_.fast_retransmits++;
+    c.in_recovery = true;
+    c.recover = c.snd_max;
+    if (fast_) fast_->sync(slot, c, c.snd_max);  // every ACK here while recovering
+    retransmit_one(slot);
+  }
+  send_data(slot);
+  if (table_.used(slot) && c.state == TcpState::established) maybe_finish(slot);
 }
 
 }  // namespace ferry

@@ -104,6 +104,23 @@ class TcpFlowObserver {
   virtual void on_flow_removed(uint32_t slot, const ferry_conn_key& key) = 0;
 };
 
+// The kernel fast path as the translator sees it (implemented in
+// userspace/fastpath, which ferry_tcp does not link). progress(), sync() and
+// stall() are loads and stores into shared memory; sync() costs one bpf()
+// call only when a flow is published or retired.
+class TcpFastPath {
+ public:
+  virtual ~TcpFastPath() = default;
+  // What BPF absorbed since the last call: its latest ACK and scaled
+  // window. False when nothing new (or the flow is not published).
+  virtual bool progress(uint32_t slot, uint32_t* ack, uint32_t* window) = 0;
+  // The connection has sent (or is about to send) everything below snd_max,
+  // FIN included: keeps the shared slot current, publishes or retires it.
+  virtual void sync(uint32_t slot, const TcpConn& c, uint32_t snd_max) = 0;
+  // send_data() stopped on the guest's window; true when it is open already.
+  virtual bool stall(uint32_t slot, const TcpConn& c) = 0;
+};
+
 class TcpTranslator : public IoHandler, public TimerClient {
  public:
   struct Counters {
@@ -158,6 +175,12 @@ class TcpTranslator : public IoHandler, public TimerClient {
   void flush_acks();
   // At most one observer; nullptr removes it.
   void set_observer(TcpFlowObserver* o) { observer_ = o; }
+  // The BPF fast path (nullptr: none, every ACK comes through here).
+  void set_fast_path(TcpFastPath* f) { fast_ = f; }
+  // The fast path's wake-up for a flow (an event or its activity scan):
+  // folds the absorbed ACKs, fast-retransmits after a duplicate run at
+  // dup_ack (dup_run), sends what the window allows.
+  void fast_progress(uint32_t slot, bool dup_run = false, uint32_t dup_ack = 0);
 
   void on_io(uint64_t id, uint32_t events) override;
   uint64_t next_deadline_ns() const override;
@@ -276,6 +299,8 @@ class TcpTranslator : public IoHandler, public TimerClient {
 
   std::vector<uint32_t> ack_list_;  // slots with ack_pending
   TcpFlowObserver* observer_ = nullptr;
+  TcpFastPath* fast_ = nullptr;
+  bool fast_fold(uint32_t slot);
   // The port completes checksums and takes super-segments (see send_data_frame).
   bool offloads_ = false;
   // Largest super-segment payload: an IPv4 packet's 65535 bytes less headers.
