@@ -8,7 +8,8 @@
 //   4. the BPF classifier attached to the tap's TC egress (the guest's
 //      frames), maps pinned under /sys/fs/bpf/ferry/run-<pid>/; if BPF cannot
 //      be loaded ferry warns and goes on without the fast path;
-//   5. the translator starts (listening sockets for -t/-u);
+//   5. the translator starts (listening sockets for -t/-u), with the TCP
+//      fast path (userspace/fastpath) when the classifier is loaded;
 //   6. CMD is forked into the namespace (with the host's filesystem and user:
 //      only the network is its own), FERRY_INSTANCE=run-<pid> in its
 //      environment;
@@ -41,6 +42,7 @@
 #include "attach/conn_mirror.h"
 #include "bpf/classifier.h"
 #include "commands.h"
+#include "fastpath/fastpath_bridge.h"
 #include "loop/event_loop.h"
 #include "netns/guest_setup.h"
 #include "netns/netns.h"
@@ -258,6 +260,22 @@ int cmd_run(int argc, char** argv) {
   if (!conn_view && !quiet) {
     std::fprintf(stderr, "ferry run: warning: no connection view (%s)\n", conn_view.status().message().c_str());
   }
+  // The TCP fast path: BPF absorbs the guest's pure ACKs of published flows.
+  std::unique_ptr<FastPathBridge> fastpath;
+  if (bpf && config.fastpath) {
+    FastPathBridge::Options fp_options;
+    // measurement knob: window/N bytes of room wake a stalled sender (0: any room)
+    if (const char* d = std::getenv("FERRY_WAKE_DIVISOR")) fp_options.wake_divisor = static_cast<uint32_t>(std::atoi(d));
+    fastpath = std::make_unique<FastPathBridge>(loop, translator.tcp(), fp_options);
+    if (std::string error = fastpath->open(*bpf); !error.empty()) {
+      if (!quiet) std::fprintf(stderr, "ferry run: warning: no TCP fast path (%s)\n", error.c_str());
+      fastpath.reset();
+    } else if (conn_view) {
+      (*conn_view)->mirror().chain(fastpath.get());
+    } else {
+      translator.tcp().set_observer(fastpath.get());
+    }
+  }
   if (std::string error; !translator.start(&error)) {
     std::fprintf(stderr, "ferry run: %s\n", error.c_str());
     return 1;
@@ -282,6 +300,9 @@ int cmd_run(int argc, char** argv) {
   supervisor.reap();  // CMD may have ended already
   // 7. translate until CMD ends
   if (!supervisor.exit_code()) loop.run();
+  if (fastpath && config.verbose) {
+    std::fprintf(stderr, "ferry run: fast path: %s\n", fastpath->counters_line().c_str());
+  }
   loop.remove(sigfd);
   close(sigfd);
   if (!supervisor.exit_code()) {  // the loop failed: do not leave CMD behind

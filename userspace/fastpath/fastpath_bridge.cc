@@ -1,0 +1,254 @@
+// FastPathBridge: see fastpath_bridge.h for the theory of operation (who
+// writes which slot field, when a flow is eligible, how wake-ups come).
+#include "fastpath/fastpath_bridge.h"
+
+#include <sys/epoll.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "bpf/classifier.h"
+
+namespace ferry {
+
+namespace {
+
+// Bytes of room that must open before a stalled sender is woken: a quarter
+// (1/divisor) of the window it stalled on, at least one MSS, never more
+// than that window (or everything acknowledged could not wake it).
+uint32_t wake_room_for(const TcpConn& c, uint32_t divisor) {
+  if (divisor == 0 || c.snd_wnd == 0) return 1;
+  uint32_t room = std::max<uint32_t>(c.snd_wnd / divisor, c.mss);
+  return std::min(room, c.snd_wnd);
+}
+
+}  // namespace
+
+// Sizes the per-flow table; nothing is registered until open().
+FastPathBridge::FastPathBridge(EventLoop& loop, TcpTranslator& tcp, Options opts)
+    : loop_(loop), tcp_(tcp), opts_(opts), scan_interval_(opts.scan_min_ns) {}
+
+// Leaves the translator on the slow path; the maps go with the attachment.
+FastPathBridge::~FastPathBridge() {
+  tcp_.set_fast_path(nullptr);
+  if (events_fd_ >= 0) loop_.remove(events_fd_);
+}
+
+// Maps the slots, opens the ring, registers with the loop and the translator.
+std::string FastPathBridge::open(const BpfAttachment& bpf) {
+  std::string err = map_.open(bpf);
+  if (!err.empty()) return err;
+  err = events_.open(bpf, [this](const ferry_event& ev) { on_event(ev); });
+  if (!err.empty()) return err;
+  flows_.assign(map_.capacity(), Flow{});
+  events_fd_ = events_.epoll_fd();
+  if (events_fd_ < 0 || !loop_.add(events_fd_, EPOLLIN, loop_.register_handler(this), 0)) {
+    events_fd_ = -1;
+    return "fast path: cannot watch the event ring";
+  }
+  loop_.add_timer_client(this);
+  tcp_.set_fast_path(this);
+  return {};
+}
+
+// New absorbed ACKs since the last call (acks_absorbed moved). The ACK is
+// read before the window: BPF writes them in that order, so a torn read
+// pairs an older ACK with a newer window, i.e. a right edge never beyond
+// the guest's real one.
+bool FastPathBridge::progress(uint32_t slot, uint32_t* ack, uint32_t* window) {
+  if (!published(slot)) return false;
+  Flow& f = flows_[slot];
+  uint64_t n = map_.acks_absorbed(slot);
+  if (n == f.absorbed_seen) return false;
+  f.absorbed_seen = n;
+  *ack = map_.ack_from_guest(slot);
+  *window = map_.guest_window(slot);
+  counters_.folds++;
+  return true;
+}
+
+// Keeps the slot current with what the translator sent; moves the flow
+// onto or off the fast path as its eligibility changes.
+void FastPathBridge::sync(uint32_t slot, const TcpConn& c, uint32_t snd_max) {
+  if (slot >= flows_.size()) return;
+  Flow& f = flows_[slot];
+  bool want = c.state == TcpState::established && !c.in_recovery && c.fd >= 0 &&
+              snd_max != c.iss + 1;
+  if (!(f.bits & kPublished)) {
+    if (want && !(f.bits & kFailed)) publish(slot, c, snd_max);
+    return;
+  }
+  if (!want) {
+    retire(slot, tcp_.table().key(slot));
+    return;
+  }
+  if (snd_max != f.snd_nxt) {
+    map_.set_snd_nxt(slot, snd_max);  // before FIN_PENDING: FIN_ACKED compares with it
+    f.snd_nxt = snd_max;
+  }
+  if ((c.flags & tcpconn::kFinSent) && !(f.bits & kFin)) {
+    map_.set_fin_pending(slot, true);
+    f.bits |= kFin;
+  }
+  watch(slot, snd_max != c.snd_una);
+}
+
+// The sender stopped on the guest's window: arm WINDOW_OPEN with a
+// threshold, and report a window that is (enough) open already.
+bool FastPathBridge::stall(uint32_t slot, const TcpConn& c) {
+  if (!published(slot)) return false;
+  ferry_conn_slot* s = map_.slot(slot);
+  if (s == nullptr) return false;
+  uint32_t room = wake_room_for(c, opts_.wake_divisor);
+  __atomic_store_n(&s->wake_room, room, __ATOMIC_RELEASE);  // before stall_epoch
+  counters_.stalls++;
+  watch(slot, true);  // the scan backs up the event while stalled
+  if (!map_.stall(slot)) return false;
+  uint32_t edge = map_.ack_from_guest(slot) + map_.guest_window(slot);
+  int32_t open = static_cast<int32_t>(edge - flows_[slot].snd_nxt);
+  if (open <= 0 || static_cast<uint32_t>(open) < room) return false;
+  counters_.stall_open++;
+  return true;
+}
+
+// A flow entered the translator's table: nothing published yet.
+void FastPathBridge::on_flow_added(uint32_t slot, const ferry_conn_key&, const TcpConn&) {
+  if (slot < flows_.size() && !(flows_[slot].bits & kPublished)) flows_[slot].bits = 0;
+}
+
+// A flow left the table (close, reset, timeout): off the fast path.
+void FastPathBridge::on_flow_removed(uint32_t slot, const ferry_conn_key& key) {
+  if (slot >= flows_.size()) return;
+  if (flows_[slot].bits & kPublished) retire(slot, key);
+  flows_[slot].bits = 0;
+}
+
+// Publishes a flow seeded from the translator's state (one bpf() call).
+void FastPathBridge::publish(uint32_t slot, const TcpConn& c, uint32_t snd_max) {
+  Flow& f = flows_[slot];
+  ConnSlotInit init;
+  init.snd_una = c.snd_una;
+  init.snd_nxt = snd_max;
+  init.guest_window = c.snd_wnd;
+  init.guest_wscale = c.snd_shift;
+  init.timestamps = false;  // ferry never negotiates them
+  init.state = static_cast<uint8_t>(c.state);
+  init.mss = c.mss;
+  uint32_t gen = 0;
+  std::string err = map_.publish(slot, tcp_.table().key(slot), init, &gen);
+  if (!err.empty()) {
+    f.bits |= kFailed;
+    counters_.publish_failed++;
+    return;
+  }
+  counters_.published++;
+  f.gen = gen;
+  f.snd_nxt = snd_max;
+  f.absorbed_seen = 0;
+  f.bits = static_cast<uint8_t>((f.bits & kWatched) | kPublished);
+  if (c.flags & tcpconn::kFinSent) {
+    map_.set_fin_pending(slot, true);
+    f.bits |= kFin;
+  }
+  watch(slot, snd_max != c.snd_una);
+}
+
+// Takes a flow off the fast path (one bpf() call).
+void FastPathBridge::retire(uint32_t slot, const ferry_conn_key& key) {
+  map_.retire(slot, key);
+  counters_.retired++;
+  watch(slot, false);
+  flows_[slot].bits = static_cast<uint8_t>(flows_[slot].bits & kFailed);
+}
+
+// Counts flows the activity scan must keep an eye on; starts the scan.
+void FastPathBridge::watch(uint32_t slot, bool on) {
+  Flow& f = flows_[slot];
+  if (on == ((f.bits & kWatched) != 0)) return;
+  if (on) {
+    f.bits |= kWatched;
+    if (watched_++ == 0) {
+      scan_interval_ = opts_.scan_min_ns;
+      next_scan_ = now_ns() + scan_interval_;
+    }
+  } else {
+    f.bits = static_cast<uint8_t>(f.bits & ~kWatched);
+    watched_--;
+  }
+}
+
+// The scan's deadline while any published flow has data outstanding.
+uint64_t FastPathBridge::next_deadline_ns() const { return watched_ > 0 ? next_scan_ : kNever; }
+
+// Runs the activity scan when due.
+void FastPathBridge::on_timer(uint64_t now) {
+  if (watched_ == 0 || now < next_scan_) return;
+  uint32_t n = scan();
+  scan_interval_ = n > 0 ? opts_.scan_min_ns : std::min(scan_interval_ * 2, opts_.scan_max_ns);
+  next_scan_ = now + scan_interval_;
+}
+
+// Folds and serves every flow whose activity bit is set; returns how many.
+uint32_t FastPathBridge::scan() {
+  counters_.scans++;
+  uint32_t n = map_.drain_activity([this](uint32_t slot) {
+    if (published(slot)) tcp_.fast_progress(slot);
+  });
+  counters_.scan_visits += n;
+  return n;
+}
+
+// The event ring is readable: drain it.
+void FastPathBridge::on_io(uint64_t, uint32_t) {
+  counters_.event_wakeups++;
+  events_.consume();
+}
+
+// One record: act for the flow's current generation only.
+void FastPathBridge::on_event(const ferry_event& ev) {
+  counters_.events++;
+  if (ev.slot >= flows_.size() || !(flows_[ev.slot].bits & kPublished) ||
+      flows_[ev.slot].gen != ev.gen) {
+    counters_.stale_events++;
+    return;
+  }
+  switch (ev.kind) {
+    case FERRY_EV_WINDOW_OPEN:
+      counters_.window_open++;
+      tcp_.fast_progress(ev.slot);
+      break;
+    case FERRY_EV_FAST_RETRANSMIT:
+      counters_.fast_retransmit++;
+      tcp_.fast_progress(ev.slot, true, ev.ack);
+      break;
+    case FERRY_EV_FIN_ACKED:
+      counters_.fin_acked++;
+      tcp_.fast_progress(ev.slot);
+      break;
+    default:
+      counters_.stale_events++;
+      break;
+  }
+}
+
+// "name=value" pairs of every counter.
+std::string FastPathBridge::counters_line() const {
+  char buf[512];
+  const Counters& k = counters_;
+  std::snprintf(buf, sizeof(buf),
+                "published=%llu retired=%llu publish_failed=%llu event_wakeups=%llu events=%llu "
+                "window_open=%llu fast_retransmit=%llu fin_acked=%llu stale_events=%llu scans=%llu "
+                "scan_visits=%llu folds=%llu stalls=%llu stall_open=%llu",
+                static_cast<unsigned long long>(k.published), static_cast<unsigned long long>(k.retired),
+                static_cast<unsigned long long>(k.publish_failed),
+                static_cast<unsigned long long>(k.event_wakeups), static_cast<unsigned long long>(k.events),
+                static_cast<unsigned long long>(k.window_open),
+                static_cast<unsigned long long>(k.fast_retransmit),
+                static_cast<unsigned long long>(k.fin_acked),
+                static_cast<unsigned long long>(k.stale_events), static_cast<unsigned long long>(k.scans),
+                static_cast<unsigned long long>(k.scan_visits), static_cast<unsigned long long>(k.folds),
+                static_cast<unsigned long long>(k.stalls), static_cast<unsigned long long>(k.stall_open));
+  return buf;
+}
+
+}  // namespace ferry
