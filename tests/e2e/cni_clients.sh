@@ -4,7 +4,8 @@
 #
 # Sourced by the other cni_*.sh scenarios for its helpers; run on its own it
 # is a scenario too: it builds the clients and checks VERSION, validate and
-# STATUS through them.
+# STATUS (ready; no privileges: 50; no ferry: 50; bad configuration: 7)
+# through them.
 #
 # The clients come from /work/shared/tools/cniclient-setup.sh (copied into
 # the repository's view as $CNI_SETUP, default that path): `cniclient` on
@@ -209,6 +210,13 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
   cni_ok "validate (1.1.0 list, libcni 1.3.0)"
   cni_run 11 x status "cnival$$"
   cni_ok "STATUS (root, BPF, ferry beside ferry-cni, host-local STATUS)"
+  # Without CAP_NET_ADMIN and CAP_SYS_ADMIN (dropped from the bounding set
+  # of the client, and so of the plugin it runs): not available.
+  RC=0
+  timeout 60 nsenter --net="/run/netns/$H" setpriv --bounding-set=-net_admin,-sys_admin \
+    env CNI_PATH="$(dirname "$FERRY_CNI"):$PLUGINS11" NETCONFPATH="$CNI_T/net.d" \
+    CNICLIENT_CACHE_DIR="$CNI_T/cache" "$CNICLIENT11" status "cnival$$" >"$OUT" 2>"$ERR" || RC=$?
+  cni_err "STATUS without privileges" 50
   cni_conf 11.conflist '{"cniVersion":"1.1.0","name":"cnival'$$'","plugins":[{"type":"ferry-cni",
     "ferryPath":"/nonexistent/ferry","stateDir":"'"$CNI_T/state"'"}]}'
   cni_run 11 x status "cnival$$"
