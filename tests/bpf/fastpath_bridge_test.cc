@@ -1,0 +1,290 @@
+// FastPathBridge tests: the real TCP translator, the real classifier
+// (loaded, not attached) and the bridge between them. The test plays the
+// guest: each of its segments is first run through the classifier with
+// BPF_PROG_TEST_RUN; a frame the classifier drops was absorbed (as at the
+// tap's TC egress), one it passes goes on to the translator. The host side
+// is a real loopback socket. Covered: publish once data flows (and not
+// before), snd_nxt kept ahead of the frames, absorbed ACKs folded by the
+// activity scan (host socket queue freed), a window stall woken by
+// WINDOW_OPEN only once wake_room opened, the third duplicate ACK as a fast
+// retransmit (flow off the fast path while recovering, back on after),
+// FIN_ACKED closing the connection, retirement on close.
+// Needs root and BPF; skips otherwise.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bpf/classifier.h"
+#include "codec/frame.h"
+#include "common/config.h"
+#include "common/guest_link.h"
+#include "fastpath/fastpath_bridge.h"
+#include "loop/event_loop.h"
+#include "tcp/tcp_translator.h"
+
+namespace ferry {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+constexpr int kTcActShot = 2;
+const MacAddr kGuestMac{{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}};
+constexpr uint16_t kSport = 41000;
+
+class FakeLink : public GuestLink {
+ public:
+  FakeLink() : cfg_(Config::defaults()) {}
+  const Config& config() const override { return cfg_; }
+  const MacAddr& our_mac() const override { return cfg_.our_mac; }
+  const MacAddr& guest_mac() const override { return kGuestMac; }
+  bool send_to_guest(std::span<const uint8_t> frame) override {
+    sent.emplace_back(frame.begin(), frame.end());
+    return true;
+  }
+  bool send_to_guest(const iovec* iov, int iovcnt) override {
+    Bytes b;
+    for (int i = 0; i < iovcnt; i++) {
+      const uint8_t* p = static_cast<const uint8_t*>(iov[i].iov_base);
+      b.insert(b.end(), p, p + iov[i].iov_len);
+    }
+    sent.push_back(b);
+    return true;
+  }
+  Config cfg_;
+  std::vector<Bytes> sent;
+};
+
+class BridgeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root";
+    bpf_ = std::make_unique<BpfAttachment>();
+    std::string err = bpf_->load(1024);
+    if (!err.empty()) GTEST_SKIP() << "BPF unavailable: " << err;
+    link_.cfg_.max_conns = 1024;
+    link_.cfg_.mtu = 1500;
+    tcp_ = std::make_unique<TcpTranslator>(loop_, link_);
+    bridge_ = std::make_unique<FastPathBridge>(loop_, *tcp_);
+    ASSERT_EQ(bridge_->open(*bpf_), "");
+    tcp_->set_observer(bridge_.get());
+    lfd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(lfd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+    ASSERT_EQ(listen(lfd_, 4), 0);
+    socklen_t sl = sizeof(sa);
+    getsockname(lfd_, reinterpret_cast<sockaddr*>(&sa), &sl);
+    port_ = ntohs(sa.sin_port);
+  }
+  void TearDown() override {
+    if (host_ >= 0) close(host_);
+    if (lfd_ >= 0) close(lfd_);
+    bridge_.reset();
+    tcp_.reset();
+  }
+
+  // One guest segment: through the classifier, then (if passed) the translator.
+  // Returns true when the classifier absorbed it.
+  bool Guest(uint32_t seq, uint32_t ack, uint8_t flags, uint16_t window = 65535,
+             bool syn_opts = false, size_t payload = 0) {
+    std::vector<uint8_t> data(payload, 0x42);
+    TcpSegment s;
+    s.ip.eth_src = kGuestMac;
+    s.ip.eth_dst = link_.cfg_.our_mac;
+    s.ip.src = *InetAddr::parse("198.18.0.2");
+    s.ip.dst = *InetAddr::parse("198.18.0.1");
+    s.sport = kSport;
+    s.dport = port_;
+    s.seq = seq;
+    s.ack = ack;
+    s.flags = flags;
+    s.window = window;
+    if (syn_opts) {
+      s.opts.has_mss = true;
+      s.opts.mss = 1460;
+      s.opts.has_wscale = true;
+      s.opts.wscale = 7;
+    }
+    s.payload = data;
+    Bytes buf(kMaxFrameLen);
+    buf.resize(build_tcp_frame(buf, s));
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = buf.data(),
+                .data_size_in = static_cast<uint32_t>(buf.size()), .repeat = 1);
+    EXPECT_EQ(bpf_prog_test_run_opts(bpf_->prog_fd(), &opts), 0);
+    if (static_cast<int>(opts.retval) == kTcActShot) return true;
+    ParsedFrame f = parse_frame(buf, true);
+    EXPECT_TRUE(f.ok());
+    tcp_->on_guest_segment(f, buf);
+    loop_.run_once(0);
+    return false;
+  }
+
+  // Runs the loop until pred holds for a frame sent to the guest.
+  bool WaitFor(ParsedFrame* out, const std::function<bool(const ParsedFrame&)>& pred, int ms = 2000) {
+    uint64_t end = now_ns() + static_cast<uint64_t>(ms) * 1000000;
+    for (;;) {
+      while (!link_.sent.empty()) {
+        Bytes b = link_.sent.front();
+        link_.sent.erase(link_.sent.begin());
+        ParsedFrame f = parse_frame(b, true);
+        if (f.ok() && pred(f)) {
+          *out = f;
+          return true;
+        }
+      }
+      if (now_ns() > end) return false;
+      loop_.run_once(5);
+    }
+  }
+  // Runs the loop for ms and collects the data frames sent meanwhile.
+  std::vector<ParsedFrame> DataFor(int ms) {
+    std::vector<ParsedFrame> out;
+    uint64_t end = now_ns() + static_cast<uint64_t>(ms) * 1000000;
+    while (now_ns() < end) {
+      loop_.run_once(2);
+      for (const Bytes& b : link_.sent) {
+        ParsedFrame f = parse_frame(b, true);
+        if (f.ok() && f.tcp.payload_len > 0) out.push_back(f);
+      }
+      link_.sent.clear();
+    }
+    return out;
+  }
+
+  // Handshake with a raw window (scale 7 offered); accepts the host side.
+  void Establish(uint16_t raw_window) {
+    Guest(gseq_ - 1, 0, tcpflag::kSyn, 65535, true);
+    ParsedFrame sa;
+    ASSERT_TRUE(WaitFor(&sa, [](const ParsedFrame& f) {
+      return (f.tcp.flags & (tcpflag::kSyn | tcpflag::kAck)) == (tcpflag::kSyn | tcpflag::kAck);
+    }));
+    iss_ = sa.tcp.seq;
+    EXPECT_FALSE(Guest(gseq_, iss_ + 1, tcpflag::kAck, raw_window));  // nothing published yet
+    host_ = accept4(lfd_, nullptr, nullptr, SOCK_CLOEXEC);
+    ASSERT_GE(host_, 0);
+    slot_ = tcp_->find(TcpTranslator::make_key(*InetAddr::parse("198.18.0.2"), kSport,
+                                               *InetAddr::parse("198.18.0.1"), port_));
+    ASSERT_NE(slot_, kNoSlot);
+    EXPECT_FALSE(bridge_->published(slot_));
+  }
+  void HostSend(size_t n) {
+    std::vector<uint8_t> d(n, 0x77);
+    ASSERT_EQ(send(host_, d.data(), d.size(), 0), static_cast<ssize_t>(n));
+  }
+  const TcpConn& Conn() { return *tcp_->conn(slot_); }
+  ferry_conn_slot* Slot() { return const_cast<ConnMap&>(bridge_->conn_map()).slot(slot_); }
+
+  EventLoop loop_;
+  FakeLink link_;
+  std::unique_ptr<BpfAttachment> bpf_;
+  std::unique_ptr<TcpTranslator> tcp_;
+  std::unique_ptr<FastPathBridge> bridge_;
+  int lfd_ = -1, host_ = -1;
+  uint16_t port_ = 0;
+  uint32_t gseq_ = 9001, iss_ = 0, slot_ = kNoSlot;
+};
+
+TEST_F(BridgeTest, PublishFoldAndRetire) {
+  Establish(65535);  // 8 MiB window: never window-limited here
+  HostSend(20000);
+  std::vector<ParsedFrame> d = DataFor(50);
+  ASSERT_FALSE(d.empty());
+  ASSERT_TRUE(bridge_->published(slot_));
+  EXPECT_EQ(Slot()->snd_nxt, iss_ + 1 + 20000);  // stored before the frames left
+  EXPECT_EQ(Slot()->ack_from_guest, iss_ + 1);
+  // The guest's pure ACK is absorbed; the scan folds it and frees the queue.
+  EXPECT_TRUE(Guest(gseq_, iss_ + 1 + 12000, tcpflag::kAck));
+  EXPECT_EQ(Conn().snd_una, iss_ + 1);  // not folded yet
+  DataFor(30);                          // the activity scan runs (1 ms)
+  EXPECT_EQ(Conn().snd_una, iss_ + 1 + 12000);
+  EXPECT_GE(bridge_->counters().scans, 1u);
+  EXPECT_GE(bridge_->counters().scan_visits, 1u);
+  EXPECT_EQ(Conn().rtx_at != 0, true);  // 8000 bytes still outstanding
+  EXPECT_TRUE(Guest(gseq_, iss_ + 1 + 20000, tcpflag::kAck));
+  DataFor(30);
+  EXPECT_EQ(Conn().snd_una, iss_ + 1 + 20000);
+  EXPECT_EQ(Conn().rtx_at, 0u);  // all acked: no retransmission timer
+  // an ACK beyond what was sent is not the fast path's: it passes
+  EXPECT_FALSE(Guest(gseq_, iss_ + 1 + 30000, tcpflag::kAck));
+  // Host closes: FIN to the guest, FIN_PENDING; guest FIN passes, its ACK of
+  // our FIN is absorbed and FIN_ACKED finishes the connection.
+  EXPECT_FALSE(Guest(gseq_, iss_ + 1 + 20000, tcpflag::kAck | tcpflag::kFin));
+  close(host_);
+  host_ = -1;
+  ParsedFrame fin;
+  ASSERT_TRUE(WaitFor(&fin, [](const ParsedFrame& f) { return (f.tcp.flags & tcpflag::kFin) != 0; }));
+  EXPECT_EQ(fin.tcp.seq, iss_ + 1 + 20000);
+  EXPECT_NE(Slot()->flags & FERRY_SLOT_FIN_PENDING, 0u);
+  EXPECT_EQ(Slot()->snd_nxt, iss_ + 1 + 20001);
+  EXPECT_TRUE(Guest(gseq_ + 1, iss_ + 1 + 20001, tcpflag::kAck));
+  loop_.run_once(50);
+  EXPECT_EQ(bridge_->counters().fin_acked, 1u);
+  EXPECT_EQ(tcp_->connection_count(), 0u);
+  EXPECT_FALSE(bridge_->published(slot_));
+  EXPECT_EQ(bridge_->counters().retired, 1u);
+  // conn_hash is empty again: the same ACK now passes (and gets a RST)
+  EXPECT_FALSE(Guest(gseq_ + 1, iss_ + 1 + 20001, tcpflag::kAck));
+}
+
+TEST_F(BridgeTest, StallWakesOnlyAfterWakeRoom) {
+  Establish(100);  // 100 << 7 = 12800 bytes of window
+  HostSend(100000);
+  std::vector<ParsedFrame> d = DataFor(30);
+  uint32_t sent = 0;
+  for (const ParsedFrame& f : d) sent += static_cast<uint32_t>(f.tcp.payload_len);
+  EXPECT_EQ(sent, 12800u);
+  ASSERT_TRUE(bridge_->published(slot_));
+  EXPECT_GE(bridge_->counters().stalls, 1u);
+  EXPECT_EQ(Slot()->wake_room, 12800u / 4);  // a quarter window (> one MSS)
+  uint64_t before = bridge_->counters().window_open;
+  // 2000 bytes acked: below wake_room, BPF posts nothing
+  EXPECT_TRUE(Guest(gseq_, iss_ + 1 + 2000, tcpflag::kAck, 100));
+  EXPECT_EQ(Slot()->events_posted, 0u);
+  // 3200 acked: WINDOW_OPEN, and the sender goes on from where it stopped
+  EXPECT_TRUE(Guest(gseq_, iss_ + 1 + 3200, tcpflag::kAck, 100));
+  ParsedFrame next;
+  ASSERT_TRUE(WaitFor(&next, [](const ParsedFrame& f) { return f.tcp.payload_len > 0; }, 200));
+  EXPECT_EQ(next.tcp.seq, iss_ + 1 + 12800);
+  EXPECT_EQ(bridge_->counters().window_open, before + 1);
+  EXPECT_EQ(Conn().snd_una, iss_ + 1 + 3200);
+}
+
+TEST_F(BridgeTest, ThirdDuplicateFastRetransmitsOffTheFastPath) {
+  Establish(65535);
+  HostSend(8000);
+  DataFor(30);
+  ASSERT_TRUE(bridge_->published(slot_));
+  uint32_t gen = Slot()->gen;
+  EXPECT_TRUE(Guest(gseq_, iss_ + 1 + 1460, tcpflag::kAck));
+  for (int i = 0; i < 3; i++) EXPECT_TRUE(Guest(gseq_, iss_ + 1 + 1460, tcpflag::kAck));
+  ParsedFrame rtx;
+  ASSERT_TRUE(WaitFor(&rtx, [](const ParsedFrame& f) { return f.tcp.payload_len > 0; }, 200));
+  EXPECT_EQ(rtx.tcp.seq, iss_ + 1 + 1460);
+  EXPECT_EQ(tcp_->counters().fast_retransmits, 1u);
+  EXPECT_EQ(bridge_->counters().fast_retransmit, 1u);
+  EXPECT_FALSE(bridge_->published(slot_));  // every ACK to userspace while recovering
+  EXPECT_FALSE(Guest(gseq_, iss_ + 1 + 1460, tcpflag::kAck));
+  // The ACK of everything ends recovery: published again, new generation.
+  EXPECT_FALSE(Guest(gseq_, iss_ + 1 + 8000, tcpflag::kAck));
+  EXPECT_FALSE(Conn().in_recovery);
+  HostSend(1000);
+  DataFor(20);
+  ASSERT_TRUE(bridge_->published(slot_));
+  EXPECT_NE(Slot()->gen, gen);
+  EXPECT_EQ(Slot()->ack_from_guest, iss_ + 1 + 8000);
+  EXPECT_TRUE(Guest(gseq_, iss_ + 1 + 9000, tcpflag::kAck));
+}
+
+}  // namespace
+}  // namespace ferry
