@@ -84,7 +84,7 @@ std::vector<uint8_t> udp_frame(const MacAddr& dst_mac, const MacAddr& src_mac, c
 // Keeps copies of every frame received.
 struct Collect : FrameSink {
   std::vector<std::vector<uint8_t>> frames;
-  void on_guest_frame(std::span<const uint8_t> f) override { frames.emplace_back(f.begin(), f.end()); }
+  void on_guest_frame(std::span<const uint8_t> f, const RxMeta&) override { frames.emplace_back(f.begin(), f.end()); }
 };
 
 // A namespace with a TapPort "eth0" configured as a ferry guest (IPv4 only).

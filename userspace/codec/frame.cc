@@ -279,7 +279,7 @@ void parse_l4(std::span<const uint8_t> f, ParsedFrame& r, bool v6, bool verify) 
 }
 
 // IPv4 header at r.l3_offset.
-void parse_ipv4(std::span<const uint8_t> f, ParsedFrame& r, bool verify) {
+void parse_ipv4(std::span<const uint8_t> f, ParsedFrame& r, ChecksumPolicy policy) {
   const size_t avail = f.size() - r.l3_offset;
   const uint8_t* ip = f.data() + r.l3_offset;
   if (avail < kIpv4HeaderLen) {
@@ -312,7 +312,7 @@ void parse_ipv4(std::span<const uint8_t> f, ParsedFrame& r, bool verify) {
     r.status = ParseStatus::bad_header_length;
     return;
   }
-  if (verify && !csum_valid(ip, ihl, 0)) {
+  if (policy != ChecksumPolicy::none && !csum_valid(ip, ihl, 0)) {
     r.status = ParseStatus::bad_checksum;
     return;
   }
@@ -333,11 +333,11 @@ void parse_ipv4(std::span<const uint8_t> f, ParsedFrame& r, bool verify) {
     r.status = ParseStatus::fragment;
     return;
   }
-  parse_l4(f, r, false, verify);
+  parse_l4(f, r, false, policy == ChecksumPolicy::all);
 }
 
 // IPv6 header and extension header chain at r.l3_offset.
-void parse_ipv6(std::span<const uint8_t> f, ParsedFrame& r, bool verify) {
+void parse_ipv6(std::span<const uint8_t> f, ParsedFrame& r, ChecksumPolicy policy) {
   const size_t avail = f.size() - r.l3_offset;
   const uint8_t* ip = f.data() + r.l3_offset;
   if (avail < kIpv6HeaderLen) {
@@ -402,7 +402,7 @@ void parse_ipv6(std::span<const uint8_t> f, ParsedFrame& r, bool verify) {
   r.protocol = next;
   r.l4_offset = off;
   r.l4_len = end - off;
-  parse_l4(f, r, true, verify);
+  parse_l4(f, r, true, policy == ChecksumPolicy::all);
 }
 
 // ARP at r.l3_offset.
@@ -523,6 +523,11 @@ const char* to_string(ParseStatus s) {
 
 // Entry point: Ethernet, then the L3 the EtherType names.
 ParsedFrame parse_frame(std::span<const uint8_t> frame, bool verify_checksums) {
+  return parse_frame(frame, verify_checksums ? ChecksumPolicy::all : ChecksumPolicy::none);
+}
+
+// Entry point with an explicit checksum policy.
+ParsedFrame parse_frame(std::span<const uint8_t> frame, ChecksumPolicy policy) {
   ParsedFrame r;
   size_t off = parse_eth(frame, r);
   if (off == 0) {
@@ -532,8 +537,8 @@ ParsedFrame parse_frame(std::span<const uint8_t> frame, bool verify_checksums) {
   r.l3_offset = off;
   switch (r.ethertype) {
     case kEtherTypeArp: parse_arp(frame, r); break;
-    case kEtherTypeIpv4: parse_ipv4(frame, r, verify_checksums); break;
-    case kEtherTypeIpv6: parse_ipv6(frame, r, verify_checksums); break;
+    case kEtherTypeIpv4: parse_ipv4(frame, r, policy); break;
+    case kEtherTypeIpv6: parse_ipv6(frame, r, policy); break;
     default: r.status = ParseStatus::unsupported; break;
   }
   return r;
@@ -616,6 +621,13 @@ size_t build_tcp_frame(std::span<uint8_t> out, const TcpSegment& seg) {
   }
   const size_t l4len = thl + seg.payload.size();
   uint32_t s = csum_pseudo(seg.ip.src, seg.ip.dst, IPPROTO_TCP, static_cast<uint32_t>(l4len));
+  if (seg.partial_checksum) {
+    // CHECKSUM_PARTIAL convention: the folded pseudo-header sum, not
+    // complemented; whoever completes it adds the segment from the TCP header.
+    const uint16_t c = static_cast<uint16_t>(~csum_fold(s));
+    std::memcpy(t + 16, &c, 2);
+    return total;
+  }
   uint16_t c = csum_fold(csum_partial(t, l4len, s));
   std::memcpy(t + 16, &c, 2);
   return total;

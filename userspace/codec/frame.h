@@ -121,10 +121,16 @@ struct ParsedFrame {
   bool is_udp() const { return l3 >= L3Kind::ipv4 && protocol == IPPROTO_UDP; }
 };
 
+// Which checksums parse_frame() verifies. l3_only is for frames whose L4
+// checksum the sender left partial (a tap with a vnet header and checksum
+// offload: the guest kernel never computed it, the link is memory).
+enum class ChecksumPolicy : uint8_t { all, l3_only, none };
+
 // Parses an Ethernet frame. With verify_checksums, IPv4 header, TCP, UDP,
 // ICMP and ICMPv6 checksums are checked (UDP over IPv4 with checksum 0 is
 // accepted, as RFC 768 allows).
 ParsedFrame parse_frame(std::span<const uint8_t> frame, bool verify_checksums = true);
+ParsedFrame parse_frame(std::span<const uint8_t> frame, ChecksumPolicy policy);
 
 // ---- building --------------------------------------------------------------
 
@@ -142,6 +148,9 @@ struct TcpSegment {
   uint16_t window = 0;  // raw, already scaled down
   TcpOptions opts;      // emitted: MSS, window scale, SACK-permitted, timestamps
   std::span<const uint8_t> payload;  // may alias the output at its payload offset
+  // Leave the TCP checksum partial (pseudo-header sum only) for a port that
+  // completes it (tap checksum offload): the payload is then never summed.
+  bool partial_checksum = false;
 };
 
 // Bytes in front of a TCP payload: Ethernet + IP + TCP header with options.

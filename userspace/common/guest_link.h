@@ -12,6 +12,7 @@
 
 #include "codec/addr.h"
 #include "common/config.h"
+#include "port/frame_port.h"
 
 namespace ferry {
 
@@ -25,6 +26,15 @@ class GuestLink {
   // Sends one complete Ethernet frame to the guest; false when dropped.
   virtual bool send_to_guest(std::span<const uint8_t> frame) = 0;
   virtual bool send_to_guest(const iovec* iov, int iovcnt) = 0;
+  // True when frames may leave their L4 checksum partial (and be TCP
+  // super-segments) and go through send_to_guest_offloaded().
+  virtual bool offloads() const { return false; }
+  virtual bool send_to_guest_offloaded(const iovec* iov, int iovcnt, const TxOffload& offload) {
+    (void)iov;
+    (void)iovcnt;
+    (void)offload;
+    return false;
+  }
 };
 
 }  // namespace ferry

@@ -15,10 +15,32 @@
 
 namespace ferry {
 
+// What a port knows about a received frame beyond its bytes.
+struct RxMeta {
+  // The L4 checksum was never computed (the guest's kernel offloaded it to
+  // the port) or was verified already: do not verify it again.
+  bool l4_checksum_trusted = false;
+  // Nonzero for a TCP super-segment the guest left unsegmented (TSO): the
+  // MSS it would have cut it into.
+  uint16_t gso_size = 0;
+};
+
+// Offloads asked of the port for one frame sent to the guest (only when the
+// port's offloads() is true). A partial checksum is completed from
+// csum_start (the L4 header) into csum_start + csum_offset; with gso_size,
+// the frame is a TCP super-segment the guest's stack takes whole.
+struct TxOffload {
+  uint16_t csum_start = 0;
+  uint16_t csum_offset = 0;
+  uint16_t gso_size = 0;
+  uint8_t gso_type = 0;  // 0 none, 1 TCPv4, 4 TCPv6 (virtio_net_hdr values)
+  uint16_t hdr_len = 0;  // Ethernet + IP + TCP header bytes, with gso_size
+};
+
 class FrameSink {
  public:
   virtual ~FrameSink() = default;
-  virtual void on_guest_frame(std::span<const uint8_t> frame) = 0;
+  virtual void on_guest_frame(std::span<const uint8_t> frame, const RxMeta& meta) = 0;
 };
 
 struct PortCounters {
@@ -36,6 +58,17 @@ class FramePort {
   virtual size_t receive(FrameSink& sink, size_t max_frames) = 0;
   // Sends one frame made of iovcnt pieces. False when it was dropped.
   virtual bool send(const iovec* iov, int iovcnt) = 0;
+  // Same, with offloads (checksum completion, segmentation); only valid when
+  // offloads() is true.
+  virtual bool send(const iovec* iov, int iovcnt, const TxOffload& offload) {
+    (void)offload;
+    (void)iov;
+    (void)iovcnt;
+    return false;
+  }
+  // True when the port completes partial checksums and takes TCP
+  // super-segments (a tap with a vnet header).
+  virtual bool offloads() const { return false; }
   bool send(std::span<const uint8_t> frame) {
     iovec v{const_cast<uint8_t*>(frame.data()), frame.size()};
     return send(&v, 1);

@@ -1,10 +1,20 @@
 // TapPort: the guest's frames through a tap device whose fd ferry holds.
 //
 // Theory of operation (pasta-style): create() enters the guest's namespace,
-// opens /dev/net/tun, makes a tap with TUNSETIFF (IFF_TAP | IFF_NO_PI: the fd
-// carries bare Ethernet frames, no packet-info prefix and no virtio-net
-// header, so no offloads: every frame is at most MTU + 14 bytes), sets MTU
-// and txqueuelen through netlink in that namespace, and goes back. The device
+// opens /dev/net/tun, makes a tap with TUNSETIFF (IFF_TAP | IFF_NO_PI, and
+// IFF_VNET_HDR unless offloads are off), sets MTU and txqueuelen through
+// netlink in that namespace, and goes back.
+//
+// Offloads (the default): every frame on the fd carries a 10-byte
+// virtio_net_hdr in front, and TUNSETOFFLOAD(CSUM | TSO4 | TSO6) tells the
+// guest's stack that its NIC checksums and segments. So the guest sends TCP
+// super-segments of up to 64 KiB whatever its MTU, with the L4 checksum left
+// partial (VIRTIO_NET_HDR_F_NEEDS_CSUM: ferry trusts it, the link is memory),
+// and ferry may send the same way: a partial checksum the kernel completes
+// (or, for local delivery, never needs: CHECKSUM_PARTIAL counts as
+// verified) and super-segments with gso_size = the guest's MSS, which the
+// guest's stack takes whole. Neither side sums a payload byte, and at a
+// small MTU the per-frame costs are paid once per 64 KiB. The device
 // lives in the guest namespace and exists exactly as long as the fd: closing
 // the port removes it. Its MAC is left as the kernel chose it (random,
 // locally administered); it is the guest's MAC. The link is left down and
@@ -35,12 +45,16 @@ struct TapOptions {
   std::string ifname = "eth0";  // name inside the guest namespace
   unsigned mtu = 65520;         // 68 .. 65521 (tap's limit); 0: kernel default (1500)
   unsigned txqueuelen = 5000;   // 0: kernel default (1000)
+  bool offloads = true;         // vnet header, checksum and TSO offloads
 };
 
 class TapPort final : public FramePort {
  public:
   static constexpr size_t kHeadroom = 256;
-  static constexpr size_t kFrameMax = 65536;  // > 65521 + 14: a whole frame always fits
+  // A whole frame always fits: the largest IPv6 packet (65535 of payload
+  // after its 40-byte header) + Ethernet + VLAN.
+  static constexpr size_t kFrameMax = 65535 + 40 + 18;
+  static constexpr size_t kVnetHdrLen = 10;  // struct virtio_net_hdr
 
   // Creates the tap inside the namespace `ns_fd` (a NetnsFd's get()).
   static Result<std::unique_ptr<TapPort>> create(int ns_fd, const TapOptions& opts);
@@ -56,7 +70,9 @@ class TapPort final : public FramePort {
   int fd() const override { return fd_; }
   size_t receive(FrameSink& sink, size_t max_frames) override;
   bool send(const iovec* iov, int iovcnt) override;
+  bool send(const iovec* iov, int iovcnt, const TxOffload& offload) override;
   using FramePort::send;
+  bool offloads() const override { return vnet_hdr_; }
   const PortCounters& counters() const override { return counters_; }
 
   // The tap's index and name inside the guest namespace, and its MAC (the
@@ -71,7 +87,11 @@ class TapPort final : public FramePort {
  private:
   TapPort(int fd, int ifindex, std::string ifname, MacAddr mac);
 
+  // One frame out, behind the given vnet header when the fd carries them.
+  bool write_frame(const iovec* iov, int iovcnt, const void* vnet_hdr);
+
   int fd_ = -1;
+  bool vnet_hdr_ = false;
   int ifindex_ = 0;
   std::string ifname_;
   MacAddr mac_;

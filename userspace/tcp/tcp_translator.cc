@@ -1294,6 +1294,7 @@ uint16_t TcpTranslator::window_to_advertise(uint32_t slot) {
 void TcpTranslator::send_ack_now(uint32_t slot) {
   TcpConn& c = conns_[slot];
   c.ack_pending = false;
+  if (fast_) fast_->sync(slot, c, c.snd_max);  // rcv_nxt: what BPF may absorb
   uint16_t w = window_to_advertise(slot);
   TcpOptions o;
   bool sack = sack_blocks(slot, &o);

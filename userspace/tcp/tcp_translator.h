@@ -115,7 +115,8 @@ class TcpFastPath {
   // window. False when nothing new (or the flow is not published).
   virtual bool progress(uint32_t slot, uint32_t* ack, uint32_t* window) = 0;
   // The connection has sent (or is about to send) everything below snd_max,
-  // FIN included: keeps the shared slot current, publishes or retires it.
+  // FIN included, or is about to ACK up to rcv_nxt: keeps the shared slot
+  // current, publishes or retires it.
   virtual void sync(uint32_t slot, const TcpConn& c, uint32_t snd_max) = 0;
   // send_data() stopped on the guest's window; true when it is open already.
   virtual bool stall(uint32_t slot, const TcpConn& c) = 0;

@@ -41,7 +41,7 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
   bool start(std::string* error);
 
   // FrameSink: one guest frame, valid for the duration of the call.
-  void on_guest_frame(std::span<const uint8_t> frame) override;
+  void on_guest_frame(std::span<const uint8_t> frame, const RxMeta& meta) override;
   // IoHandler: the port's fd is readable.
   void on_io(uint64_t id, uint32_t events) override;
 
@@ -51,6 +51,10 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
   const MacAddr& guest_mac() const override { return guest_mac_; }
   bool send_to_guest(std::span<const uint8_t> frame) override;
   bool send_to_guest(const iovec* iov, int iovcnt) override;
+  bool offloads() const override { return port_.offloads(); }
+  bool send_to_guest_offloaded(const iovec* iov, int iovcnt, const TxOffload& offload) override {
+    return port_.send(iov, iovcnt, offload);
+  }
 
   // The guest's MAC before its first frame arrives (a tap knows it).
   void set_guest_mac(const MacAddr& mac) { guest_mac_ = mac; }
