@@ -274,6 +274,8 @@ static __always_inline int ferry_absorb_ack(struct __sk_buff *skb, struct ferry_
 	if (!ferry_tcp_csum_ok(skb, pkt, data, data_end))
 		return 0;
 
+	if (pkt->seq != s->rcv_nxt)
+		return 0; /* a probe or keep-alive (rcv_nxt - 1), or data in flight */
 	gen = s->gen;
 	snd_nxt = s->snd_nxt;
 	una = s->ack_from_guest;

@@ -116,8 +116,13 @@ struct ferry_conn_key {
  * What the fast path absorbs (drops after updating the slot): a TCP segment
  * of an eligible slot's flow whose flags are exactly ACK (ECE/CWR allowed),
  * with no payload, a valid TCP checksum, options none or (with
- * FERRY_SLOT_TIMESTAMPS) only timestamps in a 12-byte block, and an ACK
- * number in [ack_from_guest, snd_nxt] (modulo 2^32). Everything else passes.
+ * FERRY_SLOT_TIMESTAMPS) only timestamps in a 12-byte block, a sequence
+ * number equal to rcv_nxt, and an ACK number in [ack_from_guest, snd_nxt]
+ * (modulo 2^32). Everything else passes: in particular the guest's
+ * zero-window probes and keep-alives (no payload, sequence rcv_nxt - 1),
+ * which userspace must answer with an ACK. Userspace stores rcv_nxt before
+ * it acknowledges new guest data, so a stale value is only ever lower
+ * (such ACKs pass, never wrongly absorbed).
  * An ACK equal to ack_from_guest, with the same window, while data is
  * outstanding (ack != snd_nxt), is a duplicate ACK.
  *
@@ -142,6 +147,8 @@ struct ferry_conn_slot {
 	__u8 state;         /* userspace's TCP state, informational */
 	__u16 mss;          /* informational */
 	__u32 wake_room;    /* WINDOW_OPEN needs this much room (bytes); 0 = any */
+	__u32 rcv_nxt;      /* next sequence number expected from the guest */
+	__u32 pad_user;
 	/* ---- BPF writes ---- */
 	__u32 ack_from_guest;   /* highest ACK absorbed (valid once acks_absorbed > 0) */
 	__u32 guest_window;     /* last window, scaled, in bytes */

@@ -56,6 +56,7 @@ L2L3 ip6() {
 }
 
 struct Seg {
+  uint32_t seq = 777;
   uint32_t ack = 0;
   uint16_t window = 100;  // raw; the slot's wscale applies
   uint8_t flags = tcpflag::kAck;
@@ -71,7 +72,7 @@ Frame build(const Seg& g) {
   s.ip = g.v6 ? ip6() : ip4();
   s.sport = kGuestPort;
   s.dport = kPeerPort;
-  s.seq = 777;
+  s.seq = g.seq;
   s.ack = g.ack;
   s.flags = g.flags;
   s.window = g.window;
@@ -124,6 +125,7 @@ class FastPathTest : public ::testing::Test {
     init.snd_nxt = nxt;
     init.guest_wscale = 2;
     init.guest_window = 400;
+    init.rcv_nxt = 777;  // build()'s sequence number
     init.timestamps = ts;
     ASSERT_EQ(conns_.publish(kSlot, v6 ? key6_ : key4_, init, &gen_), "");
   }
@@ -323,6 +325,16 @@ TEST_F(FastPathTest, WindowReopensAfterStall) {
   EXPECT_EQ(seen_.size(), 2u);
 }
 
+// A pure ACK whose sequence number is not rcv_nxt passes: the guest's
+// zero-window probe or keep-alive (rcv_nxt - 1) needs userspace's answer.
+TEST_F(FastPathTest, ProbeOrKeepAliveSequencePasses) {
+  publish(1000, 2000);
+  EXPECT_EQ(run({.seq = 776, .ack = 2000}), kTcActOk);
+  EXPECT_EQ(run({.seq = 900, .ack = 2000}), kTcActOk);  // guest data still in flight
+  EXPECT_EQ(conns_.acks_absorbed(kSlot), 0u);
+  EXPECT_EQ(run({.seq = 777, .ack = 2000}), kTcActShot);
+}
+
 // wake_room batches wake-ups: room that opens below it posts nothing.
 TEST_F(FastPathTest, WindowOpenWaitsForWakeRoom) {
   publish(1000, 5000);
@@ -518,6 +530,7 @@ TEST_F(FastPathTest, LiveHandshakeAckIsAbsorbed) {
   ConnSlotInit init;
   init.snd_una = 5000;  // our SYN is not acknowledged yet
   init.snd_nxt = 5001;
+  init.rcv_nxt = syn.tcp.seq + 1;
   ASSERT_EQ(conns_.publish(kSlot,
                            make_conn_key(ip4().src, syn.tcp.sport, ip4().dst, kPeerPort), init),
             "");

@@ -107,6 +107,7 @@ std::string ConnMap::publish(uint32_t i, const ferry_conn_key& key, const ConnSl
   std::memset(static_cast<void*>(s), 0, sizeof(*s));
   s->gen = g;
   s->snd_nxt = init.snd_nxt;
+  s->rcv_nxt = init.rcv_nxt;
   s->guest_wscale = init.guest_wscale;
   s->state = init.state;
   s->mss = init.mss;

@@ -42,6 +42,7 @@ class BpfAttachment;
 struct ConnSlotInit {
   uint32_t snd_una = 0;       // seeds ack_from_guest
   uint32_t snd_nxt = 0;
+  uint32_t rcv_nxt = 0;       // only pure ACKs with this sequence number are absorbed
   uint32_t guest_window = 0;  // scaled, seeds guest_window
   uint8_t guest_wscale = 0;
   bool timestamps = false;    // TS-only pure ACKs may be absorbed

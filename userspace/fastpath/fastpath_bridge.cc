@@ -86,6 +86,8 @@ void FastPathBridge::sync(uint32_t slot, const TcpConn& c, uint32_t snd_max) {
     map_.set_snd_nxt(slot, snd_max);  // before FIN_PENDING: FIN_ACKED compares with it
     f.snd_nxt = snd_max;
   }
+  if (ferry_conn_slot* s = map_.slot(slot); s != nullptr && s->rcv_nxt != c.rcv_nxt)
+    __atomic_store_n(&s->rcv_nxt, c.rcv_nxt, __ATOMIC_RELEASE);  // only userspace writes it
   if ((c.flags & tcpconn::kFinSent) && !(f.bits & kFin)) {
     map_.set_fin_pending(slot, true);
     f.bits |= kFin;
@@ -129,6 +131,7 @@ void FastPathBridge::publish(uint32_t slot, const TcpConn& c, uint32_t snd_max) 
   ConnSlotInit init;
   init.snd_una = c.snd_una;
   init.snd_nxt = snd_max;
+  init.rcv_nxt = c.rcv_nxt;
   init.guest_window = c.snd_wnd;
   init.guest_wscale = c.snd_shift;
   init.timestamps = false;  // ferry never negotiates them

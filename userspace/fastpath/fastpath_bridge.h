@@ -10,7 +10,10 @@
 //    progress (progress) right before it uses snd_una or the window;
 //  * the bridge owns the slot's userspace fields: it publishes a flow, stores
 //    snd_nxt (= the translator's snd_max, FIN counted) before the frames
-//    leave, sets FIN_PENDING, wake_room and stall_epoch, and retires the flow;
+//    leave and rcv_nxt before each ACK to the guest (BPF absorbs only pure
+//    ACKs at rcv_nxt, so the guest's probes and keep-alives reach the
+//    translator), sets FIN_PENDING, wake_room and stall_epoch, and retires
+//    the flow;
 //  * BPF owns ack_from_guest, guest_window, dup_acks and the counters.
 //
 // When a flow is on the fast path (published in conn_hash, eligible):
