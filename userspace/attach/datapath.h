@@ -21,27 +21,32 @@
 // anything else with it.
 //
 // Hook choice, measured on this machine (kernel 6.18, 2 shared vCPUs, iperf3
-// -t 4, one stream, guest -> 127.0.0.1 in the host namespace through ferry
-// attach, three runs each, Gbit/s; the machine is shared, so +-15 %):
+// one stream, guest -> 127.0.0.1 in the host namespace through ferry attach,
+// Gbit/s per run; the machine is shared, so +-15 %). Two rounds: the private
+// tap as TapPort first made it (no vnet header: the tap's xmit segments and
+// checksums for it), and with TapPort's offloads (vnet header, CSUM+TSO:
+// super-segments cross the redirect whole), which were being added as this
+// was written:
 //
-//   veth MTU  hook (mode)          guest tx checksum offload   runs
-//   65520     tc  (tcx)            on (the default)            4.56 4.85 4.21
-//   65520     tc  (tcx)            off                         3.87 4.53 3.94
-//   65520     xdp (generic*)       off                         3.94 4.68 5.13
-//   65520     xdp (generic*)       on  (the default)           0    0    0
-//   1500      tc  (tcx)            on                          1.05 1.00 0.91
-//   1500      tc  (tcx)            off                         0.85 0.82 0.72
-//   1500      xdp (driver)         off                         0.97 0.97 0.90
-//   1500      xdp (driver)         on                          0    0    0
-//   (* native XDP on a veth refuses MTU 65520 for a non-frags program)
+//   veth MTU  hook (mode)      guest tx csum offload   plain tap        offload tap
+//   65520     tc  (tcx)        on (the default)        4.56 4.85 4.21   3.87 3.91
+//   65520     tc  (tcx)        off                     3.87 4.53 3.94   3.38 3.60
+//   65520     xdp (generic*)   off                     3.94 4.68 5.13   3.96 3.78
+//   65520     xdp (generic*)   on  (the default)       0    0    0      3.28 4.32
+//   1500      tc  (tcx)        on                      1.05 1.00 0.91   3.65 3.43
+//   1500      tc  (tcx)        off                     0.85 0.82 0.72   0.73 0.83
+//   1500      xdp (driver)     off                     0.97 0.97 0.90   0.79 0.78
+//   1500      xdp (driver)     on  (the default)       0    0    0      0    0
+//   (* native XDP on a veth refuses MTU 65520 for a non-frags program, so
+//    the kernel's generic, skb-based XDP is used)
 //
-// Where both work they are equal within noise: the cost is the translator,
-// not the hook. But XDP (driver or generic) takes the frame before the
-// kernel finishes a checksum the guest left to offload (CHECKSUM_PARTIAL is
-// lost on the way into the tap), so with a guest's default offloads every
-// TCP segment reaches ferry with a bad checksum and is dropped: 0 Gbit/s.
-// tcx ingress redirects an skb: dev_queue_xmit() on the tap completes the
-// checksum and segments GSO for it. So tc is the default; xdp stays
+// tcx ingress works with every guest configuration and is the fastest or
+// equal everywhere; with the offload tap it is 4.5x XDP at MTU 1500, since
+// the guest's 64 KiB super-segments stay whole through bpf_redirect. Native
+// XDP turns the skb into an xdp_frame and loses CHECKSUM_PARTIAL and GSO:
+// with a guest's default offloads every TCP segment reaches ferry with an
+// unfinished checksum and is dropped (0). Generic XDP keeps the skb, so it
+// works only where native XDP is refused. So tc is the default; xdp stays
 // selectable (--hook xdp) for guests that send full checksums
 // (`ethtool -K eth0 tx off`). Reproduce: ATTACH_BENCH=1 FERRY=build/ferry
 // bash tests/e2e/attach_hooks.sh.
