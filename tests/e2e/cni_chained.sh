@@ -8,7 +8,7 @@
 # ferry via ptp's gateway address, checksums match -> CHECK -> GC with the
 # attachment listed -> DEL (ferry detached, ptp's veth removed by ptp) ->
 # DEL again. Then spec 1.0.0 (bookworm libcni 1.1.2, ptp 1.1.1): ADD,
-# download, CHECK, DEL.
+# download, CHECK, DEL. Then hook "xdp" (1.1.0): ADD, download, DEL.
 # Topology: see cni_clients.sh. ptp turns on ip_forward inside H only; H has
 # no route anywhere but its own veths.
 E2E_NAME=cni_chained
@@ -21,12 +21,12 @@ mkdir -p "$E2E_TMP/www"
 cni_http_servers "$E2E_TMP/www"
 NET=cnichain$$
 
-chain() {  # chain VERSION: ptp + ferry-cni
+chain() {  # chain VERSION [FERRY-EXTRA-FIELDS]: ptp + ferry-cni
   cni_conf chain.conflist '{"cniVersion":"'"$1"'","name":"'$NET'","plugins":[
     {"type":"ptp","ipMasq":false,"mtu":1500,
      "ipam":{"type":"host-local","dataDir":"'"$CNI_T/ipam"'","ranges":[[{"subnet":"198.19.20.0/24"}]],
              "routes":[{"dst":"0.0.0.0/0"}]}},
-    {"type":"ferry-cni","stateDir":"'"$CNI_T/state"'"}]}'
+    {"type":"ferry-cni","stateDir":"'"$CNI_T/state"'"'"${2:-}"'}]}'
 }
 # The host-side (sandbox-less) interface of the last result.
 host_if() { cni_json '[i["name"] for i in r["interfaces"] if not i.get("sandbox")][0]'; }
@@ -67,3 +67,18 @@ for ver in 11 10; do
   cni_run "$ver" "$CID" del "$NET" "$PNS"
   cni_ok "DEL again (client $ver)"
 done
+
+# hook "xdp" chained: ferry-cni turns off TX checksum offload on ptp's pod
+# interface (XDP loses the offload state), and the download still verifies.
+chain 1.1.0 ',"hook":"xdp"'
+cni_run 11 ctrX add "$NET" "$PNS"
+cni_ok "ADD chained, hook xdp"
+DEV=$(host_if)
+GW=$(cni_json 'r["ips"][0]["gateway"]')
+e2e_expect "pod's eth0: tx-checksumming off" bash -c "ip netns exec '$P' ethtool -k eth0 | grep -q '^tx-checksumming: off'"
+if cni_fetch "$GW" "$E2E_TMP/gotx"; then e2e_log "ok: download through ferry's XDP hook on ptp's veth"; else
+  e2e_fail "download through the XDP hook (chained)"; cni_ferry_log "$DEV"; fi
+cni_run 11 ctrX del "$NET" "$PNS"
+cni_ok "DEL chained, hook xdp"
+left=$(cni_leftovers)
+e2e_expect "after DEL: nothing of ferry left ($left)" test -z "$left"

@@ -209,3 +209,23 @@ cni_ok "DEL ctrG"
 e2e_expect "port 18080 closed after DEL" bash -c \
   "! nsenter --net=/run/netns/$H timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/18080' 2>/dev/null"
 clean "DEL ctrG"
+
+# ---- 8. hook "xdp" and fastpath false are handed to ferry attach ----------------------------------
+cni_conf 11.conflist '{"cniVersion":"1.1.0","name":"'$NET'","plugins":[{"type":"ferry-cni","stateDir":"'"$CNI_T/state"'",
+  "hook":"xdp","fastpath":false,"mapGateway":true}]}'
+cni_run 11 ctrX add "$NET" "$PNS"
+cni_ok "ADD with hook xdp, fastpath off"
+DEVX=$(cni_json 'r["interfaces"][0]["name"]')
+e2e_expect "service runs with --no-fastpath --hook xdp" bash -c \
+  "tr '\\0' ' ' </proc/\$(cat /run/ferry/$DEVX/pid)/cmdline | grep -q -- '--no-fastpath --hook xdp'"
+e2e_expect "pod's eth0 sends full checksums (tx off) for XDP" bash -c \
+  "ip netns exec '$P' ethtool -k eth0 | grep -q '^tx-checksumming: off'"
+e2e_expect "ferry status says hook xdp" bash -c \
+  "nsenter --net=/run/netns/$H '$FERRY' status '$DEVX' -j | grep -q '\"hook\":\"xdp\"'"
+if cni_fetch 198.18.0.1 "$E2E_TMP/gotx"; then e2e_log "ok: download through the XDP hook"; else
+  e2e_fail "download through the XDP hook"; cni_ferry_log "$DEVX"; fi
+cni_run 11 ctrX check "$NET" "$PNS"
+cni_ok "CHECK (xdp)"
+cni_run 11 ctrX del "$NET" "$PNS"
+cni_ok "DEL (xdp)"
+clean "DEL (xdp)"

@@ -13,7 +13,11 @@
 #include "cni/plugin.h"
 
 #include <linux/bpf.h>
+#include <linux/ethtool.h>
 #include <linux/if.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -124,6 +128,26 @@ Status delete_link_named(const std::string& name) {
   if (!idx) return idx.status().err() == ENODEV ? Status() : idx.status();
   Status st = nl->delete_link(*idx);
   return (st.ok() || st.err() == ENODEV) ? Status() : st;
+}
+
+// Turns TX checksum offload off on `ifname` in the calling thread's
+// namespace (ethtool -K IF tx off). Frames taken by XDP lose the kernel's
+// checksum-offload state, so with hook "xdp" the pod must send full
+// checksums; the tc hook keeps the state and needs nothing.
+Status disable_tx_checksum(const std::string& ifname) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::from_errno("socket for ethtool");
+  ethtool_value ev{};
+  ev.cmd = ETHTOOL_STXCSUM;
+  ev.data = 0;
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+  ifr.ifr_data = reinterpret_cast<char*>(&ev);
+  int rc = ::ioctl(fd, SIOCETHTOOL, &ifr);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status(err, "ethtool -K " + ifname + " tx off");
+  return Status();
 }
 
 // The parent directory of a path ("" for none).
@@ -360,6 +384,9 @@ Err Plugin::add_main(const std::string& key, json* out) {
       Status st = write_sysctl("net/ipv6/conf/" + env_.ifname + "/disable_ipv6", "1");
       if (!st && st.err() != ENOENT) return fail(st);
     }
+    if (conf_.hook == "xdp") {
+      if (Status st = disable_tx_checksum(env_.ifname); !st) return fail(st);
+    }
     if (Status st = nl->bring_lo_up(); !st) return fail(st);
     if (Status st = nl->set_link_up(li->index, true); !st) return fail(st);
     for (const CniIp& ip : pod.ips) {
@@ -459,6 +486,16 @@ Err Plugin::add_chained(const std::string& key, json* out) {
   }
   plan.hook = conf_.hook;
   plan.map_gateway = conf_.map_gateway;
+
+  if (conf_.hook == "xdp") {
+    // The pod's interface is another plugin's, but XDP needs it to send
+    // full checksums (see disable_tx_checksum).
+    Result<NetnsFd> ns = open_netns(env_.netns);
+    if (!ns) return error(kErrInvalidEnv, "CNI_NETNS: " + ns.status().message());
+    NetnsGuard guard;
+    if (Status st = guard.enter(ns->get()); !st) return error(kErrLinkSetup, st.message());
+    if (Status st = disable_tx_checksum(env_.ifname); !st) return error(kErrLinkSetup, "pod interface: " + st.message());
+  }
 
   Rollback undo;
   AttachmentRecord rec{conf_.name, env_.container_id, env_.ifname, env_.netns, host, "chained", "adding", false};
