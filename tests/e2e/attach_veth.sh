@@ -12,7 +12,9 @@
 #   kill -9 of the service, then detach -> no program, link, pin or run dir;
 #   detach again -> "not attached", 0; attach after a kill -9 (restart)
 #   picks up cleanly, one program on DEV, and works, including an inbound
-#   -t forward from H's 127.0.0.1 to the guest's port 80 (-a names the guest).
+#   -t forward from H's 127.0.0.1 to the guest's port 80 (-a names the guest);
+#   a hung (SIGSTOPped) service: conns still answers, detach --timeout 1
+#   escalates to SIGKILL and cleans up.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 e2e_init
@@ -200,6 +202,27 @@ for _ in $(seq 50); do
 done
 timeout 30 "${HN[@]}" curl -sS -o "$E2E_TMP/gotin" "http://127.0.0.1:9000/blob"
 e2e_expect "inbound -t forward into the guest" test "$(sha256sum <"$E2E_TMP/gotin" 2>/dev/null | cut -d' ' -f1)" = "$WANT"
+# A hung service (SIGSTOP): conns still reads its table from the pins, and
+# detach escalates to SIGKILL after --timeout and cleans up.
+timeout 60 ip netns exec "$G" curl -sS --limit-rate 4M -o /dev/null "http://198.18.0.1:8080/blob" 2>/dev/null &
+SLOW=$!
+e2e_on_exit "e2e_kill_pid $SLOW"
+sleep 1
+PID=$(cat "/run/ferry/$DEV/pid")
+kill -STOP "$PID"
+timeout 5 "$FERRY" conns "$DEV" -j >"$OUT"
+e2e_expect "conns of a hung service lists its flow" python3 -c "
+import json; c = json.load(open('$OUT'))['connections']; assert any(x['peer_port'] == 8080 for x in c), c"
+SECONDS=0
+timeout 20 "${HN[@]}" "$FERRY" detach "$DEV" --timeout 1 2>"$ERR"
+rc=$?
+e2e_expect "detach of a hung service -> 0 within a few seconds" test $rc -eq 0 -a $SECONDS -le 8
+e2e_expect "detach said it used SIGKILL" grep -q SIGKILL "$ERR"
+e2e_expect "hung service: no pins, no run dir" test ! -e "/sys/fs/bpf/ferry/$DEV" -a ! -e "/run/ferry/$DEV"
+e2e_kill_pid "$SLOW"
+
+# Last attach, plain detach.
+timeout 30 "${HN[@]}" "$FERRY" attach "$DEV" -q || e2e_die "attach after the hung service"
 timeout 20 "${HN[@]}" "$FERRY" detach "$DEV" -q
 e2e_expect "final detach -> 0" test $? -eq 0
 e2e_expect "final: no pins, no run dir" test ! -e "/sys/fs/bpf/ferry/$DEV" -a ! -e "/run/ferry/$DEV"

@@ -13,9 +13,10 @@
 // the BPF array: no syscall at all. Each slot write bumps `seq` to odd
 // before and to even after (release order), for readers that copy while we write.
 //
-// The translator takes one observer; whoever needs it too (the fast path's
-// map publisher) registers with chain(): the mirror forwards every call to it
-// after updating the view.
+// The translator takes one observer, and the mirror's constructor takes it
+// (replacing any other): whoever needs it too (the fast path's map
+// publisher) registers with chain(), and the mirror forwards every call to
+// it after updating the view.
 #pragma once
 
 #include <cstdint>
