@@ -5,11 +5,16 @@
 //   1. record "adding"                         -> remove record
 //   2. IPAM ADD (when configured)               -> IPAM DEL
 //   3. veth host end + peer in CNI_NETNS        -> delete host end (takes the peer)
-//   4. host end: no IPv6, up; pod end: IPv6 quiet or off, lo up, link up,
-//      addresses, routes
+//   4. host end: no IPv6, up; pod end: IPv6 quiet or off, TX checksum
+//      offload off for hook "xdp", lo up, link up, addresses, routes
 //   5. ferry attach HOSTDEV ...                 -> ferry detach HOSTDEV
 //   6. record "ready", print the result
-// Chained mode runs 0, 1, 5, 6 on the host-side interface of prevResult.
+// Chained mode runs 0, 1, 5, 6 on the host-side interface of prevResult
+// (and, for hook "xdp", turns TX checksum offload off on the pod's end).
+//
+// One address per family goes to the pod and to the translator (ferry
+// translates for one guest address of each family); further IPAM addresses
+// of a family are not configured.
 #include "cni/plugin.h"
 
 #include <linux/bpf.h>
@@ -169,9 +174,10 @@ std::optional<CniError> error_from_output(const std::string& out) {
   return e;
 }
 
-// Family gateway lookups for routes without a gw of their own.
+// The pod's addresses and the gateway of each family (also the gw of IPAM
+// routes that name none).
 struct PodAddrs {
-  std::vector<CniIp> ips;  // at most one per family, in order v4, v6
+  std::vector<CniIp> ips;  // at most one per family, in IPAM's order
   std::optional<InetAddr> gw4, gw6;
 };
 
