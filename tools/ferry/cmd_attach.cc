@@ -87,7 +87,7 @@ constexpr const char* kAttachUsage =
     "                             SIGTERM (for supervisors such as systemd)\n"
     "  -q, --quiet                no messages but errors\n"
     "  -h, --help                 this text\n"
-    "translator options, as for `ferry run`; here -m defaults to DEV's MTU, -I is\n"
+    "\ntranslator options, as for `ferry run`; here -m defaults to DEV's MTU, -I is\n"
     "ignored (the private tap needs no name), and --no-fastpath only keeps pure ACKs\n"
     "in userspace (the redirect programs are always loaded). DEV is set up if down.\n";
 
