@@ -7,7 +7,9 @@
 # `bpftool map dump pinned .../conn_hash`, taken while the connection is
 # live, must show it with field names. ferry runs with -v, so the fast
 # path's wake-up counters (events, scans) are logged for the record.
-# FASTPATH_MIB overrides the size (MiB) for quick runs.
+# FASTPATH_MIB overrides the size (MiB) for quick runs; FASTPATH_RCVBUF sets
+# the guest socket's SO_RCVBUF (a small window: a window-limited transfer,
+# where wake_room matters; FERRY_WAKE_DIVISOR=0 turns the threshold off).
 source "$(dirname "$0")/lib.sh"
 e2e_init
 source "$(dirname "$0")/../tools/tcp_e2e.sh"
@@ -26,7 +28,7 @@ want=$(/usr/bin/python3 "$FX" sha --bytes "$N" --seed 21)
 
 e2e_ferry 240 run -v -- /usr/bin/python3 "$FX" fetch --addr 198.18.0.1 --port "$HP" \
   --bytes "$N" --seed 21 --dump-at $((4 << 20)) --dump-out "$E2E_TMP/conn_hash.json" \
-  --stats-at $((N - (N >> 5))) --stats-out "$E2E_TMP/stats.json" --ferry "$FERRY" --timeout 120
+  --stats-at $((N - (N >> 5))) --stats-out "$E2E_TMP/stats.json" --ferry "$FERRY" --timeout 120 --rcvbuf "${FASTPATH_RCVBUF:-0}"
 e2e_expect_rc 0 "guest downloaded $MIB MiB"
 e2e_expect "sha256 of the download matches" test "$(head -1 "$OUT" 2>/dev/null)" = "$want"
 
@@ -70,6 +72,10 @@ for e in doc:
 print(json.dumps(doc)[:400], file=sys.stderr)
 sys.exit(1)
 PY
-grep -h "fast path:" "$ERR" | sed "s/^/[$E2E_NAME] /"
+fp_line=$(grep -h "fast path:" "$ERR" | tail -1)
+e2e_log "${fp_line#ferry run: }"
+ev=$(sed -n 's/.* event_wakeups=\([0-9]*\).*/\1/p' <<<"$fp_line")
+sc=$(sed -n 's/.* scans=\([0-9]*\).*/\1/p' <<<"$fp_line")
+e2e_log "userspace wake-ups for ACKs: ${ev:-?} events + ${sc:-?} scans for $MIB MiB ($(awk -v e="${ev:-0}" -v s="${sc:-0}" -v m="$MIB" 'BEGIN {printf "%.2f", (e + s) / m}') per MiB); pure ACKs $pure ($(awk -v p="$pure" -v m="$MIB" 'BEGIN {printf "%.2f", p / m}') per MiB)"
 if [[ $E2E_FAILED != 0 ]]; then e2e_show_output; fi
 e2e_check_clean "$FERRY_PID"

@@ -78,6 +78,7 @@ def main():
     p.add_argument("--stats-out")
     p.add_argument("--ferry")
     p.add_argument("--timeout", type=float, default=120)
+    p.add_argument("--rcvbuf", type=int, default=0, help="fetch: SO_RCVBUF (a small window)")
     a = p.parse_args()
     if a.cmd == "serve":
         return serve(a)
@@ -88,7 +89,11 @@ def main():
         print(h.hexdigest())
         return 0
     inst = os.environ.get("FERRY_INSTANCE", "")
-    s = socket.create_connection((a.addr, a.port), timeout=a.timeout)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if a.rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, a.rcvbuf)
+    s.settimeout(a.timeout)
+    s.connect((a.addr, a.port))
     s.sendall(b"GET /data HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     head = b""
     while b"\r\n\r\n" not in head:
