@@ -136,6 +136,38 @@ TEST(CniState, GarbageDeviceNameRejected) {
   EXPECT_FALSE(record_from_text(R"({"network":"n","containerID":"c","ifname":"e","hostDevice":"../x/y"})"));
 }
 
+TEST(CniPlugin, GcTouchesOnlyItsNetworkAndUnlisted) {
+  // Chained records (ferry made no link, so GC only runs `ferry detach`),
+  // in two networks; a stand-in ferry logs what it is asked.
+  TempDir t;
+  std::string ferry = (t.path / "ferry").string(), log = (t.path / "log").string();
+  std::ofstream(ferry) << "#!/bin/sh\necho \"$@\" >> " << log << "\nexit 0\n";
+  ::chmod(ferry.c_str(), 0755);
+  const std::string dir = (t.path / "state").string();
+  auto rec = [](const char* net, const char* cid, const char* dev) {
+    return AttachmentRecord{net, cid, "eth0", "/run/netns/x", dev, "chained", "ready", false};
+  };
+  {
+    StateStore w(dir);  // its lock goes with it, before the plugin wants it
+    ASSERT_TRUE(w.lock(1000).ok());
+    ASSERT_TRUE(w.save(attachment_key("a", "c1", "eth0"), rec("a", "c1", "vetha1")).ok());
+    ASSERT_TRUE(w.save(attachment_key("a", "c2", "eth0"), rec("a", "c2", "vetha2")).ok());
+    ASSERT_TRUE(w.save(attachment_key("b", "c3", "eth0"), rec("b", "c3", "vethb3")).ok());
+  }
+  std::string conf = R"({"cniVersion":"1.1.0","name":"a","ferryPath":")" + ferry + R"(","stateDir":")" +
+                     (t.path / "state").string() +
+                     R"(","cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}]})";
+  PluginRun r = run_plugin({{"CNI_COMMAND", "GC"}}, conf, "");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  std::ifstream f(log);
+  std::string text((std::istreambuf_iterator<char>(f)), {});
+  EXPECT_EQ(text, "detach vetha2\n");
+  StateStore s(dir);
+  EXPECT_TRUE(s.load(attachment_key("a", "c1", "eth0")));
+  EXPECT_FALSE(s.load(attachment_key("a", "c2", "eth0")));
+  EXPECT_TRUE(s.load(attachment_key("b", "c3", "eth0")));
+}
+
 // ---- privileged: the plugin in two anonymous namespaces ---------------------------------
 
 class CniPluginNs : public ::testing::Test {
