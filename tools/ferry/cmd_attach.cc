@@ -456,6 +456,7 @@ int cmd_attach(int argc, char** argv) {
       dup2(log, STDOUT_FILENO);
       dup2(log, STDERR_FILENO);
     }
+    if (chdir("/") != 0) std::perror("ferry: chdir /");  // hold no directory (or mount) busy
     if (FILE* f = std::fopen((dir + "/pid").c_str(), "w")) {
       std::fprintf(f, "%d\n", getpid());
       std::fclose(f);
