@@ -7,8 +7,8 @@
 # STATUS (ready; no privileges: 50; no ferry: 50; bad configuration: 7)
 # through them.
 #
-# The clients come from /work/shared/tools/cniclient-setup.sh (copied into
-# the repository's view as $CNI_SETUP, default that path): `cniclient` on
+# The clients come from $CNI_SETUP (default /work/shared/tools/
+# cniclient-setup.sh, the project's shared client builder): `cniclient` on
 # Debian bookworm's libcni 1.1.2 (spec <= 1.0.0) with bookworm's reference
 # plugins, and `cniclient-1.3.0` on libcni 1.3.0 (spec 1.1.0: STATUS, GC)
 # with the reference plugins 1.9.1. They are built once per build directory
