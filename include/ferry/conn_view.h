@@ -60,8 +60,15 @@ struct ferry_conn_view {
 	__u32 snd_wnd;       /* guest's window, scaled, bytes */
 	__u32 rcv_wnd;       /* window we advertise to the guest, bytes */
 	__u16 mss;           /* segment size toward the guest */
-	__u16 pad;
+	__u16 pad0;          /* zero */
+	__u32 pad1;          /* zero; keeps the u64 below aligned without a hole */
 	__u64 last_activity_ns; /* CLOCK_MONOTONIC of the last segment */
 };
+
+#ifdef __cplusplus
+static_assert(sizeof(struct ferry_conn_view) == 80, "ferry_conn_view layout");
+#else
+_Static_assert(sizeof(struct ferry_conn_view) == 80, "ferry_conn_view layout");
+#endif
 
 #endif /* FERRY_CONN_VIEW_H */
