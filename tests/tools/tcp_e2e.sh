@@ -3,7 +3,9 @@
 #   xfer_server NAME ARGS...   tcp_xfer.py listen ARGS in the background on the
 #                              host (loopback only); sets NAME_PORT, NAME_PID
 #   xfer_wait PID              exit status of a server started above
-#   rss_watch_start / rss_watch_stop   sample ferry's VmRSS (kB) every 0.2 s;
+#   rss_watch_start / rss_watch_stop   sample ferry's RssAnon (kB) every 0.2 s:
+#                              its own memory; the BPF maps it mmaps (fixed,
+#                              sized by --max-conns) show as RssFile instead;
 #                              rss_watch_stop sets RSS_MAX_KB
 #   free_port                  a TCP port free on both 127.0.0.1 and ::1
 #   build_loss_prog PPM OUT    compiles tests/tools/tcp_loss.bpf.c
@@ -41,7 +43,7 @@ rss_watch_start() {
   (
     end=$((SECONDS + 600))
     while ((SECONDS < end)) && [[ -r /proc/$pid/status ]]; do
-      awk '/^VmRSS/ {print $2}' /proc/$pid/status 2>/dev/null
+      awk '/^RssAnon/ {print $2}' /proc/$pid/status 2>/dev/null
       sleep 0.2
     done
   ) >"$RSS_FILE" &
