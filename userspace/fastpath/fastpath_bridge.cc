@@ -3,6 +3,7 @@
 #include "fastpath/fastpath_bridge.h"
 
 #include <sys/epoll.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -32,6 +33,7 @@ FastPathBridge::FastPathBridge(EventLoop& loop, TcpTranslator& tcp, Options opts
 FastPathBridge::~FastPathBridge() {
   tcp_.set_fast_path(nullptr);
   if (events_fd_ >= 0) loop_.remove(events_fd_);
+  if (flows_ != nullptr) munmap(flows_, sizeof(Flow) * nflows_);
 }
 
 // Maps the slots, opens the ring, registers with the loop and the translator.
@@ -40,7 +42,12 @@ std::string FastPathBridge::open(const BpfAttachment& bpf) {
   if (!err.empty()) return err;
   err = events_.open(bpf, [this](const ferry_event& ev) { on_event(ev); });
   if (!err.empty()) return err;
-  flows_.assign(map_.capacity(), Flow{});
+  // untouched pages stay zero and cost no memory (as the translator's table)
+  void* p = mmap(nullptr, sizeof(Flow) * map_.capacity(), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return "fast path: no memory for the flow table";
+  flows_ = static_cast<Flow*>(p);
+  nflows_ = map_.capacity();
   events_fd_ = events_.epoll_fd();
   if (events_fd_ < 0 || !loop_.add(events_fd_, EPOLLIN, loop_.register_handler(this), 0)) {
     events_fd_ = -1;
@@ -58,7 +65,7 @@ std::string FastPathBridge::open(const BpfAttachment& bpf) {
 bool FastPathBridge::progress(uint32_t slot, uint32_t* ack, uint32_t* window) {
   if (!published(slot)) return false;
   Flow& f = flows_[slot];
-  uint64_t n = map_.acks_absorbed(slot);
+  auto n = static_cast<uint32_t>(map_.acks_absorbed(slot));
   if (n == f.absorbed_seen) return false;
   f.absorbed_seen = n;
   *ack = map_.ack_from_guest(slot);
@@ -70,7 +77,7 @@ bool FastPathBridge::progress(uint32_t slot, uint32_t* ack, uint32_t* window) {
 // Keeps the slot current with what the translator sent; moves the flow
 // onto or off the fast path as its eligibility changes.
 void FastPathBridge::sync(uint32_t slot, const TcpConn& c, uint32_t snd_max) {
-  if (slot >= flows_.size()) return;
+  if (slot >= nflows_) return;
   Flow& f = flows_[slot];
   bool want = c.state == TcpState::established && !c.in_recovery && c.fd >= 0 &&
               snd_max != c.iss + 1;
@@ -115,12 +122,12 @@ bool FastPathBridge::stall(uint32_t slot, const TcpConn& c) {
 
 // A flow entered the translator's table: nothing published yet.
 void FastPathBridge::on_flow_added(uint32_t slot, const ferry_conn_key&, const TcpConn&) {
-  if (slot < flows_.size() && !(flows_[slot].bits & kPublished)) flows_[slot].bits = 0;
+  if (slot < nflows_ && !(flows_[slot].bits & kPublished)) flows_[slot].bits = 0;
 }
 
 // A flow left the table (close, reset, timeout): off the fast path.
 void FastPathBridge::on_flow_removed(uint32_t slot, const ferry_conn_key& key) {
-  if (slot >= flows_.size()) return;
+  if (slot >= nflows_) return;
   if (flows_[slot].bits & kPublished) retire(slot, key);
   flows_[slot].bits = 0;
 }
@@ -210,7 +217,7 @@ void FastPathBridge::on_io(uint64_t, uint32_t) {
 // One record: act for the flow's current generation only.
 void FastPathBridge::on_event(const ferry_event& ev) {
   counters_.events++;
-  if (ev.slot >= flows_.size() || !(flows_[ev.slot].bits & kPublished) ||
+  if (ev.slot >= nflows_ || !(flows_[ev.slot].bits & kPublished) ||
       flows_[ev.slot].gen != ev.gen) {
     counters_.stale_events++;
     return;

@@ -49,7 +49,6 @@
 
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "bpf/fastpath.h"
 #include "loop/event_loop.h"
@@ -114,7 +113,7 @@ class FastPathBridge final : public TcpFastPath,
   // One line "name=value ..." of the counters (for -v and measurements).
   std::string counters_line() const;
   bool published(uint32_t slot) const {
-    return slot < flows_.size() && (flows_[slot].bits & kPublished) != 0;
+    return slot < nflows_ && (flows_[slot].bits & kPublished) != 0;
   }
   const ConnMap& conn_map() const { return map_; }
   // Runs one activity scan now (tests).
@@ -125,11 +124,11 @@ class FastPathBridge final : public TcpFastPath,
   static constexpr uint8_t kFin = 1 << 1;     // FIN_PENDING set in the slot
   static constexpr uint8_t kFailed = 1 << 2;  // publish failed: do not retry
   static constexpr uint8_t kWatched = 1 << 3;  // counted in watched_
-  struct Flow {
-    uint64_t absorbed_seen = 0;  // the slot's acks_absorbed at the last fold
-    uint32_t gen = 0;
-    uint32_t snd_nxt = 0;        // last value stored in the slot
-    uint8_t bits = 0;
+  struct Flow {  // all-zero is "not published" (the table is mmap'd, zero pages)
+    uint32_t absorbed_seen;  // the slot's acks_absorbed (low bits) at the last fold
+    uint32_t gen;
+    uint32_t snd_nxt;        // last value stored in the slot
+    uint8_t bits;
   };
 
   void publish(uint32_t slot, const TcpConn& c, uint32_t snd_max);
@@ -143,7 +142,8 @@ class FastPathBridge final : public TcpFastPath,
   ConnMap map_;
   FastPathEvents events_;
   int events_fd_ = -1;
-  std::vector<Flow> flows_;  // indexed by the translator's slot
+  Flow* flows_ = nullptr;    // indexed by the translator's slot; nflows_ entries
+  uint32_t nflows_ = 0;
   uint32_t watched_ = 0;     // published flows with data outstanding
   uint64_t next_scan_ = 0;
   uint64_t scan_interval_ = 0;
