@@ -16,41 +16,20 @@
 #include "codec/frame.h"
 #include "common/config.h"
 #include "common/guest_link.h"
+#include "support/fake_link.h"
 #include "loop/event_loop.h"
 #include "udp/udp_translator.h"
 
 namespace ferry {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
+using testing::Bytes;
 
-const MacAddr kGuestMac{{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}};
+using testing::kGuestMac;
 
 InetAddr A(const char* s) { return *InetAddr::parse(s); }
 
-class FakeLink : public GuestLink {
- public:
-  FakeLink() : cfg_(Config::defaults()) {}
-  const Config& config() const override { return cfg_; }
-  const MacAddr& our_mac() const override { return cfg_.our_mac; }
-  const MacAddr& guest_mac() const override { return mac_; }
-  bool send_to_guest(std::span<const uint8_t> frame) override {
-    sent.emplace_back(frame.begin(), frame.end());
-    return true;
-  }
-  bool send_to_guest(const iovec* iov, int iovcnt) override {
-    Bytes b;
-    for (int i = 0; i < iovcnt; i++) {
-      const uint8_t* p = static_cast<const uint8_t*>(iov[i].iov_base);
-      b.insert(b.end(), p, p + iov[i].iov_len);
-    }
-    sent.push_back(b);
-    return true;
-  }
-  Config cfg_;
-  MacAddr mac_ = kGuestMac;
-  std::vector<Bytes> sent;
-};
+using testing::FakeLink;
 
 // A UDP socket of the test bound to loopback (v4 or v6), port chosen by the kernel.
 struct Peer {
