@@ -63,7 +63,7 @@ std::string FastPathBridge::open(const BpfAttachment& bpf) {
 // pairs an older ACK with a newer window, i.e. a right edge never beyond
 // the guest's real one.
 bool FastPathBridge::progress(uint32_t slot, uint32_t* ack, uint32_t* window) {
-  if (!published(slot)) return false;
+  if (slot >= nflows_ || !(flows_[slot].bits & (kPublished | kDrain))) return false;
   Flow& f = flows_[slot];
   auto n = static_cast<uint32_t>(map_.acks_absorbed(slot));
   if (n == f.absorbed_seen) return false;
@@ -168,7 +168,9 @@ void FastPathBridge::retire(uint32_t slot, const ferry_conn_key& key) {
   map_.retire(slot, key);
   counters_.retired++;
   watch(slot, false);
-  flows_[slot].bits = static_cast<uint8_t>(flows_[slot].bits & kFailed);
+  // BPF may have absorbed one more ACK on another CPU while we retired: the
+  // slot keeps it (until published again) and progress() still reads it.
+  flows_[slot].bits = static_cast<uint8_t>((flows_[slot].bits & kFailed) | kDrain);
 }
 
 // Counts flows the activity scan must keep an eye on; starts the scan.

@@ -124,6 +124,7 @@ class FastPathBridge final : public TcpFastPath,
   static constexpr uint8_t kFin = 1 << 1;     // FIN_PENDING set in the slot
   static constexpr uint8_t kFailed = 1 << 2;  // publish failed: do not retry
   static constexpr uint8_t kWatched = 1 << 3;  // counted in watched_
+  static constexpr uint8_t kDrain = 1 << 4;    // retired: an ACK BPF absorbed while we retired is still read
   struct Flow {  // all-zero is "not published" (the table is mmap'd, zero pages)
     uint32_t absorbed_seen;  // the slot's acks_absorbed (low bits) at the last fold
     uint32_t gen;
