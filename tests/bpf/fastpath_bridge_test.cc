@@ -27,42 +27,19 @@
 
 #include "bpf/classifier.h"
 #include "codec/frame.h"
-#include "common/config.h"
-#include "common/guest_link.h"
 #include "fastpath/fastpath_bridge.h"
 #include "loop/event_loop.h"
+#include "support/fake_link.h"
 #include "tcp/tcp_translator.h"
 
 namespace ferry {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
+using testing::Bytes;
+using testing::FakeLink;
+using testing::kGuestMac;
 constexpr int kTcActShot = 2;
-const MacAddr kGuestMac{{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}};
 constexpr uint16_t kSport = 41000;
-
-class FakeLink : public GuestLink {
- public:
-  FakeLink() : cfg_(Config::defaults()) {}
-  const Config& config() const override { return cfg_; }
-  const MacAddr& our_mac() const override { return cfg_.our_mac; }
-  const MacAddr& guest_mac() const override { return kGuestMac; }
-  bool send_to_guest(std::span<const uint8_t> frame) override {
-    sent.emplace_back(frame.begin(), frame.end());
-    return true;
-  }
-  bool send_to_guest(const iovec* iov, int iovcnt) override {
-    Bytes b;
-    for (int i = 0; i < iovcnt; i++) {
-      const uint8_t* p = static_cast<const uint8_t*>(iov[i].iov_base);
-      b.insert(b.end(), p, p + iov[i].iov_len);
-    }
-    sent.push_back(b);
-    return true;
-  }
-  Config cfg_;
-  std::vector<Bytes> sent;
-};
 
 class BridgeTest : public ::testing::Test {
  protected:
