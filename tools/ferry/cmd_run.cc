@@ -13,9 +13,11 @@
 //   6. CMD is forked into the namespace (with the host's filesystem and user:
 //      only the network is its own), FERRY_INSTANCE=run-<pid> in its
 //      environment;
-//   7. the event loop translates until CMD ends; then everything above is
-//      undone in reverse order by destructors, and ferry exits with CMD's
-//      status (128+N when CMD was killed by signal N).
+//   7. the event loop translates until CMD ends, and then for at most 3 s
+//      more while TCP connections are still closing (so what the guest
+//      wrote just before it exited still reaches the host); then everything
+//      above is undone in reverse order by destructors, and ferry exits with
+//      CMD's status (128+N when CMD was killed by signal N).
 // Signals: SIGTERM and SIGHUP are forwarded to CMD; SIGINT and SIGQUIT are
 // forwarded only when another process sent them (a terminal's Ctrl-C already
 // reaches CMD, which shares our process group). A second SIGTERM/SIGINT kills
@@ -34,6 +36,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,9 +80,17 @@ sigset_t handled_signals() {
 }
 
 // Watches the signalfd: forwards signals to CMD, notices its exit.
-class ChildSupervisor final : public IoHandler {
+class ChildSupervisor final : public IoHandler, public TimerClient {
  public:
-  ChildSupervisor(EventLoop& loop, int sigfd, pid_t child) : loop_(loop), sigfd_(sigfd), child_(child) {}
+  // How long translation goes on after CMD ended while TCP connections are
+  // still closing: data the guest wrote just before it exited (and that
+  // its kernel may still have to retransmit) reaches the host.
+  static constexpr uint64_t kDrainNs = 3'000'000'000;
+  static constexpr uint64_t kDrainPollNs = 10'000'000;
+
+  // `busy` tells whether connections are still open.
+  ChildSupervisor(EventLoop& loop, int sigfd, pid_t child, std::function<bool()> busy)
+      : loop_(loop), sigfd_(sigfd), child_(child), busy_(std::move(busy)) {}
 
   // Drains the signalfd.
   void on_io(uint64_t, uint32_t) override {
@@ -92,6 +103,10 @@ class ChildSupervisor final : public IoHandler {
       }
       const bool from_process = si.ssi_code == SI_USER || si.ssi_code == SI_QUEUE;
       if ((sig == SIGINT || sig == SIGQUIT) && !from_process) continue;  // the tty told CMD too
+      if (exit_code_) {  // CMD is gone, we are draining: stop now
+        loop_.stop();
+        continue;
+      }
       if (sig == SIGTERM || sig == SIGINT) {
         if (++terminations_ > 1) {
           kill(child_, SIGKILL);
@@ -102,7 +117,7 @@ class ChildSupervisor final : public IoHandler {
     }
   }
 
-  // Collects CMD's status if it ended; stops the loop then.
+  // Collects CMD's status if it ended; then drains and stops the loop.
   void reap() {
     int status = 0;
     const pid_t r = waitpid(child_, &status, WNOHANG);
@@ -110,17 +125,37 @@ class ChildSupervisor final : public IoHandler {
     if (WIFEXITED(status)) exit_code_ = WEXITSTATUS(status);
     else if (WIFSIGNALED(status)) exit_code_ = 128 + WTERMSIG(status);
     else exit_code_ = 1;
-    loop_.stop();
+    if (!busy_()) {
+      loop_.stop();
+      return;
+    }
+    drain_until_ = now_ns() + kDrainNs;
+    next_poll_ = now_ns() + kDrainPollNs;
+  }
+
+  // While draining: stop once every connection closed, or at the deadline.
+  uint64_t next_deadline_ns() const override { return exit_code_ ? next_poll_ : kNever; }
+  void on_timer(uint64_t now) override {
+    if (!busy_() || now >= drain_until_) {
+      loop_.stop();
+      next_poll_ = kNever;
+      return;
+    }
+    next_poll_ = now + kDrainPollNs;
   }
 
   std::optional<int> exit_code() const { return exit_code_; }
+  bool drained_right_away() const { return drain_until_ == 0; }
 
  private:
   EventLoop& loop_;
   int sigfd_;
   pid_t child_;
+  std::function<bool()> busy_;
   int terminations_ = 0;
   std::optional<int> exit_code_;
+  uint64_t drain_until_ = 0;
+  uint64_t next_poll_ = kNever;
 };
 
 // Child side of the fork: enter the guest namespace and exec CMD.
@@ -295,11 +330,12 @@ int cmd_run(int argc, char** argv) {
   }
   if (child == 0) exec_guest(ns->get(), cmd, instance, old_mask);
 
-  ChildSupervisor supervisor(loop, sigfd, child);
+  ChildSupervisor supervisor(loop, sigfd, child, [&translator] { return translator.tcp().connection_count() > 0; });
   loop.add(sigfd, EPOLLIN, loop.register_handler(&supervisor), 0);
+  loop.add_timer_client(&supervisor);
   supervisor.reap();  // CMD may have ended already
-  // 7. translate until CMD ends
-  if (!supervisor.exit_code()) loop.run();
+  // 7. translate until CMD ends (and its connections closed, or kDrainNs)
+  if (!supervisor.exit_code() || !supervisor.drained_right_away()) loop.run();
   if (fastpath && config.verbose) {
     std::fprintf(stderr, "ferry run: fast path: %s\n", fastpath->counters_line().c_str());
   }
