@@ -7,8 +7,9 @@
 # STATUS (ready; no privileges: 50; no ferry: 50; bad configuration: 7)
 # through them.
 #
-# The clients come from $CNI_SETUP (default /work/shared/tools/
-# cniclient-setup.sh, the project's shared client builder): `cniclient` on
+# The clients come from $CNI_SETUP (default ../shared/tools/
+# cniclient-setup.sh beside the repository, else /work/shared/tools/...:
+# the project's shared client builder): `cniclient` on
 # Debian bookworm's libcni 1.1.2 (spec <= 1.0.0) with bookworm's reference
 # plugins, and `cniclient-1.3.0` on libcni 1.3.0 (spec 1.1.0: STATUS, GC)
 # with the reference plugins 1.9.1. They are built once per build directory
@@ -32,8 +33,13 @@
 #   cni_leftovers              prints what ferry left in H / state / IPAM
 set -u
 
-CNI_SETUP=${CNI_SETUP:-/work/shared/tools/cniclient-setup.sh}
 CNI_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shared/ sits beside the repository (CI's layout and the developers');
+# /work/shared is the same folder on the project's machines.
+if [[ -z ${CNI_SETUP:-} ]]; then
+  CNI_SETUP=$CNI_HERE/../../../shared/tools/cniclient-setup.sh
+  [[ -r $CNI_SETUP ]] || CNI_SETUP=/work/shared/tools/cniclient-setup.sh
+fi
 E2E_NAME=${E2E_NAME:-$(basename "${BASH_SOURCE[1]:-${BASH_SOURCE[0]}}" .sh)}
 # shellcheck source=tests/e2e/lib.sh
 source "$CNI_HERE/lib.sh"
