@@ -1,5 +1,6 @@
 // FastPathBridge: connects the TCP translator to the BPF fast path (the
-// classifier's conn_hash / conn_state / activity / events maps).
+// conn_hash / conn_state / activity / events maps of bpf/fastpath.h, in
+// `ferry run`'s classifier or `ferry attach`'s program).
 //
 // Theory of operation
 // -------------------
@@ -95,6 +96,8 @@ class FastPathBridge final : public TcpFastPath,
   // the loop and becomes the translator's fast path. The caller must make
   // the bridge see on_flow_removed (set_observer, or ConnMirror::chain).
   std::string open(const BpfAttachment& bpf);
+  // Same on any program's fast-path maps by fd (`ferry attach`'s program).
+  std::string open(const FastPathMapFds& fds);
 
   // TcpFastPath
   bool progress(uint32_t slot, uint32_t* ack, uint32_t* window) override;
@@ -120,6 +123,10 @@ class FastPathBridge final : public TcpFastPath,
   uint32_t scan();
 
  private:
+  // In flight at least this much, a flow is visited by the activity scan.
+  static constexpr uint32_t kWatchMinBytes = 64 * 1024;
+  static bool worth_watching(const TcpConn& c, uint32_t snd_max);
+
   static constexpr uint8_t kPublished = 1 << 0;
   static constexpr uint8_t kFin = 1 << 1;     // FIN_PENDING set in the slot
   static constexpr uint8_t kFailed = 1 << 2;  // publish failed: do not retry
