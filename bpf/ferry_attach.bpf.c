@@ -19,6 +19,17 @@
  * never reaches the host's IP layer: it leaves through the tap or, when the
  * redirect fails (tap gone because the service died), it is dropped.
  *
+ * Fast path: ferry_attach_dev_tc runs the classifier's pure-ACK core
+ * (fastpath.h: conn_hash, conn_state, activity, events, the same decision
+ * as `ferry run`) before the redirect; an absorbed ACK is dropped
+ * (TC_ACT_SHOT, acks_absorbed) and never reaches the tap. The veth keeps
+ * the guest's CHECKSUM_PARTIAL skb state up to DEV's ingress, so the core's
+ * checksum rule holds here as on the tap. ferry_attach_dev_xdp absorbs
+ * nothing and redirects every frame: native XDP has lost CHECKSUM_PARTIAL
+ * (a guest's unfinished checksum cannot be told from a wrong one there) and
+ * gives no skb to the core. Counting invariant, as for the classifier:
+ * guest_frames = passed_to_userspace + acks_absorbed.
+ *
  * Measured on this machine (kernel 6.18, 2 vCPU, iperf3 guest -> 127.0.0.1
  * in the host namespace through ferry attach, 1 stream, Gbit/s), with the
  * offloading private tap: MTU 65520: tc 3.9, xdp (generic) 3.3-4.3;
@@ -34,7 +45,7 @@
  * view of the translator's TCP table (include/ferry/conn_view.h) that the
  * service fills and `ferry conns` reads; it lives here so it gets BTF.
  */
-#include "parse.h"
+#include "fastpath.h"
 #include "ferry/conn_view.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
@@ -100,20 +111,27 @@ static __always_inline void count_class(struct ferry_stats *st, __u32 class)
 	}
 }
 
-/* Counts one parsed guest frame of `len` bytes. */
-static __always_inline void count_guest(const struct ferry_pkt *pkt, __u32 len)
+/* Returns this CPU's counters (never NULL in practice: key 0 of a 1-array). */
+static __always_inline struct ferry_stats *stats_get(void)
 {
 	__u32 zero = 0;
-	struct ferry_stats *st = bpf_map_lookup_elem(&stats, &zero);
+
+	return bpf_map_lookup_elem(&stats, &zero);
+}
+
+/* Counts one guest frame by class (pure ACKs and its fate are the caller's). */
+static __always_inline void count_frame(struct ferry_stats *st, const struct ferry_pkt *pkt)
+{
+	st->guest_frames++;
+	count_class(st, pkt->class);
+}
+
+/* Counts `len` bytes of a guest frame that goes on to the tap. */
+static __always_inline void count_bytes(__u32 len)
+{
+	__u32 zero = 0;
 	struct ferry_attach_stats *as = bpf_map_lookup_elem(&attach_stats, &zero);
 
-	if (st) {
-		st->guest_frames++;
-		count_class(st, pkt->class);
-		if (pkt->pure_ack && pkt->class != FERRY_CLASS_MALFORMED)
-			st->guest_pure_acks++;
-		st->passed_to_userspace++;
-	}
 	if (as)
 		as->from_guest_bytes += len;
 }
@@ -131,6 +149,7 @@ static __always_inline void count_failed(void)
 SEC("tc")
 int ferry_attach_dev_tc(struct __sk_buff *skb)
 {
+	struct ferry_stats *st = stats_get();
 	struct ferry_pkt pkt;
 	__u32 len = skb->len;
 	long rc;
@@ -148,11 +167,15 @@ int ferry_attach_dev_tc(struct __sk_buff *skb)
 	}
 	if (ferry_parse(&pkt, data, data_end, len) != FERRY_PARSE_OK)
 		pkt.class = FERRY_CLASS_OTHER; /* still redirected: counting only */
-	count_guest(&pkt, len);
-	/* The pure-ACK fast path goes here, before the redirect: once its
-	 * absorption (ferry_absorb_ack in ferry_classify.bpf.c) and maps live in
-	 * a shared header, an absorbed ACK returns TC_ACT_SHOT here instead of
-	 * reaching the tap (and is not counted as passed_to_userspace). */
+	if (st) {
+		count_frame(st, &pkt);
+		/* the fast path, before the redirect: an absorbed ACK is dropped
+		 * here and never reaches the tap */
+		if (ferry_fastpath_pure_ack(skb, &pkt, st))
+			return TC_ACT_SHOT;
+		st->passed_to_userspace++;
+	}
+	count_bytes(len);
 	rc = bpf_redirect(tap_ifindex, 0);
 	if (rc != TC_ACT_REDIRECT) {
 		count_failed();
@@ -161,18 +184,26 @@ int ferry_attach_dev_tc(struct __sk_buff *skb)
 	return (int)rc;
 }
 
+/* No fast path here: see the theory of operation (checksum state lost). */
 SEC("xdp")
 int ferry_attach_dev_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
+	struct ferry_stats *st = stats_get();
 	struct ferry_pkt pkt;
 	__u32 len = (__u32)(data_end - data);
 	long rc;
 
 	if (ferry_parse(&pkt, data, data_end, len) != FERRY_PARSE_OK)
 		pkt.class = FERRY_CLASS_OTHER;
-	count_guest(&pkt, len);
+	if (st) {
+		count_frame(st, &pkt);
+		if (pkt.pure_ack && pkt.class != FERRY_CLASS_MALFORMED)
+			st->guest_pure_acks++;
+		st->passed_to_userspace++;
+	}
+	count_bytes(len);
 	rc = bpf_redirect_map(&tx_port, 0, XDP_DROP);
 	if (rc != XDP_REDIRECT)
 		count_failed();

@@ -14,7 +14,10 @@
 //      inherits the lock and keeps it for its life, builds the datapath
 //      (userspace/attach/datapath.h: private tap + BPF redirects), starts the
 //      translator on the tap exactly as `ferry run` does, mirrors its TCP
-//      table into the pinned `conns` view, writes `pid` and `state` (and
+//      table into the pinned `conns` view, wires the TCP fast path (the
+//      bridge on the attach program's fast-path maps: BPF absorbs the
+//      guest's pure ACKs on DEV's tcx hook; not with --no-fastpath, not
+//      with --hook xdp, whose program absorbs nothing), writes `pid` and `state` (and
 //      `counters`, the translator's own, once a second), and only then
 //      reports "ok" through the readiness pipe;
 //   4. returns 0 once the service said ok; any failure is one line on
@@ -40,6 +43,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <memory>
@@ -49,7 +53,9 @@
 #include "attach/conn_mirror.h"
 #include "attach/datapath.h"
 #include "attach/instance.h"
+#include "bpf/fastpath.h"
 #include "commands.h"
+#include "fastpath/fastpath_bridge.h"
 #include "loop/event_loop.h"
 #include "netns/netlink.h"
 #include "netns/netns.h"
@@ -89,7 +95,9 @@ constexpr const char* kAttachUsage =
     "  -h, --help                 this text\n"
     "\ntranslator options, as for `ferry run`; here -m defaults to DEV's MTU, -I is\n"
     "ignored (the private tap needs no name), and --no-fastpath only keeps pure ACKs\n"
-    "in userspace (the redirect programs are always loaded). DEV is set up if down.\n";
+    "in userspace (the redirect programs are always loaded). With --hook xdp the guest's\n"
+    "pure ACKs always reach userspace (XDP cannot vouch for partial checksums). DEV is\n"
+    "set up if down.\n";
 
 constexpr int kReadyTimeoutMs = 20000;
 
@@ -207,12 +215,14 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
   dopts.hook = a.hook;
   dopts.max_conns = a.config.max_conns;
   dopts.force = a.force;
+  dopts.fastpath = a.config.fastpath && a.hook == attach::Hook::tc;
   Result<std::unique_ptr<attach::Datapath>> dp = attach::Datapath::create(dopts);
   if (!dp) {
     report(&ready_fd, "error " + dp.status().message());
     return 1;
   }
   Config config = a.config;
+  config.fastpath = dopts.fastpath;
   if (!a.mtu_given) config.mtu = std::min((*dp)->device().mtu, 65520u);
 
   int rc = 0;
@@ -225,6 +235,26 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
       return 1;
     }
     attach::ConnMirror mirror(loop, translator.tcp(), (*dp)->conns(), (*dp)->conns_entries());
+    // The TCP fast path, as in `ferry run`: BPF absorbs the guest's pure ACKs of published flows.
+    std::unique_ptr<FastPathBridge> fastpath;
+    if (config.fastpath) {
+      FastPathBridge::Options fp_options;
+      // measurement knob: window/N bytes of room wake a stalled sender (0: any room)
+      if (const char* dv = std::getenv("FERRY_WAKE_DIVISOR")) fp_options.wake_divisor = static_cast<uint32_t>(std::atoi(dv));
+      FastPathMapFds fds;
+      fds.conn_hash = (*dp)->map_fd("conn_hash");
+      fds.conn_state = (*dp)->map_fd("conn_state");
+      fds.activity = (*dp)->map_fd("activity");
+      fds.events = (*dp)->map_fd("events");
+      fastpath = std::make_unique<FastPathBridge>(loop, translator.tcp(), fp_options);
+      if (std::string fp_error = fastpath->open(fds); !fp_error.empty()) {
+        std::fprintf(stderr, "ferry: warning: no TCP fast path (%s)\n", fp_error.c_str());
+        fastpath.reset();
+        config.fastpath = false;
+      } else {
+        mirror.chain(fastpath.get());
+      }
+    }
     std::optional<Netlink> nl;
     {
       NetnsGuard g;
@@ -272,6 +302,10 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
     report(&ready_fd, "ok " + std::to_string(getpid()));
     loop.run();
     std::fprintf(stderr, "ferry: stopping\n");
+    if (fastpath) {
+      if (config.verbose) std::fprintf(stderr, "ferry: fast path: %s\n", fastpath->counters_line().c_str());
+      mirror.chain(nullptr);  // the bridge goes first
+    }
     rc = 0;
     loop.remove(sigfd);
   }

@@ -140,6 +140,9 @@ Result<std::unique_ptr<ConnView>> start_conn_view(EventLoop& loop, TcpTranslator
   bpf_program__set_autoload(skel->progs.ferry_attach_dev_tc, false);
   bpf_program__set_autoload(skel->progs.ferry_attach_dev_xdp, false);
   bpf_program__set_autoload(skel->progs.ferry_attach_tap_tc, false);
+  // the fast-path maps belong to the programs (the classifier has its own)
+  for (bpf_map* m : {skel->maps.conn_hash, skel->maps.conn_state, skel->maps.activity, skel->maps.events})
+    bpf_map__set_autocreate(m, false);
   if (int err = ferry_attach__load(skel); err != 0) return Status(-err, "create the conns map");
   v->len_ = mmap_len(max_conns, sizeof(ferry_conn_view));
   void* mem = ::mmap(nullptr, v->len_, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(skel->maps.conns), 0);

@@ -36,7 +36,7 @@ constexpr int kBpfTcxIngress = 46;  // BPF_TCX_INGRESS; libbpf 1.1's headers pre
 constexpr unsigned kTapMaxMtu = 65535 - 14;
 
 // Pins made under the instance's dir (the link last: it is the one that matters).
-constexpr const char* kPinnedMaps[] = {"stats", "attach_stats", "conns"};
+constexpr const char* kPinnedMaps[] = {"stats", "attach_stats", "conns", "conn_hash", "conn_state", "activity", "events"};
 
 // The driver name of an interface through ETHTOOL_GDRVINFO, "" when unknown.
 std::string driver_of(const std::string& dev) {
@@ -161,6 +161,12 @@ Result<std::unique_ptr<Datapath>> Datapath::create(const DatapathOptions& o) {
   skel->rodata->tap_ifindex = static_cast<uint32_t>(dp->tap_->ifindex());
   skel->rodata->dev_ifindex = static_cast<uint32_t>(dp->dev_.ifindex);
   bpf_map__set_max_entries(skel->maps.conns, o.max_conns);
+  // the fast-path maps (bpf/fastpath.h), as the classifier sizes them; one
+  // entry each without the fast path (the program still references them)
+  const uint32_t fp_conns = o.fastpath ? o.max_conns : 1u;
+  bpf_map__set_max_entries(skel->maps.conn_hash, fp_conns);
+  bpf_map__set_max_entries(skel->maps.conn_state, fp_conns);
+  bpf_map__set_max_entries(skel->maps.activity, FERRY_ACTIVITY_WORDS(fp_conns));
   bpf_program__set_autoload(o.hook == Hook::xdp ? skel->progs.ferry_attach_dev_tc : skel->progs.ferry_attach_dev_xdp,
                             false);
   if (int err = ferry_attach__load(skel); err != 0) return Status(-err, "load BPF programs");
@@ -234,6 +240,12 @@ Result<std::unique_ptr<Datapath>> Datapath::create(const DatapathOptions& o) {
 }
 
 Datapath::~Datapath() { teardown(); }
+
+int Datapath::map_fd(const char* name) const {
+  if (skel_ == nullptr) return -1;
+  bpf_map* m = bpf_object__find_map_by_name(skel_->obj, name);
+  return m != nullptr ? bpf_map__fd(m) : -1;
+}
 
 void Datapath::teardown() {
   if (dev_link_fd_ >= 0) {  // stop taking guest frames first

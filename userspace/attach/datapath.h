@@ -6,8 +6,11 @@
 //      disable_ipv6=1, IFF_NOARP, no addresses, DEV's MTU, up. The host's
 //      stack therefore never sends or receives anything on it;
 //   3. load ferry_attach.bpf.o with both ifindexes as read-only data, the
-//      `conns` view sized to the flow table; pin stats, attach_stats, conns
-//      under FERRY_PIN_ROOT/DEV;
+//      `conns` view and the fast-path maps (bpf/fastpath.h: conn_hash,
+//      conn_state, activity, events) sized to the flow table; pin them with
+//      stats and attach_stats under FERRY_PIN_ROOT/DEV. The service opens
+//      the fast-path maps by fd (map_fd) for the TCP fast path, exactly as
+//      `ferry run` does with its classifier's;
 //   4. tcx ingress on the tap (ferry -> guest: out of DEV), kept as an fd:
 //      it dies with the tap;
 //   5. the guest side last, so that the way back exists before the first
@@ -85,6 +88,7 @@ struct DatapathOptions {
   Hook hook = Hook::tc;
   uint32_t max_conns = FERRY_MAX_CONNS_DEFAULT;
   bool force = false;  // attach even though DEV has another XDP program
+  bool fastpath = true;  // size the fast-path maps (else one entry each)
 };
 
 class Datapath {
@@ -99,6 +103,9 @@ class Datapath {
 
   TapPort& port() { return *tap_; }
   ferry_conn_view* conns() { return conns_; }
+  // A loaded map's fd by name ("conn_hash", "events", ...), -1 if none.
+  // Valid until teardown().
+  int map_fd(const char* name) const;
   uint32_t conns_entries() const { return conns_entries_; }
   const DeviceInfo& device() const { return dev_; }
   int tap_ifindex() const { return tap_->ifindex(); }

@@ -33,15 +33,28 @@ std::string errmsg(const std::string& what, int err) {
   return what + ": " + std::strerror(err < 0 ? -err : err);
 }
 
-// Maps an mmapable BPF array; returns nullptr and sets *err on failure.
-void* map_array(bpf_map* m, size_t* len, std::string* err) {
+// Maps an mmapable BPF array given by fd, whose values must be value_size
+// bytes; *entries gets its length. Returns nullptr and sets *err on failure.
+void* map_array(int fd, uint32_t value_size, size_t* len, uint32_t* entries, std::string* err) {
+  bpf_map_info info{};
+  uint32_t info_len = sizeof(info);
+  if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &info_len) != 0) {
+    *err = errmsg("fast-path map info", fd < 0 ? EBADF : errno);
+    return nullptr;
+  }
+  if (info.value_size != value_size || info.max_entries == 0) {
+    *err = std::string("BPF map ") + info.name + ": value size " + std::to_string(info.value_size) +
+           ", expected " + std::to_string(value_size);
+    return nullptr;
+  }
   size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  size_t value = (static_cast<size_t>(bpf_map__value_size(m)) + 7) & ~size_t{7};
-  size_t bytes = value * bpf_map__max_entries(m);
+  size_t value = (static_cast<size_t>(info.value_size) + 7) & ~size_t{7};
+  size_t bytes = value * info.max_entries;
   *len = (bytes + page - 1) / page * page;
-  void* p = mmap(nullptr, *len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(m), 0);
+  *entries = info.max_entries;
+  void* p = mmap(nullptr, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
-    *err = errmsg(std::string("mmap BPF map ") + bpf_map__name(m), errno);
+    *err = errmsg(std::string("mmap BPF map ") + info.name, errno);
     return nullptr;
   }
   return p;
@@ -77,23 +90,39 @@ ConnMap::~ConnMap() {
   if (activity_ != nullptr) munmap(activity_, activity_len_);
 }
 
-std::string ConnMap::open(const BpfAttachment& bpf) {
-  if (slots_ != nullptr) return "connection map already open";
+FastPathMapFds fastpath_map_fds(const BpfAttachment& bpf) {
+  FastPathMapFds f;
   ferry_classify* skel = bpf.skeleton();
-  if (skel == nullptr) return "BPF classifier not loaded";
+  if (skel == nullptr) return f;
+  f.conn_hash = bpf_map__fd(skel->maps.conn_hash);
+  f.conn_state = bpf_map__fd(skel->maps.conn_state);
+  f.activity = bpf_map__fd(skel->maps.activity);
+  f.events = bpf_map__fd(skel->maps.events);
+  return f;
+}
+
+std::string ConnMap::open(const BpfAttachment& bpf) {
+  if (bpf.skeleton() == nullptr) return "BPF classifier not loaded";
+  return open(fastpath_map_fds(bpf));
+}
+
+std::string ConnMap::open(const FastPathMapFds& fds) {
+  if (slots_ != nullptr) return "connection map already open";
+  if (fds.conn_hash < 0) return "no conn_hash map";
   std::string err;
-  void* s = map_array(skel->maps.conn_state, &slots_len_, &err);
+  uint32_t slots = 0, words = 0;
+  void* s = map_array(fds.conn_state, sizeof(ferry_conn_slot), &slots_len_, &slots, &err);
   if (s == nullptr) return err;
-  void* a = map_array(skel->maps.activity, &activity_len_, &err);
+  void* a = map_array(fds.activity, sizeof(uint64_t), &activity_len_, &words, &err);
   if (a == nullptr) {
     munmap(s, slots_len_);
     return err;
   }
   slots_ = static_cast<ferry_conn_slot*>(s);
   activity_ = static_cast<uint64_t*>(a);
-  capacity_ = bpf_map__max_entries(skel->maps.conn_state);
-  activity_words_ = bpf_map__max_entries(skel->maps.activity);
-  hash_fd_ = bpf_map__fd(skel->maps.conn_hash);
+  capacity_ = slots;
+  activity_words_ = words;
+  hash_fd_ = fds.conn_hash;
   return {};
 }
 
@@ -208,12 +237,15 @@ FastPathEvents::~FastPathEvents() {
 }
 
 std::string FastPathEvents::open(const BpfAttachment& bpf, Handler handler) {
+  if (bpf.skeleton() == nullptr) return "BPF classifier not loaded";
+  return open(fastpath_map_fds(bpf), std::move(handler));
+}
+
+std::string FastPathEvents::open(const FastPathMapFds& fds, Handler handler) {
   if (rb_ != nullptr) return "event consumer already open";
-  ferry_classify* skel = bpf.skeleton();
-  if (skel == nullptr) return "BPF classifier not loaded";
+  if (fds.events < 0) return "no events ring buffer";
   handler_ = std::move(handler);
-  rb_ = ring_buffer__new(bpf_map__fd(skel->maps.events), &FastPathEvents::trampoline, this,
-                         nullptr);
+  rb_ = ring_buffer__new(fds.events, &FastPathEvents::trampoline, this, nullptr);
   if (rb_ == nullptr) return errmsg("open events ring buffer", errno);
   return {};
 }

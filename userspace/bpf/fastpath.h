@@ -17,6 +17,12 @@
 // Events carry the slot's gen: an event whose gen differs from the slot's
 // current gen belongs to an earlier connection and is ignored by the caller.
 //
+// Either copy of the maps: `ferry run`'s classifier (open(BpfAttachment))
+// or `ferry attach`'s program (bpf/ferry_attach.bpf.c includes the same
+// bpf/fastpath.h), given by fd (open(FastPathMapFds)); the fds are
+// borrowed (conn_hash's is used by every publish/retire), so the maps'
+// owner outlives the ConnMap and FastPathEvents made from them.
+//
 // FastPathEvents is an IoHandler: register it with the event loop on
 // epoll_fd(); on_io() drains the ring (ring_buffer__consume) and calls the
 // handler once per record. BPF posts only records userspace must act on
@@ -56,6 +62,19 @@ struct ConnSlotInit {
 ferry_conn_key make_conn_key(const InetAddr& guest, uint16_t guest_port, const InetAddr& peer,
                              uint16_t peer_port, uint8_t protocol = 6 /* TCP */);
 
+// The fast-path maps of one loaded program, by fd (-1: absent). Borrowed:
+// the owner of the BPF object keeps them open while a ConnMap or
+// FastPathEvents made from them is in use.
+struct FastPathMapFds {
+  int conn_hash = -1;
+  int conn_state = -1;
+  int activity = -1;
+  int events = -1;
+};
+
+// The loaded classifier's fast-path maps (all -1 when not loaded).
+FastPathMapFds fastpath_map_fds(const BpfAttachment& bpf);
+
 class ConnMap {
  public:
   ConnMap() = default;
@@ -65,6 +84,9 @@ class ConnMap {
 
   // Maps the loaded classifier's connection maps.
   std::string open(const BpfAttachment& bpf);
+  // Maps the connection maps given by fd (any program that includes
+  // bpf/fastpath.h); checks their value sizes against the contract.
+  std::string open(const FastPathMapFds& fds);
   bool is_open() const { return slots_ != nullptr; }
   uint32_t capacity() const { return capacity_; }
 
@@ -125,6 +147,8 @@ class FastPathEvents : public IoHandler {
 
   // Opens the consumer on the classifier's `events` ring buffer.
   std::string open(const BpfAttachment& bpf, Handler handler);
+  // Same, on the ring buffer fds.events.
+  std::string open(const FastPathMapFds& fds, Handler handler);
   // The fd to register for EPOLLIN (the loop's add(fd, EPOLLIN, tag, 0)).
   int epoll_fd() const;
   // Drains every pending record into the handler; returns how many.

@@ -36,11 +36,17 @@ FastPathBridge::~FastPathBridge() {
   if (flows_ != nullptr) munmap(flows_, sizeof(Flow) * nflows_);
 }
 
-// Maps the slots, opens the ring, registers with the loop and the translator.
+// Opens on the loaded classifier's maps (`ferry run`).
 std::string FastPathBridge::open(const BpfAttachment& bpf) {
-  std::string err = map_.open(bpf);
+  if (bpf.skeleton() == nullptr) return "BPF classifier not loaded";
+  return open(fastpath_map_fds(bpf));
+}
+
+// Maps the slots, opens the ring, registers with the loop and the translator.
+std::string FastPathBridge::open(const FastPathMapFds& fds) {
+  std::string err = map_.open(fds);
   if (!err.empty()) return err;
-  err = events_.open(bpf, [this](const ferry_event& ev) { on_event(ev); });
+  err = events_.open(fds, [this](const ferry_event& ev) { on_event(ev); });
   if (!err.empty()) return err;
   // untouched pages stay zero and cost no memory (as the translator's table)
   void* p = mmap(nullptr, sizeof(Flow) * map_.capacity(), PROT_READ | PROT_WRITE,

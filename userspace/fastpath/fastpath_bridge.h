@@ -1,5 +1,6 @@
 // FastPathBridge: connects the TCP translator to the BPF fast path (the
-// classifier's conn_hash / conn_state / activity / events maps).
+// conn_hash / conn_state / activity / events maps of bpf/fastpath.h, in
+// `ferry run`'s classifier or `ferry attach`'s program).
 //
 // Theory of operation
 // -------------------
@@ -95,6 +96,8 @@ class FastPathBridge final : public TcpFastPath,
   // the loop and becomes the translator's fast path. The caller must make
   // the bridge see on_flow_removed (set_observer, or ConnMirror::chain).
   std::string open(const BpfAttachment& bpf);
+  // Same on any program's fast-path maps by fd (`ferry attach`'s program).
+  std::string open(const FastPathMapFds& fds);
 
   // TcpFastPath
   bool progress(uint32_t slot, uint32_t* ack, uint32_t* window) override;

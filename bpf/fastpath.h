@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fastpath.h - the pure-ACK fast path, one decision core for every hook.
+ *
+ * Theory of operation
+ * -------------------
+ * A program that sees the guest's frames before the control plane does
+ * (ferry_classify.bpf.c: TC egress of `ferry run`'s tap; ferry_attach.bpf.c:
+ * tcx ingress of `ferry attach`'s DEV) includes this header once. It brings
+ * the fast-path maps (conn_hash, conn_state, activity, events; layouts and
+ * writers in include/ferry/contract.h) and ferry_fastpath_pure_ack(), which
+ * the program calls after parsing (parse.h) and counting the frame's class:
+ * it counts guest_pure_acks and, when the frame was absorbed, acks_absorbed;
+ * the caller then drops the frame (TC_ACT_SHOT) instead of passing it on.
+ * Both programs therefore make the same decision on the same frame, and
+ * userspace (userspace/bpf/fastpath.h) drives either copy of the maps the
+ * same way.
+ *
+ * ferry_absorb_ack: a pure ACK of a flow that userspace put in conn_hash and
+ * marked eligible in its conn_state slot, fully validated (see the contract
+ * for the exact rule), updates the slot (ACK, scaled window, duplicate-ACK
+ * count, TSval, time, per-slot counters) and sets the slot's activity bit.
+ * The control plane is woken through the `events` ring buffer only when it
+ * must act: the window reopened after it stalled (stall_epoch bumped) by at
+ * least the slot's wake_room bytes, the third duplicate ACK, or everything
+ * acknowledged while its FIN waits. Each fires once (per stall epoch, per
+ * duplicate run, per slot generation). Those records are posted with a
+ * forced wake-up; anything informational would use BPF_RB_NO_WAKEUP, so a
+ * wake-up is never one per ACK. If the ring is full the ACK is not absorbed
+ * but passed, and nothing in the slot changes: userspace then sees the ACK
+ * itself. Sequence comparisons are modulo 2^32 (signed difference).
+ *
+ * Checksums: a frame from the guest's own stack usually arrives as
+ * CHECKSUM_PARTIAL (at TC egress of a tap, and at ingress of a veth's host
+ * end, which keeps the sender's skb state): its checksum is right by
+ * construction. Any other frame's TCP checksum is verified here
+ * (bpf_csum_diff over the header and the pseudo-header); a wrong one passes
+ * to userspace. This needs the skb, so the core is for TC hooks only: native
+ * XDP turns the skb into an xdp_frame and loses CHECKSUM_PARTIAL, so an XDP
+ * hook could not tell a guest's unfinished checksum from a wrong one.
+ */
+#ifndef FERRY_BPF_FASTPATH_H
+#define FERRY_BPF_FASTPATH_H
+
+#include "parse.h"
+
+#include <bpf/bpf_core_read.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, FERRY_MAX_CONNS_DEFAULT); /* set at load */
+	__type(key, struct ferry_conn_key);
+	__type(value, __u32);
+} conn_hash SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, FERRY_MAX_CONNS_DEFAULT); /* set at load */
+	__type(key, __u32);
+	__type(value, struct ferry_conn_slot);
+} conn_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, FERRY_ACTIVITY_WORDS(FERRY_MAX_CONNS_DEFAULT)); /* set at load */
+	__type(key, __u32);
+	__type(value, __u64);
+} activity SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, FERRY_EVENTS_RING_BYTES);
+} events SEC(".maps");
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+#define FERRY_CHECKSUM_PARTIAL 3
+
+/* Sequence-space comparison modulo 2^32: a before b. */
+static __always_inline int ferry_seq_before(__u32 a, __u32 b)
+{
+	return (__s32)(a - b) < 0;
+}
+
+/* Folds a 64-bit one's-complement sum to 16 bits. */
+static __always_inline __u32 ferry_fold(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u32)sum;
+}
+
+/*
+ * True when the TCP checksum is right, or will be made right by the kernel
+ * (CHECKSUM_PARTIAL). Only the header lengths the fast path takes (20 and
+ * 32 bytes, no payload) are summed; anything else is "not verified".
+ */
+static __always_inline int ferry_tcp_csum_ok(struct __sk_buff *skb, struct ferry_pkt *pkt,
+					     void *data, void *data_end)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	__u32 l3 = pkt->l3_off, l4 = pkt->l4_off, hlen = pkt->tcp_hdr_len;
+	__u8 *th, *ip;
+	__u64 sum;
+	__s64 r;
+
+	if (BPF_CORE_READ_BITFIELD(kskb, ip_summed) == FERRY_CHECKSUM_PARTIAL)
+		return 1;
+	if (l3 > FERRY_ETH_HLEN + FERRY_VLAN_HLEN || l4 > FERRY_MAX_L4_OFF)
+		return 0;
+	th = data + l4;
+	ip = data + l3;
+	if (hlen == 20) {
+		if ((void *)(th + 20) > data_end)
+			return 0;
+		r = bpf_csum_diff(NULL, 0, (__be32 *)th, 20, 0);
+	} else if (hlen == 32) {
+		if ((void *)(th + 32) > data_end)
+			return 0;
+		r = bpf_csum_diff(NULL, 0, (__be32 *)th, 32, 0);
+	} else {
+		return 0;
+	}
+	if (r < 0)
+		return 0;
+	sum = (__u32)r;
+	if (pkt->family == FERRY_AF_INET) {
+		__u32 a, b;
+
+		if ((void *)(ip + 20) > data_end)
+			return 0;
+		__builtin_memcpy(&a, ip + 12, 4);
+		__builtin_memcpy(&b, ip + 16, 4);
+		sum += (__u64)a + b;
+	} else {
+		if ((void *)(ip + 40) > data_end)
+			return 0;
+		r = bpf_csum_diff(NULL, 0, (__be32 *)(ip + 8), 32, 0);
+		if (r < 0)
+			return 0;
+		sum += (__u32)r;
+	}
+	/* zero, protocol and TCP length, as 16-bit words in network order */
+	sum += bpf_htonl((FERRY_IPPROTO_TCP << 16) | hlen);
+	return ferry_fold(sum) == 0xffff;
+}
+
+/* Posts one event with a forced wake-up; 0 when the ring is full. */
+static __always_inline int ferry_post(struct ferry_stats *st, __u32 slot, __u32 gen, __u32 kind,
+				      __u32 ack, __u32 window, __u32 dups, __u64 now)
+{
+	struct ferry_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		st->events_dropped++;
+		return 0;
+	}
+	ev->slot = slot;
+	ev->gen = gen;
+	ev->kind = kind;
+	ev->ack = ack;
+	ev->window = window;
+	ev->dup_acks = dups;
+	ev->time_ns = now;
+	/* the control plane must act on every kind we post: wake it now */
+	bpf_ringbuf_submit(ev, BPF_RB_FORCE_WAKEUP);
+	st->events_posted++;
+	return 1;
+}
+
+/*
+ * The fast path: absorbs a validated pure ACK of an eligible flow. Returns
+ * 1 when the frame was absorbed (caller drops it), 0 when it must pass.
+ */
+static __always_inline int ferry_absorb_ack(struct __sk_buff *skb, struct ferry_pkt *pkt,
+					    struct ferry_stats *st)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ferry_conn_slot *s;
+	__u32 *slotp, slot, idx, flags, gen, snd_nxt, una, ack, win, dups, kind = 0;
+	__u64 now, *word;
+	int dup = 0;
+
+	if (pkt->class != FERRY_CLASS_IPV4_TCP && pkt->class != FERRY_CLASS_IPV6_TCP)
+		return 0;
+	if ((pkt->tcp_flags & ~(FERRY_TCP_ECE | FERRY_TCP_CWR)) != FERRY_TCP_ACK ||
+	    pkt->payload_len != 0)
+		return 0;
+	slotp = bpf_map_lookup_elem(&conn_hash, &pkt->key);
+	if (!slotp)
+		return 0;
+	slot = *slotp;
+	s = bpf_map_lookup_elem(&conn_state, &slot);
+	if (!s)
+		return 0;
+	flags = *(volatile __u32 *)&s->flags; /* published last by userspace */
+	if (!(flags & FERRY_SLOT_ELIGIBLE))
+		return 0;
+	/* options: none, or only timestamps (+NOP/EOL) when negotiated */
+	if (pkt->tcp_hdr_len == 20) {
+		if (pkt->tcp_opts)
+			return 0;
+	} else if (pkt->tcp_hdr_len != 32 || pkt->tcp_opts != FERRY_OPT_TS ||
+		   !(flags & FERRY_SLOT_TIMESTAMPS)) {
+		return 0;
+	}
+	if (!ferry_tcp_csum_ok(skb, pkt, data, data_end))
+		return 0;
+
+	if (pkt->seq != s->rcv_nxt)
+		return 0; /* a probe or keep-alive (rcv_nxt - 1), or data in flight */
+	gen = s->gen;
+	snd_nxt = s->snd_nxt;
+	una = s->ack_from_guest;
+	ack = pkt->ack;
+	if (ferry_seq_before(ack, una) || ferry_seq_before(snd_nxt, ack))
+		return 0; /* old, or acknowledges what we never sent */
+	win = (__u32)pkt->window << (s->guest_wscale > 14 ? 14 : s->guest_wscale);
+	dups = s->dup_acks;
+	if (ack == una) {
+		/* same ACK, same window, data outstanding: a duplicate */
+		if (win == s->guest_window && ack != snd_nxt) {
+			dup = 1;
+			dups++;
+		}
+	} else {
+		dups = 0;
+	}
+	now = bpf_ktime_get_ns();
+
+	/* at most one wake-up per ACK, the most urgent first */
+	if ((flags & FERRY_SLOT_FIN_PENDING) && ack == snd_nxt && s->fin_gen_done != gen)
+		kind = FERRY_EV_FIN_ACKED;
+	else if (dup && dups == 3)
+		kind = FERRY_EV_FAST_RETRANSMIT;
+	else if (s->stall_epoch != s->stall_epoch_done && (__s32)(ack + win - snd_nxt) > 0 &&
+		 ack + win - snd_nxt >= s->wake_room)
+		kind = FERRY_EV_WINDOW_OPEN; /* enough room: batch wake-ups (wake_room) */
+	if (kind && !ferry_post(st, slot, gen, kind, ack, win, dups, now))
+		return 0; /* ring full: let userspace see this ACK itself */
+
+	s->ack_from_guest = ack;
+	s->guest_window = win;
+	s->dup_acks = dups;
+	if (pkt->tcp_opts & FERRY_OPT_TS)
+		s->ts_recent = pkt->ts_val;
+	s->last_ack_ns = now;
+	s->acks_absorbed++;
+	if (kind == FERRY_EV_FIN_ACKED)
+		s->fin_gen_done = gen;
+	else if (kind == FERRY_EV_WINDOW_OPEN)
+		s->stall_epoch_done = s->stall_epoch;
+	if (kind)
+		s->events_posted++;
+
+	idx = slot / 64;
+	word = bpf_map_lookup_elem(&activity, &idx);
+	if (word && !(*word & (1ull << (slot % 64))))
+		__sync_fetch_and_or(word, 1ull << (slot % 64));
+	return 1;
+}
+
+/*
+ * Counts a parsed guest frame's pure ACK and absorbs it when it may. Returns
+ * 1 when absorbed (the caller drops the frame and does not count it as
+ * passed), 0 when the frame goes on to the control plane.
+ */
+static __always_inline int ferry_fastpath_pure_ack(struct __sk_buff *skb, struct ferry_pkt *pkt,
+						   struct ferry_stats *st)
+{
+	if (!pkt->pure_ack || pkt->class == FERRY_CLASS_MALFORMED)
+		return 0;
+	st->guest_pure_acks++;
+	if (!ferry_absorb_ack(skb, pkt, st))
+		return 0;
+	st->acks_absorbed++;
+	return 1;
+}
+
+#endif /* FERRY_BPF_FASTPATH_H */

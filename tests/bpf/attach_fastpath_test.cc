@@ -1,0 +1,188 @@
+// The pure-ACK fast path in `ferry attach`'s DEV program
+// (ferry_attach_dev_tc, bpf/ferry_attach.bpf.c with the shared core of
+// bpf/fastpath.h), through BPF_PROG_TEST_RUN on codec-built frames. The
+// flow is published through ConnMap opened on the attach skeleton's maps by
+// fd, the way the attach service does it; events are read through
+// FastPathEvents on the same skeleton's ring. Checks: an eligible pure ACK
+// is absorbed (TC_ACT_SHOT, slot and activity bit updated, counted as
+// guest_pure_acks and acks_absorbed, not as passed); ineligible ones (unknown
+// flow, ACK with data, beyond snd_nxt, retired flow) are redirected to the
+// tap as before; a FIN_ACKED wake-up reaches the ring; XDP absorbs nothing.
+// Needs root and BPF; skips otherwise.
+// test-libs: ferry_attach ferry_bpf ferry_loop ferry_codec ferry_common
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <gtest/gtest.h>
+
+#include "bpf/fastpath.h"
+#include "codec/frame.h"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#include "ferry_attach.skel.h"
+#pragma GCC diagnostic pop
+
+namespace ferry {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+constexpr int kTcActShot = 2, kTcActRedirect = 7;
+constexpr int kXdpRedirect = 4;
+constexpr uint32_t kSlot = 3;
+constexpr uint16_t kGuestPort = 40000, kPeerPort = 80;
+constexpr uint32_t kRcvNxt = 777;
+
+L2L3 Ip4() {
+  L2L3 l;
+  l.eth_src = MacAddr{{0x52, 0x54, 0, 1, 2, 3}};
+  l.eth_dst = MacAddr{{0x02, 0x66, 0x65, 0x72, 0x72, 0x79}};
+  l.src = *InetAddr::parse("198.18.0.2");
+  l.dst = *InetAddr::parse("198.18.0.1");
+  return l;
+}
+
+// A guest segment of the test flow with a valid checksum.
+Bytes Segment(uint32_t ack, size_t payload = 0, uint8_t flags = tcpflag::kAck) {
+  std::vector<uint8_t> data(payload, 0x61);
+  TcpSegment s;
+  s.ip = Ip4();
+  s.sport = kGuestPort;
+  s.dport = kPeerPort;
+  s.seq = kRcvNxt;
+  s.ack = ack;
+  s.flags = flags;
+  s.window = 100;
+  s.payload = data;
+  Bytes b(kMaxFrameLen);
+  b.resize(build_tcp_frame(b, s));
+  return b;
+}
+
+class AttachFastPath : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
+    skel_ = ferry_attach__open();
+    ASSERT_NE(skel_, nullptr);
+    skel_->rodata->tap_ifindex = 1;  // lo: exists in every namespace
+    skel_->rodata->dev_ifindex = 1;
+    bpf_map__set_max_entries(skel_->maps.conns, 16);
+    bpf_map__set_max_entries(skel_->maps.conn_hash, 64);
+    bpf_map__set_max_entries(skel_->maps.conn_state, 64);
+    bpf_map__set_max_entries(skel_->maps.activity, 1);
+    ASSERT_EQ(ferry_attach__load(skel_), 0);
+    FastPathMapFds fds;
+    fds.conn_hash = bpf_map__fd(skel_->maps.conn_hash);
+    fds.conn_state = bpf_map__fd(skel_->maps.conn_state);
+    fds.activity = bpf_map__fd(skel_->maps.activity);
+    fds.events = bpf_map__fd(skel_->maps.events);
+    ASSERT_EQ(conns_.open(fds), "");
+    EXPECT_EQ(conns_.capacity(), 64u);
+    ASSERT_EQ(events_.open(fds, [this](const ferry_event& e) { seen_.push_back(e); }), "");
+    key_ = make_conn_key(Ip4().src, kGuestPort, Ip4().dst, kPeerPort);
+  }
+  void TearDown() override {
+    if (skel_ != nullptr) ferry_attach__destroy(skel_);
+  }
+  // Publishes the flow: acked up to una, sent up to nxt.
+  void Publish(uint32_t una, uint32_t nxt) {
+    ConnSlotInit init;
+    init.snd_una = una;
+    init.snd_nxt = nxt;
+    init.rcv_nxt = kRcvNxt;
+    init.guest_wscale = 2;
+    init.guest_window = 400;
+    ASSERT_EQ(conns_.publish(kSlot, key_, init, &gen_), "");
+  }
+  int Run(bpf_program* p, const Bytes& frame) {
+    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()));
+    EXPECT_EQ(bpf_prog_test_run_opts(bpf_program__fd(p), &o), 0);
+    events_.consume();
+    return static_cast<int>(o.retval);
+  }
+  int RunTc(const Bytes& frame) { return Run(skel_->progs.ferry_attach_dev_tc, frame); }
+  ferry_stats Stats() {
+    std::vector<ferry_stats> v(static_cast<size_t>(libbpf_num_possible_cpus()));
+    const uint32_t key = 0;
+    EXPECT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.stats), &key, v.data()), 0);
+    ferry_stats sum{};
+#define SUM(f) for (const auto& x : v) sum.f += x.f;
+    FERRY_STATS_FIELDS(SUM)
+#undef SUM
+    return sum;
+  }
+
+  ::ferry_attach* skel_ = nullptr;
+  ConnMap conns_;
+  FastPathEvents events_;
+  std::vector<ferry_event> seen_;
+  ferry_conn_key key_{};
+  uint32_t gen_ = 0;
+};
+
+TEST_F(AttachFastPath, EligiblePureAckIsAbsorbed) {
+  Publish(1000, 5000);
+  EXPECT_EQ(RunTc(Segment(2000)), kTcActShot);
+  EXPECT_EQ(conns_.ack_from_guest(kSlot), 2000u);
+  EXPECT_EQ(conns_.guest_window(kSlot), 400u);  // 100 << 2
+  EXPECT_EQ(conns_.acks_absorbed(kSlot), 1u);
+  EXPECT_TRUE(conns_.take_activity(kSlot));
+  const ferry_stats s = Stats();
+  EXPECT_EQ(s.guest_frames, 1u);
+  EXPECT_EQ(s.ipv4_tcp, 1u);
+  EXPECT_EQ(s.guest_pure_acks, 1u);
+  EXPECT_EQ(s.acks_absorbed, 1u);
+  EXPECT_EQ(s.passed_to_userspace, 0u);
+  EXPECT_TRUE(seen_.empty());
+}
+
+TEST_F(AttachFastPath, IneligibleFramesAreRedirected) {
+  EXPECT_EQ(RunTc(Segment(2000)), kTcActRedirect);  // no such flow
+  Publish(1000, 5000);
+  EXPECT_EQ(RunTc(Segment(2000, 10)), kTcActRedirect);                            // data
+  EXPECT_EQ(RunTc(Segment(2000, 0, tcpflag::kAck | tcpflag::kFin)), kTcActRedirect);  // FIN
+  EXPECT_EQ(RunTc(Segment(5001)), kTcActRedirect);                                // beyond snd_nxt
+  Bytes bad = Segment(2000);
+  bad[14 + 20 + 16] ^= 0x55;  // TCP checksum (not CHECKSUM_PARTIAL in a test run)
+  EXPECT_EQ(RunTc(bad), kTcActRedirect);
+  EXPECT_EQ(RunTc(Segment(2000)), kTcActShot);
+  conns_.retire(kSlot, key_);
+  EXPECT_EQ(RunTc(Segment(3000)), kTcActRedirect);
+  EXPECT_EQ(conns_.ack_from_guest(kSlot), 2000u);
+  const ferry_stats s = Stats();
+  EXPECT_EQ(s.guest_frames, 7u);
+  EXPECT_EQ(s.guest_pure_acks, 5u);  // all but the data and FIN segments
+  EXPECT_EQ(s.acks_absorbed, 1u);
+  EXPECT_EQ(s.passed_to_userspace, 6u);
+  EXPECT_EQ(s.guest_frames, s.passed_to_userspace + s.acks_absorbed);
+}
+
+TEST_F(AttachFastPath, FinAckedWakesUserspace) {
+  Publish(1000, 5000);
+  conns_.set_fin_pending(kSlot, true);
+  EXPECT_EQ(RunTc(Segment(5000)), kTcActShot);
+  ASSERT_EQ(seen_.size(), 1u);
+  EXPECT_EQ(seen_[0].kind, static_cast<uint32_t>(FERRY_EV_FIN_ACKED));
+  EXPECT_EQ(seen_[0].slot, kSlot);
+  EXPECT_EQ(seen_[0].gen, gen_);
+  EXPECT_EQ(Stats().events_posted, 1u);
+}
+
+TEST_F(AttachFastPath, XdpAbsorbsNothing) {
+  Publish(1000, 5000);
+  const uint32_t key = 0, lo = 1;
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.tx_port), &key, &lo, BPF_ANY), 0);
+  EXPECT_EQ(Run(skel_->progs.ferry_attach_dev_xdp, Segment(2000)), kXdpRedirect);
+  EXPECT_EQ(conns_.ack_from_guest(kSlot), 1000u);
+  const ferry_stats s = Stats();
+  EXPECT_EQ(s.guest_pure_acks, 1u);
+  EXPECT_EQ(s.acks_absorbed, 0u);
+  EXPECT_EQ(s.passed_to_userspace, 1u);
+}
+
+}  // namespace
+}  // namespace ferry
