@@ -688,20 +688,7 @@ void TcpTranslator::segment_syn_rcvd(uint32_t slot, const ParsedFrame& f,
     send_rst_for(f);
     return;
   }
-  uint64_t now = now_ns();
-  c.state = TcpState::established;
-  counters_.conns_established++;
-  c.snd_una = c.iss + 1;
-  c.snd_wnd = static_cast<uint32_t>(f.tcp.window) << c.snd_shift;
-  c.snd_wl1 = f.tcp.seq;
-  c.snd_wl2 = f.tcp.ack;
-  if (c.rtt_active && c.retries == 0) c.rto.sample(now - c.rtt_start);
-  c.rtt_active = false;
-  c.retries = 0;
-  c.rto.reset_backoff();
-  c.rtx_at = 0;
-  c.state_at = now + timeouts_.idle_ns;
-  update_timer(slot);
+  become_established(slot, static_cast<uint32_t>(f.tcp.window) << c.snd_shift, f.tcp.seq, f.tcp.ack);
   if (f.tcp.payload_len > 0 || (fl & tcpflag::kFin)) segment_established(slot, f, frame);
   if (conns_[slot].state == TcpState::established) send_data(slot);
 }
@@ -731,7 +718,6 @@ void TcpTranslator::segment_syn_sent(uint32_t slot, const ParsedFrame& f,
     counters_.dropped_segments++;  // simultaneous open is not supported
     return;
   }
-  uint64_t now = now_ns();
   const Config& cfg = link_.config();
   c.irs = f.tcp.seq;
   c.rcv_nxt = f.tcp.seq + 1;
@@ -748,19 +734,7 @@ void TcpTranslator::segment_syn_sent(uint32_t slot, const ParsedFrame& f,
     c.rcv_shift = 0;
   }
   if (kOfferSack && f.tcp.opts.sack_permitted) c.flags |= kfSack;
-  c.snd_una = c.iss + 1;
-  c.snd_wnd = f.tcp.window;  // unscaled in a SYN-ACK
-  c.snd_wl1 = f.tcp.seq;
-  c.snd_wl2 = f.tcp.ack;
-  if (c.rtt_active && c.retries == 0) c.rto.sample(now - c.rtt_start);
-  c.rtt_active = false;
-  c.retries = 0;
-  c.rto.reset_backoff();
-  c.rtx_at = 0;
-  c.state = TcpState::established;
-  counters_.conns_established++;
-  c.state_at = now + timeouts_.idle_ns;
-  update_timer(slot);
+  become_established(slot, f.tcp.window /* unscaled in a SYN-ACK */, f.tcp.seq, f.tcp.ack);
   send_ack_now(slot);
   if (f.tcp.payload_len > 0 && conns_[slot].state == TcpState::established) {
     guest_data(slot, f.tcp.seq + 1,
@@ -768,6 +742,28 @@ void TcpTranslator::segment_syn_sent(uint32_t slot, const ParsedFrame& f,
                (fl & tcpflag::kFin) != 0);
   }
   if (conns_[slot].state == TcpState::established) send_data(slot);
+}
+
+// Our SYN (or SYN-ACK) was ACKed by the guest's segment (seq, ack) carrying
+// window `wnd` (already scaled as this segment's kind requires): the
+// connection is ESTABLISHED; the handshake's RTT is sampled unless it was
+// retransmitted (Karn), and only the idle timer is left.
+void TcpTranslator::become_established(uint32_t slot, uint32_t wnd, uint32_t seq, uint32_t ack) {
+  TcpConn& c = conns_[slot];
+  const uint64_t now = now_ns();
+  c.state = TcpState::established;
+  counters_.conns_established++;
+  c.snd_una = c.iss + 1;
+  c.snd_wnd = wnd;
+  c.snd_wl1 = seq;
+  c.snd_wl2 = ack;
+  if (c.rtt_active && c.retries == 0) c.rto.sample(now - c.rtt_start);
+  c.rtt_active = false;
+  c.retries = 0;
+  c.rto.reset_backoff();
+  c.rtx_at = 0;
+  c.state_at = now + timeouts_.idle_ns;
+  update_timer(slot);
 }
 
 // ESTABLISHED (and half-closed): RFC 9293 §3.10.7.4 in order: sequence

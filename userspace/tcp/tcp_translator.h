@@ -217,6 +217,7 @@ class TcpTranslator : public IoHandler, public TimerClient {
   void segment_connecting(uint32_t slot, const ParsedFrame& f);
   void segment_syn_rcvd(uint32_t slot, const ParsedFrame& f, std::span<const uint8_t> frame);
   void segment_syn_sent(uint32_t slot, const ParsedFrame& f, std::span<const uint8_t> frame);
+  void become_established(uint32_t slot, uint32_t wnd, uint32_t seq, uint32_t ack);
   void segment_established(uint32_t slot, const ParsedFrame& f, std::span<const uint8_t> frame);
   // The only writer of ack-from-guest, guest window and dup-ACK state (the
   // future fast path owns exactly this). Returns false for an ACK of
