@@ -24,6 +24,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast"
 #include "ferry_attach.skel.h"
+#include "support/guest_frames.h"
 #pragma GCC diagnostic pop
 
 namespace ferry {
@@ -36,14 +37,7 @@ constexpr uint32_t kSlot = 3;
 constexpr uint16_t kGuestPort = 40000, kPeerPort = 80;
 constexpr uint32_t kRcvNxt = 777;
 
-L2L3 Ip4() {
-  L2L3 l;
-  l.eth_src = MacAddr{{0x52, 0x54, 0, 1, 2, 3}};
-  l.eth_dst = MacAddr{{0x02, 0x66, 0x65, 0x72, 0x72, 0x79}};
-  l.src = *InetAddr::parse("198.18.0.2");
-  l.dst = *InetAddr::parse("198.18.0.1");
-  return l;
-}
+L2L3 Ip4() { return testing::guest_to_gateway(false, MacAddr{{0x52, 0x54, 0, 1, 2, 3}}); }
 
 // A guest segment of the test flow with a valid checksum.
 Bytes Segment(uint32_t ack, size_t payload = 0, uint8_t flags = tcpflag::kAck) {

@@ -33,6 +33,7 @@
 #include "bpf/classifier.h"
 #include "bpf/bpf_test_util.h"
 #include "codec/frame.h"
+#include "support/guest_frames.h"
 
 namespace ferry {
 namespace {
@@ -68,21 +69,9 @@ ferry_stats expect(void (*set)(ferry_stats&)) {
   return e;
 }
 
-L2L3 v4() {
-  L2L3 l;
-  l.eth_src = MacAddr{{0x02, 0, 0, 0, 0, 2}};
-  l.eth_dst = MacAddr{{0x02, 0x66, 0x65, 0x72, 0x72, 0x79}};
-  l.src = *InetAddr::parse("198.18.0.2");
-  l.dst = *InetAddr::parse("198.18.0.1");
-  return l;
-}
-
-L2L3 v6() {
-  L2L3 l = v4();
-  l.src = *InetAddr::parse("fd00:f::2");
-  l.dst = *InetAddr::parse("fd00:f::1");
-  return l;
-}
+const MacAddr kTestGuestMac{{0x02, 0, 0, 0, 0, 2}};
+L2L3 v4() { return testing::guest_to_gateway(false, kTestGuestMac); }
+L2L3 v6() { return testing::guest_to_gateway(true, kTestGuestMac); }
 
 Frame tcp(const L2L3& ip, uint8_t flags, size_t payload = 0, bool ts = false) {
   std::vector<uint8_t> data(payload, 0x61);

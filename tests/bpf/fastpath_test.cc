@@ -28,6 +28,7 @@
 #include "bpf/fastpath.h"
 #include "bpf/bpf_test_util.h"
 #include "codec/frame.h"
+#include "support/guest_frames.h"
 
 namespace ferry {
 namespace {
@@ -39,21 +40,9 @@ constexpr uint16_t kGuestPort = 40000, kPeerPort = 80;
 
 using bpftest::Frame;
 
-L2L3 ip4() {
-  L2L3 l;
-  l.eth_src = MacAddr{{0x02, 0, 0, 0, 0, 2}};
-  l.eth_dst = MacAddr{{0x02, 0x66, 0x65, 0x72, 0x72, 0x79}};
-  l.src = *InetAddr::parse("198.18.0.2");
-  l.dst = *InetAddr::parse("198.18.0.1");
-  return l;
-}
-
-L2L3 ip6() {
-  L2L3 l = ip4();
-  l.src = *InetAddr::parse("fd00:f::2");
-  l.dst = *InetAddr::parse("fd00:f::1");
-  return l;
-}
+const MacAddr kTestGuestMac{{0x02, 0, 0, 0, 0, 2}};
+L2L3 ip4() { return testing::guest_to_gateway(false, kTestGuestMac); }
+L2L3 ip6() { return testing::guest_to_gateway(true, kTestGuestMac); }
 
 struct Seg {
   uint32_t seq = 777;
