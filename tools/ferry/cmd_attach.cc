@@ -238,9 +238,7 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
     // The TCP fast path, as in `ferry run`: BPF absorbs the guest's pure ACKs of published flows.
     std::unique_ptr<FastPathBridge> fastpath;
     if (config.fastpath) {
-      FastPathBridge::Options fp_options;
-      // measurement knob: window/N bytes of room wake a stalled sender (0: any room)
-      if (const char* dv = std::getenv("FERRY_WAKE_DIVISOR")) fp_options.wake_divisor = static_cast<uint32_t>(std::atoi(dv));
+      const FastPathBridge::Options fp_options = FastPathBridge::Options::from_environment();
       FastPathMapFds fds;
       fds.conn_hash = (*dp)->map_fd("conn_hash");
       fds.conn_state = (*dp)->map_fd("conn_state");

@@ -298,9 +298,7 @@ int cmd_run(int argc, char** argv) {
   // The TCP fast path: BPF absorbs the guest's pure ACKs of published flows.
   std::unique_ptr<FastPathBridge> fastpath;
   if (bpf && config.fastpath) {
-    FastPathBridge::Options fp_options;
-    // measurement knob: window/N bytes of room wake a stalled sender (0: any room)
-    if (const char* d = std::getenv("FERRY_WAKE_DIVISOR")) fp_options.wake_divisor = static_cast<uint32_t>(std::atoi(d));
+    const FastPathBridge::Options fp_options = FastPathBridge::Options::from_environment();
     fastpath = std::make_unique<FastPathBridge>(loop, translator.tcp(), fp_options);
     if (std::string error = fastpath->open(*bpf); !error.empty()) {
       if (!quiet) std::fprintf(stderr, "ferry run: warning: no TCP fast path (%s)\n", error.c_str());

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "bpf/classifier.h"
 
@@ -34,6 +35,14 @@ FastPathBridge::~FastPathBridge() {
   tcp_.set_fast_path(nullptr);
   if (events_fd_ >= 0) loop_.remove(events_fd_);
   if (flows_ != nullptr) munmap(flows_, sizeof(Flow) * nflows_);
+}
+
+// Defaults plus FERRY_WAKE_DIVISOR (a measurement knob of `ferry run` and
+// `ferry attach`).
+FastPathBridge::Options FastPathBridge::Options::from_environment() {
+  Options o;
+  if (const char* d = std::getenv("FERRY_WAKE_DIVISOR")) o.wake_divisor = static_cast<uint32_t>(std::atoi(d));
+  return o;
 }
 
 // Opens on the loaded classifier's maps (`ferry run`).

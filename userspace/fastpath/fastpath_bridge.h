@@ -68,6 +68,9 @@ class FastPathBridge final : public TcpFastPath,
     uint32_t wake_divisor = 4;             // wake_room = window / this (0: any room wakes)
     uint64_t scan_min_ns = 1'000'000;      // activity scan period while busy
     uint64_t scan_max_ns = 16'000'000;     // ... after scans that found nothing
+    // The defaults, with the measurement knob FERRY_WAKE_DIVISOR=N from the
+    // environment (window/N bytes of room wake a stalled sender; 0: any room).
+    static Options from_environment();
   };
   struct Counters {
     uint64_t published = 0;
