@@ -11,7 +11,8 @@
  * writers in include/ferry/contract.h) and ferry_fastpath_pure_ack(), which
  * the program calls after parsing (parse.h) and counting the frame's class:
  * it counts guest_pure_acks and, when the frame was absorbed, acks_absorbed;
- * the caller then drops the frame (TC_ACT_SHOT) instead of passing it on.
+ * the caller then consumes the frame instead of passing it on (at TC egress
+ * with TC_ACT_STOLEN, so the guest's stack is not told of a drop).
  * Both programs therefore make the same decision on the same frame, and
  * userspace (userspace/bpf/fastpath.h) drives either copy of the maps the
  * same way.

@@ -24,7 +24,8 @@
  * Fast path: the shared core (fastpath.h, also used by ferry_attach.bpf.c)
  * absorbs a validated pure ACK of an eligible flow: it updates the flow's
  * conn_state slot, posts a ring-buffer event only when userspace must act,
- * and the frame is dropped here (TC_ACT_SHOT, counted as acks_absorbed).
+ * and the frame is consumed here (TC_ACT_STOLEN: the sender sees success;
+ * counted as acks_absorbed).
  * A frame from the guest's own stack usually reaches TC egress as
  * CHECKSUM_PARTIAL, which the core accepts; any other checksum it verifies.
  */
@@ -118,8 +119,11 @@ int ferry_tc_egress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	st->guest_frames++;
 	ferry_count_class(st, pkt.class);
+	/* STOLEN, not SHOT: SHOT makes dev_queue_xmit() return NET_XMIT_DROP to
+	 * the guest's stack, and its TCP takes every absorbed ACK for local
+	 * congestion (tcp_enter_cwr); a packet socket sees ENOBUFS */
 	if (ferry_fastpath_pure_ack(skb, &pkt, st))
-		return TC_ACT_SHOT;
+		return TC_ACT_STOLEN;
 	st->passed_to_userspace++;
 	return TC_ACT_OK;
 }

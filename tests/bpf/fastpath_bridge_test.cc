@@ -38,7 +38,7 @@ namespace {
 using testing::Bytes;
 using testing::FakeLink;
 using testing::kGuestMac;
-constexpr int kTcActShot = 2;
+constexpr int kTcActAbsorbed = 4;  // TC_ACT_STOLEN: consumed, the sender sees success
 constexpr uint16_t kSport = 41000;
 
 class BridgeTest : public ::testing::Test {
@@ -99,7 +99,7 @@ class BridgeTest : public ::testing::Test {
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = buf.data(),
                 .data_size_in = static_cast<uint32_t>(buf.size()), .repeat = 1);
     EXPECT_EQ(bpf_prog_test_run_opts(bpf_->prog_fd(), &opts), 0);
-    if (static_cast<int>(opts.retval) == kTcActShot) return true;
+    if (static_cast<int>(opts.retval) == kTcActAbsorbed) return true;
     ParsedFrame f = parse_frame(buf, true);
     EXPECT_TRUE(f.ok());
     tcp_->on_guest_segment(f, buf);

@@ -34,7 +34,7 @@ namespace ferry {
 namespace {
 
 constexpr int kTcActOk = 0;
-constexpr int kTcActShot = 2;
+constexpr int kTcActAbsorbed = 4;  // TC_ACT_STOLEN: consumed, the sender sees success
 constexpr uint32_t kSlot = 5;
 constexpr uint16_t kGuestPort = 40000, kPeerPort = 80;
 
@@ -152,7 +152,7 @@ TEST_F(FastPathTest, UnknownFlowPasses) {
 
 TEST_F(FastPathTest, InRangeAckIsAbsorbed) {
   publish(1000, 5000);
-  EXPECT_EQ(run({.ack = 2000, .window = 300}), kTcActShot);
+  EXPECT_EQ(run({.ack = 2000, .window = 300}), kTcActAbsorbed);
   const ferry_conn_slot* s = conns_.slot(kSlot);
   EXPECT_EQ(conns_.ack_from_guest(kSlot), 2000u);
   EXPECT_EQ(conns_.guest_window(kSlot), 1200u);  // 300 << 2
@@ -168,12 +168,12 @@ TEST_F(FastPathTest, InRangeAckIsAbsorbed) {
   // the activity bit is set once and taken once
   EXPECT_TRUE(conns_.take_activity(kSlot));
   EXPECT_FALSE(conns_.take_activity(kSlot));
-  EXPECT_EQ(run({.ack = 2500}), kTcActShot);
+  EXPECT_EQ(run({.ack = 2500}), kTcActAbsorbed);
   std::vector<uint32_t> active;
   EXPECT_EQ(conns_.drain_activity([&](uint32_t i) { active.push_back(i); }), 1u);
   EXPECT_EQ(active, std::vector<uint32_t>{kSlot});
   // acking exactly snd_nxt is in range
-  EXPECT_EQ(run({.ack = 5000}), kTcActShot);
+  EXPECT_EQ(run({.ack = 5000}), kTcActAbsorbed);
   EXPECT_EQ(conns_.ack_from_guest(kSlot), 5000u);
 }
 
@@ -182,7 +182,7 @@ TEST_F(FastPathTest, IneligibleAndRetiredPass) {
   conns_.set_eligible(kSlot, false);
   EXPECT_EQ(run({.ack = 2000}), kTcActOk);
   conns_.set_eligible(kSlot, true);
-  EXPECT_EQ(run({.ack = 2000}), kTcActShot);
+  EXPECT_EQ(run({.ack = 2000}), kTcActAbsorbed);
   conns_.retire(kSlot, key4_);
   EXPECT_EQ(run({.ack = 3000}), kTcActOk);
   EXPECT_EQ(conns_.ack_from_guest(kSlot), 2000u);
@@ -204,7 +204,7 @@ TEST_F(FastPathTest, OutOfRangeAcksPass) {
   publish(1000, 5000);
   EXPECT_EQ(run({.ack = 5001}), kTcActOk);  // beyond snd_nxt
   EXPECT_EQ(run({.ack = 999}), kTcActOk);   // older than ack_from_guest
-  EXPECT_EQ(run({.ack = 3000}), kTcActShot);
+  EXPECT_EQ(run({.ack = 3000}), kTcActAbsorbed);
   EXPECT_EQ(run({.ack = 2999}), kTcActOk);  // now older
   EXPECT_EQ(conns_.ack_from_guest(kSlot), 3000u);
   ferry_stats st = stats();
@@ -222,7 +222,7 @@ TEST_F(FastPathTest, NotPureAcksPass) {
   EXPECT_EQ(conns_.acks_absorbed(kSlot), 0u);
   // ECE/CWR are fine
   EXPECT_EQ(run({.ack = 2000, .flags = tcpflag::kAck | tcpflag::kEce | tcpflag::kCwr}),
-            kTcActShot);
+            kTcActAbsorbed);
 }
 
 TEST_F(FastPathTest, BadChecksumPasses) {
@@ -234,7 +234,7 @@ TEST_F(FastPathTest, BadChecksumPasses) {
   g[14 + 20 + 14] ^= 0x01;  // window changed, checksum not
   EXPECT_EQ(run_frame(g), kTcActOk);
   EXPECT_EQ(conns_.acks_absorbed(kSlot), 0u);
-  EXPECT_EQ(run_frame(build({.ack = 2000})), kTcActShot);
+  EXPECT_EQ(run_frame(build({.ack = 2000})), kTcActAbsorbed);
 }
 
 TEST_F(FastPathTest, Options) {
@@ -243,32 +243,32 @@ TEST_F(FastPathTest, Options) {
   EXPECT_EQ(run({.ack = 2000, .mss = true}), kTcActOk);
   conns_.retire(kSlot, key4_);
   publish(1000, 5000, /*ts=*/true);
-  EXPECT_EQ(run({.ack = 2000, .ts = true}), kTcActShot);
+  EXPECT_EQ(run({.ack = 2000, .ts = true}), kTcActAbsorbed);
   EXPECT_EQ(conns_.slot(kSlot)->ts_recent, 4242u);
   EXPECT_EQ(run({.ack = 2100, .ts = true, .mss = true}), kTcActOk);
-  EXPECT_EQ(run({.ack = 2100}), kTcActShot);  // no options is always fine
+  EXPECT_EQ(run({.ack = 2100}), kTcActAbsorbed);  // no options is always fine
 }
 
 TEST_F(FastPathTest, WrapAroundAt2To32) {
   publish(0xffffff00u, 0x100u);
-  EXPECT_EQ(run({.ack = 0xffffff80u}), kTcActShot);
-  EXPECT_EQ(run({.ack = 0x10u}), kTcActShot);  // across the wrap
+  EXPECT_EQ(run({.ack = 0xffffff80u}), kTcActAbsorbed);
+  EXPECT_EQ(run({.ack = 0x10u}), kTcActAbsorbed);  // across the wrap
   EXPECT_EQ(conns_.ack_from_guest(kSlot), 0x10u);
   EXPECT_EQ(run({.ack = 0x101u}), kTcActOk);        // beyond snd_nxt
   EXPECT_EQ(run({.ack = 0xffffff90u}), kTcActOk);   // before the wrap: old now
-  EXPECT_EQ(run({.ack = 0x100u}), kTcActShot);
+  EXPECT_EQ(run({.ack = 0x100u}), kTcActAbsorbed);
 }
 
 TEST_F(FastPathTest, DuplicateAcksToFastRetransmit) {
   publish(1000, 5000);
-  ASSERT_EQ(run({.ack = 2000, .window = 100}), kTcActShot);
+  ASSERT_EQ(run({.ack = 2000, .window = 100}), kTcActAbsorbed);
   EXPECT_EQ(conns_.dup_acks(kSlot), 0u);
-  ASSERT_EQ(run({.ack = 2000, .window = 100}), kTcActShot);
+  ASSERT_EQ(run({.ack = 2000, .window = 100}), kTcActAbsorbed);
   EXPECT_EQ(conns_.dup_acks(kSlot), 1u);
-  ASSERT_EQ(run({.ack = 2000, .window = 100}), kTcActShot);
+  ASSERT_EQ(run({.ack = 2000, .window = 100}), kTcActAbsorbed);
   EXPECT_EQ(conns_.dup_acks(kSlot), 2u);
   EXPECT_TRUE(seen_.empty());
-  ASSERT_EQ(run({.ack = 2000, .window = 100}), kTcActShot);
+  ASSERT_EQ(run({.ack = 2000, .window = 100}), kTcActAbsorbed);
   EXPECT_EQ(conns_.dup_acks(kSlot), 3u);
   ASSERT_EQ(seen_.size(), 1u);
   EXPECT_EQ(seen_[0].kind, static_cast<uint32_t>(FERRY_EV_FAST_RETRANSMIT));
@@ -276,13 +276,13 @@ TEST_F(FastPathTest, DuplicateAcksToFastRetransmit) {
   EXPECT_EQ(seen_[0].gen, gen_);
   EXPECT_EQ(seen_[0].ack, 2000u);
   EXPECT_EQ(seen_[0].dup_acks, 3u);
-  ASSERT_EQ(run({.ack = 2000, .window = 100}), kTcActShot);  // 4th: no new event
+  ASSERT_EQ(run({.ack = 2000, .window = 100}), kTcActAbsorbed);  // 4th: no new event
   EXPECT_EQ(seen_.size(), 1u);
   // a window update is not a duplicate
-  ASSERT_EQ(run({.ack = 2000, .window = 101}), kTcActShot);
+  ASSERT_EQ(run({.ack = 2000, .window = 101}), kTcActAbsorbed);
   EXPECT_EQ(conns_.dup_acks(kSlot), 4u);
   // progress resets the run
-  ASSERT_EQ(run({.ack = 2500, .window = 101}), kTcActShot);
+  ASSERT_EQ(run({.ack = 2500, .window = 101}), kTcActAbsorbed);
   EXPECT_EQ(conns_.dup_acks(kSlot), 0u);
   EXPECT_EQ(stats().events_posted, 1u);
   EXPECT_EQ(conns_.slot(kSlot)->events_posted, 1u);
@@ -290,27 +290,27 @@ TEST_F(FastPathTest, DuplicateAcksToFastRetransmit) {
 
 TEST_F(FastPathTest, NoDuplicateWhenNothingOutstanding) {
   publish(1000, 2000);
-  ASSERT_EQ(run({.ack = 2000}), kTcActShot);
-  for (int i = 0; i < 4; i++) ASSERT_EQ(run({.ack = 2000}), kTcActShot);
+  ASSERT_EQ(run({.ack = 2000}), kTcActAbsorbed);
+  for (int i = 0; i < 4; i++) ASSERT_EQ(run({.ack = 2000}), kTcActAbsorbed);
   EXPECT_EQ(conns_.dup_acks(kSlot), 0u);
   EXPECT_TRUE(seen_.empty());
 }
 
 TEST_F(FastPathTest, WindowReopensAfterStall) {
   publish(1000, 5000);
-  ASSERT_EQ(run({.ack = 2000, .window = 750}), kTcActShot);  // 3000 bytes: up to 5000
+  ASSERT_EQ(run({.ack = 2000, .window = 750}), kTcActAbsorbed);  // 3000 bytes: up to 5000
   EXPECT_FALSE(conns_.stall(kSlot));                          // closed: wait for the event
-  ASSERT_EQ(run({.ack = 2000, .window = 0}), kTcActShot);    // still closed
-  ASSERT_EQ(run({.ack = 3000, .window = 500}), kTcActShot);  // 3000 + 2000 = 5000: closed
+  ASSERT_EQ(run({.ack = 2000, .window = 0}), kTcActAbsorbed);    // still closed
+  ASSERT_EQ(run({.ack = 3000, .window = 500}), kTcActAbsorbed);  // 3000 + 2000 = 5000: closed
   EXPECT_TRUE(seen_.empty());
-  ASSERT_EQ(run({.ack = 3000, .window = 600}), kTcActShot);  // 3000 + 2400 > 5000
+  ASSERT_EQ(run({.ack = 3000, .window = 600}), kTcActAbsorbed);  // 3000 + 2400 > 5000
   ASSERT_EQ(seen_.size(), 1u);
   EXPECT_EQ(seen_[0].kind, static_cast<uint32_t>(FERRY_EV_WINDOW_OPEN));
   EXPECT_EQ(seen_[0].window, 2400u);
-  ASSERT_EQ(run({.ack = 3100, .window = 600}), kTcActShot);
+  ASSERT_EQ(run({.ack = 3100, .window = 600}), kTcActAbsorbed);
   EXPECT_EQ(seen_.size(), 1u);  // once per stall
   EXPECT_TRUE(conns_.stall(kSlot));  // already open: the caller sends at once
-  ASSERT_EQ(run({.ack = 3200, .window = 600}), kTcActShot);
+  ASSERT_EQ(run({.ack = 3200, .window = 600}), kTcActAbsorbed);
   EXPECT_EQ(seen_.size(), 2u);
 }
 
@@ -321,20 +321,20 @@ TEST_F(FastPathTest, ProbeOrKeepAliveSequencePasses) {
   EXPECT_EQ(run({.seq = 776, .ack = 2000}), kTcActOk);
   EXPECT_EQ(run({.seq = 900, .ack = 2000}), kTcActOk);  // guest data still in flight
   EXPECT_EQ(conns_.acks_absorbed(kSlot), 0u);
-  EXPECT_EQ(run({.seq = 777, .ack = 2000}), kTcActShot);
+  EXPECT_EQ(run({.seq = 777, .ack = 2000}), kTcActAbsorbed);
 }
 
 // wake_room batches wake-ups: room that opens below it posts nothing.
 TEST_F(FastPathTest, WindowOpenWaitsForWakeRoom) {
   publish(1000, 5000);
-  ASSERT_EQ(run({.ack = 2000, .window = 750}), kTcActShot);  // edge 5000: closed
+  ASSERT_EQ(run({.ack = 2000, .window = 750}), kTcActAbsorbed);  // edge 5000: closed
   conns_.slot(kSlot)->wake_room = 1500;
   EXPECT_FALSE(conns_.stall(kSlot));
-  ASSERT_EQ(run({.ack = 3000, .window = 750}), kTcActShot);  // room 1000 < 1500
-  ASSERT_EQ(run({.ack = 3400, .window = 750}), kTcActShot);  // room 1400 < 1500
+  ASSERT_EQ(run({.ack = 3000, .window = 750}), kTcActAbsorbed);  // room 1000 < 1500
+  ASSERT_EQ(run({.ack = 3400, .window = 750}), kTcActAbsorbed);  // room 1400 < 1500
   EXPECT_TRUE(seen_.empty());
   EXPECT_EQ(conns_.ack_from_guest(kSlot), 3400u);            // still absorbed
-  ASSERT_EQ(run({.ack = 3500, .window = 750}), kTcActShot);  // room 1500: wake
+  ASSERT_EQ(run({.ack = 3500, .window = 750}), kTcActAbsorbed);  // room 1500: wake
   ASSERT_EQ(seen_.size(), 1u);
   EXPECT_EQ(seen_[0].kind, static_cast<uint32_t>(FERRY_EV_WINDOW_OPEN));
   EXPECT_EQ(seen_[0].ack, 3500u);
@@ -343,13 +343,13 @@ TEST_F(FastPathTest, WindowOpenWaitsForWakeRoom) {
 TEST_F(FastPathTest, FinAckedWakesOnce) {
   publish(1000, 5001);
   conns_.set_fin_pending(kSlot, true);
-  ASSERT_EQ(run({.ack = 4000}), kTcActShot);
+  ASSERT_EQ(run({.ack = 4000}), kTcActAbsorbed);
   EXPECT_TRUE(seen_.empty());
-  ASSERT_EQ(run({.ack = 5001}), kTcActShot);
+  ASSERT_EQ(run({.ack = 5001}), kTcActAbsorbed);
   ASSERT_EQ(seen_.size(), 1u);
   EXPECT_EQ(seen_[0].kind, static_cast<uint32_t>(FERRY_EV_FIN_ACKED));
   EXPECT_EQ(seen_[0].ack, 5001u);
-  ASSERT_EQ(run({.ack = 5001}), kTcActShot);
+  ASSERT_EQ(run({.ack = 5001}), kTcActAbsorbed);
   EXPECT_EQ(seen_.size(), 1u);
 }
 
@@ -357,12 +357,12 @@ TEST_F(FastPathTest, SndNxtMovesTheRange) {
   publish(1000, 2000);
   EXPECT_EQ(run({.ack = 3000}), kTcActOk);
   conns_.set_snd_nxt(kSlot, 3000);
-  EXPECT_EQ(run({.ack = 3000}), kTcActShot);
+  EXPECT_EQ(run({.ack = 3000}), kTcActAbsorbed);
 }
 
 TEST_F(FastPathTest, Ipv6Flow) {
   publish(1000, 5000, false, /*v6=*/true);
-  EXPECT_EQ(run({.ack = 2000, .v6 = true}), kTcActShot);
+  EXPECT_EQ(run({.ack = 2000, .v6 = true}), kTcActAbsorbed);
   EXPECT_EQ(run({.ack = 2000}), kTcActOk);  // the IPv4 twin is another flow
   Frame f = build({.ack = 3000, .v6 = true});
   f[14 + 40 + 16] ^= 0x80;  // bad checksum
@@ -405,7 +405,7 @@ TEST_F(FastPathTest, RingFullPassesAndChangesNothing) {
       first_refused = i;
       break;
     }
-    ASSERT_EQ(rv, kTcActShot);
+    ASSERT_EQ(rv, kTcActAbsorbed);
   }
   ASSERT_LT(first_refused, n) << "the ring never filled";
   EXPECT_GT(first_refused, 1000u);
@@ -420,7 +420,7 @@ TEST_F(FastPathTest, RingFullPassesAndChangesNothing) {
   // once drained, the same ACK is absorbed and wakes us
   EXPECT_EQ(events_.consume(), static_cast<int>(first_refused));
   seen_.clear();
-  EXPECT_EQ(run_raw(frame_for(first_refused)), kTcActShot);
+  EXPECT_EQ(run_raw(frame_for(first_refused)), kTcActAbsorbed);
   EXPECT_EQ(events_.consume(), 1);
   ASSERT_EQ(seen_.size(), 1u);
   EXPECT_EQ(seen_[0].slot, first_refused);
