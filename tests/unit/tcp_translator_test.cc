@@ -606,6 +606,18 @@ TEST_F(TcpTest, HostSocketFullZeroWindowThenUpdate) {
   close(h);
 }
 
+TEST_F(TcpTest, SynFinOpensNothing) {
+  // SYN+FIN is a scanner's probe, not an open (Linux drops it): no host
+  // connect(), no SYN-ACK, no RST.
+  Make();
+  Listener l;
+  Send(40024, l.port, 100, 0, tcpflag::kSyn | tcpflag::kFin);
+  EXPECT_EQ(tcp->connection_count(), 0u);
+  EXPECT_TRUE(link.sent.empty());
+  EXPECT_EQ(tcp->counters().conns_outbound, 0u);
+  EXPECT_EQ(tcp->counters().dropped_segments, 1u);
+}
+
 TEST_F(TcpTest, ConnectTimeoutRst) {
   Make();
   tcp->timeouts().connect_ns = 300'000'000;

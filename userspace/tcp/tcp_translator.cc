@@ -510,6 +510,10 @@ void TcpTranslator::on_guest_segment(const ParsedFrame& f, std::span<const uint8
 void TcpTranslator::guest_segment_no_flow(const ParsedFrame& f, const ferry_conn_key& key) {
   uint8_t fl = f.tcp.flags;
   if (fl & tcpflag::kRst) return;
+  if ((fl & (tcpflag::kSyn | tcpflag::kFin)) == (tcpflag::kSyn | tcpflag::kFin)) {
+    counters_.dropped_segments++;  // SYN+FIN: a scan, never a real open (Linux drops it too)
+    return;
+  }
   if ((fl & tcpflag::kSyn) && !(fl & tcpflag::kAck)) return open_outbound(f, key);
   counters_.rst_unknown_flow++;
   send_rst_for(f);
