@@ -846,6 +846,8 @@ TEST(Vlan, TagIsSkipped) {
     g.insert(g.end(), f.begin() + 12, f.end());
     ParsedFrame a = Parse(f), b = Parse(g);
     ASSERT_TRUE(b.ok()) << to_string(b.status);
+    EXPECT_TRUE(b.vlan);  // the translator drops tagged frames: it must be told
+    EXPECT_FALSE(a.vlan);
     EXPECT_EQ(b.ethertype, a.ethertype);
     EXPECT_EQ(b.l3_offset, a.l3_offset + 4);
     EXPECT_EQ(b.l4_offset, a.l3 == L3Kind::arp ? 0 : a.l4_offset + 4);

@@ -435,6 +435,7 @@ size_t parse_eth(std::span<const uint8_t> f, ParsedFrame& r) {
     if (f.size() < kEthHeaderLen + 4) return 0;
     type = get16(e + 16);
     off += 4;
+    r.vlan = true;
   }
   r.eth_dst = get_mac(e);
   r.eth_src = get_mac(e + 6);

@@ -78,6 +78,7 @@ struct ParsedFrame {
   ParseStatus status = ParseStatus::truncated;
   MacAddr eth_dst, eth_src;
   uint16_t ethertype = 0;  // host order, after an optional VLAN tag
+  bool vlan = false;       // the frame carried an 802.1Q tag
   L3Kind l3 = L3Kind::none;
 
   struct Arp {

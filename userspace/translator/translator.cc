@@ -1,7 +1,7 @@
 // Translator: parse once, learn the guest's MAC, dispatch to one handler.
 //
-// What is "for us": frames sent to our MAC, to broadcast (ARP) or to a
-// multicast MAC (NDP's solicited-node groups). A guest source address that is
+// What is "for us": untagged frames sent to our MAC, to broadcast (ARP) or
+// to a multicast MAC (NDP's solicited-node groups). A guest source address that is
 // multicast, broadcast or unspecified is refused, except the unspecified
 // source that IPv6 duplicate address detection uses (the gateway ignores it).
 // Nothing here allocates per frame; the port's buffer is read in place.
@@ -62,6 +62,12 @@ void Translator::on_guest_frame(std::span<const uint8_t> frame, const RxMeta& me
     return;
   }
   if (f.eth_src.is_multicast()) {
+    counters_.not_for_us++;
+    return;
+  }
+  // The guest's link is untagged: a tagged frame is from a VLAN we are not
+  // on, and an untagged answer would reach the wrong interface.
+  if (f.vlan) {
     counters_.not_for_us++;
     return;
   }
