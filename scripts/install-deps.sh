@@ -13,6 +13,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev iproute2 iputils-ping socat curl python3 python3-scapy
   # benchmarks and comparisons
   iperf3 passt slirp4netns tcpdump ethtool nginx-light
+  # real clients and servers of the tests/e2e/real_* scenarios (each runs
+  # its own instance on loopback; the system sshd is never started)
+  openssh-server openssh-client apache2-utils
 )
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -31,8 +34,9 @@ if ((${#missing[@]})); then
   echo "install-deps.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  # nginx-light would start a server on port 80 when installed; ferry only
-  # uses its binary, on ports of its own choosing.
+  # nginx-light would start a server on port 80 when installed, and
+  # openssh-server the system sshd on port 22; ferry only uses their
+  # binaries, on ports of its own choosing.
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
     chmod +x /usr/sbin/policy-rc.d
