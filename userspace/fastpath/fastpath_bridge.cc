@@ -144,6 +144,20 @@ bool FastPathBridge::stall(uint32_t slot, const TcpConn& c) {
   return true;
 }
 
+// The host socket ran dry with bytes in flight: arm WINDOW_OPEN to fire once
+// the guest has ACKed them all (room: the whole window, as it stands now).
+// No scan: a request/response flow drains its socket after every response,
+// and its next request (data, never absorbed) folds the ACK anyway.
+bool FastPathBridge::drained(uint32_t slot, const TcpConn& c) {
+  if (!published(slot)) return false;
+  ferry_conn_slot* s = map_.slot(slot);
+  if (s == nullptr) return false;
+  __atomic_store_n(&s->wake_room, std::max<uint32_t>(c.snd_wnd, 1), __ATOMIC_RELEASE);
+  counters_.drained++;
+  map_.stall(slot);  // bumps the epoch, then reads what BPF absorbed
+  return map_.ack_from_guest(slot) == flows_[slot].snd_nxt;  // ACKed already
+}
+
 // A flow entered the translator's table: nothing published yet.
 void FastPathBridge::on_flow_added(uint32_t slot, const ferry_conn_key&, const TcpConn&) {
   if (slot < nflows_ && !(flows_[slot].bits & kPublished)) flows_[slot].bits = 0;
@@ -274,7 +288,7 @@ std::string FastPathBridge::counters_line() const {
   std::snprintf(buf, sizeof(buf),
                 "published=%llu retired=%llu publish_failed=%llu event_wakeups=%llu events=%llu "
                 "window_open=%llu fast_retransmit=%llu fin_acked=%llu stale_events=%llu scans=%llu "
-                "scan_visits=%llu folds=%llu stalls=%llu stall_open=%llu",
+                "scan_visits=%llu folds=%llu stalls=%llu stall_open=%llu drained=%llu",
                 static_cast<unsigned long long>(k.published), static_cast<unsigned long long>(k.retired),
                 static_cast<unsigned long long>(k.publish_failed),
                 static_cast<unsigned long long>(k.event_wakeups), static_cast<unsigned long long>(k.events),
@@ -283,7 +297,8 @@ std::string FastPathBridge::counters_line() const {
                 static_cast<unsigned long long>(k.fin_acked),
                 static_cast<unsigned long long>(k.stale_events), static_cast<unsigned long long>(k.scans),
                 static_cast<unsigned long long>(k.scan_visits), static_cast<unsigned long long>(k.folds),
-                static_cast<unsigned long long>(k.stalls), static_cast<unsigned long long>(k.stall_open));
+                static_cast<unsigned long long>(k.stalls), static_cast<unsigned long long>(k.stall_open),
+                static_cast<unsigned long long>(k.drained));
   return buf;
 }
 

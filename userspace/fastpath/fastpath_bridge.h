@@ -87,6 +87,7 @@ class FastPathBridge final : public TcpFastPath,
     uint64_t folds = 0;             // progress() that found new absorbed ACKs
     uint64_t stalls = 0;
     uint64_t stall_open = 0;        // stall() found the window already open
+    uint64_t drained = 0;           // drained(): wake-ups armed for "all ACKed"
   };
 
   FastPathBridge(EventLoop& loop, TcpTranslator& tcp, Options opts);
@@ -106,6 +107,7 @@ class FastPathBridge final : public TcpFastPath,
   bool progress(uint32_t slot, uint32_t* ack, uint32_t* window) override;
   void sync(uint32_t slot, const TcpConn& c, uint32_t snd_max) override;
   bool stall(uint32_t slot, const TcpConn& c) override;
+  bool drained(uint32_t slot, const TcpConn& c) override;
   // TcpFlowObserver
   void on_flow_added(uint32_t slot, const ferry_conn_key& key, const TcpConn& c) override;
   void on_flow_removed(uint32_t slot, const ferry_conn_key& key) override;

@@ -857,6 +857,13 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
     }
     c.snd_una = ack;
     if (seq::lt(c.snd_nxt, c.snd_una)) c.snd_nxt = c.snd_una;
+    if (c.snd_una == c.snd_max) {
+      // The socket's queue may now be empty: have its kernel ACK the host's
+      // sender now, not at its delayed-ACK timer (40 ms), which a sender
+      // holding a small segment (Nagle) or out of send buffer waits for.
+      int one = 1;
+      setsockopt(c.fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+    }
     if (c.rtt_active && seq::ge(ack, c.rtt_seq)) {
       c.rto.sample(now - c.rtt_start);
       c.rtt_active = false;
@@ -1419,6 +1426,7 @@ void TcpTranslator::send_data(uint32_t slot) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         c.flags &= static_cast<uint8_t>(~kfReadable);
+        host_drained(slot);
         return;
       }
       reset_both(slot);
@@ -1472,10 +1480,21 @@ void TcpTranslator::send_data(uint32_t slot) {
     if (static_cast<size_t>(r) < want) {
       if (!(c.flags & kfHostEof)) {
         c.flags &= static_cast<uint8_t>(~kfReadable);
+        host_drained(slot);
         return;
       }
     }
   }
+}
+
+// The host socket holds only bytes in flight. Its kernel ACKs the host's
+// sender only once they leave it (we peek, so its window stays closed), and a
+// sender waiting for that ACK (Nagle's tail, a small send buffer) stalls until
+// the delayed-ACK timer: with the fast path absorbing the guest's ACKs, ask
+// for a wake-up once the guest has ACKed everything.
+void TcpTranslator::host_drained(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  if (fast_ && c.snd_nxt != c.snd_una && fast_->drained(slot, c)) fast_fold(slot);
 }
 
 // Sends one data frame built by send_data(): with port offloads the TCP

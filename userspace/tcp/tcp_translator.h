@@ -120,6 +120,11 @@ class TcpFastPath {
   virtual void sync(uint32_t slot, const TcpConn& c, uint32_t snd_max) = 0;
   // send_data() stopped on the guest's window; true when it is open already.
   virtual bool stall(uint32_t slot, const TcpConn& c) = 0;
+  // send_data() emptied the host socket with bytes in flight: wake the
+  // translator once the guest has ACKed them all (the host's sender may be
+  // waiting for our socket's ACK, which comes only when they leave the
+  // socket). True when they are ACKed already.
+  virtual bool drained(uint32_t, const TcpConn&) { return false; }
 };
 
 class TcpTranslator : public IoHandler, public TimerClient {
@@ -234,6 +239,7 @@ class TcpTranslator : public IoHandler, public TimerClient {
 
   // ---- sending to the guest
   void send_data(uint32_t slot);
+  void host_drained(uint32_t slot);
   bool retransmit_one(uint32_t slot);
   void send_fin(uint32_t slot);
   bool send_segment(const TcpConn& c, uint8_t flags, uint32_t seq, uint32_t ack,
