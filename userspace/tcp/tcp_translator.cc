@@ -816,8 +816,17 @@ void TcpTranslator::segment_established(uint32_t slot, const ParsedFrame& f,
     counters_.dropped_segments++;
     return;
   }
+  // RFC 9293 3.10.7.4: what lies beyond the window's right edge (rcv_adv)
+  // is trimmed, a FIN there too; a zero-window probe is thus not taken.
+  const uint32_t edge = seq::gt(c.rcv_adv, c.rcv_nxt) ? c.rcv_adv : c.rcv_nxt;
+  const bool trimmed = seq::gt(sq + seg_len, edge);
+  if (trimmed) {
+    payload = payload.first(seq::gt(edge, sq) ? std::min<size_t>(edge - sq, payload.size()) : 0);
+    fin = false;
+  }
   fast_fold(slot);  // absorbed ACKs first: this one may duplicate them
   bool pure = seg_len == 0;
+  seg_len = static_cast<uint32_t>(payload.size()) + (fin ? 1u : 0u);
   uint32_t wnd_before = c.snd_una + c.snd_wnd;
   if (!process_ack(slot, sq, f.tcp.ack, f.tcp.window, pure)) {
     send_ack_now(slot);  // ACK of data never sent
@@ -828,6 +837,7 @@ void TcpTranslator::segment_established(uint32_t slot, const ParsedFrame& f,
     guest_data(slot, sq, payload, fin);
     if (conns_[slot].state != TcpState::established) return;
   }
+  if (trimmed) send_ack_now(slot);  // tell the guest at once where the window ends
   uint32_t wnd_after = c.snd_una + c.snd_wnd;
   if (seq::gt(wnd_after, wnd_before) || seq::gt(wnd_after, c.snd_nxt) ||
       (c.flags & kfFinSent))
