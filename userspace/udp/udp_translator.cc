@@ -42,6 +42,7 @@
 #include <cstring>
 
 #include "codec/checksum.h"
+#include "codec/fragment.h"
 
 namespace ferry {
 
@@ -84,6 +85,9 @@ bool read_sockaddr(const sockaddr_storage& ss, InetAddr& a, uint16_t& port) {
   return false;
 }
 
+// Largest IP packet: what a datagram may fill before fragmentation.
+constexpr unsigned kMaxIpPacket = 65535;
+
 // Largest UDP payload that fits a guest frame of this family.
 size_t max_payload(bool v6, unsigned mtu) {
   const size_t ip = v6 ? kIpv6HeaderLen : kIpv4HeaderLen;
@@ -122,6 +126,7 @@ UdpTranslator::UdpTranslator(EventLoop& loop, GuestLink& link, size_t max_flows)
     hash_seed_[1] = mix(hash_seed_[0] ^ reinterpret_cast<uintptr_t>(this));
   }
   bufs_ = std::make_unique<uint8_t[]>(kBatch * kMaxFrameLen);
+  frag_buf_ = std::make_unique<uint8_t[]>(kMaxFrameLen);
   tag_ = loop_.register_handler(this);
   loop_.add_timer_client(this);
 }
@@ -402,7 +407,7 @@ void UdpTranslator::on_io(uint64_t id, uint32_t) {
 void UdpTranslator::drain_flow(uint32_t slot) {
   const bool v6 = !flows_[slot].guest.is_v4();
   const size_t hdr = udp_frame_header_len(v6);
-  const size_t maxpl = max_payload(v6, link_.config().mtu);
+  const size_t maxpl = max_payload(v6, kMaxIpPacket);  // above the MTU: fragments
   mmsghdr msgs[kBatch];
   iovec iov[kBatch];
   for (int round = 0; round < kMaxRecvRounds; round++) {
@@ -439,7 +444,7 @@ void UdpTranslator::drain_forward(size_t index) {
   const Config& c = link_.config();
   // Receive at the IPv6 payload offset; IPv4 frames move their payload down.
   const size_t hdr = udp_frame_header_len(true);
-  const size_t maxpl = std::min(max_payload(true, c.mtu), max_payload(false, c.mtu));
+  const size_t maxpl = std::min(max_payload(true, kMaxIpPacket), max_payload(false, kMaxIpPacket));
   mmsghdr msgs[kBatch];
   iovec iov[kBatch];
   sockaddr_storage names[kBatch];
@@ -518,6 +523,20 @@ bool UdpTranslator::deliver(const Flow& fl, uint8_t* buf, size_t payload_len,
   if (n == 0) {
     counters_.too_big++;
     return false;
+  }
+  const unsigned mtu = link_.config().mtu;
+  if (n - kEthHeaderLen > mtu) {  // the guest's stack reassembles it
+    bool ok = true;
+    size_t k = fragment_frame(std::span<const uint8_t>(buf, n), mtu, ++frag_id_,
+                              std::span<uint8_t>(frag_buf_.get(), kMaxFrameLen),
+                              [&](std::span<const uint8_t> f) { return ok = link_.send_to_guest(f); });
+    if (k == 0 || !ok) {
+      counters_.send_errors++;
+      return false;
+    }
+    counters_.fragmented++;
+    counters_.guest_sent++;
+    return true;
   }
   if (!link_.send_to_guest(std::span<const uint8_t>(buf, n))) {
     counters_.send_errors++;

@@ -43,7 +43,8 @@ struct UdpCounters {
   uint64_t flows_evicted = 0;     // table full: least recently used closed
   uint64_t unreachable_sent = 0;  // ICMP errors sent to the guest
   uint64_t dropped = 0;           // refused destinations, malformed, no socket
-  uint64_t too_big = 0;           // host datagrams larger than the guest MTU allows
+  uint64_t too_big = 0;           // host datagrams larger than an IP packet allows
+  uint64_t fragmented = 0;        // host datagrams sent to the guest as IP fragments
   uint64_t send_errors = 0;       // host send failures (other than refused) and guest link refusals
 };
 
@@ -138,6 +139,9 @@ class UdpTranslator final : public IoHandler, public TimerClient {
   std::vector<Forward> forwards_;
   // recvmmsg buffers: kBatch frames of kMaxFrameLen, allocated once.
   std::unique_ptr<uint8_t[]> bufs_;
+  // one IP fragment at a time, for datagrams larger than the guest's MTU
+  std::unique_ptr<uint8_t[]> frag_buf_;
+  uint32_t frag_id_ = 0;
   UdpCounters counters_;
 };
 
