@@ -99,7 +99,9 @@ static __always_inline __u32 ferry_fold(__u64 sum)
 /*
  * True when the TCP checksum is right, or will be made right by the kernel
  * (CHECKSUM_PARTIAL). Only the header lengths the fast path takes (20 and
- * 32 bytes, no payload) are summed; anything else is "not verified".
+ * 32 bytes, no payload) are summed; anything else is "not verified". A frame
+ * not from the guest's stack (a packet socket's) has its IPv4 header checksum
+ * checked as well.
  */
 static __always_inline int ferry_tcp_csum_ok(struct __sk_buff *skb, struct ferry_pkt *pkt,
 					     void *data, void *data_end)
@@ -134,6 +136,13 @@ static __always_inline int ferry_tcp_csum_ok(struct __sk_buff *skb, struct ferry
 		__u32 a, b;
 
 		if ((void *)(ip + 20) > data_end)
+			return 0;
+		/* the IPv4 header checksum too, as userspace checks it (a frame
+		 * with options is left to userspace) */
+		if (l4 != l3 + 20)
+			return 0;
+		r = bpf_csum_diff(NULL, 0, (__be32 *)ip, 20, 0);
+		if (r < 0 || ferry_fold((__u32)r) != 0xffff)
 			return 0;
 		__builtin_memcpy(&a, ip + 12, 4);
 		__builtin_memcpy(&b, ip + 16, 4);
@@ -190,6 +199,8 @@ static __always_inline int ferry_absorb_ack(struct __sk_buff *skb, struct ferry_
 
 	if (pkt->class != FERRY_CLASS_IPV4_TCP && pkt->class != FERRY_CLASS_IPV6_TCP)
 		return 0;
+	if (pkt->has_vlan)
+		return 0; /* userspace drops tagged frames: so must we */
 	if ((pkt->tcp_flags & ~(FERRY_TCP_ECE | FERRY_TCP_CWR)) != FERRY_TCP_ACK ||
 	    pkt->payload_len != 0)
 		return 0;

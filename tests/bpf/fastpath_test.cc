@@ -237,6 +237,21 @@ TEST_F(FastPathTest, BadChecksumPasses) {
   EXPECT_EQ(run_frame(build({.ack = 2000})), kTcActAbsorbed);
 }
 
+TEST_F(FastPathTest, WhatUserspaceDropsIsNotAbsorbed) {
+  // A pure ACK the translator would drop must not move the flow here either:
+  // a bad IPv4 header checksum (the TCP checksum still right), an 802.1Q tag.
+  publish(1000, 5000);
+  Frame f = build({.ack = 2000});
+  f[14 + 10] ^= 0x01;  // IPv4 header checksum
+  EXPECT_EQ(run_frame(f), kTcActOk);
+  Frame g = build({.ack = 2000});
+  const uint8_t tag[] = {0x81, 0x00, 0x00, 0x05};
+  g.insert(g.begin() + 12, tag, tag + 4);
+  EXPECT_EQ(run_frame(g), kTcActOk);
+  EXPECT_EQ(conns_.acks_absorbed(kSlot), 0u);
+  EXPECT_EQ(run_frame(build({.ack = 2000})), kTcActAbsorbed);
+}
+
 TEST_F(FastPathTest, Options) {
   publish(1000, 5000, /*ts=*/false);
   EXPECT_EQ(run({.ack = 2000, .ts = true}), kTcActOk);  // not negotiated
