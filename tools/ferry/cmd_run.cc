@@ -51,6 +51,7 @@
 #include "netns/netns.h"
 #include "options.h"
 #include "port/tap.h"
+#include "tcp/tcp_translator.h"
 #include "translator/translator.h"
 
 namespace ferry::cli {
@@ -336,6 +337,18 @@ int cmd_run(int argc, char** argv) {
   if (!supervisor.exit_code() || !supervisor.drained_right_away()) loop.run();
   if (fastpath && config.verbose) {
     std::fprintf(stderr, "ferry run: fast path: %s\n", fastpath->counters_line().c_str());
+  }
+  if (config.verbose) {  // what the translator made of the guest's frames
+    const Translator::Counters& t = translator.counters();
+    const TcpTranslator::Counters& tc = translator.tcp().counters();
+    std::fprintf(stderr,
+                 "ferry run: translator: frames=%llu malformed=%llu not_for_us=%llu unhandled=%llu "
+                 "tcp_dropped=%llu rst_to_guest=%llu challenge_acks=%llu\n",
+                 static_cast<unsigned long long>(t.frames), static_cast<unsigned long long>(t.malformed),
+                 static_cast<unsigned long long>(t.not_for_us), static_cast<unsigned long long>(t.unhandled),
+                 static_cast<unsigned long long>(tc.dropped_segments),
+                 static_cast<unsigned long long>(tc.rst_to_guest),
+                 static_cast<unsigned long long>(tc.challenge_acks));
   }
   loop.remove(sigfd);
   close(sigfd);
