@@ -5,7 +5,8 @@
 #    --bidir, UDP at 50 Mbit/s both ways (loss under 5 %), the same over
 #    IPv6; host->guest with 1 KiB writes and with a 16 KiB guest buffer at
 #    no less than 50 Mbit/s, with and without the fast path; at MTU 1500,
-#    UDP datagrams above the MTU host->guest (IPv4 and IPv6 fragments);
+#    UDP datagrams above the MTU both ways and big pings (IP fragments,
+#    IPv4 and IPv6);
 #  * inbound: an iperf3 server inside the guest behind -t/-u PORT, TCP both
 #    ways and UDP from the host;
 #  * every run moves data and ends without error, and afterwards ferry holds
@@ -57,9 +58,11 @@ else:
     print("%s: %d datagrams, %d lost (%.2f %%), %.1f Mbit/s, jitter %.3f ms" % (
         f.split("/")[-1], s["packets"], s["lost_packets"], s["lost_percent"], s["bits_per_second"] / 1e6,
         s["jitter_ms"]))
-    if s["packets"] < (100 if kind == "udp-few" else 1000):
+    if s["packets"] < (40 if kind == "udp-few" else 1000):
         sys.exit("too few datagrams")
-    if s["lost_percent"] >= 5:
+    # a reassembled datagram's fragments cost the receiving socket several
+    # buffers' worth: allow more loss there
+    if s["lost_percent"] >= (20 if kind == "udp-few" else 5):
         sys.exit("loss %.2f %%" % s["lost_percent"])
 PY
 
@@ -155,12 +158,20 @@ e2e_expect "--no-fastpath TCP -R, 1 KiB writes: >= 50 Mbit/s" check s.tcp-small-
 e2e_expect "--no-fastpath TCP -R, 16 KiB guest buffer: >= 50 Mbit/s" check s.tcp-small-window tcp 50
 ((RC == 0)) || e2e_show_output
 
-# a guest at MTU 1500: host datagrams above it reach the guest as IP
-# fragments (they were dropped: 0 received)
+# a guest at MTU 1500: datagrams above it cross as IP fragments, both ways
+# (they were dropped: 0 received), and so do big pings of the gateway
 e2e_ferry 30 run -m 1500 -- bash -c "
-  $IP -c 198.18.0.1 -p $P4 -R -u -b 20M -l 4000 -t 1 >$E2E_TMP/m.udp-frag4
-  $IP -c fd00:f::1 -p $P6 -R -u -b 20M -l 20000 -t 1 >$E2E_TMP/m.udp-frag6"
+  $IP -c 198.18.0.1 -p $P4 -R -u -b 10M -l 4000 -t 1 >$E2E_TMP/m.udp-frag4
+  $IP -c fd00:f::1 -p $P6 -R -u -b 10M -l 20000 -t 1 >$E2E_TMP/m.udp-frag6
+  $IP -c 198.18.0.1 -p $P4 -u -b 10M -l 4000 -t 1 >$E2E_TMP/m.udp-frag4-up
+  $IP -c fd00:f::1 -p $P6 -u -b 10M -l 20000 -t 1 >$E2E_TMP/m.udp-frag6-up
+  ping -q -c 3 -i 0.2 -W 2 -s 3000 198.18.0.1 >$E2E_TMP/m.ping4 2>&1
+  ping -q -c 3 -i 0.2 -W 2 -s 30000 fd00:f::1 >$E2E_TMP/m.ping6 2>&1"
 e2e_expect_rc 0 "ferry run -m 1500"
 e2e_expect "MTU 1500: UDP 4000-byte datagrams host->guest (IPv4 fragments)" check m.udp-frag4 udp-few
 e2e_expect "MTU 1500: UDP 20000-byte datagrams host->guest (IPv6 fragments)" check m.udp-frag6 udp-few
+e2e_expect "MTU 1500: UDP 4000-byte datagrams guest->host (IPv4, reassembled)" check m.udp-frag4-up udp-few
+e2e_expect "MTU 1500: UDP 20000-byte datagrams guest->host (IPv6, reassembled)" check m.udp-frag6-up udp-few
+e2e_expect "MTU 1500: ping -s 3000 of 198.18.0.1 answered" grep -q ' 3 received' "$E2E_TMP/m.ping4"
+e2e_expect "MTU 1500: ping -s 30000 of fd00:f::1 answered" grep -q ' 3 received' "$E2E_TMP/m.ping6"
 ((RC == 0)) || e2e_show_output

@@ -9,6 +9,7 @@
 
 #include <sys/epoll.h>
 
+#include "codec/fragment.h"
 #include "codec/frame.h"
 #include "gateway/gateway.h"
 #include "tcp/tcp_translator.h"
@@ -54,6 +55,12 @@ void Translator::on_guest_frame(std::span<const uint8_t> frame, const RxMeta& me
   const ParsedFrame f =
       parse_frame(frame, meta.l4_checksum_trusted ? ChecksumPolicy::l3_only : ChecksumPolicy::all);
   if (!f.ok()) {
+    if (f.status == ParseStatus::fragment) {
+      // Whole again, the datagram goes through here like any other frame
+      // (its L4 checksum verified: a stack sums what it fragments).
+      if (auto whole = reasm_.add(frame, now_ns())) on_guest_frame(*whole, RxMeta{});
+      return;
+    }
     counters_.malformed++;
     return;
   }
@@ -105,7 +112,18 @@ void Translator::on_guest_frame(std::span<const uint8_t> frame, const RxMeta& me
   }
 }
 
-bool Translator::send_to_guest(std::span<const uint8_t> frame) { return port_.send(frame); }
+// A frame above the guest's MTU (a large UDP datagram or echo reply we
+// originate) goes as IP fragments, which the guest's stack reassembles.
+bool Translator::send_to_guest(std::span<const uint8_t> frame) {
+  if (frame.size() <= kEthHeaderLen + config_.mtu) return port_.send(frame);
+  if (!frag_buf_) frag_buf_ = std::make_unique<uint8_t[]>(kMaxFrameLen);
+  bool ok = true;
+  size_t k = fragment_frame(frame, config_.mtu, ++frag_id_, std::span<uint8_t>(frag_buf_.get(), kMaxFrameLen),
+                            [&](std::span<const uint8_t> piece) { return ok = port_.send(piece); });
+  if (k == 0) return port_.send(frame);  // not IP: as it is
+  counters_.fragmented++;
+  return ok;
+}
 
 bool Translator::send_to_guest(const iovec* iov, int iovcnt) { return port_.send(iov, iovcnt); }
 

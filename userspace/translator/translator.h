@@ -18,6 +18,7 @@
 #include "common/guest_link.h"
 #include "loop/event_loop.h"
 #include "port/frame_port.h"
+#include "translator/reassembly.h"
 
 namespace ferry {
 
@@ -32,6 +33,7 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
     uint64_t malformed = 0;    // failed parse_frame()
     uint64_t not_for_us = 0;   // wrong destination MAC, or a source we refuse
     uint64_t unhandled = 0;    // well-formed but of no protocol we translate
+    uint64_t fragmented = 0;   // frames to the guest above its MTU, sent as IP fragments
   };
 
   Translator(EventLoop& loop, FramePort& port, Config config);
@@ -63,6 +65,7 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
   TcpTranslator& tcp() { return *tcp_; }
   UdpTranslator& udp() { return *udp_; }
   Gateway& gateway() { return *gateway_; }
+  const Reassembler& reassembler() const { return reasm_; }
 
  private:
   EventLoop& loop_;
@@ -71,6 +74,9 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
   MacAddr guest_mac_{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
   uint8_t tag_ = 0;
   Counters counters_;
+  Reassembler reasm_;                    // the guest's IP fragments
+  std::unique_ptr<uint8_t[]> frag_buf_;  // one fragment toward the guest
+  uint32_t frag_id_ = 0;
   std::unique_ptr<Gateway> gateway_;
   std::unique_ptr<TcpTranslator> tcp_;
   std::unique_ptr<UdpTranslator> udp_;
