@@ -603,6 +603,12 @@ def probes_tcp():
         rst.seg("R", seq=rst.isn, ack=0),
     ])
 
+    # The host's loopback is reached through the gateway address only.
+    lo4, lo6 = Flow(40224, A.echo), Flow(40225, A.echo, v6=True)
+    lo4.dst, lo6.dst = "127.0.0.1", "::1"
+    must_drop("SYNs to loopback addresses (not the gateway's) open nothing", [
+        lo4.seg("S", seq=lo4.isn, ack=0), lo6.seg("S", seq=lo6.isn, ack=0)])
+
     # Handshake: options echo what the guest offered, never timestamps.
     f = Flow(40230, A.echo)
     sa = f.connect(options=[("MSS", 1000), ("Timestamp", (12345, 0))])

@@ -668,6 +668,21 @@ TEST_F(TcpTest, SynFinOpensNothing) {
   EXPECT_EQ(tcp->counters().dropped_segments, 1u);
 }
 
+TEST_F(TcpTest, LoopbackDestinationsAreRefused) {
+  // The host's loopback is reached through the gateway address only (and
+  // not at all with --no-map-gw): a SYN naming 127.0.0.1 or ::1 itself
+  // opens nothing, although a listener is there.
+  Make();
+  Listener l;
+  Send(40025, l.port, 100, 0, tcpflag::kSyn, "", 65535, false, A("127.0.0.1"));
+  v6 = true;
+  Listener l6(true);
+  Send(40026, l6.port, 100, 0, tcpflag::kSyn, "", 65535, false, A("::1"));
+  EXPECT_EQ(tcp->connection_count(), 0u);
+  EXPECT_EQ(tcp->counters().conns_outbound, 0u);
+  EXPECT_TRUE(link.sent.empty());
+}
+
 TEST_F(TcpTest, ConnectTimeoutRst) {
   Make();
   tcp->timeouts().connect_ns = 300'000'000;

@@ -488,9 +488,12 @@ void TcpTranslator::on_guest_segment(const ParsedFrame& f, std::span<const uint8
     counters_.dropped_segments++;
     return;
   }
+  // Loopback is the host's own (reached through the gateway address, and
+  // only with map_gateway): a guest naming 127/8 or ::1 itself is refused,
+  // as the UDP translator does.
   if (f.src.is_multicast() || f.dst.is_multicast() || f.src.is_unspecified() ||
       f.dst.is_unspecified() || is_v4_broadcast(f.dst) || is_v4_broadcast(f.src) ||
-      f.tcp.sport == 0 || f.tcp.dport == 0) {
+      f.src.is_loopback() || f.dst.is_loopback() || f.tcp.sport == 0 || f.tcp.dport == 0) {
     counters_.dropped_segments++;
     return;
   }
