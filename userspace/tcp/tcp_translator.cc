@@ -15,9 +15,11 @@
 //    offset: retransmitting is resetting the offset. Nothing is buffered
 //    twice and nothing is lost.
 //  * guest -> host: in-order payload is written with send(MSG_DONTWAIT) and
-//    ACKed. The window we advertise is the free space of the host socket's
-//    send buffer (SO_MEMINFO: sndbuf - wmem_queued, less 1/8 for skb
-//    overhead), so the guest never sends what the socket cannot take (this is
+//    ACKed: at the batch end, or for a small request up to 1 ms later on the
+//    host's answer (ack_later()). The window we advertise is the free
+//    space of the host socket's send buffer (SO_MEMINFO: sndbuf -
+//    wmem_queued, less 1/8 for skb overhead; estimated between readings),
+//    so the guest never sends what the socket cannot take (this is
 //    what makes pasta's upload collapse when it ACKs half a segment).
 //    Partial writes remain possible (estimate error, a hostile guest, the
 //    window we may not shrink): then the unwritten tail of that one segment
@@ -61,6 +63,8 @@
 //             200 ms, see rto.h), zero-window persist probes
 //   state_at: connect timeout (10 s), idle timeout (2 h, 60 s when either
 //             side has closed), checked lazily against last_activity
+//   ack_at:   delayed ACK of a small guest request or FIN (1 ms; see
+//             ack_later()), cancelled by any segment that carries the ACK
 // Retries are bounded (SYN: 5, data: 10), then both sides are reset, so
 // memory is bounded under any guest behaviour.
 //
@@ -138,6 +142,10 @@ constexpr bool kOfferSack = true;
 constexpr uint64_t kListenerBit = uint64_t{1} << 55;
 constexpr uint32_t kGenMask = 0xffffff;
 constexpr uint32_t kDefaultMss = 536;  // RFC 9293 §3.7.1 when the guest sent none
+// How long an ACK of a small guest request may wait for the host's answer
+// to carry it (RFC 1122 §4.2.3.2 allows up to 500 ms; the guest's stack is
+// one hop away, so its RTO and loss probes are far beyond this).
+constexpr uint64_t kDelayedAckNs = 1'000'000;
 constexpr uint32_t kMinMss = 88;       // as Linux's TCP_MIN_MSS: a hostile guest's MSS 1
 constexpr size_t kStageChunk = 65536;
 constexpr uint32_t kStageChunks = 128;
@@ -603,19 +611,22 @@ void TcpTranslator::open_outbound(const ParsedFrame& f, const ferry_conn_key& ke
     return;
   }
   c.armed = kBaseEvents | EPOLLOUT;
-  if (r == 0) return connect_done(slot);
+  if (r == 0) return connect_done(slot, EPOLLOUT);
   c.state_at = now + timeouts_.connect_ns;
   update_timer(slot);
 }
 
-// Host connect() finished (or failed): SYN-ACK or RST to the guest.
-void TcpTranslator::connect_done(uint32_t slot) {
+// Host connect() finished (or failed): SYN-ACK or RST to the guest. A
+// failed connect() always raises EPOLLERR or EPOLLHUP, so plain EPOLLOUT is
+// success and costs no SO_ERROR / getpeername() round.
+void TcpTranslator::connect_done(uint32_t slot, uint32_t events) {
   TcpConn& c = conns_[slot];
   int err = 0;
   socklen_t el = sizeof(err);
-  if (getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) err = errno;
-  if (err == 0) {
-    // EPOLLOUT can race ahead of completion only with an error; still, be sure.
+  bool failed = (events & (EPOLLERR | EPOLLHUP)) != 0;
+  if (failed && getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) err = errno;
+  if (failed && err == 0) {
+    // ERR/HUP but no pending error: ask whether it connected after all.
     sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     if (getpeername(c.fd, reinterpret_cast<sockaddr*>(&ss), &sl) < 0) {
@@ -956,9 +967,10 @@ void TcpTranslator::guest_data(uint32_t slot, uint32_t sq, std::span<const uint8
         n = 0;
       }
       accepted = static_cast<size_t>(n);
-      counters_.bytes_to_host += accepted;
+      wrote_to_host(c, accepted);
       if (accepted < payload.size()) {
         counters_.partial_writes++;
+        c.sndbuf_known = false;  // the estimate was too high
         size_t tail = payload.size() - accepted;
         if (!c.stage && !stage_free_.empty()) {
           c.stage = stage_free_.back();
@@ -979,6 +991,7 @@ void TcpTranslator::guest_data(uint32_t slot, uint32_t sq, std::span<const uint8
       }
     }
     c.rcv_nxt += static_cast<uint32_t>(accepted);
+    c.rcv_data_at = now_ns();
     if (accepted < payload.size()) {
       send_ack_now(slot);
       return;
@@ -995,13 +1008,13 @@ void TcpTranslator::guest_data(uint32_t slot, uint32_t sq, std::span<const uint8
       shutdown(c.fd, SHUT_WR);
       c.flags |= kfShutWr;
     }
-    send_ack_now(slot);
+    ack_later(slot);  // the host usually closes at once: our FIN carries it
     uint64_t now = now_ns();
     c.state_at = std::min(c.state_at ? c.state_at : UINT64_MAX, now + timeouts_.half_closed_idle_ns);
     update_timer(slot);
     return;
   }
-  queue_ack(slot);
+  ack_later(slot);
 }
 
 // Keeps an out-of-order guest segment so that once the guest retransmits
@@ -1103,7 +1116,7 @@ bool TcpTranslator::flush_ooo(uint32_t slot) {
       return false;
     }
     c.rcv_nxt += static_cast<uint32_t>(n);
-    counters_.bytes_to_host += static_cast<uint64_t>(n);
+    wrote_to_host(c, static_cast<size_t>(n));
     queue_ack(slot);
     if (static_cast<uint32_t>(n) < len) {
       counters_.partial_writes++;
@@ -1140,7 +1153,7 @@ bool TcpTranslator::flush_stage(uint32_t slot) {
       reset_both(slot);
       return false;
     }
-    counters_.bytes_to_host += static_cast<uint64_t>(n);
+    wrote_to_host(c, static_cast<size_t>(n));
     c.stage_off += static_cast<uint32_t>(n);
   }
   stage_free_.push_back(c.stage);
@@ -1172,7 +1185,7 @@ void TcpTranslator::on_io(uint64_t id, uint32_t events) {
 void TcpTranslator::host_event(uint32_t slot, uint32_t events) {
   TcpConn& c = conns_[slot];
   if (c.state == TcpState::connecting) {
-    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) connect_done(slot);
+    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) connect_done(slot, events);
     return;
   }
   if (events & EPOLLERR) {
@@ -1188,6 +1201,7 @@ void TcpTranslator::host_event(uint32_t slot, uint32_t events) {
   if (events & (EPOLLRDHUP | EPOLLHUP)) c.flags |= kfHostEof | kfReadable;
   if (events & EPOLLIN) c.flags |= kfReadable;
   if ((events & EPOLLOUT) && (c.armed & EPOLLOUT)) {
+    c.sndbuf_known = false;  // the peer freed space
     bool drained = flush_stage(slot);
     if (!table_.used(slot)) return;
     if (drained && !flush_ooo(slot)) return;
@@ -1263,6 +1277,7 @@ void TcpTranslator::send_syn_ack(uint32_t slot) {
   c.rcv_shift = static_cast<uint8_t>(shift);
   TcpOptions o = syn_options(c);
   send_segment(c, tcpflag::kSyn | tcpflag::kAck, c.iss, c.rcv_nxt, w, &o);
+  c.rcv_acked = c.rcv_nxt;
 }
 
 // SYN for an inbound connection.
@@ -1277,20 +1292,28 @@ void TcpTranslator::send_syn(uint32_t slot) {
 // socket's send buffer, never moving the right edge left. Also keeps
 // EPOLLOUT interest exactly while the socket is not writable by the
 // kernel's own measure, so that its write-space wake-up brings a window
-// update.
+// update. SO_MEMINFO is read only when the estimate (sndbuf_free) has used
+// up half of the last reading or is down to a few segments: a
+// request/response flow reads it once per many transactions, a bulk upload
+// every half buffer, and a small or closed window is always fresh (the
+// guest's probes must see the host reader's progress).
 uint16_t TcpTranslator::window_to_advertise(uint32_t slot) {
   TcpConn& c = conns_[slot];
-  uint32_t mem[SK_MEMINFO_VARS] = {};
-  socklen_t ml = sizeof(mem);
-  int64_t free_space = 0;
-  bool writable = true;
-  if (c.fd >= 0 && getsockopt(c.fd, SOL_SOCKET, SO_MEMINFO, mem, &ml) == 0) {
-    int64_t sndbuf = mem[SK_MEMINFO_SNDBUF];
-    int64_t queued = mem[SK_MEMINFO_WMEM_QUEUED];
-    free_space = sndbuf - queued;
-    writable = free_space >= queued / 2;
-    free_space -= free_space / 8;
+  const int64_t reread_below = std::max<int64_t>(c.sndbuf_read / 2, int64_t{4} * c.mss);
+  if (c.fd >= 0 && (!c.sndbuf_known || c.sndbuf_free < reread_below)) {
+    uint32_t mem[SK_MEMINFO_VARS] = {};
+    socklen_t ml = sizeof(mem);
+    if (getsockopt(c.fd, SOL_SOCKET, SO_MEMINFO, mem, &ml) == 0) {
+      int64_t sndbuf = mem[SK_MEMINFO_SNDBUF];
+      int64_t queued = mem[SK_MEMINFO_WMEM_QUEUED];
+      int64_t free_space = sndbuf - queued;
+      c.sndbuf_writable = free_space >= queued / 2;
+      free_space -= free_space / 8;
+      c.sndbuf_free = c.sndbuf_read = std::max<int64_t>(free_space, 0);
+      c.sndbuf_known = true;
+    }
   }
+  int64_t free_space = c.fd >= 0 && c.sndbuf_known ? c.sndbuf_free : 0;
   if (c.stage) free_space -= static_cast<int64_t>(c.stage_len - c.stage_off) + static_cast<int64_t>(kStageChunk);
   if (free_space < 0) free_space = 0;
   uint32_t win = static_cast<uint32_t>(std::min<int64_t>(free_space, max_window_));
@@ -1301,7 +1324,7 @@ uint16_t TcpTranslator::window_to_advertise(uint32_t slot) {
   uint32_t edge = c.rcv_nxt + (raw << c.rcv_shift);
   if (seq::gt(edge, c.rcv_adv)) c.rcv_adv = edge;
   if (c.state == TcpState::established || c.state == TcpState::syn_rcvd) {
-    bool want_out = !writable || c.stage;
+    bool want_out = (c.sndbuf_known && !c.sndbuf_writable) || c.stage;
     if (want_out && !(c.armed & EPOLLOUT))
       set_events(slot, c.armed | EPOLLOUT);
     else if (!want_out && (c.armed & EPOLLOUT))
@@ -1310,10 +1333,16 @@ uint16_t TcpTranslator::window_to_advertise(uint32_t slot) {
   return static_cast<uint16_t>(raw);
 }
 
+// Bytes just written to the host socket use up the free-space estimate.
+void TcpTranslator::wrote_to_host(TcpConn& c, size_t n) {
+  c.sndbuf_free -= static_cast<int64_t>(n);
+  counters_.bytes_to_host += n;
+}
+
 // ACK now with the current window (also clears a pending delayed ACK).
 void TcpTranslator::send_ack_now(uint32_t slot) {
   TcpConn& c = conns_[slot];
-  c.ack_pending = false;
+  ack_sent(slot);
   if (fast_) fast_->sync(slot, c, c.snd_max);  // rcv_nxt: what BPF may absorb
   uint16_t w = window_to_advertise(slot);
   TcpOptions o;
@@ -1349,12 +1378,42 @@ bool TcpTranslator::sack_blocks(uint32_t slot, TcpOptions* o) const {
 // duplicate (RFC 5681 §2: a window change makes it a window update).
 void TcpTranslator::send_dup_ack(uint32_t slot) {
   TcpConn& c = conns_[slot];
-  c.ack_pending = false;
+  ack_sent(slot);
   uint32_t win = seq::gt(c.rcv_adv, c.rcv_nxt) ? c.rcv_adv - c.rcv_nxt : 0;
   uint32_t raw = std::min<uint32_t>(win >> c.rcv_shift, 65535);
   TcpOptions o;
   bool sack = sack_blocks(slot, &o);
   send_segment(c, tcpflag::kAck, c.snd_nxt, c.rcv_nxt, static_cast<uint16_t>(raw), sack ? &o : nullptr);
+}
+
+// ACK of in-order guest data. Once two full segments are unacknowledged
+// (RFC 1122 §4.2.3.2) it goes at the batch end; a smaller request waits up
+// to kDelayedAckNs for the host's answer, whose first frame carries the
+// ACK: a request/response exchange then costs one frame each way, not two.
+// A delayed ACK that expires unanswered turns delaying off for the flow
+// (a guest that waits for it, Nagle's algorithm, must not wait again)
+// until host data once more follows guest data within kDelayedAckNs.
+void TcpTranslator::ack_later(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  if (c.delack_off || c.rcv_nxt - c.rcv_acked >= 2u * c.mss) {
+    queue_ack(slot);
+    return;
+  }
+  if (c.ack_at == 0) {
+    c.ack_at = now_ns() + kDelayedAckNs;
+    update_timer(slot);
+  }
+}
+
+// A segment with ACK = rcv_nxt is leaving: nothing is pending any more.
+void TcpTranslator::ack_sent(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  c.ack_pending = false;
+  c.rcv_acked = c.rcv_nxt;
+  if (c.ack_at) {
+    c.ack_at = 0;
+    update_timer(slot);
+  }
 }
 
 // ACK at the end of this batch (one ACK for many segments).
@@ -1452,8 +1511,13 @@ void TcpTranslator::send_data(uint32_t slot) {
       return;
     }
     bool retrans = seq::lt(c.snd_nxt, c.snd_max);
+    // The host closed and this peek reached the end of its data: our FIN
+    // rides on the last segment (one frame, not two, for a server that
+    // answers and closes).
+    bool fin_too = (c.flags & kfHostEof) && static_cast<size_t>(r) < want;
+    if (fin_too) mark_fin(slot, c.snd_nxt + static_cast<uint32_t>(r));
     // before the guest can ACK it
-    if (fast_) fast_->sync(slot, c, seq::max(c.snd_max, c.snd_nxt + static_cast<uint32_t>(r)));
+    if (fast_) fast_->sync(slot, c, seq::max(c.snd_max, c.snd_nxt + static_cast<uint32_t>(r) + (fin_too ? 1 : 0)));
     size_t off = 0;
     for (size_t i = 0; i < n && off < static_cast<size_t>(r); i++) {
       size_t l = std::min(iov_[i].iov_len, static_cast<size_t>(r) - off);
@@ -1466,7 +1530,8 @@ void TcpTranslator::send_data(uint32_t slot) {
       seg.dport = c.guest_port;
       seg.seq = c.snd_nxt + static_cast<uint32_t>(off);
       seg.ack = c.rcv_nxt;
-      seg.flags = tcpflag::kAck | (off + l == static_cast<size_t>(r) ? tcpflag::kPsh : 0);
+      bool last = off + l == static_cast<size_t>(r);
+      seg.flags = tcpflag::kAck | (last ? tcpflag::kPsh : 0) | (last && fin_too ? tcpflag::kFin : 0);
       seg.window = raw_win;
       uint8_t* fb = frame_pool_.data() + i * frame_stride_;
       seg.payload = std::span<const uint8_t>(fb + hdr, l);
@@ -1476,9 +1541,10 @@ void TcpTranslator::send_data(uint32_t slot) {
       counters_.segments_to_guest++;
       off += l;
     }
-    c.ack_pending = false;
+    if (c.delack_off && now - c.rcv_data_at < kDelayedAckNs) c.delack_off = false;  // answers again
+    ack_sent(slot);
     counters_.bytes_to_guest += static_cast<uint64_t>(r);
-    c.snd_nxt += static_cast<uint32_t>(r);
+    c.snd_nxt += static_cast<uint32_t>(r) + (fin_too ? 1 : 0);
     c.snd_max = seq::max(c.snd_max, c.snd_nxt);
     if (retrans) counters_.retransmits++;
     if (!c.rtt_active && !retrans) {
@@ -1486,9 +1552,13 @@ void TcpTranslator::send_data(uint32_t slot) {
       c.rtt_seq = c.snd_nxt;
       c.rtt_start = now;
     }
-    if (c.rtx_at == 0 || c.snd_una == c.snd_nxt - static_cast<uint32_t>(r)) {
+    if (c.rtx_at == 0 || c.snd_una == c.snd_nxt - static_cast<uint32_t>(r) - (fin_too ? 1 : 0)) {
       c.rtx_at = now + c.rto.rto();
       update_timer(slot);
+    }
+    if (fin_too) {
+      c.flags &= static_cast<uint8_t>(~kfReadable);
+      return;
     }
     if (static_cast<size_t>(r) < want) {
       if (!(c.flags & kfHostEof)) {
@@ -1528,19 +1598,25 @@ bool TcpTranslator::send_data_frame(const TcpConn& c, uint8_t* frame, size_t len
   return link_.send_to_guest_offloaded(&v, 1, off);
 }
 
+// Records that our FIN goes out at fin_seq (now, behind every byte of
+// host data): the half-closed idle timeout starts.
+void TcpTranslator::mark_fin(uint32_t slot, uint32_t fin_seq) {
+  TcpConn& c = conns_[slot];
+  c.fin_seq = fin_seq;
+  c.flags |= kfFinSent;
+  uint64_t now = now_ns();
+  c.state_at = std::min(c.state_at ? c.state_at : UINT64_MAX, now + timeouts_.half_closed_idle_ns);
+  update_timer(slot);
+}
+
 // Our FIN (first time or again): after every byte of host data.
 void TcpTranslator::send_fin(uint32_t slot) {
   TcpConn& c = conns_[slot];
-  if (!(c.flags & kfFinSent)) {
-    c.fin_seq = c.snd_nxt;
-    c.flags |= kfFinSent;
-    uint64_t now = now_ns();
-    c.state_at = std::min(c.state_at ? c.state_at : UINT64_MAX, now + timeouts_.half_closed_idle_ns);
-  }
+  if (!(c.flags & kfFinSent)) mark_fin(slot, c.snd_nxt);
   uint16_t w = window_to_advertise(slot);
   if (fast_) fast_->sync(slot, c, seq::max(c.snd_max, c.fin_seq + 1));
   send_segment(c, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, w);
-  c.ack_pending = false;
+  ack_sent(slot);
   c.snd_nxt = c.fin_seq + 1;
   c.snd_max = seq::max(c.snd_max, c.snd_nxt);
   if (c.rtx_at == 0) {
@@ -1617,6 +1693,7 @@ void TcpTranslator::on_timer(uint64_t now) {
       TcpConn& c = conns_[slot];
       if (c.rtx_at && c.rtx_at <= now) c.rtx_at = 0;
       if (c.state_at && c.state_at <= now) c.state_at = 0;
+      if (c.ack_at && c.ack_at <= now) c.ack_at = 0;
       update_timer(slot);
     } else if (!table_.used(slot)) {
       timers_.cancel(slot);
@@ -1630,12 +1707,20 @@ void TcpTranslator::update_timer(uint32_t slot) {
   uint64_t d = TimerHeap::kNone;
   if (c.rtx_at) d = c.rtx_at;
   if (c.state_at && c.state_at < d) d = c.state_at;
+  if (c.ack_at && c.ack_at < d) d = c.ack_at;
   timers_.set(slot, d);
 }
 
 // One connection's expired timers.
 void TcpTranslator::handle_timer(uint32_t slot, uint64_t now) {
   TcpConn& c = conns_[slot];
+  if (c.ack_at && c.ack_at <= now) {
+    c.ack_at = 0;
+    if (c.state == TcpState::established && c.rcv_acked != c.rcv_nxt) {
+      c.delack_off = true;  // no answer came: this flow ACKs at once from now on
+      send_ack_now(slot);
+    }
+  }
   if (c.state_at && c.state_at <= now) {
     if (c.state == TcpState::connecting) {
       counters_.connect_failed++;
@@ -1757,7 +1842,9 @@ void TcpTranslator::release(uint32_t slot, bool linger0) {
 void TcpTranslator::maybe_finish(uint32_t slot) {
   const TcpConn& c = conns_[slot];
   constexpr uint8_t kAll = kfGuestFin | kfShutWr | kfFinSent | kfFinAcked;
-  if ((c.flags & kAll) == kAll) release(slot, false);
+  if ((c.flags & kAll) != kAll) return;
+  if (c.rcv_acked != c.rcv_nxt) send_ack_now(slot);  // a delayed ACK of the guest's FIN
+  release(slot, false);
 }
 
 // ---- BPF fast path ----------------------------------------------------------------

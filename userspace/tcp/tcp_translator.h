@@ -90,8 +90,20 @@ struct TcpConn {
 
   uint64_t rtx_at;      // retransmission / persist / handshake timer, 0 = off
   uint64_t state_at;    // connect or idle timeout, 0 = off
+  uint64_t ack_at;      // delayed ACK of guest data, 0 = off
   uint64_t last_activity;
-  bool ack_pending;
+  uint32_t rcv_acked;   // the ACK number of the last segment we sent the guest
+  bool ack_pending;     // queued for the batch-end ACK
+  bool delack_off;      // a delayed ACK expired unanswered: ACK at once
+  uint64_t rcv_data_at;  // when in-order guest data last arrived
+
+  // The host socket's free send-buffer space as last read (SO_MEMINFO) less
+  // what was written since: a conservative estimate that spares a syscall
+  // per ACK. Read again once half of it is used, or when not sndbuf_known.
+  int64_t sndbuf_free;
+  int64_t sndbuf_read;   // free space at that reading
+  bool sndbuf_known;     // false: the next window_to_advertise() reads SO_MEMINFO
+  bool sndbuf_writable;  // the kernel's writability at that reading
 };
 
 // Told about every flow that enters or leaves the table (the BPF fast path
@@ -233,7 +245,7 @@ class TcpTranslator : public IoHandler, public TimerClient {
 
   // ---- host socket events
   void host_event(uint32_t slot, uint32_t events);
-  void connect_done(uint32_t slot);
+  void connect_done(uint32_t slot, uint32_t events);
   void listener_event(uint32_t index);
   void accept_one(const Listener& l, int fd);
 
@@ -242,14 +254,18 @@ class TcpTranslator : public IoHandler, public TimerClient {
   void host_drained(uint32_t slot);
   bool retransmit_one(uint32_t slot);
   void send_fin(uint32_t slot);
+  void mark_fin(uint32_t slot, uint32_t fin_seq);
   bool send_segment(const TcpConn& c, uint8_t flags, uint32_t seq, uint32_t ack,
                     uint16_t window, const TcpOptions* opts = nullptr);
   void send_ack_now(uint32_t slot);
   void send_dup_ack(uint32_t slot);
   bool sack_blocks(uint32_t slot, TcpOptions* o) const;
   void queue_ack(uint32_t slot);
+  void ack_later(uint32_t slot);
+  void ack_sent(uint32_t slot);
   void send_rst_for(const ParsedFrame& f);
   uint16_t window_to_advertise(uint32_t slot);
+  void wrote_to_host(TcpConn& c, size_t n);
   void send_syn_ack(uint32_t slot);
   void send_syn(uint32_t slot);
   TcpOptions syn_options(const TcpConn& c) const;
