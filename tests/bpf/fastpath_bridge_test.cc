@@ -250,7 +250,7 @@ TEST_F(BridgeTest, StallWakesOnlyAfterWakeRoom) {
 
 TEST_F(BridgeTest, ThirdDuplicateFastRetransmitsOffTheFastPath) {
   Establish(65535);
-  HostSend(8000);
+  HostSend(70000);  // >= kPublishMinBytes: published
   DataFor(30);
   ASSERT_TRUE(bridge_->published(slot_));
   uint32_t gen = Slot()->gen;
@@ -264,14 +264,14 @@ TEST_F(BridgeTest, ThirdDuplicateFastRetransmitsOffTheFastPath) {
   EXPECT_FALSE(bridge_->published(slot_));  // every ACK to userspace while recovering
   EXPECT_FALSE(Guest(gseq_, iss_ + 1 + 1460, tcpflag::kAck));
   // The ACK of everything ends recovery: published again, new generation.
-  EXPECT_FALSE(Guest(gseq_, iss_ + 1 + 8000, tcpflag::kAck));
+  EXPECT_FALSE(Guest(gseq_, iss_ + 1 + 70000, tcpflag::kAck));
   EXPECT_FALSE(Conn().in_recovery);
   HostSend(1000);
   DataFor(20);
   ASSERT_TRUE(bridge_->published(slot_));
   EXPECT_NE(Slot()->gen, gen);
-  EXPECT_EQ(Slot()->ack_from_guest, iss_ + 1 + 8000);
-  EXPECT_TRUE(Guest(gseq_, iss_ + 1 + 9000, tcpflag::kAck));
+  EXPECT_EQ(Slot()->ack_from_guest, iss_ + 1 + 70000);
+  EXPECT_TRUE(Guest(gseq_, iss_ + 1 + 71000, tcpflag::kAck));
 }
 
 }  // namespace

@@ -95,7 +95,7 @@ void FastPathBridge::sync(uint32_t slot, const TcpConn& c, uint32_t snd_max) {
   if (slot >= nflows_) return;
   Flow& f = flows_[slot];
   bool want = c.state == TcpState::established && !c.in_recovery && c.fd >= 0 &&
-              snd_max != c.iss + 1;
+              (snd_max - (c.iss + 1) >= kPublishMinBytes || (f.bits & kPublished));
   if (!(f.bits & kPublished)) {
     if (want && !(f.bits & kFailed)) publish(slot, c, snd_max);
     return;
@@ -129,6 +129,9 @@ bool FastPathBridge::worth_watching(const TcpConn& c, uint32_t snd_max) {
 // The sender stopped on the guest's window: arm WINDOW_OPEN with a
 // threshold, and report a window that is (enough) open already.
 bool FastPathBridge::stall(uint32_t slot, const TcpConn& c) {
+  if (!published(slot) && c.state == TcpState::established && !c.in_recovery && c.fd >= 0 &&
+      !(flows_[slot].bits & kFailed))
+    publish(slot, c, c.snd_max);  // window-limited: its ACKs are worth absorbing
   if (!published(slot)) return false;
   ferry_conn_slot* s = map_.slot(slot);
   if (s == nullptr) return false;

@@ -20,7 +20,8 @@
 // When a flow is on the fast path (published in conn_hash, eligible):
 // ESTABLISHED, not in loss recovery (fast retransmit or RTO: then every ACK
 // must reach process_ack(), which drives NewReno's partial-ACK repairs), and
-// something beyond the SYN was sent (an upload-only flow has no pure ACKs to
+// it sent the guest at least kPublishMinBytes or stalled on the guest's
+// window (an upload-only or request/response flow has few pure ACKs to
 // absorb, so it costs no bpf() call). Leaving recovery publishes the flow
 // again, seeded from the translator's state (a new gen), so BPF's fields are
 // never older than snd_una at publish. A flow is retired when it leaves the
@@ -128,6 +129,10 @@ class FastPathBridge final : public TcpFastPath,
   uint32_t scan();
 
  private:
+  // A flow is published once it sent this much (or stalled on the guest's
+  // window): a short request/response connection has few pure ACKs to
+  // absorb, and publish + retire would cost it two bpf() calls.
+  static constexpr uint32_t kPublishMinBytes = 64 * 1024;
   // In flight at least this much, a flow is visited by the activity scan.
   static constexpr uint32_t kWatchMinBytes = 64 * 1024;
   static bool worth_watching(const TcpConn& c, uint32_t snd_max);
