@@ -14,14 +14,15 @@
 #   real_sshd DIR                     starts /usr/sbin/sshd -D on DIR's config
 #                                     in the background: SSHD_PID
 #   real_fd_count PID                 open fds of PID
-#   real_conn_count PID               TCP connections in ferry PID's table
-#                                     (`ferry conns run-PID -j`)
-#   real_wait_healthy PID FDS SECS [SLACK]
+#   real_conn_count INSTANCE          TCP connections in the table of ferry
+#                                     INSTANCE (run-PID, or an attached DEV)
+#   real_wait_healthy PID FDS SECS [SLACK [INSTANCE]]
 #                                     until ferry PID has at most FDS+SLACK
-#                                     (2) open fds and no TCP connection;
-#                                     false after SECS (prints what it saw).
-#                                     UDP flows keep their socket until idle
-#                                     for 180 s: count them in SLACK
+#                                     (2) open fds and no TCP connection in
+#                                     INSTANCE's table (run-PID); false after
+#                                     SECS (prints what it saw). UDP flows
+#                                     keep their socket until idle for 180 s:
+#                                     count them in SLACK
 
 real_need() {
   local c
@@ -112,14 +113,14 @@ real_fd_count() {
 }
 
 real_conn_count() {
-  "$FERRY" conns "run-$1" -j 2>/dev/null | grep -o '"slot"' | wc -l
+  "$FERRY" conns "$1" -j 2>/dev/null | grep -o '"slot"' | wc -l
 }
 
 real_wait_healthy() {
-  local pid=$1 fds=$2 secs=$3 slack=${4:-2} i n c
+  local pid=$1 fds=$2 secs=$3 slack=${4:-2} inst=${5:-run-$1} i n c
   for ((i = 0; i < secs * 5; i++)); do
     n=$(real_fd_count "$pid")
-    c=$(real_conn_count "$pid")
+    c=$(real_conn_count "$inst")
     if ((n <= fds + slack && c == 0)); then
       e2e_log "ferry $pid: $n fds (baseline $fds), $c connections"
       return 0
@@ -128,6 +129,6 @@ real_wait_healthy() {
   done
   e2e_log "ferry $pid after ${secs}s: $n fds (baseline $fds), $c connections"
   ls -l "/proc/$pid/fd" 2>/dev/null | sed 's/^/    /' | tail -30
-  "$FERRY" conns "run-$pid" 2>/dev/null | sed 's/^/    /' | head -20
+  "$FERRY" conns "$inst" 2>/dev/null | sed 's/^/    /' | head -20
   return 1
 }
