@@ -3,7 +3,8 @@
 // verified) in any order, over IPv4 and IPv6; overlapping fragments, a
 // non-final fragment of odd length and a stale datagram are dropped;
 // interleaved datagrams do not mix; more datagrams in progress than slots
-// evict the oldest.
+// evict the oldest; the first fragment's header (options) wins, a Fragment
+// header nested in another is dropped.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "codec/addr.h"
+#include "codec/checksum.h"
 #include "codec/fragment.h"
 #include "codec/frame.h"
 #include "translator/reassembly.h"
@@ -160,6 +162,87 @@ TEST(Reassembly, NotAFragmentOrGarbage) {
   Bytes v6 = Datagram(true, 100);  // no Fragment header
   EXPECT_FALSE(r.add(v6, 1));
   EXPECT_EQ(r.counters().dropped, 2u);
+}
+
+}  // namespace
+}  // namespace ferry
+
+namespace ferry {
+namespace {
+
+// An IPv4 fragment of an ICMP datagram by hand: header of ihl bytes (options
+// NOP-filled), the given flags/offset word, payload bytes.
+Bytes Frag4(size_t ihl, uint16_t frag_word, std::span<const uint8_t> payload) {
+  Bytes f(14 + ihl + payload.size());
+  f[12] = 0x08;
+  uint8_t* ip = f.data() + 14;
+  ip[0] = static_cast<uint8_t>(0x40 | (ihl / 4));
+  const size_t tot = ihl + payload.size();
+  ip[2] = static_cast<uint8_t>(tot >> 8);
+  ip[3] = static_cast<uint8_t>(tot);
+  ip[4] = 0x12;
+  ip[5] = 0x34;
+  ip[6] = static_cast<uint8_t>(frag_word >> 8);
+  ip[7] = static_cast<uint8_t>(frag_word);
+  ip[8] = 64;
+  ip[9] = 1;
+  const uint8_t src[4] = {198, 18, 0, 2}, dst[4] = {198, 18, 0, 1};
+  std::memcpy(ip + 12, src, 4);
+  std::memcpy(ip + 16, dst, 4);
+  for (size_t i = 20; i < ihl; i++) ip[i] = 1;  // NOP
+  uint16_t c = csum_fold(csum_partial(ip, ihl, 0));
+  std::memcpy(ip + 10, &c, 2);
+  std::memcpy(ip + ihl, payload.data(), payload.size());
+  return f;
+}
+
+TEST(Reassembly, OptionsInTheFirstFragmentOnly) {
+  // RFC 791: options without the copy flag travel in the first fragment
+  // only, so the last fragment's header is shorter than the datagram's.
+  Bytes icmp(1024 + 100);
+  for (size_t i = 0; i < icmp.size(); i++) icmp[i] = static_cast<uint8_t>(i);
+  icmp[0] = 8;  // echo request
+  icmp[2] = icmp[3] = 0;
+  uint16_t c = csum_fold(csum_partial(icmp.data(), icmp.size(), 0));
+  std::memcpy(icmp.data() + 2, &c, 2);
+  for (bool reversed : {false, true}) {
+    Reassembler r;
+    Bytes a = Frag4(24, 0x2000, std::span<const uint8_t>(icmp).first(1024));
+    Bytes b = Frag4(20, 1024 / 8, std::span<const uint8_t>(icmp).subspan(1024));
+    std::optional<std::span<const uint8_t>> whole;
+    whole = r.add(reversed ? b : a, 1000);
+    EXPECT_FALSE(whole);
+    whole = r.add(reversed ? a : b, 1000);
+    ASSERT_TRUE(whole);
+    ParsedFrame f = parse_frame(*whole, ChecksumPolicy::all);
+    ASSERT_TRUE(f.ok()) << to_string(f.status) << (reversed ? " reversed" : "");
+    EXPECT_EQ(f.l4_len, icmp.size());
+    EXPECT_EQ(f.icmp.type, 8);
+  }
+}
+
+TEST(Reassembly, NestedFragmentHeaderDropped) {
+  // IPv6 | Fragment (next: Fragment, atomic) | Fragment (atomic) | data:
+  // reassembled once it would be a fragment again (and its bytes already
+  // sit in the reassembly buffer): dropped at once.
+  Bytes f(14 + 40 + 8 + 8 + 16);
+  f[12] = 0x86;
+  f[13] = 0xdd;
+  uint8_t* ip = f.data() + 14;
+  ip[0] = 0x60;
+  ip[5] = 8 + 8 + 16;
+  ip[6] = 44;
+  ip[7] = 64;
+  ip[8] = 0xfd;
+  ip[24] = 0xfd;
+  ip[8 + 15] = 2;
+  ip[24 + 15] = 1;
+  ip[40] = 44;      // next: another Fragment header
+  ip[40 + 8] = 58;  // then ICMPv6
+  Reassembler r;
+  EXPECT_FALSE(r.add(f, 1000));
+  EXPECT_EQ(r.counters().dropped, 1u);
+  EXPECT_EQ(r.counters().datagrams, 0u);
 }
 
 }  // namespace

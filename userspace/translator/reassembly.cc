@@ -95,11 +95,14 @@ std::optional<std::span<const uint8_t>> Reassembler::add(std::span<const uint8_t
     v6 = true;
     hl = 40;
     const size_t plen = get16(ip + 4);
-    if (plen < 8 || 14 + 40 + plen > n) {
+    const uint8_t* fh = ip + 40;
+    // A Fragment header right behind another (nested, e.g. atomic fragments
+    // in atomic fragments): no stack sends that; reassembled, it would be a
+    // fragment again, handed back here from inside our own buffer.
+    if (plen < 8 || 14 + 40 + plen > n || fh[0] == 44) {
       counters_.dropped++;
       return std::nullopt;
     }
-    const uint8_t* fh = ip + 40;
     proto = fh[0];
     const uint16_t fo = get16(fh + 2);
     more = fo & 1;
@@ -144,9 +147,12 @@ std::optional<std::span<const uint8_t>> Reassembler::add(std::span<const uint8_t
     std::memcpy(s->buf.get() + kHeadRoom - s->head_len, f, s->head_len);
   }
   if (s->total == 0 || s->head_len == 0 || s->blocks_have != (s->total + 7) / 8) return std::nullopt;
-  // complete: fix the header up in front of the payload
+  // complete: fix the header up in front of the payload; it is the first
+  // fragment's, whose length may differ from this one's (RFC 791: options
+  // without the copy flag are in the first fragment only)
   uint8_t* out = s->buf.get() + kHeadRoom - s->head_len;
   uint8_t* h = out + 14;
+  hl = s->head_len - 14;
   if (!v6) {
     if (hl + s->total > 65535) {
       drop(*s);
