@@ -40,7 +40,7 @@ import time
 from scapy.all import (ARP, ICMP, IP, TCP, UDP, Dot1Q, Ether, ICMPv6DestUnreach,
                        ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NA, ICMPv6ND_NS,
                        ICMPv6ND_RS, ICMPv6NDOptDstLLAddr, ICMPv6NDOptSrcLLAddr,
-                       ICMPv6PacketTooBig, IPv6, IPv6ExtHdrDestOpt,
+                       ICMPv6PacketTooBig, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting,
                        IPv6ExtHdrHopByHop, Jumbo, PadN, Raw, raw)
 
 IFACE = os.environ.get("GUEST_IF", "eth0")
@@ -314,6 +314,10 @@ def probes_malformed():
                             ICMPv6EchoRequest(id=0x115)))
     bad_tlv[14 + 40 + 3] = 9                           # PadN running past its header
     n.append(bytes(bad_tlv))
+    # a routing header (type 0) with a segment left: not at its end yet
+    n.append(raw(eth() / IPv6(src=GUEST6, dst=GW6) /
+                 IPv6ExtHdrRouting(type=0, segleft=1, addresses=["fd00:f::1"]) /
+                 ICMPv6EchoRequest(id=0x116)))
     must_drop("malformed frames", n, malformed=len(n))
 
     # Well-formed but not for ferry: multicast/broadcast source MACs, other
@@ -441,6 +445,14 @@ def probes_echo():
            ICMPv6EchoRequest(id=0x3fe, data=b"hbh"))
     r = L.wait(lambda p: ICMPv6EchoReply in p and p[ICMPv6EchoReply].id == 0x3fe, 2.0)
     check(r is not None and r.pkt[ICMPv6EchoReply].data == b"hbh", "echo v6 after hop-by-hop answered")
+    # ... and a routing header whose segments are all done
+    L.drain()
+    L.send(eth() / IPv6(src=GUEST6, dst=GW6) /
+           IPv6ExtHdrRouting(type=0, segleft=0, addresses=["fd00:f::1"]) /
+           ICMPv6EchoRequest(id=0x3fb, data=b"rh"))
+    r = L.wait(lambda p: ICMPv6EchoReply in p and p[ICMPv6EchoReply].id == 0x3fb, 2.0)
+    check(r is not None and r.pkt[ICMPv6EchoReply].data == b"rh",
+          "echo v6 with a routing header, no segments left, answered")
     # ICMP errors quoting flows ferry never saw, and stray echo replies
     quote4 = IP(src=GW4, dst=GUEST4) / TCP(sport=A.echo, dport=44444, flags="A")
     quote6 = IPv6(src=GW6, dst=GUEST6) / UDP(sport=53, dport=44445)

@@ -722,6 +722,10 @@ TEST(Ipv6, ExtensionChain) {
   rt[1] = 1;
   p = Parse(InsertExt(f, 43, rt));
   EXPECT_TRUE(p.ok()) << to_string(p.status);
+  // ... but not one with segments left: the packet is not at its end yet
+  // (RFC 8200 4.4; a type 0 header is deprecated by RFC 5095).
+  rt[3] = 1;
+  EXPECT_EQ(Parse(InsertExt(f, 43, rt)).status, ParseStatus::unsupported);
   // Hop-by-hop not first: unsupported.
   Bytes bad = InsertExt(InsertExt(f, 0, hbh), 60, dst);
   EXPECT_EQ(Parse(bad).status, ParseStatus::unsupported);

@@ -19,8 +19,9 @@
 //             >= 2 and inside the header), header checksum, source not
 //             multicast/broadcast, MF or fragment offset -> fragment.
 //   IPv6      version 6, payload length within the span, extension headers
-//             hop-by-hop (first only), routing, destination options (their
-//             TLV options well formed), fragment -> fragment; at most
+//             hop-by-hop (first only), routing (segments left 0),
+//             destination options (their TLV options well formed),
+//             fragment -> fragment; at most
 //             kMaxExtHeaders; source not multicast.
 //   TCP       20 bytes, 5 <= data offset and header within the L4 length,
 //             every option's length >= 2 and inside the header; a known
@@ -394,6 +395,13 @@ void parse_ipv6(std::span<const uint8_t> f, ParsedFrame& r, ChecksumPolicy polic
     }
     if (next != kIpProtoRouting && !ipv6_tlv_ok(h, hlen)) {
       r.status = ParseStatus::bad_header_length;
+      return;
+    }
+    // RFC 8200 4.4: with Segments Left > 0 we would have to route the
+    // packet on (type 0 is deprecated, RFC 5095; no other type is ours to
+    // process), so it is not for us as it stands.
+    if (next == kIpProtoRouting && h[3] != 0) {
+      r.status = ParseStatus::unsupported;
       return;
     }
     next = h[0];
