@@ -257,6 +257,9 @@ def probes_malformed():
     n.append(raw(eth(type=0x0800) / IPv6(src=GUEST6, dst=GW6) / ICMPv6EchoRequest(id=0x104)))
     n.append(raw(eth() / IP(src="255.255.255.255", dst=GW4) / ICMP(id=0x107)))
     n.append(raw(eth() / IP(src="224.0.0.9", dst=GW4) / ICMP(id=0x108)))
+    # loose source route via the gateway to another address (not ours to follow)
+    n.append(raw(eth() / IP(src=GUEST4, dst=GW4, options=[b"\x83\x07\x04\xc6\x12\x00\x4d\x00"]) /
+                 ICMP(id=0x109)))
     # TCP
     t = eth() / IP(src=RAW4, dst=GW4) / TCP(sport=40001, dport=A.echo, flags="S", seq=7)
     n.append(raw(eth() / IP(src=RAW4, dst=GW4, proto=6) / Raw(b"\x9c\x41" + b"\0" * 8)))  # 10 bytes

@@ -653,6 +653,14 @@ TEST(Ipv4, Options) {
     FixIpv4(h, ip);
     EXPECT_EQ(Parse(h).status, ParseStatus::bad_header_length) << int{bad};
   }
+  // Loose and strict source routes (length 7: pointer, one address) are
+  // not for us: the packet would go on to the address listed.
+  for (uint8_t sr : {131, 137}) {
+    Bytes h = g;
+    h[ip + 21] = sr;
+    FixIpv4(h, ip);
+    EXPECT_EQ(Parse(h).status, ParseStatus::unsupported) << int{sr};
+  }
 }
 
 TEST(Ipv4, FragmentsAndAddresses) {

@@ -16,7 +16,8 @@
 //             op 1 or 2.
 //   IPv4      version 4, IHL >= 5 and within the span, total length >= IHL
 //             and within the span, options well formed (each option length
-//             >= 2 and inside the header), header checksum, source not
+//             >= 2 and inside the header) and no source route (131, 137:
+//             unsupported), header checksum, source not
 //             multicast/broadcast, MF or fragment offset -> fragment.
 //   IPv6      version 6, payload length within the span, extension headers
 //             hop-by-hop (first only), routing (segments left 0),
@@ -116,6 +117,21 @@ bool ipv4_options_ok(const uint8_t* p, size_t len) {
     i += olen;
   }
   return true;
+}
+
+// True when well-formed IPv4 options (p, len) hold a loose or strict source
+// route (131, 137): the packet would have to go on to the next hop listed.
+bool ipv4_source_routed(const uint8_t* p, size_t len) {
+  for (size_t i = 0; i < len;) {
+    if (p[i] == 0) return false;
+    if (p[i] == 1) {
+      i++;
+      continue;
+    }
+    if (p[i] == 131 || p[i] == 137) return true;
+    i += p[i + 1];  // ipv4_options_ok() checked every length
+  }
+  return false;
 }
 
 // Parses TCP options in [p, p+len); false on a malformed option length.
@@ -311,6 +327,12 @@ void parse_ipv4(std::span<const uint8_t> f, ParsedFrame& r, ChecksumPolicy polic
   }
   if (!ipv4_options_ok(ip + kIpv4HeaderLen, ihl - kIpv4HeaderLen)) {
     r.status = ParseStatus::bad_header_length;
+    return;
+  }
+  // Source-routed packets are not for us to act on (as Linux with
+  // accept_source_route = 0; RFC 7126 recommends dropping them).
+  if (ipv4_source_routed(ip + kIpv4HeaderLen, ihl - kIpv4HeaderLen)) {
+    r.status = ParseStatus::unsupported;
     return;
   }
   if (policy != ChecksumPolicy::none && !csum_valid(ip, ihl, 0)) {
