@@ -21,14 +21,17 @@ TOOLS=$(cd "$(dirname "$0")/../tools" && pwd)
 e2e_tcp_echo_server
 e2e_udp_echo_server 127.0.0.1
 
-# A port nothing listens on, over both families.
+# A port nothing listens on, TCP and UDP, over both families.
 CLOSED_PORT=$(/usr/bin/python3 -c '
 import socket
 for _ in range(50):
     a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    b = socket.socket(socket.AF_INET6)
     try:
-        b.bind(("::1", p)); print(p); break
+        for fam, addr, kind in ((socket.AF_INET6, "::1", socket.SOCK_STREAM),
+                                (socket.AF_INET, "127.0.0.1", socket.SOCK_DGRAM),
+                                (socket.AF_INET6, "::1", socket.SOCK_DGRAM)):
+            socket.socket(fam, kind).bind((addr, p))
+        print(p); break
     except OSError:
         pass
 ')

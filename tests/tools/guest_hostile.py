@@ -565,6 +565,36 @@ def probes_udp():
     r = udp_reply(40100)
     check(r is not None and raw(r.pkt[UDP].payload) == b"",
           "zero-length UDP datagram reaches the host and its empty echo returns")
+    # A closed host port: ICMP port unreachable from the gateway, quoting the
+    # datagram (RFC 792 / RFC 4443: IP header and the first 8 bytes of it).
+    for v6 in (False, True):
+        sport = 40110 + v6
+        L.drain()
+        if v6:
+            L.send(eth() / IPv6(src=GUEST6, dst=GW6) / UDP(sport=sport, dport=A.closed) / Raw(b"closed"))
+            r = L.wait(lambda p: ICMPv6DestUnreach in p, 2.0)
+        else:
+            L.send(eth() / IP(src=GUEST4, dst=GW4) / UDP(sport=sport, dport=A.closed) / Raw(b"closed"))
+            r = L.wait(lambda p: ICMP in p and p[ICMP].type == 3, 2.0)
+        fam = "v6" if v6 else "v4"
+        good = False
+        if r is not None:
+            p = r.pkt
+            if v6:
+                m, q = p[ICMPv6DestUnreach], IPv6(raw(p[ICMPv6DestUnreach].payload))
+                again = IPv6(raw(p[IPv6]))
+                del again[ICMPv6DestUnreach].cksum
+                summed = raw(IPv6(raw(again)))[42:44] == raw(p[IPv6])[42:44]
+                good = (m.code == 4 and p[IPv6].src == GW6 and p[IPv6].dst == GUEST6 and
+                        q.src == GUEST6 and q.dst == GW6 and q.nh == 17)
+            else:
+                m, q = p[ICMP], IP(raw(p[ICMP].payload))
+                summed = csum(raw(p[ICMP])) == 0
+                good = (m.code == 3 and p[IP].src == GW4 and p[IP].dst == GUEST4 and
+                        q.src == GUEST4 and q.dst == GW4 and q.proto == 17)
+            good = good and summed and UDP in q and q[UDP].sport == sport and q[UDP].dport == A.closed
+        check(good, f"UDP to a closed port ({fam}): port unreachable quoting the datagram" +
+              ("" if r is None else f" ({r.pkt.summary()})"))
     L.drain()
     u = eth() / IP(src=GUEST4, dst=GW4) / UDP(sport=40101, dport=A.udp, chksum=0) / Raw(b"nosum")
     L.send(with_bytes(u, 14 + 20 + 6, b"\0\0"))
@@ -754,6 +784,18 @@ def probes_tcp():
     L.send(f.seg("PA", seq=(f.snd_nxt - 5) & 0xffffffff, data=b"again"))
     r = f.wait(timeout=1.0)
     check(r is not None and r.pkt[TCP].ack == f.snd_nxt, "old duplicate data: ACK of RCV.NXT")
+    # A keep-alive (RCV.NXT - 1, one garbage byte): ACKed, the byte not taken.
+    L.drain()
+    L.send(f.seg("A", seq=(f.snd_nxt - 1) & 0xffffffff, data=b"K"))
+    r = f.wait(timeout=1.0)
+    check(r is not None and r.pkt[TCP].ack == f.snd_nxt, "keep-alive: ACK of RCV.NXT")
+    # Data whose ACK acknowledges what ferry never sent: an ACK, the segment
+    # dropped (RFC 9293 3.10.7.4), its data not delivered.
+    L.drain()
+    L.send(f.seg("PA", ack=(f.rcv_nxt + 100000) & 0xffffffff, data=b"bogus ack"))
+    r = f.wait(timeout=1.0)
+    check(r is not None and r.pkt[TCP].ack == f.snd_nxt and r.pkt[TCP].seq == f.rcv_nxt,
+          "ACK of unsent data: answered with an ACK, data not taken")
     check(f.alive(b"in order"), "only in-order data reaches the host (echo exact)")
     # Urgent data passes inline.
     L.drain()
