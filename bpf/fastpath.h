@@ -201,6 +201,8 @@ static __always_inline int ferry_absorb_ack(struct __sk_buff *skb, struct ferry_
 		return 0;
 	if (pkt->has_vlan)
 		return 0; /* userspace drops tagged frames: so must we */
+	if (pkt->family == FERRY_AF_INET6 && pkt->l4_off != pkt->l3_off + 40)
+		return 0; /* extension headers: never on a stack's ACK; userspace judges them */
 	if ((pkt->tcp_flags & ~(FERRY_TCP_ECE | FERRY_TCP_CWR)) != FERRY_TCP_ACK ||
 	    pkt->payload_len != 0)
 		return 0;

@@ -113,11 +113,11 @@ struct ferry_conn_key {
  * ack_from_guest: userspace's acknowledged sequence is the later (mod 2^32)
  * of its own snd_una and the slot's ack_from_guest.
  *
- * What the fast path absorbs (drops after updating the slot): a TCP segment
- * of an eligible slot's flow, untagged, whose flags are exactly ACK (ECE/CWR
- * allowed), with no payload, a valid TCP checksum (and IPv4 header checksum,
- * without IPv4 options, unless the guest's stack left it CHECKSUM_PARTIAL),
- * options none or (with
+ * What the fast path absorbs (consumes after updating the slot): a TCP
+ * segment of an eligible slot's flow, untagged, without IPv6 extension
+ * headers, whose flags are exactly ACK (ECE/CWR allowed), with no payload, a
+ * valid TCP checksum (and IPv4 header checksum, without IPv4 options, unless
+ * the guest's stack left it CHECKSUM_PARTIAL), options none or (with
  * FERRY_SLOT_TIMESTAMPS) only timestamps in a 12-byte block, a sequence
  * number equal to rcv_nxt, and an ACK number in [ack_from_guest, snd_nxt]
  * (modulo 2^32). Everything else passes: in particular the guest's
