@@ -498,10 +498,12 @@ void TcpTranslator::on_guest_segment(const ParsedFrame& f, std::span<const uint8
   }
   // Loopback is the host's own (reached through the gateway address, and
   // only with map_gateway): a guest naming 127/8 or ::1 itself is refused,
-  // as the UDP translator does.
+  // as the UDP translator does; so is a source equal to the destination
+  // (a "LAND" probe).
   if (f.src.is_multicast() || f.dst.is_multicast() || f.src.is_unspecified() ||
       f.dst.is_unspecified() || is_v4_broadcast(f.dst) || is_v4_broadcast(f.src) ||
-      f.src.is_loopback() || f.dst.is_loopback() || f.tcp.sport == 0 || f.tcp.dport == 0) {
+      f.src.is_loopback() || f.dst.is_loopback() || f.src == f.dst || f.tcp.sport == 0 ||
+      f.tcp.dport == 0) {
     counters_.dropped_segments++;
     return;
   }
@@ -1822,7 +1824,9 @@ void TcpTranslator::reset_both(uint32_t slot) {
 void TcpTranslator::release(uint32_t slot, bool linger0) {
   TcpConn& c = conns_[slot];
   if (c.fd >= 0) {
-    loop_.remove(c.fd);
+    // No EPOLL_CTL_DEL: close() drops the registration with the last
+    // reference (the socket is CLOEXEC and never shared), one syscall less
+    // per connection; a stale event would carry an old gen and be ignored.
     if (linger0) {
       linger lg{1, 0};
       setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
