@@ -330,6 +330,44 @@ TEST_F(TcpTest, AnswerAndFinInOneFrame) {
   EXPECT_EQ(tcp->connection_count(), 0u);
 }
 
+// A server that speaks first (SSH, SMTP): its banner, sent before the
+// guest has ACKed our SYN-ACK, reaches the guest once it does.
+TEST_F(TcpTest, ServerSpeaksFirst) {
+  Make();
+  Listener l;
+  Send(40035, l.port, 1100, 0, tcpflag::kSyn, "", 65535, true);
+  ParsedFrame sa;
+  ASSERT_TRUE(WaitFor(&sa, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn | tcpflag::kAck); }));
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  ASSERT_EQ(send(h, "SSH-2.0-x\r\n", 11, 0), 11);
+  for (int i = 0; i < 5; i++) loop.run_once(5);  // the banner's EPOLLIN comes before the guest's ACK
+  Send(40035, l.port, 1101, sa.tcp.seq + 1, tcpflag::kAck);
+  ParsedFrame d;
+  ASSERT_TRUE(WaitFor(&d, [](const ParsedFrame& f) { return f.tcp.payload_len > 0; }, 1000));
+  EXPECT_EQ(d.tcp.payload_len, 11u);
+  EXPECT_EQ(d.tcp.seq, sa.tcp.seq + 1);
+  close(h);
+}
+
+// The host closes right after accepting, before the guest completes the
+// handshake: the guest gets our FIN once established.
+TEST_F(TcpTest, HostClosesBeforeHandshakeEnds) {
+  Make();
+  Listener l;
+  Send(40036, l.port, 1200, 0, tcpflag::kSyn, "", 65535, true);
+  ParsedFrame sa;
+  ASSERT_TRUE(WaitFor(&sa, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn | tcpflag::kAck); }));
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  close(h);
+  for (int i = 0; i < 5; i++) loop.run_once(5);
+  Send(40036, l.port, 1201, sa.tcp.seq + 1, tcpflag::kAck);
+  ParsedFrame fin;
+  ASSERT_TRUE(WaitFor(&fin, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kFin); }, 1000));
+  EXPECT_EQ(fin.tcp.seq, sa.tcp.seq + 1);
+}
+
 TEST_F(TcpTest, HostClosesFirstThenGuest) {
   Make();
   Listener l;
@@ -772,6 +810,32 @@ TEST_F(TcpTest, LoopbackDestinationsAreRefused) {
   v6 = true;
   Listener l6(true);
   Send(40026, l6.port, 100, 0, tcpflag::kSyn, "", 65535, false, A("::1"));
+  EXPECT_EQ(tcp->connection_count(), 0u);
+  EXPECT_EQ(tcp->counters().conns_outbound, 0u);
+  EXPECT_TRUE(link.sent.empty());
+}
+
+TEST_F(TcpTest, SourceEqualToDestinationIsRefused) {
+  // A "LAND" probe: a SYN from the gateway address to itself (which maps
+  // to the host's loopback, where a listener waits) opens nothing.
+  Make();
+  Listener l;
+  TcpSegment s;
+  s.ip.eth_src = kGuestMac;
+  s.ip.eth_dst = link.cfg_.our_mac;
+  s.ip.src = Gw();
+  s.ip.dst = Gw();
+  s.sport = l.port;
+  s.dport = l.port;
+  s.seq = 100;
+  s.flags = tcpflag::kSyn;
+  s.window = 65535;
+  Bytes buf(kMaxFrameLen);
+  buf.resize(build_tcp_frame(buf, s));
+  ParsedFrame f = parse_frame(buf, true);
+  ASSERT_TRUE(f.ok());
+  tcp->on_guest_segment(f, buf);
+  loop.run_once(0);
   EXPECT_EQ(tcp->connection_count(), 0u);
   EXPECT_EQ(tcp->counters().conns_outbound, 0u);
   EXPECT_TRUE(link.sent.empty());

@@ -647,7 +647,8 @@ void TcpTranslator::connect_done(uint32_t slot, uint32_t events) {
   c.state = TcpState::syn_rcvd;
   c.snd_nxt = c.iss + 1;
   c.snd_max = c.snd_nxt;
-  c.flags |= kfReadable;
+  // kfReadable comes with EPOLLIN (this event's, or the one the MOD below
+  // re-polls): peeking an empty socket at ESTABLISHED would be a wasted call.
   set_events(slot, kBaseEvents);
   uint64_t now = now_ns();
   c.state_at = 0;
@@ -1190,8 +1191,10 @@ void TcpTranslator::on_io(uint64_t id, uint32_t events) {
 void TcpTranslator::host_event(uint32_t slot, uint32_t events) {
   TcpConn& c = conns_[slot];
   if (c.state == TcpState::connecting) {
-    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) connect_done(slot, events);
-    return;
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    connect_done(slot, events);
+    if (!table_.used(slot) || c.state != TcpState::syn_rcvd) return;
+    // connected: data or the host's FIN may have come with this event
   }
   if (events & EPOLLERR) {
     int err = 0;
