@@ -152,10 +152,10 @@ keys_ok() {
   e2e_log "$(basename "$f"): $(cat "$f")"
   med=$(sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p' "$f")
   p95=$(sed -n 's/.*p95_ms=\([0-9.]*\).*/\1/p' "$f")
-  [[ -n $med && -n $p95 ]] && awk -v m="$med" -v p="$p95" 'BEGIN { exit !(m < 15 && p < 60) }'
+  [[ -n $med && -n $p95 ]] && awk -v m="$med" -v p="$p95" 'BEGIN { exit !(m < 15 && p < 150) }'
 }
-e2e_expect "keystrokes with a pty: echo median < 15 ms, p95 < 60 ms" keys_ok "$E2E_TMP/g.keys.pty"
-e2e_expect "keystrokes without a pty (Nagle on): echo median < 15 ms, p95 < 60 ms" keys_ok "$E2E_TMP/g.keys.nopty"
+e2e_expect "keystrokes with a pty: echo median < 15 ms, p95 < 150 ms" keys_ok "$E2E_TMP/g.keys.pty"
+e2e_expect "keystrokes without a pty (Nagle on): echo median < 15 ms, p95 < 150 ms" keys_ok "$E2E_TMP/g.keys.nopty"
 
 e2e_expect "ferry back to its fds and no connections" real_wait_healthy "$FERRY_PID" "$BASE_FDS" 10
 touch "$E2E_TMP/done"
