@@ -55,6 +55,7 @@
 #include "attach/instance.h"
 #include "bpf/fastpath.h"
 #include "commands.h"
+#include "counters_file.h"
 #include "fastpath/fastpath_bridge.h"
 #include "loop/event_loop.h"
 #include "netns/netlink.h"
@@ -150,25 +151,7 @@ class ServiceTicker final : public TimerClient {
     write_counters();
   }
   // Writes the counters file now.
-  void write_counters() {
-    auto n = [](uint64_t v) { return std::to_string(v); };
-    const Translator::Counters& t = tr_.counters();
-    const PortCounters& p = port_.counters();
-    const TcpTranslator::Counters& tc = tr_.tcp().counters();
-    const UdpCounters& uc = tr_.udp().counters();
-    const attach::StateMap m{
-        {"written_at", std::to_string(static_cast<long long>(std::time(nullptr)))},
-        {"frames", n(t.frames)}, {"malformed", n(t.malformed)}, {"not_for_us", n(t.not_for_us)},
-        {"unhandled", n(t.unhandled)}, {"port_rx_frames", n(p.rx_frames)}, {"port_rx_bytes", n(p.rx_bytes)},
-        {"port_tx_frames", n(p.tx_frames)}, {"port_tx_bytes", n(p.tx_bytes)}, {"port_tx_dropped", n(p.tx_dropped)},
-        {"tcp_conns_outbound", n(tc.conns_outbound)}, {"tcp_conns_inbound", n(tc.conns_inbound)},
-        {"tcp_conns_closed", n(tc.conns_closed)}, {"tcp_bytes_to_host", n(tc.bytes_to_host)},
-        {"tcp_bytes_to_guest", n(tc.bytes_to_guest)}, {"tcp_retransmits", n(tc.retransmits)},
-        {"tcp_rst_to_guest", n(tc.rst_to_guest)}, {"udp_guest_datagrams", n(uc.guest_datagrams)},
-        {"udp_host_received", n(uc.host_received)}, {"udp_flows_opened", n(uc.flows_opened)},
-    };
-    (void)attach::write_state(attach::run_dir(dev_) + "/counters", m);
-  }
+  void write_counters() { (void)attach::write_state(counters_path(dev_), translator_counters(tr_, port_)); }
 
  private:
   EventLoop& loop_;

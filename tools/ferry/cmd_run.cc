@@ -45,6 +45,7 @@
 #include "attach/conn_mirror.h"
 #include "bpf/classifier.h"
 #include "commands.h"
+#include "counters_file.h"
 #include "fastpath/fastpath_bridge.h"
 #include "loop/event_loop.h"
 #include "netns/guest_setup.h"
@@ -313,6 +314,14 @@ int cmd_run(int argc, char** argv) {
   if (std::string error; !translator.start(&error)) {
     std::fprintf(stderr, "ferry run: %s\n", error.c_str());
     return 1;
+  }
+  // The translator's counters for `ferry stats`, rewritten every second.
+  cleanup_stale_run_counters();
+  RunCountersFile counters_file(instance, translator, **tap);
+  if (std::string error; counters_file.open(&error)) {
+    loop.add_timer_client(&counters_file);
+  } else if (!quiet) {
+    std::fprintf(stderr, "ferry run: warning: no counters file (%s)\n", error.c_str());
   }
   // 6. CMD
   const int sigfd = signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);

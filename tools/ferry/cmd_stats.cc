@@ -1,13 +1,19 @@
-// `ferry stats [-j|--json] [INSTANCE]`: the fast path's counters.
+// `ferry stats [-j|--json] [INSTANCE]`: the fast path's and the
+// translator's counters.
 //
 // Theory of operation: every ferry instance pins its per-CPU `stats` map
 // under /sys/fs/bpf/ferry/<instance>/. This command reads those pins
 // (summing the CPUs), so it needs no connection to the running ferry and
 // works from any process with access to bpffs. Without INSTANCE it shows
 // every live instance (run-<pid> pins of dead processes are skipped); with
-// one, only it. Output is a table (one row per counter, one column per
-// instance) or JSON:
-//   {"instances":[{"name":"run-123","counters":{"guest_frames":N,...}}]}
+// one, only it. Beside them it shows what the userspace translator made of
+// the frames it was handed, from the counters file the instance rewrites
+// every second (counters_file.h; absent when unreadable). Output is a table
+// (one row per counter, one column per instance; translator rows are
+// prefixed "translator.") or JSON:
+//   {"instances":[{"name":"run-123","counters":{"guest_frames":N,...},
+//                  "translator":{"frames":N,...} or null,
+//                  "translator_age_s":N or null}]}
 // with every FERRY_STATS_FIELDS name, in that order.
 // Exit status: 0, 1 (unknown instance, unreadable pin), 2 (usage).
 #include <cstdio>
@@ -15,8 +21,15 @@
 #include <string>
 #include <vector>
 
+#include <algorithm>
+#include <ctime>
+#include <map>
+#include <set>
+
+#include "attach/instance.h"
 #include "bpf/classifier.h"
 #include "commands.h"
+#include "counters_file.h"
 
 namespace ferry::cli {
 
@@ -26,14 +39,31 @@ constexpr const char* kStatsUsage =
     "usage: ferry stats [-j|--json] [INSTANCE]\n"
     "\n"
     "Prints the BPF fast path's counters of every live ferry instance (or of\n"
-    "INSTANCE, e.g. run-1234), read from the maps pinned under " FERRY_PIN_ROOT "/.\n"
+    "INSTANCE, e.g. run-1234), read from the maps pinned under " FERRY_PIN_ROOT "/,\n"
+    "and the translator's (rows translator.*), which the instance writes every second.\n"
     "  -j, --json   JSON: {\"instances\":[{\"name\":...,\"counters\":{...}}]}\n"
     "  -h, --help   this text\n";
 
 struct Row {
   std::string name;
   ferry_stats stats{};
+  std::map<std::string, std::string> translator;  // empty: no counters file
+  long long translator_age_s = -1;
 };
+
+// Reads the instance's translator counters file, if there is one.
+void read_translator(Row* r) {
+  Result<attach::StateMap> m = attach::read_state(counters_path(r->name));
+  if (!m) return;
+  for (const auto& [k, v] : *m) {
+    if (k == "written_at") {
+      r->translator_age_s = static_cast<long long>(std::time(nullptr)) - std::atoll(v.c_str());
+      if (r->translator_age_s < 0) r->translator_age_s = 0;
+    } else if (!v.empty() && v.find_first_not_of("0123456789") == std::string::npos) {
+      r->translator[k] = v;
+    }
+  }
+}
 
 // Prints the rows as JSON on stdout.
 void print_json(const std::vector<Row>& rows) {
@@ -46,7 +76,18 @@ void print_json(const std::vector<Row>& rows) {
                   static_cast<unsigned long long>(f.value));
       first = false;
     }
-    std::printf("}}");
+    std::printf("},\"translator\":");
+    if (rows[i].translator.empty()) {
+      std::printf("null,\"translator_age_s\":null}");
+      continue;
+    }
+    std::printf("{");
+    first = true;
+    for (const auto& [k, v] : rows[i].translator) {
+      std::printf("%s\"%s\":%s", first ? "" : ",", k.c_str(), v.c_str());
+      first = false;
+    }
+    std::printf("},\"translator_age_s\":%lld}", rows[i].translator_age_s);
   }
   std::printf("]}\n");
 }
@@ -57,14 +98,27 @@ void print_table(const std::vector<Row>& rows) {
     std::printf("no ferry instances\n");
     return;
   }
-  std::printf("%-20s", "counter");
-  for (const Row& r : rows) std::printf(" %20s", r.name.c_str());
-  std::printf("\n");
   std::vector<std::vector<StatsField>> cols;
   for (const Row& r : rows) cols.push_back(stats_fields(r.stats));
+  std::set<std::string> keys;
+  for (const Row& r : rows)
+    for (const auto& kv : r.translator) keys.insert("translator." + kv.first);
+  int w = 20;  // the name column fits the longest counter name
+  for (const std::string& k : keys) w = std::max(w, static_cast<int>(k.size()));
+  std::printf("%-*s", w, "counter");
+  for (const Row& r : rows) std::printf(" %20s", r.name.c_str());
+  std::printf("\n");
   for (size_t k = 0; k < cols[0].size(); k++) {
-    std::printf("%-20s", cols[0][k].name);
+    std::printf("%-*s", w, cols[0][k].name);
     for (const auto& c : cols) std::printf(" %20llu", static_cast<unsigned long long>(c[k].value));
+    std::printf("\n");
+  }
+  for (const std::string& k : keys) {
+    std::printf("%-*s", w, k.c_str());
+    for (const Row& r : rows) {
+      auto it = r.translator.find(k.substr(sizeof("translator.") - 1));
+      std::printf(" %20s", it == r.translator.end() ? "-" : it->second.c_str());
+    }
     std::printf("\n");
   }
 }
@@ -119,6 +173,7 @@ int cmd_stats(int argc, char** argv) {
       }
       continue;  // went away while we listed: not an error
     }
+    read_translator(&r);
     rows.push_back(r);
   }
   if (json)

@@ -1,0 +1,108 @@
+// See counters_file.h.
+#include "counters_file.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+#include "tcp/tcp_translator.h"
+#include "udp/udp_translator.h"
+
+namespace ferry::cli {
+
+// /run/ferry-run/<instance>
+std::string run_counters_dir(const std::string& instance) { return "/run/ferry-run/" + instance; }
+
+// run-PID instances keep theirs apart from attached devices' run dirs.
+std::string counters_path(const std::string& instance) {
+  if (instance.rfind("run-", 0) == 0) return run_counters_dir(instance) + "/counters";
+  return attach::run_dir(instance) + "/counters";
+}
+
+// One line per counter; names are stable (scripts and `ferry status` read them).
+attach::StateMap translator_counters(Translator& tr, const FramePort& port) {
+  auto n = [](uint64_t v) { return std::to_string(v); };
+  const Translator::Counters& t = tr.counters();
+  const PortCounters& p = port.counters();
+  const TcpTranslator::Counters& tc = tr.tcp().counters();
+  const UdpCounters& uc = tr.udp().counters();
+  return attach::StateMap{
+      {"written_at", std::to_string(static_cast<long long>(std::time(nullptr)))},
+      {"frames", n(t.frames)},
+      {"malformed", n(t.malformed)},
+      {"not_for_us", n(t.not_for_us)},
+      {"unhandled", n(t.unhandled)},
+      {"port_rx_frames", n(p.rx_frames)},
+      {"port_rx_bytes", n(p.rx_bytes)},
+      {"port_tx_frames", n(p.tx_frames)},
+      {"port_tx_bytes", n(p.tx_bytes)},
+      {"port_tx_dropped", n(p.tx_dropped)},
+      {"tcp_conns_open", n(tr.tcp().connection_count())},
+      {"tcp_conns_outbound", n(tc.conns_outbound)},
+      {"tcp_conns_inbound", n(tc.conns_inbound)},
+      {"tcp_conns_closed", n(tc.conns_closed)},
+      {"tcp_connect_failed", n(tc.connect_failed)},
+      {"tcp_bytes_to_host", n(tc.bytes_to_host)},
+      {"tcp_bytes_to_guest", n(tc.bytes_to_guest)},
+      {"tcp_retransmits", n(tc.retransmits)},
+      {"tcp_rst_to_guest", n(tc.rst_to_guest)},
+      {"tcp_dropped_segments", n(tc.dropped_segments)},
+      {"tcp_challenge_acks", n(tc.challenge_acks)},
+      {"udp_guest_datagrams", n(uc.guest_datagrams)},
+      {"udp_host_received", n(uc.host_received)},
+      {"udp_flows_opened", n(uc.flows_opened)},
+  };
+}
+
+// Each run-PID directory whose PID no longer exists goes.
+void cleanup_stale_run_counters() {
+  DIR* d = opendir("/run/ferry-run");
+  if (d == nullptr) return;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.rfind("run-", 0) != 0) continue;
+    char* end = nullptr;
+    long pid = std::strtol(name.c_str() + 4, &end, 10);
+    if (pid <= 0 || *end != '\0') continue;
+    if (kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    (void)attach::remove_dir_flat(run_counters_dir(name));
+  }
+  closedir(d);
+}
+
+RunCountersFile::RunCountersFile(std::string instance, Translator& tr, const FramePort& port)
+    : dir_(run_counters_dir(instance)), tr_(tr), port_(port) {}
+
+RunCountersFile::~RunCountersFile() {
+  if (ok_) (void)attach::remove_dir_flat(dir_);
+}
+
+// Makes /run/ferry-run/<instance>/ and writes the first file.
+bool RunCountersFile::open(std::string* error) {
+  mkdir("/run/ferry-run", 0755);
+  if (mkdir(dir_.c_str(), 0755) != 0 && errno != EEXIST) {
+    *error = dir_ + ": " + std::strerror(errno);
+    return false;
+  }
+  ok_ = true;
+  write_now();
+  return true;
+}
+
+// Rewrites the file (atomically: a reader sees the old or the new one).
+void RunCountersFile::write_now() {
+  (void)attach::write_state(dir_ + "/counters", translator_counters(tr_, port_));
+  next_ = now_ns() + 1'000'000'000;
+}
+
+// Once a second.
+void RunCountersFile::on_timer(uint64_t now) {
+  if (now >= next_) write_now();
+}
+
+}  // namespace ferry::cli

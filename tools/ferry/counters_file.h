@@ -1,0 +1,62 @@
+// The control plane's counters in a small text file, for `ferry stats` and
+// `ferry status` to read.
+//
+// Theory of operation: the BPF classifier's counters live in a pinned map
+// that any process can read; what the userspace translator made of the
+// frames it was handed (malformed, not for us, TCP connections, bytes,
+// retransmissions, UDP flows) lives in the translator's memory. A running
+// instance rewrites those as key=value lines (attach::write_state: a
+// temporary file renamed over the old one, so a reader never sees half a
+// file) once a second, from the event loop's timer: no thread, no syscall
+// per frame. `ferry attach` keeps the file in its run dir (/run/ferry/DEV/);
+// `ferry run` in /run/ferry-run/run-PID/ (a directory of its own, so that
+// `ferry status`, which lists /run/ferry/, never takes a run for a device).
+// The file carries `written_at` (Unix seconds): a reader can tell how old it is.
+#pragma once
+
+#include <string>
+
+#include "attach/instance.h"
+#include "loop/event_loop.h"
+#include "port/frame_port.h"
+#include "translator/translator.h"
+
+namespace ferry::cli {
+
+// Where `ferry run` instance NAME (run-PID) keeps its counters file.
+std::string run_counters_dir(const std::string& instance);
+// The counters file of an instance: run-PID, or an attached device's name.
+std::string counters_path(const std::string& instance);
+
+// The translator's and the port's counters, plus written_at.
+attach::StateMap translator_counters(Translator& tr, const FramePort& port);
+
+// Removes the counters directories of `ferry run` instances whose process
+// is gone (killed with SIGKILL: it could not remove its own).
+void cleanup_stale_run_counters();
+
+// `ferry run`'s writer: creates /run/ferry-run/<instance>/, rewrites its
+// counters file every second while registered with the loop, and removes
+// the directory when destroyed.
+class RunCountersFile final : public TimerClient {
+ public:
+  RunCountersFile(std::string instance, Translator& tr, const FramePort& port);
+  ~RunCountersFile() override;
+  RunCountersFile(const RunCountersFile&) = delete;
+  RunCountersFile& operator=(const RunCountersFile&) = delete;
+
+  // False (with why) when the directory cannot be made: then nothing is written.
+  bool open(std::string* error);
+  void write_now();
+  uint64_t next_deadline_ns() const override { return ok_ ? next_ : kNever; }
+  void on_timer(uint64_t now) override;
+
+ private:
+  std::string dir_;
+  Translator& tr_;
+  const FramePort& port_;
+  bool ok_ = false;
+  uint64_t next_ = 0;
+};
+
+}  // namespace ferry::cli
