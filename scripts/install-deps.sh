@@ -43,6 +43,16 @@ if ((${#missing[@]})); then
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # ... nor at the next boot, for the servers this run installed (an sshd
+  # that was there before stays as it was)
+  if [[ -d /run/systemd/system ]]; then
+    for p in "${missing[@]}"; do
+      case $p in
+        openssh-server) systemctl disable -q ssh.service ssh.socket 2>/dev/null || true ;;
+        nginx-light) systemctl disable -q nginx.service 2>/dev/null || true ;;
+      esac
+    done
+  fi
 else
   echo "install-deps.sh: all ${#PACKAGES[@]} packages present"
 fi
