@@ -34,8 +34,8 @@ head -c $((8 << 20)) /dev/urandom >"$E2E_TMP/up.bin"
 head -c $((3 << 20)) /dev/urandom >"$E2E_TMP/in-up.bin"
 
 # keystrokes: N single bytes, each sent after the previous one's echo came
-# back (plus a small think time); prints the echo latencies' median, 95th
-# percentile and maximum in ms
+# back (plus a small think time, and a 3 s pause half-way); prints the echo
+# latencies' median, 95th percentile and maximum in ms
 cat >"$E2E_TMP/keys.py" <<'PY'
 import os, subprocess, sys, time, select
 n, think = int(sys.argv[1]), float(sys.argv[2])
@@ -67,6 +67,8 @@ for i in range(n):
         got += d
     lat.append((time.time() - t0) * 1000)
     time.sleep(think)
+    if i == n // 2:
+        time.sleep(3)  # the user pauses: the session idles, then goes on
 p.stdin.close()
 p.wait(timeout=10)
 lat.sort()
