@@ -865,7 +865,15 @@ def probes_window():
         return
     right = (f.snd_nxt + f.peer_wnd) & 0xffffffff
     chunk = b"w" * 60000
-    for _ in range(400):
+    # ferry's window is the free space of its host socket's send buffer,
+    # which grows up to net.ipv4.tcp_wmem's maximum (4 MiB by default):
+    # read it, and send that much and a half at most.
+    try:
+        wmem = int(open("/proc/sys/net/ipv4/tcp_wmem").read().split()[2])
+    except (OSError, ValueError, IndexError):
+        wmem = 4 << 20
+    sent = 0
+    for _ in range((wmem * 3 // 2) // len(chunk) + 20):
         if time.time() > DEADLINE - 10:
             break
         room = (right - f.snd_nxt) & 0xffffffff
@@ -878,10 +886,11 @@ def probes_window():
             fail("sink: a segment inside the window was not acknowledged")
             return
         f.snd_nxt = (f.snd_nxt + len(chunk)) & 0xffffffff
+        sent += len(chunk)
         right = max(right, (f.snd_nxt + r.pkt[TCP].window) & 0xffffffff,
                     key=lambda x: (x - f.isn) & 0xffffffff)
     room = (right - f.snd_nxt) & 0xffffffff
-    if not check(room < len(chunk), f"sink: the window closed to {room} bytes"):
+    if not check(room < len(chunk), f"sink: the window closed to {room} bytes after {sent}"):
         return
     L.drain()
     L.send(f.seg("A", data=chunk))
