@@ -834,7 +834,19 @@ def probes_tcp():
     got = f.exchange(blob, timeout=5.0, mss_check=mss_check)
     check(got == blob, f"20000 bytes echoed intact ({len(got)})")
     too_big = [s for s in sizes if (s[1] == 0 and s[0] > 1000) or (s[1] != 0 and s[2] > 1000)]
-    check(sizes and not too_big, f"segments toward the guest respect its MSS 1000 ({too_big[:3]})")
+    check(sizes and not too_big, f"segments toward the guest respect its MSS 1000 (largest frame "
+          f"{max(s[0] for s in sizes)} bytes, gso_size {max(s[2] for s in sizes)}; {too_big[:3]})")
+
+    # No MSS option: RFC 9293 3.7.1's default of 536 bytes applies.
+    h = Flow(40232, A.echo)
+    if check(h.connect(options=[("NOP", None)]) is not None, "handshake without an MSS option"):
+        sizes.clear()
+        got = h.exchange(blob[:3000], timeout=5.0, mss_check=mss_check)
+        big = [x for x in sizes if (x[1] == 0 and x[0] > 536) or (x[1] != 0 and x[2] > 536)]
+        check(got == blob[:3000] and sizes and not big,
+              f"without an MSS option segments toward the guest carry at most 536 bytes (largest "
+              f"frame {max(s[0] for s in sizes)}, gso_size {max(s[2] for s in sizes)}; {big[:3]})")
+        L.send(h.seg("RA"))
 
     # Orderly close.
     L.drain()
