@@ -21,3 +21,11 @@ e2e_expect "IPv4 default route" grep -qE "^default via 198\.18\.0\.1 dev $ifname
 e2e_expect "IPv6 default route" grep -qE "^default via fd00:f::1 dev $ifname" "$OUT"
 links=$(grep -cE '^[0-9]+: ' <(sed -n '1,/^==$/p' "$OUT"))
 e2e_expect "only lo and $ifname (saw $links links)" test "$links" -eq 2
+
+# No IPv4 forwarding for what arrives on ferry's link, whatever the namespace
+# inherited (a host that forwards, as this one does, may hand its setting
+# down): frames ferry sends to an address the guest does not own must not
+# come back out.
+e2e_ferry 20 run -- sh -c 'cat /proc/sys/net/ipv4/conf/eth0/forwarding'
+e2e_expect_rc 0 "read eth0's forwarding in the guest"
+e2e_expect "no IPv4 forwarding on the guest's link (got $(tr -d '\n' <"$OUT"))" grep -qx 0 "$OUT"

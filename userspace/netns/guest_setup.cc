@@ -24,6 +24,13 @@ Status configure_guest_link(int ns_fd, const GuestLinkSetup& setup) {
     Status st = write_sysctl("net/ipv6/conf/" + setup.ifname + "/disable_ipv6", "1");
     if (!st && st.err() != ENOENT) return st;
   }
+  // Frames ferry sends to an address the guest does not own (answers to a
+  // spoofing guest) must not be routed back out of the link: no IPv4
+  // forwarding for what arrives on it (the namespace may inherit
+  // ip_forward=1 from the host). Scoped to ferry's link, so a namespace
+  // given with --netns keeps routing between its other interfaces.
+  if (Status st = write_sysctl("net/ipv4/conf/" + setup.ifname + "/forwarding", "0"); !st && st.err() != ENOENT)
+    return st;
   if (setup.mtu != 0) {
     if (Status st = nl->set_mtu(*ifindex, setup.mtu); !st) return st;
   }
