@@ -193,7 +193,7 @@ set style fill solid 0.85 border -1
 set boxwidth 0.9
 set grid ytics
 set yrange [0:*]
-set key top left
+set key outside right top vertical
 set xtics nomirror
 plot {plot}
 """
