@@ -404,6 +404,19 @@ TEST_F(TcpTest, ConnectionRefusedGetsRst) {
   EXPECT_EQ(tcp->counters().connect_failed, 1u);
 }
 
+// A SYN carrying data (TCP Fast Open style) to a closed port: the RST
+// acknowledges the SYN and its data (RFC 9293 §3.10.7.1: SEG.SEQ + SEG.LEN).
+TEST_F(TcpTest, RefusedSynWithDataAckedWhole) {
+  Make();
+  uint16_t p = DeadPort();
+  Send(40037, p, 7100, 0, tcpflag::kSyn, "hello", 65535, true);
+  ParsedFrame rst;
+  ASSERT_TRUE(WaitFor(&rst, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kRst); }));
+  EXPECT_TRUE(HasFlag(rst, tcpflag::kAck));
+  EXPECT_EQ(rst.tcp.ack, 7100u + 1 + 5);
+  EXPECT_EQ(tcp->connection_count(), 0u);
+}
+
 TEST_F(TcpTest, UnknownFlowRst) {
   Make();
   Send(40003, 80, 10, 12345, tcpflag::kAck, "x");

@@ -568,6 +568,7 @@ void TcpTranslator::open_outbound(const ParsedFrame& f, const ferry_conn_key& ke
   c.irs = f.tcp.seq;
   c.rcv_nxt = f.tcp.seq + 1;
   c.rcv_adv = c.rcv_nxt;
+  c.syn_payload = static_cast<uint16_t>(f.tcp.payload_len);  // a refusal ACKs it too
   uint32_t mine = our_mss(cfg.mtu, v6);
   uint32_t theirs = f.tcp.opts.has_mss ? f.tcp.opts.mss : kDefaultMss;
   c.mss = static_cast<uint16_t>(std::max(kMinMss, std::min(mine, theirs)));
@@ -587,7 +588,7 @@ void TcpTranslator::open_outbound(const ParsedFrame& f, const ferry_conn_key& ke
   if (fd < 0) {
     if (errno == EMFILE || errno == ENFILE) counters_.fd_exhausted++;
     counters_.connect_failed++;
-    send_segment(c, tcpflag::kRst | tcpflag::kAck, 0, c.rcv_nxt, 0);
+    send_segment(c, tcpflag::kRst | tcpflag::kAck, 0, c.rcv_nxt + c.syn_payload, 0);
     counters_.rst_to_guest++;
     release(slot, false);
     return;
@@ -601,13 +602,13 @@ void TcpTranslator::open_outbound(const ParsedFrame& f, const ferry_conn_key& ke
   int r = connect(fd, reinterpret_cast<sockaddr*>(&ss), sl);
   if (r < 0 && errno != EINPROGRESS) {
     counters_.connect_failed++;
-    send_segment(c, tcpflag::kRst | tcpflag::kAck, 0, c.rcv_nxt, 0);
+    send_segment(c, tcpflag::kRst | tcpflag::kAck, 0, c.rcv_nxt + c.syn_payload, 0);
     counters_.rst_to_guest++;
     release(slot, false);
     return;
   }
   if (!loop_.add(fd, kBaseEvents | EPOLLOUT, tag_, id_of(slot))) {
-    send_segment(c, tcpflag::kRst | tcpflag::kAck, 0, c.rcv_nxt, 0);
+    send_segment(c, tcpflag::kRst | tcpflag::kAck, 0, c.rcv_nxt + c.syn_payload, 0);
     counters_.rst_to_guest++;
     release(slot, false);
     return;
@@ -638,7 +639,7 @@ void TcpTranslator::connect_done(uint32_t slot, uint32_t events) {
   }
   if (err != 0) {
     counters_.connect_failed++;
-    send_segment(c, tcpflag::kRst | tcpflag::kAck, 0, c.rcv_nxt, 0);
+    send_segment(c, tcpflag::kRst | tcpflag::kAck, 0, c.rcv_nxt + c.syn_payload, 0);
     counters_.rst_to_guest++;
     release(slot, false);
     return;
@@ -1733,7 +1734,7 @@ void TcpTranslator::handle_timer(uint32_t slot, uint64_t now) {
     if (c.state == TcpState::connecting) {
       counters_.connect_failed++;
       counters_.timeouts++;
-      send_segment(c, tcpflag::kRst | tcpflag::kAck, 0, c.rcv_nxt, 0);
+      send_segment(c, tcpflag::kRst | tcpflag::kAck, 0, c.rcv_nxt + c.syn_payload, 0);
       counters_.rst_to_guest++;
       release(slot, true);
       return;

@@ -80,6 +80,7 @@ struct TcpConn {
   // From the guest (we receive).
   uint32_t irs, rcv_nxt;
   uint32_t rcv_adv;  // right edge of the window we advertised
+  uint16_t syn_payload;  // bytes in the guest's SYN: a RST refusing it ACKs them (RFC 9293 §3.10.7.1)
 
   // Partial-write staging (see the .cc): a pool chunk index + 1, 0 = none.
   uint32_t stage;
