@@ -42,6 +42,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "codec/bytes.h"
 #include "codec/checksum.h"
 
 namespace ferry {
@@ -54,28 +55,6 @@ constexpr uint8_t kIpProtoHopOpts = 0;
 constexpr uint8_t kIpProtoRouting = 43;
 constexpr uint8_t kIpProtoFragment = 44;
 constexpr uint8_t kIpProtoDstOpts = 60;
-
-// Big-endian 16-bit read; caller has checked bounds.
-inline uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-
-// Big-endian 32-bit read; caller has checked bounds.
-inline uint32_t get32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-}
-
-// Big-endian 16-bit write.
-inline void put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-
-// Big-endian 32-bit write.
-inline void put32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
-}
 
 // 6 bytes into a MacAddr.
 inline MacAddr get_mac(const uint8_t* p) {

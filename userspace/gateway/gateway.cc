@@ -32,6 +32,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "codec/bytes.h"
 #include "codec/checksum.h"
 
 namespace ferry {
@@ -49,15 +50,6 @@ constexpr uint64_t kRawId4 = 1000;  // epoll ids of the raw sockets, above any s
 constexpr uint64_t kRawId6 = 1001;
 constexpr int kRecvBatch = 32;      // datagrams read per readiness event
 constexpr int kSolIcmpFilter = 1;   // ICMP_FILTER from <linux/icmp.h>, level SOL_RAW
-
-// Big-endian 16-bit read of two bytes known to be in bounds.
-inline uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-
-// Big-endian 16-bit write.
-inline void put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
 
 // sockaddr for an address (port 0: ICMP has none).
 socklen_t to_sockaddr(const InetAddr& a, sockaddr_storage& ss) {

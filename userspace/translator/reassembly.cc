@@ -2,19 +2,10 @@
 
 #include <cstring>
 
+#include "codec/bytes.h"
 #include "codec/checksum.h"
 
 namespace ferry {
-
-namespace {
-
-uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-void put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-
-}  // namespace
 
 void Reassembler::drop(Slot& s) {
   s.used = false;
