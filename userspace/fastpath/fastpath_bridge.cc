@@ -94,8 +94,7 @@ bool FastPathBridge::progress(uint32_t slot, uint32_t* ack, uint32_t* window) {
 void FastPathBridge::sync(uint32_t slot, const TcpConn& c, uint32_t snd_max) {
   if (slot >= nflows_) return;
   Flow& f = flows_[slot];
-  bool want = c.state == TcpState::established && !c.in_recovery && c.fd >= 0 &&
-              (snd_max - (c.iss + 1) >= kPublishMinBytes || (f.bits & kPublished));
+  bool want = may_absorb(c) && (snd_max - (c.iss + 1) >= kPublishMinBytes || (f.bits & kPublished));
   if (!(f.bits & kPublished)) {
     if (want && !(f.bits & kFailed)) publish(slot, c, snd_max);
     return;
@@ -117,6 +116,12 @@ void FastPathBridge::sync(uint32_t slot, const TcpConn& c, uint32_t snd_max) {
   watch(slot, worth_watching(c, snd_max));
 }
 
+// BPF may absorb a flow's ACKs only while it is ESTABLISHED with its host
+// socket and not repairing loss (then every ACK must reach process_ack()).
+bool FastPathBridge::may_absorb(const TcpConn& c) {
+  return c.state == TcpState::established && !c.in_recovery && c.fd >= 0;
+}
+
 // The scan is for flows with enough in flight that freeing the host socket
 // promptly matters. A request/response flow keeps a few bytes outstanding:
 // a 1 ms timer for it only costs wake-ups (measured: RR free-running 2-3x
@@ -129,8 +134,7 @@ bool FastPathBridge::worth_watching(const TcpConn& c, uint32_t snd_max) {
 // The sender stopped on the guest's window: arm WINDOW_OPEN with a
 // threshold, and report a window that is (enough) open already.
 bool FastPathBridge::stall(uint32_t slot, const TcpConn& c) {
-  if (!published(slot) && c.state == TcpState::established && !c.in_recovery && c.fd >= 0 &&
-      !(flows_[slot].bits & kFailed))
+  if (!published(slot) && may_absorb(c) && !(flows_[slot].bits & kFailed))
     publish(slot, c, c.snd_max);  // window-limited: its ACKs are worth absorbing
   if (!published(slot)) return false;
   ferry_conn_slot* s = map_.slot(slot);

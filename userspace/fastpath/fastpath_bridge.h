@@ -136,6 +136,7 @@ class FastPathBridge final : public TcpFastPath,
   // In flight at least this much, a flow is visited by the activity scan.
   static constexpr uint32_t kWatchMinBytes = 64 * 1024;
   static bool worth_watching(const TcpConn& c, uint32_t snd_max);
+  static bool may_absorb(const TcpConn& c);
 
   static constexpr uint8_t kPublished = 1 << 0;
   static constexpr uint8_t kFin = 1 << 1;     // FIN_PENDING set in the slot
