@@ -151,7 +151,7 @@ class ServiceTicker final : public TimerClient {
     write_counters();
   }
   // Writes the counters file now.
-  void write_counters() { (void)attach::write_state(counters_path(dev_), translator_counters(tr_, port_)); }
+  void write_counters() { (void)attach::write_state(attach_counters_path(dev_), translator_counters(tr_, port_)); }
 
  private:
   EventLoop& loop_;

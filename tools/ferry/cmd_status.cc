@@ -38,6 +38,7 @@
 #include "attach/inspect.h"
 #include "attach/instance.h"
 #include "commands.h"
+#include "counters_file.h"
 
 namespace ferry::cli {
 
@@ -85,7 +86,7 @@ void show(const std::string& dev, bool json, bool first) {
   Result<ferry_stats> stats = attach::read_stats(pdir + "/stats");
   Result<attach::AttachCounters> as = attach::read_attach_stats(pdir + "/attach_stats");
   attach::StateMap sc;
-  if (Result<attach::StateMap> r = attach::read_state(attach::run_dir(dev) + "/counters"); r) sc = *r;
+  if (Result<attach::StateMap> r = attach::read_state(attach_counters_path(dev)); r) sc = *r;
   for (auto it = sc.begin(); it != sc.end();) {  // numbers only: the JSON must stay valid
     if (it->first != "written_at" && it->second.find_first_not_of("0123456789") != std::string::npos) it = sc.erase(it);
     else ++it;

@@ -18,10 +18,14 @@ namespace ferry::cli {
 // /run/ferry-run/<instance>
 std::string run_counters_dir(const std::string& instance) { return "/run/ferry-run/" + instance; }
 
+// /run/ferry/<dev>/counters
+std::string attach_counters_path(const std::string& dev) { return attach::run_dir(dev) + "/counters"; }
+
 // run-PID instances keep theirs apart from attached devices' run dirs.
 std::string counters_path(const std::string& instance) {
-  if (instance.rfind("run-", 0) == 0) return run_counters_dir(instance) + "/counters";
-  return attach::run_dir(instance) + "/counters";
+  const bool run = instance.size() > 4 && instance.rfind("run-", 0) == 0 &&
+                   instance.find_first_not_of("0123456789", 4) == std::string::npos;
+  return run ? run_counters_dir(instance) + "/counters" : attach_counters_path(instance);
 }
 
 // One line per counter; names are stable (scripts and `ferry status` read them).

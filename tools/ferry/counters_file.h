@@ -25,7 +25,10 @@ namespace ferry::cli {
 
 // Where `ferry run` instance NAME (run-PID) keeps its counters file.
 std::string run_counters_dir(const std::string& instance);
-// The counters file of an instance: run-PID, or an attached device's name.
+// The counters file of `ferry attach DEV` (in its run dir).
+std::string attach_counters_path(const std::string& dev);
+// The counters file of an instance as `ferry stats` names it: run-PID is a
+// `ferry run`, anything else an attached device.
 std::string counters_path(const std::string& instance);
 
 // The translator's and the port's counters, plus written_at.
