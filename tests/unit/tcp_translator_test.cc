@@ -150,6 +150,26 @@ class TcpTest : public ::testing::Test {
   }
   static bool HasFlag(const ParsedFrame& f, uint8_t fl) { return (f.tcp.flags & fl) == fl; }
 
+  // Sends 16000-byte chunks from *seq while the host does not read, until
+  // ferry advertises a zero window. Whatever ferry ACKs it took (at the
+  // window's edge, part of a chunk): *written counts it and *seq goes on
+  // from there. *last_window is the last window ferry advertised.
+  void FillToZeroWindow(uint16_t sport, uint16_t port, uint32_t iss, uint32_t* seq,
+                        uint64_t* written, uint16_t* last_window) {
+    std::string chunk(16000, 'z');
+    *last_window = 1;
+    for (int i = 0; i < 20000 && *last_window != 0; i++) {
+      Send(sport, port, *seq, iss + 1, tcpflag::kAck, chunk);
+      ParsedFrame a;
+      ASSERT_TRUE(WaitFor(&a, [](const ParsedFrame& x) { return HasFlag(x, tcpflag::kAck); }, 1000));
+      if (tcpseq::gt(a.tcp.ack, *seq) && tcpseq::le(a.tcp.ack, *seq + static_cast<uint32_t>(chunk.size()))) {
+        *written += a.tcp.ack - *seq;
+        *seq = a.tcp.ack;
+      }
+      *last_window = a.tcp.window;
+    }
+  }
+
   // Outbound handshake to a loopback listener; returns our ISN.
   uint32_t Handshake(uint16_t sport, uint16_t port, uint32_t gseq) {
     Send(sport, port, gseq, 0, tcpflag::kSyn, "", 65535, true);
@@ -713,22 +733,10 @@ TEST_F(TcpTest, HostSocketFullZeroWindowThenUpdate) {
   int h = l.accept_one();
   ASSERT_GE(h, 0);
   // Fill until ferry advertises a zero window (the host never reads yet).
-  std::string chunk(16000, 'z');
   uint32_t seq = 1;
   uint16_t last_window = 1;
   uint64_t written = 0;
-  for (int i = 0; i < 20000 && last_window != 0; i++) {
-    Send(40021, l.port, seq, iss + 1, tcpflag::kAck, chunk);
-    ParsedFrame a;
-    ASSERT_TRUE(WaitFor(&a, [](const ParsedFrame& x) { return HasFlag(x, tcpflag::kAck); }, 1000));
-    // Whatever ferry ACKed it took (at the window's edge, part of a chunk):
-    // go on from there.
-    if (tcpseq::gt(a.tcp.ack, seq) && tcpseq::le(a.tcp.ack, seq + static_cast<uint32_t>(chunk.size()))) {
-      written += a.tcp.ack - seq;
-      seq = a.tcp.ack;
-    }
-    last_window = a.tcp.window;
-  }
+  FillToZeroWindow(40021, l.port, iss, &seq, &written, &last_window);
   ASSERT_EQ(last_window, 0) << "never reached a zero window after " << written << " bytes";
   // Nothing was lost: everything ACKed reaches the host in order.
   link.sent.clear();
@@ -763,20 +771,10 @@ TEST_F(TcpTest, NothingBeyondTheWindowIsTakenOrAcked) {
   uint32_t iss = Handshake(40023, l.port, 0);
   int h = l.accept_one();
   ASSERT_GE(h, 0);
-  std::string chunk(16000, 'z');
   uint32_t seq = 1;
   uint16_t last_window = 1;
   uint64_t written = 0;
-  for (int i = 0; i < 20000 && last_window != 0; i++) {
-    Send(40023, l.port, seq, iss + 1, tcpflag::kAck, chunk);
-    ParsedFrame a;
-    ASSERT_TRUE(WaitFor(&a, [](const ParsedFrame& x) { return HasFlag(x, tcpflag::kAck); }, 1000));
-    if (a.tcp.ack != seq) {
-      written += a.tcp.ack - seq;
-      seq = a.tcp.ack;
-    }
-    last_window = a.tcp.window;
-  }
+  FillToZeroWindow(40023, l.port, iss, &seq, &written, &last_window);
   ASSERT_EQ(last_window, 0) << "never reached a zero window after " << written << " bytes";
   link.sent.clear();
   Send(40023, l.port, seq, iss + 1, tcpflag::kAck | tcpflag::kPsh, std::string(1000, 'X'));
