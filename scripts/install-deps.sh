@@ -8,7 +8,9 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential cmake pkg-config clang-19 llvm-19
-  libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev nlohmann-json3-dev
+  libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev nlohmann-json3-dev libseccomp-dev
+  # fuzzing (tests/fuzz: libFuzzer with clang-19)
+  libclang-rt-19-dev
   # tests
   libgtest-dev libgmock-dev iproute2 iputils-ping socat curl python3 python3-scapy
   # benchmarks and comparisons

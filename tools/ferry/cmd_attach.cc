@@ -17,13 +17,18 @@
 //      table into the pinned `conns` view, wires the TCP fast path (the
 //      bridge on the attach program's fast-path maps: BPF absorbs the
 //      guest's pure ACKs on DEV's tcx hook; not with --no-fastpath, not
-//      with --hook xdp, whose program absorbs nothing), writes `pid` and `state` (and
-//      `counters`, the translator's own, once a second), and only then
-//      reports "ok" through the readiness pipe;
+//      with --hook xdp, whose program absorbs nothing), forks the
+//      translator process, which enters the sandbox (userspace/sandbox:
+//      unprivileged user, no capabilities, empty root, seccomp) and says it
+//      is ready; then writes `pid` and `state`, and only then reports "ok"
+//      through the readiness pipe. From then on the service process (root)
+//      only waits: it turns SIGTERM/SIGINT/SIGHUP into "stop" for the
+//      translator, writes `counters` from the translator's messages once a
+//      second, and when the translator has exited it tears down;
 //   4. returns 0 once the service said ok; any failure is one line on
 //      stderr, exit 1, and everything made so far is removed.
 // The service runs until SIGTERM/SIGINT/SIGHUP or until DEV disappears
-// (checked once a second), then undoes everything
+// (checked once a second by the translator), then undoes everything
 // (DEV link, pins, tap, run dir) and exits 0. Killed with SIGKILL it leaves
 // its DEV link pinned (guest frames then dropped, never routed) and its run
 // dir; `ferry detach DEV` or the next `ferry attach DEV` removes them.
@@ -35,6 +40,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -61,6 +67,11 @@
 #include "netns/netlink.h"
 #include "netns/netns.h"
 #include "options.h"
+#include "sandbox/credentials.h"
+#include "sandbox/options.h"
+#include "sandbox/process_split.h"
+#include "sandbox/sandbox.h"
+#include "gateway/gateway.h"
 #include "tcp/tcp_translator.h"
 #include "translator/translator.h"
 #include "udp/udp_translator.h"
@@ -111,55 +122,34 @@ struct AttachArgs {
   bool quiet = false;
   bool mtu_given = false;
   Config config = Config::defaults();
+  sandbox::Options sandbox;
+  bool seccomp_given = false;
 };
 
-// Stops the loop on SIGTERM, SIGINT, SIGHUP.
-class StopOnSignal final : public IoHandler {
+// In the translator, once a second: stops the service when DEV disappears
+// (the pod or VM went away: its link went with it, nothing is left to
+// translate for), polling DEV's ifindex on a netlink socket of DEV's
+// namespace opened before the sandbox.
+class DeviceWatch final : public TimerClient {
  public:
-  StopOnSignal(EventLoop& loop, int fd) : loop_(loop), fd_(fd) {}
-  void on_io(uint64_t, uint32_t) override {
-    signalfd_siginfo si{};
-    while (read(fd_, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) loop_.stop();
-  }
-
- private:
-  EventLoop& loop_;
-  int fd_;
-};
-
-// Once a second: stops the service when DEV disappears (the pod or VM went
-// away: its link went with it, nothing is left to translate for), polling
-// DEV's ifindex on a netlink socket of DEV's namespace; and writes the
-// translator's own counters to /run/ferry/DEV/counters for `ferry status`
-// (one small file write a second, off the data path).
-class ServiceTicker final : public TimerClient {
- public:
-  ServiceTicker(EventLoop& loop, std::optional<Netlink> nl, int ifindex, std::string dev, Translator& tr,
-                const FramePort& port)
-      : loop_(loop), nl_(std::move(nl)), ifindex_(ifindex), dev_(std::move(dev)), tr_(tr), port_(port) {}
-  uint64_t next_deadline_ns() const override { return next_; }
+  DeviceWatch(EventLoop& loop, std::optional<Netlink> nl, int ifindex, std::string dev)
+      : loop_(loop), nl_(std::move(nl)), ifindex_(ifindex), dev_(std::move(dev)) {}
+  uint64_t next_deadline_ns() const override { return nl_ ? next_ : kNever; }
   void on_timer(uint64_t now) override {
+    if (now < next_) return;
     next_ = now + 1'000'000'000;
-    if (nl_) {
-      Result<LinkInfo> li = nl_->get_link(ifindex_);
-      if (!li && li.status().err() == ENODEV) {
-        std::fprintf(stderr, "ferry: %s disappeared, stopping\n", dev_.c_str());
-        loop_.stop();
-        return;
-      }
+    Result<LinkInfo> li = nl_->get_link(ifindex_);
+    if (!li && li.status().err() == ENODEV) {
+      std::fprintf(stderr, "ferry: %s disappeared, stopping\n", dev_.c_str());
+      loop_.stop();
     }
-    write_counters();
   }
-  // Writes the counters file now.
-  void write_counters() { (void)attach::write_state(attach_counters_path(dev_), translator_counters(tr_, port_)); }
 
  private:
   EventLoop& loop_;
   std::optional<Netlink> nl_;
   int ifindex_;
   std::string dev_;
-  Translator& tr_;  // tcp()/udp() are non-const accessors; read only here
-  const FramePort& port_;
   uint64_t next_ = 0;
 };
 
@@ -187,7 +177,7 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
   const std::string dir = attach::run_dir(a.dev);
   sigset_t sigs;
   sigemptyset(&sigs);
-  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&sigs, s);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&sigs, s);
   sigprocmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
   const int sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -243,11 +233,46 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
         if (Result<Netlink> r = Netlink::open(); r) nl.emplace(std::move(*r));
       }
     }
-    ServiceTicker ticker(loop, std::move(nl), (*dp)->device().ifindex, a.dev, translator, (*dp)->port());
-    loop.add_timer_client(&ticker);
-    StopOnSignal stopper(loop, sigfd);
-    if (sigfd < 0 || !loop.add(sigfd, EPOLLIN, loop.register_handler(&stopper), 0)) {
+    DeviceWatch watch(loop, std::move(nl), (*dp)->device().ifindex, a.dev);
+    loop.add_timer_client(&watch);
+    if (sigfd < 0) {
       report(&ready_fd, "error signalfd: " + std::string(std::strerror(errno)));
+      return 1;
+    }
+    // Echo forwarding: raw ICMP sockets now, if the translator's group may not open ping sockets.
+    if (a.sandbox.enabled && !sandbox::ping_sockets_allowed(a.sandbox.gid)) translator.gateway().open_raw_echo_sockets();
+    // The translator: a child that enters the sandbox and runs the loop; we
+    // stay privileged, relay stop signals, write its counters, tear down.
+    std::fflush(nullptr);
+    Result<sandbox::TranslatorProcess> tp = sandbox::fork_translator();
+    if (!tp) {
+      report(&ready_fd, "error " + tp.status().message());
+      return 1;
+    }
+    if (tp->pid == 0) {
+      if (ready_fd >= 0) close(ready_fd);
+      close(sigfd);
+      prctl(PR_SET_NAME, "ferry-translate");
+      Translator& tr = translator;
+      const FramePort& port = (*dp)->port();
+      sandbox::ParentChannel channel(loop, tp->fd, [&tr, &port] { return counters_text(tr, port); });
+      if (Status st = sandbox::enter(a.sandbox); !st) {
+        std::fprintf(stderr, "ferry: sandbox: %s\n", st.message().c_str());
+        _exit(1);
+      }
+      if (!channel.send_ready()) _exit(1);
+      loop.run();
+      if (fastpath && config.verbose) std::fprintf(stderr, "ferry: fast path: %s\n", fastpath->counters_line().c_str());
+      _exit(0);  // the set-up is the parent's to undo
+    }
+    sandbox::TranslatorSupervisor supervisor(*tp, sigfd);
+    supervisor.hooks.on_signal = [&supervisor](const signalfd_siginfo&) { supervisor.send('S'); };
+    const std::string counters_path = attach_counters_path(a.dev);
+    supervisor.hooks.on_counters = [&counters_path](std::string_view text) {
+      (void)attach::write_state(counters_path, parse_counters_text(text));
+    };
+    if (Status st = supervisor.wait_ready(kReadyTimeoutMs / 2); !st) {
+      report(&ready_fd, "error " + st.message());
       return 1;
     }
     const attach::Datapath& d = **dp;
@@ -265,6 +290,8 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
         {"prog_tap", std::to_string(d.tap_prog_id())},
         {"link_dev", std::to_string(d.dev_link_id())},
         {"pid", std::to_string(getpid())},
+        {"translator_pid", std::to_string(supervisor.translator())},
+        {"sandbox", a.sandbox.enabled ? "on" : "off"},
         {"started", std::to_string(static_cast<long long>(std::time(nullptr)))},
         {"mtu", std::to_string(config.mtu)},
         {"max_conns", std::to_string(config.max_conns)},
@@ -281,15 +308,17 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
     std::fprintf(stderr, "ferry: attached to %s (%s, tap %s, prog %u/%u), pid %d\n", a.dev.c_str(),
                  d.attach_mode().c_str(), d.tap_name().c_str(), d.dev_prog_id(), d.tap_prog_id(), getpid());
     report(&ready_fd, "ok " + std::to_string(getpid()));
-    loop.run();
-    std::fprintf(stderr, "ferry: stopping\n");
-    if (fastpath) {
-      if (config.verbose) std::fprintf(stderr, "ferry: fast path: %s\n", fastpath->counters_line().c_str());
-      mirror.chain(nullptr);  // the bridge goes first
+    const int translator_status = supervisor.run();
+    if (WIFEXITED(translator_status) && WEXITSTATUS(translator_status) == 0) {
+      std::fprintf(stderr, "ferry: stopping\n");
+    } else {
+      std::fprintf(stderr, "ferry: the translator %s; stopping\n",
+                   sandbox::TranslatorSupervisor::describe_exit(translator_status).c_str());
     }
+    if (fastpath) mirror.chain(nullptr);  // the bridge goes first
     rc = 0;
-    loop.remove(sigfd);
   }
+  close(sigfd);
   (*dp)->teardown();
   (void)attach::remove_dir_flat(dir);
   return rc;
@@ -326,9 +355,16 @@ int cmd_attach(int argc, char** argv) {
     if (arg == "-h" || arg == "--help") {
       std::fputs(kAttachUsage, stdout);
       std::fputs(translator_options_help(), stdout);
+      std::fputs(sandbox::options_help(), stdout);
       return 0;
     }
-    if (arg == "-q" || arg == "--quiet") {
+    if (sandbox::parse_option(argc, argv, &i, &a.sandbox, &error)) {
+      if (!error.empty()) {
+        std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
+        return 2;
+      }
+      a.seccomp_given = a.seccomp_given || arg == "--seccomp";
+    } else if (arg == "-q" || arg == "--quiet") {
       a.quiet = true;
     } else if (arg == "--force") {
       a.force = true;
@@ -385,6 +421,10 @@ int cmd_attach(int argc, char** argv) {
     std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
     return 2;
   }
+  if (std::string error; !sandbox::resolve(&a.sandbox, a.seccomp_given, &error)) {
+    std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
+    return 2;
+  }
   if (geteuid() != 0) {
     std::fprintf(stderr, "ferry attach: needs root (CAP_NET_ADMIN, CAP_BPF, CAP_SYS_ADMIN)\n");
     return 1;
@@ -418,9 +458,12 @@ int cmd_attach(int argc, char** argv) {
 
   // The lock: created with the run dir, held by the service for its life.
   const std::string dir = attach::run_dir(a.dev);
-  mkdir(attach::kRunRoot, 0755);
-  const bool made_dir = mkdir(dir.c_str(), 0755) == 0;
-  const int lock = open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  umask(077);  // every file of the service 0600, every directory 0700
+  mkdir(attach::kRunRoot, 0700);
+  chmod(attach::kRunRoot, 0700);  // one made by an older ferry
+  const bool made_dir = mkdir(dir.c_str(), 0700) == 0;
+  chmod(dir.c_str(), 0700);
+  const int lock = open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) {
     const bool busy = lock >= 0 && errno == EWOULDBLOCK;
     if (busy) {
@@ -465,7 +508,7 @@ int cmd_attach(int argc, char** argv) {
     close(pipefd[0]);
     setsid();
     const int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    const int log = open((dir + "/log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    const int log = open((dir + "/log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (devnull >= 0) dup2(devnull, STDIN_FILENO);
     if (log >= 0) {
       dup2(log, STDOUT_FILENO);

@@ -8,27 +8,36 @@
 //   4. the BPF classifier attached to the tap's TC egress (the guest's
 //      frames), maps pinned under /sys/fs/bpf/ferry/run-<pid>/; if BPF cannot
 //      be loaded ferry warns and goes on without the fast path;
-//   5. the translator starts (listening sockets for -t/-u), with the TCP
-//      fast path (userspace/fastpath) when the classifier is loaded;
-//   6. CMD is forked into the namespace (with the host's filesystem and user:
-//      only the network is its own), FERRY_INSTANCE=run-<pid> in its
-//      environment;
-//   7. the event loop translates until CMD ends, and then for at most 3 s
-//      more while TCP connections are still closing (so what the guest
-//      wrote just before it exited still reaches the host); then everything
-//      above is undone in reverse order by destructors, and ferry exits with
-//      CMD's status (128+N when CMD was killed by signal N).
+//   5. the translator is built (listening sockets for -t/-u, raw ICMP
+//      sockets when the sandbox user may not open ping sockets), with the
+//      TCP fast path (userspace/fastpath) when the classifier is loaded;
+//   6. the translator process is forked (userspace/sandbox/process_split.h):
+//      it enters the sandbox (no privileges, empty root, seccomp) and says
+//      it is ready; this process stays privileged and only supervises;
+//   7. CMD is forked, by us, into the namespace (with the host's filesystem
+//      and user: only the network is its own), FERRY_INSTANCE=run-<pid> in
+//      its environment;
+//   8. the translator's loop runs until we tell it CMD ended, and then for
+//      at most 3 s more while TCP connections are still closing (so what
+//      the guest wrote just before it exited still reaches the host); when
+//      it has exited, everything above is undone in reverse order by
+//      destructors, here, and ferry exits with CMD's status (128+N when CMD
+//      was killed by signal N). If the translator dies first, CMD is
+//      killed and ferry exits 1 saying how the translator ended.
+// The counters file is written by this process from the translator's
+// messages (the translator cannot see /run).
 // Signals: SIGTERM and SIGHUP are forwarded to CMD; SIGINT and SIGQUIT are
 // forwarded only when another process sent them (a terminal's Ctrl-C already
 // reaches CMD, which shares our process group). A second SIGTERM/SIGINT kills
-// CMD. If ferry itself dies, CMD gets SIGHUP (PR_SET_PDEATHSIG), and the next
-// ferry removes the stale pins.
+// CMD. If ferry itself dies, CMD gets SIGHUP and the translator SIGKILL
+// (PR_SET_PDEATHSIG), and the next ferry removes the stale pins.
 // Exit status: CMD's, or 1 when ferry fails before CMD runs, 2 on bad usage.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,8 +61,13 @@
 #include "netns/netns.h"
 #include "options.h"
 #include "port/tap.h"
+#include "sandbox/credentials.h"
+#include "sandbox/options.h"
+#include "sandbox/process_split.h"
+#include "sandbox/sandbox.h"
 #include "tcp/tcp_translator.h"
 #include "translator/translator.h"
+#include "gateway/gateway.h"
 
 namespace ferry::cli {
 
@@ -81,52 +95,20 @@ sigset_t handled_signals() {
   return set;
 }
 
-// Watches the signalfd: forwards signals to CMD, notices its exit.
-class ChildSupervisor final : public IoHandler, public TimerClient {
+// In the translator: after CMD ended, translation goes on while TCP
+// connections are still closing, so data the guest wrote just before it
+// exited (and that its kernel may still have to retransmit) reaches the
+// host; at most kDrainNs.
+class DrainAfterCmd final : public TimerClient {
  public:
-  // How long translation goes on after CMD ended while TCP connections are
-  // still closing: data the guest wrote just before it exited (and that
-  // its kernel may still have to retransmit) reaches the host.
   static constexpr uint64_t kDrainNs = 3'000'000'000;
   static constexpr uint64_t kDrainPollNs = 10'000'000;
 
   // `busy` tells whether connections are still open.
-  ChildSupervisor(EventLoop& loop, int sigfd, pid_t child, std::function<bool()> busy)
-      : loop_(loop), sigfd_(sigfd), child_(child), busy_(std::move(busy)) {}
+  DrainAfterCmd(EventLoop& loop, std::function<bool()> busy) : loop_(loop), busy_(std::move(busy)) {}
 
-  // Drains the signalfd.
-  void on_io(uint64_t, uint32_t) override {
-    signalfd_siginfo si{};
-    while (read(sigfd_, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
-      const int sig = static_cast<int>(si.ssi_signo);
-      if (sig == SIGCHLD) {
-        reap();
-        continue;
-      }
-      const bool from_process = si.ssi_code == SI_USER || si.ssi_code == SI_QUEUE;
-      if ((sig == SIGINT || sig == SIGQUIT) && !from_process) continue;  // the tty told CMD too
-      if (exit_code_) {  // CMD is gone, we are draining: stop now
-        loop_.stop();
-        continue;
-      }
-      if (sig == SIGTERM || sig == SIGINT) {
-        if (++terminations_ > 1) {
-          kill(child_, SIGKILL);
-          continue;
-        }
-      }
-      kill(child_, sig);
-    }
-  }
-
-  // Collects CMD's status if it ended; then drains and stops the loop.
-  void reap() {
-    int status = 0;
-    const pid_t r = waitpid(child_, &status, WNOHANG);
-    if (r != child_) return;
-    if (WIFEXITED(status)) exit_code_ = WEXITSTATUS(status);
-    else if (WIFSIGNALED(status)) exit_code_ = 128 + WTERMSIG(status);
-    else exit_code_ = 1;
+  // CMD ended (the parent said so): stop now or drain.
+  void start() {
     if (!busy_()) {
       loop_.stop();
       return;
@@ -134,10 +116,9 @@ class ChildSupervisor final : public IoHandler, public TimerClient {
     drain_until_ = now_ns() + kDrainNs;
     next_poll_ = now_ns() + kDrainPollNs;
   }
-
-  // While draining: stop once every connection closed, or at the deadline.
-  uint64_t next_deadline_ns() const override { return exit_code_ ? next_poll_ : kNever; }
+  uint64_t next_deadline_ns() const override { return next_poll_; }
   void on_timer(uint64_t now) override {
+    if (now < next_poll_) return;
     if (!busy_() || now >= drain_until_) {
       loop_.stop();
       next_poll_ = kNever;
@@ -146,24 +127,55 @@ class ChildSupervisor final : public IoHandler, public TimerClient {
     next_poll_ = now + kDrainPollNs;
   }
 
-  std::optional<int> exit_code() const { return exit_code_; }
-  bool drained_right_away() const { return drain_until_ == 0; }
-
  private:
   EventLoop& loop_;
-  int sigfd_;
-  pid_t child_;
   std::function<bool()> busy_;
-  int terminations_ = 0;
-  std::optional<int> exit_code_;
   uint64_t drain_until_ = 0;
   uint64_t next_poll_ = kNever;
 };
 
+// In the privileged parent: forwards signals to CMD, tells the translator
+// when CMD ended (it drains) or when to stop at once.
+class CmdSignals {
+ public:
+  explicit CmdSignals(sandbox::TranslatorSupervisor& sup) : sup_(sup) {}
+  void set_child(pid_t child) { child_ = child; }
+
+  void on_signal(const signalfd_siginfo& si) {
+    const int sig = static_cast<int>(si.ssi_signo);
+    const bool from_process = si.ssi_code == SI_USER || si.ssi_code == SI_QUEUE;
+    if ((sig == SIGINT || sig == SIGQUIT) && !from_process) return;  // the tty told CMD too
+    if (exit_code_ || child_ <= 0) {  // CMD is gone (we are draining), or not started: stop now
+      sup_.send('S');
+      return;
+    }
+    if ((sig == SIGTERM || sig == SIGINT) && ++terminations_ > 1) {
+      kill(child_, SIGKILL);
+      return;
+    }
+    kill(child_, sig);
+  }
+  void on_child_exit(pid_t pid, int status) {
+    if (pid != child_) return;
+    if (WIFEXITED(status)) exit_code_ = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status)) exit_code_ = 128 + WTERMSIG(status);
+    else exit_code_ = 1;
+    sup_.send('D');
+  }
+  std::optional<int> exit_code() const { return exit_code_; }
+
+ private:
+  sandbox::TranslatorSupervisor& sup_;
+  pid_t child_ = 0;
+  int terminations_ = 0;
+  std::optional<int> exit_code_;
+};
+
 // Child side of the fork: enter the guest namespace and exec CMD.
 [[noreturn]] void exec_guest(int netns_fd, const std::vector<char*>& cmd, const std::string& instance,
-                             const sigset_t& old_mask) {
+                             const sigset_t& old_mask, mode_t old_umask) {
   prctl(PR_SET_PDEATHSIG, SIGHUP);
+  umask(old_umask);
   if (setns(netns_fd, CLONE_NEWNET) != 0) {
     std::fprintf(stderr, "ferry: cannot enter the guest namespace: %s\n", std::strerror(errno));
     _exit(127);
@@ -188,6 +200,8 @@ class ChildSupervisor final : public IoHandler, public TimerClient {
 
 int cmd_run(int argc, char** argv) {
   Config config = Config::defaults();
+  sandbox::Options sandbox_options;
+  bool seccomp_given = false;
   std::string netns_spec;
   bool quiet = false;
   std::vector<char*> cmd;
@@ -202,10 +216,19 @@ int cmd_run(int argc, char** argv) {
     if (arg == "-h" || arg == "--help") {
       std::fputs(kRunUsage, stdout);
       std::fputs(translator_options_help(), stdout);
+      std::fputs(sandbox::options_help(), stdout);
       return 0;
     }
     if (arg == "-q" || arg == "--quiet") {
       quiet = true;
+      continue;
+    }
+    if (sandbox::parse_option(argc, argv, &i, &sandbox_options, &error)) {
+      if (!error.empty()) {
+        std::fprintf(stderr, "ferry run: %s\n", error.c_str());
+        return 2;
+      }
+      seccomp_given = seccomp_given || arg == "--seccomp";
       continue;
     }
     if (arg == "--netns") {
@@ -234,12 +257,17 @@ int cmd_run(int argc, char** argv) {
     std::fprintf(stderr, "ferry run: %s\n", error.c_str());
     return 2;
   }
+  if (std::string error; !sandbox::resolve(&sandbox_options, seccomp_given, &error)) {
+    std::fprintf(stderr, "ferry run: %s\n", error.c_str());
+    return 2;
+  }
   if (geteuid() != 0) {
     std::fprintf(stderr, "ferry run: needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to make a namespace and a tap\n");
     return 1;
   }
 
   const std::string instance = "run-" + std::to_string(getpid());
+  const mode_t old_umask = umask(077);  // ferry's files 0600, directories 0700 (CMD gets the caller's)
   signal(SIGPIPE, SIG_IGN);
   sigset_t handled = handled_signals(), old_mask;
   sigprocmask(SIG_BLOCK, &handled, &old_mask);
@@ -315,59 +343,93 @@ int cmd_run(int argc, char** argv) {
     std::fprintf(stderr, "ferry run: %s\n", error.c_str());
     return 1;
   }
-  // The translator's counters for `ferry stats`, rewritten every second.
+  // Echo forwarding: raw ICMP sockets now, if the translator's group may not open ping sockets.
+  if (sandbox_options.enabled && !sandbox::ping_sockets_allowed(sandbox_options.gid))
+    translator.gateway().open_raw_echo_sockets();
+  // The translator's counters for `ferry stats`, rewritten every second (by us, from its messages).
   cleanup_stale_run_counters();
-  RunCountersFile counters_file(instance, translator, **tap);
-  if (std::string error; counters_file.open(&error)) {
-    loop.add_timer_client(&counters_file);
-  } else if (!quiet) {
+  RunCountersFile counters_file(instance);
+  if (std::string error; !counters_file.open(&error) && !quiet) {
     std::fprintf(stderr, "ferry run: warning: no counters file (%s)\n", error.c_str());
   }
-  // 6. CMD
   const int sigfd = signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
   if (sigfd < 0) {
     std::fprintf(stderr, "ferry run: signalfd: %s\n", std::strerror(errno));
     return 1;
   }
+  // 6. the translator: a child that enters the sandbox and runs the loop
   std::fflush(nullptr);
+  Result<sandbox::TranslatorProcess> tp = sandbox::fork_translator();
+  if (!tp) {
+    std::fprintf(stderr, "ferry run: %s\n", tp.status().message().c_str());
+    close(sigfd);
+    return 1;
+  }
+  if (tp->pid == 0) {
+    close(sigfd);
+    prctl(PR_SET_NAME, "ferry-translate");
+    sandbox::ParentChannel channel(loop, tp->fd, [&] { return counters_text(translator, **tap); });
+    DrainAfterCmd drain(loop, [&translator] { return translator.tcp().connection_count() > 0; });
+    loop.add_timer_client(&drain);
+    channel.set_on_drain([&drain] { drain.start(); });
+    if (Status st = sandbox::enter(sandbox_options); !st) {
+      std::fprintf(stderr, "ferry run: sandbox: %s\n", st.message().c_str());
+      _exit(1);
+    }
+    if (!channel.send_ready()) _exit(1);
+    // 8. translate until CMD ends (and its connections closed, or kDrainNs)
+    loop.run();
+    if (fastpath && config.verbose) {
+      std::fprintf(stderr, "ferry run: fast path: %s\n", fastpath->counters_line().c_str());
+    }
+    if (config.verbose) {  // what the translator made of the guest's frames
+      const Translator::Counters& t = translator.counters();
+      const TcpTranslator::Counters& tc = translator.tcp().counters();
+      std::fprintf(stderr,
+                   "ferry run: translator: frames=%llu malformed=%llu not_for_us=%llu unhandled=%llu "
+                   "tcp_dropped=%llu rst_to_guest=%llu challenge_acks=%llu\n",
+                   static_cast<unsigned long long>(t.frames), static_cast<unsigned long long>(t.malformed),
+                   static_cast<unsigned long long>(t.not_for_us), static_cast<unsigned long long>(t.unhandled),
+                   static_cast<unsigned long long>(tc.dropped_segments),
+                   static_cast<unsigned long long>(tc.rst_to_guest),
+                   static_cast<unsigned long long>(tc.challenge_acks));
+    }
+    _exit(0);  // the set-up is the parent's to undo
+  }
+  sandbox::TranslatorSupervisor supervisor(*tp, sigfd);
+  CmdSignals cmd_signals(supervisor);
+  supervisor.hooks.on_signal = [&cmd_signals](const signalfd_siginfo& si) { cmd_signals.on_signal(si); };
+  supervisor.hooks.on_child_exit = [&cmd_signals](pid_t pid, int st) { cmd_signals.on_child_exit(pid, st); };
+  supervisor.hooks.on_counters = [&counters_file](std::string_view text) { counters_file.write(text); };
+  if (Status st = supervisor.wait_ready(20000); !st) {
+    std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
+    close(sigfd);
+    return 1;
+  }
+  // 7. CMD, started by us (entering the guest's namespace needs CAP_SYS_ADMIN)
   const pid_t child = fork();
   if (child < 0) {
     std::fprintf(stderr, "ferry run: fork: %s\n", std::strerror(errno));
     close(sigfd);
     return 1;
   }
-  if (child == 0) exec_guest(ns->get(), cmd, instance, old_mask);
-
-  ChildSupervisor supervisor(loop, sigfd, child, [&translator] { return translator.tcp().connection_count() > 0; });
-  loop.add(sigfd, EPOLLIN, loop.register_handler(&supervisor), 0);
-  loop.add_timer_client(&supervisor);
-  supervisor.reap();  // CMD may have ended already
-  // 7. translate until CMD ends (and its connections closed, or kDrainNs)
-  if (!supervisor.exit_code() || !supervisor.drained_right_away()) loop.run();
-  if (fastpath && config.verbose) {
-    std::fprintf(stderr, "ferry run: fast path: %s\n", fastpath->counters_line().c_str());
-  }
-  if (config.verbose) {  // what the translator made of the guest's frames
-    const Translator::Counters& t = translator.counters();
-    const TcpTranslator::Counters& tc = translator.tcp().counters();
-    std::fprintf(stderr,
-                 "ferry run: translator: frames=%llu malformed=%llu not_for_us=%llu unhandled=%llu "
-                 "tcp_dropped=%llu rst_to_guest=%llu challenge_acks=%llu\n",
-                 static_cast<unsigned long long>(t.frames), static_cast<unsigned long long>(t.malformed),
-                 static_cast<unsigned long long>(t.not_for_us), static_cast<unsigned long long>(t.unhandled),
-                 static_cast<unsigned long long>(tc.dropped_segments),
-                 static_cast<unsigned long long>(tc.rst_to_guest),
-                 static_cast<unsigned long long>(tc.challenge_acks));
-  }
-  loop.remove(sigfd);
+  if (child == 0) exec_guest(ns->get(), cmd, instance, old_mask, old_umask);
+  cmd_signals.set_child(child);
+  const int translator_status = supervisor.run();
   close(sigfd);
-  if (!supervisor.exit_code()) {  // the loop failed: do not leave CMD behind
+  if (!cmd_signals.exit_code()) {  // the translator ended first: do not leave CMD behind
+    std::fprintf(stderr, "ferry run: the translator %s\n",
+                 sandbox::TranslatorSupervisor::describe_exit(translator_status).c_str());
     kill(child, SIGKILL);
     int status = 0;
     waitpid(child, &status, 0);
     return 1;
   }
-  return *supervisor.exit_code();
+  if (!WIFEXITED(translator_status) || WEXITSTATUS(translator_status) != 0) {
+    std::fprintf(stderr, "ferry run: the translator %s\n",
+                 sandbox::TranslatorSupervisor::describe_exit(translator_status).c_str());
+  }
+  return *cmd_signals.exit_code();
 }
 
 }  // namespace ferry::cli

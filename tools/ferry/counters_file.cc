@@ -79,34 +79,47 @@ void cleanup_stale_run_counters() {
   closedir(d);
 }
 
-RunCountersFile::RunCountersFile(std::string instance, Translator& tr, const FramePort& port)
-    : dir_(run_counters_dir(instance)), tr_(tr), port_(port) {}
+// key=value lines, one per counter.
+std::string counters_text(Translator& tr, const FramePort& port) {
+  std::string out;
+  for (const auto& [k, v] : translator_counters(tr, port)) out += k + "=" + v + "\n";
+  return out;
+}
+
+// Lines without '=' are ignored; values end at the newline.
+attach::StateMap parse_counters_text(std::string_view text) {
+  attach::StateMap m;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    const std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    const size_t eq = line.find('=');
+    if (eq == std::string_view::npos || eq == 0) continue;
+    m[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
+  }
+  return m;
+}
+
+RunCountersFile::RunCountersFile(std::string instance) : dir_(run_counters_dir(instance)) {}
 
 RunCountersFile::~RunCountersFile() {
   if (ok_) (void)attach::remove_dir_flat(dir_);
 }
 
-// Makes /run/ferry-run/<instance>/ and writes the first file.
+// Makes /run/ferry-run/<instance>/.
 bool RunCountersFile::open(std::string* error) {
-  mkdir("/run/ferry-run", 0755);
-  if (mkdir(dir_.c_str(), 0755) != 0 && errno != EEXIST) {
+  mkdir("/run/ferry-run", 0700);
+  if (mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
     *error = dir_ + ": " + std::strerror(errno);
     return false;
   }
   ok_ = true;
-  write_now();
   return true;
 }
 
 // Rewrites the file (atomically: a reader sees the old or the new one).
-void RunCountersFile::write_now() {
-  (void)attach::write_state(dir_ + "/counters", translator_counters(tr_, port_));
-  next_ = now_ns() + 1'000'000'000;
-}
-
-// Once a second.
-void RunCountersFile::on_timer(uint64_t now) {
-  if (now >= next_) write_now();
+void RunCountersFile::write(std::string_view text) {
+  if (ok_) (void)attach::write_state(dir_ + "/counters", parse_counters_text(text));
 }
 
 }  // namespace ferry::cli

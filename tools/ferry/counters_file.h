@@ -7,17 +7,19 @@
 // retransmissions, UDP flows) lives in the translator's memory. A running
 // instance rewrites those as key=value lines (attach::write_state: a
 // temporary file renamed over the old one, so a reader never sees half a
-// file) once a second, from the event loop's timer: no thread, no syscall
-// per frame. `ferry attach` keeps the file in its run dir (/run/ferry/DEV/);
+// file) once a second. The translator runs sandboxed without a view of
+// /run (userspace/sandbox): it sends the lines to its privileged parent
+// over their channel once a second, from the event loop's timer (no
+// thread, no syscall per frame), and the parent writes the file. `ferry attach` keeps the file in its run dir (/run/ferry/DEV/);
 // `ferry run` in /run/ferry-run/run-PID/ (a directory of its own, so that
 // `ferry status`, which lists /run/ferry/, never takes a run for a device).
 // The file carries `written_at` (Unix seconds): a reader can tell how old it is.
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "attach/instance.h"
-#include "loop/event_loop.h"
 #include "port/frame_port.h"
 #include "translator/translator.h"
 
@@ -33,33 +35,32 @@ std::string counters_path(const std::string& instance);
 
 // The translator's and the port's counters, plus written_at.
 attach::StateMap translator_counters(Translator& tr, const FramePort& port);
+// The same as key=value lines (what the translator sends its parent), and back.
+std::string counters_text(Translator& tr, const FramePort& port);
+attach::StateMap parse_counters_text(std::string_view text);
 
 // Removes the counters directories of `ferry run` instances whose process
 // is gone (killed with SIGKILL: it could not remove its own).
 void cleanup_stale_run_counters();
 
-// `ferry run`'s writer: creates /run/ferry-run/<instance>/, rewrites its
-// counters file every second while registered with the loop, and removes
-// the directory when destroyed.
-class RunCountersFile final : public TimerClient {
+// `ferry run`'s writer, in the privileged parent: creates
+// /run/ferry-run/<instance>/ (0700), rewrites its counters file with what the
+// translator sends, and removes the directory when destroyed.
+class RunCountersFile {
  public:
-  RunCountersFile(std::string instance, Translator& tr, const FramePort& port);
-  ~RunCountersFile() override;
+  explicit RunCountersFile(std::string instance);
+  ~RunCountersFile();
   RunCountersFile(const RunCountersFile&) = delete;
   RunCountersFile& operator=(const RunCountersFile&) = delete;
 
   // False (with why) when the directory cannot be made: then nothing is written.
   bool open(std::string* error);
-  void write_now();
-  uint64_t next_deadline_ns() const override { return ok_ ? next_ : kNever; }
-  void on_timer(uint64_t now) override;
+  // Rewrites the file from the translator's key=value lines.
+  void write(std::string_view text);
 
  private:
   std::string dir_;
-  Translator& tr_;
-  const FramePort& port_;
   bool ok_ = false;
-  uint64_t next_ = 0;
 };
 
 }  // namespace ferry::cli

@@ -77,6 +77,13 @@ class Gateway final : public IoHandler, public TimerClient {
   // echoes are dropped and counted.
   void set_echo_forwarding(bool on) { forward_echo_ = on; }
   void set_echo_timeout_ns(uint64_t ns) { echo_timeout_ns_ = ns; }
+  // Opens the raw echo sockets now, while the process is still privileged:
+  // for a translator that will run as a user net.ipv4.ping_group_range
+  // refuses ping sockets (userspace/sandbox). A family that fails stays as it was.
+  void open_raw_echo_sockets() {
+    (void)ensure_raw(false);
+    (void)ensure_raw(true);
+  }
 
   // IoHandler: a host ICMP socket is readable.
   void on_io(uint64_t id, uint32_t events) override;

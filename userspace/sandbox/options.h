@@ -1,0 +1,48 @@
+// The translator's sandbox: what the operator chose, parsed from the command
+// line and the environment.
+//
+// Theory of operation: every ferry process that translates guest frames
+// (`ferry run`, `ferry attach`, so every CNI pod's service) splits in two
+// after set-up (process_split.h): a privileged parent that tears down at the
+// end, and the translator, which enters the sandbox (sandbox.h) before it
+// reads its first guest frame. These options say how: on or off
+// (--no-sandbox, for debugging and the benchmark's paired rows), which user
+// the translator becomes (--runas USER[:GROUP], default nobody and that
+// user's primary group, as passt), and what the seccomp filter does with a
+// system call outside its allow-list (kill the process, the default, or only
+// log it: --seccomp log or FERRY_SECCOMP=log). Names are resolved here, in
+// the privileged parent, while /etc/passwd is still in view.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+namespace ferry::sandbox {
+
+enum class SeccompMode { kill, log, off };
+
+struct Options {
+  bool enabled = true;
+  std::string runas = "nobody";  // USER[:GROUP] as given
+  uid_t uid = 65534;             // resolved from runas by resolve()
+  gid_t gid = 65534;
+  SeccompMode seccomp = SeccompMode::kill;
+};
+
+// Parses one sandbox option at argv[*i] (advancing *i past its value).
+// Returns false when argv[*i] is not a sandbox option; true when it is, with
+// *error set when its value is bad.
+bool parse_option(int argc, char** argv, int* i, Options* o, std::string* error);
+
+// Applies FERRY_SECCOMP (kill, log, off) unless an option already chose,
+// and resolves runas to ids. False (with why) for an unknown user or group
+// or a bad FERRY_SECCOMP.
+bool resolve(Options* o, bool seccomp_from_option, std::string* error);
+
+// Help lines for the options above.
+const char* options_help();
+
+const char* to_string(SeccompMode m);
+
+}  // namespace ferry::sandbox
