@@ -59,9 +59,10 @@ else
   echo "install-deps.sh: all ${#PACKAGES[@]} packages present"
 fi
 
-# bpffs for pinned maps.
+# bpffs for pinned maps, root's alone (mode=0700: no world write; ferry
+# also refuses a pin root /sys/fs/bpf/ferry that root does not own).
 if ! mountpoint -q /sys/fs/bpf 2>/dev/null || [[ $(stat -f -c %T /sys/fs/bpf 2>/dev/null) != bpf_fs ]]; then
   mkdir -p /sys/fs/bpf
-  mount -t bpf bpf /sys/fs/bpf
-  echo "install-deps.sh: mounted bpffs at /sys/fs/bpf"
+  mount -t bpf -o mode=0700 bpf /sys/fs/bpf
+  echo "install-deps.sh: mounted bpffs at /sys/fs/bpf (mode 0700)"
 fi

@@ -69,6 +69,8 @@
 #include "options.h"
 #include "sandbox/credentials.h"
 #include "sandbox/options.h"
+#include "sandbox/private_dir.h"
+#include "sandbox/process_identity.h"
 #include "sandbox/process_split.h"
 #include "sandbox/sandbox.h"
 #include "gateway/gateway.h"
@@ -167,6 +169,21 @@ void report(int* ready_fd, const std::string& line) {
   } while (n < 0 && errno == EINTR);
   close(*ready_fd);
   *ready_fd = -1;
+}
+
+// The service's pid file, and beside it `identity`: pid, start time and
+// executable, which detach checks before it signals the pid.
+void write_pid_file(const std::string& path) {
+  if (FILE* f = std::fopen(path.c_str(), "w")) {
+    std::fprintf(f, "%d\n", getpid());
+    std::fclose(f);
+  }
+  Result<sandbox::ProcessIdentity> me = sandbox::identify(getpid());
+  if (!me) return;
+  if (FILE* f = std::fopen((path + ".identity").c_str(), "w")) {
+    std::fprintf(f, "%s\n", me->to_line().c_str());
+    std::fclose(f);
+  }
 }
 
 // An address for the state file, "" when the family is off.
@@ -459,8 +476,12 @@ int cmd_attach(int argc, char** argv) {
   // The lock: created with the run dir, held by the service for its life.
   const std::string dir = attach::run_dir(a.dev);
   umask(077);  // every file of the service 0600, every directory 0700
-  mkdir(attach::kRunRoot, 0700);
-  chmod(attach::kRunRoot, 0700);  // one made by an older ferry
+  for (const char* root : {attach::kRunRoot, FERRY_PIN_ROOT}) {
+    if (Status st = sandbox::ensure_private_dir(root); !st) {
+      std::fprintf(stderr, "ferry attach: %s\n", st.message().c_str());
+      return 1;
+    }
+  }
   const bool made_dir = mkdir(dir.c_str(), 0700) == 0;
   chmod(dir.c_str(), 0700);
   const int lock = open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -478,13 +499,10 @@ int cmd_attach(int argc, char** argv) {
   }
   // A dead service's leftovers: its DEV link and pins, its files.
   (void)attach::remove_pins(a.dev);
-  for (const char* f : {"pid", "state", "state.tmp", "log"}) unlink((dir + "/" + f).c_str());
+  for (const char* f : {"pid", "pid.identity", "state", "state.tmp", "log"}) unlink((dir + "/" + f).c_str());
 
   if (a.foreground) {  // for supervisors (systemd Type=simple): same files, no fork
-    if (FILE* f = std::fopen((dir + "/pid").c_str(), "w")) {
-      std::fprintf(f, "%d\n", getpid());
-      std::fclose(f);
-    }
+    write_pid_file(dir + "/pid");
     const int rc = run_service(a, ns.get(), -1);
     if (rc != 0) (void)attach::remove_dir_flat(dir);
     close(lock);
@@ -515,10 +533,7 @@ int cmd_attach(int argc, char** argv) {
       dup2(log, STDERR_FILENO);
     }
     if (chdir("/") != 0) std::perror("ferry: chdir /");  // hold no directory (or mount) busy
-    if (FILE* f = std::fopen((dir + "/pid").c_str(), "w")) {
-      std::fprintf(f, "%d\n", getpid());
-      std::fclose(f);
-    }
+    write_pid_file(dir + "/pid");
     int ready = pipefd[1];
     const int rc = run_service(a, ns.get(), ready);
     if (rc != 0) (void)attach::remove_dir_flat(dir);

@@ -1,7 +1,9 @@
 // `ferry detach DEV`: stops DEV's service and removes everything ferry put
 // there, and nothing else.
 //
-// Theory of operation: if a service holds DEV's lock it gets SIGTERM (it then
+// Theory of operation: if a service holds DEV's lock, and the process its
+// pid file names is really that service (same start time and executable,
+// sandbox/process_identity.h), it gets SIGTERM (it then
 // removes its own link, pins, tap and run dir), and SIGKILL if it is still
 // there after --timeout seconds (default 5). Then, whatever state the service
 // left (killed, crashed, never started), detach removes ferry's pinned DEV
@@ -28,6 +30,7 @@
 #include "attach/datapath.h"
 #include "attach/instance.h"
 #include "commands.h"
+#include "sandbox/process_identity.h"
 
 namespace ferry::cli {
 
@@ -56,11 +59,22 @@ bool wait_gone(const std::string& dev, int ms) {
   return !attach::service_alive(dev);
 }
 
-// True when pid runs the ferry binary (guards against a recycled pid).
-bool is_ferry(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
-  std::string comm;
-  return static_cast<bool>(std::getline(in, comm)) && comm == "ferry";
+// True when pid is still the process that wrote the pid file: its
+// identity file (pid.identity) names the same pid, start time and
+// executable (a recycled pid is someone else). Without one (an older
+// ferry) the process's name decides.
+bool is_that_service(const std::string& pid_file, int pid) {
+  std::ifstream in(pid_file + ".identity");
+  std::string line;
+  std::getline(in, line);
+  sandbox::ProcessIdentity recorded;
+  if (!sandbox::ProcessIdentity::parse(line, &recorded)) {
+    std::ifstream comm_in("/proc/" + std::to_string(pid) + "/comm");
+    std::string comm;
+    return static_cast<bool>(std::getline(comm_in, comm)) && comm == "ferry";
+  }
+  Result<sandbox::ProcessIdentity> live = sandbox::identify(pid);
+  return recorded.pid == pid && live && *live == recorded;
 }
 
 bool exists(const std::string& path) {
@@ -120,9 +134,11 @@ int cmd_detach(int argc, char** argv) {
   }
   if (attach::service_alive(dev)) {
     const int pid = attach::service_pid(dev);
-    if (pid <= 0 || !is_ferry(pid)) {
-      std::fprintf(stderr, "ferry detach: %s's service holds its lock but its pid file is wrong (%d)\n", dev.c_str(),
-                   pid);
+    if (pid <= 0 || !is_that_service(rdir + "/pid", pid)) {
+      std::fprintf(stderr,
+                   "ferry detach: %s's service holds its lock but its pid file (%d) names another process "
+                   "(start time or executable differ): not signalling it\n",
+                   dev.c_str(), pid);
       return 1;
     }
     kill(pid, SIGTERM);

@@ -54,6 +54,7 @@
 #include "attach/conn_mirror.h"
 #include "bpf/classifier.h"
 #include "commands.h"
+#include "ferry/contract.h"
 #include "counters_file.h"
 #include "fastpath/fastpath_bridge.h"
 #include "loop/event_loop.h"
@@ -63,6 +64,7 @@
 #include "port/tap.h"
 #include "sandbox/credentials.h"
 #include "sandbox/options.h"
+#include "sandbox/private_dir.h"
 #include "sandbox/process_split.h"
 #include "sandbox/sandbox.h"
 #include "tcp/tcp_translator.h"
@@ -302,7 +304,13 @@ int cmd_run(int argc, char** argv) {
     std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
     return 1;
   }
-  // 4. the classifier
+  // 4. the classifier (its pin root and our run dir: root's alone)
+  for (const char* root : {FERRY_PIN_ROOT, "/run/ferry-run"}) {
+    if (Status st = sandbox::ensure_private_dir(root); !st) {
+      std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
+      return 1;
+    }
+  }
   cleanup_stale_instances();
   std::unique_ptr<BpfAttachment> bpf;
   if (config.fastpath) {

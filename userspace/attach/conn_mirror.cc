@@ -149,8 +149,8 @@ Result<std::unique_ptr<ConnView>> start_conn_view(EventLoop& loop, TcpTranslator
   if (mem == MAP_FAILED) return Status::from_errno("mmap conns map");
   v->mem_ = static_cast<ferry_conn_view*>(mem);
   const std::string dir = pin_dir(instance);
-  ::mkdir(FERRY_PIN_ROOT, 0755);
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::from_errno("mkdir " + dir);
+  ::mkdir(FERRY_PIN_ROOT, 0700);
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::from_errno("mkdir " + dir);
   const std::string path = dir + "/conns";
   ::unlink(path.c_str());  // a stale pin of a dead instance with our name
   if (bpf_map__pin(skel->maps.conns, path.c_str()) != 0) return Status::from_errno("pin " + path);

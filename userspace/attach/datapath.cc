@@ -183,8 +183,8 @@ Result<std::unique_ptr<Datapath>> Datapath::create(const DatapathOptions& o) {
 
   // Pins: a stale dir was cleaned by the caller; anything left now is not ours.
   const std::string dir = pin_dir(o.dev);
-  ::mkdir(FERRY_PIN_ROOT, 0755);
-  if (::mkdir(dir.c_str(), 0755) != 0) {
+  ::mkdir(FERRY_PIN_ROOT, 0700);
+  if (::mkdir(dir.c_str(), 0700) != 0) {
     if (errno == EEXIST) return Status(EEXIST, "pin directory " + dir + " exists (another ferry?)");
     return Status::from_errno("mkdir " + dir);
   }

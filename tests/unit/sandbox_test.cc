@@ -1,0 +1,201 @@
+// The translator's sandbox: the seccomp allow-list kills what it does not
+// list (in a forked child, no privileges needed), log mode only logs, the
+// options parse, and (as root) a child that entered the whole sandbox is
+// unprivileged, filtered and sees an empty root, as /proc/PID/status says.
+// test-libs: ferry_sandbox
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "sandbox/options.h"
+#include "sandbox/sandbox.h"
+#include "sandbox/seccomp_filter.h"
+
+namespace ferry::sandbox {
+namespace {
+
+// Runs body in a child that loaded the filter (mode) first; returns its wait status.
+int run_filtered(SeccompMode mode, const std::function<void()>& body) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) _exit(90);
+    if (!install_seccomp_filter(mode).ok()) _exit(91);
+    body();
+    _exit(0);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return st;
+}
+
+bool killed_by_sigsys(int st) { return WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS; }
+
+TEST(SeccompFilter, DataPathCallsAreAllowed) {
+  const int st = run_filtered(SeccompMode::kill, [] {
+    int p[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, p) != 0) _exit(1);
+    _exit(2);
+  });
+  // socketpair(AF_UNIX) is not on the list: the translator never makes one.
+  EXPECT_TRUE(killed_by_sigsys(st)) << st;
+
+  const int ok = run_filtered(SeccompMode::kill, [] {
+    const int s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0) _exit(3);
+    const int s6 = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s6 < 0) _exit(4);
+    char b = 'x';
+    if (sendto(s, &b, 1, MSG_DONTWAIT, nullptr, 0) < 0 && errno == ENOSYS) _exit(5);
+    close(s);
+    close(s6);
+    void* m = malloc(1 << 22);  // the allocator's mmap
+    if (m == nullptr) _exit(6);
+    free(m);
+  });
+  EXPECT_TRUE(WIFEXITED(ok) && WEXITSTATUS(ok) == 0) << ok;
+}
+
+TEST(SeccompFilter, ForbiddenCallsKill) {
+  // open: the translator never opens a file once sandboxed
+  EXPECT_TRUE(killed_by_sigsys(run_filtered(SeccompMode::kill, [] { (void)open("/dev/null", O_RDONLY); })));
+  // socket of another family
+  EXPECT_TRUE(killed_by_sigsys(run_filtered(SeccompMode::kill, [] { (void)socket(AF_NETLINK, SOCK_RAW, 0); })));
+  // bpf() beyond map operations
+  EXPECT_TRUE(killed_by_sigsys(run_filtered(SeccompMode::kill, [] {
+    bpf_attr attr{};
+    (void)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+  })));
+  // executable memory
+  EXPECT_TRUE(killed_by_sigsys(run_filtered(SeccompMode::kill, [] {
+    (void)mmap(nullptr, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  })));
+  // new processes
+  EXPECT_TRUE(killed_by_sigsys(run_filtered(SeccompMode::kill, [] { (void)syscall(SYS_fork); })));
+}
+
+TEST(SeccompFilter, LogModeOnlyLogs) {
+  const int st = run_filtered(SeccompMode::log, [] {
+    const int fd = open("/dev/null", O_RDONLY);
+    _exit(fd >= 0 ? 0 : 7);
+  });
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+}
+
+TEST(SandboxOptions, Parse) {
+  Options o;
+  std::string error;
+  char a0[] = "--runas", a1[] = "daemon:nogroup", a2[] = "--seccomp", a3[] = "log", a4[] = "--no-sandbox",
+       a5[] = "--seccomp", a6[] = "maybe", a7[] = "-t";
+  char* argv[] = {a0, a1, a2, a3, a4, a5, a6, a7};
+  int i = 0;
+  EXPECT_TRUE(parse_option(8, argv, &i, &o, &error));
+  EXPECT_EQ(i, 1);
+  EXPECT_EQ(o.runas, "daemon:nogroup");
+  i = 2;
+  EXPECT_TRUE(parse_option(8, argv, &i, &o, &error));
+  EXPECT_EQ(o.seccomp, SeccompMode::log);
+  i = 4;
+  EXPECT_TRUE(parse_option(8, argv, &i, &o, &error));
+  EXPECT_FALSE(o.enabled);
+  i = 5;
+  EXPECT_TRUE(parse_option(8, argv, &i, &o, &error));
+  EXPECT_FALSE(error.empty());
+  error.clear();
+  i = 7;
+  EXPECT_FALSE(parse_option(8, argv, &i, &o, &error));
+}
+
+TEST(SandboxOptions, Resolve) {
+  Options o;
+  std::string error;
+  o.runas = "nobody";
+  ASSERT_TRUE(resolve(&o, true, &error)) << error;
+  EXPECT_EQ(o.uid, 65534u);
+  o.runas = "1234:5678";
+  ASSERT_TRUE(resolve(&o, true, &error)) << error;
+  EXPECT_EQ(o.uid, 1234u);
+  EXPECT_EQ(o.gid, 5678u);
+  o.runas = "no-such-user-ferry";
+  EXPECT_FALSE(resolve(&o, true, &error));
+  o.runas = "nobody:no-such-group-ferry";
+  EXPECT_FALSE(resolve(&o, true, &error));
+  o.runas = "nobody";
+  setenv("FERRY_SECCOMP", "log", 1);
+  EXPECT_TRUE(resolve(&o, false, &error));
+  EXPECT_EQ(o.seccomp, SeccompMode::log);
+  o.seccomp = SeccompMode::kill;
+  EXPECT_TRUE(resolve(&o, true, &error));  // an option wins over the environment
+  EXPECT_EQ(o.seccomp, SeccompMode::kill);
+  setenv("FERRY_SECCOMP", "sometimes", 1);
+  EXPECT_FALSE(resolve(&o, false, &error));
+  unsetenv("FERRY_SECCOMP");
+}
+
+// /proc/PID/status as a map.
+std::map<std::string, std::string> proc_status(pid_t pid) {
+  std::map<std::string, std::string> m;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t c = line.find(':');
+    if (c == std::string::npos) continue;
+    const size_t v = line.find_first_not_of(" \t", c + 1);
+    m[line.substr(0, c)] = v == std::string::npos ? "" : line.substr(v);
+  }
+  return m;
+}
+
+TEST(Sandbox, ChildIsUnprivilegedFilteredAndRootless) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  int to_parent[2], to_child[2];
+  ASSERT_EQ(pipe(to_parent), 0);
+  ASSERT_EQ(pipe(to_child), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    Options o;
+    o.seccomp = SeccompMode::log;  // so the child may look at its root below
+    if (!enter(o).ok()) _exit(1);
+    // The root is empty: nothing of the host's filesystem is in view.
+    const bool empty_root = access("/etc/passwd", F_OK) != 0 && access("/proc/self", F_OK) != 0;
+    const char r = empty_root ? 'R' : 'F';
+    (void)!write(to_parent[1], &r, 1);
+    char c;
+    (void)!read(to_child[0], &c, 1);
+    _exit(0);
+  }
+  char r = 0;
+  ASSERT_EQ(read(to_parent[0], &r, 1), 1);
+  auto st = proc_status(pid);
+  const char go = 'g';
+  (void)!write(to_child[1], &go, 1);
+  int ws = 0;
+  waitpid(pid, &ws, 0);
+  EXPECT_EQ(r, 'R') << "the child still sees the host's files";
+  EXPECT_EQ(st["Uid"], "65534\t65534\t65534\t65534");
+  EXPECT_EQ(st["Gid"], "65534\t65534\t65534\t65534");
+  EXPECT_EQ(st["CapEff"], "0000000000000000");
+  EXPECT_EQ(st["CapPrm"], "0000000000000000");
+  EXPECT_EQ(st["CapInh"], "0000000000000000");
+  EXPECT_EQ(st["CapBnd"], "0000000000000000");
+  EXPECT_EQ(st["CapAmb"], "0000000000000000");
+  EXPECT_EQ(st["NoNewPrivs"], "1");
+  EXPECT_EQ(st["Seccomp"], "2");
+  EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) << ws;
+}
+
+}  // namespace
+}  // namespace ferry::sandbox
