@@ -9,6 +9,7 @@
 // IPv6.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -168,6 +169,41 @@ class TcpTest : public ::testing::Test {
       }
       *last_window = a.tcp.window;
     }
+  }
+
+  // A guest SYN with MSS `mss` (window scale 7, SACK) fed to the translator
+  // without running the loop: the test may act on the host socket (the
+  // slot's fd) before connect() completes and the SYN-ACK goes out.
+  void FeedSyn(uint16_t sport, uint16_t dport, uint32_t seq, uint16_t mss) {
+    TcpSegment s;
+    s.ip.eth_src = kGuestMac;
+    s.ip.eth_dst = link.cfg_.our_mac;
+    s.ip.src = Guest();
+    s.ip.dst = Gw();
+    s.sport = sport;
+    s.dport = dport;
+    s.seq = seq;
+    s.flags = tcpflag::kSyn;
+    s.window = 65535;
+    s.opts.has_mss = true;
+    s.opts.mss = mss;
+    s.opts.has_wscale = true;
+    s.opts.wscale = 7;
+    s.opts.sack_permitted = true;
+    Bytes buf(kMaxFrameLen);
+    size_t n = build_tcp_frame(buf, s);
+    ASSERT_GT(n, 0u);
+    buf.resize(n);
+    ParsedFrame f = parse_frame(buf, true);
+    ASSERT_TRUE(f.ok());
+    tcp->on_guest_segment(f, buf);
+  }
+
+  // The host socket of the only connection, -1 when there is none.
+  int OnlyHostFd() const {
+    for (uint32_t s = 0; s < link.cfg_.max_conns; s++)
+      if (const TcpConn* c = tcp->conn(s)) return c->fd;
+    return -1;
   }
 
   // Outbound handshake to a loopback listener; returns our ISN.
@@ -759,6 +795,77 @@ TEST_F(TcpTest, HostSocketFullZeroWindowThenUpdate) {
   EXPECT_TRUE(saw_update);
   EXPECT_EQ(tcp->counters().stage_exhausted, 0u);
   std::printf("partial writes %llu staged %llu written %llu\n", static_cast<unsigned long long>(tcp->counters().partial_writes), static_cast<unsigned long long>(tcp->counters().staged_bytes), static_cast<unsigned long long>(written));
+  close(h);
+}
+
+// A host socket whose free space is below the guest's MSS (a fresh socket
+// on a 1500-MTU route offers ~60 KB, a guest at MTU 65520 has MSS 65480):
+// the SYN-ACK still opens a window (it was 0, and no byte ever went out).
+TEST_F(TcpTest, SynAckOpensAWindowBelowTheMss) {
+  Make();
+  Listener l;
+  FeedSyn(40024, l.port, 100, 65480);
+  int fd = OnlyHostFd();
+  ASSERT_GE(fd, 0);
+  int small = 16384;  // the kernel doubles it: 32 KiB, locked (no autotuning)
+  ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+  ParsedFrame sa;
+  ASSERT_TRUE(WaitFor(&sa, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn | tcpflag::kAck); }));
+  uint32_t mem[SK_MEMINFO_VARS] = {};
+  socklen_t ml = sizeof(mem);
+  ASSERT_EQ(getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &ml), 0);
+  ASSERT_LT(mem[SK_MEMINFO_SNDBUF] - mem[SK_MEMINFO_WMEM_QUEUED], 65480u) << "the socket must offer less than the MSS";
+  EXPECT_EQ(sa.tcp.opts.mss, 65480);
+  EXPECT_GT(sa.tcp.window, 0) << "SYN-ACK with a zero window: the guest can never send";
+  EXPECT_LE(sa.tcp.window, mem[SK_MEMINFO_SNDBUF]) << "offered more than the socket holds";
+}
+
+// A window closed by a host reader that does not read reopens, unasked,
+// once it reads, and wide enough for the guest's next segment: a sender
+// sends at most half the largest window it has seen (RFC 1122 4.2.3.4,
+// Linux), so a smaller reopened window would leave it on its persist timer.
+TEST_F(TcpTest, ClosedWindowBelowTheMssReopensOnceThePeerReads) {
+  Make();
+  Listener l;
+  int rcv = 4096;  // the accepted socket inherits it: the host side fills fast
+  ASSERT_EQ(setsockopt(l.fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+  FeedSyn(40025, l.port, 0, 65480);
+  int fd = OnlyHostFd();
+  ASSERT_GE(fd, 0);
+  int small = 16384;
+  ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+  ParsedFrame sa;
+  ASSERT_TRUE(WaitFor(&sa, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn | tcpflag::kAck); }));
+  ASSERT_TRUE(sa.tcp.opts.has_wscale);
+  const uint32_t shift = sa.tcp.opts.wscale;
+  const uint32_t iss = sa.tcp.seq;
+  const uint32_t largest = sa.tcp.window;  // unscaled in a SYN-ACK; a fresh socket's most
+  ASSERT_GT(largest, 0u);
+  Send(40025, l.port, 1, iss + 1, tcpflag::kAck);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  uint32_t seq = 1;
+  uint16_t last_window = 1;
+  uint64_t written = 0;
+  FillToZeroWindow(40025, l.port, iss, &seq, &written, &last_window);
+  ASSERT_EQ(last_window, 0) << "never reached a zero window after " << written << " bytes";
+  ASSERT_GT(written, 0u);
+  link.sent.clear();
+  std::vector<char> buf(1 << 16);
+  uint64_t got = 0;
+  uint64_t end = now_ns() + 5'000'000'000ull;
+  while (got < written && now_ns() < end) {
+    ssize_t n = recv(h, buf.data(), buf.size(), MSG_DONTWAIT);
+    if (n > 0) got += static_cast<uint64_t>(n);
+    loop.run_once(1);
+  }
+  EXPECT_EQ(got, written);
+  ParsedFrame upd;
+  ASSERT_TRUE(WaitFor(&upd, [](const ParsedFrame& x) { return x.tcp.window > 0; }, 2000))
+      << "the window stayed closed after the host read everything";
+  EXPECT_EQ(upd.tcp.ack, seq);
+  EXPECT_GE(uint32_t{upd.tcp.window} << shift, largest / 2)
+      << "reopened below half the largest window: a guest cannot send a segment into it";
   close(h);
 }
 

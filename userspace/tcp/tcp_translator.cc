@@ -20,7 +20,11 @@
 //    space of the host socket's send buffer (SO_MEMINFO: sndbuf -
 //    wmem_queued, less 1/8 for skb overhead; estimated between readings),
 //    so the guest never sends what the socket cannot take (this is
-//    what makes pasta's upload collapse when it ACKs half a segment).
+//    what makes pasta's upload collapse when it ACKs half a segment). Its
+//    right edge moves in steps of at least min(MSS, half the largest
+//    window), never zeroed below the MSS (silly-window avoidance, see
+//    window_to_advertise()): a guest at MTU 65520 behind a 1500-MTU route
+//    (a ~60 KB socket) is offered what the socket takes.
 //    Partial writes remain possible (estimate error, a hostile guest, the
 //    window we may not shrink): then the unwritten tail of that one segment
 //    goes to a staging chunk (64 KiB, from a fixed pool of kStageChunks) and
@@ -1214,8 +1218,7 @@ void TcpTranslator::host_event(uint32_t slot, uint32_t events) {
     bool drained = flush_stage(slot);
     if (!table_.used(slot)) return;
     if (drained && !flush_ooo(slot)) return;
-    // Window update; also recomputes the interest in EPOLLOUT.
-    if (c.state == TcpState::established) send_ack_now(slot);
+    if (c.state == TcpState::established) send_window_update(slot);
   }
   if (c.state == TcpState::established) send_data(slot);
 }
@@ -1306,6 +1309,20 @@ void TcpTranslator::send_syn(uint32_t slot) {
 // request/response flow reads it once per many transactions, a bulk upload
 // every half buffer, and a small or closed window is always fresh (the
 // guest's probes must see the host reader's progress).
+//
+// Receiver-side silly-window avoidance (RFC 9293 3.8.6.2.2, RFC 1122
+// 4.2.3.3): the right edge moves only by at least min(MSS, buffer / 2),
+// where the buffer is the largest window we offer this connection, unless
+// the open window is below that step and the socket is writable by the
+// kernel's measure (then no write-space wake-up will come: what the socket
+// can take now is offered now). The largest window is capped at 7/12 of
+// the socket's send buffer: the kernel's wake-up comes once free space
+// reaches half the queued bytes (a third of the buffer), of which we offer
+// 7/8, i.e. 7/24 of the buffer, which is half of 7/12. A sender sends at
+// most half the largest window it has seen per segment (RFC 1122 4.2.3.4,
+// Linux's tcp_bound_to_half_wnd), so whatever the wake-up reopens is
+// always enough for its next segment: a window below the guest's MSS (a
+// 1500-MTU route's 60 KB socket under MSS 65480) is offered, never zeroed.
 uint16_t TcpTranslator::window_to_advertise(uint32_t slot) {
   TcpConn& c = conns_[slot];
   const int64_t reread_below = std::max<int64_t>(c.sndbuf_read / 2, int64_t{4} * c.mss);
@@ -1319,15 +1336,20 @@ uint16_t TcpTranslator::window_to_advertise(uint32_t slot) {
       c.sndbuf_writable = free_space >= queued / 2;
       free_space -= free_space / 8;
       c.sndbuf_free = c.sndbuf_read = std::max<int64_t>(free_space, 0);
+      c.sndbuf_size = sndbuf;
       c.sndbuf_known = true;
     }
   }
   int64_t free_space = c.fd >= 0 && c.sndbuf_known ? c.sndbuf_free : 0;
   if (c.stage) free_space -= static_cast<int64_t>(c.stage_len - c.stage_off) + static_cast<int64_t>(kStageChunk);
   if (free_space < 0) free_space = 0;
-  uint32_t win = static_cast<uint32_t>(std::min<int64_t>(free_space, max_window_));
-  if (win < c.mss) win = 0;  // receiver-side silly window avoidance
-  if (seq::lt(c.rcv_nxt + win, c.rcv_adv)) win = c.rcv_adv - c.rcv_nxt;
+  const int64_t largest = std::min<int64_t>({c.sndbuf_size * 7 / 12, int64_t{max_window_},
+                                             int64_t{65535} << c.rcv_shift});
+  const uint32_t offer = static_cast<uint32_t>(std::min<int64_t>(free_space, largest));
+  const uint32_t open = seq::gt(c.rcv_adv, c.rcv_nxt) ? c.rcv_adv - c.rcv_nxt : 0;
+  const uint32_t step = static_cast<uint32_t>(std::min<int64_t>(c.mss, largest / 2));
+  uint32_t win = open;
+  if (offer > open && (offer - open >= step || (open < step && c.sndbuf_writable))) win = offer;
   uint32_t unit = 1u << c.rcv_shift;
   uint32_t raw = std::min<uint32_t>((win + unit - 1) >> c.rcv_shift, 65535);
   uint32_t edge = c.rcv_nxt + (raw << c.rcv_shift);
@@ -1357,6 +1379,17 @@ void TcpTranslator::send_ack_now(uint32_t slot) {
   TcpOptions o;
   bool sack = sack_blocks(slot, &o);
   send_segment(c, tcpflag::kAck, c.snd_nxt, c.rcv_nxt, w, sack ? &o : nullptr);
+}
+
+// The host socket freed space: an ACK with the new window, but only when
+// the right edge moved or an ACK is owed (an unchanged pure ACK would
+// count as a duplicate at the guest). Also recomputes the interest in
+// EPOLLOUT.
+void TcpTranslator::send_window_update(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  const uint32_t edge = c.rcv_adv;
+  window_to_advertise(slot);
+  if (c.rcv_adv != edge || c.rcv_acked != c.rcv_nxt) send_ack_now(slot);
 }
 
 // SACK blocks for what reassembly holds (RFC 2018 §4: the block with the

@@ -103,6 +103,7 @@ struct TcpConn {
   // per ACK. Read again once half of it is used, or when not sndbuf_known.
   int64_t sndbuf_free;
   int64_t sndbuf_read;   // free space at that reading
+  int64_t sndbuf_size;   // the socket's send buffer (SK_MEMINFO_SNDBUF) at that reading
   bool sndbuf_known;     // false: the next window_to_advertise() reads SO_MEMINFO
   bool sndbuf_writable;  // the kernel's writability at that reading
 };
@@ -258,6 +259,7 @@ class TcpTranslator : public IoHandler, public TimerClient {
   void mark_fin(uint32_t slot, uint32_t fin_seq);
   bool send_segment(const TcpConn& c, uint8_t flags, uint32_t seq, uint32_t ack,
                     uint16_t window, const TcpOptions* opts = nullptr);
+  void send_window_update(uint32_t slot);
   void send_ack_now(uint32_t slot);
   void send_dup_ack(uint32_t slot);
   bool sack_blocks(uint32_t slot, TcpOptions* o) const;
