@@ -6,6 +6,8 @@
 #                              `timeout` (whole process group killed on expiry);
 #                              sets RC, FERRY_PID; output in $OUT and $ERR
 #   e2e_ferry_bg SECS ARGS...  same, in the background; e2e_ferry_wait collects
+#                              (both run ferry inside E2E_FERRY_IN, a command
+#                              prefix such as "${RHN[@]}", when set)
 #   e2e_http_server DIR [ADDR] python3 http.server on ADDR (127.0.0.1, or ::1),
 #                              free port: sets HTTP_PORT, HTTP_PID (killed at
 #                              exit, by PID)
@@ -20,8 +22,14 @@
 #                              nothing of ferry PID left: no pin directory
 #                              /sys/fs/bpf/ferry/run-PID, no new `ip netns` entry
 #   e2e_expect / e2e_fail / e2e_pass
-# Traffic rule: everything here listens on 127.0.0.1 only, and the guests
-# ferry starts live in anonymous namespaces that vanish with them.
+#   e2e_remote_topology [-H NS] MTU...
+#                              the real path: a host namespace RH (ferry runs
+#                              there: "${RHN[@]}" "$FERRY" ...) joined to a
+#                              remote peer namespace RP by one veth per MTU;
+#                              see the function
+# Traffic rule: everything here listens on 127.0.0.1 only (or inside a
+# namespace the scenario made), and the guests ferry starts live in
+# anonymous namespaces that vanish with them.
 # Processes are killed by the PIDs we started, never by name.
 
 set -u
@@ -29,6 +37,7 @@ set -u
 E2E_NAME=${E2E_NAME:-$(basename "${BASH_SOURCE[1]:-e2e}" .sh)}
 E2E_FAILED=0
 E2E_EXIT_CMDS=()
+E2E_FERRY_IN=()
 
 # Prints a message prefixed by the scenario's name.
 e2e_log() { echo "[$E2E_NAME] $*"; }
@@ -134,13 +143,15 @@ e2e_show_output() {
 # Starts ferry under `timeout` in the background. The bash -c wrapper writes
 # its own PID and then execs ferry, so that PID *is* ferry's (pins are named
 # after it). Sets TIMEOUT_PID; FERRY_PID once known.
+# With E2E_FERRY_IN set (e.g. to "${RHN[@]}"), ferry runs inside that
+# namespace (nsenter execs, so the PID is still ferry's).
 e2e_ferry_bg() {
   local secs=$1
   shift
   local pidfile=$E2E_TMP/ferry.pid
   rm -f "$pidfile"
   FERRY_PID=0
-  timeout -k 5 "$secs" bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$FERRY" "$@" \
+  timeout -k 5 "$secs" "${E2E_FERRY_IN[@]}" bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$FERRY" "$@" \
     >"$OUT" 2>"$ERR" </dev/null &
   TIMEOUT_PID=$!
   e2e_on_exit "e2e_kill_pid $TIMEOUT_PID"
@@ -308,4 +319,73 @@ e2e_expect_rc() {
     e2e_fail "$what: exit $RC, wanted $want"
     e2e_show_output
   fi
+}
+
+# e2e_remote_topology [-H NS] MTU...: the real path (DESIGN.md "Test
+# topology"). Namespace RH plays the host: run ferry there with
+# "${RHN[@]}" (nsenter --net, which keeps bpffs visible; `ip netns exec`
+# hides it), so its host sockets live in RH; RH has no route out of the
+# machine. Namespace RP plays a remote server or client ("${RPN[@]}"). Link k
+# (one per MTU given, in that order) is a veth RH:REMOTE_DEV_H[k] <->
+# RP:REMOTE_DEV_P[k] of MTU REMOTE_MTU[k], addressed
+#   RH REMOTE_H4[k] = 10.77.X.1/24, REMOTE_H6[k] = fd77:X::1/64
+#   RP REMOTE_P4[k] = 10.77.X.2/24, REMOTE_P6[k] = fd77:X::2/64
+# with X unique to this run and link (no DAD: usable at once). -H NS uses an
+# existing namespace as RH (e.g. cni_topology's H) instead of making one.
+# At exit (failure too): ferry is detached from every link of RH, then RP
+# and (when made here) RH are deleted; processes the scenario started in
+# them are killed first by their own e2e_on_exit entries (registered later,
+# so run earlier).
+e2e_remote_topology() {
+  local made_h=1
+  if [[ ${1:-} == -H ]]; then
+    RH=$2
+    made_h=0
+    shift 2
+  else
+    RH=$(e2e_unique rh)
+  fi
+  RP=$(e2e_unique rp)
+  RHN=(nsenter "--net=/run/netns/$RH")
+  RPN=(nsenter "--net=/run/netns/$RP")
+  if ((made_h)); then
+    ip netns add "$RH" || e2e_die "ip netns add $RH"
+    e2e_on_exit "_e2e_remote_cleanup $RH"
+    ip -n "$RH" link set lo up
+  fi
+  ip netns add "$RP" || e2e_die "ip netns add $RP"
+  e2e_on_exit "ip netns del $RP"
+  ip -n "$RP" link set lo up
+  REMOTE_MTU=() REMOTE_DEV_H=() REMOTE_DEV_P=() REMOTE_H4=() REMOTE_P4=() REMOTE_H6=() REMOTE_P6=()
+  local base=$((($$ + RANDOM) % 200)) k=0 mtu x
+  for mtu in "$@"; do
+    x=$((base + k + 1))
+    REMOTE_MTU[k]=$mtu
+    REMOTE_DEV_H[k]=rpeer$k
+    REMOTE_DEV_P[k]=rhost$k
+    REMOTE_H4[k]=10.77.$x.1
+    REMOTE_P4[k]=10.77.$x.2
+    REMOTE_H6[k]=fd77:$x::1
+    REMOTE_P6[k]=fd77:$x::2
+    ip link add "${REMOTE_DEV_H[k]}" netns "$RH" mtu "$mtu" type veth \
+      peer name "${REMOTE_DEV_P[k]}" netns "$RP" mtu "$mtu" || e2e_die "veth to the remote peer (MTU $mtu)"
+    ip -n "$RH" addr add "${REMOTE_H4[k]}/24" dev "${REMOTE_DEV_H[k]}"
+    ip -n "$RH" -6 addr add "${REMOTE_H6[k]}/64" dev "${REMOTE_DEV_H[k]}" nodad
+    ip -n "$RP" addr add "${REMOTE_P4[k]}/24" dev "${REMOTE_DEV_P[k]}"
+    ip -n "$RP" -6 addr add "${REMOTE_P6[k]}/64" dev "${REMOTE_DEV_P[k]}" nodad
+    ip -n "$RH" link set "${REMOTE_DEV_H[k]}" up || e2e_die "link up in $RH"
+    ip -n "$RP" link set "${REMOTE_DEV_P[k]}" up || e2e_die "link up in $RP"
+    k=$((k + 1))
+  done
+  e2e_log "remote peer: $RH <-> $RP, links: MTU ${REMOTE_MTU[*]}, $RP at ${REMOTE_P4[*]} ${REMOTE_P6[*]}"
+}
+
+# Detaches ferry from every link of host namespace $1, then deletes it.
+_e2e_remote_cleanup() {
+  local ns=$1 l
+  for l in $(ip -n "$ns" -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
+    [[ $l == lo || ! -e /run/ferry/$l ]] && continue
+    timeout 20 nsenter --net="/run/netns/$ns" "$FERRY" detach "$l" >/dev/null 2>&1 || true
+  done
+  ip netns del "$ns" 2>/dev/null || true
 }

@@ -2,6 +2,8 @@
 # sourced after tests/e2e/lib.sh and e2e_init.
 #   xfer_server NAME ARGS...   tcp_xfer.py listen ARGS in the background on the
 #                              host (loopback only); sets NAME_PORT, NAME_PID
+#   xfer_server_in NS NAME ARGS...  the same inside network namespace NS (a
+#                              name under /run/netns, e.g. the remote peer RP)
 #   xfer_wait PID              exit status of a server started above
 #   rss_watch_start / rss_watch_stop   sample ferry's RssAnon (kB) every 0.2 s:
 #                              its own memory; the BPF maps it mmaps (fixed,
@@ -12,12 +14,15 @@
 TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 XFER="/usr/bin/python3 $TOOLS/tcp_xfer.py"
 
-xfer_server() {
-  local name=$1
-  shift
-  local pf=$E2E_TMP/$name.port
+xfer_server() { xfer_server_in "" "$@"; }
+
+xfer_server_in() {
+  local ns=$1 name=$2
+  shift 2
+  local pf=$E2E_TMP/$name.port in=()
+  [[ -z $ns ]] || in=(nsenter "--net=/run/netns/$ns")
   rm -f "$pf"
-  /usr/bin/python3 "$TOOLS/tcp_xfer.py" listen --portfile "$pf" "$@" >"$E2E_TMP/$name.log" 2>&1 &
+  "${in[@]}" /usr/bin/python3 "$TOOLS/tcp_xfer.py" listen --portfile "$pf" "$@" >"$E2E_TMP/$name.log" 2>&1 &
   local pid=$!
   e2e_on_exit "e2e_kill_pid $pid"
   e2e_wait_file "$pf" 10 || e2e_die "xfer server $name did not start: $(cat "$E2E_TMP/$name.log")"

@@ -17,7 +17,8 @@ reads 16 KiB per 1 ms), --rst-after N (abort with SO_LINGER {1,0} after N
 bytes; the other side must see a reset), --expect-error (connect must fail:
 prints the errno name and exits 0 when it did), --peerfile F (listen: write
 each accepted peer address to F). Exit status 0 only if every connection
-verified. Listens on loopback or on the guest's own addresses only.
+verified. Listens on loopback, on the guest's own addresses, or inside a
+namespace the test made (a remote peer, tests/e2e/remote_*.sh) only.
 """
 import argparse
 import errno
