@@ -50,6 +50,13 @@ ROWS = [
     ("scale_rss_mib_1k_active", "65520", "false", "RSS MiB, 1k active connections", 1),
     ("scale_cpu_pct_1k_active", "65520", "false", "CPU %, 1k active connections", 1),
     ("scale_tps_1k_active", "65520", "false", "transactions/s, 1k active connections", 0),
+    ("remote_tcp_guest_to_host_gbps", "65520", "false", "remote peer, 1500-MTU hop: TCP guest->peer, Gbit/s", 2),
+    ("remote_tcp_host_to_guest_gbps", "65520", "false", "remote peer, 1500-MTU hop: TCP peer->guest, Gbit/s", 2),
+    ("remote_tcp_rr_us", "65520", "false", "remote peer, 1500-MTU hop: TCP RR mean, us, free-running", 1),
+    ("remote_tcp_rr_us_p99", "65520", "false", "remote peer, 1500-MTU hop: TCP RR p99, us, free-running", 1),
+    ("remote_tcp_rr_us", "65520", "true", "remote peer, 1500-MTU hop: TCP RR mean, us, pinned to CPU 0", 1),
+    ("remote_cpu_s_per_gb_guest_to_host", "65520", "false", "remote peer, 1500-MTU hop: CPU s/GB guest->peer", 3),
+    ("remote_cpu_s_per_gb_host_to_guest", "65520", "false", "remote peer, 1500-MTU hop: CPU s/GB peer->guest", 3),
 ]
 
 

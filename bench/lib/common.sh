@@ -133,6 +133,16 @@ in_ns() {
 	fi
 }
 
+# Sets LAUNCH to the command prefix that starts a system's host side in
+# SYS_LAUNCH_NS (the remote-peer row), or to nothing. A prefix array, not a
+# function like in_ns: `func &` would fork a subshell, and $! would be the
+# subshell instead of the process (nsenter execs, so $! stays the process).
+launch_prefix() {
+	LAUNCH=()
+	[[ -n ${SYS_LAUNCH_NS:-} ]] && LAUNCH=(nsenter "--net=/run/netns/$SYS_LAUNCH_NS" --)
+	return 0
+}
+
 # Echoes utime+stime of PID in seconds (all threads), or nothing if gone.
 proc_cpu_s() {
 	local stat

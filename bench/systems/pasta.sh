@@ -17,7 +17,13 @@ PASTA_PID=""
 pasta_start() {
 	local mtu=$1
 	bench_netns_add pasta && PASTA_NS=$BENCH_NETNS_NAME || { SYS_ERROR="cannot create namespace"; return 1; }
-	pasta -f -q --runas 0 --config-net --netns "$PASTA_NS" -I eth0 -4 -a 10.0.2.15 -n 24 -g 10.0.2.2 \
+	# In SYS_LAUNCH_NS (no default route there) pasta needs its outer
+	# interface named (-i), or it finds no "external routable interface".
+	local outer=()
+	[[ -n ${SYS_LAUNCH_IF:-} ]] && outer=(-i "$SYS_LAUNCH_IF")
+	launch_prefix
+	"${LAUNCH[@]}" pasta -f -q --runas 0 --config-net --netns "$PASTA_NS" \
+		"${outer[@]}" -I eth0 -4 -a 10.0.2.15 -n 24 -g 10.0.2.2 \
 		-m "$mtu" -t none -u none -T none -U none >"$BENCH_LOGS/pasta-$mtu.log" 2>&1 &
 	PASTA_PID=$!
 	bench_track_pid "$PASTA_PID"

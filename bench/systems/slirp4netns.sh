@@ -10,7 +10,8 @@ SLIRP_PID=""
 slirp4netns_start() {
 	local mtu=$1
 	bench_netns_add slirp && SLIRP_NS=$BENCH_NETNS_NAME || { SYS_ERROR="cannot create namespace"; return 1; }
-	slirp4netns --configure --mtu="$mtu" --netns-type=path "/run/netns/$SLIRP_NS" tap0 \
+	launch_prefix
+	"${LAUNCH[@]}" slirp4netns --configure --mtu="$mtu" --netns-type=path "/run/netns/$SLIRP_NS" tap0 \
 		>"$BENCH_LOGS/slirp4netns-$mtu.log" 2>&1 &
 	SLIRP_PID=$!
 	bench_track_pid "$SLIRP_PID"
