@@ -4,7 +4,8 @@
 # as "no BPF fast path", go to the log, and the report quotes them). ferry makes the namespace
 # and its tap (guest 198.18.0.2/24, gateway 198.18.0.1 = the host's
 # 127.0.0.1) and forks the `sleep` into it; the clients join that namespace
-# through /proc/<sleep>/ns/net. ferry runs with the machine's stock sysctls.
+# through /proc/<sleep>/ns/net. ferry runs with the machine's stock sysctls,
+# in SYS_LAUNCH_NS for the remote-peer row (nsenter execs: $! is ferry).
 # $FERRY_BIN is set by bench/run (empty, with $FERRY_UNAVAILABLE saying why,
 # when the build failed).
 
@@ -20,7 +21,8 @@ ferry_start() {
 	fi
 	local log="$BENCH_LOGS/ferry$*-$mtu.log"
 	log=${log// /}
-	"$FERRY_BIN" run -m "$mtu" "$@" -- sleep 3600 >"$log" 2>&1 &
+	launch_prefix
+	"${LAUNCH[@]}" "$FERRY_BIN" run -m "$mtu" "$@" -- sleep 3600 >"$log" 2>&1 &
 	FERRY_PID=$!
 	bench_track_pid "$FERRY_PID"
 	local i holder=""
@@ -51,7 +53,17 @@ ferry_start() {
 	SYS_HOST_NS=""
 	SYS_SERVER_BIND=127.0.0.1
 	SYS_SERVER_ADDR=198.18.0.1
-	SYS_TRANSLATOR_PID=$FERRY_PID
+	# Since the sandbox (17a85ea) the root process only supervises and a
+	# child, ferry-translator, translates: its CPU is what CPU s/GB means and
+	# what pinning must move (the supervisor's own is a counters write a
+	# second). The child's comm is cut to 15 characters.
+	local translator=""
+	for ((i = 0; i < 20; i++)); do
+		translator=$(pgrep -P "$FERRY_PID" -x ferry-translate | head -n1)
+		[[ -n $translator ]] && break
+		sleep 0.1
+	done
+	SYS_TRANSLATOR_PID=${translator:-$FERRY_PID}
 	return 0
 }
 
