@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# remote_attach: `ferry attach` against a remote peer one veth hop away (the
+# real path, DESIGN.md "Test topology").
+#
+# ferry attaches, inside host namespace RH, to the host end of a veth whose
+# other end is eth0 of guest namespace G (MTU 65520, 198.18.0.2/24 and
+# fd00:f::2/64, default routes via the gateway .1 / ::1). RH reaches the
+# remote peer RP over an MTU-1500 veth (e2e_remote_topology). Checks, each
+# 64 MiB with sha256 checked on both sides (tests/tools/tcp_xfer.py), over
+# IPv4 and IPv6:
+#  * outbound: G uploads to and downloads from servers in RP;
+#  * inbound: clients in RP reach RH's own address on the link
+#    (10.77.X.1, fd77:X::1), forwarded by `-t` into G's servers, both ways.
+# Each transfer gives up after 20 s without progress.
+#
+# Issue 11: on the code before its fix, ferry offered G window 0 from the
+# SYN-ACK on: no upload, and no verdict after a download.
+source "$(dirname "$0")/lib.sh"
+e2e_init
+source "$(dirname "$0")/../tools/tcp_e2e.sh"
+
+N=$((64 << 20))
+e2e_remote_topology 1500
+G=$(e2e_unique g)
+DEV=fr$$$((RANDOM % 100))
+DEV=${DEV:0:15}
+GN=(nsenter "--net=/run/netns/$G")
+ip netns add "$G" || e2e_die "ip netns add $G"
+e2e_on_exit "ip netns del $G"
+ip -n "$G" link set lo up
+ip link add "$DEV" netns "$RH" mtu 65520 type veth peer name eth0 netns "$G" mtu 65520 || e2e_die "veth"
+ip -n "$RH" link set "$DEV" up
+ip netns exec "$G" sysctl -qw net.ipv6.conf.eth0.accept_dad=0
+ip -n "$G" addr add 198.18.0.2/24 dev eth0
+ip -n "$G" -6 addr add fd00:f::2/64 dev eth0 nodad
+ip -n "$G" link set eth0 up
+ip -n "$G" route add default via 198.18.0.1
+ip -n "$G" -6 route add default via fd00:f::1
+
+T1=$(e2e_free_port)
+T2=$(e2e_free_port)
+[[ $T1 != "$T2" ]] || T2=$((T1 + 1))
+timeout 30 "${RHN[@]}" "$FERRY" attach "$DEV" -q -t "$T1:7001" -t "$T2:7002" 2>"$ERR" ||
+  e2e_die "attach failed: $(cat "$ERR" "/run/ferry/$DEV/log" 2>/dev/null)"
+e2e_log "ferry attach $DEV in $RH: service pid $(cat "/run/ferry/$DEV/pid" 2>/dev/null)"
+
+# ---- outbound: G -> RP
+xfer_server_in "$RP" UP --addr :: --mode sink --bytes $N --seed 51 --count 2 --timeout 60
+xfer_server_in "$RP" DOWN --addr :: --mode source --bytes $N --seed 52 --count 2 --timeout 60
+gx() { timeout -k 5 60 "${GN[@]}" $XFER connect --timeout 20 --bytes $N "$@"; }
+for peer in "${REMOTE_P4[0]}" "${REMOTE_P6[0]}"; do
+  e2e_expect "G -> RP $peer: 64 MiB up" gx --addr "$peer" --port "$UP_PORT" --mode send --seed 51
+  e2e_expect "G <- RP $peer: 64 MiB down" gx --addr "$peer" --port "$DOWN_PORT" --mode recv --seed 52
+done
+e2e_expect "RP's sink verified both uploads" xfer_wait "$UP_PID"
+e2e_expect "RP's source got both verdicts" xfer_wait "$DOWN_PID"
+
+# ---- inbound: RP -> RH's address -> G
+xfer_server_in "$G" IN --addr :: --port 7001 --mode sink --bytes $N --seed 53 --count 2 --timeout 60
+xfer_server_in "$G" OUT --addr :: --port 7002 --mode source --bytes $N --seed 54 --count 2 --timeout 60
+px() { timeout -k 5 60 "${RPN[@]}" $XFER connect --timeout 20 --bytes $N "$@"; }
+for h in "${REMOTE_H4[0]}" "${REMOTE_H6[0]}"; do
+  e2e_expect "RP -> $h:$T1 -> G: 64 MiB" px --addr "$h" --port "$T1" --mode send --seed 53
+  e2e_expect "RP <- $h:$T2 <- G: 64 MiB" px --addr "$h" --port "$T2" --mode recv --seed 54
+done
+e2e_expect "G's sink verified both" xfer_wait "$IN_PID"
+e2e_expect "G's source got both verdicts" xfer_wait "$OUT_PID"
+
+if ((E2E_FAILED)); then
+  e2e_log "--- service log"
+  tail -20 "/run/ferry/$DEV/log" 2>/dev/null | sed 's/^/    /'
+fi
+timeout 20 "${RHN[@]}" "$FERRY" detach "$DEV" -q
+e2e_expect "detach -> 0" test $? -eq 0
