@@ -14,7 +14,10 @@
 //   {"instances":[{"name":"run-123","counters":{"guest_frames":N,...},
 //                  "translator":{"frames":N,...} or null,
 //                  "translator_age_s":N or null}]}
-// with every FERRY_STATS_FIELDS name, in that order.
+// with every FERRY_STATS_FIELDS name, in that order, and "bpf":true.
+// A `ferry vm` instance (vm-PID, QEMU's stream socket) has no BPF at all:
+// it is listed from its counters file alone, its BPF rows are "-" in the
+// table and "counters":null,"bpf":false in JSON, and the table says so.
 // Exit status: 0, 1 (unknown instance, unreadable pin), 2 (usage).
 #include <cstdio>
 #include <cstring>
@@ -47,6 +50,7 @@ constexpr const char* kStatsUsage =
 struct Row {
   std::string name;
   ferry_stats stats{};
+  bool bpf = true;  // false: a `ferry vm` instance, translator counters only
   std::map<std::string, std::string> translator;  // empty: no counters file
   long long translator_age_s = -1;
 };
@@ -69,14 +73,20 @@ void read_translator(Row* r) {
 void print_json(const std::vector<Row>& rows) {
   std::printf("{\"instances\":[");
   for (size_t i = 0; i < rows.size(); i++) {
-    std::printf("%s{\"name\":\"%s\",\"counters\":{", i ? "," : "", rows[i].name.c_str());
+    std::printf("%s{\"name\":\"%s\",\"bpf\":%s,\"counters\":", i ? "," : "", rows[i].name.c_str(),
+                rows[i].bpf ? "true" : "false");
     bool first = true;
-    for (const StatsField& f : stats_fields(rows[i].stats)) {
-      std::printf("%s\"%s\":%llu", first ? "" : ",", f.name,
-                  static_cast<unsigned long long>(f.value));
-      first = false;
+    if (rows[i].bpf) {
+      std::printf("{");
+      for (const StatsField& f : stats_fields(rows[i].stats)) {
+        std::printf("%s\"%s\":%llu", first ? "" : ",", f.name, static_cast<unsigned long long>(f.value));
+        first = false;
+      }
+      std::printf("}");
+    } else {
+      std::printf("null");
     }
-    std::printf("},\"translator\":");
+    std::printf(",\"translator\":");
     if (rows[i].translator.empty()) {
       std::printf("null,\"translator_age_s\":null}");
       continue;
@@ -110,7 +120,12 @@ void print_table(const std::vector<Row>& rows) {
   std::printf("\n");
   for (size_t k = 0; k < cols[0].size(); k++) {
     std::printf("%-*s", w, cols[0][k].name);
-    for (const auto& c : cols) std::printf(" %20llu", static_cast<unsigned long long>(c[k].value));
+    for (size_t r = 0; r < rows.size(); r++) {
+      if (rows[r].bpf)
+        std::printf(" %20llu", static_cast<unsigned long long>(cols[r][k].value));
+      else
+        std::printf(" %20s", "-");
+    }
     std::printf("\n");
   }
   for (const std::string& k : keys) {
@@ -120,6 +135,9 @@ void print_table(const std::vector<Row>& rows) {
       std::printf(" %20s", it == r.translator.end() ? "-" : it->second.c_str());
     }
     std::printf("\n");
+  }
+  for (const Row& r : rows) {
+    if (!r.bpf) std::printf("%s: no BPF in this mode (ferry vm, QEMU stream socket): translator counters only\n", r.name.c_str());
   }
 }
 
@@ -160,12 +178,26 @@ int cmd_stats(int argc, char** argv) {
     names.push_back(instance);
   } else {
     names = list_instances(true);
+    for (std::string& vm : list_vm_instances()) names.push_back(std::move(vm));
   }
 
   std::vector<Row> rows;
   for (const std::string& n : names) {
     Row r;
     r.name = n;
+    if (is_vm_instance(n)) {  // no pins: its counters file is all there is
+      r.bpf = false;
+      read_translator(&r);
+      if (r.translator.empty()) {
+        if (!instance.empty()) {
+          std::fprintf(stderr, "ferry stats: no instance '%s' (no counters file)\n", n.c_str());
+          return 1;
+        }
+        continue;
+      }
+      rows.push_back(r);
+      continue;
+    }
     if (std::string err = read_stats(n, &r.stats); !err.empty()) {
       if (!instance.empty()) {
         std::fprintf(stderr, "ferry stats: no instance '%s' (%s)\n", n.c_str(), err.c_str());

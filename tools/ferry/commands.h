@@ -6,6 +6,7 @@
 namespace ferry::cli {
 
 int cmd_run(int argc, char** argv);
+int cmd_vm(int argc, char** argv);
 int cmd_stats(int argc, char** argv);
 // Attachments to existing devices (userspace/attach/); codes documented in each file.
 int cmd_attach(int argc, char** argv);

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -21,10 +22,37 @@ std::string run_counters_dir(const std::string& instance) { return "/run/ferry-r
 // /run/ferry/<dev>/counters
 std::string attach_counters_path(const std::string& dev) { return attach::run_dir(dev) + "/counters"; }
 
-// run-PID instances keep theirs apart from attached devices' run dirs.
+namespace {
+// True for PREFIX<digits>.
+bool is_prefix_pid(const std::string& name, const char* prefix) {
+  const size_t n = std::strlen(prefix);
+  return name.size() > n && name.rfind(prefix, 0) == 0 &&
+         name.find_first_not_of("0123456789", n) == std::string::npos;
+}
+}  // namespace
+
+bool is_vm_instance(const std::string& instance) { return is_prefix_pid(instance, "vm-"); }
+
+// Live vm-PID directories under /run/ferry-run.
+std::vector<std::string> list_vm_instances() {
+  std::vector<std::string> names;
+  DIR* d = opendir("/run/ferry-run");
+  if (d == nullptr) return names;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (!is_vm_instance(name)) continue;
+    const long pid = std::strtol(name.c_str() + 3, nullptr, 10);
+    if (pid <= 0 || (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)) continue;
+    names.push_back(name);
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// run-PID and vm-PID instances keep theirs apart from attached devices' run dirs.
 std::string counters_path(const std::string& instance) {
-  const bool run = instance.size() > 4 && instance.rfind("run-", 0) == 0 &&
-                   instance.find_first_not_of("0123456789", 4) == std::string::npos;
+  const bool run = is_prefix_pid(instance, "run-") || is_vm_instance(instance);
   return run ? run_counters_dir(instance) + "/counters" : attach_counters_path(instance);
 }
 
@@ -63,15 +91,15 @@ attach::StateMap translator_counters(Translator& tr, const FramePort& port) {
   };
 }
 
-// Each run-PID directory whose PID no longer exists goes.
+// Each run-PID and vm-PID directory whose PID no longer exists goes.
 void cleanup_stale_run_counters() {
   DIR* d = opendir("/run/ferry-run");
   if (d == nullptr) return;
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
-    if (name.rfind("run-", 0) != 0) continue;
+    if (!is_prefix_pid(name, "run-") && !is_vm_instance(name)) continue;
     char* end = nullptr;
-    long pid = std::strtol(name.c_str() + 4, &end, 10);
+    long pid = std::strtol(name.c_str() + name.find('-') + 1, &end, 10);
     if (pid <= 0 || *end != '\0') continue;
     if (kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
     (void)attach::remove_dir_flat(run_counters_dir(name));

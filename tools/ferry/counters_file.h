@@ -11,13 +11,15 @@
 // /run (userspace/sandbox): it sends the lines to its privileged parent
 // over their channel once a second, from the event loop's timer (no
 // thread, no syscall per frame), and the parent writes the file. `ferry attach` keeps the file in its run dir (/run/ferry/DEV/);
-// `ferry run` in /run/ferry-run/run-PID/ (a directory of its own, so that
-// `ferry status`, which lists /run/ferry/, never takes a run for a device).
+// `ferry run` in /run/ferry-run/run-PID/ and `ferry vm` in
+// /run/ferry-run/vm-PID/ (directories of their own, so that `ferry status`,
+// which lists /run/ferry/, never takes them for a device).
 // The file carries `written_at` (Unix seconds): a reader can tell how old it is.
 #pragma once
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "attach/instance.h"
 #include "port/frame_port.h"
@@ -25,12 +27,17 @@
 
 namespace ferry::cli {
 
-// Where `ferry run` instance NAME (run-PID) keeps its counters file.
+// Where `ferry run` instance NAME (run-PID), or `ferry vm` (vm-PID), keeps
+// its counters file.
 std::string run_counters_dir(const std::string& instance);
+// True for vm-<digits>: a `ferry vm` instance, which has no BPF and no pins.
+bool is_vm_instance(const std::string& instance);
+// The `ferry vm` instances whose process is alive, sorted.
+std::vector<std::string> list_vm_instances();
 // The counters file of `ferry attach DEV` (in its run dir).
 std::string attach_counters_path(const std::string& dev);
 // The counters file of an instance as `ferry stats` names it: run-PID is a
-// `ferry run`, anything else an attached device.
+// `ferry run`, vm-PID a `ferry vm`, anything else an attached device.
 std::string counters_path(const std::string& instance);
 
 // The translator's and the port's counters, plus written_at.
@@ -39,8 +46,8 @@ attach::StateMap translator_counters(Translator& tr, const FramePort& port);
 std::string counters_text(Translator& tr, const FramePort& port);
 attach::StateMap parse_counters_text(std::string_view text);
 
-// Removes the counters directories of `ferry run` instances whose process
-// is gone (killed with SIGKILL: it could not remove its own).
+// Removes the counters directories of `ferry run` and `ferry vm` instances
+// whose process is gone (killed with SIGKILL: it could not remove its own).
 void cleanup_stale_run_counters();
 
 // `ferry run`'s writer, in the privileged parent: creates

@@ -15,6 +15,8 @@ constexpr const char* kUsage =
     "commands:\n"
     "  run [OPTIONS] [-- CMD [ARGS]]   run CMD (a shell by default) in a fresh network\n"
     "                                  namespace whose network ferry translates\n"
+    "  vm --socket PATH [OPTIONS]      serve a QEMU guest over QEMU's stream socket\n"
+    "                                  (-netdev stream; passt's protocol), no BPF\n"
     "  stats [-j] [INSTANCE]           counters of the running ferry instances\n"
     "  attach DEV [OPTIONS]            translate for the guest behind an existing veth/tap\n"
     "                                  (background service)\n"
@@ -42,6 +44,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "run") return ferry::cli::cmd_run(argc - 1, argv + 1);
+  if (cmd == "vm") return ferry::cli::cmd_vm(argc - 1, argv + 1);
   if (cmd == "stats") return ferry::cli::cmd_stats(argc - 1, argv + 1);
   if (cmd == "attach") return ferry::cli::cmd_attach(argc - 1, argv + 1);
   if (cmd == "detach") return ferry::cli::cmd_detach(argc - 1, argv + 1);

@@ -1,0 +1,330 @@
+// `ferry vm (--socket PATH | --fd N) [OPTIONS]`: ferry for a QEMU guest that
+// connects over QEMU's stream socket, as passt serves it.
+//
+// Theory of operation. QEMU's `-netdev stream,server=off,addr.type=unix,
+// addr.path=PATH` connects to PATH and exchanges Ethernet frames, each behind
+// its 32-bit big-endian length (the protocol passt speaks on its --socket).
+// This command listens on PATH (or serves fd N handed over by a parent, as
+// libvirt does: a listening socket, or one already connected to the guest),
+// and runs the same translator as `ferry run` and `ferry attach` on a
+// StreamPort (userspace/port/stream.h): one guest at a time, reconnects
+// accepted (a rebooted or restarted VM finds ferry again), a second guest
+// while one is served refused. There is no device, so no BPF: no classifier,
+// no fast path, no pinned maps; `ferry stats` lists the instance (vm-PID)
+// from its counters file (/run/ferry-run/vm-PID/counters) and says so. The
+// stream carries no vnet header, so no offloads: frames are at most the
+// MTU (1500 unless -m, which must match the guest's: QEMU's host_mtu),
+// with full checksums both ways.
+// As `ferry run` does (userspace/sandbox/process_split.h), it splits in two
+// after set-up (socket, listeners for -t/-u, counters directory): the
+// translator, the only process that reads guest frames, enters the sandbox
+// (nobody, no capabilities, empty root, seccomp); the parent writes the
+// counters file from the translator's messages, relays SIGTERM/SIGINT/SIGHUP
+// as "stop", and removes the socket file at the end. Run by a user other than
+// root there is no sandbox to enter (it needs root) and no counters file
+// (/run/ferry-run is root's): ferry says so and translates all the same.
+// Runs in the foreground until SIGTERM/SIGINT/SIGHUP, or, when given a
+// connected fd, until that guest leaves.
+// Exit status: 0 after a signal or the guest leaving, 1 on failure, 2 usage.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "commands.h"
+#include "counters_file.h"
+#include "gateway/gateway.h"
+#include "loop/event_loop.h"
+#include "options.h"
+#include "port/stream.h"
+#include "sandbox/credentials.h"
+#include "sandbox/options.h"
+#include "sandbox/process_split.h"
+#include "sandbox/sandbox.h"
+#include "translator/translator.h"
+
+namespace ferry::cli {
+
+namespace {
+
+constexpr const char* kVmUsage =
+    "usage: ferry vm (--socket PATH | --fd N) [OPTIONS]\n"
+    "\n"
+    "Serves a QEMU guest over QEMU's stream socket (the protocol of passt's --socket:\n"
+    "each Ethernet frame behind its 32-bit big-endian length). Point QEMU at PATH:\n"
+    "  qemu-system-x86_64 ... -netdev stream,id=n0,server=off,addr.type=unix,addr.path=PATH \\\n"
+    "                         -device virtio-net-pci,netdev=n0\n"
+    "One guest at a time; it may disconnect and connect again. The guest's TCP, UDP and\n"
+    "pings become sockets of this host, as with `ferry run`; the gateway reaches this\n"
+    "host's loopback. No BPF in this mode. Runs until SIGTERM/SIGINT.\n"
+    "\n"
+    "options:\n"
+    "  -s, --socket PATH          listen on a UNIX socket at PATH (a stale one is replaced)\n"
+    "      --fd N                 serve inherited fd N instead: a listening stream socket,\n"
+    "                             or one connected to the guest (ferry exits when it leaves)\n"
+    "  -q, --quiet                no messages but errors\n"
+    "  -h, --help                 this text\n"
+    "  (the MTU defaults to 1500, virtio-net's; -m must match the guest's MTU)\n";
+
+// Frames up to this much above the MTU: the Ethernet header and a VLAN tag.
+constexpr size_t kFrameOverhead = 14 + 4;
+
+// Says when guests come and go (unless quiet), and stops the loop when a
+// port without a listener lost its guest.
+class GuestWatch {
+ public:
+  GuestWatch(EventLoop& loop, const StreamPort& port, bool quiet) : loop_(loop), port_(port), quiet_(quiet) {}
+  void check() {
+    const StreamPort::Counters& c = port_.stream_counters();
+    if (!quiet_) {
+      if (c.protocol_errors != seen_.protocol_errors) {
+        std::fprintf(stderr,
+                     "ferry vm: a frame length outside %zu..%zu bytes: not QEMU's stream protocol, or "
+                     "the guest's MTU is above ferry's (-m); connection dropped\n",
+                     StreamPort::kMinFrame, port_.max_frame());
+      }
+      if (c.disconnects != seen_.disconnects) std::fprintf(stderr, "ferry vm: guest disconnected\n");
+      if (c.connections != seen_.connections) std::fprintf(stderr, "ferry vm: guest connected\n");
+      if (c.refused != seen_.refused) std::fprintf(stderr, "ferry vm: refused a second guest (one at a time)\n");
+    }
+    seen_ = c;
+    if (port_.closed()) loop_.stop();
+  }
+
+  // The counters file's lines: the translator's, then the stream's.
+  static std::string counters(Translator& tr, const StreamPort& port) {
+    std::string text = counters_text(tr, port);
+    const StreamPort::Counters& c = port.stream_counters();
+    auto line = [&text](const char* k, uint64_t v) { text += std::string(k) + "=" + std::to_string(v) + "\n"; };
+    line("stream_connected", port.connected() ? 1 : 0);
+    line("stream_connections", c.connections);
+    line("stream_disconnects", c.disconnects);
+    line("stream_refused", c.refused);
+    line("stream_protocol_errors", c.protocol_errors);
+    line("stream_rx_reads", c.rx_reads);
+    line("stream_tx_partial", c.tx_partial);
+    return text;
+  }
+
+ private:
+  EventLoop& loop_;
+  const StreamPort& port_;
+  bool quiet_;
+  StreamPort::Counters seen_;
+};
+
+// Parses --fd's value: a descriptor this process has open.
+bool parse_fd(const char* text, int* fd) {
+  const char* end = text + std::strlen(text);
+  auto [p, ec] = std::from_chars(text, end, *fd);
+  return ec == std::errc() && p == end && *fd >= 0 && fcntl(*fd, F_GETFD) >= 0;
+}
+
+}  // namespace
+
+int cmd_vm(int argc, char** argv) {
+  Config config = Config::defaults();
+  sandbox::Options sandbox_options;
+  bool seccomp_given = false;
+  config.mtu = 1500;  // virtio-net's default; -m overrides
+  config.fastpath = false;
+  std::string socket_path;
+  int given_fd = -1;
+  bool quiet = false;
+
+  for (int i = 1; i < argc; i++) {
+    const std::string_view arg = argv[i];
+    std::string error;
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kVmUsage, stdout);
+      std::fputs(translator_options_help(), stdout);
+      std::fputs(sandbox::options_help(), stdout);
+      return 0;
+    }
+    if (arg == "-q" || arg == "--quiet") {
+      quiet = true;
+      continue;
+    }
+    if (arg == "-s" || arg == "--socket" || arg == "--fd") {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "ferry vm: option %s needs a value\n", argv[i]);
+        return 2;
+      }
+      const char* v = argv[++i];
+      if (arg == "--fd") {
+        if (!parse_fd(v, &given_fd)) {
+          std::fprintf(stderr, "ferry vm: --fd %s is not an open file descriptor\n", v);
+          return 2;
+        }
+      } else {
+        socket_path = v;
+      }
+      continue;
+    }
+    if (sandbox::parse_option(argc, argv, &i, &sandbox_options, &error)) {
+      if (!error.empty()) {
+        std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
+        return 2;
+      }
+      seccomp_given = seccomp_given || arg == "--seccomp";
+      continue;
+    }
+    if (parse_translator_option(argc, argv, &i, &config, &error)) {
+      if (!error.empty()) {
+        std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
+        return 2;
+      }
+      continue;
+    }
+    std::fprintf(stderr, "ferry vm: unknown option or argument '%s' (try 'ferry vm --help')\n", argv[i]);
+    return 2;
+  }
+  if (socket_path.empty() == (given_fd < 0)) {
+    std::fprintf(stderr, "ferry vm: give exactly one of --socket PATH and --fd N\n");
+    return 2;
+  }
+  config.fastpath = false;  // no device, no BPF, whatever was asked
+  if (std::string error; !validate_config(config, &error)) {
+    std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
+    return 2;
+  }
+  if (std::string error; !sandbox::resolve(&sandbox_options, seccomp_given, &error)) {
+    std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
+    return 2;
+  }
+  const bool root = geteuid() == 0;
+  if (!root && sandbox_options.enabled) {
+    if (!quiet) std::fprintf(stderr, "ferry vm: note: not root: no sandbox, no counters file for ferry stats\n");
+    sandbox_options.enabled = false;
+  }
+
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t handled;
+  sigemptyset(&handled);
+  for (int s : {SIGCHLD, SIGINT, SIGTERM, SIGHUP}) sigaddset(&handled, s);
+  sigprocmask(SIG_BLOCK, &handled, nullptr);
+
+  // The guest's socket: ours at PATH, or the one handed over.
+  int listen_fd = -1, conn_fd = -1;
+  if (!socket_path.empty()) {
+    Result<int> l = StreamPort::listen_unix(socket_path);
+    if (!l) {
+      std::fprintf(stderr, "ferry vm: %s\n", l.status().message().c_str());
+      return 1;
+    }
+    listen_fd = *l;
+  } else {
+    int type = 0, listening = 0;
+    socklen_t len = sizeof(type);
+    if (getsockopt(given_fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
+      std::fprintf(stderr, "ferry vm: --fd %d is not a stream socket\n", given_fd);
+      return 1;
+    }
+    len = sizeof(listening);
+    getsockopt(given_fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+    fcntl(given_fd, F_SETFD, FD_CLOEXEC);
+    (listening ? listen_fd : conn_fd) = given_fd;
+  }
+  // Removes the socket file we made, however we leave.
+  struct Unlink {
+    std::string path;
+    ~Unlink() {
+      if (!path.empty()) unlink(path.c_str());
+    }
+  } unlink_socket{socket_path};
+
+  Result<std::unique_ptr<StreamPort>> port = StreamPort::create(listen_fd, conn_fd, config.mtu + kFrameOverhead);
+  if (!port) {
+    std::fprintf(stderr, "ferry vm: %s\n", port.status().message().c_str());
+    return 1;
+  }
+  EventLoop loop;
+  Translator translator(loop, **port, config);
+  if (std::string error; !translator.start(&error)) {
+    std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
+    return 1;
+  }
+  // Echo forwarding: raw ICMP sockets now, if the translator's group may not open ping sockets.
+  if (sandbox_options.enabled && !sandbox::ping_sockets_allowed(sandbox_options.gid))
+    translator.gateway().open_raw_echo_sockets();
+  const std::string instance = "vm-" + std::to_string(getpid());
+  std::optional<RunCountersFile> counters_file;
+  if (root) {
+    const mode_t old_umask = umask(077);
+    cleanup_stale_run_counters();
+    counters_file.emplace(instance);
+    if (std::string error; !counters_file->open(&error) && !quiet) {
+      std::fprintf(stderr, "ferry vm: warning: no counters file (%s)\n", error.c_str());
+    }
+    umask(old_umask);
+  }
+  const int sigfd = signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (sigfd < 0) {
+    std::fprintf(stderr, "ferry vm: signalfd: %s\n", std::strerror(errno));
+    return 1;
+  }
+  if (!quiet) {
+    if (!socket_path.empty())
+      std::fprintf(stderr, "ferry vm: listening on %s (instance %s, MTU %u, no BPF)\n", socket_path.c_str(),
+                   instance.c_str(), config.mtu);
+    else
+      std::fprintf(stderr, "ferry vm: serving fd %d (instance %s, MTU %u, no BPF)\n", given_fd, instance.c_str(),
+                   config.mtu);
+  }
+  // The translator: a child that enters the sandbox and runs the loop.
+  std::fflush(nullptr);
+  Result<sandbox::TranslatorProcess> tp = sandbox::fork_translator();
+  if (!tp) {
+    std::fprintf(stderr, "ferry vm: %s\n", tp.status().message().c_str());
+    close(sigfd);
+    return 1;
+  }
+  if (tp->pid == 0) {
+    close(sigfd);
+    unlink_socket.path.clear();  // the parent's to remove
+    prctl(PR_SET_NAME, "ferry-translate");
+    const StreamPort& sp = **port;
+    sandbox::ParentChannel channel(loop, tp->fd, [&] { return GuestWatch::counters(translator, sp); });
+    GuestWatch watch(loop, sp, quiet);
+    loop.add_batch_end_hook([&watch] { watch.check(); });
+    if (Status st = sandbox::enter(sandbox_options); !st) {
+      std::fprintf(stderr, "ferry vm: sandbox: %s\n", st.message().c_str());
+      _exit(1);
+    }
+    if (!channel.send_ready()) _exit(1);
+    watch.check();
+    if (!sp.closed()) loop.run();
+    _exit(0);
+  }
+  sandbox::TranslatorSupervisor supervisor(*tp, sigfd);
+  supervisor.hooks.on_signal = [&supervisor](const signalfd_siginfo&) { supervisor.send('S'); };
+  supervisor.hooks.on_counters = [&counters_file](std::string_view text) {
+    if (counters_file) counters_file->write(text);
+  };
+  if (Status st = supervisor.wait_ready(20000); !st) {
+    std::fprintf(stderr, "ferry vm: %s\n", st.message().c_str());
+    close(sigfd);
+    return 1;
+  }
+  const int status = supervisor.run();
+  close(sigfd);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::fprintf(stderr, "ferry vm: the translator %s\n", sandbox::TranslatorSupervisor::describe_exit(status).c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace ferry::cli
