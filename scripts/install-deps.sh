@@ -18,6 +18,10 @@ PACKAGES=(
   # real clients and servers of the tests/e2e/real_* scenarios (each runs
   # its own instance on loopback; the system sshd is never started)
   openssh-server openssh-client apache2-utils
+  # the VM scenarios (tests/e2e/vm_*.sh): QEMU (TCG is enough), a static
+  # busybox for the guest's initramfs (its cpio packs it); the guest's kernel is
+  # Debian's linux-image-amd64, fetched by the tests with `apt-get download`
+  qemu-system-x86 busybox-static
 )
 
 if [[ $(id -u) -ne 0 ]]; then
