@@ -8,7 +8,8 @@
 # link: 64 MiB up and 64 MiB down over IPv4 and IPv6, each checked by sha256
 # on both sides (tests/tools/tcp_xfer.py: the receiver compares what it got
 # with what the sender sent, the sender checks the receiver's verdict), and
-# UDP datagrams of 4000 bytes (fragmented on the hop) echoed by socat in RP.
+# UDP datagrams of 4000 bytes (fragmented on the hop) echoed by socat in RP;
+# then 16 MiB at the default MTU to a peer that stops reading for 2 s.
 # A guest stops at its first failed transfer; each transfer gives up after
 # 20 s without progress, each guest after 240 s.
 #
@@ -64,3 +65,11 @@ for gmtu in 1500 9000 65520; do
   e2e_expect "guest MTU $gmtu: remote sink verified 4 x 64 MiB" xfer_wait "$UP_PID"
   e2e_expect "guest MTU $gmtu: remote source saw 4 verdicts" xfer_wait "$DOWN_PID"
 done
+
+# A remote receiver that stops reading for 2 s after its first MiB: ferry's
+# window to the guest closes and must reopen (default MTU, link 1500).
+xfer_server_in "$RP" PAUSED --addr :: --mode sink --bytes $((16 << 20)) --seed 33 --count 1 --timeout 60 --pause 2
+e2e_ferry 90 run -- timeout -k 5 60 $XFER connect --addr "${REMOTE_P4[0]}" --port "$PAUSED_PORT" --mode send \
+  --bytes $((16 << 20)) --seed 33 --timeout 20
+e2e_expect_rc 0 "guest MTU 65520: 16 MiB to a peer that pauses 2 s (the window reopens)"
+e2e_expect "the pausing peer verified 16 MiB" xfer_wait "$PAUSED_PID"
