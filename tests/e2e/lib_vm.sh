@@ -23,8 +23,9 @@
 #   vm_serve_host SECS       the host side of the guest's checks, on H's
 #                            loopback: a 16 MiB file (and 1 MiB over ::1) by
 #                            HTTP, an upload sink that reads 16 MiB and
-#                            answers their sha256; writes the guest's CONF
-#                            lines to $VM_CONF
+#                            answers their sha256; the same in the remote
+#                            peer RP when e2e_remote_topology made one;
+#                            writes the guest's CONF lines to $VM_CONF
 #   vm_inbound_check PORT    waits for the guest's httpd, fetches its page
 #                            through ferry's -t forward on 127.0.0.1:PORT,
 #                            then lets the guest finish
@@ -116,10 +117,13 @@ vm_guest_init() {
 # once /proc is mounted: time limits come from `timeout`.) Variables from
 # /etc/vm.conf:
 #   ADDR4 GW4 ADDR6 GW6      static addresses and gateways
+#   DHCP                     1: DHCPv4 (busybox udhcpc) and SLAAC instead
 #   HTTP_PORT BIG_SHA        16 MiB file at http://GW4:HTTP_PORT/big
 #   HTTP6_PORT SMALL_SHA     1 MiB file at http://[GW6]:HTTP6_PORT/small
 #   UP_PORT UP_BYTES         upload sink at GW4:UP_PORT
 #   TOKEN                    what our httpd serves at /index.html
+#   REMOTE4 REMOTE6 ...      (optional) a peer one veth hop away: the same
+#                            files by HTTP and an upload sink at its addresses
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -144,10 +148,29 @@ ip link set lo up
 echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad
 echo 0 > /proc/sys/net/ipv6/conf/eth0/dad_transmits
 ip link set eth0 up
-ip addr add "$ADDR4" dev eth0
-ip -6 addr add "$ADDR6" dev eth0
-ip route add default via "$GW4"
-ip -6 route add default via "$GW6"
+if [ "${DHCP:-0}" = 1 ]; then
+  # ferry's DHCP server and router advertisements configure us.
+  cat > /bin/udhcpc.script <<'SCRIPT'
+#!/bin/sh
+[ "$1" = bound ] || exit 0
+ip addr add "$ip/$mask" dev "$interface"
+[ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+echo "VM: dhcp $ip/$mask router $router mtu ${mtu:-none} dns ${dns:-none}"
+SCRIPT
+  chmod +x /bin/udhcpc.script
+  check "DHCPv4 lease (busybox udhcpc)" timeout 30 udhcpc -f -q -n -t 5 -i eth0 -s /bin/udhcpc.script
+  slaac() { ip -6 addr show dev eth0 scope global | grep -q 'inet6 fd00:f:'; }
+  route6() { ip -6 route show default | grep -q default; }
+  i=0
+  until slaac && route6; do [ $i -lt 150 ] || break; sleep 0.1; i=$((i + 1)); done
+  check "SLAAC address and IPv6 default route from ferry's router advertisement" slaac
+else
+  ip addr add "$ADDR4" dev eth0
+  ip -6 addr add "$ADDR6" dev eth0
+  ip route add default via "$GW4"
+  ip -6 route add default via "$GW6"
+fi
 echo "VM: config $(ip -o addr show dev eth0 | awk '{print $4}' | tr '\n' ' ')"
 
 check "ping $GW4" ping -c 3 -W 10 "$GW4"
@@ -164,6 +187,15 @@ want=$(sha256sum /tmp/up | cut -d' ' -f1)
 t0=$(date +%s)
 got=$(timeout 180 nc "$GW4" "$UP_PORT" < /tmp/up | head -1)
 check "16 MiB upload over IPv4, the host's sha256 matches ($(( $(date +%s) - t0 )) s)" [ -n "$want" -a "$got" = "$want" ]
+if [ -n "${REMOTE4:-}" ]; then
+  # A peer one veth hop away (MTU $REMOTE_MTU), at its own addresses.
+  got=$(timeout 180 wget -q -O - "http://$REMOTE4:$REMOTE_HTTP_PORT/big" | sha256sum | cut -d' ' -f1)
+  check "16 MiB download from the peer $REMOTE4 one hop away (MTU $REMOTE_MTU), sha256 matches" [ -n "$got" -a "$got" = "$BIG_SHA" ]
+  got=$(timeout 60 wget -q -O - "http://[$REMOTE6]:$REMOTE_HTTP6_PORT/small" | sha256sum | cut -d' ' -f1)
+  check "1 MiB download from the peer $REMOTE6, sha256 matches" [ -n "$got" -a "$got" = "$SMALL_SHA" ]
+  got=$(timeout 180 nc "$REMOTE4" "$REMOTE_UP_PORT" < /tmp/up | head -1)
+  check "16 MiB upload to the peer $REMOTE4, its sha256 matches" [ -n "$want" -a "$got" = "$want" ]
+fi
 rm -f /tmp/up
 
 mkdir -p /www
@@ -235,19 +267,20 @@ vm_wait_line() {
 
 # The guest's verdicts as e2e results.
 vm_collect() {
-  local log=$1 line n=0
+  local log=$1 line n=0 want=6  # eth0, ping, ping6, down over 4 and 6, up
+  [[ -n ${RP:-} ]] && want=9       # and the peer's download over 4 and 6, upload
   while IFS= read -r line; do
     line=${line%$'\r'}
     case $line in
       *"VM: ok "*) e2e_log "ok: guest: ${line#*VM: ok }"; n=$((n + 1)) ;;
       *"VM: FAIL "*) e2e_fail "guest: ${line#*VM: FAIL }" ;;
-      *"VM: config "*) e2e_log "guest: ${line#*VM: }" ;;
+      *"VM: config "* | *"VM: dhcp "*) e2e_log "guest: ${line#*VM: }" ;;
     esac
   done <"$log"
   if ! grep -q "VM: END" "$log"; then
     e2e_fail "the guest did not finish its checks (console: $log)"
     vm_show_console "$log"
-  elif ((n < 6)); then  # eth0, ping, ping6, download 4 and 6, upload
+  elif ((n < want)); then
     e2e_fail "only $n guest checks passed"
   fi
 }
@@ -259,25 +292,17 @@ vm_show_console() {
   [[ -s $E2E_TMP/qemu.out ]] && { e2e_log "--- qemu"; sed 's/^/    /' "$E2E_TMP/qemu.out"; }
 }
 
-# The host's side of the guest's checks (servers on H's loopback), and the
-# guest's configuration in $VM_CONF.
-vm_serve_host() {
-  local secs=$1
-  VM_WWW=$E2E_TMP/www
-  mkdir -p "$VM_WWW"
-  head -c $((16 << 20)) /dev/urandom >"$VM_WWW/big"
-  head -c $((1 << 20)) /dev/urandom >"$VM_WWW/small"
-  e2e_http_server "$VM_WWW" 127.0.0.1
-  local port4=$HTTP_PORT
-  e2e_http_server "$VM_WWW" ::1
-  local port6=$HTTP_PORT
-  HTTP_PORT=$port4
-  local portfile=$E2E_TMP/upload.port
-  /usr/bin/python3 -u - "$portfile" "$VM_UPLOAD_BYTES" "$secs" >"$E2E_TMP/upload.log" 2>&1 <<'PY' &
+# vm_upload_sink ADDR SECS [PREFIX...]: a server on ADDR (run under PREFIX,
+# e.g. "${RPN[@]}") that reads VM_UPLOAD_BYTES from each client and answers
+# their sha256. Sets SINK_PORT.
+vm_upload_sink() {
+  local addr=$1 secs=$2 portfile=$E2E_TMP/upload.$RANDOM.port
+  shift 2
+  "$@" /usr/bin/python3 -u - "$portfile" "$VM_UPLOAD_BYTES" "$secs" "$addr" >>"$E2E_TMP/upload.log" 2>&1 <<'PY' &
 import hashlib, socket, sys, time
-want, secs = int(sys.argv[2]), int(sys.argv[3])
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
+want, secs, addr = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
+s.bind((addr, 0))
 s.listen(4)
 open(sys.argv[1], "w").write(str(s.getsockname()[1]))
 end = time.time() + secs
@@ -293,30 +318,75 @@ while time.time() < end:
                 break
             h.update(d)
             n += len(d)
-        print("received", n, h.hexdigest(), flush=True)
+        print(addr, "received", n, h.hexdigest(), flush=True)
         c.sendall((h.hexdigest() + "\n").encode())
     except OSError as e:
         print("upload:", e, flush=True)
     c.close()
 PY
-  local up_pid=$!
-  e2e_on_exit "e2e_kill_pid $up_pid"
-  e2e_wait_file "$portfile" 5 || e2e_die "upload sink did not start"
+  e2e_on_exit "e2e_kill_pid $!"
+  e2e_wait_file "$portfile" 5 || e2e_die "upload sink on $addr did not start"
+  SINK_PORT=$(cat "$portfile")
+}
+
+# vm_http_in ADDR DIR PREFIX...: python's http.server on ADDR inside a
+# namespace of ours (PREFIX: "${RPN[@]}"). Sets HTTP_PORT.
+vm_http_in() {
+  local addr=$1 dir=$2 log=$E2E_TMP/http.$RANDOM.log i
+  shift 2
+  "$@" /usr/bin/python3 -u -m http.server 0 --bind "$addr" --directory "$dir" >"$log" 2>&1 &
+  e2e_on_exit "e2e_kill_pid $!"
+  HTTP_PORT=
+  for ((i = 0; i < 100; i++)); do
+    HTTP_PORT=$(sed -n 's/.* port \([0-9]\+\).*/\1/p' "$log" 2>/dev/null | head -1)
+    [[ -n $HTTP_PORT ]] && break
+    sleep 0.05
+  done
+  [[ -n $HTTP_PORT ]] || e2e_die "http server on $addr did not start: $(cat "$log")"
+}
+
+# The host's side of the guest's checks, and the guest's configuration in
+# $VM_CONF: on our namespace's loopback (the gateway's addresses) a 16 MiB
+# and a 1 MiB file by HTTP and an upload sink; and, when e2e_remote_topology
+# made a peer RP one veth hop away, the same there, which the guest reaches
+# at the peer's own addresses through ferry's host sockets.
+vm_serve_host() {
+  local secs=$1
+  VM_WWW=$E2E_TMP/www
+  mkdir -p "$VM_WWW"
+  head -c $((16 << 20)) /dev/urandom >"$VM_WWW/big"
+  head -c $((1 << 20)) /dev/urandom >"$VM_WWW/small"
+  e2e_http_server "$VM_WWW" 127.0.0.1
+  local port4=$HTTP_PORT
+  e2e_http_server "$VM_WWW" ::1
+  local port6=$HTTP_PORT
+  vm_upload_sink 127.0.0.1 "$secs"
+  local up_port=$SINK_PORT
   VM_TOKEN=ferry-vm-$RANDOM$RANDOM
   VM_CONF=$E2E_TMP/vm.conf
-  cat >"$VM_CONF" <<EOF
-ADDR4=198.18.0.2/24
-GW4=198.18.0.1
-ADDR6=fd00:f::2/64
-GW6=fd00:f::1
-HTTP_PORT=$port4
-HTTP6_PORT=$port6
-BIG_SHA=$(sha256sum "$VM_WWW/big" | cut -d' ' -f1)
-SMALL_SHA=$(sha256sum "$VM_WWW/small" | cut -d' ' -f1)
-UP_PORT=$(cat "$portfile")
-UP_BYTES=$VM_UPLOAD_BYTES
-TOKEN=$VM_TOKEN
-EOF
+  {
+    echo "ADDR4=198.18.0.2/24 GW4=198.18.0.1 ADDR6=fd00:f::2/64 GW6=fd00:f::1"
+    echo "HTTP_PORT=$port4 HTTP6_PORT=$port6 UP_PORT=$up_port UP_BYTES=$VM_UPLOAD_BYTES"
+    echo "BIG_SHA=$(sha256sum "$VM_WWW/big" | cut -d' ' -f1)"
+    echo "SMALL_SHA=$(sha256sum "$VM_WWW/small" | cut -d' ' -f1)"
+    echo "TOKEN=$VM_TOKEN"
+  } >"$VM_CONF"
+  # DHCP and router advertisements where this ferry serves them.
+  if "$FERRY" attach --help 2>&1 | grep -q -- --no-dhcp; then
+    echo "DHCP=1" >>"$VM_CONF"
+    e2e_log "the guest configures itself (ferry serves DHCP and router advertisements)"
+  else
+    e2e_log "note: this ferry serves no DHCP: the guest's configuration is static"
+  fi
+  if [[ -n ${RP:-} ]]; then
+    vm_http_in "${REMOTE_P4[0]}" "$VM_WWW" "${RPN[@]}"
+    echo "REMOTE4=${REMOTE_P4[0]} REMOTE_HTTP_PORT=$HTTP_PORT REMOTE_MTU=${REMOTE_MTU[0]}" >>"$VM_CONF"
+    vm_http_in "${REMOTE_P6[0]}" "$VM_WWW" "${RPN[@]}"
+    echo "REMOTE6=${REMOTE_P6[0]} REMOTE_HTTP6_PORT=$HTTP_PORT" >>"$VM_CONF"
+    vm_upload_sink "${REMOTE_P4[0]}" "$secs" "${RPN[@]}"
+    echo "REMOTE_UP_PORT=$SINK_PORT" >>"$VM_CONF"
+  fi
+  HTTP_PORT=$port4
 }
 
 # Host -> guest through ferry's -t forward (127.0.0.1:PORT -> guest:80),

@@ -2,8 +2,9 @@
 # vm_stream: a real QEMU guest on `ferry vm --socket PATH`, QEMU's
 # `-netdev stream` (the protocol passt serves: each frame behind its 32-bit
 # big-endian length). Same guest and checks as vm_tap (static addresses,
-# ping over IPv4 and IPv6, 16 MiB down and up with sha256, the guest's
-# httpd through `-t`), one boot. Then, with real ferry:
+# ping over IPv4 and IPv6, 16 MiB down and up with sha256, the same with a
+# peer one veth hop away at MTU 1500, the guest's httpd through `-t`), one
+# boot. Then, with real ferry:
 #   * `ferry stats` lists the vm-PID instance, says it has no BPF, and shows
 #     the bytes the guest moved;
 #   * after QEMU left, a new client on the same socket is served (reconnect):
@@ -26,6 +27,8 @@ source "$(dirname "$0")/lib_vm.sh"
 vm_require
 vm_kernel  # before the namespace, which cannot reach Debian's mirror
 vm_enter_namespace "$@"
+# A peer one veth hop away at MTU 1500 (RP), reached through ferry's sockets.
+e2e_remote_topology -H "$VM_NS" 1500
 
 # ---- usage
 timeout 10 "$FERRY" vm 2>"$ERR"

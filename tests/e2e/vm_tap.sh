@@ -8,7 +8,8 @@
 # checks, inside the guest: eth0 from the virtio_net module, static
 # addresses, ping of the gateway over IPv4 and IPv6, a 16 MiB download and a
 # 16 MiB upload through the gateway with sha256 on both ends, 1 MiB over
-# IPv6; from the host: the guest's busybox httpd through `-t PORT:80`. Also
+# IPv6, the same from a peer one veth hop away (MTU 1500) at its own
+# addresses; from the host: the guest's busybox httpd through `-t PORT:80`. Also
 # that the offloads were what we asked for (virtio feature bits the guest's
 # driver negotiated: VIRTIO_NET_F_CSUM and HOST_TSO4 on, then off) and that
 # ferry translated the bytes (its counters in `ferry status -j`).
@@ -21,6 +22,8 @@ source "$(dirname "$0")/lib_vm.sh"
 vm_require
 vm_kernel  # before the namespace, which cannot reach Debian's mirror
 vm_enter_namespace "$@"
+# A peer one veth hop away at MTU 1500 (RP), reached through ferry's sockets.
+e2e_remote_topology -H "$VM_NS" 1500
 
 vm_serve_host 900
 vm_initramfs "$E2E_TMP/initrd.gz" "$VM_CONF"
