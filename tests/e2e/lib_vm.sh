@@ -26,6 +26,7 @@
 #                            answers their sha256; the same in the remote
 #                            peer RP when e2e_remote_topology made one;
 #                            writes the guest's CONF lines to $VM_CONF
+#   vm_retry N CMD...        CMD until it succeeds, once a second, N times
 #   vm_inbound_check PORT    waits for the guest's httpd, fetches its page
 #                            through ferry's -t forward on 127.0.0.1:PORT,
 #                            then lets the guest finish
@@ -283,6 +284,18 @@ vm_collect() {
   elif ((n < want)); then
     e2e_fail "only $n guest checks passed"
   fi
+}
+
+# vm_retry SECS CMD...: CMD until it succeeds, once a second, at most SECS
+# times (for files that a service rewrites every second).
+vm_retry() {
+  local n=$1 i
+  shift
+  for ((i = 0; i < n; i++)); do
+    "$@" && return 0
+    sleep 1
+  done
+  return 1
 }
 
 # The console's last lines (after a failure).

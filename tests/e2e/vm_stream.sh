@@ -70,7 +70,6 @@ vm_boot "$LOG" 600 -netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$SO
 vm_inbound_check "$FWD" "$LOG"
 vm_wait_line "$LOG" "VM: END" 300 || true
 "$FERRY" stats >"$E2E_TMP/stats.txt" 2>&1
-"$FERRY" stats -j "vm-$FERRY_PID" >"$E2E_TMP/stats.json" 2>&1
 wait "$VM_PID" 2>/dev/null
 e2e_log "guest ran $(($(date +%s) - start)) s (boot to poweroff)"
 vm_collect "$LOG"
@@ -79,7 +78,7 @@ e2e_expect "no offloads over a stream: the guest's driver has no CSUM (${feature
   bash -c "[[ -n '$features' && '${features:0:1}' == 0 && '${features:11:1}' == 0 ]]"
 e2e_expect "ferry stats lists vm-$FERRY_PID and says it has no BPF" \
   bash -c "grep -q 'vm-$FERRY_PID' '$E2E_TMP/stats.txt' && grep -q 'vm-$FERRY_PID: no BPF' '$E2E_TMP/stats.txt'"
-e2e_expect "ferry stats -j: bpf false, the guest's bytes counted" python3 - "$E2E_TMP/stats.json" <<'PY'
+cat >"$E2E_TMP/check_stats.py" <<'PY'
 import json, sys
 i = json.load(open(sys.argv[1]))["instances"][0]
 t = i["translator"] or {}
@@ -89,6 +88,13 @@ print("   ", {k: t.get(k) for k in ("tcp_bytes_to_guest", "tcp_bytes_to_host", "
 sys.exit(0 if i["bpf"] is False and i["counters"] is None and t.get("tcp_bytes_to_guest", 0) >= 16 << 20
          and t.get("tcp_bytes_to_host", 0) >= 16 << 20 and t.get("stream_connections", 0) >= 1 else 1)
 PY
+# The counters file is rewritten once a second: the last second's traffic
+# may not be in it yet.
+check_stats() {
+  "$FERRY" stats -j "vm-$FERRY_PID" >"$E2E_TMP/stats.json" 2>&1 && python3 "$E2E_TMP/check_stats.py" "$E2E_TMP/stats.json"
+}
+vm_retry 5 check_stats >/dev/null
+e2e_expect "ferry stats -j: bpf false, the guest's bytes counted" check_stats
 ((E2E_FAILED)) && { vm_show_console "$LOG"; e2e_show_output; }
 
 # ---- the stream protocol with a client of our own, against the same ferry
@@ -139,12 +145,15 @@ got=$(timeout 30 python3 "$E2E_TMP/client.py" "$SOCK" badlen 2>&1)
 e2e_expect "a length above the MTU limit closes the connection ($got)" test "$got" = closed
 got=$(timeout 30 python3 "$E2E_TMP/client.py" "$SOCK" arp 2>&1)
 e2e_expect "and the next client is served ($got)" grep -q "^arp-reply" <<<"$got"
-sleep 1.5  # the counters file is rewritten every second
-"$FERRY" stats -j "vm-$FERRY_PID" >"$E2E_TMP/stats.json" 2>&1
-e2e_expect "stream_protocol_errors 1, refused 1" python3 -c '
+# (the counters file is rewritten every second)
+check_errors() {
+  "$FERRY" stats -j "vm-$FERRY_PID" >"$E2E_TMP/stats.json" 2>&1 && python3 -c '
 import json, sys
 t = json.load(open(sys.argv[1]))["instances"][0]["translator"]
 sys.exit(0 if t["stream_protocol_errors"] == 1 and t["stream_refused"] == 1 else 1)' "$E2E_TMP/stats.json"
+}
+vm_retry 5 check_errors
+e2e_expect "stream_protocol_errors 1, refused 1" check_errors
 
 kill -TERM "$FERRY_PID"
 e2e_ferry_wait
