@@ -22,9 +22,10 @@
  * for the exact rule), updates the slot (ACK, scaled window, duplicate-ACK
  * count, TSval, time, per-slot counters) and sets the slot's activity bit.
  * The control plane is woken through the `events` ring buffer only when it
- * must act: the window reopened after it stalled (stall_epoch bumped) by at
- * least the slot's wake_room bytes, the third duplicate ACK, or everything
- * acknowledged while its FIN waits. Each fires once (per stall epoch, per
+ * must act: after it stalled (stall_epoch bumped), the window reopened by at
+ * least the slot's wake_room bytes or everything sent was acknowledged; the
+ * third duplicate ACK; or everything acknowledged while its FIN waits.
+ * Each fires once (per stall epoch, per
  * duplicate run, per slot generation). Those records are posted with a
  * forced wake-up; anything informational would use BPF_RB_NO_WAKEUP, so a
  * wake-up is never one per ACK. If the ring is full the ACK is not absorbed
@@ -253,18 +254,19 @@ static __always_inline int ferry_absorb_ack(struct __sk_buff *skb, struct ferry_
 		kind = FERRY_EV_FIN_ACKED;
 	else if (dup && dups == 3)
 		kind = FERRY_EV_FAST_RETRANSMIT;
-	else if (s->stall_epoch != s->stall_epoch_done && (__s32)(ack + win - snd_nxt) > 0 &&
-		 ack + win - snd_nxt >= s->wake_room)
-		kind = FERRY_EV_WINDOW_OPEN; /* enough room: batch wake-ups (wake_room) */
+	else if (s->stall_epoch != s->stall_epoch_done &&
+		 (((__s32)(ack + win - snd_nxt) > 0 && ack + win - snd_nxt >= s->wake_room) ||
+		  (ack == snd_nxt && ack != una)))
+		kind = FERRY_EV_WINDOW_OPEN; /* enough room (batched: wake_room), or all acked */
 	if (kind && !ferry_post(st, slot, gen, kind, ack, win, dups, now))
 		return 0; /* ring full: let userspace see this ACK itself */
 
+	s->last_ack_ns = now; /* before the ACK: read after it, never older than it */
 	s->ack_from_guest = ack;
 	s->guest_window = win;
 	s->dup_acks = dups;
 	if (pkt->tcp_opts & FERRY_OPT_TS)
 		s->ts_recent = pkt->ts_val;
-	s->last_ack_ns = now;
 	s->acks_absorbed++;
 	if (kind == FERRY_EV_FIN_ACKED)
 		s->fin_gen_done = gen;

@@ -129,12 +129,24 @@ struct ferry_conn_key {
  * outstanding (ack != snd_nxt), is a duplicate ACK.
  *
  * Wake-up batching: after a stall (stall_epoch bumped) BPF posts
- * WINDOW_OPEN only once the window has room > 0 and room >= wake_room
- * (room = ack + window - snd_nxt), so a window-limited sender is woken once
- * per wake_room bytes acknowledged, not once per ACK. Userspace writes
- * wake_room before it bumps stall_epoch and keeps it no larger than the
- * window it stalled on (else everything acked could still not wake it).
+ * WINDOW_OPEN once per epoch, on the first absorbed ACK that either
+ *  - leaves room > 0 and room >= wake_room (room = ack + window - snd_nxt):
+ *    a window-limited sender is woken once per wake_room bytes
+ *    acknowledged, not once per ACK; or
+ *  - acknowledges everything (ack == snd_nxt) and moves ack_from_guest:
+ *    nothing is in flight any more, whatever the window did, so ferry must
+ *    free its host socket and may send; a window that grew meanwhile can
+ *    never spend the wake-up while bytes remain unacknowledged below it.
+ * Userspace writes wake_room before it bumps stall_epoch and keeps it no
+ * larger than the window it stalled on, or FERRY_WAKE_ALL_ACKED when only
+ * the ACK of everything sent may wake it (the host socket ran dry with
+ * bytes in flight: there is nothing to send until they are acknowledged).
+ * An epoch bumped while an absorbed ACK races with it may go unposted:
+ * userspace re-reads ack_from_guest and guest_window after bumping, and
+ * its timers fold the slot before they act.
  */
+#define FERRY_WAKE_ALL_ACKED 0xffffffffu /* wake_room: no room suffices, only ack == snd_nxt */
+
 #define FERRY_SLOT_ELIGIBLE (1u << 0)    /* BPF may absorb this flow's pure ACKs */
 #define FERRY_SLOT_TIMESTAMPS (1u << 1)  /* timestamps negotiated: TS-only ACKs ok */
 #define FERRY_SLOT_FIN_PENDING (1u << 2) /* our FIN is sent (counted in snd_nxt) */
@@ -158,7 +170,10 @@ struct ferry_conn_slot {
 	__u32 ts_recent;        /* last TSval from the guest (with timestamps) */
 	__u32 stall_epoch_done; /* stall_epoch whose "window reopened" was posted */
 	__u32 fin_gen_done;     /* gen whose "all acked, FIN pending" was posted */
-	__u64 last_ack_ns;      /* bpf_ktime_get_ns() of the last absorbed ACK */
+	__u64 last_ack_ns;      /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last absorbed
+				 * ACK; stored before ack_from_guest, so read after it, it is
+				 * that ACK's arrival or a later one's (an RTT sample from it
+				 * is never too short, and never the time userspace folded) */
 	__u64 acks_absorbed;    /* per-slot counter */
 	__u64 events_posted;    /* per-slot counter */
 };

@@ -5,7 +5,9 @@
 // and activity updated), beyond snd_nxt, older than ack_from_guest, with
 // payload, other flags, bad checksum, options, wrap-around at 2^32, the
 // duplicate-ACK run to the fast-retransmit event, window reopening after a
-// stall (and its wake_room threshold), everything acked while a FIN waits,
+// stall (and its wake_room threshold), the ACK of everything waking a stall
+// whatever the room (never spent by a partial ACK with a grown window),
+// everything acked while a FIN waits,
 // IPv6, and retirement.
 // Needs root and BPF; skips otherwise.
 #include <arpa/inet.h>
@@ -353,6 +355,44 @@ TEST_F(FastPathTest, WindowOpenWaitsForWakeRoom) {
   ASSERT_EQ(seen_.size(), 1u);
   EXPECT_EQ(seen_[0].kind, static_cast<uint32_t>(FERRY_EV_WINDOW_OPEN));
   EXPECT_EQ(seen_[0].ack, 3500u);
+}
+
+// A sender waiting for the ACK of everything (its host socket ran dry):
+// wake_room FERRY_WAKE_ALL_ACKED. A partial ACK whose window grew leaves
+// more room than any window the sender had, but bytes remain in flight: no
+// wake-up yet. The ACK of the rest wakes it, once.
+TEST_F(FastPathTest, AllAckedWakeIsNotSpentByAPartialAckWithAGrowingWindow) {
+  publish(1000, 50000);  // 49000 in flight, window 400 (wscale 2)
+  conns_.slot(kSlot)->wake_room = FERRY_WAKE_ALL_ACKED;
+  EXPECT_FALSE(conns_.stall(kSlot));
+  ASSERT_EQ(run({.ack = 30000, .window = 65535}), kTcActAbsorbed);  // room 242140
+  EXPECT_TRUE(seen_.empty()) << "a partial ACK spent the wake-up";
+  ASSERT_EQ(run({.ack = 50000, .window = 65535}), kTcActAbsorbed);
+  ASSERT_EQ(seen_.size(), 1u) << "the ACK of everything did not wake the sender";
+  EXPECT_EQ(seen_[0].kind, static_cast<uint32_t>(FERRY_EV_WINDOW_OPEN));
+  EXPECT_EQ(seen_[0].ack, 50000u);
+  ASSERT_EQ(run({.ack = 50000, .window = 65535}), kTcActAbsorbed);
+  EXPECT_EQ(seen_.size(), 1u);  // once per epoch
+}
+
+// Stalled on the window (wake_room a quarter of it): the ACK of everything
+// wakes the sender even when it leaves less room than wake_room (the
+// guest's window shrank), as long as there is room at all.
+TEST_F(FastPathTest, AllAckedWakesAWindowStallBelowWakeRoom) {
+  publish(1000, 5000);
+  ASSERT_EQ(run({.ack = 1000, .window = 1000}), kTcActAbsorbed);  // edge 5000: closed
+  conns_.slot(kSlot)->wake_room = 1000;
+  EXPECT_FALSE(conns_.stall(kSlot));
+  ASSERT_EQ(run({.ack = 4000, .window = 200}), kTcActAbsorbed);  // edge 4800: closed
+  EXPECT_TRUE(seen_.empty());
+  ASSERT_EQ(run({.ack = 5000, .window = 100}), kTcActAbsorbed);  // all acked, room 400 < 1000
+  ASSERT_EQ(seen_.size(), 1u);
+  EXPECT_EQ(seen_[0].kind, static_cast<uint32_t>(FERRY_EV_WINDOW_OPEN));
+  EXPECT_EQ(seen_[0].ack, 5000u);
+  // The absorbed ACK's arrival is recorded in the slot (the event's time):
+  // an RTT sample uses it, not the time userspace folds the ACK.
+  EXPECT_NE(conns_.last_ack_ns(kSlot), 0u);
+  EXPECT_EQ(conns_.last_ack_ns(kSlot), seen_[0].time_ns);
 }
 
 TEST_F(FastPathTest, FinAckedWakesOnce) {

@@ -204,6 +204,10 @@ uint64_t ConnMap::acks_absorbed(uint32_t i) const {
   const ferry_conn_slot* s = slot(i);
   return s != nullptr ? load_acquire(&s->acks_absorbed) : 0;
 }
+uint64_t ConnMap::last_ack_ns(uint32_t i) const {
+  const ferry_conn_slot* s = slot(i);
+  return s != nullptr ? load_acquire(&s->last_ack_ns) : 0;
+}
 
 bool ConnMap::take_activity(uint32_t i) {
   if (i >= capacity_ || i / 64 >= activity_words_) return false;

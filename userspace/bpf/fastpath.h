@@ -120,6 +120,9 @@ class ConnMap {
   uint32_t guest_window(uint32_t slot) const;
   uint32_t dup_acks(uint32_t slot) const;
   uint64_t acks_absorbed(uint32_t slot) const;
+  // When BPF absorbed the last ACK (CLOCK_MONOTONIC ns, as now_ns()); read
+  // after ack_from_guest(), it is that ACK's arrival or a later one's.
+  uint64_t last_ack_ns(uint32_t slot) const;
 
   // Activity bitmap: test-and-clear one slot's bit; visit and clear all set
   // bits (fn(slot) per set bit). Returns the number visited.

@@ -76,8 +76,9 @@ std::string FastPathBridge::open(const FastPathMapFds& fds) {
 // New absorbed ACKs since the last call (acks_absorbed moved). The ACK is
 // read before the window: BPF writes them in that order, so a torn read
 // pairs an older ACK with a newer window, i.e. a right edge never beyond
-// the guest's real one.
-bool FastPathBridge::progress(uint32_t slot, uint32_t* ack, uint32_t* window) {
+// the guest's real one. The arrival time is read after the ACK: BPF writes
+// it first, so it is that ACK's or a later one's, never earlier.
+bool FastPathBridge::progress(uint32_t slot, uint32_t* ack, uint32_t* window, uint64_t* ack_ns) {
   if (slot >= nflows_ || !(flows_[slot].bits & (kPublished | kDrain))) return false;
   Flow& f = flows_[slot];
   auto n = static_cast<uint32_t>(map_.acks_absorbed(slot));
@@ -85,6 +86,7 @@ bool FastPathBridge::progress(uint32_t slot, uint32_t* ack, uint32_t* window) {
   f.absorbed_seen = n;
   *ack = map_.ack_from_guest(slot);
   *window = map_.guest_window(slot);
+  *ack_ns = map_.last_ack_ns(slot);
   counters_.folds++;
   return true;
 }
@@ -152,14 +154,15 @@ bool FastPathBridge::stall(uint32_t slot, const TcpConn& c) {
 }
 
 // The host socket ran dry with bytes in flight: arm WINDOW_OPEN to fire once
-// the guest has ACKed them all (room: the whole window, as it stands now).
+// the guest has ACKed them all, and only then (FERRY_WAKE_ALL_ACKED: no
+// amount of room, which a growing window gives a partial ACK, spends it).
 // No scan: a request/response flow drains its socket after every response,
 // and its next request (data, never absorbed) folds the ACK anyway.
-bool FastPathBridge::drained(uint32_t slot, const TcpConn& c) {
+bool FastPathBridge::drained(uint32_t slot, const TcpConn&) {
   if (!published(slot)) return false;
   ferry_conn_slot* s = map_.slot(slot);
   if (s == nullptr) return false;
-  __atomic_store_n(&s->wake_room, std::max<uint32_t>(c.snd_wnd, 1), __ATOMIC_RELEASE);
+  __atomic_store_n(&s->wake_room, FERRY_WAKE_ALL_ACKED, __ATOMIC_RELEASE);
   counters_.drained++;
   map_.stall(slot);  // bumps the epoch, then reads what BPF absorbed
   return map_.ack_from_guest(slot) == flows_[slot].snd_nxt;  // ACKed already

@@ -33,7 +33,12 @@
 //  * WINDOW_OPEN: after stall() the translator waits; BPF posts once the
 //    guest's ACKs opened wake_room bytes (a quarter of the window the sender
 //    stalled on, at least one MSS, at most that window; 1 byte for a zero
-//    window), so a window-limited transfer wakes once per quarter window;
+//    window), so a window-limited transfer wakes once per quarter window,
+//    or once they acknowledged everything sent. After drained() (the host
+//    socket ran dry with bytes in flight) only the latter wakes
+//    (wake_room = FERRY_WAKE_ALL_ACKED): a partial ACK with a grown window
+//    would otherwise spend the one wake-up while bytes stay in flight, below
+//    the scan's threshold, until the RTO;
 //  * FAST_RETRANSMIT: the third duplicate ACK (BPF counts them);
 //  * FIN_ACKED: everything including our FIN acknowledged;
 //  * the activity scan (a TimerClient): while any published flow has data
@@ -42,6 +47,8 @@
 //    lets them send, so the host socket's receive queue is freed even when
 //    the sender never stalls. With nothing outstanding it sleeps (kNever).
 // Each wake-up ends in TcpTranslator::fast_progress(): fold, act, send.
+// A fold hands the translator the absorbed ACK's arrival time (the slot's
+// last_ack_ns), so its RTT sample is the guest's, not the wake-up's delay.
 //
 // Lost wake-ups: stall() re-reads the slot after bumping stall_epoch and
 // reports an already-open window; an ACK racing with that is still caught by
@@ -105,7 +112,7 @@ class FastPathBridge final : public TcpFastPath,
   std::string open(const FastPathMapFds& fds);
 
   // TcpFastPath
-  bool progress(uint32_t slot, uint32_t* ack, uint32_t* window) override;
+  bool progress(uint32_t slot, uint32_t* ack, uint32_t* window, uint64_t* ack_ns) override;
   void sync(uint32_t slot, const TcpConn& c, uint32_t snd_max) override;
   bool stall(uint32_t slot, const TcpConn& c) override;
   bool drained(uint32_t slot, const TcpConn& c) override;

@@ -850,7 +850,7 @@ void TcpTranslator::segment_established(uint32_t slot, const ParsedFrame& f,
   bool pure = seg_len == 0;
   seg_len = static_cast<uint32_t>(payload.size()) + (fin ? 1u : 0u);
   uint32_t wnd_before = c.snd_una + c.snd_wnd;
-  if (!process_ack(slot, sq, f.tcp.ack, f.tcp.window, pure)) {
+  if (!process_ack(slot, sq, f.tcp.ack, f.tcp.window, pure, now_ns())) {
     send_ack_now(slot);  // ACK of data never sent
     return;
   }
@@ -868,10 +868,13 @@ void TcpTranslator::segment_established(uint32_t slot, const ParsedFrame& f,
 }
 
 // ACK and window from the guest: advances snd_una (discarding ACKed bytes
-// from the host socket), samples RTT (Karn), counts duplicate ACKs (fast
-// retransmit at three, NewReno partial ACKs), updates the send window.
+// from the host socket), samples RTT (Karn) from when the ACK arrived
+// (arrived_ns; 0 = unknown, no sample: an ACK the fast path absorbed long
+// before it is folded must not teach the estimator the delay), counts
+// duplicate ACKs (fast retransmit at three, NewReno partial ACKs), updates
+// the send window.
 bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16_t raw_window,
-                                bool pure_ack) {
+                                bool pure_ack, uint64_t arrived_ns) {
   TcpConn& c = conns_[slot];
   if (seq::gt(ack, c.snd_max)) return false;
   uint32_t wnd = static_cast<uint32_t>(raw_window) << c.snd_shift;
@@ -900,7 +903,7 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
       setsockopt(c.fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
     }
     if (c.rtt_active && seq::ge(ack, c.rtt_seq)) {
-      c.rto.sample(now - c.rtt_start);
+      if (arrived_ns >= c.rtt_start && arrived_ns != 0) c.rto.sample(arrived_ns - c.rtt_start);
       c.rtt_active = false;
     }
     c.retries = 0;
@@ -1894,7 +1897,8 @@ void TcpTranslator::maybe_finish(uint32_t slot) {
 // ---- BPF fast path ----------------------------------------------------------------
 
 // Feeds the fast path's latest absorbed ACK and window through
-// process_ack(), as if that ACK had arrived here (the later ACK wins; the
+// process_ack(), as if that ACK had arrived here when BPF took it (the
+// later ACK wins; the
 // window only from an ACK not older than the last window update). Never a
 // duplicate: BPF counts those and wakes fast_progress(). True on a change.
 bool TcpTranslator::fast_fold(uint32_t slot) {
@@ -1902,12 +1906,14 @@ bool TcpTranslator::fast_fold(uint32_t slot) {
   TcpConn& c = conns_[slot];
   if (c.state != TcpState::established) return false;
   uint32_t ack = 0, wnd = 0;
-  if (!fast_->progress(slot, &ack, &wnd)) return false;
+  uint64_t arrived = 0;
+  if (!fast_->progress(slot, &ack, &wnd, &arrived)) return false;
   bool advance = seq::gt(ack, c.snd_una);
   bool window = seq::ge(ack, c.snd_wl2) && wnd != c.snd_wnd;
   if (!advance && !window) return false;
   uint32_t raw = std::min<uint32_t>(wnd >> c.snd_shift, 65535);
-  return process_ack(slot, c.snd_wl1, ack, static_cast<uint16_t>(raw), true);  // BPF absorbs pure ACKs only
+  // BPF absorbs pure ACKs only; the RTT sample is taken from their arrival
+  return process_ack(slot, c.snd_wl1, ack, static_cast<uint16_t>(raw), true, arrived);
 }
 
 // The fast path's wake-up (window reopened, duplicate run, FIN acked, or

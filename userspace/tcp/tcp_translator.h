@@ -125,9 +125,10 @@ class TcpFlowObserver {
 class TcpFastPath {
  public:
   virtual ~TcpFastPath() = default;
-  // What BPF absorbed since the last call: its latest ACK and scaled
-  // window. False when nothing new (or the flow is not published).
-  virtual bool progress(uint32_t slot, uint32_t* ack, uint32_t* window) = 0;
+  // What BPF absorbed since the last call: its latest ACK, scaled window
+  // and when that ACK arrived (now_ns() clock; 0 when unknown: then it
+  // gives no RTT sample). False when nothing new (or not published).
+  virtual bool progress(uint32_t slot, uint32_t* ack, uint32_t* window, uint64_t* ack_ns) = 0;
   // The connection has sent (or is about to send) everything below snd_max,
   // FIN included, or is about to ACK up to rcv_nxt: keeps the shared slot
   // current, publishes or retires it.
@@ -242,7 +243,7 @@ class TcpTranslator : public IoHandler, public TimerClient {
   // future fast path owns exactly this). Returns false for an ACK of
   // something never sent.
   bool process_ack(uint32_t slot, uint32_t seq, uint32_t ack, uint16_t raw_window,
-                   bool pure_ack);
+                   bool pure_ack, uint64_t arrived_ns);
   void guest_data(uint32_t slot, uint32_t seq, std::span<const uint8_t> payload, bool fin);
 
   // ---- host socket events
