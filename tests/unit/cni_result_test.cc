@@ -125,9 +125,10 @@ TEST(CniFerry, AttachArgv) {
   p.fastpath = false;
   p.hook = "xdp";
   p.map_gateway = false;
+  p.guest_mac = "02:9a:4f:31:c2:5d";
   std::vector<std::string> want = {"attach", "fyabc", "-a", "198.19.0.2/24", "-g", "198.19.0.1", "-4",
                                    "-m", "1500", "-t", "8080:80", "-u", "5353:53", "--no-map-gw",
-                                   "--no-fastpath", "--hook", "xdp"};
+                                   "--guest-mac", "02:9a:4f:31:c2:5d", "--no-fastpath", "--hook", "xdp"};
   EXPECT_EQ(attach_argv(p), want);
   AttachPlan both;
   both.device = "d";

@@ -105,6 +105,10 @@ constexpr const char* kAttachUsage =
     "                             --hook xdp that program is removed)\n"
     "      --foreground           be the service: no fork, log to stderr, exit on\n"
     "                             SIGTERM (for supervisors such as systemd)\n"
+    "      --guest-mac MAC        the guest's MAC (the veth peer's, the VM's NIC's), so that\n"
+    "                             inbound connections reach a guest that has sent nothing\n"
+    "                             yet; without it ferry asks the guest (ARP / neighbour\n"
+    "                             solicitation) when it first has a frame for it\n"
     "  -q, --quiet                no messages but errors\n"
     "  -h, --help                 this text\n"
     "\ntranslator options, as for `ferry run`; here -m defaults to DEV's MTU, -I is\n"
@@ -123,6 +127,7 @@ struct AttachArgs {
   bool foreground = false;
   bool quiet = false;
   bool mtu_given = false;
+  std::optional<MacAddr> guest_mac;
   Config config = Config::defaults();
   sandbox::Options sandbox;
   bool seccomp_given = false;
@@ -219,6 +224,10 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
   {
     EventLoop loop;
     Translator translator(loop, (*dp)->port(), config);
+    // Its private tap deleted under it (by an operator): the service ends
+    // and removes the rest of its state, as when DEV goes.
+    translator.set_on_port_gone([&loop] { loop.stop(); });
+    if (a.guest_mac) translator.set_guest_mac(*a.guest_mac);
     std::string error;
     if (!translator.start(&error)) {
       report(&ready_fd, "error " + error);
@@ -387,6 +396,17 @@ int cmd_attach(int argc, char** argv) {
       a.force = true;
     } else if (arg == "--foreground") {
       a.foreground = true;
+    } else if (arg == "--guest-mac") {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "ferry attach: option --guest-mac needs a value\n");
+        return 2;
+      }
+      a.guest_mac = MacAddr::parse(argv[++i]);
+      if (!a.guest_mac || a.guest_mac->is_multicast() || *a.guest_mac == MacAddr{}) {
+        std::fprintf(stderr, "ferry attach: bad --guest-mac '%s' (want a unicast MAC, e.g. 02:00:00:00:00:01)\n",
+                     argv[i]);
+        return 2;
+      }
     } else if (arg == "--netns" || arg == "--hook") {
       if (i + 1 >= argc) {
         std::fprintf(stderr, "ferry attach: option %s needs a value\n", argv[i]);

@@ -377,7 +377,11 @@ int cmd_run(int argc, char** argv) {
     close(sigfd);
     prctl(PR_SET_NAME, "ferry-translate");
     sandbox::ParentChannel channel(loop, tp->fd, [&] { return counters_text(translator, **tap); });
-    DrainAfterCmd drain(loop, [&translator] { return translator.tcp().connection_count() > 0; });
+    // With the guest's link gone (it deleted its interface) nothing can
+    // close any more: CMD's end ends the translator at once.
+    DrainAfterCmd drain(loop, [&translator] {
+      return !translator.port_gone() && translator.tcp().connection_count() > 0;
+    });
     loop.add_timer_client(&drain);
     channel.set_on_drain([&drain] { drain.start(); });
     if (Status st = sandbox::enter(sandbox_options); !st) {

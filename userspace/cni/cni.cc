@@ -574,6 +574,7 @@ std::vector<std::string> attach_argv(const AttachPlan& p) {
   for (const std::string& t : p.tcp_specs) a.insert(a.end(), {"-t", t});
   for (const std::string& u : p.udp_specs) a.insert(a.end(), {"-u", u});
   if (!p.map_gateway) a.push_back("--no-map-gw");
+  if (!p.guest_mac.empty()) a.insert(a.end(), {"--guest-mac", p.guest_mac});
   if (!p.fastpath) a.push_back("--no-fastpath");
   if (!p.hook.empty()) a.insert(a.end(), {"--hook", p.hook});
   return a;

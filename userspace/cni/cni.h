@@ -212,6 +212,7 @@ struct AttachPlan {
   bool fastpath = true;
   std::string hook;
   bool map_gateway = true;
+  std::string guest_mac;  // the pod interface's MAC ("" unknown): --guest-mac
 };
 
 // The argv (without the binary) of `ferry attach` for a plan.

@@ -430,6 +430,7 @@ Err Plugin::add_main(const std::string& key, json* out) {
   plan.fastpath = fastpath;
   plan.hook = conf_.hook;
   plan.map_gateway = conf_.map_gateway;
+  plan.guest_mac = pod_mac;  // so inbound traffic reaches a pod that has sent nothing
   undo.add([this, host] { (void)ferry_detach(host); });
   if (Err e = ferry_attach(plan)) return e;
 
@@ -470,6 +471,10 @@ Err Plugin::add_chained(const std::string& key, json* out) {
       if (i.sandbox.empty() || i.name != env_.ifname) continue;
     }
     InetAddr gw = ip.gateway ? *ip.gateway : default_gateway_for(ip.address);
+    if (ip.interface) {
+      const std::string& mac = prev->interfaces[static_cast<size_t>(*ip.interface)].mac;
+      if (plan.guest_mac.empty() && MacAddr::parse(mac)) plan.guest_mac = mac;
+    }
     if (ip.address.addr.is_v4() && !plan.addr4) {
       plan.addr4 = ip.address;
       plan.gw4 = gw;

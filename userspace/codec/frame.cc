@@ -40,6 +40,7 @@
 #include "codec/frame.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "codec/bytes.h"
@@ -709,6 +710,44 @@ size_t build_arp_reply(std::span<uint8_t> out, const MacAddr& sha, const InetAdd
   std::memcpy(a + 18, tha.b.data(), 6);
   std::memcpy(a + 24, tpa.v4_bytes(), 4);
   return kLen;
+}
+
+// ARP request (RFC 826): broadcast, target hardware address zero.
+size_t build_arp_request(std::span<uint8_t> out, const MacAddr& sha, const InetAddr& spa, const InetAddr& tpa) {
+  constexpr size_t kLen = kEthHeaderLen + 28;
+  if (out.size() < kLen || !spa.is_v4() || !tpa.is_v4()) return 0;
+  const MacAddr broadcast{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+  uint8_t* p = out.data();
+  uint8_t* a = p + put_eth(p, broadcast, sha, kEtherTypeArp);
+  put16(a, 1);
+  put16(a + 2, kEtherTypeIpv4);
+  a[4] = 6;
+  a[5] = 4;
+  put16(a + 6, 1);
+  std::memcpy(a + 8, sha.b.data(), 6);
+  std::memcpy(a + 14, spa.v4_bytes(), 4);
+  std::memset(a + 18, 0, 6);
+  std::memcpy(a + 24, tpa.v4_bytes(), 4);
+  return kLen;
+}
+
+// Neighbour solicitation (RFC 4861 4.3, 7.2.2): to ff02::1:ffXX:XXXX (MAC
+// 33:33:ff:XX:XX:XX) with the source link-layer address option.
+size_t build_ndp_ns(std::span<uint8_t> out, const MacAddr& mac, const InetAddr& src, const InetAddr& target) {
+  if (src.is_v4() || target.is_v4()) return 0;
+  uint8_t body[4 + 16 + 8] = {};
+  std::memcpy(body + 4, target.b.data(), 16);
+  body[20] = 1;  // source link-layer address
+  body[21] = 1;  // length in units of 8 bytes
+  std::memcpy(body + 22, mac.b.data(), 6);
+  L2L3 l;
+  l.eth_src = mac;
+  l.eth_dst = MacAddr{{0x33, 0x33, 0xff, target.b[13], target.b[14], target.b[15]}};
+  l.src = src;
+  l.dst = InetAddr::from_v6_bytes(std::array<uint8_t, 16>{0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, target.b[13],
+                                                          target.b[14], target.b[15]}.data());
+  l.ttl = 255;
+  return build_icmp_frame(out, l, 135, 0, body);
 }
 
 // Neighbour advertisement (RFC 4861 4.4) with the target link-layer option.

@@ -175,6 +175,13 @@ size_t build_icmp_frame(std::span<uint8_t> out, const L2L3& ip, uint8_t type, ui
 size_t build_arp_reply(std::span<uint8_t> out, const MacAddr& sha, const InetAddr& spa,
                        const MacAddr& tha, const InetAddr& tpa);
 
+// ARP request: "who has tpa? tell spa (at sha)", broadcast.
+size_t build_arp_request(std::span<uint8_t> out, const MacAddr& sha, const InetAddr& spa, const InetAddr& tpa);
+
+// NDP neighbour solicitation for `target` from `src` (our MAC as source
+// link-layer option), to target's solicited-node multicast group.
+size_t build_ndp_ns(std::span<uint8_t> out, const MacAddr& mac, const InetAddr& src, const InetAddr& target);
+
 // NDP neighbour advertisement for `target` with target link-layer address
 // `mac`, solicited and override flags set, router flag as given.
 size_t build_ndp_na(std::span<uint8_t> out, const L2L3& ip, const InetAddr& target,

@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -454,6 +455,48 @@ size_t Gateway::echo_flows() const {
   size_t n = 0;
   for (const EchoFlow& fl : flows_) n += fl.used ? 1 : 0;
   return n;
+}
+
+// ARP request or neighbour solicitation for target, from the gateway.
+bool Gateway::solicit(const InetAddr& target) {
+  const Config& c = link_.config();
+  size_t n = 0;
+  if (target.is_v4()) {
+    if (!c.ipv4) return false;
+    n = build_arp_request(out_, link_.our_mac(), c.gateway4, target);
+  } else {
+    if (!c.ipv6) return false;
+    n = build_ndp_ns(out_, link_.our_mac(), c.gateway6, target);
+  }
+  if (n == 0 || !send(n)) return false;
+  counters_.solicits++;
+  return true;
+}
+
+// ICMP destination unreachable, administratively prohibited, quoting as much
+// of the refused packet as RFC 1812 4.3.2.3 / RFC 4443 2.4(c) allow (the
+// error within 576 / 1280 bytes).
+void Gateway::refuse(const ParsedFrame& f, std::span<const uint8_t> frame) {
+  const bool v6 = f.l3 == L3Kind::ipv6;
+  const size_t l3 = f.l3_offset;
+  if (!f.ok() || l3 >= frame.size() || f.src.is_unspecified() || f.src.is_multicast()) {
+    counters_.dropped++;
+    return;
+  }
+  const size_t hdrs = (v6 ? 40 : 20) + 8;  // IP header, ICMP type/code/checksum, unused word
+  const size_t limit = (v6 ? 1280 : 576) - hdrs;
+  const size_t quote = std::min(frame.size() - l3, limit);
+  uint8_t body[4 + 1280];
+  std::memset(body, 0, 4);
+  std::memcpy(body + 4, frame.data() + l3, quote);
+  L2L3 ip;
+  ip.eth_src = link_.our_mac();
+  ip.eth_dst = f.eth_src;
+  ip.src = f.dst;
+  ip.dst = f.src;
+  ip.ttl = 64;
+  size_t n = build_icmp_frame(out_, ip, v6 ? 1 : 3, v6 ? 1 : 13, std::span<const uint8_t>(body, 4 + quote));
+  if (n && send(n)) counters_.refusals++;
 }
 
 // Sends out_[0, len) to the guest, counting a refusal.

@@ -55,6 +55,8 @@ struct GatewayCounters {
   uint64_t icmp_ignored = 0;    // well-formed ICMP we have no business with (MLD, errors, replies)
   uint64_t dropped = 0;         // malformed, invalid or unsupported
   uint64_t send_failed = 0;     // GuestLink refused a frame, or a host send failed
+  uint64_t solicits = 0;        // ARP requests / neighbour solicitations for the guest's MAC
+  uint64_t refusals = 0;        // ICMP destination unreachable sent for a refused destination
 };
 
 class Gateway final : public IoHandler, public TimerClient {
@@ -72,6 +74,19 @@ class Gateway final : public IoHandler, public TimerClient {
   // One parsed guest frame (ARP, ICMP or ICMPv6); frame is the raw bytes
   // it was parsed from. Never throws, never reads outside frame.
   void on_guest_frame(const ParsedFrame& f, std::span<const uint8_t> frame);
+
+  // Asks the guest for its MAC, as a router does for a neighbour it does not
+  // know: an ARP request (IPv4 target) or a neighbour solicitation (IPv6)
+  // from the gateway's address. The answer is learned by the Translator
+  // like any guest frame. False when the family is off or the send failed.
+  bool solicit(const InetAddr& target);
+
+  // Refuses a guest datagram (UDP, ICMP echo) to a destination ferry does
+  // not serve: ICMP destination unreachable, "communication administratively
+  // prohibited" (type 3 code 13; ICMPv6 type 1 code 1), what a router
+  // sends for a destination its policy filters, quoting the start of the
+  // refused packet, from the refused destination.
+  void refuse(const ParsedFrame& f, std::span<const uint8_t> frame);
 
   // Forwarding of echoes to other destinations (default on). Off: such
   // echoes are dropped and counted.

@@ -74,6 +74,9 @@ class FramePort {
     return send(&v, 1);
   }
   virtual const PortCounters& counters() const = 0;
+  // True once the device behind the port is gone for good (a tap deleted
+  // under its fd: reads fail with EBADFD): nothing will ever arrive again.
+  virtual bool gone() const { return false; }
 };
 
 }  // namespace ferry

@@ -121,6 +121,7 @@ size_t TapPort::receive(FrameSink& sink, size_t max_frames) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) rx_errors_++;
+      if (errno == EBADFD) gone_ = true;  // tun: the device went away under the fd
       break;
     }
     if (static_cast<size_t>(n) <= hdr) break;

@@ -83,6 +83,9 @@ class TapPort final : public FramePort {
   // Reads that failed with something other than EAGAIN (the fd is then
   // probably dead: the translator may want to stop).
   uint64_t rx_errors() const { return rx_errors_; }
+  // The tap was deleted (by the guest, `ip link del`, or an operator): the
+  // fd is detached and stays readable-with-error forever.
+  bool gone() const override { return gone_; }
 
  private:
   TapPort(int fd, int ifindex, std::string ifname, MacAddr mac);
@@ -97,6 +100,7 @@ class TapPort final : public FramePort {
   MacAddr mac_;
   PortCounters counters_;
   uint64_t rx_errors_ = 0;
+  bool gone_ = false;
   std::unique_ptr<uint8_t[]> buf_;  // kHeadroom + kFrameMax, allocated once
 };
 

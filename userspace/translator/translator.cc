@@ -9,6 +9,10 @@
 
 #include <sys/epoll.h>
 
+#include <cstdio>
+#include <cstring>
+#include <optional>
+
 #include "codec/fragment.h"
 #include "codec/frame.h"
 #include "gateway/gateway.h"
@@ -31,7 +35,9 @@ Translator::Translator(EventLoop& loop, FramePort& port, Config config)
   tag_ = loop_.register_handler(this);
 }
 
-Translator::~Translator() { loop_.remove(port_.fd()); }
+Translator::~Translator() {
+  if (!port_gone_) loop_.remove(port_.fd());
+}
 
 // Opens the forwarded ports and starts reading guest frames.
 bool Translator::start(std::string* error) {
@@ -44,8 +50,23 @@ bool Translator::start(std::string* error) {
   return true;
 }
 
-// The port is readable: drain a bounded batch.
-void Translator::on_io(uint64_t, uint32_t) { port_.receive(*this, kFramesPerWakeup); }
+// The port is readable: drain a bounded batch. EPOLLERR/EPOLLHUP on a tap
+// means its device was deleted: level-triggered, they would wake the loop
+// forever (100 % CPU), so the port leaves the loop.
+void Translator::on_io(uint64_t, uint32_t events) {
+  if (port_gone_) return;
+  if (!(events & (EPOLLERR | EPOLLHUP))) port_.receive(*this, kFramesPerWakeup);
+  if ((events & (EPOLLERR | EPOLLHUP)) || port_.gone()) handle_port_gone();
+}
+
+// Once: unregister the port, one line on stderr, the owner's callback.
+void Translator::handle_port_gone() {
+  if (port_gone_) return;
+  port_gone_ = true;
+  loop_.remove(port_.fd());
+  std::fprintf(stderr, "ferry: the guest's device was deleted: translation stopped\n");
+  if (on_port_gone_) on_port_gone_();
+}
 
 // One guest frame: validate, learn, dispatch.
 void Translator::on_guest_frame(std::span<const uint8_t> frame, const RxMeta& meta) {
@@ -79,6 +100,10 @@ void Translator::on_guest_frame(std::span<const uint8_t> frame, const RxMeta& me
     return;
   }
   guest_mac_ = f.eth_src;
+  if (!guest_mac_known_) {
+    guest_mac_known_ = true;
+    release_held();
+  }
 
   switch (f.l3) {
     case L3Kind::arp:
@@ -95,6 +120,7 @@ void Translator::on_guest_frame(std::span<const uint8_t> frame, const RxMeta& me
     counters_.not_for_us++;
     return;
   }
+  if (refuse_unmapped_gateway(f, frame)) return;
   switch (f.protocol) {
     case IPPROTO_TCP:
       if (!f.dst.is_multicast()) tcp_->on_guest_segment(f, frame);
@@ -115,6 +141,10 @@ void Translator::on_guest_frame(std::span<const uint8_t> frame, const RxMeta& me
 // A frame above the guest's MTU (a large UDP datagram or echo reply we
 // originate) goes as IP fragments, which the guest's stack reassembles.
 bool Translator::send_to_guest(std::span<const uint8_t> frame) {
+  if (!guest_mac_known_ && !soliciting_) {
+    iovec v{const_cast<uint8_t*>(frame.data()), frame.size()};
+    return hold_for_mac(&v, 1, nullptr);
+  }
   if (frame.size() <= kEthHeaderLen + config_.mtu) return port_.send(frame);
   if (!frag_buf_) frag_buf_ = std::make_unique<uint8_t[]>(kMaxFrameLen);
   bool ok = true;
@@ -125,6 +155,108 @@ bool Translator::send_to_guest(std::span<const uint8_t> frame) {
   return ok;
 }
 
-bool Translator::send_to_guest(const iovec* iov, int iovcnt) { return port_.send(iov, iovcnt); }
+bool Translator::send_to_guest(const iovec* iov, int iovcnt) {
+  if (!guest_mac_known_) return hold_for_mac(iov, iovcnt, nullptr);
+  return port_.send(iov, iovcnt);
+}
+
+bool Translator::send_to_guest_offloaded(const iovec* iov, int iovcnt, const TxOffload& offload) {
+  if (!guest_mac_known_) return hold_for_mac(iov, iovcnt, &offload);
+  return port_.send(iov, iovcnt, offload);
+}
+
+// Copies the frame into the oldest slot and asks for the MAC of its IP
+// destination (ARP for IPv4, NS for IPv6), at most once a second per family.
+bool Translator::hold_for_mac(const iovec* iov, int iovcnt, const TxOffload* offload) {
+  if (!held_buf_) held_buf_ = std::make_unique<uint8_t[]>(kHeldFrames * kHeldFrameMax);
+  size_t total = 0;
+  for (int i = 0; i < iovcnt; i++) total += iov[i].iov_len;
+  if (total < kEthHeaderLen || total > kHeldFrameMax) {
+    counters_.held_dropped++;
+    return false;
+  }
+  HeldFrame& h = held_[held_next_];
+  if (h.len != 0) counters_.held_dropped++;  // the oldest makes room
+  uint8_t* p = held_buf_.get() + held_next_ * kHeldFrameMax;
+  size_t off = 0;
+  for (int i = 0; i < iovcnt; i++) {
+    std::memcpy(p + off, iov[i].iov_base, iov[i].iov_len);
+    off += iov[i].iov_len;
+  }
+  const uint64_t now = now_ns();
+  h.len = static_cast<uint16_t>(total);
+  h.offloaded = offload != nullptr;
+  h.offload = offload ? *offload : TxOffload{};
+  h.at = now;
+  held_next_ = (held_next_ + 1) % kHeldFrames;
+  counters_.held_for_mac++;
+
+  // Whom to ask for: the frame's IP destination, else the configured guest.
+  const uint16_t type = static_cast<uint16_t>(p[12] << 8 | p[13]);
+  std::optional<InetAddr> target;
+  if (type == 0x0800 && total >= kEthHeaderLen + 20) target = InetAddr::from_v4_bytes(p + kEthHeaderLen + 16);
+  else if (type == 0x86dd && total >= kEthHeaderLen + 40) target = InetAddr::from_v6_bytes(p + kEthHeaderLen + 24);
+  else if (config_.ipv4) target = config_.guest4.addr;
+  else target = config_.guest6.addr;
+  const bool v6 = !target->is_v4();
+  if (last_solicit_ns_[v6] == 0 || now - last_solicit_ns_[v6] >= kSolicitIntervalNs) {
+    last_solicit_ns_[v6] = now;
+    soliciting_ = true;
+    gateway_->solicit(*target);
+    soliciting_ = false;
+  }
+  return true;
+}
+
+// Oldest first: every held frame young enough goes to the MAC just learned.
+void Translator::release_held() {
+  if (!held_buf_) return;
+  const uint64_t now = now_ns();
+  for (size_t k = 0; k < kHeldFrames; k++) {
+    const size_t i = (held_next_ + k) % kHeldFrames;
+    HeldFrame& h = held_[i];
+    if (h.len == 0) continue;
+    uint8_t* p = held_buf_.get() + i * kHeldFrameMax;
+    const size_t len = h.len;
+    h.len = 0;
+    if (now - h.at > kHeldMaxAgeNs) {
+      counters_.held_dropped++;
+      continue;
+    }
+    std::memcpy(p, guest_mac_.b.data(), guest_mac_.b.size());
+    if (h.offloaded) {
+      iovec v{p, len};
+      port_.send(&v, 1, h.offload);
+    } else {
+      send_to_guest(std::span<const uint8_t>(p, len));
+    }
+  }
+}
+
+// Without gateway mapping the gateway address stands for nothing: a socket
+// to it would follow the host's routes off the machine. Refused as a router
+// refuses what its policy filters: TCP with a RST, UDP and ICMP echo with
+// ICMP destination unreachable, administratively prohibited. NDP and other
+// ICMP (errors, replies) to the gateway pass on to the gateway as before.
+bool Translator::refuse_unmapped_gateway(const ParsedFrame& f, std::span<const uint8_t> frame) {
+  if (config_.map_gateway || f.dst != (f.l3 == L3Kind::ipv6 ? config_.gateway6 : config_.gateway4)) return false;
+  switch (f.protocol) {
+    case IPPROTO_TCP:
+      tcp_->refuse(f);
+      break;
+    case IPPROTO_UDP:
+      gateway_->refuse(f, frame);
+      break;
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6:
+      if (f.icmp.type != (f.l3 == L3Kind::ipv6 ? 128 : 8)) return false;  // echo requests only
+      gateway_->refuse(f, frame);
+      break;
+    default:
+      return false;
+  }
+  counters_.refused_gateway++;
+  return true;
+}
 
 }  // namespace ferry

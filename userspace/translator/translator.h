@@ -4,18 +4,29 @@
 //   guest -> port -> Translator::on_guest_frame -> parse_frame -> {Gateway,
 //   TcpTranslator, UdpTranslator} -> host sockets
 //   host sockets -> translators -> GuestLink::send_to_guest -> port -> guest
+// A frame toward a guest whose MAC is not known yet (it has sent nothing, and
+// nobody told us: `ferry attach` without --guest-mac) is held in a small
+// fixed queue while the gateway asks for the MAC as a router does (ARP
+// request, neighbour solicitation; again at most once a second while frames
+// wait); the guest's answer, like any frame of its, teaches the MAC, and
+// the held frames leave then (those younger than kHeldMaxAgeNs). A frame
+// too big for a slot, or pushed out by newer ones, is dropped and counted:
+// TCP retransmits it.
 // The Translator owns nothing but the dispatch: it parses each frame once,
 // learns the guest's MAC, drops (and counts) what is malformed or not meant
 // for us, and hands the parsed frame to exactly one protocol handler. It is
 // also the GuestLink every handler sends through.
 #pragma once
 
+#include <array>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 
 #include "common/config.h"
 #include "common/guest_link.h"
+#include "codec/frame.h"
 #include "loop/event_loop.h"
 #include "port/frame_port.h"
 #include "translator/reassembly.h"
@@ -34,7 +45,15 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
     uint64_t not_for_us = 0;   // wrong destination MAC, or a source we refuse
     uint64_t unhandled = 0;    // well-formed but of no protocol we translate
     uint64_t fragmented = 0;   // frames to the guest above its MTU, sent as IP fragments
+    uint64_t held_for_mac = 0;     // frames that waited for the guest's MAC
+    uint64_t held_dropped = 0;     // ... and were dropped (too big, pushed out, too old)
+    uint64_t refused_gateway = 0;  // guest traffic to the gateway address with --no-map-gw
   };
+
+  static constexpr size_t kHeldFrames = 8;
+  static constexpr size_t kHeldFrameMax = 2048;
+  static constexpr uint64_t kHeldMaxAgeNs = 3'000'000'000;
+  static constexpr uint64_t kSolicitIntervalNs = 1'000'000'000;
 
   Translator(EventLoop& loop, FramePort& port, Config config);
   ~Translator() override;
@@ -54,12 +73,22 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
   bool send_to_guest(std::span<const uint8_t> frame) override;
   bool send_to_guest(const iovec* iov, int iovcnt) override;
   bool offloads() const override { return port_.offloads(); }
-  bool send_to_guest_offloaded(const iovec* iov, int iovcnt, const TxOffload& offload) override {
-    return port_.send(iov, iovcnt, offload);
-  }
+  bool send_to_guest_offloaded(const iovec* iov, int iovcnt, const TxOffload& offload) override;
 
-  // The guest's MAC before its first frame arrives (a tap knows it).
-  void set_guest_mac(const MacAddr& mac) { guest_mac_ = mac; }
+  // The guest's MAC before its first frame arrives (a tap knows it; so does
+  // whoever made a veth).
+  void set_guest_mac(const MacAddr& mac) {
+    guest_mac_ = mac;
+    guest_mac_known_ = true;
+  }
+  bool guest_mac_known() const { return guest_mac_known_; }
+
+  // Called once when the port's device disappears (deleted by the guest or
+  // an operator). The translator has by then stopped watching the port and
+  // said so on stderr; the owner decides what ends (`ferry attach`: the
+  // service; `ferry run`: nothing until CMD ends).
+  void set_on_port_gone(std::function<void()> cb) { on_port_gone_ = std::move(cb); }
+  bool port_gone() const { return port_gone_; }
 
   const Counters& counters() const { return counters_; }
   TcpTranslator& tcp() { return *tcp_; }
@@ -72,14 +101,40 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
   FramePort& port_;
   Config config_;
   MacAddr guest_mac_{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+  bool guest_mac_known_ = false;
+  struct HeldFrame {
+    uint16_t len = 0;  // 0: free
+    bool offloaded = false;
+    TxOffload offload;
+    uint64_t at = 0;
+  };
+  std::array<HeldFrame, kHeldFrames> held_{};
+  std::unique_ptr<uint8_t[]> held_buf_;  // kHeldFrames * kHeldFrameMax
+  size_t held_next_ = 0;                 // the slot the next frame takes (oldest)
+  uint64_t last_solicit_ns_[2] = {0, 0};  // [v6]
+  bool soliciting_ = false;
   uint8_t tag_ = 0;
   Counters counters_;
   Reassembler reasm_;                    // the guest's IP fragments
   std::unique_ptr<uint8_t[]> frag_buf_;  // one fragment toward the guest
   uint32_t frag_id_ = 0;
+  bool port_gone_ = false;
+  std::function<void()> on_port_gone_;
   std::unique_ptr<Gateway> gateway_;
   std::unique_ptr<TcpTranslator> tcp_;
   std::unique_ptr<UdpTranslator> udp_;
+
+  // The port's device is gone: stop watching it (its fd would report an
+  // error on every wait), say so once, tell the owner.
+  void handle_port_gone();
+  // Queues a frame until the guest's MAC is known, asking for it; true when
+  // held.
+  bool hold_for_mac(const iovec* iov, int iovcnt, const TxOffload* offload);
+  // Sends what waited, addressed to the MAC just learned.
+  void release_held();
+  // With --no-map-gw: the gateway address is no destination (issue 13's
+  // destination policy will take this check over). True when refused.
+  bool refuse_unmapped_gateway(const ParsedFrame& f, std::span<const uint8_t> frame);
 };
 
 }  // namespace ferry
