@@ -317,6 +317,10 @@ TEST(NlParse, LinkMessage) {
   b.attr_u32(IFLA_TXQLEN, 5000);
   uint8_t mac[6] = {2, 1, 2, 3, 4, 5};
   b.attr(IFLA_ADDRESS, mac, 6);
+  rtnl_link_stats64 st{};
+  st.rx_dropped = 7;
+  st.tx_dropped = 1234;
+  b.attr(IFLA_STATS64, &st, sizeof(st));
   auto m = NlMessages(b.bytes()).next();
   ASSERT_TRUE(m);
   LinkInfo li;
@@ -327,6 +331,8 @@ TEST(NlParse, LinkMessage) {
   EXPECT_EQ(li.txqlen, 5000u);
   EXPECT_EQ(li.mac.b[5], 5);
   EXPECT_TRUE(li.flags & IFF_UP);
+  EXPECT_EQ(li.rx_dropped, 7u);
+  EXPECT_EQ(li.tx_dropped, 1234u);
 
   NlBuilder shortmsg(RTM_NEWLINK, 0, 1);
   auto m2 = NlMessages(shortmsg.bytes()).next();

@@ -294,8 +294,13 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
     sandbox::TranslatorSupervisor supervisor(*tp, sigfd);
     supervisor.hooks.on_signal = [&supervisor](const signalfd_siginfo&) { supervisor.send('S'); };
     const std::string counters_path = attach_counters_path(a.dev);
-    supervisor.hooks.on_counters = [&counters_path](std::string_view text) {
-      (void)attach::write_state(counters_path, parse_counters_text(text));
+    // With the drops toward the guest, read here (DEV's namespace holds the
+    // private tap too).
+    GuestPathDrops drops(GuestPathDrops::open_netlink(ns_fd), (*dp)->tap_ifindex(), (*dp)->device().ifindex);
+    supervisor.hooks.on_counters = [&counters_path, &drops](std::string_view text) {
+      attach::StateMap m = parse_counters_text(text);
+      drops.add_to(m);
+      (void)attach::write_state(counters_path, m);
     };
     if (Status st = supervisor.wait_ready(kReadyTimeoutMs / 2); !st) {
       report(&ready_fd, "error " + st.message());

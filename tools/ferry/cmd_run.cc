@@ -356,7 +356,8 @@ int cmd_run(int argc, char** argv) {
     translator.gateway().open_raw_echo_sockets();
   // The translator's counters for `ferry stats`, rewritten every second (by us, from its messages).
   cleanup_stale_run_counters();
-  RunCountersFile counters_file(instance);
+  // (with the tap's drops, read here: the translator has no netlink socket)
+  RunCountersFile counters_file(instance, GuestPathDrops(GuestPathDrops::open_netlink(ns->get()), (*tap)->ifindex(), 0));
   if (std::string error; !counters_file.open(&error) && !quiet) {
     std::fprintf(stderr, "ferry run: warning: no counters file (%s)\n", error.c_str());
   }

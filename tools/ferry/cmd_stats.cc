@@ -13,8 +13,13 @@
 // prefixed "translator.") or JSON:
 //   {"instances":[{"name":"run-123","counters":{"guest_frames":N,...},
 //                  "translator":{"frames":N,...} or null,
-//                  "translator_age_s":N or null}]}
+//                  "translator_age_s":N or null,
+//                  "attach":{"from_guest_bytes":N,"to_guest_frames":N,
+//                            "to_guest_bytes":N,"redirect_failed":N} or null}]}
 // with every FERRY_STATS_FIELDS name, in that order, and "bpf":true.
+// "attach": the redirect programs' counters of a `ferry attach` instance
+// (rows attach.* in the table); redirect_failed counts frames toward the
+// guest that bpf_redirect refused.
 // A `ferry vm` instance (vm-PID, QEMU's stream socket) has no BPF at all:
 // it is listed from its counters file alone, its BPF rows are "-" in the
 // table and "counters":null,"bpf":false in JSON, and the table says so.
@@ -29,6 +34,7 @@
 #include <map>
 #include <set>
 
+#include "attach/inspect.h"
 #include "attach/instance.h"
 #include "bpf/classifier.h"
 #include "commands.h"
@@ -53,7 +59,18 @@ struct Row {
   bool bpf = true;  // false: a `ferry vm` instance, translator counters only
   std::map<std::string, std::string> translator;  // empty: no counters file
   long long translator_age_s = -1;
+  std::map<std::string, uint64_t> attach;  // empty: not an attach instance
 };
+
+// The redirect programs' counters of an attached device, if pinned.
+void read_attach(Row* r) {
+  Result<attach::AttachCounters> a = attach::read_attach_stats(attach::pin_dir(r->name) + "/attach_stats");
+  if (!a) return;
+  r->attach = {{"from_guest_bytes", a->from_guest_bytes},
+               {"to_guest_frames", a->to_guest_frames},
+               {"to_guest_bytes", a->to_guest_bytes},
+               {"redirect_failed", a->redirect_failed}};
+}
 
 // Reads the instance's translator counters file, if there is one.
 void read_translator(Row* r) {
@@ -88,16 +105,27 @@ void print_json(const std::vector<Row>& rows) {
     }
     std::printf(",\"translator\":");
     if (rows[i].translator.empty()) {
-      std::printf("null,\"translator_age_s\":null}");
+      std::printf("null,\"translator_age_s\":null");
+    } else {
+      std::printf("{");
+      first = true;
+      for (const auto& [k, v] : rows[i].translator) {
+        std::printf("%s\"%s\":%s", first ? "" : ",", k.c_str(), v.c_str());
+        first = false;
+      }
+      std::printf("},\"translator_age_s\":%lld", rows[i].translator_age_s);
+    }
+    std::printf(",\"attach\":");
+    if (rows[i].attach.empty()) {
+      std::printf("null}");
       continue;
     }
-    std::printf("{");
     first = true;
-    for (const auto& [k, v] : rows[i].translator) {
-      std::printf("%s\"%s\":%s", first ? "" : ",", k.c_str(), v.c_str());
+    for (const auto& [k, v] : rows[i].attach) {
+      std::printf("%s\"%s\":%llu", first ? "{" : ",", k.c_str(), static_cast<unsigned long long>(v));
       first = false;
     }
-    std::printf("},\"translator_age_s\":%lld}", rows[i].translator_age_s);
+    std::printf("}}");
   }
   std::printf("]}\n");
 }
@@ -111,8 +139,10 @@ void print_table(const std::vector<Row>& rows) {
   std::vector<std::vector<StatsField>> cols;
   for (const Row& r : rows) cols.push_back(stats_fields(r.stats));
   std::set<std::string> keys;
-  for (const Row& r : rows)
+  for (const Row& r : rows) {
     for (const auto& kv : r.translator) keys.insert("translator." + kv.first);
+    for (const auto& kv : r.attach) keys.insert("attach." + kv.first);
+  }
   int w = 20;  // the name column fits the longest counter name
   for (const std::string& k : keys) w = std::max(w, static_cast<int>(k.size()));
   std::printf("%-*s", w, "counter");
@@ -131,6 +161,11 @@ void print_table(const std::vector<Row>& rows) {
   for (const std::string& k : keys) {
     std::printf("%-*s", w, k.c_str());
     for (const Row& r : rows) {
+      if (k.rfind("attach.", 0) == 0) {
+        auto it = r.attach.find(k.substr(sizeof("attach.") - 1));
+        std::printf(" %20s", it == r.attach.end() ? "-" : std::to_string(it->second).c_str());
+        continue;
+      }
       auto it = r.translator.find(k.substr(sizeof("translator.") - 1));
       std::printf(" %20s", it == r.translator.end() ? "-" : it->second.c_str());
     }
@@ -206,6 +241,7 @@ int cmd_stats(int argc, char** argv) {
       continue;  // went away while we listed: not an error
     }
     read_translator(&r);
+    read_attach(&r);
     rows.push_back(r);
   }
   if (json)

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "netns/netns.h"
 #include "tcp/tcp_translator.h"
 #include "udp/udp_translator.h"
 
@@ -94,6 +95,26 @@ attach::StateMap translator_counters(Translator& tr, const FramePort& port) {
   };
 }
 
+// A NETLINK_ROUTE socket opened inside ns_fd.
+std::optional<Netlink> GuestPathDrops::open_netlink(int ns_fd) {
+  NetnsGuard g;
+  if (ns_fd >= 0 && !g.enter(ns_fd).ok()) return std::nullopt;
+  Result<Netlink> r = Netlink::open();
+  if (!r) return std::nullopt;
+  return std::optional<Netlink>(std::move(*r));
+}
+
+// One RTM_GETLINK per known device.
+void GuestPathDrops::add_to(attach::StateMap& m) {
+  if (!nl_) return;
+  if (tap_ifindex_ > 0) {
+    if (Result<LinkInfo> li = nl_->get_link(tap_ifindex_); li) m["tap_rx_dropped"] = std::to_string(li->rx_dropped);
+  }
+  if (dev_ifindex_ > 0) {
+    if (Result<LinkInfo> li = nl_->get_link(dev_ifindex_); li) m["dev_tx_dropped"] = std::to_string(li->tx_dropped);
+  }
+}
+
 // Each run-PID and vm-PID directory whose PID no longer exists goes.
 void cleanup_stale_run_counters() {
   DIR* d = opendir("/run/ferry-run");
@@ -131,7 +152,8 @@ attach::StateMap parse_counters_text(std::string_view text) {
   return m;
 }
 
-RunCountersFile::RunCountersFile(std::string instance) : dir_(run_counters_dir(instance)) {}
+RunCountersFile::RunCountersFile(std::string instance, GuestPathDrops drops)
+    : dir_(run_counters_dir(instance)), drops_(std::move(drops)) {}
 
 RunCountersFile::~RunCountersFile() {
   if (ok_) (void)attach::remove_dir_flat(dir_);
@@ -150,7 +172,10 @@ bool RunCountersFile::open(std::string* error) {
 
 // Rewrites the file (atomically: a reader sees the old or the new one).
 void RunCountersFile::write(std::string_view text) {
-  if (ok_) (void)attach::write_state(dir_ + "/counters", parse_counters_text(text));
+  if (!ok_) return;
+  attach::StateMap m = parse_counters_text(text);
+  drops_.add_to(m);
+  (void)attach::write_state(dir_ + "/counters", m);
 }
 
 }  // namespace ferry::cli

@@ -17,11 +17,13 @@
 // The file carries `written_at` (Unix seconds): a reader can tell how old it is.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "attach/instance.h"
+#include "netns/netlink.h"
 #include "port/frame_port.h"
 #include "translator/translator.h"
 
@@ -46,6 +48,29 @@ attach::StateMap translator_counters(Translator& tr, const FramePort& port);
 std::string counters_text(Translator& tr, const FramePort& port);
 attach::StateMap parse_counters_text(std::string_view text);
 
+// Frames the kernel dropped after ferry handed them over, on their way to the
+// guest: the tap ferry writes into (`tap_rx_dropped`) and, for `ferry
+// attach`, DEV itself (`dev_tx_dropped`: a VM's tap whose reader's ring is
+// full, a veth whose peer's backlog is). Read by the privileged parent,
+// which writes the counters file, with one RTM_GETLINK per device from a
+// netlink socket of their namespace, once per rewrite, never per frame.
+// Absent keys: not known (no socket, link gone).
+class GuestPathDrops {
+ public:
+  GuestPathDrops() = default;
+  GuestPathDrops(std::optional<Netlink> nl, int tap_ifindex, int dev_ifindex)
+      : nl_(std::move(nl)), tap_ifindex_(tap_ifindex), dev_ifindex_(dev_ifindex) {}
+  // A netlink socket in namespace ns_fd (-1: ours); nullopt when it cannot be had.
+  static std::optional<Netlink> open_netlink(int ns_fd);
+  // Adds the keys it can read to m.
+  void add_to(attach::StateMap& m);
+
+ private:
+  std::optional<Netlink> nl_;
+  int tap_ifindex_ = 0;
+  int dev_ifindex_ = 0;  // 0: `ferry run` (no DEV)
+};
+
 // Removes the counters directories of `ferry run` and `ferry vm` instances
 // whose process is gone (killed with SIGKILL: it could not remove its own).
 void cleanup_stale_run_counters();
@@ -55,7 +80,7 @@ void cleanup_stale_run_counters();
 // translator sends, and removes the directory when destroyed.
 class RunCountersFile {
  public:
-  explicit RunCountersFile(std::string instance);
+  explicit RunCountersFile(std::string instance, GuestPathDrops drops = {});
   ~RunCountersFile();
   RunCountersFile(const RunCountersFile&) = delete;
   RunCountersFile& operator=(const RunCountersFile&) = delete;
@@ -67,6 +92,7 @@ class RunCountersFile {
 
  private:
   std::string dir_;
+  GuestPathDrops drops_;
   bool ok_ = false;
 };
 

@@ -18,6 +18,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 
 #ifndef NETLINK_EXT_ACK
@@ -506,6 +507,10 @@ bool parse_link(const NlMessage& m, LinkInfo* li) {
     if (a->type == IFLA_TXQLEN && a->u32()) li->txqlen = *a->u32();
     if (a->type == IFLA_ADDRESS && a->data.size() == li->mac.b.size()) {
       std::memcpy(li->mac.b.data(), a->data.data(), li->mac.b.size());
+    }
+    if (a->type == IFLA_STATS64 && a->data.size() >= offsetof(rtnl_link_stats64, tx_dropped) + sizeof(uint64_t)) {
+      std::memcpy(&li->rx_dropped, a->data.data() + offsetof(rtnl_link_stats64, rx_dropped), sizeof(uint64_t));
+      std::memcpy(&li->tx_dropped, a->data.data() + offsetof(rtnl_link_stats64, tx_dropped), sizeof(uint64_t));
     }
   }
   return true;

@@ -175,6 +175,10 @@ struct LinkInfo {
   unsigned mtu = 0;
   unsigned txqlen = 0;
   MacAddr mac;
+  // From IFLA_STATS64: frames the kernel dropped on this device, received
+  // (for a tap: written by its fd's owner) and to be sent (for a tap: its
+  // reader's queue was full; for a veth: its peer's backlog was).
+  uint64_t rx_dropped = 0, tx_dropped = 0;
 };
 
 struct AddrInfo {
