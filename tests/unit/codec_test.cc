@@ -828,6 +828,41 @@ TEST(Arp, ReplyRoundTripAndChecks) {
   EXPECT_EQ(build_arp_reply(out, kOurMac, A("198.18.0.1"), kGuestMac, A("198.18.0.2")), 0u);
 }
 
+TEST(Arp, RequestIsBroadcastAndParses) {
+  Bytes out(100);
+  ASSERT_EQ(build_arp_request(out, kOurMac, A("198.18.0.1"), A("198.18.0.2")), 42u);
+  ParsedFrame f = parse_frame(out, true);
+  ASSERT_TRUE(f.ok());
+  EXPECT_TRUE(f.eth_dst.is_broadcast());
+  EXPECT_EQ(f.arp.op, 1);
+  EXPECT_EQ(f.arp.sha, kOurMac);
+  EXPECT_EQ(f.arp.tha, MacAddr{});
+  EXPECT_EQ(f.arp.spa, A("198.18.0.1"));
+  EXPECT_EQ(f.arp.tpa, A("198.18.0.2"));
+  EXPECT_EQ(build_arp_request(out, kOurMac, A("fd00:f::1"), A("198.18.0.2")), 0u);
+  Bytes small(41);
+  EXPECT_EQ(build_arp_request(small, kOurMac, A("198.18.0.1"), A("198.18.0.2")), 0u);
+}
+
+TEST(Ndp, NeighbourSolicitationToSolicitedNode) {
+  Bytes out(200);
+  size_t n = build_ndp_ns(out, kOurMac, A("fd00:f::1"), A("fd00:f::2:abcd"));
+  ASSERT_GT(n, 0u);
+  out.resize(n);
+  ParsedFrame f = parse_frame(out, true);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f.icmp.type, 135);
+  EXPECT_EQ(f.ttl, 255);
+  EXPECT_EQ(f.dst, A("ff02::1:ff02:abcd"));
+  EXPECT_EQ(f.eth_dst, (MacAddr{{0x33, 0x33, 0xff, 0x02, 0xab, 0xcd}}));
+  ASSERT_EQ(f.icmp.body_len, 28u);
+  const uint8_t* body = out.data() + f.icmp.body_offset;
+  EXPECT_EQ(InetAddr::from_v6_bytes(body + 4), A("fd00:f::2:abcd"));
+  EXPECT_EQ(body[20], 1);  // source link-layer address option
+  EXPECT_EQ(0, std::memcmp(body + 22, kOurMac.b.data(), 6));
+  EXPECT_EQ(build_ndp_ns(out, kOurMac, A("198.18.0.1"), A("fd00:f::2")), 0u);
+}
+
 TEST(Ndp, NeighbourAdvertisement) {
   for (bool router : {false, true}) {
     Bytes f = BuildNa(router);

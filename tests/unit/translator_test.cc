@@ -2,7 +2,8 @@
 // the translator sends to the guest; frames are fed to on_guest_frame()
 // directly. Covered: what is "for us" (our MAC, untagged), counters of
 // malformed and refused frames, the guest's MAC learned only from frames
-// that are for us.
+// that are for us; frames for a guest whose MAC is unknown wait while ARP /
+// NS ask for it; --no-map-gw refuses the gateway address.
 // test-libs: ferry_translator ferry_gateway ferry_tcp ferry_udp ferry_codec ferry_loop ferry_port ferry_common
 #include <gtest/gtest.h>
 
@@ -11,6 +12,9 @@
 
 #include "codec/frame.h"
 #include "common/config.h"
+#include "gateway/gateway.h"
+#include "tcp/tcp_translator.h"
+#include "udp/udp_translator.h"
 #include "loop/event_loop.h"
 #include "port/frame_port.h"
 #include "translator/translator.h"
@@ -103,6 +107,149 @@ TEST_F(TranslatorTest, OtherMacsAndMalformedAreCounted) {
   EXPECT_TRUE(port.sent.empty());
   EXPECT_EQ(tr.counters().not_for_us, 1u);
   EXPECT_EQ(tr.counters().malformed, 2u);
+}
+
+// A UDP datagram from `from` to the guest, as a translator would send it
+// before the guest's MAC is known (to broadcast).
+Bytes ToGuest(const Config& cfg, bool v6, size_t payload = 10) {
+  UdpDatagram d;
+  d.ip.eth_src = cfg.our_mac;
+  d.ip.eth_dst = MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+  d.ip.src = v6 ? cfg.gateway6 : cfg.gateway4;
+  d.ip.dst = v6 ? cfg.guest6.addr : cfg.guest4.addr;
+  d.sport = 53;
+  d.dport = 5353;
+  Bytes pl(payload, 'x');
+  d.payload = pl;
+  Bytes f(kMaxFrameLen);
+  f.resize(build_udp_frame(f, d));
+  return f;
+}
+
+// The guest's ARP reply to ferry.
+Bytes ArpReply(const Config& cfg) {
+  Bytes f(64);
+  f.resize(build_arp_reply(f, kGuestMac, cfg.guest4.addr, cfg.our_mac, cfg.gateway4));
+  return f;
+}
+
+TEST_F(TranslatorTest, FramesWaitForTheGuestsMacWhileArpAsks) {
+  ASSERT_FALSE(tr.guest_mac_known());
+  EXPECT_TRUE(tr.send_to_guest(ToGuest(cfg, false)));
+  EXPECT_TRUE(tr.send_to_guest(ToGuest(cfg, false)));
+  // One ARP request (the second frame is within the second), nothing else.
+  ASSERT_EQ(port.sent.size(), 1u);
+  ParsedFrame arp = parse_frame(port.sent[0], true);
+  ASSERT_TRUE(arp.ok());
+  EXPECT_EQ(arp.arp.op, 1);
+  EXPECT_EQ(arp.arp.tpa, cfg.guest4.addr);
+  EXPECT_EQ(arp.arp.spa, cfg.gateway4);
+  EXPECT_EQ(tr.counters().held_for_mac, 2u);
+  // The answer teaches the MAC; both frames leave, addressed to it.
+  Feed(ArpReply(cfg));
+  EXPECT_TRUE(tr.guest_mac_known());
+  ASSERT_EQ(port.sent.size(), 3u);
+  for (size_t i = 1; i < 3; i++) {
+    ParsedFrame u = parse_frame(port.sent[i], true);
+    ASSERT_TRUE(u.ok());
+    EXPECT_EQ(u.eth_dst, kGuestMac);
+    EXPECT_EQ(u.udp.dport, 5353);
+  }
+  // Known now: straight through.
+  EXPECT_TRUE(tr.send_to_guest(ToGuest(cfg, false)));
+  EXPECT_EQ(port.sent.size(), 4u);
+  EXPECT_EQ(tr.counters().held_dropped, 0u);
+}
+
+TEST_F(TranslatorTest, AnIpv6FrameAsksWithANeighbourSolicitation) {
+  EXPECT_TRUE(tr.send_to_guest(ToGuest(cfg, true)));
+  ASSERT_EQ(port.sent.size(), 1u);
+  ParsedFrame ns = parse_frame(port.sent[0], true);
+  ASSERT_TRUE(ns.ok());
+  EXPECT_EQ(ns.icmp.type, 135);
+  EXPECT_EQ(InetAddr::from_v6_bytes(port.sent[0].data() + ns.icmp.body_offset + 4), cfg.guest6.addr);
+}
+
+TEST_F(TranslatorTest, TheWaitingQueueIsBounded) {
+  for (size_t i = 0; i < Translator::kHeldFrames + 3; i++) EXPECT_TRUE(tr.send_to_guest(ToGuest(cfg, false)));
+  EXPECT_FALSE(tr.send_to_guest(ToGuest(cfg, false, Translator::kHeldFrameMax)));  // too big to wait
+  EXPECT_EQ(tr.counters().held_dropped, 4u);  // 3 pushed out, 1 too big
+  const size_t before = port.sent.size();
+  Feed(ArpReply(cfg));
+  EXPECT_EQ(port.sent.size() - before, Translator::kHeldFrames);
+}
+
+TEST_F(TranslatorTest, AKnownMacNeedsNoAsking) {
+  tr.set_guest_mac(kGuestMac);
+  EXPECT_TRUE(tr.send_to_guest(ToGuest(cfg, false)));
+  ASSERT_EQ(port.sent.size(), 1u);
+  EXPECT_EQ(tr.counters().held_for_mac, 0u);
+}
+
+// With --no-map-gw: TCP to the gateway gets a RST, UDP and echo an ICMP
+// administratively prohibited; nothing opens a host socket.
+TEST(TranslatorNoMapGw, TheGatewayAddressIsRefused) {
+  EventLoop loop;
+  RecordingPort port;
+  Config cfg = Config::defaults();
+  cfg.map_gateway = false;
+  Translator tr(loop, port, cfg);
+  for (bool v6 : {false, true}) {
+    L2L3 ip;
+    ip.eth_src = kGuestMac;
+    ip.eth_dst = cfg.our_mac;
+    ip.src = v6 ? cfg.guest6.addr : cfg.guest4.addr;
+    ip.dst = v6 ? cfg.gateway6 : cfg.gateway4;
+    TcpSegment syn;
+    syn.ip = ip;
+    syn.sport = 40000;
+    syn.dport = 80;
+    syn.seq = 1000;
+    syn.flags = 0x02;
+    syn.window = 65535;
+    Bytes f(kMaxFrameLen);
+    f.resize(build_tcp_frame(f, syn));
+    port.sent.clear();
+    tr.on_guest_frame(f, RxMeta{});
+    ASSERT_EQ(port.sent.size(), 1u);
+    ParsedFrame r = parse_frame(port.sent[0], true);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.protocol, IPPROTO_TCP);
+    EXPECT_EQ(r.tcp.flags & 0x14, 0x14);  // RST|ACK
+    EXPECT_EQ(r.tcp.ack, 1001u);
+
+    UdpDatagram d;
+    d.ip = ip;
+    d.sport = 5353;
+    d.dport = 53;
+    const uint8_t q[] = {1, 2, 3};
+    d.payload = q;
+    f.assign(kMaxFrameLen, 0);
+    f.resize(build_udp_frame(f, d));
+    port.sent.clear();
+    tr.on_guest_frame(f, RxMeta{});
+    ASSERT_EQ(port.sent.size(), 1u);
+    r = parse_frame(port.sent[0], true);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.icmp.type, v6 ? 1 : 3);
+    EXPECT_EQ(r.icmp.code, v6 ? 1 : 13);
+    EXPECT_EQ(r.src, ip.dst);
+    // The quote starts with the refused packet's IP header.
+    EXPECT_EQ(port.sent[0][r.icmp.body_offset + 4] >> 4, v6 ? 6 : 4);
+
+    const uint8_t body[] = {0x12, 0x34, 0x00, 0x01, 'p'};
+    f.assign(kMaxFrameLen, 0);
+    f.resize(build_icmp_frame(f, ip, v6 ? 128 : 8, 0, body));
+    port.sent.clear();
+    tr.on_guest_frame(f, RxMeta{});
+    ASSERT_EQ(port.sent.size(), 1u);
+    r = parse_frame(port.sent[0], true);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.icmp.type, v6 ? 1 : 3);
+  }
+  EXPECT_EQ(tr.counters().refused_gateway, 6u);
+  EXPECT_EQ(tr.udp().flow_count(), 0u);
+  EXPECT_EQ(tr.tcp().connection_count(), 0u);
 }
 
 }  // namespace

@@ -693,18 +693,21 @@ size_t build_icmp_frame(std::span<uint8_t> out, const L2L3& ip, uint8_t type, ui
   return total;
 }
 
-// ARP reply: Ethernet from sha to tha, "spa is at sha".
-size_t build_arp_reply(std::span<uint8_t> out, const MacAddr& sha, const InetAddr& spa,
-                       const MacAddr& tha, const InetAddr& tpa) {
+namespace {
+
+// An ARP packet for IPv4 over Ethernet (RFC 826) behind an Ethernet header
+// from sha to eth_dst.
+size_t build_arp(std::span<uint8_t> out, uint16_t op, const MacAddr& eth_dst, const MacAddr& sha,
+                 const InetAddr& spa, const MacAddr& tha, const InetAddr& tpa) {
   constexpr size_t kLen = kEthHeaderLen + 28;
   if (out.size() < kLen || !spa.is_v4() || !tpa.is_v4()) return 0;
   uint8_t* p = out.data();
-  uint8_t* a = p + put_eth(p, tha, sha, kEtherTypeArp);
+  uint8_t* a = p + put_eth(p, eth_dst, sha, kEtherTypeArp);
   put16(a, 1);
   put16(a + 2, kEtherTypeIpv4);
   a[4] = 6;
   a[5] = 4;
-  put16(a + 6, 2);
+  put16(a + 6, op);
   std::memcpy(a + 8, sha.b.data(), 6);
   std::memcpy(a + 14, spa.v4_bytes(), 4);
   std::memcpy(a + 18, tha.b.data(), 6);
@@ -712,23 +715,17 @@ size_t build_arp_reply(std::span<uint8_t> out, const MacAddr& sha, const InetAdd
   return kLen;
 }
 
-// ARP request (RFC 826): broadcast, target hardware address zero.
+}  // namespace
+
+// ARP reply: Ethernet from sha to tha, "spa is at sha".
+size_t build_arp_reply(std::span<uint8_t> out, const MacAddr& sha, const InetAddr& spa,
+                       const MacAddr& tha, const InetAddr& tpa) {
+  return build_arp(out, 2, tha, sha, spa, tha, tpa);
+}
+
+// ARP request: broadcast, target hardware address zero.
 size_t build_arp_request(std::span<uint8_t> out, const MacAddr& sha, const InetAddr& spa, const InetAddr& tpa) {
-  constexpr size_t kLen = kEthHeaderLen + 28;
-  if (out.size() < kLen || !spa.is_v4() || !tpa.is_v4()) return 0;
-  const MacAddr broadcast{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
-  uint8_t* p = out.data();
-  uint8_t* a = p + put_eth(p, broadcast, sha, kEtherTypeArp);
-  put16(a, 1);
-  put16(a + 2, kEtherTypeIpv4);
-  a[4] = 6;
-  a[5] = 4;
-  put16(a + 6, 1);
-  std::memcpy(a + 8, sha.b.data(), 6);
-  std::memcpy(a + 14, spa.v4_bytes(), 4);
-  std::memset(a + 18, 0, 6);
-  std::memcpy(a + 24, tpa.v4_bytes(), 4);
-  return kLen;
+  return build_arp(out, 1, MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, sha, spa, MacAddr{}, tpa);
 }
 
 // Neighbour solicitation (RFC 4861 4.3, 7.2.2): to ff02::1:ffXX:XXXX (MAC

@@ -215,16 +215,21 @@ void Gateway::handle_ns(const ParsedFrame& f, std::span<const uint8_t> frame) {
   if (n && send(n)) counters_.ndp_adverts++;
 }
 
-// Echo to the gateway: reply with the same id, sequence and data.
-void Gateway::answer_echo(const ParsedFrame& f, std::span<const uint8_t> frame) {
-  const bool v6 = f.l3 == L3Kind::ipv6;
+// Headers of an answer to f, from the address it was sent to.
+L2L3 Gateway::answer_to(const ParsedFrame& f) const {
   L2L3 ip;
   ip.eth_src = link_.our_mac();
   ip.eth_dst = f.eth_src;
   ip.src = f.dst;
   ip.dst = f.src;
   ip.ttl = 64;
-  size_t n = build_icmp_frame(out_, ip, v6 ? kIcmp6EchoReply : kIcmpEchoReply, 0,
+  return ip;
+}
+
+// Echo to the gateway: reply with the same id, sequence and data.
+void Gateway::answer_echo(const ParsedFrame& f, std::span<const uint8_t> frame) {
+  const bool v6 = f.l3 == L3Kind::ipv6;
+  size_t n = build_icmp_frame(out_, answer_to(f), v6 ? kIcmp6EchoReply : kIcmpEchoReply, 0,
                               frame.subspan(f.icmp.body_offset, f.icmp.body_len));
   if (n && send(n)) counters_.echo_replies++;
 }
@@ -485,17 +490,16 @@ void Gateway::refuse(const ParsedFrame& f, std::span<const uint8_t> frame) {
   }
   const size_t hdrs = (v6 ? 40 : 20) + 8;  // IP header, ICMP type/code/checksum, unused word
   const size_t limit = (v6 ? 1280 : 576) - hdrs;
-  const size_t quote = std::min(frame.size() - l3, limit);
+  // The IP packet as its header gives its length (a short frame carries
+  // Ethernet padding after it), within the frame.
+  const uint8_t* ipb = frame.data() + l3;
+  size_t ip_len = frame.size() - l3;
+  if (ip_len >= (v6 ? 40u : 20u)) ip_len = std::min<size_t>(ip_len, v6 ? 40u + get16(ipb + 4) : get16(ipb + 2));
+  const size_t quote = std::min(ip_len, limit);
   uint8_t body[4 + 1280];
   std::memset(body, 0, 4);
   std::memcpy(body + 4, frame.data() + l3, quote);
-  L2L3 ip;
-  ip.eth_src = link_.our_mac();
-  ip.eth_dst = f.eth_src;
-  ip.src = f.dst;
-  ip.dst = f.src;
-  ip.ttl = 64;
-  size_t n = build_icmp_frame(out_, ip, v6 ? 1 : 3, v6 ? 1 : 13, std::span<const uint8_t>(body, 4 + quote));
+  size_t n = build_icmp_frame(out_, answer_to(f), v6 ? 1 : 3, v6 ? 1 : 13, std::span<const uint8_t>(body, 4 + quote));
   if (n && send(n)) counters_.refusals++;
 }
 

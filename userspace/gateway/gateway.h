@@ -127,6 +127,7 @@ class Gateway final : public IoHandler, public TimerClient {
   void handle_arp(const ParsedFrame& f);
   void handle_icmp(const ParsedFrame& f, std::span<const uint8_t> frame);
   void handle_ns(const ParsedFrame& f, std::span<const uint8_t> frame);
+  L2L3 answer_to(const ParsedFrame& f) const;
   void answer_echo(const ParsedFrame& f, std::span<const uint8_t> frame);
   void forward_echo(const ParsedFrame& f, std::span<const uint8_t> frame);
   int find_or_open_flow(const ParsedFrame& f, uint64_t now);
