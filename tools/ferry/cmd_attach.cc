@@ -289,6 +289,7 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
       if (!channel.send_ready()) _exit(1);
       loop.run();
       if (fastpath && config.verbose) std::fprintf(stderr, "ferry: fast path: %s\n", fastpath->counters_line().c_str());
+      tr.udp().close_flows("exit");  // their -v close lines
       _exit(0);  // the set-up is the parent's to undo
     }
     sandbox::TranslatorSupervisor supervisor(*tp, sigfd);

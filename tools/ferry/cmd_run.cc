@@ -69,6 +69,7 @@
 #include "sandbox/sandbox.h"
 #include "tcp/tcp_translator.h"
 #include "translator/translator.h"
+#include "udp/udp_translator.h"
 #include "gateway/gateway.h"
 
 namespace ferry::cli {
@@ -407,6 +408,7 @@ int cmd_run(int argc, char** argv) {
                    static_cast<unsigned long long>(tc.rst_to_guest),
                    static_cast<unsigned long long>(tc.challenge_acks));
     }
+    translator.udp().close_flows("exit");  // their -v close lines
     _exit(0);  // the set-up is the parent's to undo
   }
   sandbox::TranslatorSupervisor supervisor(*tp, sigfd);

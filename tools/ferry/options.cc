@@ -136,7 +136,9 @@ const char* translator_options_help() {
          "  -6, --ipv6-only            no IPv4\n"
          "      --no-fastpath          no BPF at all: classify and translate in userspace only\n"
          "      --max-conns N          size of the TCP flow table (131072)\n"
-         "  -v, --verbose              log connections and events to stderr\n";
+         "  -v, --verbose              log each TCP/UDP flow's open and close (addresses,\n"
+         "                             ports, bytes each way, reason) and its errors to\n"
+         "                             stderr, one line each\n";
 }
 
 }  // namespace ferry::cli

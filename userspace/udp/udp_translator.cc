@@ -133,7 +133,7 @@ UdpTranslator::UdpTranslator(EventLoop& loop, GuestLink& link, size_t max_flows)
 
 // Closes every flow socket and forward socket.
 UdpTranslator::~UdpTranslator() {
-  while (lru_head_ != kNone) free_flow(lru_head_);
+  close_flows("exit");
   for (Forward& fw : forwards_) {
     loop_.remove(fw.fd);
     close(fw.fd);
@@ -213,10 +213,15 @@ uint32_t UdpTranslator::lookup(const Key& k) const {
   return kNone;
 }
 
+// Every flow, oldest first.
+void UdpTranslator::close_flows(const char* why) {
+  while (lru_head_ != kNone) free_flow(lru_head_, why);
+}
+
 // Takes a free slot (evicting the LRU flow when none is free) and indexes it.
 uint32_t UdpTranslator::alloc_flow(const Key& k, uint64_t now) {
   if (free_list_.empty()) {
-    free_flow(lru_head_);
+    free_flow(lru_head_, "evicted");
     counters_.flows_evicted++;
   }
   uint32_t s = free_list_.back();
@@ -238,9 +243,10 @@ uint32_t UdpTranslator::alloc_flow(const Key& k, uint64_t now) {
 }
 
 // Unindexes a flow, closes its own socket, returns the slot to the free list.
-void UdpTranslator::free_flow(uint32_t slot) {
+void UdpTranslator::free_flow(uint32_t slot, const char* why) {
   Flow& f = flows_[slot];
   if (!f.used) return;
+  if (verbose()) log_flow_close(ends_of(f), f.to_host, f.to_guest, why);
   uint32_t b = hash(Key{f.guest, f.peer, f.guest_port, f.peer_port}) & bucket_mask_;
   for (uint32_t* p = &buckets_[b]; *p != kNone; p = &flows_[*p].hnext) {
     if (*p == slot) {
@@ -328,7 +334,7 @@ uint32_t UdpTranslator::open_outbound(const Key& k, uint64_t now) {
   int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0 && (errno == EMFILE || errno == ENFILE) && lru_head_ != kNone) {
     // Out of descriptors before the table is full: the oldest flow yields.
-    free_flow(lru_head_);
+    free_flow(lru_head_, "evicted");
     counters_.flows_evicted++;
     fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   }
@@ -342,7 +348,7 @@ uint32_t UdpTranslator::open_outbound(const Key& k, uint64_t now) {
   uint32_t s = alloc_flow(k, now);
   if (!loop_.add(fd, EPOLLIN, tag_, s)) {
     close(fd);
-    free_flow(s);
+    free_flow(s, "error");
     return kNone;
   }
   Flow& f = flows_[s];
@@ -350,6 +356,7 @@ uint32_t UdpTranslator::open_outbound(const Key& k, uint64_t now) {
   f.host_peer = host;
   f.host_port = k.peer_port;
   counters_.flows_opened++;
+  if (verbose()) log_flow_open(ends_of(f));
   return s;
 }
 
@@ -383,6 +390,7 @@ void UdpTranslator::on_guest_datagram(const ParsedFrame& f, std::span<const uint
   }
   if (n >= 0) {
     counters_.host_sent++;
+    fl.to_host += static_cast<uint64_t>(n);
     return;
   }
   if (!fl.inbound && (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH)) {
@@ -390,6 +398,7 @@ void UdpTranslator::on_guest_datagram(const ParsedFrame& f, std::span<const uint
     return;
   }
   counters_.send_errors++;
+  if (verbose()) log_flow_error(ends_of(fl), "send", errno);
 }
 
 // Readable (or failed) socket: a flow's own or a forward socket.
@@ -488,6 +497,7 @@ void UdpTranslator::drain_forward(size_t index) {
         nf.inbound = true;
         nf.fd = fw.fd;
         counters_.flows_opened++;
+        if (verbose()) log_flow_open(ends_of(nf));
       }
       Flow& fl = flows_[s];
       if (fl.inbound) {
@@ -506,7 +516,7 @@ void UdpTranslator::drain_forward(size_t index) {
 }
 
 // Adds headers around a payload already in buf and sends the frame.
-bool UdpTranslator::deliver(const Flow& fl, uint8_t* buf, size_t payload_len,
+bool UdpTranslator::deliver(Flow& fl, uint8_t* buf, size_t payload_len,
                             bool payload_at_v6_offset) {
   const bool v6 = !fl.guest.is_v4();
   const size_t off = udp_frame_header_len(payload_at_v6_offset || v6);
@@ -536,6 +546,7 @@ bool UdpTranslator::deliver(const Flow& fl, uint8_t* buf, size_t payload_len,
     }
     counters_.fragmented++;
     counters_.guest_sent++;
+    fl.to_guest += payload_len;
     return true;
   }
   if (!link_.send_to_guest(std::span<const uint8_t>(buf, n))) {
@@ -543,12 +554,19 @@ bool UdpTranslator::deliver(const Flow& fl, uint8_t* buf, size_t payload_len,
     return false;
   }
   counters_.guest_sent++;
+  fl.to_guest += payload_len;
   return true;
+}
+
+// The flow's ends for the -v log.
+FlowEnds UdpTranslator::ends_of(const Flow& f) {
+  return FlowEnds{"udp", f.guest, f.guest_port, f.peer, f.peer_port, f.inbound};
 }
 
 // ICMP(v6) destination unreachable to the guest for an outbound flow.
 void UdpTranslator::send_unreachable(const Flow& fl, int err) {
   const bool v6 = !fl.guest.is_v4();
+  if (verbose()) log_flow_error(ends_of(fl), "host", err);
   uint8_t code;
   switch (err) {
     case ECONNREFUSED: code = v6 ? 4 : 3; break;  // port unreachable
@@ -611,7 +629,7 @@ uint64_t UdpTranslator::next_deadline_ns() const {
 // Closes flows idle for idle_timeout_ns, oldest first.
 void UdpTranslator::on_timer(uint64_t now) {
   while (lru_head_ != kNone && flows_[lru_head_].last_used + idle_timeout_ns_ <= now) {
-    free_flow(lru_head_);
+    free_flow(lru_head_, "idle");
     counters_.flows_expired++;
   }
 }

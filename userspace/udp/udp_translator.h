@@ -28,6 +28,7 @@
 
 #include "codec/addr.h"
 #include "codec/frame.h"
+#include "common/flow_log.h"
 #include "common/guest_link.h"
 #include "loop/event_loop.h"
 
@@ -70,6 +71,9 @@ class UdpTranslator final : public IoHandler, public TimerClient {
   void on_guest_datagram(const ParsedFrame& f, std::span<const uint8_t> frame);
 
   void set_idle_timeout_ns(uint64_t ns) { idle_timeout_ns_ = ns; }
+  // Closes every flow now (the -v log's reason: why): a process that ends
+  // with _exit() runs no destructor.
+  void close_flows(const char* why);
 
   // IoHandler: a flow socket or a forward socket is readable (or has an error).
   void on_io(uint64_t id, uint32_t events) override;
@@ -94,6 +98,7 @@ class UdpTranslator final : public IoHandler, public TimerClient {
     int fd = -1;           // own socket (outbound); the forward socket (inbound, not owned)
     bool fd_v6 = false;    // inbound: the forward socket is AF_INET6 (v4 peers as mapped)
     uint32_t last_len = 0; // last guest payload length, for ICMP error quotes
+    uint64_t to_host = 0, to_guest = 0;  // payload bytes each way (the -v log)
     uint64_t last_used = 0;
     uint32_t hnext = kNone;
     uint32_t lru_prev = kNone, lru_next = kNone;
@@ -114,7 +119,11 @@ class UdpTranslator final : public IoHandler, public TimerClient {
   uint32_t hash(const Key& k) const;
   uint32_t lookup(const Key& k) const;
   uint32_t alloc_flow(const Key& k, uint64_t now);
-  void free_flow(uint32_t slot);
+  // why: the -v log's reason ("idle", "evicted", "error", "exit").
+  void free_flow(uint32_t slot, const char* why);
+  // The flow's ends for the -v log.
+  static FlowEnds ends_of(const Flow& f);
+  bool verbose() const { return link_.config().verbose; }
   void touch(uint32_t slot, uint64_t now);
   void lru_unlink(uint32_t slot);
   void lru_push_back(uint32_t slot);
@@ -123,7 +132,7 @@ class UdpTranslator final : public IoHandler, public TimerClient {
   void drain_flow(uint32_t slot);
   void drain_forward(size_t index);
   void send_unreachable(const Flow& fl, int err);
-  bool deliver(const Flow& fl, uint8_t* frame_buf, size_t payload_len, bool payload_at_v6_offset);
+  bool deliver(Flow& fl, uint8_t* frame_buf, size_t payload_len, bool payload_at_v6_offset);
 
   EventLoop& loop_;
   GuestLink& link_;
