@@ -13,7 +13,9 @@
 #    -t forwards, over IPv4 and IPv6, sha256 checked on both sides
 #    (tests/tools/tcp_xfer.py);
 #  * UDP datagrams of 4000 bytes (fragmented on the hop) through a -u
-#    forward to socat echoing in the guest, IPv4 and IPv6.
+#    forward to socat echoing in the guest, IPv4 and IPv6;
+#  * the guest sees the remote client's own address as the peer (a client
+#    on the host's loopback appears as the gateway instead: tcp_inbound).
 # Each transfer gives up after 20 s without progress, each guest after 180 s.
 #
 # Issue 11: on the code before its fix the guest's replies never left (ferry
@@ -75,4 +77,7 @@ e2e_expect "guest -> RH [$H6]:$T2 -> RP: 64 MiB" xfer --addr "$H6" --port "$T2" 
 touch "$E2E_TMP/udp.done"
 e2e_ferry_wait
 e2e_expect_rc 0 "guest servers verified everything"
-e2e_log "peers seen by the guest: $(cat "$E2E_TMP"/g*.peers 2>/dev/null | tr '\n' ' ')"
+peers=$(cat "$E2E_TMP"/g*.peers 2>/dev/null)
+e2e_log "peers seen by the guest: $(echo $peers)"
+e2e_expect "the guest saw the remote client's own IPv4 address" grep -qx "::ffff:${REMOTE_P4[0]}" <<<"$peers"
+e2e_expect "the guest saw the remote client's own IPv6 address" grep -qx "${REMOTE_P6[0]}" <<<"$peers"
