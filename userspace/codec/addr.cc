@@ -120,6 +120,21 @@ bool InetAddr::is_multicast() const {
 // fe80::/10.
 bool InetAddr::is_link_local_v6() const { return !is_v4() && b[0] == 0xfe && (b[1] & 0xc0) == 0x80; }
 
+InetAddr link_local_from_mac(const MacAddr& mac) {
+  InetAddr a;
+  a.b[0] = 0xfe;
+  a.b[1] = 0x80;
+  a.b[8] = mac.b[0] ^ 0x02;  // universal/local bit inverted
+  a.b[9] = mac.b[1];
+  a.b[10] = mac.b[2];
+  a.b[11] = 0xff;
+  a.b[12] = 0xfe;
+  a.b[13] = mac.b[3];
+  a.b[14] = mac.b[4];
+  a.b[15] = mac.b[5];
+  return a;
+}
+
 // The IPv4 address (meaningful only when is_v4()).
 in_addr InetAddr::v4() const {
   in_addr a;

@@ -61,6 +61,10 @@ struct InetPrefix {
   std::string str() const;
 };
 
+// The IPv6 link-local address fe80::/64 with the modified EUI-64 interface
+// identifier of `mac` (RFC 4291 appendix A): the gateway's own on the link.
+InetAddr link_local_from_mac(const MacAddr& mac);
+
 struct InetAddrHash {
   size_t operator()(const InetAddr& a) const noexcept;
 };

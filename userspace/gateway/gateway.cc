@@ -211,7 +211,11 @@ void Gateway::handle_ns(const ParsedFrame& f, std::span<const uint8_t> frame) {
   ip.eth_dst = f.eth_src;
   ip.src = target;
   ip.dst = f.src;
-  size_t n = build_ndp_na(out_, ip, target, link_.our_mac(), target == c.gateway6);
+  // The router flag for both of the gateway's addresses: router advertisements
+  // come from the link-local one, and an NA without it makes the guest drop
+  // its default route (RFC 4861 7.2.5).
+  const bool router = target == c.gateway6 || target == link_local_from_mac(link_.our_mac());
+  size_t n = build_ndp_na(out_, ip, target, link_.our_mac(), router);
   if (n && send(n)) counters_.ndp_adverts++;
 }
 
