@@ -468,6 +468,7 @@ int cmd_attach(int argc, char** argv) {
     std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
     return 2;
   }
+  finish_services_config(&a.config, services::read_resolv_conf());
   if (geteuid() != 0) {
     std::fprintf(stderr, "ferry attach: needs root (CAP_NET_ADMIN, CAP_BPF, CAP_SYS_ADMIN)\n");
     return 1;

@@ -16,7 +16,11 @@
 //      it is ready; this process stays privileged and only supervises;
 //   7. CMD is forked, by us, into the namespace (with the host's filesystem
 //      and user: only the network is its own), FERRY_INSTANCE=run-<pid> in
-//      its environment;
+//      its environment. When the host's resolv.conf names only loopback
+//      resolvers (which the guest's loopback is not), or --dns was given,
+//      CMD gets a private mount namespace whose /etc/resolv.conf names the
+//      DNS servers ferry hands out (its forwarder, or --dns), as `ip netns
+//      exec` does with /etc/netns/NAME/resolv.conf;
 //   8. the translator's loop runs until we tell it CMD ended, and then for
 //      at most 3 s more while TCP connections are still closing (so what
 //      the guest wrote just before it exited still reaches the host); when
@@ -35,6 +39,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -45,6 +50,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -67,6 +73,7 @@
 #include "sandbox/private_dir.h"
 #include "sandbox/process_split.h"
 #include "sandbox/sandbox.h"
+#include "services/resolv_conf.h"
 #include "tcp/tcp_translator.h"
 #include "translator/translator.h"
 #include "udp/udp_translator.h"
@@ -176,12 +183,20 @@ class CmdSignals {
 
 // Child side of the fork: enter the guest namespace and exec CMD.
 [[noreturn]] void exec_guest(int netns_fd, const std::vector<char*>& cmd, const std::string& instance,
-                             const sigset_t& old_mask, mode_t old_umask) {
+                             const sigset_t& old_mask, mode_t old_umask, const std::string& resolv_conf) {
   prctl(PR_SET_PDEATHSIG, SIGHUP);
   umask(old_umask);
   if (setns(netns_fd, CLONE_NEWNET) != 0) {
     std::fprintf(stderr, "ferry: cannot enter the guest namespace: %s\n", std::strerror(errno));
     _exit(127);
+  }
+  // The guest's own /etc/resolv.conf: a private mount namespace (mounts
+  // propagate in from the host, not out) with the file bound over it.
+  if (!resolv_conf.empty()) {
+    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0 ||
+        mount(resolv_conf.c_str(), "/etc/resolv.conf", nullptr, MS_BIND, nullptr) != 0) {
+      std::fprintf(stderr, "ferry: warning: the guest keeps the host's /etc/resolv.conf: %s\n", std::strerror(errno));
+    }
   }
   setenv("FERRY_INSTANCE", instance.c_str(), 1);
   signal(SIGPIPE, SIG_DFL);
@@ -263,6 +278,18 @@ int cmd_run(int argc, char** argv) {
   if (std::string error; !sandbox::resolve(&sandbox_options, seccomp_given, &error)) {
     std::fprintf(stderr, "ferry run: %s\n", error.c_str());
     return 2;
+  }
+  const services::ResolvConf host_dns = services::read_resolv_conf();
+  finish_services_config(&config, host_dns);
+  // The guest's resolv.conf, when the host's cannot serve it as it is.
+  std::string guest_resolv;
+  if (!config.services.dns.empty() || (config.services.dns_forward && services::only_loopback(host_dns))) {
+    std::vector<InetAddr> servers;
+    if (config.ipv4) servers = config.services.handed_out(false, config.gateway4);
+    if (config.ipv6) {
+      for (const InetAddr& a : config.services.handed_out(true, config.gateway6)) servers.push_back(a);
+    }
+    guest_resolv = services::render_guest_resolv_conf(servers, config.services.search, host_dns);
   }
   if (geteuid() != 0) {
     std::fprintf(stderr, "ferry run: needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to make a namespace and a tap\n");
@@ -362,6 +389,19 @@ int cmd_run(int argc, char** argv) {
   if (std::string error; !counters_file.open(&error) && !quiet) {
     std::fprintf(stderr, "ferry run: warning: no counters file (%s)\n", error.c_str());
   }
+  // The guest's resolv.conf, beside the counters (and removed with them);
+  // readable by anyone, as /etc/resolv.conf is, for a CMD that drops root.
+  std::string resolv_path;
+  if (!guest_resolv.empty()) {
+    resolv_path = run_counters_dir(instance) + "/resolv.conf";
+    std::ofstream out(resolv_path);
+    out << guest_resolv;
+    out.close();
+    if (!out || chmod(resolv_path.c_str(), 0644) != 0) {
+      std::fprintf(stderr, "ferry run: cannot write %s\n", resolv_path.c_str());
+      return 1;
+    }
+  }
   const int sigfd = signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
   if (sigfd < 0) {
     std::fprintf(stderr, "ferry run: signalfd: %s\n", std::strerror(errno));
@@ -428,7 +468,7 @@ int cmd_run(int argc, char** argv) {
     close(sigfd);
     return 1;
   }
-  if (child == 0) exec_guest(ns->get(), cmd, instance, old_mask, old_umask);
+  if (child == 0) exec_guest(ns->get(), cmd, instance, old_mask, old_umask, resolv_path);
   cmd_signals.set_child(child);
   const int translator_status = supervisor.run();
   close(sigfd);

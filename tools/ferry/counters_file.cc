@@ -12,6 +12,7 @@
 #include <ctime>
 
 #include "netns/netns.h"
+#include "services/guest_services.h"
 #include "tcp/tcp_translator.h"
 #include "udp/udp_translator.h"
 
@@ -64,7 +65,7 @@ attach::StateMap translator_counters(Translator& tr, const FramePort& port) {
   const PortCounters& p = port.counters();
   const TcpTranslator::Counters& tc = tr.tcp().counters();
   const UdpCounters& uc = tr.udp().counters();
-  return attach::StateMap{
+  attach::StateMap m{
       {"written_at", std::to_string(static_cast<long long>(std::time(nullptr)))},
       {"frames", n(t.frames)},
       {"malformed", n(t.malformed)},
@@ -93,6 +94,28 @@ attach::StateMap translator_counters(Translator& tr, const FramePort& port) {
       {"udp_host_received", n(uc.host_received)},
       {"udp_flows_opened", n(uc.flows_opened)},
   };
+  const services::GuestServices& sv = tr.services();
+  const services::Dhcp4Counters& d4 = sv.dhcp4().counters();
+  const services::RaCounters& ra = sv.ra().counters();
+  const services::Dhcp6Counters& d6 = sv.dhcp6().counters();
+  const services::DnsCounters& dns = sv.dns().counters();
+  m.merge(attach::StateMap{
+           {"dhcp4_offers", n(d4.offers)},
+           {"dhcp4_acks", n(d4.acks)},
+           {"dhcp4_naks", n(d4.naks)},
+           {"dhcp4_malformed", n(d4.malformed)},
+           {"ra_adverts", n(ra.adverts)},
+           {"ra_malformed", n(ra.malformed)},
+           {"dhcp6_advertises", n(d6.advertises)},
+           {"dhcp6_replies", n(d6.replies)},
+           {"dhcp6_malformed", n(d6.malformed)},
+           {"dns_queries", n(dns.queries)},
+           {"dns_answers", n(dns.answers)},
+           {"dns_malformed", n(dns.malformed)},
+           {"dns_timeouts", n(dns.timeouts)},
+           {"dns_table_full", n(dns.table_full)},
+  });
+  return m;
 }
 
 // A NETLINK_ROUTE socket opened inside ns_fd.

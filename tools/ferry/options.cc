@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "common/port_forward.h"
+#include "services/dns_name.h"
 
 namespace ferry::cli {
 
@@ -91,6 +92,73 @@ bool parse_translator_option(int argc, char** argv, int* i, Config* c, std::stri
       return true;
     }
     c->max_conns = static_cast<uint32_t>(n);
+  } else if (opt == "--no-dhcp") {
+    c->services.dhcp4 = false;
+  } else if (opt == "--no-ra") {
+    c->services.ra = false;
+  } else if (opt == "--no-dhcpv6") {
+    c->services.dhcp6 = false;
+  } else if (opt == "--no-dns") {
+    c->services.dns_forward = false;
+  } else if (opt == "--dns") {
+    if (!value(&v)) return true;
+    auto a = InetAddr::parse(v);
+    if (!a || a->is_unspecified() || a->is_multicast()) {
+      *error = "bad --dns address '" + std::string(v) + "'";
+      return true;
+    }
+    c->services.dns.push_back(*a);
+  } else if (opt == "--dns-forward") {
+    if (!value(&v)) return true;
+    auto a = InetAddr::parse(v);
+    if (!a || a->is_unspecified() || a->is_multicast() || a->is_loopback()) {
+      *error = "bad --dns-forward address '" + std::string(v) + "'";
+      return true;
+    }
+    (a->is_v4() ? c->services.dns_forward4 : c->services.dns_forward6) = *a;
+  } else if (opt == "--search") {
+    if (!value(&v)) return true;
+    for (std::string_view rest = v; !rest.empty();) {
+      const size_t comma = rest.find(',');
+      const std::string_view d = rest.substr(0, comma);
+      if (!services::valid_dns_name(d)) {
+        *error = "bad --search domain '" + std::string(d) + "'";
+        return true;
+      }
+      c->services.search.emplace_back(d);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+    c->services.search_given = true;
+  } else if (opt == "--domain") {
+    if (!value(&v)) return true;
+    if (!services::valid_dns_name(v)) {
+      *error = "bad --domain '" + std::string(v) + "'";
+      return true;
+    }
+    c->services.domain = v;
+  } else if (opt == "--hostname") {
+    if (!value(&v)) return true;
+    const std::string_view h = v;
+    if (!services::valid_dns_name(h) || h.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != std::string_view::npos) {
+      *error = "bad --hostname '" + std::string(v) + "' (letters, digits, '-' and '.')";
+      return true;
+    }
+    c->services.hostname = v;
+  } else if (opt == "--route") {
+    if (!value(&v)) return true;
+    const std::string_view spec = v;
+    const size_t comma = spec.find(',');
+    auto dst = InetPrefix::parse(spec.substr(0, comma));
+    std::optional<InetAddr> via;
+    if (comma != std::string_view::npos) via = InetAddr::parse(spec.substr(comma + 1));
+    if (!dst || !dst->addr.is_v4() || (comma != std::string_view::npos && (!via || !via->is_v4()))) {
+      *error = "bad --route '" + std::string(v) + "' (want DST/PREFIX[,GATEWAY], IPv4)";
+      return true;
+    }
+    Route4 r;
+    r.dst = *dst;
+    if (via) r.via = *via;  // unset: the gateway, filled in by validate_config
+    c->services.routes.push_back(r);
   } else if (opt == "-v" || opt == "--verbose") {
     c->verbose = true;
   } else {
@@ -120,7 +188,32 @@ bool validate_config(const Config& c, std::string* error) {
     *error = "gateway " + c.gateway6.str() + " is not in " + c.guest6.str();
     return false;
   }
+  const ServicesConfig& s = c.services;
+  if (c.ipv4 && !s.dns_forward4.is_unspecified() &&
+      (!s.dns_forward4.same_prefix(c.guest4.addr, c.guest4.len) || s.dns_forward4 == c.guest4.addr)) {
+    *error = "--dns-forward " + s.dns_forward4.str() + " is not an address of " + c.guest4.str() + " other than the guest's";
+    return false;
+  }
+  if (c.ipv6 && !s.dns_forward6.is_unspecified() &&
+      (!s.dns_forward6.same_prefix(c.guest6.addr, c.guest6.len) || s.dns_forward6 == c.guest6.addr)) {
+    *error = "--dns-forward " + s.dns_forward6.str() + " is not an address of " + c.guest6.str() + " other than the guest's";
+    return false;
+  }
+  for (const Route4& r : s.routes) {
+    if (!r.via.is_unspecified() && r.via.is_v4() && !r.via.same_prefix(c.guest4.addr, c.guest4.len)) {
+      *error = "--route gateway " + r.via.str() + " is not in " + c.guest4.str();
+      return false;
+    }
+  }
   return true;
+}
+
+void finish_services_config(Config* c, const services::ResolvConf& host) {
+  ServicesConfig& s = c->services;
+  for (Route4& r : s.routes)
+    if (r.via.is_unspecified() || !r.via.is_v4()) r.via = c->gateway4;
+  s.upstreams = host.nameservers;
+  if (!s.search_given) s.search = host.search;
 }
 
 const char* translator_options_help() {
@@ -138,7 +231,19 @@ const char* translator_options_help() {
          "      --max-conns N          size of the TCP flow table (131072)\n"
          "  -v, --verbose              log each TCP/UDP flow's open and close (addresses,\n"
          "                             ports, bytes each way, reason) and its errors to\n"
-         "                             stderr, one line each\n";
+         "                             stderr, one line each\n"
+         "guest services (DHCPv4, router advertisements, DHCPv6, DNS forwarding; all on):\n"
+         "      --no-dhcp              no DHCPv4 server\n"
+         "      --no-ra                no router advertisements\n"
+         "      --no-dhcpv6            no DHCPv6 server (RAs then carry no M/O flags)\n"
+         "      --no-dns               no DNS forwarder\n"
+         "      --dns ADDR             hand out this DNS server instead of the forwarder\n"
+         "                             (repeatable; per family)\n"
+         "      --dns-forward ADDR     the forwarder's address in the guest's subnet (the gateway)\n"
+         "      --search D[,D...]      search list handed out (the host's resolv.conf search)\n"
+         "      --domain NAME          DHCP domain name, option 15 (the first search domain)\n"
+         "      --hostname NAME        DHCP host name, option 12\n"
+         "      --route DST/P[,GW]     a classless static route for DHCP option 121 (GW: the gateway)\n";
 }
 
 }  // namespace ferry::cli

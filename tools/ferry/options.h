@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/config.h"
+#include "services/resolv_conf.h"
 
 namespace ferry::cli {
 
@@ -17,6 +18,10 @@ bool parse_translator_option(int argc, char** argv, int* i, Config* config, std:
 
 // Checks cross-option consistency after all options were read.
 bool validate_config(const Config& config, std::string* error);
+
+// Fills what the guest services take from the host: the resolvers to forward
+// to, the search list (unless --search), routes' default gateway.
+void finish_services_config(Config* config, const services::ResolvConf& host);
 
 // The help text for the options above, indented for a usage message.
 const char* translator_options_help();

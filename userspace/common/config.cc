@@ -4,6 +4,29 @@
 
 namespace ferry {
 
+const InetAddr& ServicesConfig::forward_addr(bool v6, const InetAddr& gateway) const {
+  const InetAddr& a = v6 ? dns_forward6 : dns_forward4;
+  return a.is_unspecified() ? gateway : a;
+}
+
+std::vector<InetAddr> ServicesConfig::handed_out(bool v6, const InetAddr& gateway) const {
+  std::vector<InetAddr> out;
+  for (const InetAddr& a : dns)
+    if (a.is_v4() != v6) out.push_back(a);
+  if (out.empty() && dns_forward) out.push_back(forward_addr(v6, gateway));
+  return out;
+}
+
+std::optional<InetAddr> Config::dns_tcp_target(const InetAddr& dst, uint16_t dport) const {
+  const bool v6 = !dst.is_v4();
+  if (!services.dns_forward || dport != 53 || dst != services.forward_addr(v6, v6 ? gateway6 : gateway4)) {
+    return std::nullopt;
+  }
+  for (const InetAddr& up : services.upstreams)
+    if (up.is_v4() != v6) return up;
+  return std::nullopt;
+}
+
 Config Config::defaults() {
   Config c;
   c.guest4 = *InetPrefix::parse("198.18.0.2/24");

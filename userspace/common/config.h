@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,39 @@ struct PortForward {
   bool bind_any = true;
   uint16_t host_first = 0, host_last = 0;
   uint16_t guest_first = 0;  // guest port for host_first; the range maps 1:1
+};
+
+// An IPv4 route handed to a DHCP client (option 121, RFC 3442).
+struct Route4 {
+  InetPrefix dst;   // e.g. 10.0.0.0/8
+  InetAddr via;     // a gateway on the guest's subnet
+};
+
+// What the guest services (userspace/services/) hand out and whether they
+// run. Every address follows the guest's own (-a/-g/-m) unless set here.
+struct ServicesConfig {
+  bool dhcp4 = true;     // DHCPv4 server (--no-dhcp)
+  bool ra = true;        // router advertisements (--no-ra)
+  bool dhcp6 = true;     // DHCPv6 server (--no-dhcpv6)
+  bool dns_forward = true;  // DNS forwarder on dns_forward4/6 (--no-dns)
+  // Where the forwarder listens (--dns-forward); unspecified: the gateway.
+  InetAddr dns_forward4, dns_forward6;
+  // --dns: servers handed out instead of the forwarder's address (per family).
+  std::vector<InetAddr> dns;
+  std::vector<std::string> search;  // search list (--search; default: the host's)
+  bool search_given = false;        // --search was given (even an empty host list stays out)
+  std::string domain;               // option 15 (--domain; default: first of search)
+  std::string hostname;             // option 12 (--hostname)
+  std::vector<Route4> routes;       // option 121 (--route)
+  uint32_t lease_s = 3600;          // DHCP lease and DHCPv6/RA lifetimes
+  // The host's resolvers the forwarder relays to (from /etc/resolv.conf).
+  std::vector<InetAddr> upstreams;
+
+  // The forwarder's address for a family (the gateway unless --dns-forward).
+  const InetAddr& forward_addr(bool v6, const InetAddr& gateway) const;
+  // The DNS servers handed out for a family: --dns of that family, else the
+  // forwarder's address when it runs, else none.
+  std::vector<InetAddr> handed_out(bool v6, const InetAddr& gateway) const;
 };
 
 struct Config {
@@ -37,9 +71,18 @@ struct Config {
   std::vector<PortForward> tcp_forwards;
   std::vector<PortForward> udp_forwards;
 
+  ServicesConfig services;
+
   uint32_t max_conns = 131072;
   bool fastpath = true;
   bool verbose = false;
+
+  // DNS over TCP: where a guest connection to dst:dport goes instead of
+  // dst when it is the DNS forwarder's (forward address, port 53): the first
+  // host resolver of the guest's family (a socket of that family must reach
+  // it). nullopt when the forwarder is off, for any other destination, or
+  // when no resolver of that family is known.
+  std::optional<InetAddr> dns_tcp_target(const InetAddr& dst, uint16_t dport) const;
 
   // The defaults above, with the addresses filled in.
   static Config defaults();

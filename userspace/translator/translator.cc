@@ -16,6 +16,7 @@
 #include "codec/fragment.h"
 #include "codec/frame.h"
 #include "gateway/gateway.h"
+#include "services/guest_services.h"
 #include "tcp/tcp_translator.h"
 #include "udp/udp_translator.h"
 
@@ -30,6 +31,7 @@ constexpr size_t kFramesPerWakeup = 64;
 Translator::Translator(EventLoop& loop, FramePort& port, Config config)
     : loop_(loop), port_(port), config_(std::move(config)) {
   gateway_ = std::make_unique<Gateway>(loop_, *this);
+  services_ = std::make_unique<services::GuestServices>(loop_, *this);
   tcp_ = std::make_unique<TcpTranslator>(loop_, *this);
   udp_ = std::make_unique<UdpTranslator>(loop_, *this);
   tag_ = loop_.register_handler(this);
@@ -43,6 +45,7 @@ Translator::~Translator() {
 bool Translator::start(std::string* error) {
   if (!tcp_->start(error)) return false;
   if (!udp_->start(error)) return false;
+  if (!services_->start(error)) return false;
   if (!loop_.add(port_.fd(), EPOLLIN, tag_, 0)) {
     *error = "cannot watch the guest port";
     return false;
@@ -104,6 +107,9 @@ void Translator::on_guest_frame(std::span<const uint8_t> frame, const RxMeta& me
     guest_mac_known_ = true;
     release_held();
   }
+  // DHCP, router solicitations, DHCPv6, DNS to the forwarder: before the
+  // source checks below (a DHCP client has no address yet).
+  if (services_->take(f, frame)) return;
 
   switch (f.l3) {
     case L3Kind::arp:

@@ -1,8 +1,8 @@
 // Translator: the dispatcher between a FramePort and the protocol translators.
 //
 // Data flows one way per direction:
-//   guest -> port -> Translator::on_guest_frame -> parse_frame -> {Gateway,
-//   TcpTranslator, UdpTranslator} -> host sockets
+//   guest -> port -> Translator::on_guest_frame -> parse_frame -> {GuestServices,
+//   Gateway, TcpTranslator, UdpTranslator} -> host sockets
 //   host sockets -> translators -> GuestLink::send_to_guest -> port -> guest
 // A frame toward a guest whose MAC is not known yet (it has sent nothing, and
 // nobody told us: `ferry attach` without --guest-mac) is held in a small
@@ -34,6 +34,9 @@
 namespace ferry {
 
 class Gateway;
+namespace services {
+class GuestServices;
+}
 class TcpTranslator;
 class UdpTranslator;
 
@@ -94,6 +97,7 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
   TcpTranslator& tcp() { return *tcp_; }
   UdpTranslator& udp() { return *udp_; }
   Gateway& gateway() { return *gateway_; }
+  services::GuestServices& services() { return *services_; }
   const Reassembler& reassembler() const { return reasm_; }
 
  private:
@@ -121,6 +125,7 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
   bool port_gone_ = false;
   std::function<void()> on_port_gone_;
   std::unique_ptr<Gateway> gateway_;
+  std::unique_ptr<services::GuestServices> services_;  // DHCP, RA, DHCPv6, DNS
   std::unique_ptr<TcpTranslator> tcp_;
   std::unique_ptr<UdpTranslator> udp_;
 
