@@ -546,7 +546,9 @@ void TcpTranslator::open_outbound(const ParsedFrame& f, const ferry_conn_key& ke
     return;
   }
   InetAddr dest = f.dst;
-  if (cfg.map_gateway) {
+  if (auto resolver = cfg.dns_tcp_target(f.dst, f.tcp.dport)) {
+    dest = *resolver;  // DNS over TCP to the forwarder's address: the host's resolver
+  } else if (cfg.map_gateway) {
     if (!v6 && dest == cfg.gateway4) dest = *InetAddr::parse("127.0.0.1");
     if (v6 && dest == cfg.gateway6) dest = *InetAddr::parse("::1");
   }
