@@ -22,6 +22,10 @@ PACKAGES=(
   # busybox for the guest's initramfs (its cpio packs it); the guest's kernel is
   # Debian's linux-image-amd64, fetched by the tests with `apt-get download`
   qemu-system-x86 busybox-static
+  # stock clients of the guest-services scenarios (services_*): udhcpc,
+  # dhclient, rdisc6, a throw-away resolver, dig
+  # (busybox-static above: udhcpc)
+  isc-dhcp-client ndisc6 dnsmasq-base bind9-dnsutils
 )
 
 if [[ $(id -u) -ne 0 ]]; then
