@@ -8,7 +8,8 @@
 # 9293 / 5961 behaviour (RSTs for unknown flows, challenge ACKs, window edge,
 # MSS, options). Then an ordinary TCP connection must still work, and ferry's
 # own counters (printed at exit with -v) must show every malformed frame
-# counted as malformed.
+# counted as malformed, and every malformed DHCP/DHCPv6/DNS/RS message by the
+# guest services.
 #
 # Traffic: the guest talks only to the gateway address (the host's loopback)
 # and to addresses of its own namespace; servers listen on 127.0.0.1 only.
@@ -80,5 +81,11 @@ else
     test "$got_malformed" -eq "$want_malformed"
   e2e_expect "not-for-us counted: ferry $got_nfu, sent $want_nfu" test "${got_nfu:-0}" -eq "$want_nfu"
 fi
+# ... and every malformed DHCP, DHCPv6, DNS query and router solicitation by
+# the guest services.
+want_svc=$(sed -n 's/^services_malformed_sent \([0-9]*\)$/\1/p' "$OUT")
+got_svc=$(sed -n 's/.* services_malformed=\([0-9]*\).*/\1/p' <<<"$line")
+e2e_expect "services' malformed counted: ferry ${got_svc:-none}, sent ${want_svc:-none}" \
+  test -n "$want_svc" -a "${got_svc:-x}" = "$want_svc"
 if ((E2E_FAILED)); then e2e_show_output; fi
 e2e_check_clean "$FERRY_PID"

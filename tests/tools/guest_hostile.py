@@ -25,9 +25,13 @@ Raw TCP flows use guest addresses the guest's kernel does not own
 and the kernel drops the answers silently instead of resetting flows it does
 not know.
 
-Prints "ok: ..." / "FAIL: ...", then "malformed_sent N" and
+Prints "ok: ..." / "FAIL: ...", then "malformed_sent N",
 "not_for_us_sent N" (frames that ferry's translator must count as malformed
-or not for us); exits 1 when any check failed.
+or not for us) and "services_malformed_sent N" (DHCP, DHCPv6, DNS and router
+solicitations that ferry's guest services must count as malformed); exits 1
+when any check failed. Router advertisements ferry sends on its own schedule
+are not answers and are ignored by the silence checks. No well-formed DNS
+query is sent: the forwarder would relay it to the host's resolvers.
 """
 import argparse
 import errno
@@ -55,7 +59,7 @@ VNET_HDR_LEN = 10
 DEADLINE = time.time() + 45  # the whole run, a backstop
 
 failures = []
-counts = {"malformed": 0, "not_for_us": 0}
+counts = {"malformed": 0, "not_for_us": 0, "services_malformed": 0}
 
 
 def ok(what):
@@ -157,7 +161,12 @@ def echo6(ident, payload=b"", seq=1, src=GUEST6, dst=GW6):
     return eth() / IPv6(src=src, dst=dst) / ICMPv6EchoRequest(id=ident, seq=seq, data=payload)
 
 
-def must_drop(name, frames, malformed=0, not_for_us=0):
+def periodic_ra(p):
+    """A router advertisement to all nodes: ferry's own schedule, not an answer."""
+    return IPv6 in p and p[IPv6].dst == "ff02::1" and p[IPv6].nh == 58 and raw(p[IPv6].payload)[:1] == b"\x86"
+
+
+def must_drop(name, frames, malformed=0, not_for_us=0, services_malformed=0):
     """Sends frames ferry must not answer, then a canary; checks silence."""
     global canary_id
     canary_id += 1
@@ -170,7 +179,7 @@ def must_drop(name, frames, malformed=0, not_for_us=0):
     got = False
     for f in L.frames(3.0):
         p = f.pkt
-        if p.src != L.gw_mac:
+        if p.src != L.gw_mac or periodic_ra(p):
             continue
         if ICMP in p and p[ICMP].type == 0 and p[ICMP].id == cid:
             got = True
@@ -179,10 +188,11 @@ def must_drop(name, frames, malformed=0, not_for_us=0):
     # An answer that waits for the host (a SYN-ACK after connect()) may come
     # after the canary's: listen a little longer.
     for f in L.frames(0.3 if got else 0):
-        if f.pkt.src == L.gw_mac:
+        if f.pkt.src == L.gw_mac and not periodic_ra(f.pkt):
             stray.append(f.pkt.summary())
     counts["malformed"] += malformed
     counts["not_for_us"] += not_for_us
+    counts["services_malformed"] += services_malformed
     if not got:
         fail(f"{name}: ferry did not answer the canary after the batch (stuck or dead?)")
         return
@@ -351,6 +361,89 @@ def probes_malformed():
         TCP(sport=40005, dport=A.echo, flags="S", seq=1),
     ]
     must_drop("VLAN-tagged frames", vl, not_for_us=len(vl))
+
+
+# ------------------------------------------------------------ guest services
+
+
+def dhcp4_msg(mtype, opts=b"", cookie=b"\x63\x82\x53\x63"):
+    fixed = bytearray(236)
+    fixed[0:4] = b"\x01\x01\x06\x00"
+    fixed[4:8] = b"\x12\x34\x56\x78"
+    fixed[28:34] = bytes.fromhex(L.mac.replace(":", ""))
+    body = (b"\x35\x01" + bytes([mtype])) if mtype else b""
+    return bytes(fixed) + cookie + body + opts + b"\xff"
+
+
+def dhcp4(payload):
+    return (Ether(dst="ff:ff:ff:ff:ff:ff", src=L.mac) / IP(src="0.0.0.0", dst="255.255.255.255") /
+            UDP(sport=68, dport=67) / Raw(payload))
+
+
+def dhcp6(payload):
+    return (Ether(dst="33:33:00:01:00:02", src=L.mac) / IPv6(src="fe80::5ee:f00d", dst="ff02::1:2") /
+            UDP(sport=546, dport=547) / Raw(payload))
+
+
+def dns(payload, v6=False):
+    ip = IPv6(src=GUEST6, dst=GW6) if v6 else IP(src=GUEST4, dst=GW4)
+    return eth() / ip / UDP(sport=40053, dport=53) / Raw(payload)
+
+
+def probes_services():
+    # Well-formed requests are answered: DHCP DISCOVER -> OFFER of the guest's
+    # address, DHCPv6 SOLICIT -> ADVERTISE, RS -> RA.
+    L.drain()
+    L.send(dhcp4(dhcp4_msg(1)))
+    r = L.wait(lambda p: UDP in p and p[UDP].sport == 67 and p[UDP].dport == 68)
+    check(r is not None and raw(r.pkt[UDP].payload)[16:20] == socket.inet_aton(GUEST4),
+          "DHCP DISCOVER answered with an OFFER of the guest's address")
+    duid = b"\x00\x03\x00\x01" + bytes.fromhex(L.mac.replace(":", ""))  # DUID-LL
+    client_id = b"\x00\x01\x00\x0a" + duid
+    L.send(dhcp6(b"\x01\xab\xcd\xef" + client_id + b"\x00\x03\x00\x0c" + b"\x00" * 12))
+    r = L.wait(lambda p: UDP in p and p[UDP].sport == 547)
+    check(r is not None and raw(r.pkt[UDP].payload)[:1] == b"\x02", "DHCPv6 SOLICIT answered with an ADVERTISE")
+    L.send(Ether(dst="33:33:00:00:00:02", src=L.mac) / IPv6(src="fe80::5ee:f00d", dst="ff02::2", hlim=255) /
+           ICMPv6ND_RS() / ICMPv6NDOptSrcLLAddr(lladdr=L.mac))
+    r = L.wait(lambda p: periodic_ra(p), timeout=4.0)
+    check(r is not None, "router solicitation answered with an advertisement")
+
+    bad = []
+    d = dhcp4_msg(1)
+    bad.append(dhcp4(d[:100]))                                       # truncated
+    bad.append(dhcp4(dhcp4_msg(1, cookie=b"\x63\x82\x53\x00")))     # bad magic cookie
+    bad.append(dhcp4(dhcp4_msg(1)[:-1] + b"\x0c\x28x"))                 # option past the end
+    bad.append(dhcp4(dhcp4_msg(0, b"\x35\x02\x01\x01")))               # type of length 2
+    bad.append(dhcp4(dhcp4_msg(0)))                                  # no type at all
+    bad.append(dhcp4(dhcp4_msg(3, b"\x32\x03\x01\x02\x03")))          # requested IP of 3 bytes
+    bad.append(dhcp6(b"\x01\x00\x00"))                                # 3 bytes
+    bad.append(dhcp6(b"\x01\x00\x00\x01\x00\x01\x00\xc8" + duid))      # client id longer than the message
+    bad.append(dhcp6(b"\x01\x00\x00\x01\x00\x01\x00\x01\x00"))        # client id of 1 byte
+    bad.append(dhcp6(b"\x01\x00\x00\x01\x00\x03\x00\x0b" + b"\x00" * 11))  # IA_NA of 11 bytes
+    q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    bad.append(dns(q[:5]))                                           # shorter than a header
+    bad.append(dns(b"\x12\x34\x81\x00" + q[4:] + b"\x00\x00\x01\x00\x01"))  # a response (QR)
+    bad.append(dns(q[:4] + b"\x00\x02" + q[6:] + b"\x00\x00\x01\x00\x01"))  # two questions
+    bad.append(dns(q + b"\xc0\x0c\x00\x01\x00\x01"))                  # name pointing at itself
+    bad.append(dns(q + b"\x01a\xc0\x0c\x00\x01\x00\x01", v6=True))      # label then a loop
+    bad.append(dns(q + b"\x3fabc"))                                    # label past the end
+    rs = Ether(dst="33:33:00:00:00:02", src=L.mac) / IPv6(src="fe80::5ee:f00d", dst="ff02::2", hlim=64) / ICMPv6ND_RS()
+    bad.append(rs)                                                   # RS with hop limit 64
+    rs0 = bytearray(raw(Ether(dst="33:33:00:00:00:02", src=L.mac) /
+                        IPv6(src="fe80::5ee:f00d", dst="ff02::2", hlim=255) / ICMPv6ND_RS() /
+                        ICMPv6NDOptSrcLLAddr(lladdr=L.mac)))
+    rs0[14 + 40 + 8 + 1] = 0                                         # option of length 0
+    rs0[14 + 40 + 2:14 + 40 + 4] = b"\0\0"
+    rs0[14 + 40 + 2:14 + 40 + 4] = struct.pack("!H", csum6(rs0[14:]))
+    bad.append(bytes(rs0))
+    must_drop("malformed DHCP, DHCPv6, DNS and router solicitations", bad, services_malformed=len(bad))
+
+
+def csum6(ip6):
+    """ICMPv6 checksum of an IPv6 packet (header + ICMPv6 with a zero checksum)."""
+    plen = struct.unpack("!H", bytes(ip6[4:6]))[0]
+    pseudo = bytes(ip6[8:40]) + struct.pack("!IxxxB", plen, 58)
+    return csum(pseudo + bytes(ip6[40:40 + plen]))
 
 
 # ---------------------------------------------------------------- ARP and NDP
@@ -937,8 +1030,8 @@ def main():
     L = Link()
     if not learn_gateway():
         return 1
-    for probe in (probes_malformed, probes_arp_ndp, probes_echo, probes_fragments, probes_udp,
-                  probes_tcp, probes_window):
+    for probe in (probes_malformed, probes_services, probes_arp_ndp, probes_echo, probes_fragments,
+                  probes_udp, probes_tcp, probes_window):
         if time.time() > DEADLINE:
             fail("out of time before " + probe.__name__)
             break
@@ -965,6 +1058,7 @@ def main():
           f"(ENOBUFS {L.nobufs} times)")
     print(f"malformed_sent {counts['malformed']}")
     print(f"not_for_us_sent {counts['not_for_us']}")
+    print(f"services_malformed_sent {counts['services_malformed']}")
     print(f"{len(failures)} failures")
     return 1 if failures else 0
 

@@ -73,6 +73,7 @@
 #include "sandbox/private_dir.h"
 #include "sandbox/process_split.h"
 #include "sandbox/sandbox.h"
+#include "services/guest_services.h"
 #include "services/resolv_conf.h"
 #include "tcp/tcp_translator.h"
 #include "translator/translator.h"
@@ -439,14 +440,18 @@ int cmd_run(int argc, char** argv) {
     if (config.verbose) {  // what the translator made of the guest's frames
       const Translator::Counters& t = translator.counters();
       const TcpTranslator::Counters& tc = translator.tcp().counters();
+      const services::GuestServices& sv = translator.services();
+      const uint64_t services_malformed = sv.dhcp4().counters().malformed + sv.dhcp6().counters().malformed +
+                                          sv.ra().counters().malformed + sv.dns().counters().malformed;
       std::fprintf(stderr,
                    "ferry run: translator: frames=%llu malformed=%llu not_for_us=%llu unhandled=%llu "
-                   "tcp_dropped=%llu rst_to_guest=%llu challenge_acks=%llu\n",
+                   "tcp_dropped=%llu rst_to_guest=%llu challenge_acks=%llu services_malformed=%llu\n",
                    static_cast<unsigned long long>(t.frames), static_cast<unsigned long long>(t.malformed),
                    static_cast<unsigned long long>(t.not_for_us), static_cast<unsigned long long>(t.unhandled),
                    static_cast<unsigned long long>(tc.dropped_segments),
                    static_cast<unsigned long long>(tc.rst_to_guest),
-                   static_cast<unsigned long long>(tc.challenge_acks));
+                   static_cast<unsigned long long>(tc.challenge_acks),
+                   static_cast<unsigned long long>(services_malformed));
     }
     translator.udp().close_flows("exit");  // their -v close lines
     _exit(0);  // the set-up is the parent's to undo
