@@ -12,7 +12,8 @@
 # 2b. four concurrent ADDs then DELs (eth1..eth4 of one pod).
 # 3. a dead service: CHECK fails (107), DEL still cleans up.
 # 4. spec 1.0.0 (bookworm libcni 1.1.2), no IPAM: ferry's defaults, download
-#    over IPv4 (198.18.0.1) and IPv6 (fd00:f::1), CHECK, DEL, DEL.
+#    over IPv4 (198.18.0.1) and IPv6 (fd00:f::1), CHECK, DEL, DEL; a DHCP
+#    client in the pod is handed the configuration's dns (busybox udhcpc).
 # 5. spec 0.4.0: ADD/CHECK/DEL.
 # 6. DEL after the pod's namespace is gone.
 # Topology: see cni_clients.sh (client, ferry-cni and ferry run in H).
@@ -135,12 +136,21 @@ clean "DEL with the service dead"
 
 # ---- 4. spec 1.0.0, ferry's default addresses -----------------------------------------------
 cni_conf 10.conflist '{"cniVersion":"1.0.0","name":"'$NET'","plugins":[{"type":"ferry-cni","mtu":1500,
-  "stateDir":"'"$CNI_T/state"'","dns":{"nameservers":["198.18.0.1"]}}]}'
+  "stateDir":"'"$CNI_T/state"'","dns":{"nameservers":["198.18.0.1"],"search":["svc.cluster.test"]}}]}'
 cni_run 10 ctrD add "$NET" "$PNS"
 cni_ok "ADD (1.0.0, defaults)"
 e2e_expect "result: 198.18.0.2/24 and fd00:f::2/64" \
   test "$(cni_json '" ".join(i["address"] for i in r["ips"])')" = "198.18.0.2/24 fd00:f::2/64"
 e2e_expect "result: dns from the configuration" test "$(cni_json 'r["dns"]["nameservers"][0]')" = 198.18.0.1
+# ferry's DHCP server hands the pod what the result says (a client in the
+# pod asks; its script only records what it was given).
+printf '#!/bin/sh\n[ "$1" = bound ] && env > "%s"\nexit 0\n' "$E2E_TMP/dhcp.env" >"$E2E_TMP/dhcp.sh"
+chmod +x "$E2E_TMP/dhcp.sh"
+timeout 20 nsenter --net="/run/netns/$P" busybox udhcpc -f -q -n -t 5 -i eth0 -s "$E2E_TMP/dhcp.sh" -O search \
+  >/dev/null 2>&1
+e2e_expect "DHCP in the pod: 198.18.0.2, DNS 198.18.0.1, search svc.cluster.test, MTU 1500" \
+  bash -c "grep -qx ip=198.18.0.2 '$E2E_TMP/dhcp.env' && grep -qx dns=198.18.0.1 '$E2E_TMP/dhcp.env' &&
+           grep -qx search=svc.cluster.test '$E2E_TMP/dhcp.env' && grep -qx mtu=1500 '$E2E_TMP/dhcp.env'"
 DEVD=$(cni_json 'r["interfaces"][0]["name"]')
 if cni_fetch 198.18.0.1 "$E2E_TMP/got4"; then e2e_log "ok: IPv4 download via 198.18.0.1"; else
   e2e_fail "IPv4 download via 198.18.0.1"; cni_ferry_log "$DEVD"; fi

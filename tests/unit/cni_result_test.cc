@@ -140,6 +140,37 @@ TEST(CniFerry, AttachArgv) {
   EXPECT_EQ(std::count(a.begin(), a.end(), "-a"), 2);
 }
 
+// The guest services follow the configuration and the pod's DNS and routes.
+TEST(CniFerry, GuestServicesInAttachArgv) {
+  CniError err;
+  auto conf = parse_netconf(R"({"cniVersion":"1.0.0","name":"n","dhcp":false,"dhcpv6":false,
+                                 "dnsForward":"198.19.0.53"})",
+                            &err);
+  ASSERT_TRUE(conf) << err.msg;
+  Dns dns;
+  dns.nameservers = {"198.19.0.1", "not-an-address", "fd00:f::1"};
+  dns.search = {"svc.cluster.local", "bad,one"};
+  dns.domain = "cluster.local";
+  std::vector<CniRoute> routes = {{*InetPrefix::parse("0.0.0.0/0"), InetAddr::parse("198.19.0.1")},
+                                  {*InetPrefix::parse("10.96.0.0/12"), InetAddr::parse("198.19.0.1")},
+                                  {*InetPrefix::parse("fd10::/64"), InetAddr::parse("fd00:f::1")}};
+  AttachPlan p;
+  p.device = "d";
+  plan_guest_services(&p, *conf, dns, routes);
+  const std::vector<std::string> a = attach_argv(p);
+  const std::vector<std::string> want = {"attach", "d", "--no-dhcp", "--no-dhcpv6", "--dns-forward", "198.19.0.53",
+                                         "--dns", "198.19.0.1", "--dns", "fd00:f::1", "--search",
+                                         "svc.cluster.local", "--domain", "cluster.local", "--route",
+                                         "10.96.0.0/12,198.19.0.1"};
+  EXPECT_EQ(a, want);
+  auto off = parse_netconf(R"({"cniVersion":"1.0.0","name":"n","ra":false,"dnsForward":false})", &err);
+  ASSERT_TRUE(off) << err.msg;
+  AttachPlan q;
+  q.device = "d";
+  plan_guest_services(&q, *off, Dns{}, {});
+  EXPECT_EQ(attach_argv(q), (std::vector<std::string>{"attach", "d", "--no-ra", "--no-dns"}));
+}
+
 TEST(CniFerry, DefaultGateway) {
   EXPECT_EQ(default_gateway_for(*InetPrefix::parse("198.19.4.7/24")).str(), "198.19.4.1");
   EXPECT_EQ(default_gateway_for(*InetPrefix::parse("198.19.4.1/24")).str(), "198.19.4.2");

@@ -327,6 +327,25 @@ std::optional<NetConf> parse_netconf(std::string_view text, CniError* err) {
     }
     c.map_gateway = it->get<bool>();
   }
+  for (auto [field, flag] : {std::pair{"dhcp", &c.dhcp}, {"ra", &c.ra}, {"dhcpv6", &c.dhcpv6}}) {
+    if (auto it = j.find(field); it != j.end() && !it->is_null()) {
+      if (!it->is_boolean()) {
+        bad_field(err, field, "must be true or false");
+        return std::nullopt;
+      }
+      *flag = it->get<bool>();
+    }
+  }
+  if (auto it = j.find("dnsForward"); it != j.end() && !it->is_null()) {
+    if (it->is_boolean()) {
+      c.dns_forward = it->get<bool>();
+    } else if (it->is_string() && InetAddr::parse(it->get<std::string>())) {
+      c.dns_forward_addr = InetAddr::parse(it->get<std::string>())->str();
+    } else {
+      bad_field(err, "dnsForward", "must be true, false or an IP address");
+      return std::nullopt;
+    }
+  }
   if (!str("ferryPath", &c.ferry_path, false) || !str("stateDir", &c.state_dir, false)) return std::nullopt;
   if (c.state_dir.empty() || c.state_dir[0] != '/') {
     bad_field(err, "stateDir", "must be an absolute path");
@@ -577,7 +596,40 @@ std::vector<std::string> attach_argv(const AttachPlan& p) {
   if (!p.guest_mac.empty()) a.insert(a.end(), {"--guest-mac", p.guest_mac});
   if (!p.fastpath) a.push_back("--no-fastpath");
   if (!p.hook.empty()) a.insert(a.end(), {"--hook", p.hook});
+  if (!p.dhcp) a.push_back("--no-dhcp");
+  if (!p.ra) a.push_back("--no-ra");
+  if (!p.dhcpv6) a.push_back("--no-dhcpv6");
+  if (!p.dns_forward) a.push_back("--no-dns");
+  if (!p.dns_forward_addr.empty()) a.insert(a.end(), {"--dns-forward", p.dns_forward_addr});
+  for (const std::string& d : p.dns_servers) a.insert(a.end(), {"--dns", d});
+  if (!p.search.empty()) {
+    std::string list;
+    for (const std::string& s : p.search) list += (list.empty() ? "" : ",") + s;
+    a.insert(a.end(), {"--search", list});
+  }
+  if (!p.domain.empty()) a.insert(a.end(), {"--domain", p.domain});
+  for (const std::string& r : p.routes4) a.insert(a.end(), {"--route", r});
   return a;
+}
+
+void plan_guest_services(AttachPlan* plan, const NetConf& conf, const Dns& dns, const std::vector<CniRoute>& routes) {
+  plan->dhcp = conf.dhcp;
+  plan->ra = conf.ra;
+  plan->dhcpv6 = conf.dhcpv6;
+  plan->dns_forward = conf.dns_forward;
+  plan->dns_forward_addr = conf.dns_forward_addr;
+  for (const std::string& n : dns.nameservers) {
+    if (auto a = InetAddr::parse(n); a && !a->is_unspecified()) plan->dns_servers.push_back(a->str());
+  }
+  // A search domain ferry could not hand out (empty, a space, a comma) stays in the result only.
+  auto plain = [](const std::string& d) { return !d.empty() && d.find_first_of(" ,\t") == std::string::npos; };
+  for (const std::string& s : dns.search)
+    if (plain(s)) plan->search.push_back(s);
+  if (plain(dns.domain)) plan->domain = dns.domain;
+  for (const CniRoute& r : routes) {
+    if (!r.dst.addr.is_v4() || r.dst.len == 0 || !r.gw || !r.gw->is_v4()) continue;
+    plan->routes4.push_back(r.dst.str() + "," + r.gw->str());
+  }
 }
 
 InetAddr default_gateway_for(const InetPrefix& p) {

@@ -146,6 +146,9 @@ struct NetConf {
   std::vector<std::string> tcp_ports;  // static -t specs, passt syntax
   std::vector<std::string> udp_ports;  // static -u specs
   Dns dns;
+  // guest services (`ferry attach --no-dhcp` ...): on unless false
+  bool dhcp = true, ra = true, dhcpv6 = true, dns_forward = true;
+  std::string dns_forward_addr;  // "dnsForward": "ADDR" (--dns-forward)
   // delegated IPAM: the object and its type ("" = none: ferry's defaults)
   std::optional<json> ipam;
   std::string ipam_type;
@@ -213,7 +216,19 @@ struct AttachPlan {
   std::string hook;
   bool map_gateway = true;
   std::string guest_mac;  // the pod interface's MAC ("" unknown): --guest-mac
+  // What ferry's DHCP/RA/DHCPv6 hand out: the result's DNS and IPv4 routes.
+  bool dhcp = true, ra = true, dhcpv6 = true, dns_forward = true;
+  std::string dns_forward_addr;
+  std::vector<std::string> dns_servers;  // --dns
+  std::vector<std::string> search;       // --search
+  std::string domain;                    // --domain
+  std::vector<std::string> routes4;      // --route DST/LEN,GW (not the default route)
 };
+
+// Fills the plan's guest-service fields from the configuration and what
+// the pod is given: its DNS (nameservers that are addresses, search list,
+// domain) and its IPv4 routes other than the default.
+void plan_guest_services(AttachPlan* plan, const NetConf& conf, const Dns& dns, const std::vector<CniRoute>& routes);
 
 // The argv (without the binary) of `ferry attach` for a plan.
 std::vector<std::string> attach_argv(const AttachPlan& p);

@@ -431,6 +431,8 @@ Err Plugin::add_main(const std::string& key, json* out) {
   plan.hook = conf_.hook;
   plan.map_gateway = conf_.map_gateway;
   plan.guest_mac = pod_mac;  // so inbound traffic reaches a pod that has sent nothing
+  const Dns& pod_dns = ipam_res.dns.empty() ? conf_.dns : ipam_res.dns;
+  plan_guest_services(&plan, conf_, pod_dns, routes);
   undo.add([this, host] { (void)ferry_detach(host); });
   if (Err e = ferry_attach(plan)) return e;
 
@@ -442,7 +444,7 @@ Err Plugin::add_main(const std::string& key, json* out) {
   res.interfaces = {{host, host_mac, "", 0}, {env_.ifname, pod_mac, env_.netns, mtu}};
   res.ips = pod.ips;
   res.routes = routes;
-  res.dns = ipam_res.dns.empty() ? conf_.dns : ipam_res.dns;
+  res.dns = pod_dns;
   *out = res.to_json(conf_.cni_version);
   return std::nullopt;
 }
@@ -497,6 +499,7 @@ Err Plugin::add_chained(const std::string& key, json* out) {
   }
   plan.hook = conf_.hook;
   plan.map_gateway = conf_.map_gateway;
+  plan_guest_services(&plan, conf_, prev->dns.empty() ? conf_.dns : prev->dns, prev->routes);
 
   if (conf_.hook == "xdp") {
     // The pod's interface is another plugin's, but XDP needs it to send
