@@ -186,6 +186,33 @@ TEST_F(TranslatorTest, AKnownMacNeedsNoAsking) {
   EXPECT_EQ(tr.counters().held_for_mac, 0u);
 }
 
+// With --no-map-gw the DNS forwarder on the gateway still serves: DNS over
+// TCP to it is not refused (it goes to the host's resolver), other TCP is.
+TEST(TranslatorNoMapGw, DnsOverTcpToTheForwarderIsNotRefused) {
+  EventLoop loop;
+  RecordingPort port;
+  Config cfg = Config::defaults();
+  cfg.map_gateway = false;
+  cfg.services.upstreams = {*InetAddr::parse("127.0.0.1")};
+  Translator tr(loop, port, cfg);
+  for (uint16_t dport : {53, 80}) {
+    TcpSegment syn;
+    syn.ip.eth_src = kGuestMac;
+    syn.ip.eth_dst = cfg.our_mac;
+    syn.ip.src = cfg.guest4.addr;
+    syn.ip.dst = cfg.gateway4;
+    syn.sport = static_cast<uint16_t>(40000 + dport);
+    syn.dport = dport;
+    syn.seq = 1000;
+    syn.flags = 0x02;
+    syn.window = 65535;
+    Bytes f(kMaxFrameLen);
+    f.resize(build_tcp_frame(f, syn));
+    tr.on_guest_frame(f, RxMeta{});
+  }
+  EXPECT_EQ(tr.counters().refused_gateway, 1u);  // port 80 only
+}
+
 // With --no-map-gw: TCP to the gateway gets a RST, UDP and echo an ICMP
 // administratively prohibited; nothing opens a host socket.
 TEST(TranslatorNoMapGw, TheGatewayAddressIsRefused) {
@@ -221,7 +248,7 @@ TEST(TranslatorNoMapGw, TheGatewayAddressIsRefused) {
     UdpDatagram d;
     d.ip = ip;
     d.sport = 5353;
-    d.dport = 53;
+    d.dport = 9;  // not 53: DNS to the gateway is the DNS forwarder's
     const uint8_t q[] = {1, 2, 3};
     d.payload = q;
     f.assign(kMaxFrameLen, 0);

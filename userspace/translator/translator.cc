@@ -243,11 +243,14 @@ void Translator::release_held() {
 // to it would follow the host's routes off the machine. Refused as a router
 // refuses what its policy filters: TCP with a RST, UDP and ICMP echo with
 // ICMP destination unreachable, administratively prohibited. NDP and other
-// ICMP (errors, replies) to the gateway pass on to the gateway as before.
+// ICMP (errors, replies) to the gateway pass on to the gateway as before, and
+// so does DNS to the forwarder when it listens on the gateway (UDP is taken
+// by the guest services before this; TCP goes to the host's resolver).
 bool Translator::refuse_unmapped_gateway(const ParsedFrame& f, std::span<const uint8_t> frame) {
   if (config_.map_gateway || f.dst != (f.l3 == L3Kind::ipv6 ? config_.gateway6 : config_.gateway4)) return false;
   switch (f.protocol) {
     case IPPROTO_TCP:
+      if (config_.dns_tcp_target(f.dst, f.tcp.dport)) return false;  // the DNS forwarder, over TCP
       tcp_->refuse(f);
       break;
     case IPPROTO_UDP:
