@@ -177,6 +177,53 @@ TEST_P(UdpTest, OutboundToGatewayReachesLoopbackAndBack) {
   EXPECT_EQ(udp->counters().host_sent, 3u);
 }
 
+// The peer sees the guest's own source port (as with pasta), and two flows
+// from that port to two destinations both keep it.
+TEST_P(UdpTest, SourcePortKept) {
+  Make();
+  Peer a(v6()), b(v6());
+  ASSERT_GE(a.fd, 0);
+  ASSERT_GE(b.fd, 0);
+  const uint16_t gport = FreePort(v6());
+  ASSERT_NE(gport, 0);
+  Bytes payload = {'p', 'o', 'r', 't'};
+  Feed(Datagram(gw(), gport, a.port, payload));
+  Feed(Datagram(gw(), gport, b.port, payload));
+  Bytes got;
+  uint16_t from = 0;
+  ASSERT_TRUE(a.Recv(got, from));
+  EXPECT_EQ(from, gport);
+  ASSERT_TRUE(b.Recv(got, from));
+  EXPECT_EQ(from, gport);
+  EXPECT_EQ(udp->counters().source_port_kept, 2u);
+  EXPECT_EQ(udp->counters().source_port_ephemeral, 0u);
+  // The reply to each flow reaches the guest from its own peer.
+  ASSERT_TRUE(a.SendTo(gport, Bytes{'a'}));
+  ASSERT_TRUE(WaitFrames(1));
+  ParsedFrame p = parse_frame(link.sent[0]);
+  ASSERT_TRUE(p.is_udp());
+  EXPECT_EQ(p.udp.sport, a.port);
+  EXPECT_EQ(p.udp.dport, gport);
+}
+
+// A port a host process holds (no SO_REUSEADDR): the datagram still goes
+// out, from an ephemeral port.
+TEST_P(UdpTest, SourcePortTakenGivesEphemeral) {
+  Make();
+  Peer server(v6()), holder(v6());
+  ASSERT_GE(server.fd, 0);
+  ASSERT_GE(holder.fd, 0);
+  Bytes payload = {'x'};
+  Feed(Datagram(gw(), holder.port, server.port, payload));
+  Bytes got;
+  uint16_t from = 0;
+  ASSERT_TRUE(server.Recv(got, from));
+  EXPECT_EQ(got, payload);
+  EXPECT_NE(from, holder.port);
+  EXPECT_EQ(udp->counters().source_port_kept, 0u);
+  EXPECT_EQ(udp->counters().source_port_ephemeral, 1u);
+}
+
 TEST_P(UdpTest, LargeDatagram) {
   Make();
   Peer server(v6());

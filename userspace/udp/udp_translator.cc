@@ -322,7 +322,25 @@ bool UdpTranslator::refused_destination(const ParsedFrame& f) const {
   return false;
 }
 
+// Binds an outbound socket to the guest's source port on all addresses, as
+// pasta does, so the peer sees the port the guest chose. SO_REUSEADDR lets
+// flows from one guest port to several destinations share the port (each
+// socket is connected, so the kernel delivers replies by the full 4-tuple);
+// a port a host process holds without SO_REUSEADDR, or one the caller may
+// not bind, fails and the socket stays unbound: connect() then picks an
+// ephemeral port. IPv6 sockets are v6-only so they do not claim the IPv4 port.
+bool UdpTranslator::bind_source_port(int fd, bool v6, uint16_t port) {
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (v6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  sockaddr_storage ss;
+  InetAddr any = v6 ? InetAddr{} : *InetAddr::parse("0.0.0.0");
+  socklen_t sl = make_sockaddr(any, port, false, ss);
+  return bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) == 0;
+}
+
 // New outbound flow: its own socket, connected to the (mapped) destination.
+// Its source port is the guest's when the host can bind it (bind_source_port).
 uint32_t UdpTranslator::open_outbound(const Key& k, uint64_t now) {
   const Config& c = link_.config();
   InetAddr host = k.peer;
@@ -339,6 +357,7 @@ uint32_t UdpTranslator::open_outbound(const Key& k, uint64_t now) {
     fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   }
   if (fd < 0) return kNone;
+  const bool kept = bind_source_port(fd, v6, k.guest_port);
   sockaddr_storage ss;
   socklen_t sl = make_sockaddr(host, k.peer_port, false, ss);
   if (connect(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
@@ -356,6 +375,10 @@ uint32_t UdpTranslator::open_outbound(const Key& k, uint64_t now) {
   f.host_peer = host;
   f.host_port = k.peer_port;
   counters_.flows_opened++;
+  if (kept)
+    counters_.source_port_kept++;
+  else
+    counters_.source_port_ephemeral++;
   if (verbose()) log_flow_open(ends_of(f));
   return s;
 }

@@ -2,7 +2,8 @@
 // socket (the passt model), and inbound UDP port forwards (-u).
 //
 // Outbound: a guest datagram (guest addr:port -> dest addr:port) opens a
-// flow with its own host socket, connect()ed to the destination (the gateway
+// flow with its own host socket, bound to the guest's source port when the
+// host can bind it (else an ephemeral port), connect()ed to the destination (the gateway
 // address becomes 127.0.0.1 / ::1 when Config::map_gateway). Replies read
 // from that socket go back to the guest from dest:port, so the guest sees the
 // address it talked to. A refused/unreachable destination (ICMP reported on
@@ -40,6 +41,8 @@ struct UdpCounters {
   uint64_t host_received = 0;     // datagrams read from host sockets
   uint64_t guest_sent = 0;        // frames sent to the guest
   uint64_t flows_opened = 0;
+  uint64_t source_port_kept = 0;       // outbound flows sent from the guest's own source port
+  uint64_t source_port_ephemeral = 0;  // outbound flows whose port the host could not bind
   uint64_t flows_expired = 0;     // idle timeout
   uint64_t flows_evicted = 0;     // table full: least recently used closed
   uint64_t unreachable_sent = 0;  // ICMP errors sent to the guest
@@ -128,6 +131,7 @@ class UdpTranslator final : public IoHandler, public TimerClient {
   void lru_unlink(uint32_t slot);
   void lru_push_back(uint32_t slot);
   uint32_t open_outbound(const Key& k, uint64_t now);
+  static bool bind_source_port(int fd, bool v6, uint16_t port);
   bool refused_destination(const ParsedFrame& f) const;
   void drain_flow(uint32_t slot);
   void drain_forward(size_t index);
