@@ -421,7 +421,7 @@ void UdpTranslator::on_guest_datagram(const ParsedFrame& f, std::span<const uint
     return;
   }
   counters_.send_errors++;
-  if (verbose()) log_flow_error(ends_of(fl), "send", errno);
+  log_error_once(fl, "send", errno);
 }
 
 // Readable (or failed) socket: a flow's own or a forward socket.
@@ -581,15 +581,22 @@ bool UdpTranslator::deliver(Flow& fl, uint8_t* buf, size_t payload_len,
   return true;
 }
 
+// First error of a flow only.
+void UdpTranslator::log_error_once(Flow& fl, const char* what, int err) {
+  if (!verbose() || fl.error_logged) return;
+  fl.error_logged = true;
+  log_flow_error(ends_of(fl), what, err);
+}
+
 // The flow's ends for the -v log.
 FlowEnds UdpTranslator::ends_of(const Flow& f) {
   return FlowEnds{"udp", f.guest, f.guest_port, f.peer, f.peer_port, f.inbound};
 }
 
 // ICMP(v6) destination unreachable to the guest for an outbound flow.
-void UdpTranslator::send_unreachable(const Flow& fl, int err) {
+void UdpTranslator::send_unreachable(Flow& fl, int err) {
   const bool v6 = !fl.guest.is_v4();
-  if (verbose()) log_flow_error(ends_of(fl), "host", err);
+  log_error_once(fl, "host", err);
   uint8_t code;
   switch (err) {
     case ECONNREFUSED: code = v6 ? 4 : 3; break;  // port unreachable

@@ -102,6 +102,7 @@ class UdpTranslator final : public IoHandler, public TimerClient {
     bool fd_v6 = false;    // inbound: the forward socket is AF_INET6 (v4 peers as mapped)
     uint32_t last_len = 0; // last guest payload length, for ICMP error quotes
     uint64_t to_host = 0, to_guest = 0;  // payload bytes each way (the -v log)
+    bool error_logged = false;           // the -v log has shown an error of this flow
     uint64_t last_used = 0;
     uint32_t hnext = kNone;
     uint32_t lru_prev = kNone, lru_next = kNone;
@@ -135,7 +136,10 @@ class UdpTranslator final : public IoHandler, public TimerClient {
   bool refused_destination(const ParsedFrame& f) const;
   void drain_flow(uint32_t slot);
   void drain_forward(size_t index);
-  void send_unreachable(const Flow& fl, int err);
+  void send_unreachable(Flow& fl, int err);
+  // The -v log's error line, once per flow (a guest sending to a closed
+  // port meets the same error with every datagram).
+  void log_error_once(Flow& fl, const char* what, int err);
   bool deliver(Flow& fl, uint8_t* frame_buf, size_t payload_len, bool payload_at_v6_offset);
 
   EventLoop& loop_;
