@@ -98,6 +98,8 @@ TEST(CniConfig, MinimalEachVersion) {
     EXPECT_EQ(c->name, "net1");
     EXPECT_EQ(c->type, "ferry-cni");
     EXPECT_EQ(c->mtu, 0u);
+    EXPECT_EQ(c->max_conns, 4096u);  // modest per-pod limits unless configured
+    EXPECT_EQ(c->max_udp_flows, 512u);
     EXPECT_EQ(c->fastpath, Fastpath::kAuto);
     EXPECT_TRUE(c->map_gateway);
     EXPECT_FALSE(c->ipam);
@@ -128,6 +130,7 @@ TEST(CniConfig, AllFields) {
   auto c = parse(R"({
     "cniVersion": "1.1.0", "name": "k8s-pod-network", "type": "ferry-cni",
     "mtu": 9000, "fastpath": "require", "hook": "tc", "mapGateway": false,
+    "maxConns": 100000, "maxUdpFlows": 64,
     "ferryPath": "/usr/local/bin/ferry", "stateDir": "/tmp/x",
     "tcpPorts": ["8080:80"], "udpPorts": ["5353"],
     "dns": {"nameservers": ["198.18.0.1"], "domain": "cluster.local", "search": ["a", "b"], "options": ["ndots:5"]},
@@ -139,6 +142,8 @@ TEST(CniConfig, AllFields) {
   })", &err);
   ASSERT_TRUE(c) << err.msg;
   EXPECT_EQ(c->mtu, 9000u);
+  EXPECT_EQ(c->max_conns, 100000u);
+  EXPECT_EQ(c->max_udp_flows, 64u);
   EXPECT_EQ(c->fastpath, Fastpath::kRequire);
   EXPECT_EQ(c->hook, "tc");
   EXPECT_FALSE(c->map_gateway);
@@ -193,6 +198,10 @@ TEST(CniConfig, InvalidValuesAreCode7NamingTheField) {
       {R"({"cniVersion":"1.0.0","name":"n","mtu":-1})", "mtu"},
       {R"({"cniVersion":"1.0.0","name":"n","mtu":1000})", "mtu"},
       {R"({"cniVersion":"1.0.0","name":"n","mtu":70000})", "mtu"},
+      {R"({"cniVersion":"1.0.0","name":"n","maxConns":8})", "maxConns"},
+      {R"({"cniVersion":"1.0.0","name":"n","maxConns":"4096"})", "maxConns"},
+      {R"({"cniVersion":"1.0.0","name":"n","maxUdpFlows":0})", "maxUdpFlows"},
+      {R"({"cniVersion":"1.0.0","name":"n","maxUdpFlows":70000})", "maxUdpFlows"},
       {R"({"cniVersion":"1.0.0","name":"n","hook":"kprobe"})", "hook"},
       {R"({"cniVersion":"1.0.0","name":"n","mapGateway":"yes"})", "mapGateway"},
       {R"({"cniVersion":"1.0.0","name":"n","dhcp":"no"})", "dhcp"},

@@ -120,6 +120,8 @@ TEST(CniFerry, AttachArgv) {
   p.addr4 = InetPrefix::parse("198.19.0.2/24");
   p.gw4 = InetAddr::parse("198.19.0.1");
   p.mtu = 1500;
+  p.max_conns = 4096;
+  p.max_udp_flows = 512;
   p.tcp_specs = {"8080:80"};
   p.udp_specs = {"5353:53"};
   p.fastpath = false;
@@ -127,8 +129,9 @@ TEST(CniFerry, AttachArgv) {
   p.map_gateway = false;
   p.guest_mac = "02:9a:4f:31:c2:5d";
   std::vector<std::string> want = {"attach", "fyabc", "-a", "198.19.0.2/24", "-g", "198.19.0.1", "-4",
-                                   "-m", "1500", "-t", "8080:80", "-u", "5353:53", "--no-map-gw",
-                                   "--guest-mac", "02:9a:4f:31:c2:5d", "--no-fastpath", "--hook", "xdp"};
+                                   "-m", "1500", "--max-conns", "4096", "--max-udp-flows", "512", "-t", "8080:80",
+                                   "-u", "5353:53", "--no-map-gw", "--guest-mac", "02:9a:4f:31:c2:5d", "--no-fastpath",
+                                   "--hook", "xdp"};
   EXPECT_EQ(attach_argv(p), want);
   AttachPlan both;
   both.device = "d";

@@ -159,6 +159,14 @@ bool parse_translator_option(int argc, char** argv, int* i, Config* c, std::stri
     r.dst = *dst;
     if (via) r.via = *via;  // unset: the gateway, filled in by validate_config
     c->services.routes.push_back(r);
+  } else if (opt == "--max-udp-flows") {
+    unsigned long n = 0;
+    if (!value(&v)) return true;
+    if (!parse_uint(v, 1, 65536, &n)) {
+      *error = "bad --max-udp-flows '" + std::string(v) + "' (1-65536)";
+      return true;
+    }
+    c->max_udp_flows = static_cast<uint32_t>(n);
   } else if (opt == "-v" || opt == "--verbose") {
     c->verbose = true;
   } else {
@@ -228,7 +236,10 @@ const char* translator_options_help() {
          "  -4, --ipv4-only            no IPv6\n"
          "  -6, --ipv6-only            no IPv4\n"
          "      --no-fastpath          no BPF at all: classify and translate in userspace only\n"
-         "      --max-conns N          size of the TCP flow table (131072)\n"
+         "      --max-conns N          TCP flows at once, 16-262144 (131072); sizes every\n"
+         "                             per-flow table and BPF map; more get a RST\n"
+         "      --max-udp-flows N      UDP flows (host sockets) at once, 1-65536 (8192); a\n"
+         "                             new flow beyond closes the least recently used\n"
          "  -v, --verbose              log each TCP/UDP flow's open and close (addresses,\n"
          "                             ports, bytes each way, reason) and its errors to\n"
          "                             stderr, one line each\n"

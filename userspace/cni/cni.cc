@@ -297,6 +297,8 @@ std::optional<NetConf> parse_netconf(std::string_view text, CniError* err) {
     return std::nullopt;
   }
   if (!read_uint(j, "mtu", 0, 65520, &c.mtu, err)) return std::nullopt;  // ferry attach -m: up to 65520
+  if (!read_uint(j, "maxConns", 16, 262144, &c.max_conns, err)) return std::nullopt;
+  if (!read_uint(j, "maxUdpFlows", 1, 65536, &c.max_udp_flows, err)) return std::nullopt;
   if (c.mtu != 0 && c.mtu < 1280) {
     bad_field(err, "mtu", "must be at least 1280 (IPv6's minimum)");
     return std::nullopt;
@@ -590,6 +592,8 @@ std::vector<std::string> attach_argv(const AttachPlan& p) {
   if (p.addr4 && !p.addr6) a.push_back("-4");
   if (p.addr6 && !p.addr4) a.push_back("-6");
   if (p.mtu != 0) a.insert(a.end(), {"-m", std::to_string(p.mtu)});
+  if (p.max_conns != 0) a.insert(a.end(), {"--max-conns", std::to_string(p.max_conns)});
+  if (p.max_udp_flows != 0) a.insert(a.end(), {"--max-udp-flows", std::to_string(p.max_udp_flows)});
   for (const std::string& t : p.tcp_specs) a.insert(a.end(), {"-t", t});
   for (const std::string& u : p.udp_specs) a.insert(a.end(), {"-u", u});
   if (!p.map_gateway) a.push_back("--no-map-gw");

@@ -138,6 +138,10 @@ struct NetConf {
   std::string type;
   // ferry's fields
   unsigned mtu = 0;            // 0: the default (1500) for a link ferry makes
+  // Per-pod limits: a pod is a tenant, so modest by default (ferry attach's
+  // own defaults are 131072 and 8192, about 23 MB of BPF maps per pod).
+  unsigned max_conns = 4096;      // ferry attach --max-conns
+  unsigned max_udp_flows = 512;   // ferry attach --max-udp-flows
   Fastpath fastpath = Fastpath::kAuto;
   std::string hook;            // "", "xdp" or "tc": handed to `ferry attach --hook`
   bool map_gateway = true;     // gateway address -> host loopback
@@ -211,6 +215,7 @@ struct AttachPlan {
   std::optional<InetPrefix> addr4, addr6;
   std::optional<InetAddr> gw4, gw6;
   unsigned mtu = 0;
+  unsigned max_conns = 0, max_udp_flows = 0;  // 0: ferry attach's defaults
   std::vector<std::string> tcp_specs, udp_specs;
   bool fastpath = true;
   std::string hook;

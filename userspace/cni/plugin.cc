@@ -433,6 +433,8 @@ Err Plugin::add_main(const std::string& key, json* out) {
   plan.guest_mac = pod_mac;  // so inbound traffic reaches a pod that has sent nothing
   const Dns& pod_dns = ipam_res.dns.empty() ? conf_.dns : ipam_res.dns;
   plan_guest_services(&plan, conf_, pod_dns, routes);
+  plan.max_conns = conf_.max_conns;
+  plan.max_udp_flows = conf_.max_udp_flows;
   undo.add([this, host] { (void)ferry_detach(host); });
   if (Err e = ferry_attach(plan)) return e;
 
@@ -500,6 +502,8 @@ Err Plugin::add_chained(const std::string& key, json* out) {
   plan.hook = conf_.hook;
   plan.map_gateway = conf_.map_gateway;
   plan_guest_services(&plan, conf_, prev->dns.empty() ? conf_.dns : prev->dns, prev->routes);
+  plan.max_conns = conf_.max_conns;
+  plan.max_udp_flows = conf_.max_udp_flows;
 
   if (conf_.hook == "xdp") {
     // The pod's interface is another plugin's, but XDP needs it to send

@@ -73,7 +73,8 @@ struct Config {
 
   ServicesConfig services;
 
-  uint32_t max_conns = 131072;
+  uint32_t max_conns = 131072;     // TCP flows: every per-flow table and BPF map is sized from it
+  uint32_t max_udp_flows = 8192;   // UDP flows, each one host socket (and port)
   bool fastpath = true;
   bool verbose = false;
 

@@ -33,7 +33,7 @@ Translator::Translator(EventLoop& loop, FramePort& port, Config config)
   gateway_ = std::make_unique<Gateway>(loop_, *this);
   services_ = std::make_unique<services::GuestServices>(loop_, *this);
   tcp_ = std::make_unique<TcpTranslator>(loop_, *this);
-  udp_ = std::make_unique<UdpTranslator>(loop_, *this);
+  udp_ = std::make_unique<UdpTranslator>(loop_, *this, config_.max_udp_flows);
   tag_ = loop_.register_handler(this);
 }
 

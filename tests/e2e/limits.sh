@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# limits: per-guest limits hold, and the host's own processes are unaffected.
+# `ferry run --max-conns 16 --max-udp-flows 8`: a guest that opens 40 TCP
+# connections to a host server (and holds them) gets 16, and RSTs (refused
+# connections) for the rest; a guest that sends from 100 UDP sockets makes
+# ferry hold at most 8 host UDP sockets at once (a new flow beyond closes
+# the least recently used), so the host's ports are not used up. While the
+# guest is at its limits a host process still binds 200 ports. The control
+# run with the default limits gets all 40 connections and holds far more
+# sockets: the checks can fail. Guests reach only the gateway (loopback).
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+e2e_init
+e2e_tcp_echo_server
+e2e_udp_echo_server
+
+cat >"$E2E_TMP/guest.py" <<'PY'
+import os, socket, sys, time
+port, uport, phase = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+ok = refused = 0
+held = []
+for i in range(40):
+    s = socket.socket()
+    s.settimeout(5)
+    try:
+        s.connect(("198.18.0.1", port))
+        held.append(s)
+        ok += 1
+    except (ConnectionRefusedError, ConnectionResetError):
+        refused += 1
+    except OSError:
+        pass
+print("tcp_ok", ok)
+print("tcp_refused", refused)
+udp = []
+for i in range(100):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.sendto(b"x", ("198.18.0.1", uport))
+    udp.append(u)
+time.sleep(1)
+open(phase + ".1", "w").write("1")
+for _ in range(200):  # the outer script counts ferry's sockets meanwhile
+    if os.path.exists(phase + ".2"):
+        break
+    time.sleep(0.05)
+PY
+
+# sockets T: how many sockets process T holds
+sockets() { find "/proc/$1/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
+# translator_of P: the ferry-translate child of ferry P
+translator_of() {
+  local c
+  for c in $(cat "/proc/$1/task/$1/children" 2>/dev/null); do
+    [[ $(cat "/proc/$c/comm" 2>/dev/null) == ferry-translate ]] && echo "$c"
+  done
+}
+
+# run_guest PHASE ARGS...: ferry run ARGS with the guest script; counts the
+# translator's sockets while the guest holds its flows (SOCKETS), and has a
+# host process bind 200 ports meanwhile (BOUND).
+run_guest() {
+  local phase=$E2E_TMP/$1
+  shift
+  e2e_ferry_bg 60 run "$@" -- /usr/bin/python3 -u "$E2E_TMP/guest.py" "$ECHO_PORT" "$UDP_PORT" "$phase"
+  e2e_wait_file "$phase.1" 40 || touch "$phase.1.missing"
+  local t
+  t=$(translator_of "$FERRY_PID")
+  SOCKETS=$(sockets "$t")
+  BOUND=$(/usr/bin/python3 -c '
+import socket
+n = 0
+keep = []
+for i in range(100):
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
+        s.bind(("127.0.0.1", 0))
+        keep.append(s)
+        n += 1
+print(n)')
+  touch "$phase.2"
+  e2e_ferry_wait
+}
+val() { sed -n "s/^$1 //p" "$OUT" | head -1; }
+
+run_guest limited --max-conns 16 --max-udp-flows 8
+e2e_expect_rc 0 "ferry run --max-conns 16 --max-udp-flows 8"
+e2e_log "limited: tcp_ok=$(val tcp_ok) tcp_refused=$(val tcp_refused) translator sockets=$SOCKETS bound=$BOUND"
+e2e_expect "limited: 16 connections" test "$(val tcp_ok)" = 16
+e2e_expect "limited: the other 24 refused (RST)" test "$(val tcp_refused)" = 24
+# 16 TCP + 8 UDP + the parent's channel + the raw ICMP sockets (one per
+# family, when ping sockets are not allowed): nothing else is a socket
+e2e_expect "limited: at most 16 + 8 + 1 + 2 sockets held" test "$SOCKETS" -le 27
+e2e_expect "limited: the host still binds 200 ports" test "$BOUND" = 200
+
+run_guest control
+e2e_expect_rc 0 "ferry run with the default limits"
+e2e_log "control: tcp_ok=$(val tcp_ok) translator sockets=$SOCKETS"
+e2e_expect "control: 40 connections" test "$(val tcp_ok)" = 40
+e2e_expect "control: far more sockets held" test "$SOCKETS" -gt 100
+
+e2e_ferry 10 run --max-udp-flows 0 -- true
+e2e_expect_rc 2 "--max-udp-flows 0 is a usage error"
