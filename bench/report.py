@@ -25,7 +25,7 @@ import statistics
 import subprocess
 import tempfile
 
-SYSTEMS = ["ferry", "ferry-nofastpath", "pasta", "pasta-tuned", "slirp4netns", "veth"]
+SYSTEMS = ["ferry", "ferry-nosandbox", "ferry-nofastpath", "pasta", "pasta-tuned", "slirp4netns", "veth"]
 
 # (metric, mtu, pinned, label, decimals), in table order.
 ROWS = [
@@ -132,6 +132,15 @@ def write_md(path, figs, systems, title, meta, bpf_classes, notes):
             cells.append(cell)
         if present:
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    pairs = []  # the sandbox's cost: ferry / ferry-nosandbox, taken back to back
+    for metric, mtu, pinned, label, dec in ROWS:
+        on = figs.get(("ferry", metric, mtu, pinned), (None, 0, None))[0]
+        off = figs.get(("ferry-nosandbox", metric, mtu, pinned), (None, 0, None))[0]
+        if on is not None and off is not None:
+            pairs.append(f"| {label} | {fmt(on, dec)} | {fmt(off, dec)} | {ratio(on, off)} |")
+    if pairs:
+        lines += ["", "Sandbox on vs off (`ferry` and `ferry-nosandbox`, run back to back; ratio on/off):", "",
+                  "| metric | sandbox on | off | on/off |", "| --- | --- | --- | --- |"] + pairs
     bpf = [k for k in figs if k[1].startswith("bpf_ns_") and k[1] != "bpf_ns_per_frame"]
     if bpf or any(k[1] == "bpf_ns_per_frame" for k in figs):
         lines += ["", "BPF classifier, ns per frame (BPF_PROG_TEST_RUN, median of the repetitions; "

@@ -73,6 +73,14 @@ ferry_stop() {
 	FERRY_PID=""
 }
 
+# ferry with its translator unsandboxed (--no-sandbox: root, every
+# capability, no seccomp filter, the host's filesystem): paired with `ferry`
+# to measure what the sandbox costs.
+ferry_nosandbox_start() { ferry_start "$1" --no-sandbox; }
+
+# Stops ferry --no-sandbox.
+ferry_nosandbox_stop() { ferry_stop; }
+
 # ferry with the BPF fast path switched off.
 ferry_nofastpath_start() { ferry_start "$1" --no-fastpath; }
 
