@@ -99,7 +99,16 @@ ip -n "$G" route add default via 198.18.0.1
 "${HN[@]}" python3 -m http.server -b 127.0.0.1 18080 -d "$E2E_TMP/www" >/dev/null 2>&1 &
 SRV=$!
 e2e_on_exit "e2e_kill_pid $SRV"
-e2e_expect "attach" timeout 30 "${HN[@]}" "$FERRY" attach "$DEV" -q
+e2e_expect "attach --memory-max lots is a usage error" bash -c "timeout 10 ${HN[*]} $FERRY attach $DEV --memory-max lots 2>/dev/null; [ \$? = 2 ]"
+e2e_expect "attach" timeout 30 "${HN[@]}" "$FERRY" attach "$DEV" -q --memory-max 512M
+# cgroup v2 writable: the service is in /sys/fs/cgroup/ferry/DEV with that
+# memory.max; otherwise its log says it is not limited.
+if [[ $(stat -f -c %T /sys/fs/cgroup) == cgroup2fs ]]; then
+  e2e_expect "attach: the service's own cgroup" grep -qx "0::/ferry/$DEV" "/proc/$(cat /run/ferry/$DEV/pid)/cgroup"
+  e2e_expect "attach: memory.max 512M" test "$(cat /sys/fs/cgroup/ferry/$DEV/memory.max)" = $((512 << 20))
+else
+  e2e_expect "attach: no cgroup v2 here, and the log says so" grep -q "not limited" "/run/ferry/$DEV/log"
+fi
 RUN=/run/ferry/$DEV
 T=$(sed -n 's/^translator_pid=//p' "$RUN/state")
 S=$(sed -n 's/^pid=//p' "$RUN/state")

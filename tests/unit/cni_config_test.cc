@@ -100,6 +100,7 @@ TEST(CniConfig, MinimalEachVersion) {
     EXPECT_EQ(c->mtu, 0u);
     EXPECT_EQ(c->max_conns, 4096u);  // modest per-pod limits unless configured
     EXPECT_EQ(c->max_udp_flows, 512u);
+    EXPECT_EQ(c->memory_max, "256M");
     EXPECT_EQ(c->fastpath, Fastpath::kAuto);
     EXPECT_TRUE(c->map_gateway);
     EXPECT_FALSE(c->ipam);
@@ -201,6 +202,8 @@ TEST(CniConfig, InvalidValuesAreCode7NamingTheField) {
       {R"({"cniVersion":"1.0.0","name":"n","maxConns":8})", "maxConns"},
       {R"({"cniVersion":"1.0.0","name":"n","maxConns":"4096"})", "maxConns"},
       {R"({"cniVersion":"1.0.0","name":"n","maxUdpFlows":0})", "maxUdpFlows"},
+      {R"({"cniVersion":"1.0.0","name":"n","memoryMax":256})", "memoryMax"},
+      {R"({"cniVersion":"1.0.0","name":"n","memoryMax":"1; rm"})", "memoryMax"},
       {R"({"cniVersion":"1.0.0","name":"n","maxUdpFlows":70000})", "maxUdpFlows"},
       {R"({"cniVersion":"1.0.0","name":"n","hook":"kprobe"})", "hook"},
       {R"({"cniVersion":"1.0.0","name":"n","mapGateway":"yes"})", "mapGateway"},

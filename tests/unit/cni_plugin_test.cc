@@ -367,7 +367,7 @@ TEST_F(CniPluginNs, Chained) {
   json j = out_json(r);
   EXPECT_EQ(j["cniVersion"], "1.0.0");
   EXPECT_EQ(j["interfaces"], prev["interfaces"]);
-  EXPECT_NE(ferry_log().find("attach utveth0 -a 198.19.7.2/24 -g 198.19.7.1 -4 --max-conns 4096 --max-udp-flows 512 -t 18080:80"), std::string::npos)
+  EXPECT_NE(ferry_log().find("attach utveth0 -a 198.19.7.2/24 -g 198.19.7.1 -4 --max-conns 4096 --max-udp-flows 512 --memory-max 256M -t 18080:80"), std::string::npos)
       << ferry_log();
   EXPECT_EQ(run("CHECK", c).exit_code, 0);
   EXPECT_EQ(run("DEL", c).exit_code, 0);

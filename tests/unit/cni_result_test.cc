@@ -122,6 +122,7 @@ TEST(CniFerry, AttachArgv) {
   p.mtu = 1500;
   p.max_conns = 4096;
   p.max_udp_flows = 512;
+  p.memory_max = "256M";
   p.tcp_specs = {"8080:80"};
   p.udp_specs = {"5353:53"};
   p.fastpath = false;
@@ -129,7 +130,8 @@ TEST(CniFerry, AttachArgv) {
   p.map_gateway = false;
   p.guest_mac = "02:9a:4f:31:c2:5d";
   std::vector<std::string> want = {"attach", "fyabc", "-a", "198.19.0.2/24", "-g", "198.19.0.1", "-4",
-                                   "-m", "1500", "--max-conns", "4096", "--max-udp-flows", "512", "-t", "8080:80",
+                                   "-m", "1500", "--max-conns", "4096", "--max-udp-flows", "512", "--memory-max", "256M",
+                                   "-t", "8080:80",
                                    "-u", "5353:53", "--no-map-gw", "--guest-mac", "02:9a:4f:31:c2:5d", "--no-fastpath",
                                    "--hook", "xdp"};
   EXPECT_EQ(attach_argv(p), want);

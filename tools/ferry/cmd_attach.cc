@@ -72,6 +72,7 @@
 #include "sandbox/private_dir.h"
 #include "sandbox/process_identity.h"
 #include "sandbox/process_split.h"
+#include "sandbox/service_cgroup.h"
 #include "sandbox/sandbox.h"
 #include "gateway/gateway.h"
 #include "tcp/tcp_translator.h"
@@ -103,6 +104,8 @@ constexpr const char* kAttachUsage =
     "                             a guest that sends full checksums (ethtool -K IF tx off)\n"
     "      --force                attach even if DEV already has an XDP program (with\n"
     "                             --hook xdp that program is removed)\n"
+    "      --memory-max SIZE      memory.max of the service's own cgroup (bytes, K, M, G\n"
+    "                             or max; default max), with cgroup v2 writable\n"
     "      --foreground           be the service: no fork, log to stderr, exit on\n"
     "                             SIGTERM (for supervisors such as systemd)\n"
     "      --guest-mac MAC        the guest's MAC (the veth peer's, the VM's NIC's), so that\n"
@@ -131,6 +134,7 @@ struct AttachArgs {
   Config config = Config::defaults();
   sandbox::Options sandbox;
   bool seccomp_given = false;
+  std::optional<uint64_t> memory_max;  // --memory-max: the service's cgroup memory.max
 };
 
 // In the translator, once a second: stops the service when DEV disappears
@@ -197,6 +201,24 @@ std::string addr_or_empty(bool on, const std::string& s) { return on ? s : std::
 // The service: builds everything, reports readiness, translates until told to stop.
 int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
   const std::string dir = attach::run_dir(a.dev);
+  // A cgroup of its own, before anything is made (maps and buffers are charged there).
+  std::string cgroup_dir;
+  const std::string cgroup_home = sandbox::current_cgroup();
+  if (sandbox::writable_cgroup2(sandbox::kCgroupRoot)) {
+    Result<std::string> cg = sandbox::join_service_cgroup(sandbox::kCgroupRoot, a.dev, a.memory_max, getpid());
+    if (cg) cgroup_dir = *cg;
+    else std::fprintf(stderr, "ferry: warning: no cgroup of its own (%s)\n", cg.status().message().c_str());
+  } else if (a.memory_max) {
+    std::fprintf(stderr, "ferry: warning: --memory-max needs a writable cgroup v2 hierarchy at %s: not limited\n",
+                 sandbox::kCgroupRoot);
+  }
+  struct LeaveCgroup {
+    const std::string& d;
+    const std::string& home;
+    ~LeaveCgroup() {
+      if (!d.empty()) sandbox::leave_service_cgroup(sandbox::kCgroupRoot, d, home, getpid());
+    }
+  } leave_cgroup{cgroup_dir, cgroup_home};
   sigset_t sigs;
   sigemptyset(&sigs);
   for (int s : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&sigs, s);
@@ -324,6 +346,7 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
         {"pid", std::to_string(getpid())},
         {"translator_pid", std::to_string(supervisor.translator())},
         {"sandbox", a.sandbox.enabled ? "on" : "off"},
+        {"cgroup", cgroup_dir},
         {"started", std::to_string(static_cast<long long>(std::time(nullptr)))},
         {"mtu", std::to_string(config.mtu)},
         {"max_conns", std::to_string(config.max_conns)},
@@ -413,6 +436,12 @@ int cmd_attach(int argc, char** argv) {
                      argv[i]);
         return 2;
       }
+    } else if (arg == "--memory-max") {
+      if (i + 1 >= argc || !sandbox::parse_memory_size(argv[i + 1], &a.memory_max)) {
+        std::fprintf(stderr, "ferry attach: bad --memory-max (bytes, or with K, M, G; or max)\n");
+        return 2;
+      }
+      i++;
     } else if (arg == "--netns" || arg == "--hook") {
       if (i + 1 >= argc) {
         std::fprintf(stderr, "ferry attach: option %s needs a value\n", argv[i]);

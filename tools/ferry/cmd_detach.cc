@@ -31,6 +31,7 @@
 #include "attach/instance.h"
 #include "commands.h"
 #include "sandbox/process_identity.h"
+#include "sandbox/service_cgroup.h"
 
 namespace ferry::cli {
 
@@ -151,6 +152,7 @@ int cmd_detach(int argc, char** argv) {
       }
     }
   }
+  (void)rmdir((std::string(sandbox::kCgroupRoot) + "/ferry/" + dev).c_str());  // a killed service's cgroup
   Status a = attach::remove_pins(dev);
   Status b = attach::remove_dir_flat(rdir);
   if (!a || !b) {

@@ -299,6 +299,14 @@ std::optional<NetConf> parse_netconf(std::string_view text, CniError* err) {
   if (!read_uint(j, "mtu", 0, 65520, &c.mtu, err)) return std::nullopt;  // ferry attach -m: up to 65520
   if (!read_uint(j, "maxConns", 16, 262144, &c.max_conns, err)) return std::nullopt;
   if (!read_uint(j, "maxUdpFlows", 1, 65536, &c.max_udp_flows, err)) return std::nullopt;
+  if (auto it = j.find("memoryMax"); it != j.end() && !it->is_null()) {
+    if (!it->is_string() || it->get<std::string>().empty() ||
+        it->get<std::string>().find_first_not_of("0123456789KMGkmgax") != std::string::npos) {
+      bad_field(err, "memoryMax", "must be a size such as \"256M\", or \"max\"");
+      return std::nullopt;
+    }
+    c.memory_max = it->get<std::string>();
+  }
   if (c.mtu != 0 && c.mtu < 1280) {
     bad_field(err, "mtu", "must be at least 1280 (IPv6's minimum)");
     return std::nullopt;
@@ -594,6 +602,7 @@ std::vector<std::string> attach_argv(const AttachPlan& p) {
   if (p.mtu != 0) a.insert(a.end(), {"-m", std::to_string(p.mtu)});
   if (p.max_conns != 0) a.insert(a.end(), {"--max-conns", std::to_string(p.max_conns)});
   if (p.max_udp_flows != 0) a.insert(a.end(), {"--max-udp-flows", std::to_string(p.max_udp_flows)});
+  if (!p.memory_max.empty()) a.insert(a.end(), {"--memory-max", p.memory_max});
   for (const std::string& t : p.tcp_specs) a.insert(a.end(), {"-t", t});
   for (const std::string& u : p.udp_specs) a.insert(a.end(), {"-u", u});
   if (!p.map_gateway) a.push_back("--no-map-gw");

@@ -142,6 +142,7 @@ struct NetConf {
   // own defaults are 131072 and 8192, about 23 MB of BPF maps per pod).
   unsigned max_conns = 4096;      // ferry attach --max-conns
   unsigned max_udp_flows = 512;   // ferry attach --max-udp-flows
+  std::string memory_max = "256M";  // ferry attach --memory-max (its own cgroup, on cgroup v2)
   Fastpath fastpath = Fastpath::kAuto;
   std::string hook;            // "", "xdp" or "tc": handed to `ferry attach --hook`
   bool map_gateway = true;     // gateway address -> host loopback
@@ -216,6 +217,7 @@ struct AttachPlan {
   std::optional<InetAddr> gw4, gw6;
   unsigned mtu = 0;
   unsigned max_conns = 0, max_udp_flows = 0;  // 0: ferry attach's defaults
+  std::string memory_max;                     // "": ferry attach's default
   std::vector<std::string> tcp_specs, udp_specs;
   bool fastpath = true;
   std::string hook;

@@ -435,6 +435,7 @@ Err Plugin::add_main(const std::string& key, json* out) {
   plan_guest_services(&plan, conf_, pod_dns, routes);
   plan.max_conns = conf_.max_conns;
   plan.max_udp_flows = conf_.max_udp_flows;
+  plan.memory_max = conf_.memory_max;
   undo.add([this, host] { (void)ferry_detach(host); });
   if (Err e = ferry_attach(plan)) return e;
 
@@ -504,6 +505,7 @@ Err Plugin::add_chained(const std::string& key, json* out) {
   plan_guest_services(&plan, conf_, prev->dns.empty() ? conf_.dns : prev->dns, prev->routes);
   plan.max_conns = conf_.max_conns;
   plan.max_udp_flows = conf_.max_udp_flows;
+  plan.memory_max = conf_.memory_max;
 
   if (conf_.hook == "xdp") {
     // The pod's interface is another plugin's, but XDP needs it to send
