@@ -286,9 +286,14 @@ int cmd_run(int argc, char** argv) {
   std::string guest_resolv;
   if (!config.services.dns.empty() || (config.services.dns_forward && services::only_loopback(host_dns))) {
     std::vector<InetAddr> servers;
-    if (config.ipv4) servers = config.services.handed_out(false, config.gateway4);
+    ServicesConfig::DnsList family;
+    if (config.ipv4) {
+      const size_t n = config.services.handed_out(false, config.gateway4, family);
+      servers.insert(servers.end(), family.begin(), family.begin() + static_cast<long>(n));
+    }
     if (config.ipv6) {
-      for (const InetAddr& a : config.services.handed_out(true, config.gateway6)) servers.push_back(a);
+      const size_t n = config.services.handed_out(true, config.gateway6, family);
+      servers.insert(servers.end(), family.begin(), family.begin() + static_cast<long>(n));
     }
     guest_resolv = services::render_guest_resolv_conf(servers, config.services.search, host_dns);
   }

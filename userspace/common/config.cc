@@ -9,12 +9,12 @@ const InetAddr& ServicesConfig::forward_addr(bool v6, const InetAddr& gateway) c
   return a.is_unspecified() ? gateway : a;
 }
 
-std::vector<InetAddr> ServicesConfig::handed_out(bool v6, const InetAddr& gateway) const {
-  std::vector<InetAddr> out;
+size_t ServicesConfig::handed_out(bool v6, const InetAddr& gateway, DnsList& out) const {
+  size_t n = 0;
   for (const InetAddr& a : dns)
-    if (a.is_v4() != v6) out.push_back(a);
-  if (out.empty() && dns_forward) out.push_back(forward_addr(v6, gateway));
-  return out;
+    if (a.is_v4() != v6 && n < out.size()) out[n++] = a;
+  if (n == 0 && dns_forward) out[n++] = forward_addr(v6, gateway);
+  return n;
 }
 
 std::optional<InetAddr> Config::dns_tcp_target(const InetAddr& dst, uint16_t dport) const {

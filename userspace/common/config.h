@@ -3,6 +3,7 @@
 // read-only once the translator starts.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -48,9 +49,12 @@ struct ServicesConfig {
 
   // The forwarder's address for a family (the gateway unless --dns-forward).
   const InetAddr& forward_addr(bool v6, const InetAddr& gateway) const;
-  // The DNS servers handed out for a family: --dns of that family, else the
-  // forwarder's address when it runs, else none.
-  std::vector<InetAddr> handed_out(bool v6, const InetAddr& gateway) const;
+  // The DNS servers handed out for a family: --dns of that family (the first
+  // kMaxDnsHandedOut), else the forwarder's address when it runs, else none.
+  // Fills `out` (no allocation: it is called per DHCP message); returns how many.
+  static constexpr size_t kMaxDnsHandedOut = 8;
+  using DnsList = std::array<InetAddr, kMaxDnsHandedOut>;
+  size_t handed_out(bool v6, const InetAddr& gateway, DnsList& out) const;
 };
 
 struct Config {

@@ -163,16 +163,11 @@ size_t Dhcp4Server::build_reply(const Dhcp4Request& req, Dhcp4Type type, std::sp
     }
     w.put_u32(kOptSubnetMask, netmask(c.guest4.len));
     w.put_addr(kOptRouter, c.gateway4);
-    const std::vector<InetAddr> dns = s.handed_out(false, c.gateway4);
-    if (!dns.empty()) {
-      uint8_t b[4 * 8];
-      size_t n = 0;
-      for (const InetAddr& a : dns) {
-        if (n + 4 > sizeof(b)) break;
-        std::memcpy(b + n, a.v4_bytes(), 4);
-        n += 4;
-      }
-      w.put(kOptDns, std::span<const uint8_t>(b, n));
+    ServicesConfig::DnsList dns;
+    if (const size_t count = s.handed_out(false, c.gateway4, dns)) {
+      uint8_t b[4 * ServicesConfig::kMaxDnsHandedOut];
+      for (size_t i = 0; i < count; i++) std::memcpy(b + 4 * i, dns[i].v4_bytes(), 4);
+      w.put(kOptDns, std::span<const uint8_t>(b, 4 * count));
     }
     const std::string& domain = !s.domain.empty() ? s.domain : (s.search.empty() ? s.domain : s.search[0]);
     if (!domain.empty()) {

@@ -166,10 +166,10 @@ size_t Dhcp6Server::build_answer(const Dhcp6Request& req, Dhcp6Type type, std::s
     w.close(st);
   }
   if (msg_type != Dhcp6Type::release && msg_type != Dhcp6Type::decline) {
-    const std::vector<InetAddr> dns = s.handed_out(true, c.gateway6);
-    if (!dns.empty()) {
+    ServicesConfig::DnsList dns;
+    if (const size_t count = s.handed_out(true, c.gateway6, dns)) {
       const size_t d = w.open(kOptDnsServers);
-      for (const InetAddr& a : dns) w.bytes(a.b);
+      for (size_t i = 0; i < count; i++) w.bytes(dns[i].b);
       w.close(d);
     }
     if (!s.search.empty()) {

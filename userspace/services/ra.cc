@@ -55,9 +55,8 @@ size_t RaServer::build_body(std::span<uint8_t> out) const {
   }
   std::memcpy(p + n + 16, prefix.b.data(), 16);
   n += 32;
-  const std::vector<InetAddr> dns = s.handed_out(true, c.gateway6);
-  if (!dns.empty()) {
-    const size_t count = std::min<size_t>(dns.size(), 8);
+  ServicesConfig::DnsList dns;
+  if (const size_t count = s.handed_out(true, c.gateway6, dns)) {
     const size_t len = 8 + 16 * count;
     if (!room(len)) return 0;
     p[n] = kOptRdnss;
