@@ -483,6 +483,7 @@ void TcpTranslator::accept_one(const Listener& l, int fd) {
   }
   c.armed = kBaseEvents;
   counters_.conns_inbound++;
+  if (verbose()) log_flow_open(ends_of(c));
   if (observer_) observer_->on_flow_added(slot, key, c);
   send_syn(slot);
   c.rtt_active = true;
@@ -596,27 +597,29 @@ void TcpTranslator::open_outbound(const ParsedFrame& f, const ferry_conn_key& ke
     counters_.connect_failed++;
     send_segment(c, tcpflag::kRst | tcpflag::kAck, 0, c.rcv_nxt + c.syn_payload, 0);
     counters_.rst_to_guest++;
-    release(slot, false);
+    release(slot, false, "error");
     return;
   }
   c.fd = fd;
   set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
   counters_.conns_outbound++;
+  if (verbose()) log_flow_open(ends_of(c));
   if (observer_) observer_->on_flow_added(slot, key, c);
   sockaddr_storage ss;
   socklen_t sl = make_sockaddr(dest, f.tcp.dport, &ss);
   int r = connect(fd, reinterpret_cast<sockaddr*>(&ss), sl);
   if (r < 0 && errno != EINPROGRESS) {
     counters_.connect_failed++;
+    if (verbose()) log_flow_error(ends_of(c), "connect", errno);
     send_segment(c, tcpflag::kRst | tcpflag::kAck, 0, c.rcv_nxt + c.syn_payload, 0);
     counters_.rst_to_guest++;
-    release(slot, false);
+    release(slot, false, "connect-failed");
     return;
   }
   if (!loop_.add(fd, kBaseEvents | EPOLLOUT, tag_, id_of(slot))) {
     send_segment(c, tcpflag::kRst | tcpflag::kAck, 0, c.rcv_nxt + c.syn_payload, 0);
     counters_.rst_to_guest++;
-    release(slot, false);
+    release(slot, false, "error");
     return;
   }
   c.armed = kBaseEvents | EPOLLOUT;
@@ -645,9 +648,10 @@ void TcpTranslator::connect_done(uint32_t slot, uint32_t events) {
   }
   if (err != 0) {
     counters_.connect_failed++;
+    if (verbose()) log_flow_error(ends_of(c), "connect", err);
     send_segment(c, tcpflag::kRst | tcpflag::kAck, 0, c.rcv_nxt + c.syn_payload, 0);
     counters_.rst_to_guest++;
-    release(slot, false);
+    release(slot, false, "connect-failed");
     return;
   }
   set_int(c.fd, SOL_SOCKET, SO_PEEK_OFF, 0);
@@ -674,7 +678,7 @@ void TcpTranslator::segment_connecting(uint32_t slot, const ParsedFrame& f) {
   if (fl & tcpflag::kRst) {
     if (f.tcp.seq == c.rcv_nxt || f.tcp.seq == c.irs) {
       counters_.rst_from_guest++;
-      release(slot, true);
+      release(slot, true, "guest-reset");
     }
     return;
   }
@@ -691,7 +695,7 @@ void TcpTranslator::segment_syn_rcvd(uint32_t slot, const ParsedFrame& f,
   if (fl & tcpflag::kRst) {
     if (f.tcp.seq == c.rcv_nxt) {
       counters_.rst_from_guest++;
-      release(slot, true);
+      release(slot, true, "guest-reset");
     } else if (seq::in_range(f.tcp.seq, c.rcv_nxt, c.rcv_adv)) {
       counters_.challenge_acks++;
       send_ack_now(slot);
@@ -738,7 +742,7 @@ void TcpTranslator::segment_syn_sent(uint32_t slot, const ParsedFrame& f,
   if (fl & tcpflag::kRst) {
     if (fl & tcpflag::kAck) {
       counters_.rst_from_guest++;
-      release(slot, true);  // the host client sees the refusal as a reset
+      release(slot, true, "guest-refused");  // the host client sees the refusal as a reset
     }
     return;
   }
@@ -807,7 +811,7 @@ void TcpTranslator::segment_established(uint32_t slot, const ParsedFrame& f,
     // RFC 5961 §3: exact sequence resets, in-window gets a challenge ACK.
     if (sq == c.rcv_nxt) {
       counters_.rst_from_guest++;
-      release(slot, true);
+      release(slot, true, "guest-reset");
     } else if (seq::in_range(sq, c.rcv_nxt, c.rcv_adv)) {
       counters_.challenge_acks++;
       send_ack_now(slot);
@@ -977,7 +981,7 @@ void TcpTranslator::guest_data(uint32_t slot, uint32_t sq, std::span<const uint8
       ssize_t n = send(c.fd, payload.data(), payload.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-          reset_both(slot);
+          reset_both(slot, "host-error", errno);
           return;
         }
         n = 0;
@@ -1128,7 +1132,7 @@ bool TcpTranslator::flush_ooo(uint32_t slot) {
         set_events(slot, c.armed | EPOLLOUT);
         break;
       }
-      reset_both(slot);
+      reset_both(slot, "host-error", errno);
       return false;
     }
     c.rcv_nxt += static_cast<uint32_t>(n);
@@ -1166,7 +1170,7 @@ bool TcpTranslator::flush_stage(uint32_t slot) {
         return false;
       }
       if (errno == EINTR) continue;
-      reset_both(slot);
+      reset_both(slot, "host-error", errno);
       return false;
     }
     wrote_to_host(c, static_cast<size_t>(n));
@@ -1211,7 +1215,7 @@ void TcpTranslator::host_event(uint32_t slot, uint32_t events) {
     socklen_t el = sizeof(err);
     getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &el);
     if (err != 0) {
-      reset_both(slot);
+      reset_both(slot, "host-error", err);
       return;
     }
   }
@@ -1372,6 +1376,7 @@ uint16_t TcpTranslator::window_to_advertise(uint32_t slot) {
 // Bytes just written to the host socket use up the free-space estimate.
 void TcpTranslator::wrote_to_host(TcpConn& c, size_t n) {
   c.sndbuf_free -= static_cast<int64_t>(n);
+  c.bytes_to_host += n;
   counters_.bytes_to_host += n;
 }
 
@@ -1548,7 +1553,7 @@ void TcpTranslator::send_data(uint32_t slot) {
         host_drained(slot);
         return;
       }
-      reset_both(slot);
+      reset_both(slot, "host-error", errno);
       return;
     }
     if (r == 0) {
@@ -1591,6 +1596,7 @@ void TcpTranslator::send_data(uint32_t slot) {
     if (c.delack_off && now - c.rcv_data_at < kDelayedAckNs) c.delack_off = false;  // answers again
     ack_sent(slot);
     counters_.bytes_to_guest += static_cast<uint64_t>(r);
+    if (!retrans) c.bytes_to_guest += static_cast<uint64_t>(r);
     c.snd_nxt += static_cast<uint32_t>(r) + (fin_too ? 1 : 0);
     c.snd_max = seq::max(c.snd_max, c.snd_nxt);
     if (retrans) counters_.retransmits++;
@@ -1774,7 +1780,7 @@ void TcpTranslator::handle_timer(uint32_t slot, uint64_t now) {
       counters_.timeouts++;
       send_segment(c, tcpflag::kRst | tcpflag::kAck, 0, c.rcv_nxt + c.syn_payload, 0);
       counters_.rst_to_guest++;
-      release(slot, true);
+      release(slot, true, "connect-timeout");
       return;
     }
     bool half = (c.flags & (kfGuestFin | kfFinSent)) != 0;
@@ -1783,7 +1789,7 @@ void TcpTranslator::handle_timer(uint32_t slot, uint64_t now) {
       c.state_at = c.last_activity + limit;
     } else {
       counters_.timeouts++;
-      reset_both(slot);
+      reset_both(slot, "idle-timeout");
       return;
     }
   }
@@ -1802,7 +1808,7 @@ void TcpTranslator::handle_timer(uint32_t slot, uint64_t now) {
             send_segment(c, tcpflag::kRst | tcpflag::kAck, c.iss + 1, c.rcv_nxt, 0);
             counters_.rst_to_guest++;
           }
-          release(slot, true);
+          release(slot, true, "syn-timeout");
           return;
         }
         c.rto.back_off();
@@ -1817,7 +1823,7 @@ void TcpTranslator::handle_timer(uint32_t slot, uint64_t now) {
         if (c.snd_una != c.snd_max) {
           if (++c.retries > timeouts_.max_retries) {
             counters_.timeouts++;
-            reset_both(slot);
+            reset_both(slot, "retransmit-timeout");
             return;
           }
           counters_.rto_expired++;
@@ -1854,17 +1860,19 @@ void TcpTranslator::set_events(uint32_t slot, uint32_t events) {
 }
 
 // RST to the guest and to the host peer, slot freed.
-void TcpTranslator::reset_both(uint32_t slot) {
+void TcpTranslator::reset_both(uint32_t slot, const char* why, int err) {
   TcpConn& c = conns_[slot];
+  if (err != 0 && verbose()) log_flow_error(ends_of(c), "host", err);
   send_segment(c, tcpflag::kRst | tcpflag::kAck, c.snd_nxt, c.rcv_nxt, 0);
   counters_.rst_to_guest++;
-  release(slot, true);
+  release(slot, true, why);
 }
 
 // Closes the socket (with SO_LINGER {1,0}: the peer gets a RST) and frees
 // the slot; the generation survives so stale epoll events are recognised.
-void TcpTranslator::release(uint32_t slot, bool linger0) {
+void TcpTranslator::release(uint32_t slot, bool linger0, const char* why) {
   TcpConn& c = conns_[slot];
+  if (verbose()) log_flow_close(ends_of(c), c.bytes_to_host, c.bytes_to_guest, why);
   if (c.fd >= 0) {
     // No EPOLL_CTL_DEL: close() drops the registration with the last
     // reference (the socket is CLOEXEC and never shared), one syscall less
@@ -1893,7 +1901,7 @@ void TcpTranslator::maybe_finish(uint32_t slot) {
   constexpr uint8_t kAll = kfGuestFin | kfShutWr | kfFinSent | kfFinAcked;
   if ((c.flags & kAll) != kAll) return;
   if (c.rcv_acked != c.rcv_nxt) send_ack_now(slot);  // a delayed ACK of the guest's FIN
-  release(slot, false);
+  release(slot, false, "closed");
 }
 
 // ---- BPF fast path ----------------------------------------------------------------

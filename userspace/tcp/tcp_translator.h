@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "codec/frame.h"
+#include "common/flow_log.h"
 #include "common/guest_link.h"
 #include "ferry/contract.h"
 #include "loop/event_loop.h"
@@ -50,6 +51,7 @@ inline constexpr uint8_t kSack = 1 << 7;      // SACK-permitted both ways
 // Per-connection state. All-zero is a free slot (the array is mmap'd).
 struct TcpConn {
   InetAddr guest_addr, peer_addr;  // as the guest sees them
+  uint64_t bytes_to_host, bytes_to_guest;  // payload each way, first transmissions (the -v log)
   uint16_t guest_port, peer_port;  // host order
   TcpState state;
   bool v6;
@@ -294,8 +296,16 @@ class TcpTranslator : public IoHandler, public TimerClient {
   void handle_timer(uint32_t slot, uint64_t now);
   void update_timer(uint32_t slot);
   void set_events(uint32_t slot, uint32_t events);
-  void reset_both(uint32_t slot);            // RST to guest, RST to host peer
-  void release(uint32_t slot, bool linger0);  // close the socket, free the slot
+  // RST to the guest and to the host peer; why: the -v log's reason, err:
+  // the host socket's error (0: none).
+  void reset_both(uint32_t slot, const char* why, int err = 0);
+  // Closes the socket, frees the slot; why: the -v log's reason.
+  void release(uint32_t slot, bool linger0, const char* why);
+  // The flow's ends for the -v log.
+  static FlowEnds ends_of(const TcpConn& c) {
+    return FlowEnds{"tcp", c.guest_addr, c.guest_port, c.peer_addr, c.peer_port, c.inbound};
+  }
+  bool verbose() const { return link_.config().verbose; }
   void maybe_finish(uint32_t slot);
   uint64_t id_of(uint32_t slot) const;
 
