@@ -91,11 +91,14 @@ vm_kernel() {
     cd "$cache" || exit 3
     [[ -f ready ]] && exit 0
     rm -rf root ./*.deb
-    apt-get download linux-image-amd64 >download.log 2>&1 || exit 4
+    # Stale package lists name a kernel the mirror no longer has: refresh once.
+    apt-get download linux-image-amd64 >download.log 2>&1 ||
+      { apt-get update -q >>download.log 2>&1 && apt-get download linux-image-amd64 >>download.log 2>&1; } || exit 4
     meta=$(ls linux-image-amd64_*.deb)
     image=$(dpkg-deb -f "$meta" Depends | sed -n 's/^\(linux-image-[^ ,]*\).*/\1/p')
     [[ -n $image ]] || exit 5
-    apt-get download "$image" >>download.log 2>&1 || exit 4
+    apt-get download "$image" >>download.log 2>&1 ||
+      { apt-get update -q >>download.log 2>&1 && apt-get download "$image" >>download.log 2>&1; } || exit 4
     dpkg-deb -x "${image}"_*.deb root || exit 6
     rm -f ./*.deb
     touch ready

@@ -50,7 +50,8 @@ constexpr const char* kStatsUsage =
     "Prints the BPF fast path's counters of every live ferry instance (or of\n"
     "INSTANCE, e.g. run-1234), read from the maps pinned under " FERRY_PIN_ROOT "/,\n"
     "and the translator's (rows translator.*), which the instance writes every second.\n"
-    "  -j, --json   JSON: {\"instances\":[{\"name\":...,\"counters\":{...}}]}\n"
+    "A `ferry vm` instance (vm-PID) has no BPF: only its translator rows are shown.\n"
+    "  -j, --json   JSON: {\"instances\":[{\"name\":...,\"bpf\":true,\"counters\":{...}}]}\n"
     "  -h, --help   this text\n";
 
 struct Row {
