@@ -27,3 +27,11 @@ check_usage_error "unknown flag before CMD" run --bogus -- true
 check_usage_error "MTU not a number" run --mtu notanumber -- true
 check_usage_error "bad address" run -a 300.1.2.3/24 -- true
 check_usage_error "missing option value" run --netns
+
+# Port specs (pasta's syntax): bad exclusions, a spec that leaves nothing,
+# the unsupported auto: one line, exit 2.
+for spec in '~' '~0' '~90-80' '80,~80' 'auto' 'all,' '8000-8001,~7000-9000'; do
+  e2e_ferry 10 run -t "$spec" -- true
+  e2e_expect "-t '$spec': exit 2 (got $RC)" test "$RC" -eq 2
+  e2e_expect "-t '$spec': one line on stderr" test "$(wc -l <"$ERR")" -eq 1
+done

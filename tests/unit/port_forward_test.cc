@@ -71,5 +71,93 @@ TEST(PortForward, Errors) {
   parse_error("80x");
 }
 
+// Specs with `all` and exclusions, against a host whose ephemeral range is
+// 40000-60999 and which uses ports 22 and 8080: the host ranges each spec
+// gives ("F-L" or "F-L:GF" for a shifted one), and how many in-use ports
+// `all` skipped.
+TEST(PortForward, AllAndExclusionsTable) {
+  HostPorts host;
+  host.ephemeral_first = 40000;
+  host.ephemeral_last = 60999;
+  host.in_use.set(22);
+  host.in_use.set(8080);
+  struct Case {
+    const char* spec;
+    std::vector<std::string> runs;
+    size_t skipped;
+  };
+  const Case cases[] = {
+      {"8000-8100,~8050", {"8000-8049", "8051-8100"}, 0},
+      {"8000-8100,~8000-8010,~8100", {"8011-8099"}, 0},
+      {"~8050,8000-8100", {"8000-8049", "8051-8100"}, 0},  // order does not matter
+      {"9000-9003:7000-7003,~9001", {"9000:7000", "9002-9003:7002-7003"}, 0},
+      {"127.0.0.1/80-82,~81", {"127.0.0.1/80", "127.0.0.1/82"}, 0},
+      {"8080", {"8080"}, 0},  // explicit ports are not checked against the host
+      {"all", {"1-21", "23-8079", "8081-39999", "61000-65535"}, 2},
+      {"all,~22", {"1-21", "23-8079", "8081-39999", "61000-65535"}, 1},
+      {"all,~1-1000,~65535", {"1001-8079", "8081-39999", "61000-65534"}, 1},
+      {"~1-30000", {"30001-39999", "61000-65535"}, 0},  // exclusions only: all but those
+      {"~22", {"1-21", "23-8079", "8081-39999", "61000-65535"}, 1},
+  };
+  for (const Case& c : cases) {
+    std::vector<PortForward> out;
+    std::string error;
+    size_t skipped = 99;
+    ASSERT_TRUE(parse_port_forwards(c.spec, &out, &error, &host, &skipped)) << c.spec << ": " << error;
+    std::vector<std::string> runs;
+    for (const PortForward& f : out) runs.push_back(to_string(f));
+    EXPECT_EQ(runs, c.runs) << c.spec;
+    EXPECT_EQ(skipped, c.skipped) << c.spec;
+  }
+}
+
+TEST(PortForward, BadSpecsTable) {
+  const struct {
+    const char* spec;
+    const char* says;
+  } cases[] = {
+      {"~", "bad exclusion"},
+      {"~0", "bad exclusion"},
+      {"~90-80", "bad exclusion"},
+      {"~x", "bad exclusion"},
+      {"~80:90", "bad exclusion"},
+      {"~127.0.0.1/80", "bad exclusion"},
+      {"8000,~", "bad exclusion"},
+      {"80,~80", "leaves no port"},
+      {"8000-8001,~7000-9000", "leaves no port"},
+      {"~1-65535", "leaves no port"},
+      {"auto", "not supported"},
+      {"all,", "bad port"},
+      {"alll", "bad port"},
+      {"none,80", "bad port"},
+  };
+  for (const auto& c : cases) {
+    std::string e = parse_error(c.spec);
+    EXPECT_NE(e.find(c.says), std::string::npos) << c.spec << " said: " << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << c.spec;
+  }
+}
+
+TEST(PortForward, ReadHostPortsSeesAListener) {
+  HostPorts tcp = read_host_ports(false);
+  EXPECT_LE(tcp.ephemeral_first, tcp.ephemeral_last);
+  EXPECT_GE(tcp.ephemeral_first, 1);
+}
+
+TEST(PortForward, TrimKeepsTheLowestPortsOfAll) {
+  std::vector<PortForward> r = parse_ok("8080:80");
+  std::vector<PortForward> all = parse_ok("all,~100-199");
+  r.insert(r.end(), all.begin(), all.end());
+  EXPECT_EQ(trim_all_ports(&r, 150), forwarded_port_count(all) - 150);
+  std::vector<std::string> runs;
+  for (const PortForward& f : r) runs.push_back(to_string(f));
+  EXPECT_EQ(runs, (std::vector<std::string>{"8080:80", "1-99", "200-250"}));
+  EXPECT_EQ(forwarded_port_count(r, true), 150u);
+}
+
+TEST(PortForward, Count) {
+  EXPECT_EQ(forwarded_port_count(parse_ok("80,8000-8009,~8005")), 10u);
+}
+
 }  // namespace
 }  // namespace ferry

@@ -493,6 +493,7 @@ int cmd_attach(int argc, char** argv) {
     std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
     return 2;
   }
+  prepare_forwards(&a.config);
   if (std::string error; !sandbox::resolve(&a.sandbox, a.seccomp_given, &error)) {
     std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
     return 2;

@@ -276,6 +276,7 @@ int cmd_run(int argc, char** argv) {
     std::fprintf(stderr, "ferry run: %s\n", error.c_str());
     return 2;
   }
+  prepare_forwards(&config);
   if (std::string error; !sandbox::resolve(&sandbox_options, seccomp_given, &error)) {
     std::fprintf(stderr, "ferry run: %s\n", error.c_str());
     return 2;

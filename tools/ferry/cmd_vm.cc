@@ -200,6 +200,7 @@ int cmd_vm(int argc, char** argv) {
     std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
     return 2;
   }
+  prepare_forwards(&config);
   if (std::string error; !sandbox::resolve(&sandbox_options, seccomp_given, &error)) {
     std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
     return 2;

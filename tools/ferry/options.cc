@@ -1,7 +1,11 @@
 // Translator option parsing for the ferry CLI (see options.h).
 #include "options.h"
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <string_view>
 
@@ -11,6 +15,9 @@
 namespace ferry::cli {
 
 namespace {
+
+// Descriptors kept for flows, the tap, epoll and the rest when `all` is trimmed.
+constexpr size_t kFdMargin = 4096;
 
 // Parses an unsigned decimal in [lo, hi] that must span all of text.
 bool parse_uint(std::string_view text, unsigned long lo, unsigned long hi, unsigned long* out) {
@@ -70,10 +77,14 @@ bool parse_translator_option(int argc, char** argv, int* i, Config* c, std::stri
     c->ifname = v;
   } else if (opt == "-t" || opt == "--tcp-ports") {
     if (!value(&v)) return true;
-    parse_port_forwards(v, &c->tcp_forwards, error);
+    const HostPorts host = read_host_ports(false);
+    size_t skipped = 0;
+    if (parse_port_forwards(v, &c->tcp_forwards, error, &host, &skipped)) c->tcp_ports_skipped += skipped;
   } else if (opt == "-u" || opt == "--udp-ports") {
     if (!value(&v)) return true;
-    parse_port_forwards(v, &c->udp_forwards, error);
+    const HostPorts host = read_host_ports(true);
+    size_t skipped = 0;
+    if (parse_port_forwards(v, &c->udp_forwards, error, &host, &skipped)) c->udp_ports_skipped += skipped;
   } else if (opt == "--map-gw") {
     c->map_gateway = true;
   } else if (opt == "--no-map-gw") {
@@ -224,13 +235,57 @@ void finish_services_config(Config* c, const services::ResolvConf& host) {
   if (!s.search_given) s.search = host.search;
 }
 
+void prepare_forwards(Config* c) {
+  if (c->verbose && c->tcp_ports_skipped)
+    std::fprintf(stderr, "ferry: -t all: %zu ports in use on the host skipped\n", c->tcp_ports_skipped);
+  if (c->verbose && c->udp_ports_skipped)
+    std::fprintf(stderr, "ferry: -u all: %zu ports in use on the host skipped\n", c->udp_ports_skipped);
+  // A descriptor per forwarded port and family (TCP: one IPv4 and one IPv6
+  // listener), plus the flow table and a margin: `all` needs tens of thousands.
+  const size_t fams = (c->ipv4 ? 1 : 0) + (c->ipv6 ? 1 : 0);
+  const size_t need_tcp = fams * forwarded_port_count(c->tcp_forwards);
+  const size_t need_udp = forwarded_port_count(c->udp_forwards);
+  const rlim_t want = static_cast<rlim_t>(need_tcp + need_udp + c->max_conns + kFdMargin);
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < want) {
+    rlimit raised{want, std::max(want, rl.rlim_max)};
+    if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {  // only root with CAP_SYS_RESOURCE raises the hard limit
+      rl.rlim_cur = rl.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  // What does not fit: `all` keeps its lowest ports, and says so.
+  const size_t limit = static_cast<size_t>(rl.rlim_cur);
+  if (need_tcp + need_udp + kFdMargin <= limit) return;
+  const size_t all_tcp = fams * forwarded_port_count(c->tcp_forwards, true);
+  const size_t all_udp = forwarded_port_count(c->udp_forwards, true);
+  const size_t fixed = need_tcp - all_tcp + need_udp - all_udp;
+  size_t budget = limit > fixed + kFdMargin ? limit - fixed - kFdMargin : 0;
+  size_t budget_tcp = all_udp ? budget / 2 : budget;
+  if (!all_tcp) budget_tcp = 0;
+  const size_t budget_udp = budget - budget_tcp;
+  auto trim = [&](std::vector<PortForward>* rules, size_t keep, const char* flag) {
+    const size_t had = forwarded_port_count(*rules, true);
+    if (had <= keep) return;
+    trim_all_ports(rules, keep);
+    std::fprintf(stderr, "ferry: %s all: the descriptor limit (%zu) allows %zu of %zu ports; forwarding the lowest\n",
+                 flag, limit, keep, had);
+  };
+  if (fams) trim(&c->tcp_forwards, budget_tcp / fams, "-t");
+  trim(&c->udp_forwards, budget_udp, "-u");
+}
+
 const char* translator_options_help() {
   return "  -a, --address ADDR/PREFIX  guest address, IPv4 or IPv6 (198.18.0.2/24, fd00:f::2/64)\n"
          "  -g, --gateway ADDR         gateway address, IPv4 or IPv6 (198.18.0.1, fd00:f::1)\n"
          "  -m, --mtu N                guest MTU, 1280-65520 (65520)\n"
          "  -I, --ifname NAME          guest interface name (eth0)\n"
          "  -t, --tcp-ports SPEC       forward host TCP ports into the guest:\n"
-         "                             PORT, FIRST-LAST, PORT:GUESTPORT, ADDR/PORT, comma lists\n"
+         "                             PORT, FIRST-LAST, PORT:GUESTPORT, ADDR/PORT, comma lists,\n"
+         "                             all (non-ephemeral ports not in use on the host),\n"
+         "                             ~PORT or ~FIRST-LAST excluded (alone: all but those)\n"
          "  -u, --udp-ports SPEC       the same for UDP\n"
          "      --map-gw / --no-map-gw connections to the gateway reach the host's loopback (on)\n"
          "  -4, --ipv4-only            no IPv6\n"

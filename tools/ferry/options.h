@@ -23,6 +23,12 @@ bool validate_config(const Config& config, std::string* error);
 // to, the search list (unless --search), routes' default gateway.
 void finish_services_config(Config* config, const services::ResolvConf& host);
 
+// Before the translator binds its forwards: says (with -v) how many ports
+// -t/-u all skipped as in use, and raises the descriptor limit to fit every
+// forwarded port (the hard limit too when the caller may). When the limit
+// still cannot hold them, `all` keeps its lowest ports (one line says so).
+void prepare_forwards(Config* config);
+
 // The help text for the options above, indented for a usage message.
 const char* translator_options_help();
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -19,6 +20,7 @@ struct PortForward {
   bool bind_any = true;
   uint16_t host_first = 0, host_last = 0;
   uint16_t guest_first = 0;  // guest port for host_first; the range maps 1:1
+  bool from_all = false;     // made by `all`: may be trimmed to the descriptor limit
 };
 
 // An IPv4 route handed to a DHCP client (option 121, RFC 3442).
@@ -74,6 +76,8 @@ struct Config {
 
   std::vector<PortForward> tcp_forwards;
   std::vector<PortForward> udp_forwards;
+  // -t/-u all: ports left out because the host already uses them (-v says so).
+  size_t tcp_ports_skipped = 0, udp_ports_skipped = 0;
 
   ServicesConfig services;
 

@@ -1,9 +1,18 @@
 // Port-forward rule parser (see port_forward.h for the syntax).
 // Every number is range-checked; nothing is accepted partially: a spec that
 // fails leaves `out` as it was.
+//
+// A spec is read in two passes: first every comma-separated item is parsed
+// into a rule, an exclusion or `all`; then exclusions (and, for `all`, the
+// host's ephemeral range and ports in use) are cut out of the rules, which
+// splits a rule into the runs of ports left, each keeping its guest offset.
 #include "common/port_forward.h"
 
 #include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <utility>
 
 namespace ferry {
 
@@ -74,18 +83,151 @@ bool parse_one(std::string_view text, PortForward* rule, std::string* error) {
   return true;
 }
 
+// Host ports of `r` not in `cut`, appended to *out as runs (each keeping
+// its guest offset); returns how many ports were appended.
+size_t append_runs(const PortForward& r, const std::bitset<65536>& cut, std::vector<PortForward>* out) {
+  size_t n = 0;
+  uint32_t p = r.host_first;
+  while (p <= r.host_last) {
+    while (p <= r.host_last && cut[p]) p++;
+    if (p > r.host_last) break;
+    uint32_t q = p;
+    while (q + 1 <= r.host_last && !cut[q + 1]) q++;
+    PortForward run = r;
+    run.host_first = static_cast<uint16_t>(p);
+    run.host_last = static_cast<uint16_t>(q);
+    run.guest_first = static_cast<uint16_t>(r.guest_first + (p - r.host_first));
+    out->push_back(run);
+    n += q - p + 1;
+    p = q + 1;
+  }
+  return n;
+}
+
+// Ports whose hex local port in a /proc/net/{tcp,udp}[6] line is bound
+// (state 0A, listening, for TCP; any state for UDP) are set in *in_use.
+void read_proc_net(const char* path, bool listen_only, std::bitset<65536>* in_use) {
+  std::ifstream f(path);
+  std::string line;
+  std::getline(f, line);  // header
+  while (std::getline(f, line)) {
+    // "  sl  local_address:port rem_address:port st ..."
+    char local[64], remote[64];
+    unsigned state = 0;
+    if (std::sscanf(line.c_str(), "%*s %63s %63s %x", local, remote, &state) != 3) continue;
+    const char* colon = std::strrchr(local, ':');
+    if (colon == nullptr) continue;
+    unsigned port = 0;
+    if (std::sscanf(colon + 1, "%x", &port) != 1 || port == 0 || port > 65535) continue;
+    if (listen_only && state != 0x0A) continue;
+    in_use->set(port);
+  }
+}
+
 }  // namespace
 
-bool parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, std::string* error) {
+HostPorts read_host_ports(bool udp) {
+  HostPorts h;
+  if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    unsigned lo = 0, hi = 0;
+    if (std::fscanf(f, "%u %u", &lo, &hi) == 2 && lo >= 1 && lo <= hi && hi <= 65535) {
+      h.ephemeral_first = static_cast<uint16_t>(lo);
+      h.ephemeral_last = static_cast<uint16_t>(hi);
+    }
+    std::fclose(f);
+  }
+  read_proc_net(udp ? "/proc/net/udp" : "/proc/net/tcp", !udp, &h.in_use);
+  read_proc_net(udp ? "/proc/net/udp6" : "/proc/net/tcp6", !udp, &h.in_use);
+  return h;
+}
+
+size_t trim_all_ports(std::vector<PortForward>* rules, size_t keep) {
+  size_t kept = 0, dropped = 0;
+  std::vector<PortForward> out;
+  for (const PortForward& r : *rules) {
+    if (!r.from_all) {
+      out.push_back(r);
+      continue;
+    }
+    const size_t n = r.host_last - r.host_first + 1u;
+    if (kept + n <= keep) {
+      out.push_back(r);
+      kept += n;
+      continue;
+    }
+    const size_t room = keep - kept;
+    if (room > 0) {
+      PortForward part = r;
+      part.host_last = static_cast<uint16_t>(r.host_first + room - 1);
+      out.push_back(part);
+    }
+    kept += room;
+    dropped += n - room;
+  }
+  *rules = std::move(out);
+  return dropped;
+}
+
+size_t forwarded_port_count(const std::vector<PortForward>& rules, bool only_all) {
+  size_t n = 0;
+  for (const PortForward& r : rules)
+    if (!only_all || r.from_all) n += r.host_last - r.host_first + 1u;
+  return n;
+}
+
+bool parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, std::string* error,
+                         const HostPorts* host, size_t* skipped) {
+  if (skipped) *skipped = 0;
   if (spec == "none") return true;
-  std::vector<PortForward> parsed;
+  const std::string whole(spec);
+  std::vector<PortForward> rules;
+  std::bitset<65536> excluded;
+  bool all = false;
   while (true) {
     const size_t comma = spec.find(',');
-    PortForward rule;
-    if (!parse_one(spec.substr(0, comma), &rule, error)) return false;
-    parsed.push_back(rule);
+    const std::string_view item = spec.substr(0, comma);
+    if (item == "all") {
+      all = true;
+    } else if (item == "auto") {
+      *error = "port spec 'auto' is not supported yet (use all or explicit ports)";
+      return false;
+    } else if (!item.empty() && item[0] == '~') {
+      uint16_t first = 0, last = 0;
+      if (!parse_range(item.substr(1), &first, &last)) {
+        *error = "bad exclusion '" + std::string(item) + "' (want ~PORT or ~FIRST-LAST)";
+        return false;
+      }
+      for (uint32_t p = first; p <= last; p++) excluded.set(p);
+    } else {
+      PortForward rule;
+      if (!parse_one(item, &rule, error)) return false;
+      rules.push_back(rule);
+    }
     if (comma == std::string_view::npos) break;
     spec = spec.substr(comma + 1);
+  }
+  if (rules.empty() && !all) all = true;  // only exclusions: all but those
+  std::vector<PortForward> parsed;
+  for (const PortForward& r : rules) append_runs(r, excluded, &parsed);
+  if (all) {
+    const HostPorts defaults;
+    const HostPorts& h = host ? *host : defaults;
+    std::bitset<65536> cut = excluded;
+    for (uint32_t p = h.ephemeral_first; p <= h.ephemeral_last; p++) cut.set(p);
+    std::bitset<65536> busy = h.in_use & ~cut;
+    busy.reset(0);
+    if (skipped) *skipped = busy.count();
+    cut |= busy;
+    PortForward every;
+    every.host_first = 1;
+    every.host_last = 65535;
+    every.guest_first = 1;
+    every.from_all = true;
+    append_runs(every, cut, &parsed);
+  }
+  if (parsed.empty()) {
+    *error = "port spec '" + whole + "' leaves no port to forward";
+    return false;
   }
   out->insert(out->end(), parsed.begin(), parsed.end());
   return true;

@@ -1,14 +1,21 @@
-// Parsing of port-forwarding rules, passt's syntax:
+// Parsing of port-forwarding rules, passt's and pasta's syntax:
 //   -t PORT                 host PORT -> guest PORT, all host addresses
 //   -t FIRST-LAST           a range, each port to itself
 //   -t PORT:GUESTPORT       host PORT -> guest GUESTPORT
 //   -t F-L:GF-GL            ranges of equal size
 //   -t ADDR/SPEC            bind only ADDR (IPv4 or IPv6) on the host
 //   -t SPEC,SPEC...         several rules in one option
+//   -t all                  every port that is not ephemeral and not in use
+//                           on the host (HostPorts), each to itself
+//   -t ~PORT, ~F-L          exclude host ports from every rule of the option;
+//                           an option of exclusions only means all,~...
 //   -t none                 no forwarding (the default)
-// Port 0, inverted or unequal ranges and garbage are errors with a message.
+// Port 0, inverted or unequal ranges, an option left with no port and
+// garbage are errors with a message. `auto` is refused (not implemented).
 #pragma once
 
+#include <bitset>
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,9 +24,33 @@
 
 namespace ferry {
 
+// What `all` must leave out on this host: the kernel's ephemeral range
+// (where the host's own outgoing connections take their ports) and ports
+// already bound by the host's sockets of the protocol.
+struct HostPorts {
+  uint16_t ephemeral_first = 32768, ephemeral_last = 60999;
+  std::bitset<65536> in_use;
+};
+
+// Reads HostPorts of the caller's network namespace: the ephemeral range
+// from /proc/sys/net/ipv4/ip_local_port_range, the ports in use from
+// /proc/net/tcp{,6} (listening sockets) or /proc/net/udp{,6} (every socket).
+HostPorts read_host_ports(bool udp);
+
 // Appends the rules in `spec` to `out`. On error returns false and sets *error
-// to a one-line description naming the bad part.
-bool parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, std::string* error);
+// to a one-line description naming the bad part. `host` is consulted for
+// `all` (nullptr: nothing in use, the default ephemeral range); *skipped (if
+// given) gets the number of ports `all` left out because they were in use.
+bool parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, std::string* error,
+                         const HostPorts* host = nullptr, size_t* skipped = nullptr);
+
+// The number of host ports the rules forward (only_all: those made by `all`).
+size_t forwarded_port_count(const std::vector<PortForward>& rules, bool only_all = false);
+
+// Keeps the lowest `keep` ports of the rules made by `all` (rules in
+// ascending order, as the parser makes them) and drops the rest; other
+// rules stay. Returns how many ports were dropped.
+size_t trim_all_ports(std::vector<PortForward>* rules, size_t keep);
 
 // Human-readable form of one rule ("127.0.0.1/8080:80", "8000-8010").
 std::string to_string(const PortForward& f);

@@ -57,7 +57,7 @@ class UdpTranslator final : public IoHandler, public TimerClient {
   static constexpr size_t kDefaultMaxFlows = 8192;
   static constexpr uint64_t kDefaultIdleTimeoutNs = 180ull * 1000 * 1000 * 1000;
   static constexpr size_t kBatch = 16;           // datagrams per recvmmsg
-  static constexpr size_t kMaxForwardSockets = 4096;
+  static constexpr size_t kMaxForwardSockets = 65535;  // -u all
 
   // Registers with the loop (handler, timer client). No socket is opened yet.
   UdpTranslator(EventLoop& loop, GuestLink& link, size_t max_flows = kDefaultMaxFlows);
