@@ -84,6 +84,34 @@ namespace ferry::cli {
 
 namespace {
 
+// --pid FILE: ferry's own PID (SIGTERM/SIGHUP to it reach CMD), written
+// when CMD has started and removed when this object goes (every exit path
+// after set-up). An empty path writes nothing.
+class PidFile {
+ public:
+  explicit PidFile(std::string path) : path_(std::move(path)) {
+    if (path_.empty()) return;
+    if (std::FILE* f = std::fopen(path_.c_str(), "we")) {
+      std::fprintf(f, "%d\n", static_cast<int>(getpid()));
+      written_ = std::fclose(f) == 0;
+    }
+    if (!written_) std::fprintf(stderr, "ferry run: --pid %s: %s\n", path_.c_str(), std::strerror(errno));
+  }
+  ~PidFile() {
+    if (written_) unlink(path_.c_str());
+  }
+  PidFile(const PidFile&) = delete;
+  PidFile& operator=(const PidFile&) = delete;
+
+ private:
+  std::string path_;
+  bool written_ = false;
+};
+
+}  // namespace
+
+namespace {
+
 constexpr const char* kRunUsage =
     "usage: ferry run [OPTIONS] [--] [CMD [ARGS]]\n"
     "\n"
@@ -95,6 +123,8 @@ constexpr const char* kRunUsage =
     "\n"
     "options:\n"
     "      --netns PATH|NAME      use this existing namespace instead of a new one\n"
+    "      --pid FILE             write ferry's PID (the one to signal) to FILE once\n"
+    "                             CMD runs; removed when ferry exits\n"
     "  -q, --quiet                no messages but errors\n"
     "  -h, --help                 this text\n";
 
@@ -224,6 +254,7 @@ int cmd_run(int argc, char** argv) {
   std::string netns_spec;
   bool quiet = false;
   std::vector<char*> cmd;
+  std::string pid_path;  // --pid: ferry's PID, written once CMD runs, removed at exit
 
   for (int i = 1; i < argc; i++) {
     const std::string_view arg = argv[i];
@@ -248,6 +279,14 @@ int cmd_run(int argc, char** argv) {
         return 2;
       }
       seccomp_given = seccomp_given || arg == "--seccomp";
+      continue;
+    }
+    if (arg == "--pid") {
+      if (i + 1 >= argc || argv[i + 1][0] == '\0') {
+        std::fprintf(stderr, "ferry run: option --pid needs a file name\n");
+        return 2;
+      }
+      pid_path = argv[++i];
       continue;
     }
     if (arg == "--netns") {
@@ -481,6 +520,7 @@ int cmd_run(int argc, char** argv) {
   }
   if (child == 0) exec_guest(ns->get(), cmd, instance, old_mask, old_umask, resolv_path);
   cmd_signals.set_child(child);
+  PidFile pid_file(pid_path);
   const int translator_status = supervisor.run();
   close(sigfd);
   if (!cmd_signals.exit_code()) {  // the translator ended first: do not leave CMD behind
