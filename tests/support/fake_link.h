@@ -11,6 +11,7 @@
 
 #include "common/config.h"
 #include "common/guest_link.h"
+#include "policy/destination_policy.h"
 
 namespace ferry::testing {
 
@@ -22,6 +23,7 @@ class FakeLink : public GuestLink {
  public:
   FakeLink() : cfg_(Config::defaults()) {}
   const Config& config() const override { return cfg_; }
+  DestinationPolicy& policy() override { return policy_; }
   const MacAddr& our_mac() const override { return cfg_.our_mac; }
   const MacAddr& guest_mac() const override { return guest_mac_; }
   bool send_to_guest(std::span<const uint8_t> frame) override {
@@ -43,6 +45,7 @@ class FakeLink : public GuestLink {
   }
 
   Config cfg_;
+  DestinationPolicy policy_{cfg_};  // reads cfg_ live: tests may change it
   MacAddr guest_mac_ = kGuestMac;
   bool offload = false;              // pretend the port completes checksums / takes GSO
   std::vector<Bytes> sent;           // every frame, in order

@@ -28,6 +28,7 @@
 #include "common/config.h"
 #include "common/guest_link.h"
 #include "loop/event_loop.h"
+#include "policy/destination_policy.h"
 #include "tcp/tcp_translator.h"
 
 namespace ferry {
@@ -41,6 +42,7 @@ class FakeLink : public GuestLink {
  public:
   FakeLink() : cfg_(Config::defaults()) { cfg_.max_conns = 64; }
   const Config& config() const override { return cfg_; }
+  DestinationPolicy& policy() override { return policy_; }
   const MacAddr& our_mac() const override { return cfg_.our_mac; }
   const MacAddr& guest_mac() const override { return mac_; }
   bool send_to_guest(std::span<const uint8_t> frame) override {
@@ -57,6 +59,7 @@ class FakeLink : public GuestLink {
     return true;
   }
   Config cfg_;
+  DestinationPolicy policy_{cfg_};
   MacAddr mac_ = kGuestMac;
   std::vector<Bytes> sent;
 };

@@ -1,12 +1,15 @@
 // Gateway tests with a fake GuestLink that captures what would go to the
 // guest: ARP proxy replies and what is ignored, NDP neighbour advertisements
 // and RFC 4861 validity checks, echo to the gateway (both families), echo
-// forwarded through a host socket to loopback (needs ping sockets or root;
-// skipped otherwise), and malformed input.
+// forwarded through a host socket to one of this host's own addresses (needs
+// ping sockets or root, and such an address; skipped otherwise), echo to
+// loopback refused by the destination policy, and malformed input.
 // test-libs: ferry_gateway ferry_loop ferry_common ferry_codec
 #include <gtest/gtest.h>
+#include <ifaddrs.h>
 
 #include <cstring>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -28,6 +31,22 @@ using testing::kGuestMac;
 InetAddr A(const char* s) { return *InetAddr::parse(s); }
 
 using testing::FakeLink;
+
+// One of this host's own addresses (not loopback, not link-local): a ping
+// to it never leaves the machine.
+std::optional<InetAddr> LocalAddress(bool v6) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return std::nullopt;
+  std::optional<InetAddr> found;
+  for (ifaddrs* i = list; i != nullptr && !found; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != (v6 ? AF_INET6 : AF_INET)) continue;
+    InetAddr a = v6 ? InetAddr::from_v6(reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr)
+                    : InetAddr::from_v4(reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr);
+    if (!a.is_loopback() && !a.is_link_local_v6()) found = a;
+  }
+  freeifaddrs(list);
+  return found;
+}
 
 class GatewayTest : public ::testing::Test {
  protected:
@@ -264,9 +283,10 @@ bool WaitForFrame(EventLoop& loop, FakeLink& link, size_t want) {
   return link.sent.size() >= want;
 }
 
-TEST_F(GatewayTest, EchoForwardedToLoopbackV4) {
-  // 127.0.0.2 is host loopback: the echo stays on this machine.
-  Bytes req = Echo(false, A("127.0.0.2"), 0x1111, 5, 32);
+TEST_F(GatewayTest, EchoForwardedToHostAddressV4) {
+  std::optional<InetAddr> local = LocalAddress(false);
+  if (!local) GTEST_SKIP() << "no IPv4 address of this host but loopback";
+  Bytes req = Echo(false, *local, 0x1111, 5, 32);
   Feed(req);
   if (gw->counters().echo_forwarded == 0) GTEST_SKIP() << "no ping or raw ICMP socket here";
   ASSERT_TRUE(WaitForFrame(loop, link, 1));
@@ -275,7 +295,7 @@ TEST_F(GatewayTest, EchoForwardedToLoopbackV4) {
   EXPECT_EQ(p.icmp.type, 0);
   EXPECT_EQ(p.icmp.id, 0x1111);
   EXPECT_EQ(p.icmp.seq, 5);
-  EXPECT_EQ(p.src, A("127.0.0.2"));
+  EXPECT_EQ(p.src, *local);
   EXPECT_EQ(p.dst, link.cfg_.guest4.addr);
   ParsedFrame q = parse_frame(req);
   ASSERT_EQ(p.icmp.body_len, q.icmp.body_len);
@@ -283,7 +303,7 @@ TEST_F(GatewayTest, EchoForwardedToLoopbackV4) {
                            req.data() + q.icmp.body_offset + 4, q.icmp.body_len - 4));
   EXPECT_EQ(gw->echo_flows(), 1u);
   // Same flow, next sequence number.
-  Feed(Echo(false, A("127.0.0.2"), 0x1111, 6, 32));
+  Feed(Echo(false, *local, 0x1111, 6, 32));
   ASSERT_TRUE(WaitForFrame(loop, link, 2));
   EXPECT_EQ(parse_frame(link.sent[1]).icmp.seq, 6);
   EXPECT_EQ(gw->echo_flows(), 1u);
@@ -294,9 +314,10 @@ TEST_F(GatewayTest, EchoForwardedToLoopbackV4) {
   EXPECT_EQ(gw->echo_flows(), 0u);
 }
 
-TEST_F(GatewayTest, EchoForwardedToLoopbackV6) {
-  link.cfg_.gateway6 = A("fd00:f::1");
-  Bytes req = Echo(true, A("::1"), 0x2222, 9, 16);
+TEST_F(GatewayTest, EchoForwardedToHostAddressV6) {
+  std::optional<InetAddr> local = LocalAddress(true);
+  if (!local) GTEST_SKIP() << "no IPv6 address of this host but loopback and link-local";
+  Bytes req = Echo(true, *local, 0x2222, 9, 16);
   Feed(req);
   if (gw->counters().echo_forwarded == 0) GTEST_SKIP() << "no ping or raw ICMPv6 socket here";
   ASSERT_TRUE(WaitForFrame(loop, link, 1));
@@ -305,17 +326,55 @@ TEST_F(GatewayTest, EchoForwardedToLoopbackV6) {
   EXPECT_EQ(p.icmp.type, 129);
   EXPECT_EQ(p.icmp.id, 0x2222);
   EXPECT_EQ(p.icmp.seq, 9);
-  EXPECT_EQ(p.src, A("::1"));
+  EXPECT_EQ(p.src, *local);
   EXPECT_EQ(p.dst, link.cfg_.guest6.addr);
 }
 
 TEST_F(GatewayTest, EchoFlowTableIsBounded) {
+  std::optional<InetAddr> local = LocalAddress(false);
+  if (!local) GTEST_SKIP() << "no IPv4 address of this host but loopback";
   for (uint16_t id = 0; id < Gateway::kMaxEchoFlows + 10; id++)
-    Feed(Echo(false, A("127.0.0.3"), id, 1, 8));
+    Feed(Echo(false, *local, id, 1, 8));
   if (gw->counters().echo_forwarded == 0) GTEST_SKIP() << "no ICMP socket here";
   EXPECT_EQ(gw->echo_flows(), Gateway::kMaxEchoFlows);
   EXPECT_EQ(gw->counters().echo_expired, 10u);
   for (int i = 0; i < 10; i++) loop.run_once(20);
+}
+
+// Loopback named by the guest, the metadata address and a --deny are
+// refused by the destination policy: answered "administratively
+// prohibited" (quoting the request), no host socket, counted.
+TEST_F(GatewayTest, EchoRefusedByPolicyIsProhibited) {
+  link.cfg_.destination_rules.push_back({*InetPrefix::parse("198.51.100.0/24"), 0, 0, false});
+  const std::vector<InetAddr> refused = {A("127.0.0.2"), A("169.254.169.254"), A("198.51.100.7"), A("::1"),
+                                         A("fe80::1")};
+  for (const InetAddr& d : refused) Feed(Echo(!d.is_v4(), d, 0x3333, 1, 16));
+  EXPECT_EQ(gw->counters().echo_forwarded, 0u);
+  EXPECT_EQ(gw->echo_flows(), 0u);
+  ASSERT_EQ(link.sent.size(), refused.size());
+  for (size_t i = 0; i < refused.size(); i++) {
+    ParsedFrame p = parse_frame(link.sent[i]);
+    ASSERT_TRUE(p.ok());
+    const bool v6 = !refused[i].is_v4();
+    EXPECT_EQ(p.icmp.type, v6 ? 1 : 3);
+    EXPECT_EQ(p.icmp.code, v6 ? 1 : 13);
+    EXPECT_EQ(p.dst, v6 ? link.cfg_.guest6.addr : link.cfg_.guest4.addr);
+    // The quote starts with the request's IP header: its destination is what was refused.
+    const uint8_t* quote = link.sent[i].data() + p.icmp.body_offset + 4;
+    InetAddr quoted = v6 ? InetAddr::from_v6_bytes(quote + 24) : InetAddr::from_v4_bytes(quote + 16);
+    EXPECT_EQ(quoted, refused[i]);
+  }
+  const auto& pc = link.policy().counters();
+  EXPECT_EQ(pc.refused[static_cast<size_t>(Refusal::loopback)], 2u);
+  EXPECT_EQ(pc.refused[static_cast<size_t>(Refusal::default_deny)], 2u);
+  EXPECT_EQ(pc.refused[static_cast<size_t>(Refusal::rule)], 1u);
+}
+
+// An ARP request from a neighbour with another address is not answered.
+TEST_F(GatewayTest, ArpFromAnotherAddressIsSpoofed) {
+  Feed(ArpRequest(A("198.18.0.77"), A("198.18.0.1")));
+  EXPECT_TRUE(link.sent.empty());
+  EXPECT_EQ(link.policy().counters().spoofed_source, 1u);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "codec/frame.h"
@@ -18,6 +19,7 @@
 #include "loop/event_loop.h"
 #include "port/frame_port.h"
 #include "translator/translator.h"
+#include "udp/udp_translator.h"
 
 namespace ferry {
 namespace {
@@ -52,11 +54,11 @@ class TranslatorTest : public ::testing::Test {
   TranslatorTest() : cfg(Config::defaults()), tr(loop, port, cfg) {}
 
   // An echo request from the guest to the gateway.
-  Bytes Echo(const MacAddr& dst) const {
+  Bytes Echo(const MacAddr& dst, std::optional<InetAddr> src = std::nullopt) const {
     L2L3 ip;
     ip.eth_src = kGuestMac;
     ip.eth_dst = dst;
-    ip.src = cfg.guest4.addr;
+    ip.src = src ? *src : cfg.guest4.addr;
     ip.dst = cfg.gateway4;
     const uint8_t body[] = {0x12, 0x34, 0x00, 0x01, 'p', 'i', 'n', 'g'};
     Bytes f(kMaxFrameLen);
@@ -277,6 +279,30 @@ TEST(TranslatorNoMapGw, TheGatewayAddressIsRefused) {
   EXPECT_EQ(tr.counters().refused_gateway, 6u);
   EXPECT_EQ(tr.udp().flow_count(), 0u);
   EXPECT_EQ(tr.tcp().connection_count(), 0u);
+}
+
+// Only the guest's configured address is served: a frame from another
+// source (a neighbour on a shared link, a forged address, a UDP datagram
+// sent from it) is dropped unanswered and counted.
+TEST_F(TranslatorTest, SpoofedSourcesAreDroppedAndCounted) {
+  Feed(Echo(cfg.our_mac, *InetAddr::parse("198.18.0.9")));
+  Feed(Echo(cfg.our_mac, *InetAddr::parse("10.0.0.1")));
+  UdpDatagram d;
+  d.ip.eth_src = kGuestMac;
+  d.ip.eth_dst = cfg.our_mac;
+  d.ip.src = *InetAddr::parse("fd00:f::99");
+  d.ip.dst = cfg.gateway6;
+  d.sport = 1000;
+  d.dport = 53;
+  Bytes u(kMaxFrameLen);
+  u.resize(build_udp_frame(u, d));
+  Feed(u);
+  EXPECT_TRUE(port.sent.empty());
+  EXPECT_EQ(tr.policy().counters().spoofed_source, 3u);
+  EXPECT_EQ(tr.udp().counters().guest_datagrams, 0u);
+  // The guest's own address still is.
+  Feed(Echo(cfg.our_mac));
+  EXPECT_EQ(port.sent.size(), 1u);
 }
 
 }  // namespace

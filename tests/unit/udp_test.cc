@@ -407,6 +407,21 @@ TEST_P(UdpTest, RefusedDestinations) {
   }
   EXPECT_EQ(udp->flow_count(), 0u);
   EXPECT_EQ(udp->counters().dropped, udp->counters().guest_datagrams);
+  // Loopback, port 0, the guest itself (and fe80::1) are answered "administratively
+  // prohibited", quoting the datagram; multicast, broadcast and source port 0 are not
+  // answered at all.
+  ASSERT_EQ(link.sent.size(), v6() ? 4u : 3u);
+  for (const Bytes& b : link.sent) {
+    ParsedFrame q = parse_frame(b);
+    ASSERT_TRUE(q.ok());
+    EXPECT_EQ(q.icmp.type, v6() ? 1 : 3);
+    EXPECT_EQ(q.icmp.code, v6() ? 1 : 13);
+    EXPECT_EQ(q.dst, guest());
+    EXPECT_EQ(q.src, gw());
+  }
+  EXPECT_EQ(udp->counters().unreachable_sent, link.sent.size());
+  EXPECT_EQ(link.policy().counters().refused_total(), v6() ? 5u : 6u);  // all but source port 0
+  link.sent.clear();
   // A malformed frame handed over anyway.
   Bytes f = Datagram(gw(), 1000, 53, Bytes{1, 2, 3});
   ParsedFrame p = parse_frame(f);
@@ -416,6 +431,33 @@ TEST_P(UdpTest, RefusedDestinations) {
   udp->on_guest_datagram(p, f);
   EXPECT_EQ(udp->flow_count(), 0u);
   EXPECT_TRUE(link.sent.empty());
+}
+
+// An IPv4-mapped destination in an IPv6 datagram would reach IPv4 (and
+// bypass -6): refused as the wrong family, whatever it names.
+TEST_P(UdpTest, MappedDestinationInIpv6IsRefused) {
+  if (!v6()) GTEST_SKIP() << "IPv6 only";
+  link.cfg_.ipv4 = false;
+  Make();
+  Peer server(false);
+  Feed(Datagram(A("::ffff:127.0.0.1"), 1000, server.port, Bytes{1}));
+  EXPECT_EQ(udp->flow_count(), 0u);
+  EXPECT_EQ(link.policy().counters().refused[static_cast<size_t>(Refusal::family)], 1u);
+  pollfd pf{server.fd, POLLIN, 0};
+  EXPECT_EQ(poll(&pf, 1, 50), 0);
+}
+
+// A guest datagram from another address than the guest's: no flow, no answer.
+TEST_P(UdpTest, SpoofedSourceIsDroppedSilently) {
+  Make();
+  Peer server(v6());
+  Bytes d = Datagram(gw(), 1000, server.port, Bytes{1});
+  ParsedFrame p = parse_frame(d);
+  p.src = v6() ? A("fd00:f::99") : A("198.18.0.99");  // the translator's own check is bypassed
+  udp->on_guest_datagram(p, d);
+  EXPECT_EQ(udp->flow_count(), 0u);
+  EXPECT_TRUE(link.sent.empty());
+  EXPECT_EQ(link.policy().counters().spoofed_source, 1u);
 }
 
 TEST_P(UdpTest, GatewayNotMappedWhenDisabled) {

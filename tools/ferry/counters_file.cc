@@ -12,6 +12,7 @@
 #include <ctime>
 
 #include "netns/netns.h"
+#include "policy/destination_policy.h"
 #include "services/guest_services.h"
 #include "tcp/tcp_translator.h"
 #include "udp/udp_translator.h"
@@ -115,6 +116,15 @@ attach::StateMap translator_counters(Translator& tr, const FramePort& port) {
            {"dns_timeouts", n(dns.timeouts)},
            {"dns_table_full", n(dns.table_full)},
   });
+  // The destination policy: every refusal, by reason, and spoofed sources.
+  const DestinationPolicy::Counters& pc = tr.policy().counters();
+  m["policy_refused"] = n(pc.refused_total());
+  for (size_t i = 0; i < kRefusalKinds; i++) {
+    const Refusal r = static_cast<Refusal>(i);
+    if (r == Refusal::none || r == Refusal::spoofed) continue;
+    m[std::string("policy_refused_") + to_string(r)] = n(pc.refused[i]);
+  }
+  m["spoofed_source"] = n(pc.spoofed_source);
   return m;
 }
 

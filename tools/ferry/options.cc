@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "common/port_forward.h"
+#include "policy/rules.h"
 #include "services/dns_name.h"
 
 namespace ferry::cli {
@@ -24,6 +25,16 @@ bool parse_uint(std::string_view text, unsigned long lo, unsigned long hi, unsig
   unsigned long v = 0;
   auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (text.empty() || ec != std::errc() || p != text.data() + text.size() || v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+// Parses "0x" followed by up to 8 hex digits.
+bool parse_hex(std::string_view text, unsigned long* out) {
+  if (text.size() < 3 || text.size() > 10 || text[0] != '0' || (text[1] != 'x' && text[1] != 'X')) return false;
+  unsigned long v = 0;
+  auto [p, ec] = std::from_chars(text.data() + 2, text.data() + text.size(), v, 16);
+  if (ec != std::errc() || p != text.data() + text.size()) return false;
   *out = v;
   return true;
 }
@@ -89,6 +100,31 @@ bool parse_translator_option(int argc, char** argv, int* i, Config* c, std::stri
     c->map_gateway = true;
   } else if (opt == "--no-map-gw") {
     c->map_gateway = false;
+  } else if (opt == "--map-gw-ports") {
+    if (!value(&v)) return true;
+    // The same syntax as a rule's ports: PORT, FIRST-LAST, comma lists.
+    std::vector<DestinationRule> r;
+    if (!parse_destination_rules(std::string("0.0.0.0/0:") + v, true, &r, error)) {
+      *error = "bad --map-gw-ports '" + std::string(v) + "' (PORT, FIRST-LAST, comma lists; 1-65535)";
+      return true;
+    }
+    c->map_gateway = true;
+    for (const DestinationRule& x : r) c->map_gateway_ports.push_back({x.port_first, x.port_last});
+  } else if (opt == "--allow" || opt == "--deny") {
+    if (!value(&v)) return true;
+    parse_destination_rules(v, opt == "--allow", &c->destination_rules, error);
+  } else if (opt == "--node") {
+    c->allow_node = true;
+  } else if (opt == "--no-node") {
+    c->allow_node = false;
+  } else if (opt == "--mark") {
+    unsigned long mark = 0;
+    if (!value(&v)) return true;
+    if (!parse_uint(v, 0, 0xffffffffUL, &mark) && !parse_hex(v, &mark)) {
+      *error = "bad --mark '" + std::string(v) + "' (0-4294967295, or 0x hex)";
+      return true;
+    }
+    c->socket_mark = static_cast<uint32_t>(mark);
   } else if (opt == "-4" || opt == "--ipv4-only") {
     c->ipv6 = false;
   } else if (opt == "-6" || opt == "--ipv6-only") {
@@ -287,7 +323,16 @@ const char* translator_options_help() {
          "                             all (non-ephemeral ports not in use on the host),\n"
          "                             ~PORT or ~FIRST-LAST excluded (alone: all but those)\n"
          "  -u, --udp-ports SPEC       the same for UDP\n"
-         "      --map-gw / --no-map-gw connections to the gateway reach the host's loopback (on)\n"
+         "      --map-gw / --no-map-gw connections to the gateway reach the host's loopback (on);\n"
+         "                             without the mapping the gateway address is refused\n"
+         "      --map-gw-ports LIST    the mapping opens only these ports (PORT, FIRST-LAST, commas)\n"
+         "      --allow CIDR[:PORTS]   the guest may reach CIDR (on PORTS); repeatable\n"
+         "      --deny CIDR[:PORTS]    the guest may not; the most specific rule wins, deny at a tie.\n"
+         "                             Denied unless allowed: 169.254.0.0/16, fe80::/10, 0.0.0.0/8.\n"
+         "                             Always denied: loopback (but the gateway mapping), multicast,\n"
+         "                             broadcast, IPv4-mapped IPv6. IPv6 without /LEN: [ADDR]:PORTS\n"
+         "      --node / --no-node     the host's own addresses are reachable (on)\n"
+         "      --mark N               SO_MARK N on every host socket (needs CAP_NET_ADMIN)\n"
          "  -4, --ipv4-only            no IPv6\n"
          "  -6, --ipv6-only            no IPv4\n"
          "      --no-fastpath          no BPF at all: classify and translate in userspace only\n"

@@ -59,6 +59,20 @@ struct ServicesConfig {
   size_t handed_out(bool v6, const InetAddr& gateway, DnsList& out) const;
 };
 
+// One --allow / --deny rule: a destination prefix and, optionally, a port
+// range. Matching and precedence live in policy/rules.h.
+struct DestinationRule {
+  InetPrefix net;
+  uint16_t port_first = 0, port_last = 0;  // 0-0: every port, and ICMP echo
+  bool allow = false;
+  bool has_ports() const { return port_first != 0; }
+};
+
+// An inclusive port range (mapGateway's list of ports).
+struct PortRange {
+  uint16_t first = 0, last = 0;
+};
+
 struct Config {
   std::string ifname = "eth0";  // the guest's interface name
   unsigned mtu = 65520;
@@ -71,8 +85,19 @@ struct Config {
   bool ipv4 = true, ipv6 = true;
 
   // Map connections to the gateway address onto the host's loopback
-  // (127.0.0.1 / ::1) and back, as passt's --map-gw does.
+  // (127.0.0.1 / ::1) and back, as passt's --map-gw does. Without it the
+  // gateway address is refused (it is ferry's, nothing listens there).
   bool map_gateway = true;
+  // The ports the mapping opens; empty: every port.
+  std::vector<PortRange> map_gateway_ports;
+  // The host's own addresses (those of its interfaces) are reachable.
+  bool allow_node = true;
+  // --allow / --deny, in the order given; the most specific one wins
+  // (policy/destination_policy.h).
+  std::vector<DestinationRule> destination_rules;
+  // SO_MARK of every host socket (0: none), so that the node's firewall can
+  // tell this instance's traffic apart.
+  uint32_t socket_mark = 0;
 
   std::vector<PortForward> tcp_forwards;
   std::vector<PortForward> udp_forwards;

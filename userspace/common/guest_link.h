@@ -1,7 +1,7 @@
 // GuestLink: what every protocol translator needs to talk to the guest.
 //
 // Our MAC (the gateway's), the guest's MAC as learned from its frames, the
-// configuration, and a way to send a finished frame. Implemented by the
+// configuration, the destination policy, and a way to send a finished frame. Implemented by the
 // Translator (userspace/translator), which owns the FramePort.
 #pragma once
 
@@ -16,10 +16,14 @@
 
 namespace ferry {
 
+class DestinationPolicy;
+
 class GuestLink {
  public:
   virtual ~GuestLink() = default;
   virtual const Config& config() const = 0;
+  // Where the guest's new flows may go (policy/destination_policy.h).
+  virtual DestinationPolicy& policy() = 0;
   virtual const MacAddr& our_mac() const = 0;
   // The guest's MAC; broadcast until the first guest frame was seen.
   virtual const MacAddr& guest_mac() const = 0;

@@ -35,6 +35,9 @@
 
 #include "codec/bytes.h"
 #include "codec/checksum.h"
+#include "common/host_socket.h"
+#include "policy/destination_policy.h"
+#include "policy/refusal.h"
 
 namespace ferry {
 
@@ -71,16 +74,6 @@ socklen_t to_sockaddr(const InetAddr& a, sockaddr_storage& ss) {
 InetAddr from_sockaddr(const sockaddr_storage& ss) {
   if (ss.ss_family == AF_INET) return InetAddr::from_v4(reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr);
   return InetAddr::from_v6(reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr);
-}
-
-// True for 255.255.255.255 and the guest subnet's directed broadcast.
-bool is_v4_broadcast(const InetAddr& a, const InetPrefix& guest) {
-  const uint8_t* b = a.v4_bytes();
-  if ((b[0] & b[1] & b[2] & b[3]) == 0xff) return true;
-  if (guest.len >= 31 || !a.same_prefix(guest.addr, guest.len)) return false;
-  uint32_t v = (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
-  uint32_t host_mask = guest.len == 0 ? 0xffffffffu : (0xffffffffu >> guest.len);
-  return (v & host_mask) == host_mask;
 }
 
 }  // namespace
@@ -137,6 +130,10 @@ void Gateway::handle_arp(const ParsedFrame& f) {
     counters_.arp_ignored++;
     return;
   }
+  if (!link_.policy().source_is_guest(false, a.spa)) {
+    link_.policy().count_spoofed();  // a neighbour with another address is not served
+    return;
+  }
   if (a.tpa.is_unspecified() || a.tpa.is_multicast() || is_v4_broadcast(a.tpa, c.guest4) ||
       a.sha.is_multicast()) {
     counters_.dropped++;
@@ -173,9 +170,16 @@ void Gateway::handle_icmp(const ParsedFrame& f, std::span<const uint8_t> frame) 
     answer_echo(f, frame);
     return;
   }
-  if (f.dst.is_multicast() || f.dst.is_unspecified() || (!v6 && is_v4_broadcast(f.dst, c.guest4)) ||
-      f.dst.is_link_local_v6() || f.dst == f.src || !forward_echo_) {
+  if (!forward_echo_) {
     counters_.dropped++;
+    return;
+  }
+  const Verdict v = link_.policy().decide(FlowProto::echo, v6, f.src, f.dst, 0, now_ns());
+  if (!v.allowed()) {
+    counters_.dropped++;
+    if (!v.answered()) return;
+    size_t n = build_admin_prohibited(out_, f, frame, link_.our_mac(), v6 ? c.gateway6 : c.gateway4);
+    if (n && send(n)) counters_.echo_refused++;
     return;
   }
   forward_echo(f, frame);
@@ -330,15 +334,15 @@ int Gateway::find_or_open_flow(const ParsedFrame& f, uint64_t now) {
 
 // A non-blocking ping socket, or -1 with errno set.
 int Gateway::open_dgram(bool v6) {
-  return socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP});
+  return open_host_socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                          v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP}, link_.config().socket_mark);
 }
 
 // Opens (once) the family's raw socket, filtered to echo replies.
 bool Gateway::ensure_raw(bool v6) {
   if (raw_fd_[v6] >= 0) return true;
-  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                  v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP});
+  int fd = open_host_socket(v6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                            v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP}, link_.config().socket_mark);
   if (fd < 0) return false;
   if (v6) {
     icmp6_filter flt;

@@ -6,7 +6,8 @@
 //     with our MAC (the passt model: everything is reached through us).
 //     Probes (sender 0.0.0.0), gratuitous ARP (sender == target), replies
 //     and requests for the guest's own address (its address conflict
-//     detection) are ignored.
+//     detection) are ignored; a sender other than the guest's address is
+//     counted as spoofed and not answered.
 //   * NDP: neighbour solicitations that pass RFC 4861 7.1.1 (hop limit 255,
 //     code 0, length >= 24, target not multicast, options well formed) for
 //     any target but the guest's own address get a solicited advertisement
@@ -17,7 +18,9 @@
 //     stands for the host's loopback (Config::map_gateway), and loopback
 //     always answers echo, so answering here is equivalent, needs no socket
 //     and no privilege.
-//   * Echo to any other unicast destination: sent from a host socket and the
+//   * Echo to any other destination: the destination policy
+//     (policy/destination_policy.h) decides; a refused one is answered with
+//     ICMP "administratively prohibited". An allowed one is sent from a host socket and the
 //     reply relayed to the guest with the guest's own id. Sockets are
 //     unprivileged ping sockets (SOCK_DGRAM/IPPROTO_ICMP{,V6}, one per
 //     in-flight echo flow; the kernel picks the id and the socket tells the
@@ -50,6 +53,7 @@ struct GatewayCounters {
   uint64_t ndp_ignored = 0;     // DAD, router solicitations, own address, other NDP
   uint64_t echo_replies = 0;    // answered by ferry (gateway address)
   uint64_t echo_forwarded = 0;  // guest echo requests sent from a host socket
+  uint64_t echo_refused = 0;    // refused by the destination policy (answered "prohibited")
   uint64_t echo_relayed = 0;    // host echo replies relayed to the guest
   uint64_t echo_expired = 0;    // echo flows closed by the idle timeout or evicted
   uint64_t icmp_ignored = 0;    // well-formed ICMP we have no business with (MLD, errors, replies)

@@ -1,9 +1,10 @@
 // Translator: parse once, learn the guest's MAC, dispatch to one handler.
 //
 // What is "for us": untagged frames sent to our MAC, to broadcast (ARP) or
-// to a multicast MAC (NDP's solicited-node groups). A guest source address that is
-// multicast, broadcast or unspecified is refused, except the unspecified
-// source that IPv6 duplicate address detection uses (the gateway ignores it).
+// to a multicast MAC (NDP's solicited-node groups), from the guest's
+// configured address (IPv6 neighbour discovery and pings of the gateway
+// may also use the link-local or unspecified source); other sources are
+// counted as spoofed by the destination policy and dropped.
 // Nothing here allocates per frame; the port's buffer is read in place.
 #include "translator/translator.h"
 
@@ -15,6 +16,7 @@
 
 #include "codec/fragment.h"
 #include "codec/frame.h"
+#include "common/host_socket.h"
 #include "gateway/gateway.h"
 #include "services/guest_services.h"
 #include "tcp/tcp_translator.h"
@@ -43,6 +45,11 @@ Translator::~Translator() {
 
 // Opens the forwarded ports and starts reading guest frames.
 bool Translator::start(std::string* error) {
+  // A mark that cannot be set would fail every flow: say so once, now.
+  if (int err = 0; config_.socket_mark != 0 && !can_set_socket_mark(config_.socket_mark, &err)) {
+    *error = "--mark " + std::to_string(config_.socket_mark) + ": cannot set SO_MARK: " + std::strerror(err);
+    return false;
+  }
   if (!tcp_->start(error)) return false;
   if (!udp_->start(error)) return false;
   if (!services_->start(error)) return false;
@@ -122,8 +129,14 @@ void Translator::on_guest_frame(std::span<const uint8_t> frame, const RxMeta& me
       counters_.unhandled++;
       return;
   }
-  if (f.src.is_multicast() || (f.src.is_unspecified() && f.l3 == L3Kind::ipv4)) {
-    counters_.not_for_us++;
+  // Only the guest's configured address may be a source (the policy
+  // counts the rest): a neighbour on a shared link, or a guest forging
+  // another address, is not served. IPv6 neighbour discovery and pings of
+  // the gateway may come from the link-local or unspecified address.
+  const bool v6 = f.l3 == L3Kind::ipv6;
+  if ((v6 ? config_.ipv6 : config_.ipv4) && !policy_.source_is_guest(v6, f.src) &&
+      !(v6 && f.protocol == IPPROTO_ICMPV6 && (f.src.is_link_local_v6() || f.src.is_unspecified()))) {
+    policy_.count_spoofed();
     return;
   }
   if (refuse_unmapped_gateway(f, frame)) return;

@@ -28,6 +28,7 @@
 #include "common/guest_link.h"
 #include "codec/frame.h"
 #include "loop/event_loop.h"
+#include "policy/destination_policy.h"
 #include "port/frame_port.h"
 #include "translator/reassembly.h"
 
@@ -45,7 +46,7 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
   struct Counters {
     uint64_t frames = 0;
     uint64_t malformed = 0;    // failed parse_frame()
-    uint64_t not_for_us = 0;   // wrong destination MAC, or a source we refuse
+    uint64_t not_for_us = 0;   // wrong destination MAC, a multicast MAC source, a VLAN tag
     uint64_t unhandled = 0;    // well-formed but of no protocol we translate
     uint64_t fragmented = 0;   // frames to the guest above its MTU, sent as IP fragments
     uint64_t held_for_mac = 0;     // frames that waited for the guest's MAC
@@ -71,6 +72,7 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
 
   // GuestLink
   const Config& config() const override { return config_; }
+  DestinationPolicy& policy() override { return policy_; }
   const MacAddr& our_mac() const override { return config_.our_mac; }
   const MacAddr& guest_mac() const override { return guest_mac_; }
   bool send_to_guest(std::span<const uint8_t> frame) override;
@@ -104,6 +106,7 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
   EventLoop& loop_;
   FramePort& port_;
   Config config_;
+  DestinationPolicy policy_{config_};
   MacAddr guest_mac_{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
   bool guest_mac_known_ = false;
   struct HeldFrame {

@@ -43,6 +43,9 @@
 
 #include "codec/checksum.h"
 #include "codec/fragment.h"
+#include "common/host_socket.h"
+#include "policy/destination_policy.h"
+#include "policy/refusal.h"
 
 namespace ferry {
 
@@ -160,7 +163,8 @@ bool UdpTranslator::start(std::string* error) {
       }
       // All addresses: one dual-stack socket when both families are on.
       bool v6 = r.bind_any ? c.ipv6 : !r.bind_addr.is_v4();
-      int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      int fd = open_host_socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                                c.socket_mark);
       if (fd < 0) {
         if (error) *error = std::string("udp forward: socket: ") + std::strerror(errno);
         return false;
@@ -298,28 +302,15 @@ void UdpTranslator::lru_push_back(uint32_t slot) {
   lru_tail_ = slot;
 }
 
-// Destinations a guest datagram may not reach, and sources it may not use.
-bool UdpTranslator::refused_destination(const ParsedFrame& f) const {
+// A new flow the policy refused: ICMP "administratively prohibited" when
+// the refusal is answered at all (Verdict::answered).
+void UdpTranslator::refuse(const ParsedFrame& f, std::span<const uint8_t> frame, const Verdict& v) {
+  counters_.dropped++;
+  if (!v.answered()) return;
   const Config& c = link_.config();
-  const bool v6 = f.l3 == L3Kind::ipv6;
-  if (v6 ? !c.ipv6 : !c.ipv4) return true;
-  if (f.udp.sport == 0 || f.udp.dport == 0) return true;
-  if (f.src.is_unspecified() || f.src.is_multicast()) return true;
-  const InetAddr& d = f.dst;
-  if (d.is_unspecified() || d.is_multicast() || d.is_loopback() || d.is_link_local_v6() ||
-      d == f.src)
-    return true;
-  if (!v6) {
-    const uint8_t* b = d.v4_bytes();
-    if ((b[0] & b[1] & b[2] & b[3]) == 0xff) return true;
-    const InetPrefix& g = c.guest4;
-    if (g.len < 31 && d.same_prefix(g.addr, g.len)) {
-      uint32_t v = (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
-      uint32_t host = g.len == 0 ? 0xffffffffu : (0xffffffffu >> g.len);
-      if ((v & host) == host) return true;  // directed broadcast
-    }
-  }
-  return false;
+  uint8_t out[kProhibitedFrameMax];
+  size_t n = build_admin_prohibited(out, f, frame, link_.our_mac(), f.l3 == L3Kind::ipv6 ? c.gateway6 : c.gateway4);
+  if (n && link_.send_to_guest(std::span<const uint8_t>(out, n))) counters_.unreachable_sent++;
 }
 
 // Binds an outbound socket to the guest's source port on all addresses, as
@@ -341,20 +332,15 @@ bool UdpTranslator::bind_source_port(int fd, bool v6, uint16_t port) {
 
 // New outbound flow: its own socket, connected to the (mapped) destination.
 // Its source port is the guest's when the host can bind it (bind_source_port).
-uint32_t UdpTranslator::open_outbound(const Key& k, uint64_t now) {
-  const Config& c = link_.config();
-  InetAddr host = k.peer;
-  if (c.map_gateway) {
-    if (k.peer.is_v4() && k.peer == c.gateway4) host = *InetAddr::parse("127.0.0.1");
-    if (!k.peer.is_v4() && k.peer == c.gateway6) host = *InetAddr::parse("::1");
-  }
+uint32_t UdpTranslator::open_outbound(const Key& k, const InetAddr& host, uint64_t now) {
+  const uint32_t mark = link_.config().socket_mark;
   const bool v6 = !host.is_v4();
-  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = open_host_socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, mark);
   if (fd < 0 && (errno == EMFILE || errno == ENFILE) && lru_head_ != kNone) {
     // Out of descriptors before the table is full: the oldest flow yields.
     free_flow(lru_head_, "evicted");
     counters_.flows_evicted++;
-    fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = open_host_socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, mark);
   }
   if (fd < 0) return kNone;
   const bool kept = bind_source_port(fd, v6, k.guest_port);
@@ -387,14 +373,20 @@ uint32_t UdpTranslator::open_outbound(const Key& k, uint64_t now) {
 void UdpTranslator::on_guest_datagram(const ParsedFrame& f, std::span<const uint8_t> frame) {
   counters_.guest_datagrams++;
   if (!f.ok() || !f.is_udp() || f.udp.payload_offset > frame.size() ||
-      f.udp.payload_len > frame.size() - f.udp.payload_offset || refused_destination(f)) {
+      f.udp.payload_len > frame.size() - f.udp.payload_offset || f.udp.sport == 0) {
     counters_.dropped++;
     return;
   }
   const uint64_t now = now_ns();
   const Key k{f.src, f.dst, f.udp.sport, f.udp.dport};
   uint32_t s = lookup(k);
-  if (s == kNone) s = open_outbound(k, now);
+  if (s == kNone) {
+    // A new flow: the destination policy decides where it may go.
+    const Verdict v =
+        link_.policy().decide(FlowProto::udp, f.l3 == L3Kind::ipv6, f.src, f.dst, f.udp.dport, now);
+    if (!v.allowed()) return refuse(f, frame, v);
+    s = open_outbound(k, v.host, now);
+  }
   if (s == kNone) {
     counters_.dropped++;
     return;
@@ -510,8 +502,7 @@ void UdpTranslator::drain_forward(size_t index) {
         counters_.dropped++;
         continue;
       }
-      InetAddr seen = client;
-      if (c.map_gateway && client.is_loopback()) seen = v4 ? c.gateway4 : c.gateway6;
+      const InetAddr seen = link_.policy().guest_view(client);
       const Key k{v4 ? c.guest4.addr : c.guest6.addr, seen, fw.guest_port, cport};
       uint32_t s = lookup(k);
       if (s == kNone) {

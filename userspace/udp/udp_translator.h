@@ -3,8 +3,10 @@
 //
 // Outbound: a guest datagram (guest addr:port -> dest addr:port) opens a
 // flow with its own host socket, bound to the guest's source port when the
-// host can bind it (else an ephemeral port), connect()ed to the destination (the gateway
-// address becomes 127.0.0.1 / ::1 when Config::map_gateway). Replies read
+// host can bind it (else an ephemeral port), connect()ed to where the
+// destination policy (policy/destination_policy.h) maps the destination (the
+// gateway address becomes 127.0.0.1 / ::1); a destination it refuses gets an
+// ICMP "administratively prohibited". Replies read
 // from that socket go back to the guest from dest:port, so the guest sees the
 // address it talked to. A refused/unreachable destination (ICMP reported on
 // the connected socket) becomes an ICMP/ICMPv6 destination unreachable to the
@@ -32,6 +34,7 @@
 #include "common/flow_log.h"
 #include "common/guest_link.h"
 #include "loop/event_loop.h"
+#include "policy/destination_policy.h"
 
 namespace ferry {
 
@@ -131,9 +134,9 @@ class UdpTranslator final : public IoHandler, public TimerClient {
   void touch(uint32_t slot, uint64_t now);
   void lru_unlink(uint32_t slot);
   void lru_push_back(uint32_t slot);
-  uint32_t open_outbound(const Key& k, uint64_t now);
+  uint32_t open_outbound(const Key& k, const InetAddr& host, uint64_t now);
   static bool bind_source_port(int fd, bool v6, uint16_t port);
-  bool refused_destination(const ParsedFrame& f) const;
+  void refuse(const ParsedFrame& f, std::span<const uint8_t> frame, const Verdict& v);
   void drain_flow(uint32_t slot);
   void drain_forward(size_t index);
   void send_unreachable(Flow& fl, int err);

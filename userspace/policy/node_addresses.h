@@ -1,0 +1,38 @@
+// NodeAddresses: the host's own addresses, as the destination policy needs
+// them (the addresses of every interface in the namespace of ferry's host
+// sockets, and their IPv4 broadcast addresses).
+//
+// Theory of operation: a snapshot from getifaddrs(), taken on first use and
+// again when it is older than kMaxAgeNs and a new flow asks (addresses come
+// and go: DHCP, a pod's IP on the node). Never more than one getifaddrs()
+// per kMaxAgeNs, never per frame: only a new flow's policy check asks.
+// Tests may set the lists directly (set()), which stops refreshing.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "codec/addr.h"
+
+namespace ferry {
+
+class NodeAddresses {
+ public:
+  static constexpr uint64_t kMaxAgeNs = 2'000'000'000;
+
+  // True when a is one of the node's interface addresses.
+  bool is_node(const InetAddr& a, uint64_t now_ns);
+  // True when a is the broadcast address of one of the node's IPv4 subnets.
+  bool is_broadcast(const InetAddr& a, uint64_t now_ns);
+
+  // Fixed lists (tests): no more snapshots.
+  void set(std::vector<InetAddr> addrs, std::vector<InetAddr> broadcasts);
+
+ private:
+  void refresh(uint64_t now_ns);
+  std::vector<InetAddr> addrs_, broadcasts_;
+  uint64_t taken_ns_ = 0;
+  bool valid_ = false, fixed_ = false;
+};
+
+}  // namespace ferry
