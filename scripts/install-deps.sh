@@ -13,6 +13,7 @@ PACKAGES=(
   libclang-rt-19-dev
   # tests
   libgtest-dev libgmock-dev iproute2 iputils-ping socat curl python3 python3-scapy
+  iptables  # guest_hostile: its raw TCP flows use the guest's address, the guest kernel's RSTs are dropped
   # benchmarks and comparisons
   iperf3 passt slirp4netns tcpdump ethtool nginx-light
   # real clients and servers of the tests/e2e/real_* scenarios (each runs

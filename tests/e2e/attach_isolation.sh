@@ -68,8 +68,9 @@ e2e_log "control: ping rc $ctl, ForwDatagrams $f0 -> $f1, X saw $(seen "$E2E_TMP
 e2e_expect "control: H forwards the guest without ferry" test "$f1" -gt "$f0"
 e2e_expect "control: X sees the guest's address" test "$(seen "$E2E_TMP/control.pcap")" -gt 0
 
-# ---- with ferry
-timeout 30 "${HN[@]}" "$FERRY" attach "$DEV" -q 2>"$ERR" || e2e_die "attach: $(cat "$ERR")"
+# ---- with ferry (DEV holds an address, which ferry refuses without --force)
+timeout 30 "${HN[@]}" "$FERRY" attach "$DEV" -q 2>"$ERR" && e2e_die "attach of an addressed device succeeded"
+timeout 30 "${HN[@]}" "$FERRY" attach "$DEV" -q --force 2>"$ERR" || e2e_die "attach: $(cat "$ERR")"
 # Frames to the MAC H's own stack accepts: the strongest temptation to route.
 ip -n "$G" neigh replace 198.18.0.1 lladdr "$DEV_MAC" dev eth0 nud permanent
 sniff "$E2E_TMP/ferry.pcap"

@@ -67,12 +67,15 @@ sed 's/^/    /' "$OUT"
 e2e_expect_rc 0 "every probe passed and ferry kept working"
 
 # ferry's own counters: every frame the guest sent as malformed was counted
-# as such, and the frames from multicast MACs or to other MACs as not for us.
+# as such, the frames from multicast MACs or to other MACs as not for us,
+# and those from another IP address than the guest's as spoofed.
 want_malformed=$(sed -n 's/^malformed_sent \([0-9]*\)$/\1/p' "$OUT")
 want_nfu=$(sed -n 's/^not_for_us_sent \([0-9]*\)$/\1/p' "$OUT")
+want_spoofed=$(sed -n 's/^spoofed_sent \([0-9]*\)$/\1/p' "$OUT")
 line=$(grep -m1 'ferry run: translator:' "$ERR" || true)
 got_malformed=$(sed -n 's/.* malformed=\([0-9]*\).*/\1/p' <<<"$line")
 got_nfu=$(sed -n 's/.* not_for_us=\([0-9]*\).*/\1/p' <<<"$line")
+got_spoofed=$(sed -n 's/.* spoofed_source=\([0-9]*\).*/\1/p' <<<"$line")
 e2e_log "translator counters: ${line:-none}"
 if [[ -z $want_malformed || -z $got_malformed ]]; then
   e2e_fail "no counters to compare (script: '$want_malformed', ferry: '$got_malformed')"
@@ -80,6 +83,8 @@ else
   e2e_expect "malformed counted: ferry $got_malformed, sent $want_malformed" \
     test "$got_malformed" -eq "$want_malformed"
   e2e_expect "not-for-us counted: ferry $got_nfu, sent $want_nfu" test "${got_nfu:-0}" -eq "$want_nfu"
+  e2e_expect "spoofed sources counted: ferry ${got_spoofed:-none}, sent $want_spoofed" \
+    test "${got_spoofed:--1}" -eq "$want_spoofed"
 fi
 # ... and every malformed DHCP, DHCPv6, DNS query and router solicitation by
 # the guest services.

@@ -39,6 +39,7 @@ import os
 import select
 import socket
 import struct
+import subprocess
 import sys
 import time
 
@@ -49,8 +50,13 @@ from scapy.all import (ARP, ICMP, IP, TCP, UDP, Dot1Q, Ether, ICMPv6DestUnreach,
                        IPv6ExtHdrHopByHop, Jumbo, PadN, Raw, raw)
 
 IFACE = os.environ.get("GUEST_IF", "eth0")
-GUEST4, GW4, RAW4 = "198.18.0.2", "198.18.0.1", "198.18.0.3"
-GUEST6, GW6, RAW6 = "fd00:f::2", "fd00:f::1", "fd00:f::3"
+GUEST4, GW4 = "198.18.0.2", "198.18.0.1"
+GUEST6, GW6 = "fd00:f::2", "fd00:f::1"
+# The raw TCP flows come from the guest's own address (ferry serves no
+# other source) and from ports 40000-40399, where the guest kernel's resets
+# are dropped (main(): iptables) and its own sockets never bind.
+RAW4, RAW6 = GUEST4, GUEST6
+RAW_PORTS = "40000:40399"
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 PACKET_VNET_HDR = 15
@@ -59,7 +65,7 @@ VNET_HDR_LEN = 10
 DEADLINE = time.time() + 45  # the whole run, a backstop
 
 failures = []
-counts = {"malformed": 0, "not_for_us": 0, "services_malformed": 0}
+counts = {"malformed": 0, "not_for_us": 0, "services_malformed": 0, "spoofed": 0}
 
 
 def ok(what):
@@ -166,7 +172,7 @@ def periodic_ra(p):
     return IPv6 in p and p[IPv6].dst == "ff02::1" and p[IPv6].nh == 58 and raw(p[IPv6].payload)[:1] == b"\x86"
 
 
-def must_drop(name, frames, malformed=0, not_for_us=0, services_malformed=0):
+def must_drop(name, frames, malformed=0, not_for_us=0, services_malformed=0, spoofed=0):
     """Sends frames ferry must not answer, then a canary; checks silence."""
     global canary_id
     canary_id += 1
@@ -193,6 +199,7 @@ def must_drop(name, frames, malformed=0, not_for_us=0, services_malformed=0):
     counts["malformed"] += malformed
     counts["not_for_us"] += not_for_us
     counts["services_malformed"] += services_malformed
+    counts["spoofed"] += spoofed
     if not got:
         fail(f"{name}: ferry did not answer the canary after the batch (stuck or dead?)")
         return
@@ -447,6 +454,24 @@ def csum6(ip6):
 
 
 # ---------------------------------------------------------------- ARP and NDP
+
+
+def probes_spoofed():
+    """Another source than the guest's address: never served, never answered."""
+    other4, other6 = "198.18.0.3", "fd00:f::3"
+    frames = [
+        eth() / IP(src=other4, dst=GW4) / TCP(sport=40390, dport=A.echo, flags="S", seq=1),
+        eth() / IP(src=other4, dst=GW4) / TCP(sport=40391, dport=A.echo, flags="A", seq=1, ack=1),
+        eth() / IP(src=other4, dst=GW4) / UDP(sport=40392, dport=A.udp) / Raw(b"spoofed"),
+        echo4(0x5b0f, b"spoofed", src=other4),
+        eth() / IP(src="10.1.2.3", dst=GW4) / ICMP(type=8, id=0x5b10),
+        eth() / IPv6(src=other6, dst=GW6) / TCP(sport=40393, dport=A.echo, flags="S", seq=1),
+        eth() / IPv6(src=other6, dst=GW6) / UDP(sport=40394, dport=A.udp) / Raw(b"spoofed"),
+        echo6(0x5b11, b"spoofed", src=other6),
+        Ether(dst="ff:ff:ff:ff:ff:ff", src=L.mac) / ARP(op=1, hwsrc=L.mac, psrc=other4,
+                                                        hwdst="00:00:00:00:00:00", pdst=GW4),
+    ]
+    must_drop("frames from another source address than the guest's", frames, spoofed=len(frames))
 
 
 def probes_arp_ndp():
@@ -833,7 +858,7 @@ def probes_tcp():
     land = Flow(A.echo, A.echo, src=GW4)
     must_drop("SYNs to loopback addresses (not the gateway's) or from the destination open nothing", [
         lo4.seg("S", seq=lo4.isn, ack=0), lo6.seg("S", seq=lo6.isn, ack=0),
-        land.seg("S", seq=land.isn, ack=0)])
+        land.seg("S", seq=land.isn, ack=0)], spoofed=1)  # LAND's source is not the guest's
 
     # Handshake: options echo what the guest offered, never timestamps.
     f = Flow(40230, A.echo)
@@ -1019,7 +1044,8 @@ def main():
     A = ap.parse_args()
     # The namespace may inherit IPv4 forwarding from the host (with
     # net.core.devconf_inherit_init_net = 0, IPv4 settings are copied): then
-    # the guest's kernel would route ferry's answers to RAW4 back to ferry.
+    # the guest's kernel would route ferry's answers to addresses it does not
+    # own (probes_spoofed's) back to ferry.
     for knob in ("ipv4/conf/all/forwarding", "ipv4/conf/%s/forwarding" % IFACE,
                  "ipv6/conf/all/forwarding"):
         try:
@@ -1027,11 +1053,20 @@ def main():
                 fh.write("0")
         except OSError as e:
             print(f"note: cannot turn off {knob}: {e}")
+    # The guest kernel owns RAW4/RAW6 and would reset the raw flows' SYN-ACKs.
+    for tool in ("iptables", "ip6tables"):
+        r = subprocess.run([tool, "-A", "OUTPUT", "-p", "tcp", "--sport", RAW_PORTS, "--tcp-flags", "RST", "RST",
+                            "-j", "DROP"], capture_output=True, text=True)
+        if r.returncode != 0:
+            fail(f"{tool}: cannot drop the guest kernel's resets: {r.stderr.strip()}")
+            return 1
+    with open("/proc/sys/net/ipv4/ip_local_port_range", "w") as fh:
+        fh.write("50000 60999")  # the kernel's own connections stay out of RAW_PORTS
     L = Link()
     if not learn_gateway():
         return 1
-    for probe in (probes_malformed, probes_services, probes_arp_ndp, probes_echo, probes_fragments,
-                  probes_udp, probes_tcp, probes_window):
+    for probe in (probes_malformed, probes_spoofed, probes_services, probes_arp_ndp, probes_echo,
+                  probes_fragments, probes_udp, probes_tcp, probes_window):
         if time.time() > DEADLINE:
             fail("out of time before " + probe.__name__)
             break
@@ -1059,6 +1094,7 @@ def main():
     print(f"malformed_sent {counts['malformed']}")
     print(f"not_for_us_sent {counts['not_for_us']}")
     print(f"services_malformed_sent {counts['services_malformed']}")
+    print(f"spoofed_sent {counts['spoofed']}")
     print(f"{len(failures)} failures")
     return 1 if failures else 0
 

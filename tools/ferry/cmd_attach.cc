@@ -5,7 +5,9 @@
 // configured by whoever made it, ferry touches nothing there. The command:
 //   1. checks, in the order an operator wants to hear about problems: usage,
 //      root, DEV's name, an existing live attachment of DEV (its lock), DEV
-//      present in its namespace, a foreign XDP program (refused unless
+//      present in its namespace, a device ferry must not take (lo, a
+//      bridge or bridge port, one holding an address, not a veth or tap:
+//      attach/device_check.h) or a foreign XDP program (refused unless
 //      --force);
 //   2. takes DEV's lock (/run/ferry/DEV/lock, flock): two attaches racing
 //      meet here, and one of them gets "already attached". Holding the lock
@@ -58,6 +60,7 @@
 
 #include "attach/conn_mirror.h"
 #include "attach/datapath.h"
+#include "attach/device_check.h"
 #include "attach/instance.h"
 #include "bpf/fastpath.h"
 #include "commands.h"
@@ -102,8 +105,9 @@ constexpr const char* kAttachUsage =
     "      --hook tc|xdp          where guest frames are taken: tcx ingress (default) or\n"
     "                             XDP (driver mode, else generic). Driver-mode XDP needs\n"
     "                             a guest that sends full checksums (ethtool -K IF tx off)\n"
-    "      --force                attach even if DEV already has an XDP program (with\n"
-    "                             --hook xdp that program is removed)\n"
+    "      --force                attach even if DEV is not a veth or tap, is a bridge, is\n"
+    "                             enslaved, holds an address, or already has an XDP program\n"
+    "                             (with --hook xdp that program is removed)\n"
     "      --memory-max SIZE      memory.max of the service's own cgroup (bytes, K, M, G\n"
     "                             or max; default max), with cgroup v2 writable\n"
     "      --foreground           be the service: no fork, log to stderr, exit on\n"
@@ -522,6 +526,10 @@ int cmd_attach(int argc, char** argv) {
     std::fprintf(stderr, "ferry attach: %s%s\n", dev.status().err() == ENODEV ? dev.status().what().c_str()
                                                                                : dev.status().message().c_str(),
                  a.netns.empty() ? "" : (" in namespace " + a.netns).c_str());
+    return 1;
+  }
+  if (std::string why = attach::device_refusal(a.dev, *dev); !why.empty() && !a.force) {
+    std::fprintf(stderr, "ferry attach: %s\n", why.c_str());
     return 1;
   }
   if (dev->xdp_prog_id != 0 && !a.force) {

@@ -490,13 +490,16 @@ int cmd_run(int argc, char** argv) {
                                           sv.ra().counters().malformed + sv.dns().counters().malformed;
       std::fprintf(stderr,
                    "ferry run: translator: frames=%llu malformed=%llu not_for_us=%llu unhandled=%llu "
-                   "tcp_dropped=%llu rst_to_guest=%llu challenge_acks=%llu services_malformed=%llu\n",
+                   "tcp_dropped=%llu rst_to_guest=%llu challenge_acks=%llu services_malformed=%llu "
+                   "spoofed_source=%llu policy_refused=%llu\n",
                    static_cast<unsigned long long>(t.frames), static_cast<unsigned long long>(t.malformed),
                    static_cast<unsigned long long>(t.not_for_us), static_cast<unsigned long long>(t.unhandled),
                    static_cast<unsigned long long>(tc.dropped_segments),
                    static_cast<unsigned long long>(tc.rst_to_guest),
                    static_cast<unsigned long long>(tc.challenge_acks),
-                   static_cast<unsigned long long>(services_malformed));
+                   static_cast<unsigned long long>(services_malformed),
+                   static_cast<unsigned long long>(translator.policy().counters().spoofed_source),
+                   static_cast<unsigned long long>(translator.policy().counters().refused_total()));
     }
     translator.udp().close_flows("exit");  // their -v close lines
     _exit(0);  // the set-up is the parent's to undo

@@ -112,6 +112,15 @@ Result<DeviceInfo> probe_device(int ns_fd, const std::string& dev) {
   d.up = (li->flags & IFF_UP) != 0;
   d.driver = driver_of(dev);
   if (bpf_xdp_query_id(d.ifindex, 0, &d.xdp_prog_id) != 0) d.xdp_prog_id = 0;
+  d.kind = li->kind;
+  d.tun_type = li->tun_type;
+  d.type = li->type;
+  d.loopback = (li->flags & IFF_LOOPBACK) != 0;
+  d.master = li->master;
+  Result<std::vector<AddrInfo>> addrs = nl->addresses(li->index);
+  if (!addrs) return addrs.status();
+  for (const AddrInfo& a : *addrs)
+    if (!a.prefix.addr.is_link_local_v6()) d.addresses.push_back(a.prefix);
   return d;
 }
 

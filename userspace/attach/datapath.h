@@ -58,7 +58,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "codec/addr.h"
 #include "ferry/conn_view.h"
 #include "ferry/contract.h"
 #include "netns/status.h"
@@ -77,6 +79,12 @@ struct DeviceInfo {
   bool up = false;
   std::string driver;        // "veth", "tun", ... (ethtool), "" if unknown
   uint32_t xdp_prog_id = 0;  // an XDP program already on DEV, 0 none
+  std::string kind;          // rtnetlink's link kind ("veth", "bridge", "tun" ...)
+  uint8_t tun_type = 0;      // for kind "tun": IFF_TUN or IFF_TAP (0: not told)
+  unsigned short type = 0;   // ARPHRD_*
+  bool loopback = false;     // IFF_LOOPBACK
+  int master = 0;            // ifindex of the bridge/bond DEV is enslaved to, 0 none
+  std::vector<InetPrefix> addresses;  // DEV's addresses, IPv6 link-local ones left out
 };
 
 // Looks DEV up inside namespace ns_fd (-1: the calling thread's).

@@ -500,9 +500,24 @@ bool parse_link(const NlMessage& m, LinkInfo* li) {
   if (m.payload.size() < align4(sizeof(ifinfomsg))) return false;
   li->index = ifi.ifi_index;
   li->flags = ifi.ifi_flags;
+  li->type = ifi.ifi_type;
   NlAttrs attrs(m.payload.subspan(align4(sizeof(ifinfomsg))));
   while (auto a = attrs.next()) {
     if (a->type == IFLA_IFNAME) li->name = a->str();
+    if (a->type == IFLA_MASTER && a->u32()) li->master = static_cast<int>(*a->u32());
+    if (a->type == IFLA_LINK && a->u32()) li->link = static_cast<int>(*a->u32());
+    if (a->type == IFLA_LINK_NETNSID && a->u32()) li->link_netnsid = static_cast<int>(*a->u32());
+    if (a->type == IFLA_LINKINFO) {
+      NlAttrs info(a->data);
+      while (auto i = info.next()) {
+        if (i->type == IFLA_INFO_KIND) li->kind = i->str();
+        if (i->type == IFLA_INFO_DATA && li->kind == "tun") {
+          NlAttrs data(i->data);
+          while (auto d = data.next())
+            if (d->type == IFLA_TUN_TYPE && d->data.size() == 1) li->tun_type = d->data[0];
+        }
+      }
+    }
     if (a->type == IFLA_MTU && a->u32()) li->mtu = *a->u32();
     if (a->type == IFLA_TXQLEN && a->u32()) li->txqlen = *a->u32();
     if (a->type == IFLA_ADDRESS && a->data.size() == li->mac.b.size()) {

@@ -179,6 +179,12 @@ struct LinkInfo {
   // (for a tap: written by its fd's owner) and to be sent (for a tap: its
   // reader's queue was full; for a veth: its peer's backlog was).
   uint64_t rx_dropped = 0, tx_dropped = 0;
+  unsigned short type = 0;  // ARPHRD_*
+  std::string kind;         // IFLA_INFO_KIND: "veth", "bridge", "tun" ...; "" for none
+  uint8_t tun_type = 0;     // IFLA_TUN_TYPE for kind "tun": IFF_TUN or IFF_TAP (0: not told)
+  int master = 0;           // IFLA_MASTER: the bridge or bond this link is enslaved to
+  int link = 0;             // IFLA_LINK: a veth's peer ifindex (in link_netnsid's namespace)
+  std::optional<int> link_netnsid;  // IFLA_LINK_NETNSID: the peer is in another namespace
 };
 
 struct AddrInfo {
