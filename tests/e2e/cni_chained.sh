@@ -26,7 +26,7 @@ chain() {  # chain VERSION [FERRY-EXTRA-FIELDS]: ptp + ferry-cni
     {"type":"ptp","ipMasq":false,"mtu":1500,
      "ipam":{"type":"host-local","dataDir":"'"$CNI_T/ipam"'","ranges":[[{"subnet":"198.19.20.0/24"}]],
              "routes":[{"dst":"0.0.0.0/0"}]}},
-    {"type":"ferry-cni","stateDir":"'"$CNI_T/state"'"'"${2:-}"'}]}'
+    {"type":"ferry-cni","mapGateway":true,"stateDir":"'"$CNI_T/state"'"'"${2:-}"'}]}'
 }
 # The host-side (sandbox-less) interface of the last result.
 host_if() { cni_json '[i["name"] for i in r["interfaces"] if not i.get("sandbox")][0]'; }

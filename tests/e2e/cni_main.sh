@@ -29,7 +29,7 @@ NET=cnimain$$
 
 conf11() {
   cni_conf 11.conflist '{"cniVersion":"1.1.0","name":"'$NET'","plugins":[{"type":"ferry-cni","stateDir":"'"$CNI_T/state"'",
-    "ipam":{"type":"host-local","dataDir":"'"$CNI_T/ipam"'","ranges":[[{"subnet":"198.19.10.0/24"}]],
+    "mapGateway":true,"ipam":{"type":"host-local","dataDir":"'"$CNI_T/ipam"'","ranges":[[{"subnet":"198.19.10.0/24"}]],
             "routes":[{"dst":"0.0.0.0/0"}]}}]}'
 }
 ipam_count() { find "$CNI_T/ipam/$NET" -maxdepth 1 -name '198.19.*' 2>/dev/null | wc -l; }
@@ -135,7 +135,7 @@ cni_ok "DEL with the service dead"
 clean "DEL with the service dead"
 
 # ---- 4. spec 1.0.0, ferry's default addresses -----------------------------------------------
-cni_conf 10.conflist '{"cniVersion":"1.0.0","name":"'$NET'","plugins":[{"type":"ferry-cni","mtu":1500,
+cni_conf 10.conflist '{"cniVersion":"1.0.0","name":"'$NET'","plugins":[{"type":"ferry-cni","mtu":1500,"mapGateway":true,
   "stateDir":"'"$CNI_T/state"'","dns":{"nameservers":["198.18.0.1"],"search":["svc.cluster.test"]}}]}'
 cni_run 10 ctrD add "$NET" "$PNS"
 cni_ok "ADD (1.0.0, defaults)"

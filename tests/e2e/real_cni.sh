@@ -44,7 +44,7 @@ e2e_on_exit "e2e_kill_pid $!"
   e2e_die "H's sshd did not start: $(cat "$KEYS/h/sshd.log")"
 
 cni_conf 11.conflist '{"cniVersion":"1.1.0","name":"'$NET'","plugins":[{"type":"ferry-cni","stateDir":"'"$CNI_T/state"'",
-  "capabilities":{"portMappings":true}}]}'
+  "mapGateway":true,"capabilities":{"portMappings":true}}]}'
 export CAP_ARGS='{"portMappings":[{"hostPort":'$MAPSSH',"containerPort":22,"protocol":"tcp"},
   {"hostPort":'$MAPIPERF',"containerPort":5201,"protocol":"tcp"},{"hostPort":'$MAPIPERF',"containerPort":5201,"protocol":"udp"}]}'
 cni_run 11 pod1 add "$NET" "$PNS"

@@ -102,7 +102,9 @@ TEST(CniConfig, MinimalEachVersion) {
     EXPECT_EQ(c->max_udp_flows, 512u);
     EXPECT_EQ(c->memory_max, "256M");
     EXPECT_EQ(c->fastpath, Fastpath::kAuto);
-    EXPECT_TRUE(c->map_gateway);
+    EXPECT_FALSE(c->map_gateway);  // a pod does not reach the node's loopback by default
+    EXPECT_FALSE(c->allow_node);
+    EXPECT_FALSE(c->socket_mark);  // derived per attachment
     EXPECT_FALSE(c->ipam);
     EXPECT_FALSE(c->prev_result);
     EXPECT_EQ(c->state_dir, "/run/ferry-cni");
@@ -166,6 +168,25 @@ TEST(CniConfig, AllFields) {
   EXPECT_EQ(c->valid_attachments[0], (Attachment{"c1", "eth0"}));
 }
 
+TEST(CniConfig, PolicyFields) {
+  CniError err;
+  auto c = parse(R"({"cniVersion":"1.1.0","name":"n","mapGateway":[53,"8000-8080"],"allowNode":true,
+                     "allow":["169.254.169.254/32:80","[fd00::1]:443"],"deny":["10.0.0.0/8"],"socketMark":4096})",
+                 &err);
+  ASSERT_TRUE(c) << err.msg;
+  EXPECT_TRUE(c->map_gateway);
+  EXPECT_EQ(c->map_gateway_ports, "53,8000-8080");
+  EXPECT_TRUE(c->allow_node);
+  EXPECT_EQ(c->allow, (std::vector<std::string>{"169.254.169.254/32:80", "[fd00::1]:443"}));
+  EXPECT_EQ(c->deny, std::vector<std::string>{"10.0.0.0/8"});
+  EXPECT_EQ(c->socket_mark, 4096u);
+  c = parse(R"({"cniVersion":"1.1.0","name":"n","mapGateway":true,"socketMark":false})", &err);
+  ASSERT_TRUE(c) << err.msg;
+  EXPECT_TRUE(c->map_gateway);
+  EXPECT_EQ(c->map_gateway_ports, "");
+  EXPECT_EQ(c->socket_mark, 0u);
+}
+
 TEST(CniConfig, FastpathForms) {
   auto fp = [](const std::string& v) {
     CniError err;
@@ -212,6 +233,15 @@ TEST(CniConfig, InvalidValuesAreCode7NamingTheField) {
       {R"({"cniVersion":"1.0.0","name":"n","dhcpv6":"off"})", "dhcpv6"},
       {R"({"cniVersion":"1.0.0","name":"n","dnsForward":"gateway"})", "dnsForward"},
       {R"({"cniVersion":"1.0.0","name":"n","dnsForward":53})", "dnsForward"},
+      {R"({"cniVersion":"1.0.0","name":"n","mapGateway":[]})", "mapGateway"},
+      {R"({"cniVersion":"1.0.0","name":"n","mapGateway":[0]})", "mapGateway"},
+      {R"({"cniVersion":"1.0.0","name":"n","mapGateway":["80-70"]})", "mapGateway"},
+      {R"({"cniVersion":"1.0.0","name":"n","allowNode":1})", "allowNode"},
+      {R"({"cniVersion":"1.0.0","name":"n","allow":"10.0.0.0/8"})", "allow"},
+      {R"({"cniVersion":"1.0.0","name":"n","allow":["10.0.0.0/40"]})", "allow"},
+      {R"({"cniVersion":"1.0.0","name":"n","deny":["10.0.0.0/8:0"]})", "deny"},
+      {R"({"cniVersion":"1.0.0","name":"n","socketMark":-1})", "socketMark"},
+      {R"({"cniVersion":"1.0.0","name":"n","socketMark":true})", "socketMark"},
       {R"({"cniVersion":"1.0.0","name":"n","ferryPath":"ferry"})", "ferryPath"},
       {R"({"cniVersion":"1.0.0","name":"n","stateDir":""})", "stateDir"},
       {R"({"cniVersion":"1.0.0","name":"n","tcpPorts":"80"})", "tcpPorts"},

@@ -106,14 +106,16 @@ TEST(CniExec, FindInDirs) {
 TEST(CniState, SaveLoadListRemove) {
   TempDir t;
   StateStore s((t.path / "sub").string());
-  ASSERT_TRUE(s.lock(1000).ok());
-  AttachmentRecord r{"net", "c1", "eth0", "/run/netns/p", "fy0000000000001", "main", "ready", true};
   std::string k = attachment_key("net", "c1", "eth0");
+  ASSERT_TRUE(s.lock(k, 1000).ok());
+  AttachmentRecord r{"net", "c1", "eth0", "/run/netns/p", "fy0000000000001", "main", "ready", true};
+  r.socket_mark = 0x6abc0000;
   ASSERT_TRUE(s.save(k, r).ok());
   auto back = s.load(k);
   ASSERT_TRUE(back);
   EXPECT_EQ(back->host_dev, r.host_dev);
   EXPECT_TRUE(back->ipam);
+  EXPECT_EQ(back->socket_mark, 0x6abc0000u);
   EXPECT_EQ(s.list().size(), 1u);
   std::ofstream(t.path / "sub" / "garbage.json") << "{";
   std::ofstream(t.path / "sub" / "0123456789abcdef.json") << "{\"network\":1}";
@@ -123,13 +125,28 @@ TEST(CniState, SaveLoadListRemove) {
   EXPECT_FALSE(s.load(k));
 }
 
-TEST(CniState, LockIsExclusive) {
+// One lock per attachment: the same key is exclusive, another key is not
+// held up; a lock file removed by its holder (DEL) is taken afresh.
+TEST(CniState, LockIsPerAttachment) {
   TempDir t;
-  StateStore a(t.path.string()), b(t.path.string());
-  ASSERT_TRUE(a.lock(100).ok());
-  Status st = b.lock(100);
+  StateStore a(t.path.string()), b(t.path.string()), c(t.path.string());
+  const std::string k1 = attachment_key("net", "c1", "eth0"), k2 = attachment_key("net", "c2", "eth0");
+  ASSERT_TRUE(a.lock(k1, 100).ok());
+  Status st = b.lock(k1, 100);
   EXPECT_FALSE(st.ok());
   EXPECT_EQ(st.err(), EAGAIN);
+  EXPECT_TRUE(c.lock(k2, 0).ok());
+  a.unlock(true);
+  EXPECT_FALSE(std::filesystem::exists(t.path / (k1 + ".lock")));
+  EXPECT_TRUE(b.lock(k1, 100).ok());
+  EXPECT_TRUE(std::filesystem::exists(t.path / (k1 + ".lock")));
+}
+
+TEST(CniConfig, SocketMarkPerAttachment) {
+  const std::string k1 = attachment_key("net", "c1", "eth0"), k2 = attachment_key("net", "c2", "eth0");
+  EXPECT_EQ(socket_mark_for(k1) & 0xf000ffffu, 0x60000000u);  // bits 0-15 clear (kube-proxy's)
+  EXPECT_NE(socket_mark_for(k1), socket_mark_for(k2));
+  EXPECT_EQ(socket_mark_for(k1), socket_mark_for(attachment_key("net", "c1", "eth0")));
 }
 
 TEST(CniState, GarbageDeviceNameRejected) {
@@ -148,8 +165,9 @@ TEST(CniPlugin, GcTouchesOnlyItsNetworkAndUnlisted) {
     return AttachmentRecord{net, cid, "eth0", "/run/netns/x", dev, "chained", "ready", false};
   };
   {
-    StateStore w(dir);  // its lock goes with it, before the plugin wants it
-    ASSERT_TRUE(w.lock(1000).ok());
+    StateStore w(dir);
+    ASSERT_TRUE(w.lock(attachment_key("a", "c1", "eth0"), 1000).ok());  // makes the directory
+    w.unlock();
     ASSERT_TRUE(w.save(attachment_key("a", "c1", "eth0"), rec("a", "c1", "vetha1")).ok());
     ASSERT_TRUE(w.save(attachment_key("a", "c2", "eth0"), rec("a", "c2", "vetha2")).ok());
     ASSERT_TRUE(w.save(attachment_key("b", "c3", "eth0"), rec("b", "c3", "vethb3")).ok());
@@ -316,7 +334,9 @@ TEST_F(CniPluginNs, FailedAttachLeavesNothing) {
   EXPECT_EQ(out_json(r)["code"], 101) << r.out;
   EXPECT_FALSE(pod_has("eth0"));
   EXPECT_EQ(state_files(), 0u);
-  EXPECT_NE(ferry_log().find("detach"), std::string::npos);
+  // A failed attach made nothing: no `ferry detach` (the device could be
+  // another attachment's).
+  EXPECT_EQ(ferry_log().find("detach"), std::string::npos) << ferry_log();
   auto nl = Netlink::open();
   ASSERT_TRUE(nl);
   auto li = nl->get_link(host_ifname_for(attachment_key("utnet", "ctr1", "eth0")));
@@ -375,12 +395,74 @@ TEST_F(CniPluginNs, Chained) {
   auto nl = Netlink::open();
   EXPECT_TRUE(nl->get_link("utveth0").ok());  // not ferry's to delete
   EXPECT_EQ(state_files(), 0u);
-  // No host-side interface in prevResult: 108, nothing recorded.
-  json bad = prev;
-  bad["interfaces"][0]["sandbox"] = pod_path_;
-  c.replace(c.find(prev.dump()), prev.dump().size(), bad.dump());
+  // The pod's eth0 with its peer inside the pod too: no host end, 108,
+  // nothing recorded, nothing attached.
+  {
+    NetnsGuard g;
+    ASSERT_TRUE(g.enter(pod_.get()).ok());
+    auto pnl = Netlink::open();
+    ASSERT_TRUE(pnl->delete_link(*pnl->link_index("eth0")).ok());
+    ASSERT_TRUE(pnl->create_veth("eth0", "inpod0", -1).ok());
+  }
+  std::string before = ferry_log();
   EXPECT_EQ(out_json(run("ADD", c))["code"], 108);
   EXPECT_EQ(state_files(), 0u);
+  EXPECT_EQ(ferry_log(), before);
+}
+
+// Chained after a bridge-style plugin whose prevResult lists the bridge
+// first: ferry attaches to the pod's own veth peer (with --force: it is a
+// bridge port), never to the bridge.
+TEST_F(CniPluginNs, ChainedFindsThePodsVethPeerNotTheBridge) {
+  std::string host_peer;
+  {
+    auto nl = Netlink::open();
+    ASSERT_TRUE(nl->create_veth("utbr0", "utother", -1).ok());  // any link named first in prevResult
+    ASSERT_TRUE(nl->create_veth("utpeer0", "eth0", pod_.get()).ok());
+  }
+  json prev = {{"cniVersion", "1.0.0"},
+               {"interfaces", {{{"name", "utbr0"}, {"mac", "02:00:00:00:00:09"}},
+                               {{"name", "utpeer0"}, {"mac", "02:00:00:00:00:01"}},
+                               {{"name", "eth0"}, {"mac", "02:00:00:00:00:02"}, {"sandbox", pod_path_}}}},
+               {"ips", {{{"address", "198.19.8.2/24"}, {"gateway", "198.19.8.1"}, {"interface", 2}}}}};
+  std::string c = R"({"cniVersion":"1.0.0","name":"utnet","type":"ferry-cni","fastpath":false,"ferryPath":")" +
+                  ferry_ + R"(","stateDir":")" + (dir_.path / "state").string() + R"(","prevResult":)" + prev.dump() +
+                  "}";
+  PluginRun r = run("ADD", c);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::string log = ferry_log();
+  EXPECT_NE(log.find("attach utpeer0 -a 198.19.8.2/24 -g 198.19.8.1 -4"), std::string::npos) << log;
+  EXPECT_NE(log.find("--force"), std::string::npos) << log;
+  EXPECT_NE(log.find("--no-map-gw"), std::string::npos) << log;  // pod defaults
+  EXPECT_NE(log.find("--no-node"), std::string::npos) << log;
+  EXPECT_EQ(log.find("utbr0"), std::string::npos) << log;
+  EXPECT_EQ(run("DEL", c).exit_code, 0);
+  EXPECT_EQ(ferry_log().find("utbr0"), std::string::npos);
+}
+
+// CNI_NETNS naming ferry-cni's own namespace: refused, nothing made.
+TEST_F(CniPluginNs, OwnNamespaceIsRefused) {
+  PluginRun r = run_plugin({{"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", "ctr1"},
+                            {"CNI_NETNS", "/proc/" + std::to_string(::getpid()) + "/task/" +
+                                              std::to_string(::gettid()) + "/ns/net"},
+                            {"CNI_IFNAME", "eth0"}, {"CNI_PATH", "/usr/lib/cni"}},
+                           conf(), "/nonexistent/ferry-cni");
+  EXPECT_EQ(out_json(r)["code"], 4) << r.out;
+  EXPECT_NE(out_json(r)["msg"].get<std::string>().find("runs in"), std::string::npos) << r.out;
+  EXPECT_EQ(state_files(), 0u);
+  EXPECT_EQ(ferry_log(), "");
+}
+
+// ferry in CNI_PATH is preferred to PATH and to the one beside ferry-cni.
+TEST_F(CniPluginNs, FerryFromCniPathFirst) {
+  std::string c = conf();
+  c.replace(c.find("\"ferryPath\":\"" + ferry_ + "\","), ("\"ferryPath\":\"" + ferry_ + "\",").size(), "");
+  PluginRun r = run_plugin({{"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", "ctr1"}, {"CNI_NETNS", pod_path_},
+                            {"CNI_IFNAME", "eth0"}, {"CNI_PATH", "/nonexistent:" + dir_.path.string()}},
+                           c, "/usr/bin/ferry-cni");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(ferry_log().find("attach fy"), std::string::npos) << ferry_log();
+  EXPECT_EQ(run("DEL", conf()).exit_code, 0);
 }
 
 }  // namespace

@@ -132,8 +132,21 @@ TEST(CniFerry, AttachArgv) {
   std::vector<std::string> want = {"attach", "fyabc", "-a", "198.19.0.2/24", "-g", "198.19.0.1", "-4",
                                    "-m", "1500", "--max-conns", "4096", "--max-udp-flows", "512", "--memory-max", "256M",
                                    "-t", "8080:80",
-                                   "-u", "5353:53", "--no-map-gw", "--guest-mac", "02:9a:4f:31:c2:5d", "--no-fastpath",
-                                   "--hook", "xdp"};
+                                   "-u", "5353:53", "--no-map-gw", "--guest-mac", "02:9a:4f:31:c2:5d", "--no-node",
+                                   "--no-fastpath", "--hook", "xdp"};
+  EXPECT_EQ(attach_argv(p), want);
+  // The policy a configuration opens, the mark, and --force (chained).
+  p.map_gateway = true;
+  p.map_gateway_ports = "53,8000-8080";
+  p.allow_node = true;
+  p.allow = {"169.254.169.254/32:80"};
+  p.deny = {"10.0.0.0/8"};
+  p.socket_mark = 0x60010000;
+  p.force = true;
+  want = {"attach", "fyabc", "-a", "198.19.0.2/24", "-g", "198.19.0.1", "-4", "-m", "1500", "--max-conns", "4096",
+          "--max-udp-flows", "512", "--memory-max", "256M", "-t", "8080:80", "-u", "5353:53", "--guest-mac",
+          "02:9a:4f:31:c2:5d", "--map-gw-ports", "53,8000-8080", "--node", "--allow", "169.254.169.254/32:80",
+          "--deny", "10.0.0.0/8", "--mark", "1610678272", "--force", "--no-fastpath", "--hook", "xdp"};
   EXPECT_EQ(attach_argv(p), want);
   AttachPlan both;
   both.device = "d";

@@ -9,6 +9,9 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <tuple>
+
+#include "policy/rules.h"
 
 namespace ferry::cni {
 
@@ -330,12 +333,66 @@ std::optional<NetConf> parse_netconf(std::string_view text, CniError* err) {
     bad_field(err, "hook", "must be \"xdp\" or \"tc\"");
     return std::nullopt;
   }
+  // The destination policy: mapGateway (false, true or a list of ports),
+  // allowNode, allow, deny, socketMark.
   if (auto it = j.find("mapGateway"); it != j.end() && !it->is_null()) {
-    if (!it->is_boolean()) {
-      bad_field(err, "mapGateway", "must be true or false");
+    if (it->is_boolean()) {
+      c.map_gateway = it->get<bool>();
+    } else if (it->is_array() && !it->empty()) {
+      std::string ports;
+      for (const json& p : *it) {
+        if (p.is_number_unsigned() && p.get<uint64_t>() >= 1 && p.get<uint64_t>() <= 65535) {
+          ports += (ports.empty() ? "" : ",") + std::to_string(p.get<uint64_t>());
+        } else if (p.is_string() && !p.get<std::string>().empty() &&
+                   p.get<std::string>().find_first_not_of("0123456789-") == std::string::npos) {
+          ports += (ports.empty() ? "" : ",") + p.get<std::string>();
+        } else {
+          bad_field(err, "mapGateway", "ports must be numbers 1-65535 or \"FIRST-LAST\" strings");
+          return std::nullopt;
+        }
+      }
+      std::vector<DestinationRule> check;
+      std::string why;
+      if (!parse_destination_rules("0.0.0.0/0:" + ports, true, &check, &why)) {
+        bad_field(err, "mapGateway", "bad ports '" + ports + "'");
+        return std::nullopt;
+      }
+      c.map_gateway = true;
+      c.map_gateway_ports = ports;
+    } else {
+      bad_field(err, "mapGateway", "must be true, false or a non-empty list of ports");
       return std::nullopt;
     }
-    c.map_gateway = it->get<bool>();
+  }
+  if (auto it = j.find("allowNode"); it != j.end() && !it->is_null()) {
+    if (!it->is_boolean()) {
+      bad_field(err, "allowNode", "must be true or false");
+      return std::nullopt;
+    }
+    c.allow_node = it->get<bool>();
+  }
+  if (!read_string_list(j, "allow", &c.allow, err, "") || !read_string_list(j, "deny", &c.deny, err, "")) {
+    return std::nullopt;
+  }
+  for (const auto& [field, list, allow] : {std::tuple{"allow", &c.allow, true}, std::tuple{"deny", &c.deny, false}}) {
+    for (const std::string& r : *list) {
+      std::vector<DestinationRule> check;
+      std::string why;
+      if (!parse_destination_rules(r, allow, &check, &why)) {
+        bad_field(err, field, why);
+        return std::nullopt;
+      }
+    }
+  }
+  if (auto it = j.find("socketMark"); it != j.end() && !it->is_null()) {
+    if (it->is_boolean() && !it->get<bool>()) {
+      c.socket_mark = 0;  // false: no mark
+    } else if (it->is_number_unsigned() && it->get<uint64_t>() <= 0xffffffffu) {
+      c.socket_mark = static_cast<uint32_t>(it->get<uint64_t>());
+    } else {
+      bad_field(err, "socketMark", "must be a number 0-4294967295, or false for none");
+      return std::nullopt;
+    }
   }
   for (auto [field, flag] : {std::pair{"dhcp", &c.dhcp}, {"ra", &c.ra}, {"dhcpv6", &c.dhcpv6}}) {
     if (auto it = j.find(field); it != j.end() && !it->is_null()) {
@@ -582,6 +639,14 @@ std::string attachment_key(std::string_view network, std::string_view container_
 
 std::string host_ifname_for(std::string_view key) { return "fy" + std::string(key.substr(0, 13)); }
 
+uint32_t socket_mark_for(std::string_view key) {
+  // The key is 16 hex digits (FNV-1a 64): its last three pick MMM.
+  uint32_t v = 0;
+  const std::string_view tail = key.size() >= 3 ? key.substr(key.size() - 3) : key;
+  (void)std::from_chars(tail.data(), tail.data() + tail.size(), v, 16);
+  return 0x60000000u | ((v & 0xfffu) << 16);
+}
+
 std::string port_mapping_spec(const PortMapping& m) {
   std::string s;
   if (!m.host_ip.empty()) {
@@ -607,6 +672,12 @@ std::vector<std::string> attach_argv(const AttachPlan& p) {
   for (const std::string& u : p.udp_specs) a.insert(a.end(), {"-u", u});
   if (!p.map_gateway) a.push_back("--no-map-gw");
   if (!p.guest_mac.empty()) a.insert(a.end(), {"--guest-mac", p.guest_mac});
+  if (p.map_gateway && !p.map_gateway_ports.empty()) a.insert(a.end(), {"--map-gw-ports", p.map_gateway_ports});
+  a.push_back(p.allow_node ? "--node" : "--no-node");
+  for (const std::string& r : p.allow) a.insert(a.end(), {"--allow", r});
+  for (const std::string& r : p.deny) a.insert(a.end(), {"--deny", r});
+  if (p.socket_mark != 0) a.insert(a.end(), {"--mark", std::to_string(p.socket_mark)});
+  if (p.force) a.push_back("--force");
   if (!p.fastpath) a.push_back("--no-fastpath");
   if (!p.hook.empty()) a.insert(a.end(), {"--hook", p.hook});
   if (!p.dhcp) a.push_back("--no-dhcp");

@@ -145,7 +145,11 @@ struct NetConf {
   std::string memory_max = "256M";  // ferry attach --memory-max (its own cgroup, on cgroup v2)
   Fastpath fastpath = Fastpath::kAuto;
   std::string hook;            // "", "xdp" or "tc": handed to `ferry attach --hook`
-  bool map_gateway = true;     // gateway address -> host loopback
+  bool map_gateway = false;    // gateway address -> host loopback (off for pods: the node's loopback is not theirs)
+  std::string map_gateway_ports;  // "53,8000-8080": the ports the mapping opens ("" all)
+  bool allow_node = false;     // the node's own addresses are reachable
+  std::vector<std::string> allow, deny;  // --allow / --deny rules, CIDR[:PORTS]
+  std::optional<uint32_t> socket_mark;   // SO_MARK; unset: derived from the attachment (socket_mark_for)
   std::string ferry_path;      // the ferry binary; "" = beside ferry-cni, then PATH
   std::string state_dir = "/run/ferry-cni";  // not under /run/ferry: that holds one dir per attached device
   std::vector<std::string> tcp_ports;  // static -t specs, passt syntax
@@ -221,7 +225,12 @@ struct AttachPlan {
   std::vector<std::string> tcp_specs, udp_specs;
   bool fastpath = true;
   std::string hook;
-  bool map_gateway = true;
+  bool map_gateway = false;
+  std::string map_gateway_ports;
+  bool allow_node = false;
+  std::vector<std::string> allow, deny;
+  uint32_t socket_mark = 0;
+  bool force = false;  // chained: DEV was verified as the pod's veth peer (it may be a bridge port or hold an address)
   std::string guest_mac;  // the pod interface's MAC ("" unknown): --guest-mac
   // What ferry's DHCP/RA/DHCPv6 hand out: the result's DNS and IPv4 routes.
   bool dhcp = true, ra = true, dhcpv6 = true, dns_forward = true;
@@ -236,6 +245,10 @@ struct AttachPlan {
 // the pod is given: its DNS (nameservers that are addresses, search list,
 // domain) and its IPv4 routes other than the default.
 void plan_guest_services(AttachPlan* plan, const NetConf& conf, const Dns& dns, const std::vector<CniRoute>& routes);
+
+// The default SO_MARK of an attachment: 0x6MMM0000, MMM 12 bits of the key.
+// Bits 0-15 stay clear (kube-proxy marks packets with 0x4000 and 0x8000).
+uint32_t socket_mark_for(std::string_view key);
 
 // The argv (without the binary) of `ferry attach` for a plan.
 std::vector<std::string> attach_argv(const AttachPlan& p);

@@ -1,7 +1,11 @@
 // ferry-cni's commands: see plugin.h for the theory of operation.
 //
+// Every command locks only its own attachment (StateStore: one lock file
+// per key), so one pod's slow IPAM or attach never stalls another's.
+//
 // ADD (main mode), step by step, and what undoes each step on failure:
-//   0. lock state; a stale record of the same attachment is torn down first
+//   0. lock the attachment; refuse CNI_NETNS when it is ferry-cni's own
+//      namespace; a stale record of the same attachment is torn down first
 //   1. record "adding"                         -> remove record
 //   2. IPAM ADD (when configured)               -> IPAM DEL
 //   3. veth host end + peer in CNI_NETNS        -> delete host end (takes the peer)
@@ -9,8 +13,16 @@
 //      offload off for hook "xdp", lo up, link up, addresses, routes
 //   5. ferry attach HOSTDEV ...                 -> ferry detach HOSTDEV
 //   6. record "ready", print the result
-// Chained mode runs 0, 1, 5, 6 on the host-side interface of prevResult
-// (and, for hook "xdp", turns TX checksum offload off on the pod's end).
+// Chained mode runs 0, 1, 5, 6 on the host end of the pod's own veth: the
+// peer (IFLA_LINK) of CNI_IFNAME, checked from both ends, never another
+// interface of prevResult (a bridge, another pod's port); for hook "xdp" it
+// also turns TX checksum offload off on the pod's end. A failed ADD undoes
+// only what it made: `ferry detach` runs only after its own attach worked.
+//
+// Every attachment's translator gets the pod defaults of the destination
+// policy (README "Security model"): no gateway mapping, the node's own
+// addresses refused, unless mapGateway / allowNode / allow say otherwise,
+// and an SO_MARK per attachment (socketMark, else socket_mark_for(key)).
 //
 // One address per family goes to the pod and to the translator (ferry
 // translates for one guest address of each family); further IPAM addresses
@@ -96,9 +108,14 @@ class Plugin {
   Err gc();
 
  private:
-  // The ferry binary: ferryPath, beside ferry-cni, then PATH.
+  // The ferry binary: ferryPath, CNI_PATH, beside ferry-cni, then PATH.
   std::string ferry_binary() const;
-  Err lock_state();
+  Err lock_attachment(const std::string& key);
+  // Error 4 when CNI_NETNS is the namespace ferry-cni (and so ferry's host
+  // sockets) runs in: ADD would configure the node's own network.
+  Err refuse_own_netns() const;
+  // The destination policy and mark of the attachment `key` into plan.
+  void apply_policy(const std::string& key, AttachPlan* plan) const;
   // `extra_env` overrides parts of our environment (GC releasing the
   // addresses of an attachment other than the current one).
   Err run_ipam(Command cmd, CniResult* result, const std::vector<std::string>& extra_env = {});
@@ -183,6 +200,9 @@ struct PodAddrs {
 
 std::string Plugin::ferry_binary() const {
   if (!conf_.ferry_path.empty()) return is_executable(conf_.ferry_path) ? conf_.ferry_path : "";
+  // CNI_PATH first: where the runtime looks for plugins is where the
+  // operator installed the matching ferry.
+  if (std::string in_cni_path = find_in_dirs("ferry", env_.path); !in_cni_path.empty()) return in_cni_path;
   std::string beside = dir_of(self_) + "/ferry";
   if (!dir_of(self_).empty() && is_executable(beside)) return beside;
   std::vector<std::string> dirs;
@@ -196,11 +216,64 @@ std::string Plugin::ferry_binary() const {
   return find_in_dirs("ferry", dirs);
 }
 
-Err Plugin::lock_state() {
-  Status st = store_.lock(kLockWaitMs);
+Err Plugin::lock_attachment(const std::string& key) {
+  Status st = store_.lock(key, kLockWaitMs);
   if (st.ok()) return std::nullopt;
   if (st.err() == EAGAIN) return error(kErrTryAgain, st.what());
   return error(kErrStateIo, "state directory: " + st.message());
+}
+
+Err Plugin::refuse_own_netns() const {
+  Result<NetnsFd> pod = open_netns(env_.netns);
+  if (!pod) return error(kErrInvalidEnv, "CNI_NETNS: " + pod.status().message());
+  Result<NetnsFd> mine = current_netns();
+  if (!mine) return error(kErrInvalidEnv, "own namespace: " + mine.status().message());
+  if (same_netns(pod->get(), mine->get())) {
+    return error(kErrInvalidEnv, "CNI_NETNS " + env_.netns +
+                                     " is the namespace ferry-cni runs in (the node's): refusing to configure it as a pod");
+  }
+  return std::nullopt;
+}
+
+void Plugin::apply_policy(const std::string& key, AttachPlan* plan) const {
+  plan->map_gateway = conf_.map_gateway;
+  plan->map_gateway_ports = conf_.map_gateway_ports;
+  plan->allow_node = conf_.allow_node;
+  plan->allow = conf_.allow;
+  plan->deny = conf_.deny;
+  plan->socket_mark = conf_.socket_mark.value_or(socket_mark_for(key));
+}
+
+// The host end of the pod's veth: CNI_IFNAME's peer (IFLA_LINK, in another
+// namespace), which must be a veth here whose own peer is CNI_IFNAME. Never
+// a bridge or another pod's port, whatever prevResult lists first.
+Result<std::string> pod_veth_peer(const std::string& netns, const std::string& ifname) {
+  Result<NetnsFd> ns = open_netns(netns);
+  if (!ns) return ns.status();
+  LinkInfo pod;
+  {
+    NetnsGuard guard;
+    if (Status st = guard.enter(ns->get()); !st) return st;
+    Result<Netlink> nl = Netlink::open();
+    if (!nl) return nl.status();
+    Result<LinkInfo> li = nl->get_link(ifname);
+    if (!li) return Status(li.status().err(), "pod interface " + ifname + ": " + li.status().message());
+    pod = *li;
+  }
+  if (pod.kind != "veth") {
+    return Status(ENODEV, "the pod's " + ifname + " is not a veth (kind '" + pod.kind + "'): ferry serves a veth's host end");
+  }
+  if (!pod.link_netnsid || pod.link == 0) {
+    return Status(ENODEV, "the peer of the pod's " + ifname + " is in the pod's own namespace");
+  }
+  Result<Netlink> nl = Netlink::open();
+  if (!nl) return nl.status();
+  Result<LinkInfo> host = nl->get_link(pod.link);
+  if (!host || host->kind != "veth" || host->link != pod.index || !host->link_netnsid) {
+    return Status(ENODEV, "the peer of the pod's " + ifname + " (ifindex " + std::to_string(pod.link) +
+                              ") is not in ferry-cni's namespace");
+  }
+  return host->name;
 }
 
 // Runs the IPAM plugin with our environment (CNI_COMMAND = cmd) and config.
@@ -284,8 +357,9 @@ bool Plugin::want_fastpath(Err* e) const {
 // ---- ADD ------------------------------------------------------------------------------
 
 Err Plugin::add(json* out) {
-  if (Err e = lock_state()) return e;
   const std::string key = attachment_key(conf_.name, env_.container_id, env_.ifname);
+  if (Err e = lock_attachment(key)) return e;
+  if (Err e = refuse_own_netns()) return e;
   if (std::optional<AttachmentRecord> old = store_.load(key)) {
     log("ADD of an attachment already recorded (" + old->host_dev + "): removing the old one first");
     if (Err e = teardown(*old)) return e;
@@ -315,6 +389,7 @@ Err Plugin::add_main(const std::string& key, json* out) {
   Rollback undo;
   AttachmentRecord rec{conf_.name, env_.container_id, env_.ifname, env_.netns, host, "main", "adding",
                        conf_.ipam.has_value()};
+  rec.socket_mark = conf_.socket_mark.value_or(socket_mark_for(key));
   if (Status st = store_.save(key, rec); !st) return error(kErrStateIo, st.message());
   undo.add([this, key] { (void)store_.remove(key); });
 
@@ -429,15 +504,15 @@ Err Plugin::add_main(const std::string& key, json* out) {
   }
   plan.fastpath = fastpath;
   plan.hook = conf_.hook;
-  plan.map_gateway = conf_.map_gateway;
+  apply_policy(key, &plan);
   plan.guest_mac = pod_mac;  // so inbound traffic reaches a pod that has sent nothing
   const Dns& pod_dns = ipam_res.dns.empty() ? conf_.dns : ipam_res.dns;
   plan_guest_services(&plan, conf_, pod_dns, routes);
   plan.max_conns = conf_.max_conns;
   plan.max_udp_flows = conf_.max_udp_flows;
   plan.memory_max = conf_.memory_max;
-  undo.add([this, host] { (void)ferry_detach(host); });
   if (Err e = ferry_attach(plan)) return e;
+  undo.add([this, host] { (void)ferry_detach(host); });  // ours now, and only now
 
   rec.phase = "ready";
   if (Status st = store_.save(key, rec); !st) return error(kErrStateIo, st.message());
@@ -456,19 +531,13 @@ Err Plugin::add_chained(const std::string& key, json* out) {
   std::string why;
   std::optional<CniResult> prev = CniResult::from_json(*conf_.prev_result, &why);
   if (!prev) return error(kErrInvalidConfig, "prevResult: " + why);
-  // The host side: the first interface without a sandbox that exists here.
-  std::string host;
-  for (const CniInterface& i : prev->interfaces) {
-    if (i.sandbox.empty() && valid_ifname(i.name) && link_exists(i.name)) {
-      host = i.name;
-      break;
-    }
-  }
-  if (host.empty()) {
-    return error(kErrNoHostInterface, "prevResult names no host-side interface (one without \"sandbox\") present here");
-  }
+  // The host side: the peer of the pod's own veth.
+  Result<std::string> peer = pod_veth_peer(env_.netns, env_.ifname);
+  if (!peer) return error(kErrNoHostInterface, "chained: no host end of the pod's veth", peer.status().message());
+  const std::string host = *peer;
   AttachPlan plan;
   plan.device = host;
+  plan.force = true;  // verified above: the pod's own link, even as a bridge port or with an address
   for (const CniIp& ip : prev->ips) {
     // Only addresses of the pod's interface (or unattributed ones).
     if (ip.interface) {
@@ -501,7 +570,7 @@ Err Plugin::add_chained(const std::string& key, json* out) {
     (m.protocol == "udp" ? plan.udp_specs : plan.tcp_specs).push_back(port_mapping_spec(m));
   }
   plan.hook = conf_.hook;
-  plan.map_gateway = conf_.map_gateway;
+  apply_policy(key, &plan);
   plan_guest_services(&plan, conf_, prev->dns.empty() ? conf_.dns : prev->dns, prev->routes);
   plan.max_conns = conf_.max_conns;
   plan.max_udp_flows = conf_.max_udp_flows;
@@ -519,10 +588,13 @@ Err Plugin::add_chained(const std::string& key, json* out) {
 
   Rollback undo;
   AttachmentRecord rec{conf_.name, env_.container_id, env_.ifname, env_.netns, host, "chained", "adding", false};
+  rec.socket_mark = plan.socket_mark;
   if (Status st = store_.save(key, rec); !st) return error(kErrStateIo, st.message());
   undo.add([this, key] { (void)store_.remove(key); });
-  undo.add([this, host] { (void)ferry_detach(host); });
+  // A failed attach made nothing (and DEV may be another attachment's):
+  // only an attach of ours is undone.
   if (Err e = ferry_attach(plan)) return e;
+  undo.add([this, host] { (void)ferry_detach(host); });
   rec.phase = "ready";
   if (Status st = store_.save(key, rec); !st) return error(kErrStateIo, st.message());
   undo.dismiss();
@@ -534,8 +606,8 @@ Err Plugin::add_chained(const std::string& key, json* out) {
 // ---- DEL ----------------------------------------------------------------------------------
 
 Err Plugin::del() {
-  if (Err e = lock_state()) return e;
   const std::string key = attachment_key(conf_.name, env_.container_id, env_.ifname);
+  if (Err e = lock_attachment(key)) return e;
   std::optional<AttachmentRecord> rec = store_.load(key);
   if (!rec) {
     // No record: either DEL ran already, or ADD never got far. A main-mode
@@ -552,6 +624,7 @@ Err Plugin::del() {
     if (Err e = run_ipam(Command::kDel, nullptr)) return e;
   }
   if (Status st = store_.remove(key); !st) return error(kErrStateIo, st.message());
+  store_.unlock(true);  // nothing of the attachment is left, its lock file neither
   return std::nullopt;
 }
 
@@ -582,8 +655,8 @@ Err check_translator(const std::string& ferry, const std::string& dev) {
 }
 
 Err Plugin::check() {
-  if (Err e = lock_state()) return e;
   const std::string key = attachment_key(conf_.name, env_.container_id, env_.ifname);
+  if (Err e = lock_attachment(key)) return e;
   std::optional<AttachmentRecord> rec = store_.load(key);
   if (!rec || rec->phase != "ready") {
     return error(kErrNoAttachment, "ferry has no attachment for " + env_.container_id + "/" + env_.ifname);
@@ -654,15 +727,26 @@ Err Plugin::gc() {
     // Without the list, "everything else" would be everything: refuse.
     return error(kErrInvalidConfig, "GC needs cni.dev/valid-attachments");
   }
-  if (Err e = lock_state()) return e;
   std::string failures;
-  for (const auto& [key, rec] : store_.list()) {
-    if (rec.network != conf_.name) continue;
+  for (const auto& [key, listed] : store_.list()) {
+    if (listed.network != conf_.name) continue;
     bool valid = false;
     for (const Attachment& a : conf_.valid_attachments) {
-      if (a.container_id == rec.container_id && a.ifname == rec.ifname) valid = true;
+      if (a.container_id == listed.container_id && a.ifname == listed.ifname) valid = true;
     }
     if (valid) continue;
+    // Each attachment under its own lock, read again under it (a DEL may
+    // have removed it meanwhile).
+    if (Err e = lock_attachment(key)) {
+      failures += (failures.empty() ? "" : "; ") + e->msg;
+      continue;
+    }
+    std::optional<AttachmentRecord> again = store_.load(key);
+    if (!again) {
+      store_.unlock();
+      continue;
+    }
+    const AttachmentRecord& rec = *again;
     log("GC: removing " + rec.container_id + "/" + rec.ifname + " (" + rec.host_dev + ")");
     if (Err e = teardown(rec)) {
       failures += (failures.empty() ? "" : "; ") + e->msg;
@@ -679,7 +763,9 @@ Err Plugin::gc() {
       }
     }
     (void)store_.remove(key);
+    store_.unlock(true);
   }
+  store_.unlock();
   if (conf_.ipam) {
     if (Err e = run_ipam(Command::kGc, nullptr)) return e;
   }

@@ -58,7 +58,7 @@ std::optional<std::string> read_file(const std::string& path) {
 std::string record_to_text(const AttachmentRecord& r) {
   json j = {{"network", r.network}, {"containerID", r.container_id}, {"ifname", r.ifname},
             {"netns", r.netns},     {"hostDevice", r.host_dev},      {"mode", r.mode},
-            {"phase", r.phase},     {"ipam", r.ipam}};
+            {"phase", r.phase},     {"ipam", r.ipam},                {"socketMark", r.socket_mark}};
   return j.dump(2) + "\n";
 }
 
@@ -80,25 +80,52 @@ std::optional<AttachmentRecord> record_from_text(const std::string& text) {
   s("mode", &r.mode);
   s("phase", &r.phase);
   if (auto it = j.find("ipam"); it != j.end() && it->is_boolean()) r.ipam = it->get<bool>();
+  if (auto it = j.find("socketMark"); it != j.end() && it->is_number_unsigned() && it->get<uint64_t>() <= 0xffffffffu)
+    r.socket_mark = static_cast<uint32_t>(it->get<uint64_t>());
   if (!valid_ifname(r.host_dev)) return std::nullopt;  // never act on a garbage device name
   return r;
 }
 
-StateStore::~StateStore() {
-  if (lock_fd_ >= 0) ::close(lock_fd_);  // closing drops the flock
+StateStore::~StateStore() { unlock(); }
+
+Status StateStore::lock(const std::string& key, int wait_ms) {
+  unlock();
+  if (Status st = make_dirs(dir_); !st) return st;
+  const std::string path = dir_ + "/" + key + ".lock";
+  for (int waited = 0;;) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::from_errno("open " + path);
+    for (;; waited += 10) {
+      if (::flock(fd, LOCK_EX | LOCK_NB) == 0) break;
+      if (errno != EWOULDBLOCK && errno != EINTR) {
+        Status st = Status::from_errno("flock " + path);
+        ::close(fd);
+        return st;
+      }
+      if (waited >= wait_ms) {
+        ::close(fd);
+        return Status(EAGAIN, "attachment " + key + " is locked by another ferry-cni");
+      }
+      ::usleep(10000);
+    }
+    // Still the file at the path? (A DEL may have unlinked it meanwhile.)
+    struct stat held{}, now{};
+    if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &now) == 0 && held.st_ino == now.st_ino &&
+        held.st_dev == now.st_dev) {
+      lock_fd_ = fd;
+      lock_path_ = path;
+      return Status();
+    }
+    ::close(fd);
+  }
 }
 
-Status StateStore::lock(int wait_ms) {
-  if (Status st = make_dirs(dir_); !st) return st;
-  std::string path = dir_ + "/.lock";
-  lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd_ < 0) return Status::from_errno("open " + path);
-  for (int waited = 0;; waited += 10) {
-    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) == 0) return Status();
-    if (errno != EWOULDBLOCK && errno != EINTR) return Status::from_errno("flock " + path);
-    if (waited >= wait_ms) return Status(EAGAIN, "state directory " + dir_ + " is locked by another ferry-cni");
-    ::usleep(10000);
-  }
+void StateStore::unlock(bool remove_file) {
+  if (lock_fd_ < 0) return;
+  if (remove_file) ::unlink(lock_path_.c_str());
+  ::close(lock_fd_);  // closing drops the flock
+  lock_fd_ = -1;
+  lock_path_.clear();
 }
 
 Status StateStore::save(const std::string& key, const AttachmentRecord& r) {

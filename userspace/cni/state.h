@@ -6,12 +6,17 @@
 // *before* it creates anything (phase "adding"), then again when the pod is
 // connected ("ready"); so a plugin killed half-way leaves a record that DEL
 // or GC can use to remove what it made. Files are replaced atomically
-// (write a temporary, fsync, rename). All plugin invocations that touch
-// state hold an exclusive flock on <stateDir>/.lock: concurrent ADD/DEL/GC
-// of a node are serialised; a lock not obtained within the wait is CNI
-// error 11 (try again later), never a hang.
+// (write a temporary, fsync, rename). An invocation holds an exclusive
+// flock on <stateDir>/<key>.lock for the attachment it works on (GC: for
+// each one it removes, in turn): ADD/DEL/CHECK of one attachment are
+// serialised, those of different attachments never wait for each other (a
+// slow IPAM of one pod stalls no other pod). A lock not obtained within
+// the wait is CNI error 11 (try again later), never a hang. DEL removes
+// the lock file while holding it; a locker that then finds its file
+// unlinked (the inode at the path is not the one it locked) starts over.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +34,7 @@ struct AttachmentRecord {
   std::string mode = "main";     // "main": ferry made the veth; "chained": another plugin did
   std::string phase = "adding";  // "adding" until ADD has finished
   bool ipam = false;             // an IPAM plugin allocated addresses
+  uint32_t socket_mark = 0;      // SO_MARK of the attachment's host sockets (0: none)
 };
 
 // Record <-> JSON text.
@@ -42,9 +48,12 @@ class StateStore {
   StateStore(const StateStore&) = delete;
   StateStore& operator=(const StateStore&) = delete;
 
-  // Creates the directory (0700) and takes the lock, waiting up to
-  // `wait_ms`. EAGAIN when the lock stayed busy.
-  Status lock(int wait_ms);
+  // Creates the directory (0700) and takes the attachment's lock, waiting
+  // up to `wait_ms`. EAGAIN when the lock stayed busy. One lock at a time:
+  // a second lock() releases the first.
+  Status lock(const std::string& key, int wait_ms);
+  // Releases the lock; with remove_file, unlinks its file first (DEL).
+  void unlock(bool remove_file = false);
   Status save(const std::string& key, const AttachmentRecord& r);
   // nullopt when there is no record (or it is unreadable garbage, which is
   // then as good as none).
@@ -57,6 +66,7 @@ class StateStore {
  private:
   std::string dir_;
   int lock_fd_ = -1;
+  std::string lock_path_;
 };
 
 }  // namespace ferry::cni
