@@ -239,6 +239,23 @@ TEST_F(PolicyTest, FamiliesAndSources) {
   EXPECT_FALSE(policy.source_is_guest(true, cfg.guest4.addr));
 }
 
+// A sandboxed translator gets the node's addresses from its parent as text.
+TEST(PolicyNode, SnapshotTextRoundTrip) {
+  const std::string text = NodeAddresses::snapshot_text();
+  ASSERT_NE(text.find("n 127.0.0.1\n"), std::string::npos) << text;  // lo is always there
+  NodeAddresses n;
+  ASSERT_TRUE(n.load_text(text));
+  EXPECT_TRUE(n.is_node(A("127.0.0.1"), 1));
+  ASSERT_TRUE(n.load_text("n 192.0.2.10\nb 192.0.2.255\nn 2001:db8::10\n"));
+  EXPECT_TRUE(n.is_node(A("192.0.2.10"), 1));
+  EXPECT_TRUE(n.is_node(A("2001:db8::10"), 1));
+  EXPECT_FALSE(n.is_node(A("127.0.0.1"), 1ull << 62));  // fed: no snapshot of its own, ever
+  EXPECT_TRUE(n.is_broadcast(A("192.0.2.255"), 1));
+  EXPECT_FALSE(n.load_text("n nonsense\n"));
+  EXPECT_FALSE(n.load_text("x 192.0.2.1\n"));
+  EXPECT_TRUE(n.is_node(A("192.0.2.10"), 1));  // garbage leaves the lists as they were
+}
+
 // The answer to a refused UDP datagram: ICMP type 3 code 13 from the
 // gateway, quoting the IP header and the UDP ports.
 TEST(PolicyRefusal, AdminProhibitedQuotesThePacket) {

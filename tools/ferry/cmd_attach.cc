@@ -69,6 +69,8 @@
 #include "loop/event_loop.h"
 #include "netns/netlink.h"
 #include "netns/netns.h"
+#include "policy/node_addresses.h"
+#include "bpf/mark_cgroup.h"
 #include "options.h"
 #include "sandbox/credentials.h"
 #include "sandbox/options.h"
@@ -293,6 +295,16 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
     }
     // Echo forwarding: raw ICMP sockets now, if the translator's group may not open ping sockets.
     if (a.sandbox.enabled && !sandbox::ping_sockets_allowed(a.sandbox.gid)) translator.gateway().open_raw_echo_sockets();
+    // --mark: the sandboxed translator cannot set SO_MARK; its cgroup does.
+    std::unique_ptr<MarkCgroup> mark_cgroup;
+    if (config.socket_mark != 0 && a.sandbox.enabled) {
+      Result<std::unique_ptr<MarkCgroup>> mc = MarkCgroup::create(a.dev, config.socket_mark);
+      if (!mc) {
+        report(&ready_fd, "error --mark: " + mc.status().message());
+        return 1;
+      }
+      mark_cgroup = std::move(*mc);
+    }
     // The translator: a child that enters the sandbox and runs the loop; we
     // stay privileged, relay stop signals, write its counters, tear down.
     std::fflush(nullptr);
@@ -308,6 +320,15 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
       Translator& tr = translator;
       const FramePort& port = (*dp)->port();
       sandbox::ParentChannel channel(loop, tp->fd, [&tr, &port] { return counters_text(tr, port); });
+      // The node's addresses (for --no-node): from now on the parent's.
+      tr.policy().node_addresses().freeze();
+      channel.set_on_update([&tr](std::string_view t) { tr.policy().node_addresses().load_text(t); });
+      if (mark_cgroup) {
+        if (Status st = mark_cgroup->join(); !st) {
+          std::fprintf(stderr, "ferry: --mark: %s\n", st.message().c_str());
+          _exit(1);
+        }
+      }
       if (Status st = sandbox::enter(a.sandbox); !st) {
         std::fprintf(stderr, "ferry: sandbox: %s\n", st.message().c_str());
         _exit(1);
@@ -329,6 +350,7 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
       drops.add_to(m);
       (void)attach::write_state(counters_path, m);
     };
+    supervisor.hooks.update = [] { return NodeAddresses::snapshot_text(); };
     if (Status st = supervisor.wait_ready(kReadyTimeoutMs / 2); !st) {
       report(&ready_fd, "error " + st.message());
       return 1;

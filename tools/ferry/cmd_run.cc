@@ -66,6 +66,8 @@
 #include "loop/event_loop.h"
 #include "netns/guest_setup.h"
 #include "netns/netns.h"
+#include "policy/node_addresses.h"
+#include "bpf/mark_cgroup.h"
 #include "options.h"
 #include "port/tap.h"
 #include "sandbox/credentials.h"
@@ -453,6 +455,17 @@ int cmd_run(int argc, char** argv) {
     std::fprintf(stderr, "ferry run: signalfd: %s\n", std::strerror(errno));
     return 1;
   }
+  // --mark: the sandboxed translator cannot set SO_MARK; its cgroup does.
+  std::unique_ptr<MarkCgroup> mark_cgroup;
+  if (config.socket_mark != 0 && sandbox_options.enabled) {
+    Result<std::unique_ptr<MarkCgroup>> mc = MarkCgroup::create(instance, config.socket_mark);
+    if (!mc) {
+      std::fprintf(stderr, "ferry run: --mark: %s\n", mc.status().message().c_str());
+      close(sigfd);
+      return 1;
+    }
+    mark_cgroup = std::move(*mc);
+  }
   // 6. the translator: a child that enters the sandbox and runs the loop
   std::fflush(nullptr);
   Result<sandbox::TranslatorProcess> tp = sandbox::fork_translator();
@@ -472,6 +485,15 @@ int cmd_run(int argc, char** argv) {
     });
     loop.add_timer_client(&drain);
     channel.set_on_drain([&drain] { drain.start(); });
+    // The node's addresses (for --no-node): from now on the parent's.
+    translator.policy().node_addresses().freeze();
+    channel.set_on_update([&translator](std::string_view t) { translator.policy().node_addresses().load_text(t); });
+    if (mark_cgroup) {
+      if (Status st = mark_cgroup->join(); !st) {
+        std::fprintf(stderr, "ferry run: --mark: %s\n", st.message().c_str());
+        _exit(1);
+      }
+    }
     if (Status st = sandbox::enter(sandbox_options); !st) {
       std::fprintf(stderr, "ferry run: sandbox: %s\n", st.message().c_str());
       _exit(1);
@@ -509,6 +531,7 @@ int cmd_run(int argc, char** argv) {
   supervisor.hooks.on_signal = [&cmd_signals](const signalfd_siginfo& si) { cmd_signals.on_signal(si); };
   supervisor.hooks.on_child_exit = [&cmd_signals](pid_t pid, int st) { cmd_signals.on_child_exit(pid, st); };
   supervisor.hooks.on_counters = [&counters_file](std::string_view text) { counters_file.write(text); };
+  supervisor.hooks.update = [] { return NodeAddresses::snapshot_text(); };
   if (Status st = supervisor.wait_ready(20000); !st) {
     std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
     close(sigfd);

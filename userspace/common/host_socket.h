@@ -11,7 +11,9 @@ namespace ferry {
 
 // socket(family, type, protocol) with SO_MARK = mark when mark != 0. -1 with
 // errno set on failure; a mark that cannot be set fails the socket (EPERM
-// without CAP_NET_ADMIN): traffic never leaves unmarked when a mark was asked.
+// without CAP_NET_ADMIN) unless the socket already carries it (a sandboxed
+// translator's sockets are marked by its cgroup: bpf/mark_cgroup.h):
+// traffic never leaves unmarked when a mark was asked.
 int open_host_socket(int family, int type, int protocol, uint32_t mark);
 
 // True when this process may set SO_MARK (checked once at start, so that a

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <optional>
 
 namespace ferry {
 
@@ -31,21 +32,58 @@ bool contains(const std::vector<InetAddr>& v, const InetAddr& a) {
 
 }  // namespace
 
+// This namespace's interface addresses and IPv4 broadcast addresses.
+static bool read_node(std::vector<InetAddr>* addrs, std::vector<InetAddr>* broadcasts) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return false;
+  addrs->clear();
+  broadcasts->clear();
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    InetAddr a;
+    if (to_inet(i->ifa_addr, &a)) addrs->push_back(a);
+    if ((i->ifa_flags & IFF_BROADCAST) && to_inet(i->ifa_broadaddr, &a) && a.is_v4()) broadcasts->push_back(a);
+  }
+  freeifaddrs(list);
+  return true;
+}
+
 // A new snapshot; on failure the old one stays (and is retried next time).
 void NodeAddresses::refresh(uint64_t now_ns) {
   if (fixed_ || (valid_ && now_ns - taken_ns_ < kMaxAgeNs)) return;
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return;
-  addrs_.clear();
-  broadcasts_.clear();
-  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
-    InetAddr a;
-    if (to_inet(i->ifa_addr, &a)) addrs_.push_back(a);
-    if ((i->ifa_flags & IFF_BROADCAST) && to_inet(i->ifa_broadaddr, &a) && a.is_v4()) broadcasts_.push_back(a);
-  }
-  freeifaddrs(list);
+  if (!read_node(&addrs_, &broadcasts_)) return;
   taken_ns_ = now_ns;
   valid_ = true;
+}
+
+void NodeAddresses::freeze() {
+  (void)read_node(&addrs_, &broadcasts_);
+  fixed_ = valid_ = true;
+}
+
+std::string NodeAddresses::snapshot_text() {
+  std::vector<InetAddr> addrs, broadcasts;
+  if (!read_node(&addrs, &broadcasts)) return "";
+  std::string s;
+  for (const InetAddr& a : addrs) s += "n " + a.str() + "\n";
+  for (const InetAddr& a : broadcasts) s += "b " + a.str() + "\n";
+  return s;
+}
+
+bool NodeAddresses::load_text(std::string_view text) {
+  std::vector<InetAddr> addrs, broadcasts;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    if (line.size() < 3 || (line[0] != 'n' && line[0] != 'b') || line[1] != ' ') return false;
+    std::optional<InetAddr> a = InetAddr::parse(line.substr(2));
+    if (!a) return false;
+    (line[0] == 'n' ? addrs : broadcasts).push_back(*a);
+  }
+  addrs_ = std::move(addrs);
+  broadcasts_ = std::move(broadcasts);
+  fixed_ = valid_ = true;
+  return true;
 }
 
 bool NodeAddresses::is_node(const InetAddr& a, uint64_t now_ns) {

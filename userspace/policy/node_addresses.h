@@ -6,10 +6,15 @@
 // again when it is older than kMaxAgeNs and a new flow asks (addresses come
 // and go: DHCP, a pod's IP on the node). Never more than one getifaddrs()
 // per kMaxAgeNs, never per frame: only a new flow's policy check asks.
-// Tests may set the lists directly (set()), which stops refreshing.
+// A sandboxed translator may open no netlink socket (getifaddrs needs one):
+// it freeze()s before entering the sandbox and is then fed snapshots by its
+// privileged parent (snapshot_text() there, load_text() here, every 2 s over
+// their channel: sandbox/process_split.h). Tests set() fixed lists.
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "codec/addr.h"
@@ -27,6 +32,13 @@ class NodeAddresses {
 
   // Fixed lists (tests): no more snapshots.
   void set(std::vector<InetAddr> addrs, std::vector<InetAddr> broadcasts);
+  // Takes a snapshot now and never again by itself: load_text() updates it.
+  void freeze();
+  // This namespace's addresses as text ("n ADDR" / "b ADDR" lines), for
+  // load_text() in another process; "" when getifaddrs() fails.
+  static std::string snapshot_text();
+  // Replaces the lists with snapshot_text()'s; false (lists kept) on garbage.
+  bool load_text(std::string_view text);
 
  private:
   void refresh(uint64_t now_ns);

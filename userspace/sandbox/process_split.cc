@@ -58,10 +58,11 @@ bool ParentChannel::send_ready() { return ::send(fd_, "R", 1, MSG_NOSIGNAL) == 1
 // Reads the parent's messages; EOF or "S" stops the loop.
 void ParentChannel::on_io(uint64_t, uint32_t events) {
   for (;;) {
-    char m = 0;
-    const ssize_t n = ::recv(fd_, &m, 1, 0);
+    char buf[kMaxMessage];
+    const ssize_t n = ::recv(fd_, buf, sizeof(buf), MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) break;
+    const char m = n > 0 ? buf[0] : 0;
     if (n <= 0 || m == 'S') {  // the parent is gone, or says stop
       loop_.stop();
       next_ = kNever;
@@ -71,6 +72,7 @@ void ParentChannel::on_io(uint64_t, uint32_t events) {
       if (on_drain_) on_drain_();
       else loop_.stop();
     }
+    if (m == 'U' && on_update_) on_update_(std::string_view(buf + 1, static_cast<size_t>(n - 1)));
   }
   if (events & (EPOLLHUP | EPOLLERR)) loop_.stop();
 }
@@ -156,6 +158,12 @@ int TranslatorSupervisor::run() {
       const ssize_t n = recv(fd_, buf, sizeof(buf), MSG_DONTWAIT);
       if (n > 1 && buf[0] == 'C' && hooks.on_counters) {
         hooks.on_counters(std::string_view(buf + 1, static_cast<size_t>(n - 1)));
+        // The translator is alive and reading: time for an update?
+        if (hooks.update && now_ns() >= next_update_ns_) {
+          next_update_ns_ = now_ns() + 2'000'000'000;
+          std::string u = "U" + hooks.update();
+          if (u.size() > 1 && u.size() <= kMaxMessage) (void)::send(fd_, u.data(), u.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
       } else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         close(fd_);  // the translator is exiting: wait for SIGCHLD
         fd_ = -1;

@@ -18,6 +18,11 @@
 //                          "C" + text     the counters, key=value lines (1/s)
 //   parent -> translator   "D"            drain: CMD ended (`ferry run`)
 //                          "S"            stop now
+//                          "U" + text     an update only the parent can make
+//                                         (the node's addresses for the
+//                                         destination policy: the translator
+//                                         may open no netlink socket), at
+//                                         most every 2 s, after a "C"
 // End of file on either side means "the other one is gone": the translator
 // stops (and dies by PR_SET_PDEATHSIG SIGKILL if the parent is killed), the
 // parent waits for the translator's exit status.
@@ -59,6 +64,8 @@ class ParentChannel final : public IoHandler, public TimerClient {
   bool send_ready();
   // What "D" does (default: stop the loop).
   void set_on_drain(std::function<void()> f) { on_drain_ = std::move(f); }
+  // What "U" does with its text.
+  void set_on_update(std::function<void(std::string_view)> f) { on_update_ = std::move(f); }
 
   void on_io(uint64_t id, uint32_t events) override;
   uint64_t next_deadline_ns() const override { return next_; }
@@ -69,6 +76,7 @@ class ParentChannel final : public IoHandler, public TimerClient {
   int fd_;
   CountersFn counters_;
   std::function<void()> on_drain_;
+  std::function<void(std::string_view)> on_update_;
   uint64_t next_ = 0;
 };
 
@@ -79,6 +87,7 @@ class TranslatorSupervisor {
     std::function<void(const signalfd_siginfo&)> on_signal;  // any signal but SIGCHLD
     std::function<void(pid_t, int)> on_child_exit;           // another child reaped (pid, wait status)
     std::function<void(std::string_view)> on_counters;       // the counters text
+    std::function<std::string()> update;                     // "U"'s text, every 2 s ("" none)
   };
 
   // sigfd: a signalfd that includes SIGCHLD. Takes ownership of p.fd.
@@ -110,6 +119,7 @@ class TranslatorSupervisor {
   int sigfd_;
   bool exited_ = false;
   int status_ = 0;
+  uint64_t next_update_ns_ = 0;
 };
 
 }  // namespace ferry::sandbox

@@ -1,0 +1,44 @@
+// MarkCgroup: SO_MARK for the sockets of a sandboxed translator.
+//
+// The translator opens its host sockets after it gave up every capability
+// (sandbox/sandbox.h), and setting SO_MARK needs CAP_NET_ADMIN (or
+// CAP_NET_RAW). So the privileged parent makes a cgroup (v2) of the
+// instance's own, <cgroup2 mount>/ferry-<instance>, and attaches to it a
+// four-instruction BPF_CGROUP_INET_SOCK_CREATE program that sets the mark
+// of every AF_INET/AF_INET6 socket created inside it; the translator
+// join()s it before entering the sandbox. Sockets created by the parent
+// (listeners, raw ICMP) get the mark from setsockopt directly
+// (common/host_socket.h, which accepts a socket already carrying the mark).
+// The parent removes the cgroup when the translator has exited (the
+// program goes with it); a cgroup left by a killed instance of the same
+// name is removed and made again.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "netns/status.h"
+
+namespace ferry {
+
+class MarkCgroup {
+ public:
+  // ENOENT when no cgroup2 hierarchy is mounted.
+  static Result<std::unique_ptr<MarkCgroup>> create(const std::string& instance, uint32_t mark);
+  ~MarkCgroup();
+  MarkCgroup(const MarkCgroup&) = delete;
+  MarkCgroup& operator=(const MarkCgroup&) = delete;
+
+  // Moves the calling process into the cgroup (needs the privileges the
+  // sandbox drops: call before it).
+  Status join() const;
+  const std::string& path() const { return path_; }
+
+ private:
+  MarkCgroup() = default;
+  std::string path_;
+  int cg_fd_ = -1, prog_fd_ = -1;
+};
+
+}  // namespace ferry
