@@ -66,6 +66,7 @@
 #include "loop/event_loop.h"
 #include "netns/guest_setup.h"
 #include "netns/netns.h"
+#include "common/instance_lock.h"
 #include "policy/node_addresses.h"
 #include "bpf/mark_cgroup.h"
 #include "options.h"
@@ -386,6 +387,15 @@ int cmd_run(int argc, char** argv) {
       std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
       return 1;
     }
+  }
+  // Our liveness lock before any pin: others judge run-PID by it, never by
+  // kill(PID, 0), which another PID namespace answers wrongly.
+  const int instance_lock = hold_run_instance_lock(instance);
+  if (instance_lock < 0) {
+    std::fprintf(stderr, "ferry run: %s/lock: %s\n", run_instance_dir(instance).c_str(),
+                 errno == EWOULDBLOCK ? "held by a live instance of the same name (another PID namespace)"
+                                      : std::strerror(errno));
+    return 1;
   }
   cleanup_stale_instances();
   std::unique_ptr<BpfAttachment> bpf;

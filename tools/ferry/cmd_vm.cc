@@ -43,6 +43,7 @@
 #include <optional>
 #include <string>
 
+#include "common/instance_lock.h"
 #include "commands.h"
 #include "counters_file.h"
 #include "gateway/gateway.h"
@@ -264,6 +265,9 @@ int cmd_vm(int argc, char** argv) {
   std::optional<RunCountersFile> counters_file;
   if (root) {
     const mode_t old_umask = umask(077);
+    // Alive for others while this lock is held (common/instance_lock.h);
+    // on failure the counters directory is judged by kill(PID, 0) instead.
+    (void)hold_run_instance_lock(instance);
     cleanup_stale_run_counters();
     counters_file.emplace(instance);
     if (std::string error; !counters_file->open(&error) && !quiet) {

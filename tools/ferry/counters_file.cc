@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/instance_lock.h"
 #include "netns/netns.h"
 #include "policy/destination_policy.h"
 #include "services/guest_services.h"
@@ -20,7 +21,7 @@
 namespace ferry::cli {
 
 // /run/ferry-run/<instance>
-std::string run_counters_dir(const std::string& instance) { return "/run/ferry-run/" + instance; }
+std::string run_counters_dir(const std::string& instance) { return run_instance_dir(instance); }
 
 // /run/ferry/<dev>/counters
 std::string attach_counters_path(const std::string& dev) { return attach::run_dir(dev) + "/counters"; }
@@ -148,7 +149,7 @@ void GuestPathDrops::add_to(attach::StateMap& m) {
   }
 }
 
-// Each run-PID and vm-PID directory whose PID no longer exists goes.
+// Each run-PID and vm-PID directory whose instance is dead goes (common/instance_lock.h).
 void cleanup_stale_run_counters() {
   DIR* d = opendir("/run/ferry-run");
   if (d == nullptr) return;
@@ -158,7 +159,7 @@ void cleanup_stale_run_counters() {
     char* end = nullptr;
     long pid = std::strtol(name.c_str() + name.find('-') + 1, &end, 10);
     if (pid <= 0 || *end != '\0') continue;
-    if (kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    if (!run_instance_is_stale(name, static_cast<int>(pid))) continue;
     (void)attach::remove_dir_flat(run_counters_dir(name));
   }
   closedir(d);

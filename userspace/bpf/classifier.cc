@@ -45,6 +45,7 @@
 #pragma GCC diagnostic ignored "-Wcast-align"
 #pragma GCC diagnostic ignored "-Wpedantic"
 #pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
+#include "common/instance_lock.h"
 #include "ferry_classify.skel.h"
 #pragma GCC diagnostic pop
 
@@ -461,7 +462,7 @@ std::string read_stats(const std::string& instance, ferry_stats* out) {
 bool instance_is_stale(const std::string& name) {
   int pid = run_pid(name);
   if (pid == 0) return false;
-  return kill(pid, 0) != 0 && errno == ESRCH;
+  return run_instance_is_stale(name, pid);  // its lock, not kill(pid, 0): PID namespaces differ
 }
 
 std::vector<std::string> list_instances(bool live_only) {
