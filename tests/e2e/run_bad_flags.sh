@@ -27,6 +27,11 @@ check_usage_error "unknown flag before CMD" run --bogus -- true
 check_usage_error "MTU not a number" run --mtu notanumber -- true
 check_usage_error "bad address" run -a 300.1.2.3/24 -- true
 check_usage_error "missing option value" run --netns
+check_usage_error "bad --allow" run --allow 10.0.0.0/33 -- true
+check_usage_error "bad --deny ports" run --deny 10.0.0.0/8:0 -- true
+check_usage_error "bad --map-gw-ports" run --map-gw-ports 80-70 -- true
+check_usage_error "bad --mark" run --mark -1 -- true
+check_usage_error "--netns naming ferry's own namespace" run --netns /proc/self/ns/net -- true
 
 # Port specs (pasta's syntax): bad exclusions, a spec that leaves nothing,
 # the unsupported auto: one line, exit 2.

@@ -357,6 +357,13 @@ int cmd_run(int argc, char** argv) {
     std::fprintf(stderr, "ferry run: %s\n", ns.status().message().c_str());
     return 1;
   }
+  // Our own namespace as the guest's: its addresses and default route would
+  // be written where our host sockets live.
+  if (Result<NetnsFd> own = current_netns(); own && same_netns(own->get(), ns->get())) {
+    std::fprintf(stderr, "ferry run: --netns %s is ferry's own namespace (its host sockets live there)\n",
+                 netns_spec.c_str());
+    return 1;
+  }
   // 2. the tap
   TapOptions tap_options;
   tap_options.ifname = config.ifname;
