@@ -43,7 +43,9 @@
 #include <optional>
 #include <string>
 
+#include "bpf/mark_cgroup.h"
 #include "common/instance_lock.h"
+#include "policy/node_addresses.h"
 #include "commands.h"
 #include "counters_file.h"
 #include "gateway/gateway.h"
@@ -288,6 +290,17 @@ int cmd_vm(int argc, char** argv) {
       std::fprintf(stderr, "ferry vm: serving fd %d (instance %s, MTU %u, no BPF)\n", given_fd, instance.c_str(),
                    config.mtu);
   }
+  // --mark: the sandboxed translator cannot set SO_MARK; its cgroup does.
+  std::unique_ptr<MarkCgroup> mark_cgroup;
+  if (config.socket_mark != 0 && sandbox_options.enabled) {
+    Result<std::unique_ptr<MarkCgroup>> mc = MarkCgroup::create(instance, config.socket_mark);
+    if (!mc) {
+      std::fprintf(stderr, "ferry vm: --mark: %s\n", mc.status().message().c_str());
+      close(sigfd);
+      return 1;
+    }
+    mark_cgroup = std::move(*mc);
+  }
   // The translator: a child that enters the sandbox and runs the loop.
   std::fflush(nullptr);
   Result<sandbox::TranslatorProcess> tp = sandbox::fork_translator();
@@ -304,6 +317,15 @@ int cmd_vm(int argc, char** argv) {
     sandbox::ParentChannel channel(loop, tp->fd, [&] { return GuestWatch::counters(translator, sp); });
     GuestWatch watch(loop, sp, quiet);
     loop.add_batch_end_hook([&watch] { watch.check(); });
+    // The node's addresses (for --no-node): from now on the parent's.
+    translator.policy().node_addresses().freeze();
+    channel.set_on_update([&translator](std::string_view t) { translator.policy().node_addresses().load_text(t); });
+    if (mark_cgroup) {
+      if (Status st = mark_cgroup->join(); !st) {
+        std::fprintf(stderr, "ferry vm: --mark: %s\n", st.message().c_str());
+        _exit(1);
+      }
+    }
     if (Status st = sandbox::enter(sandbox_options); !st) {
       std::fprintf(stderr, "ferry vm: sandbox: %s\n", st.message().c_str());
       _exit(1);
@@ -318,6 +340,7 @@ int cmd_vm(int argc, char** argv) {
   supervisor.hooks.on_counters = [&counters_file](std::string_view text) {
     if (counters_file) counters_file->write(text);
   };
+  supervisor.hooks.update = [] { return NodeAddresses::snapshot_text(); };
   if (Status st = supervisor.wait_ready(20000); !st) {
     std::fprintf(stderr, "ferry vm: %s\n", st.message().c_str());
     close(sigfd);
