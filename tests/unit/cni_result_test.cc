@@ -176,7 +176,7 @@ TEST(CniFerry, GuestServicesInAttachArgv) {
   p.device = "d";
   plan_guest_services(&p, *conf, dns, routes);
   const std::vector<std::string> a = attach_argv(p);
-  const std::vector<std::string> want = {"attach", "d", "--no-dhcp", "--no-dhcpv6", "--dns-forward", "198.19.0.53",
+  const std::vector<std::string> want = {"attach", "d", "--no-map-gw", "--no-node", "--no-dhcp", "--no-dhcpv6", "--dns-forward", "198.19.0.53",
                                          "--dns", "198.19.0.1", "--dns", "fd00:f::1", "--search",
                                          "svc.cluster.local", "--domain", "cluster.local", "--route",
                                          "10.96.0.0/12,198.19.0.1"};
@@ -186,7 +186,7 @@ TEST(CniFerry, GuestServicesInAttachArgv) {
   AttachPlan q;
   q.device = "d";
   plan_guest_services(&q, *off, Dns{}, {});
-  EXPECT_EQ(attach_argv(q), (std::vector<std::string>{"attach", "d", "--no-ra", "--no-dns"}));
+  EXPECT_EQ(attach_argv(q), (std::vector<std::string>{"attach", "d", "--no-map-gw", "--no-node", "--no-ra", "--no-dns"}));
 }
 
 TEST(CniFerry, DefaultGateway) {

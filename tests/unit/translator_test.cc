@@ -276,9 +276,36 @@ TEST(TranslatorNoMapGw, TheGatewayAddressIsRefused) {
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.icmp.type, v6 ? 1 : 3);
   }
-  EXPECT_EQ(tr.counters().refused_gateway, 6u);
+  EXPECT_EQ(tr.counters().refused_gateway, 4u);  // TCP and echo here, UDP by the policy:
+  EXPECT_EQ(tr.policy().counters().refused[static_cast<size_t>(Refusal::gateway)], 2u);
   EXPECT_EQ(tr.udp().flow_count(), 0u);
   EXPECT_EQ(tr.tcp().connection_count(), 0u);
+}
+
+// With --no-map-gw the gateway is still the address a host client on the
+// loopback appears as: an inbound connection's segments to it pass (only
+// an opening SYN is refused).
+TEST(TranslatorNoMapGw, InboundSegmentsToTheGatewayPass) {
+  EventLoop loop;
+  RecordingPort port;
+  Config cfg = Config::defaults();
+  cfg.map_gateway = false;
+  Translator tr(loop, port, cfg);
+  TcpSegment ack;
+  ack.ip.eth_src = kGuestMac;
+  ack.ip.eth_dst = cfg.our_mac;
+  ack.ip.src = cfg.guest4.addr;
+  ack.ip.dst = cfg.gateway4;
+  ack.sport = 80;
+  ack.dport = 40000;
+  ack.seq = 1000;
+  ack.ack = 2000;
+  ack.flags = 0x12;  // SYN-ACK: the guest answering an inbound connection
+  ack.window = 65535;
+  Bytes f(kMaxFrameLen);
+  f.resize(build_tcp_frame(f, ack));
+  tr.on_guest_frame(f, RxMeta{});
+  EXPECT_EQ(tr.counters().refused_gateway, 0u);
 }
 
 // Only the guest's configured address is served: a frame from another
@@ -293,7 +320,7 @@ TEST_F(TranslatorTest, SpoofedSourcesAreDroppedAndCounted) {
   d.ip.src = *InetAddr::parse("fd00:f::99");
   d.ip.dst = cfg.gateway6;
   d.sport = 1000;
-  d.dport = 53;
+  d.dport = 5353;  // not 53: the DNS forwarder (a guest service) takes that first
   Bytes u(kMaxFrameLen);
   u.resize(build_udp_frame(u, d));
   Feed(u);
