@@ -458,7 +458,7 @@ def csum6(ip6):
 
 def probes_spoofed():
     """Another source than the guest's address: never served, never answered."""
-    other4, other6 = "198.18.0.3", "fd00:f::3"
+    other4, other6 = "198.18.0.3", "fd00:1::3"  # IPv6: outside the guest's /64 (SLAAC may use any of it)
     frames = [
         eth() / IP(src=other4, dst=GW4) / TCP(sport=40390, dport=A.echo, flags="S", seq=1),
         eth() / IP(src=other4, dst=GW4) / TCP(sport=40391, dport=A.echo, flags="A", seq=1, ack=1),

@@ -237,6 +237,10 @@ TEST_F(PolicyTest, FamiliesAndSources) {
   EXPECT_EQ(policy.counters().refused_total(), 2u);
   EXPECT_TRUE(policy.source_is_guest(false, cfg.guest4.addr));
   EXPECT_FALSE(policy.source_is_guest(true, cfg.guest4.addr));
+  EXPECT_FALSE(policy.source_is_guest(false, A("198.18.0.3")));
+  EXPECT_TRUE(policy.source_is_guest(true, A("fd00:f::5054:ff:fe12:3456")));  // a SLAAC address
+  EXPECT_FALSE(policy.source_is_guest(true, cfg.gateway6));
+  EXPECT_FALSE(policy.source_is_guest(true, A("fd00:1::2")));
 }
 
 // A sandboxed translator gets the node's addresses from its parent as text.

@@ -317,7 +317,7 @@ TEST_F(TranslatorTest, SpoofedSourcesAreDroppedAndCounted) {
   UdpDatagram d;
   d.ip.eth_src = kGuestMac;
   d.ip.eth_dst = cfg.our_mac;
-  d.ip.src = *InetAddr::parse("fd00:f::99");
+  d.ip.src = *InetAddr::parse("fd00:1::99");  // outside the guest's fd00:f::/64
   d.ip.dst = cfg.gateway6;
   d.sport = 1000;
   d.dport = 5353;  // not 53: the DNS forwarder (a guest service) takes that first

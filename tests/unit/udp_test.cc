@@ -453,7 +453,7 @@ TEST_P(UdpTest, SpoofedSourceIsDroppedSilently) {
   Peer server(v6());
   Bytes d = Datagram(gw(), 1000, server.port, Bytes{1});
   ParsedFrame p = parse_frame(d);
-  p.src = v6() ? A("fd00:f::99") : A("198.18.0.99");  // the translator's own check is bypassed
+  p.src = v6() ? A("fd00:1::99") : A("198.18.0.99");  // the translator's own check is bypassed
   udp->on_guest_datagram(p, d);
   EXPECT_EQ(udp->flow_count(), 0u);
   EXPECT_TRUE(link.sent.empty());

@@ -65,7 +65,12 @@ uint64_t DestinationPolicy::Counters::refused_total() const {
 }
 
 bool DestinationPolicy::source_is_guest(bool frame_v6, const InetAddr& src) const {
-  return frame_v6 ? (cfg_.ipv6 && src == cfg_.guest6.addr) : (cfg_.ipv4 && src == cfg_.guest4.addr);
+  if (!frame_v6) return cfg_.ipv4 && src == cfg_.guest4.addr;
+  // IPv6: any address of the guest's prefix but the gateway's, for the
+  // addresses a guest makes itself there (SLAAC from the router
+  // advertisements, privacy addresses).
+  return cfg_.ipv6 && !src.is_v4() && src.same_prefix(cfg_.guest6.addr, cfg_.guest6.len) && src != cfg_.gateway6 &&
+         !src.is_multicast();
 }
 
 InetAddr DestinationPolicy::guest_view(const InetAddr& host_peer) const {

@@ -85,7 +85,9 @@ class DestinationPolicy {
   // in a frame of family v6? Counts what it refuses.
   Verdict decide(FlowProto proto, bool frame_v6, const InetAddr& src, const InetAddr& dst, uint16_t port,
                  uint64_t now_ns);
-  // True when src is the guest's configured address of the frame's family.
+  // True when src is the guest's: its configured IPv4 address; for IPv6,
+  // any address of its configured prefix but the gateway's (SLAAC, privacy
+  // addresses).
   bool source_is_guest(bool frame_v6, const InetAddr& src) const;
   // What the guest sees as the peer of a host address (an inbound client, a
   // reply's source): the host's loopback is the gateway.
