@@ -1,7 +1,8 @@
 // FramePort: where the guest's Ethernet frames come from and go to.
 //
-// A tap fd (`ferry run`), or later an AF_XDP socket on a veth (`ferry attach`).
-// The translator only sees this interface. Receiving hands each frame to a
+// A tap fd: `ferry run`'s own tap, or the private tap that `ferry attach`
+// joins to an existing device through BPF redirects. The translator only
+// sees this interface. Receiving hands each frame to a
 // callback as a span into the port's own buffer (valid during the call only);
 // sending takes one frame, possibly in pieces, and never blocks: a frame the
 // device cannot take now is dropped and counted (TCP retransmits).
@@ -35,6 +36,23 @@ struct TxOffload {
   uint16_t gso_size = 0;
   uint8_t gso_type = 0;  // 0 none, 1 TCPv4, 4 TCPv6 (virtio_net_hdr values)
   uint16_t hdr_len = 0;  // Ethernet + IP + TCP header bytes, with gso_size
+
+  // A TCP frame whose TCP header starts at l4_offset and whose headers end
+  // at hdr_len: the port completes the checksum, and a payload above mss is
+  // a super-segment the guest's stack cuts into mss-sized segments.
+  static TxOffload tcp(size_t l4_offset, size_t hdr_len, bool v6, size_t payload, uint16_t mss) {
+    TxOffload o;
+    o.csum_start = static_cast<uint16_t>(l4_offset);
+    o.csum_offset = 16;  // the TCP checksum field
+    if (payload > mss) {
+      o.gso_size = mss;
+      o.gso_type = v6 ? kGsoTcpV6 : kGsoTcpV4;
+      o.hdr_len = static_cast<uint16_t>(hdr_len);
+    }
+    return o;
+  }
+  static constexpr uint8_t kGsoTcpV4 = 1;  // VIRTIO_NET_HDR_GSO_TCPV4
+  static constexpr uint8_t kGsoTcpV6 = 4;  // VIRTIO_NET_HDR_GSO_TCPV6
 };
 
 class FrameSink {
