@@ -71,18 +71,6 @@ void store_release(T* p, T v) {
 
 }  // namespace
 
-ferry_conn_key make_conn_key(const InetAddr& guest, uint16_t guest_port, const InetAddr& peer,
-                             uint16_t peer_port, uint8_t protocol) {
-  ferry_conn_key k{};
-  std::memcpy(k.guest_addr, guest.b.data(), 16);
-  std::memcpy(k.peer_addr, peer.b.data(), 16);
-  k.guest_port = htons(guest_port);
-  k.peer_port = htons(peer_port);
-  k.family = static_cast<uint8_t>(guest.is_v4() ? AF_INET : AF_INET6);
-  k.protocol = protocol;
-  return k;
-}
-
 // ---- ConnMap --------------------------------------------------------------------
 
 ConnMap::~ConnMap() {
@@ -167,6 +155,15 @@ void ConnMap::update_flags(uint32_t i, uint32_t set, uint32_t clear) {
 
 void ConnMap::set_snd_nxt(uint32_t i, uint32_t v) {
   if (ferry_conn_slot* s = slot(i)) store_release(&s->snd_nxt, v);
+}
+
+void ConnMap::set_rcv_nxt(uint32_t i, uint32_t v) {
+  ferry_conn_slot* s = slot(i);
+  if (s != nullptr && s->rcv_nxt != v) store_release(&s->rcv_nxt, v);  // only userspace writes it
+}
+
+void ConnMap::set_wake_room(uint32_t i, uint32_t room) {
+  if (ferry_conn_slot* s = slot(i)) store_release(&s->wake_room, room);
 }
 
 void ConnMap::set_fin_pending(uint32_t i, bool on) {

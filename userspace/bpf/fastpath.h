@@ -10,7 +10,8 @@
 // Slot life (the TCP translator drives it):
 //   publish(slot, key, init)   zero the slot, fill it, mark it eligible
 //                              (release), then insert the key -> slot;
-//   set_snd_nxt / set_flags / stall()   as the connection moves;
+//   set_snd_nxt / set_rcv_nxt / set_wake_room / set_fin_pending / stall()
+//                              as the connection moves;
 //   ack_from_guest() etc.      BPF's fields, read with acquire loads;
 //   retire(slot, key)          unmark eligible, delete the key; the slot may
 //                              be reused afterwards (its gen changes).
@@ -35,6 +36,7 @@
 #include <string>
 
 #include "codec/addr.h"
+#include "common/conn_key.h"
 #include "ferry/contract.h"
 #include "loop/event_loop.h"
 
@@ -55,12 +57,6 @@ struct ConnSlotInit {
   uint8_t state = 0;
   uint16_t mss = 0;
 };
-
-// Builds the key of a guest flow: guest = the guest's address and port
-// (host-order port), peer = where the guest sends to. IPv4 addresses are kept
-// IPv4-mapped, as InetAddr already does.
-ferry_conn_key make_conn_key(const InetAddr& guest, uint16_t guest_port, const InetAddr& peer,
-                             uint16_t peer_port, uint8_t protocol = 6 /* TCP */);
 
 // The fast-path maps of one loaded program, by fd (-1: absent). Borrowed:
 // the owner of the BPF object keeps them open while a ConnMap or
@@ -102,8 +98,10 @@ class ConnMap {
   // Takes the slot off the fast path and removes its key. Idempotent.
   void retire(uint32_t slot, const ferry_conn_key& key);
 
-  // Userspace-owned fields.
+  // Userspace-owned fields: every store into a slot goes through these.
   void set_snd_nxt(uint32_t slot, uint32_t snd_nxt);
+  void set_rcv_nxt(uint32_t slot, uint32_t rcv_nxt);  // only when it changed
+  void set_wake_room(uint32_t slot, uint32_t room);   // before stall()
   void set_fin_pending(uint32_t slot, bool on);
   // The sender stalled on the guest's window: BPF posts WINDOW_OPEN when an
   // ACK opens it. Returns true when the window (as BPF last saw it) is

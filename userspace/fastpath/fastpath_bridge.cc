@@ -109,8 +109,7 @@ void FastPathBridge::sync(uint32_t slot, const TcpConn& c, uint32_t snd_max) {
     map_.set_snd_nxt(slot, snd_max);  // before FIN_PENDING: FIN_ACKED compares with it
     f.snd_nxt = snd_max;
   }
-  if (ferry_conn_slot* s = map_.slot(slot); s != nullptr && s->rcv_nxt != c.rcv_nxt)
-    __atomic_store_n(&s->rcv_nxt, c.rcv_nxt, __ATOMIC_RELEASE);  // only userspace writes it
+  map_.set_rcv_nxt(slot, c.rcv_nxt);
   if ((c.flags & tcpconn::kFinSent) && !(f.bits & kFin)) {
     map_.set_fin_pending(slot, true);
     f.bits |= kFin;
@@ -139,10 +138,9 @@ bool FastPathBridge::stall(uint32_t slot, const TcpConn& c) {
   if (!published(slot) && may_absorb(c) && !(flows_[slot].bits & kFailed))
     publish(slot, c, c.snd_max);  // window-limited: its ACKs are worth absorbing
   if (!published(slot)) return false;
-  ferry_conn_slot* s = map_.slot(slot);
-  if (s == nullptr) return false;
+  if (map_.slot(slot) == nullptr) return false;
   uint32_t room = wake_room_for(c, opts_.wake_divisor);
-  __atomic_store_n(&s->wake_room, room, __ATOMIC_RELEASE);  // before stall_epoch
+  map_.set_wake_room(slot, room);  // before stall_epoch
   counters_.stalls++;
   watch(slot, true);  // the scan backs up the event while stalled
   if (!map_.stall(slot)) return false;
@@ -160,9 +158,8 @@ bool FastPathBridge::stall(uint32_t slot, const TcpConn& c) {
 // and its next request (data, never absorbed) folds the ACK anyway.
 bool FastPathBridge::drained(uint32_t slot, const TcpConn&) {
   if (!published(slot)) return false;
-  ferry_conn_slot* s = map_.slot(slot);
-  if (s == nullptr) return false;
-  __atomic_store_n(&s->wake_room, FERRY_WAKE_ALL_ACKED, __ATOMIC_RELEASE);
+  if (map_.slot(slot) == nullptr) return false;
+  map_.set_wake_room(slot, FERRY_WAKE_ALL_ACKED);
   counters_.drained++;
   map_.stall(slot);  // bumps the epoch, then reads what BPF absorbed
   return map_.ack_from_guest(slot) == flows_[slot].snd_nxt;  // ACKed already
