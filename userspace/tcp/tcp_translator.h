@@ -1,6 +1,14 @@
 // TcpTranslator: the guest's TCP connections, each translated to one host
-// socket (the passt model). See tcp_translator.cc for the theory of
-// operation, the state table and the invariants.
+// socket (the passt model). One class defined across files by concern:
+//   tcp_translator.cc  theory of operation, dispatch, slots and pools
+//   tcp_handshake.cc   listeners, opening and establishing connections
+//   tcp_input.cc       guest segments, ACK processing, data to the socket
+//   guest_rx_buffers.* staging, out-of-order ring, SACK blocks (no sockets)
+//   tcp_output.cc      host bytes, FIN, retransmission and ACKs to the guest
+//   tcp_emit.cc        the emitter (every frame leaves there), the window
+//   tcp_timers.cc      retransmission, persist, delayed-ACK and idle timers
+//   tcp_fastpath.cc    folding what the BPF fast path absorbed
+// Connection state and flags are in tcp_conn.h.
 #pragma once
 
 #include <sys/uio.h>
@@ -8,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,97 +27,12 @@
 #include "ferry/contract.h"
 #include "loop/event_loop.h"
 #include "tcp/flow_table.h"
-#include "tcp/rto.h"
+#include "tcp/guest_rx_buffers.h"
+#include "tcp/tcp_conn.h"
 #include "tcp/tcp_isn.h"
 #include "tcp/timer_heap.h"
 
 namespace ferry {
-
-// Connection states. Outbound: CONNECTING -> SYN_RCVD -> ESTABLISHED;
-// inbound: SYN_SENT -> ESTABLISHED. Closing is tracked by flags on top of
-// ESTABLISHED (each direction closes on its own).
-enum class TcpState : uint8_t {
-  free = 0,
-  connecting,   // guest SYN seen, host connect() in progress
-  syn_rcvd,     // SYN-ACK sent to the guest, waiting for its ACK
-  syn_sent,     // inbound: SYN sent to the guest, waiting for SYN-ACK
-  established,  // data both ways; half-close via flags
-};
-const char* to_string(TcpState s);
-
-// TcpConn::flags bits (public: `ferry conns` and the fast-path mirror read them).
-namespace tcpconn {
-inline constexpr uint8_t kGuestFin = 1 << 0;  // FIN received from the guest
-inline constexpr uint8_t kShutWr = 1 << 1;    // shutdown(SHUT_WR) done on the host socket
-inline constexpr uint8_t kHostEof = 1 << 2;   // host peer closed its side
-inline constexpr uint8_t kFinSent = 1 << 3;   // our FIN went to the guest (fin_seq)
-inline constexpr uint8_t kFinAcked = 1 << 4;  // ... and the guest ACKed it
-inline constexpr uint8_t kReadable = 1 << 5;  // host socket may have unpeeked data
-inline constexpr uint8_t kWscale = 1 << 6;    // window scaling negotiated
-inline constexpr uint8_t kSack = 1 << 7;      // SACK-permitted both ways
-}  // namespace tcpconn
-
-// Per-connection state. All-zero is a free slot (the array is mmap'd).
-struct TcpConn {
-  InetAddr guest_addr, peer_addr;  // as the guest sees them
-  uint64_t bytes_to_host, bytes_to_guest;  // payload each way, first transmissions (the -v log)
-  uint16_t guest_port, peer_port;  // host order
-  TcpState state;
-  bool v6;
-  bool inbound;
-  uint8_t flags;  // tcpconn::k*
-  int fd;
-  uint32_t gen;     // incremented per use of the slot, guards stale epoll events
-  uint32_t armed;   // epoll events currently requested
-
-  // Toward the guest (we send). Sequence numbers past the SYN map 1:1 to
-  // bytes in the host socket's receive queue: snd_una is its head.
-  uint32_t iss, snd_una, snd_nxt, snd_max;
-  uint32_t snd_wnd;  // guest's window, scaled
-  uint32_t snd_wl1, snd_wl2;
-  uint32_t fin_seq;  // sequence number of our FIN when kfFinSent
-  uint32_t recover;  // NewReno recovery point
-  uint16_t mss;      // segment size toward the guest
-  uint8_t snd_shift;  // guest's window scale
-  uint8_t rcv_shift;  // ours
-  uint8_t dupacks;
-  uint8_t retries;
-  bool in_recovery;
-  bool rtt_active;
-  uint32_t rtt_seq;
-  uint64_t rtt_start;
-  RtoEstimator rto;
-
-  // From the guest (we receive).
-  uint32_t irs, rcv_nxt;
-  uint32_t rcv_adv;  // right edge of the window we advertised
-  uint16_t syn_payload;  // bytes in the guest's SYN: a RST refusing it ACKs them (RFC 9293 §3.10.7.1)
-
-  // Partial-write staging (see the .cc): a pool chunk index + 1, 0 = none.
-  uint32_t stage;
-  uint32_t stage_off, stage_len;
-
-  // Out-of-order reassembly: a pool chunk index + 1 (0 = none).
-  uint32_t ooo;
-
-  uint64_t rtx_at;      // retransmission / persist / handshake timer, 0 = off
-  uint64_t state_at;    // connect or idle timeout, 0 = off
-  uint64_t ack_at;      // delayed ACK of guest data, 0 = off
-  uint64_t last_activity;
-  uint32_t rcv_acked;   // the ACK number of the last segment we sent the guest
-  bool ack_pending;     // queued for the batch-end ACK
-  bool delack_off;      // a delayed ACK expired unanswered: ACK at once
-  uint64_t rcv_data_at;  // when in-order guest data last arrived
-
-  // The host socket's free send-buffer space as last read (SO_MEMINFO) less
-  // what was written since: a conservative estimate that spares a syscall
-  // per ACK. Read again once half of it is used, or when not sndbuf_known.
-  int64_t sndbuf_free;
-  int64_t sndbuf_read;   // free space at that reading
-  int64_t sndbuf_size;   // the socket's send buffer (SK_MEMINFO_SNDBUF) at that reading
-  bool sndbuf_known;     // false: the next window_to_advertise() reads SO_MEMINFO
-  bool sndbuf_writable;  // the kernel's writability at that reading
-};
 
 // Told about every flow that enters or leaves the table (the BPF fast path
 // mirrors the table into its maps through this). Called synchronously; the
@@ -191,13 +115,14 @@ class TcpTranslator : public IoHandler, public TimerClient {
   void refuse(const ParsedFrame& f) { send_rst_for(f); }
 
   const Counters& counters() const { return counters_; }
-  size_t connection_count() const { return table_.size(); }
+  size_t connection_count() const { return table_.size() - released_.size(); }
   // The connection in a slot (tests, `ferry conns`); nullptr when free.
   const TcpConn* conn(uint32_t slot) const;
   // Slot of a flow by key, kNoSlot when none.
   uint32_t find(const ferry_conn_key& key) const { return table_.lookup(key); }
   const FlowTable& table() const { return table_; }
-  // Sends ACKs collected during a batch (also called by the loop's batch-end hook).
+  // Batch end (the loop's hook): sends the ACKs collected during the batch
+  // and removes the slots released meanwhile from the table.
   void flush_acks();
   // At most one observer; nullptr removes it.
   void set_observer(TcpFlowObserver* o) { observer_ = o; }
@@ -236,78 +161,116 @@ class TcpTranslator : public IoHandler, public TimerClient {
     bool v6 = false;
   };
 
-  // ---- guest segments
-  void guest_segment_no_flow(const ParsedFrame& f, const ferry_conn_key& key);
-  void open_outbound(const ParsedFrame& f, const ferry_conn_key& key);
-  void segment_connecting(uint32_t slot, const ParsedFrame& f);
-  void segment_syn_rcvd(uint32_t slot, const ParsedFrame& f, std::span<const uint8_t> frame);
-  void segment_syn_sent(uint32_t slot, const ParsedFrame& f, std::span<const uint8_t> frame);
-  void become_established(uint32_t slot, uint32_t wnd, uint32_t seq, uint32_t ack);
-  void segment_established(uint32_t slot, const ParsedFrame& f, std::span<const uint8_t> frame);
-  // The only writer of ack-from-guest, guest window and dup-ACK state (the
-  // future fast path owns exactly this). Returns false for an ACK of
-  // something never sent.
-  bool process_ack(uint32_t slot, uint32_t seq, uint32_t ack, uint16_t raw_window,
-                   bool pure_ack, uint64_t arrived_ns);
-  void guest_data(uint32_t slot, uint32_t seq, std::span<const uint8_t> payload, bool fin);
-
-  // ---- host socket events
-  void host_event(uint32_t slot, uint32_t events);
-  void connect_done(uint32_t slot, uint32_t events);
-  void listener_event(uint32_t index);
-  void accept_one(const Listener& l, int fd);
-
-  // ---- sending to the guest
-  void send_data(uint32_t slot);
-  void host_drained(uint32_t slot);
-  bool retransmit_one(uint32_t slot);
-  void send_fin(uint32_t slot);
-  void mark_fin(uint32_t slot, uint32_t fin_seq);
-  bool send_segment(const TcpConn& c, uint8_t flags, uint32_t seq, uint32_t ack,
-                    uint16_t window, const TcpOptions* opts = nullptr);
-  void send_window_update(uint32_t slot);
-  void send_ack_now(uint32_t slot);
-  void send_dup_ack(uint32_t slot);
-  bool sack_blocks(uint32_t slot, TcpOptions* o) const;
-  void queue_ack(uint32_t slot);
-  void ack_later(uint32_t slot);
-  void ack_sent(uint32_t slot);
-  void send_rst_for(const ParsedFrame& f);
-  uint16_t window_to_advertise(uint32_t slot);
-  void wrote_to_host(TcpConn& c, size_t n);
-  void send_syn_ack(uint32_t slot);
-  void send_syn(uint32_t slot);
-  TcpOptions syn_options(const TcpConn& c) const;
-
-  // ---- writing guest data to the host
-  bool flush_stage(uint32_t slot);
-  void ooo_store(uint32_t slot, uint32_t sq, std::span<const uint8_t> payload);
-  bool flush_ooo(uint32_t slot);
-  void ooo_release(uint32_t slot);
-  static constexpr unsigned kOooIntervals = 256;
-  static constexpr size_t kOooChunk = size_t{1} << 22;  // 4 MiB ring, a power of two
-  struct OooMeta {
-    uint16_t n = 0;
-    uint32_t last = 0;  // start of the most recent segment kept (SACK order)
-    uint32_t iv[kOooIntervals][2];  // sorted, disjoint [start, end)
-  };
-
-  // ---- timers and teardown
-  void handle_timer(uint32_t slot, uint64_t now);
-  void update_timer(uint32_t slot);
-  void set_events(uint32_t slot, uint32_t events);
-  // RST to the guest and to the host peer; why: the -v log's reason, err:
-  // the host socket's error (0: none).
-  void reset_both(uint32_t slot, const char* why, int err = 0);
-  // Closes the socket, frees the slot; why: the -v log's reason.
-  void release(uint32_t slot, bool linger0, const char* why);
+  // ---- dispatch, slots and pools (tcp_translator.cc)
+  // Takes a free slot for key and initialises its connection (gen bumped,
+  // addresses as the guest sees them); kNoSlot when the table is full.
+  uint32_t claim_slot(const ferry_conn_key& key, const InetAddr& guest, uint16_t gport,
+                      const InetAddr& peer, uint16_t pport, bool v6);
+  // Closes the socket (SO_LINGER {1,0} when linger0: the peer gets a RST),
+  // returns the buffers and marks the slot free; the table entry goes at
+  // the batch end (reap_released), so a caller only ever checks c.state.
+  void release(uint32_t slot, bool linger0, const char* why);  // why: the -v log's reason
+  void reap_released();
   // The flow's ends for the -v log.
   static FlowEnds ends_of(const TcpConn& c) {
     return FlowEnds{"tcp", c.guest_addr, c.guest_port, c.peer_addr, c.peer_port, c.inbound};
   }
   bool verbose() const { return link_.config().verbose; }
-  void maybe_finish(uint32_t slot);
+  void host_event(uint32_t slot, uint32_t events);
+  void set_events(uint32_t slot, uint32_t events);
   uint64_t id_of(uint32_t slot) const;
+  void maybe_finish(uint32_t slot);
+
+  // ---- handshake (tcp_handshake.cc)
+  void listener_event(uint32_t index);
+  void accept_one(const Listener& l, int fd);
+  void pause_listeners(uint64_t now);
+  void guest_segment_no_flow(const ParsedFrame& f, const ferry_conn_key& key);
+  void open_outbound(const ParsedFrame& f, const ferry_conn_key& key);
+  void connect_done(uint32_t slot, uint32_t events);
+  void segment_connecting(uint32_t slot, const ParsedFrame& f);
+  void segment_syn_rcvd(uint32_t slot, const ParsedFrame& f, std::span<const uint8_t> frame);
+  void segment_syn_sent(uint32_t slot, const ParsedFrame& f, std::span<const uint8_t> frame);
+  void become_established(uint32_t slot, uint32_t wnd, uint32_t seq, uint32_t ack);
+  // The guest's SYN options: MSS toward it, window scaling, SACK.
+  void negotiate(TcpConn& c, const TcpOptions& o);
+  TcpOptions syn_options(const TcpConn& c) const;
+  void send_syn_ack(uint32_t slot);
+  void send_syn(uint32_t slot);
+  // Refuses a flow the guest opened (no socket, connect failed or timed
+  // out): RST acknowledging its SYN and any data in it, slot released.
+  void refuse(uint32_t slot, bool linger0, const char* why);
+
+  // ---- input: guest segments to the host socket (tcp_input.cc)
+  void segment_established(uint32_t slot, const ParsedFrame& f, std::span<const uint8_t> frame);
+  // A RST from the guest (RFC 5961 §3): resets at the exact sequence
+  // number, gets a challenge ACK elsewhere in the window.
+  void guest_rst(uint32_t slot, uint32_t seq);
+  // The only writer of ack-from-guest, guest window and dup-ACK state (the
+  // BPF fast path absorbs exactly this). arrived_ns: when the ACK arrived
+  // (0: unknown, no RTT sample). Returns false for an ACK of something
+  // never sent.
+  bool process_ack(uint32_t slot, uint32_t seq, uint32_t ack, uint16_t raw_window,
+                   bool pure_ack, uint64_t arrived_ns);
+  void guest_data(uint32_t slot, uint32_t seq, std::span<const uint8_t> payload, bool fin);
+  size_t write_to_host(uint32_t slot, std::span<const uint8_t> payload);
+  void guest_fin(uint32_t slot);
+  bool flush_stage(uint32_t slot);
+  bool flush_ooo(uint32_t slot);
+  void wrote_to_host(TcpConn& c, size_t n);
+
+  // ---- output: host bytes and ACKs to the guest (tcp_output.cc)
+  void send_data(uint32_t slot);
+  void host_drained(uint32_t slot);
+  bool retransmit_one(uint32_t slot);
+  // Loss recovery (NewReno) starts at snd_max: off the fast path, the
+  // first hole resent (see tcp_output.cc for the order of the two).
+  void enter_recovery(uint32_t slot, bool retire_first);
+  void send_fin(uint32_t slot);
+  void mark_fin(uint32_t slot, uint32_t fin_seq);
+  void send_window_update(uint32_t slot);
+  void send_ack_now(uint32_t slot);
+  void send_dup_ack(uint32_t slot);
+  void queue_ack(uint32_t slot);
+  void ack_later(uint32_t slot);
+  void ack_sent(uint32_t slot);
+  // RST to the guest and to the host peer; why: the -v log's reason, err:
+  // the host socket's error (0: none).
+  void reset_both(uint32_t slot, const char* why, int err = 0);
+
+  // ---- the emitter: every frame to the guest (tcp_emit.cc)
+  // A segment from the flow's peer to the guest (addresses and ports).
+  TcpSegment segment_for(const TcpConn& c) const;
+  // Builds seg into buf and sends it. With sync_to, the fast path's slot is
+  // synced first to cover everything sent through it (and rcv_nxt).
+  bool emit(uint32_t slot, const TcpSegment& seg, std::span<uint8_t> buf,
+            std::optional<uint32_t> sync_to = std::nullopt);
+  // One control segment (no payload) for a flow; sync: the fast path's slot
+  // first (an ACK of new guest data, our FIN).
+  bool emit_control(uint32_t slot, uint8_t flags, uint32_t seq, uint32_t ack, uint16_t window,
+                    const TcpOptions* opts = nullptr, bool sync = false);
+  void send_rst_for(const ParsedFrame& f);
+  // Keeps the fast path's slot current (snd_max sent, rcv_nxt, FIN,
+  // recovery); called by emit() and when an ACK or loss recovery changed
+  // what BPF may absorb.
+  void sync_fast_path(uint32_t slot, uint32_t sent_end);
+  // The window to advertise (raw, scaled down), moving rcv_adv; then the
+  // EPOLLOUT interest that goes with it (update_out_interest).
+  uint16_t window_to_advertise(uint32_t slot);
+  uint32_t window_for(const TcpConn& c) const;
+  void read_sndbuf(TcpConn& c);
+  void update_out_interest(uint32_t slot);
+
+  // ---- timers (tcp_timers.cc)
+  void handle_timer(uint32_t slot, uint64_t now);
+  void rtx_timer(uint32_t slot, uint64_t now);
+  void update_timer(uint32_t slot);
+
+  // ---- BPF fast path glue (tcp_fastpath.cc)
+  bool fast_fold(uint32_t slot);
+  // send_data() stopped on the guest's window: true when BPF has absorbed
+  // ACKs that reopened it already (folded); else it wakes us later.
+  bool fast_stall(uint32_t slot);
 
   EventLoop& loop_;
   GuestLink& link_;
@@ -329,28 +292,17 @@ class TcpTranslator : public IoHandler, public TimerClient {
   size_t frame_count_ = 0;
   std::vector<iovec> iov_;
   std::vector<uint8_t> scratch_;  // control frames
+  // The port completes checksums and takes super-segments (see emit()).
+  bool offloads_ = false;
 
-  // Staging chunks for the tail of a partially written guest segment.
-  uint8_t* stage_pool_ = nullptr;
-  std::vector<uint32_t> stage_free_;
-  // Reassembly chunks for out-of-order guest data.
-  uint8_t* ooo_pool_ = nullptr;
-  std::vector<uint32_t> ooo_free_;
-  std::vector<OooMeta> ooo_meta_;
-
+  GuestRxBuffers rx_;               // staging and out-of-order data from the guest
   std::vector<uint32_t> ack_list_;  // slots with ack_pending
+  std::vector<uint32_t> released_;  // slots released, in the table until the batch end
   TcpFlowObserver* observer_ = nullptr;
   TcpFastPath* fast_ = nullptr;
-  bool fast_fold(uint32_t slot);
-  // The port completes checksums and takes super-segments (see send_data_frame).
-  bool offloads_ = false;
-  // Largest super-segment payload: an IPv4 packet's 65535 bytes less headers.
-  static constexpr uint32_t kMaxSuperSegment = 65535 - 20 - 20;
-  bool send_data_frame(const TcpConn& c, uint8_t* frame, size_t len, size_t hdr, size_t payload);
   // Listeners pause (no EPOLLIN) after accept() ran out of descriptors, so a
   // level-triggered listener cannot spin; they resume at this time.
   uint64_t listeners_resume_at_ = 0;
-  void pause_listeners(uint64_t now);
 };
 
 }  // namespace ferry

@@ -1,0 +1,353 @@
+// TCP translator, input: a guest segment on an ESTABLISHED flow, its ACK,
+// and its data into the host socket.
+//
+// Theory of operation
+// -------------------
+// segment_established() checks a segment in RFC 9293 §3.10.7.4's order:
+// sequence number (acceptable, else an ACK), RST (RFC 5961: exact resets,
+// in-window gets a challenge ACK), SYN (challenge ACK), ACK, data, FIN.
+// What lies beyond the right edge we advertised (rcv_adv) is trimmed.
+//
+// process_ack() is the only writer of what the guest acknowledged, its
+// window and the duplicate-ACK count: ACKed bytes are discarded from the
+// host socket (recv MSG_TRUNC: snd_una is the queue's head), RTT is sampled
+// (Karn), the third duplicate starts NewReno recovery (enter_recovery) and
+// a partial ACK resends the next hole. The BPF fast path absorbs pure ACKs
+// in its place; fast_fold() replays what it absorbed through here.
+//
+// guest_data(): in-order payload is written with send(MSG_DONTWAIT) and
+// ACKed at the batch end, or up to 1 ms later on the host's answer
+// (ack_later). A partial write stages the tail (guest_rx_buffers.h) and
+// ACKs the whole segment; while bytes are staged, new data is appended
+// behind them; staged bytes drain on EPOLLOUT (flush_stage). Out-of-order
+// data goes to the reassembly ring and gets a duplicate ACK (with SACK
+// blocks); once the hole is filled, flush_ooo() writes the run at once.
+// A guest FIN shuts the host socket's write side once nothing is staged.
+//
+// Any hard socket error resets both sides (reset_both); the slot is then
+// free (c.state == TcpState::free) and callers stop there.
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "tcp/tcp_internal.h"
+#include "tcp/tcp_translator.h"
+
+namespace ferry {
+
+using namespace tcp_detail;
+
+// ESTABLISHED (and half-closed): RFC 9293 §3.10.7.4 in order: sequence
+// check, RST, SYN, ACK, data, FIN.
+void TcpTranslator::segment_established(uint32_t slot, const ParsedFrame& f,
+                                        std::span<const uint8_t> frame) {
+  TcpConn& c = conns_[slot];
+  uint8_t fl = f.tcp.flags;
+  uint32_t sq = f.tcp.seq;
+  uint64_t now = now_ns();
+  c.last_activity = now;
+  if (fl & tcpflag::kRst) return guest_rst(slot, sq);
+  std::span<const uint8_t> payload = frame.subspan(f.tcp.payload_offset, f.tcp.payload_len);
+  bool fin = (fl & tcpflag::kFin) != 0;
+  uint32_t seg_len = static_cast<uint32_t>(payload.size()) + (fin ? 1u : 0u);
+  uint32_t wnd = open_window(c);
+  bool acceptable;
+  if (seg_len == 0)
+    acceptable = sq == c.rcv_nxt || (wnd > 0 && seq::in_range(sq, c.rcv_nxt, c.rcv_nxt + wnd));
+  else
+    acceptable = sq == c.rcv_nxt ||
+                 (seq::lt(sq, c.rcv_nxt + std::max<uint32_t>(wnd, 1)) &&
+                  seq::gt(sq + seg_len, c.rcv_nxt));
+  if (!acceptable) {
+    // Old duplicates (the guest missed our ACK), probes, out of window.
+    counters_.dropped_segments++;
+    send_ack_now(slot);
+    return;
+  }
+  if (fl & tcpflag::kSyn) {
+    counters_.challenge_acks++;  // RFC 5961 §4
+    send_ack_now(slot);
+    return;
+  }
+  if (!(fl & tcpflag::kAck)) {
+    counters_.dropped_segments++;
+    return;
+  }
+  // RFC 9293 3.10.7.4: what lies beyond the window's right edge (rcv_adv)
+  // is trimmed, a FIN there too; a zero-window probe is thus not taken.
+  const uint32_t edge = seq::gt(c.rcv_adv, c.rcv_nxt) ? c.rcv_adv : c.rcv_nxt;
+  const bool trimmed = seq::gt(sq + seg_len, edge);
+  if (trimmed) {
+    payload = payload.first(seq::gt(edge, sq) ? std::min<size_t>(edge - sq, payload.size()) : 0);
+    fin = false;
+  }
+  fast_fold(slot);  // absorbed ACKs first: this one may duplicate them
+  bool pure = seg_len == 0;
+  seg_len = static_cast<uint32_t>(payload.size()) + (fin ? 1u : 0u);
+  uint32_t wnd_before = c.snd_una + c.snd_wnd;
+  if (!process_ack(slot, sq, f.tcp.ack, f.tcp.window, pure, now_ns())) {
+    send_ack_now(slot);  // ACK of data never sent
+    return;
+  }
+  if (c.state != TcpState::established) return;
+  if (seg_len > 0) {
+    guest_data(slot, sq, payload, fin);
+    if (c.state != TcpState::established) return;
+  }
+  if (trimmed) send_ack_now(slot);  // tell the guest at once where the window ends
+  uint32_t wnd_after = c.snd_una + c.snd_wnd;
+  if (seq::gt(wnd_after, wnd_before) || seq::gt(wnd_after, c.snd_nxt) ||
+      (c.flags & kFinSent))
+    send_data(slot);
+  if (c.state == TcpState::established) maybe_finish(slot);
+}
+
+// RFC 5961 §3 for every synchronized state (and CONNECTING, where the
+// SYN's own sequence number also counts as exact): the exact next sequence
+// number resets the flow (the host peer gets a RST too), one elsewhere in
+// the window we advertised gets a challenge ACK, anything else is ignored.
+void TcpTranslator::guest_rst(uint32_t slot, uint32_t sq) {
+  const TcpConn& c = conns_[slot];
+  if (sq == c.rcv_nxt || (c.state == TcpState::connecting && sq == c.irs)) {
+    counters_.rst_from_guest++;
+    release(slot, true, "guest-reset");
+  } else if (seq::in_range(sq, c.rcv_nxt, c.rcv_adv)) {  // empty while CONNECTING
+    counters_.challenge_acks++;
+    send_ack_now(slot);
+  }
+}
+
+// ACK and window from the guest: advances snd_una (discarding ACKed bytes
+// from the host socket), samples RTT (Karn) from when the ACK arrived
+// (arrived_ns; 0 = unknown, no sample: an ACK the fast path absorbed long
+// before it is folded must not teach the estimator the delay), counts
+// duplicate ACKs (fast retransmit at three, NewReno partial ACKs), updates
+// the send window.
+bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16_t raw_window,
+                                bool pure_ack, uint64_t arrived_ns) {
+  TcpConn& c = conns_[slot];
+  if (seq::gt(ack, c.snd_max)) return false;
+  uint32_t wnd = static_cast<uint32_t>(raw_window) << c.snd_shift;
+  uint64_t now = now_ns();
+  if (seq::gt(ack, c.snd_una)) {
+    uint32_t acked = ack - c.snd_una;
+    if ((c.flags & kFinSent) && seq::gt(ack, c.fin_seq)) {
+      acked--;  // the FIN is not a byte in the socket
+      c.flags |= kFinAcked;
+    }
+    while (acked > 0) {
+      ssize_t r = recv(c.fd, nullptr, acked, MSG_TRUNC | MSG_DONTWAIT);
+      if (r <= 0) break;
+      acked -= static_cast<uint32_t>(std::min<ssize_t>(r, acked));
+    }
+    c.snd_una = ack;
+    if (seq::lt(c.snd_nxt, c.snd_una)) c.snd_nxt = c.snd_una;
+    if (c.snd_una == c.snd_max && pure_ack) {
+      // The socket's queue may now be empty: have its kernel ACK the host's
+      // sender now, not at its delayed-ACK timer (40 ms), which a sender
+      // holding a small segment (Nagle) or out of send buffer waits for.
+      // Not when guest data comes with this ACK: what we write to the host
+      // next carries the ACK (a request/response flow would otherwise cost
+      // the host an extra pure ACK per exchange: +10 us pinned RR).
+      set_int(c.fd, IPPROTO_TCP, TCP_QUICKACK, 1);
+    }
+    if (c.rtt_active && seq::ge(ack, c.rtt_seq)) {
+      if (arrived_ns >= c.rtt_start && arrived_ns != 0) c.rto.sample(arrived_ns - c.rtt_start);
+      c.rtt_active = false;
+    }
+    c.retries = 0;
+    c.rto.reset_backoff();
+    c.dupacks = 0;
+    if (c.in_recovery) {
+      if (seq::lt(ack, c.recover))
+        retransmit_one(slot);  // partial ACK: the next hole
+      else
+        c.in_recovery = false;
+    }
+    c.rtx_at = (c.snd_una == c.snd_max) ? 0 : now + c.rto.rto();
+    update_timer(slot);
+  } else if (ack == c.snd_una && pure_ack && c.snd_max != c.snd_una && wnd == c.snd_wnd) {
+    if (++c.dupacks == 3 && !c.in_recovery) {
+      counters_.fast_retransmits++;
+      enter_recovery(slot, false);  // synced below
+    }
+  }
+  if (seq::lt(c.snd_wl1, sq) || (c.snd_wl1 == sq && seq::le(c.snd_wl2, ack))) {
+    c.snd_wnd = wnd;
+    c.snd_wl1 = sq;
+    c.snd_wl2 = ack;
+  }
+  sync_fast_path(slot, c.snd_max);  // recovery moves it off/on the fast path
+  return true;
+}
+
+// Guest payload (and FIN) at sq: in-order bytes go to the host socket.
+void TcpTranslator::guest_data(uint32_t slot, uint32_t sq, std::span<const uint8_t> payload,
+                               bool fin) {
+  TcpConn& c = conns_[slot];
+  uint32_t end = sq + static_cast<uint32_t>(payload.size());
+  if (c.flags & kGuestFin) {
+    send_ack_now(slot);  // retransmitted FIN or data after FIN: re-ACK
+    return;
+  }
+  if (seq::gt(sq, c.rcv_nxt)) {
+    counters_.ooo_segments++;
+    if (!payload.empty()) {  // a FIN here is not kept: it comes again
+      size_t kept = rx_.ooo_store(c, sq, payload);
+      if (kept)
+        counters_.ooo_kept_bytes += kept;
+      else
+        counters_.ooo_dropped++;
+    }
+    send_dup_ack(slot);  // the guest fast-retransmits after three
+    return;
+  }
+  if (seq::lt(end, c.rcv_nxt) || (end == c.rcv_nxt && !fin)) {
+    send_ack_now(slot);  // entirely old
+    return;
+  }
+  payload = payload.subspan(c.rcv_nxt - sq);
+  if (!payload.empty()) {
+    if (!flush_stage(slot) && c.state == TcpState::free) return;
+    size_t accepted = write_to_host(slot, payload);
+    if (c.state == TcpState::free) return;
+    c.rcv_nxt += static_cast<uint32_t>(accepted);
+    c.rcv_data_at = now_ns();
+    if (accepted < payload.size()) {
+      send_ack_now(slot);
+      return;
+    }
+    if (c.ooo && !c.stage && !fin) {
+      if (!flush_ooo(slot)) return;  // the hole is filled: out-of-order data follows
+    }
+  }
+  if (fin) return guest_fin(slot);
+  ack_later(slot);
+}
+
+// In-order bytes to the host socket, or behind bytes still staged; the
+// unwritten tail of a partial write is staged when a chunk is free. Returns
+// how many bytes were taken (written or staged); the flow may be reset.
+size_t TcpTranslator::write_to_host(uint32_t slot, std::span<const uint8_t> payload) {
+  TcpConn& c = conns_[slot];
+  if (GuestRxBuffers::staged(c) > 0) {  // an earlier tail still waits: behind it
+    size_t taken = rx_.stage_append(c, payload);
+    counters_.staged_bytes += taken;
+    return taken;
+  }
+  ssize_t n = send(c.fd, payload.data(), payload.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      reset_both(slot, "host-error", errno);
+      return 0;
+    }
+    n = 0;
+  }
+  size_t accepted = static_cast<size_t>(n);
+  wrote_to_host(c, accepted);
+  if (accepted < payload.size()) {
+    counters_.partial_writes++;
+    c.sndbuf_known = false;  // the estimate was too high
+    std::span<const uint8_t> tail = payload.subspan(accepted);
+    if (rx_.stage_tail(c, tail)) {
+      counters_.staged_bytes += tail.size();
+      accepted = payload.size();
+    } else {
+      counters_.stage_exhausted++;
+    }
+    set_events(slot, c.armed | EPOLLOUT);
+  }
+  return accepted;
+}
+
+// The guest's FIN, in order: the host socket's write side shuts once
+// nothing is staged; the ACK waits for the host's FIN, which usually
+// follows at once and carries it.
+void TcpTranslator::guest_fin(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  rx_.ooo_release(c);
+  c.rcv_nxt++;
+  c.flags |= kGuestFin;
+  if (!c.stage) {
+    shutdown(c.fd, SHUT_WR);
+    c.flags |= kShutWr;
+  }
+  ack_later(slot);
+  uint64_t now = now_ns();
+  c.state_at = std::min(c.state_at ? c.state_at : UINT64_MAX, now + timeouts_.half_closed_idle_ns);
+  update_timer(slot);
+}
+
+// Writes out-of-order data that has become contiguous at rcv_nxt; false
+// when the connection was reset meanwhile.
+bool TcpTranslator::flush_ooo(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  while (c.ooo) {
+    iovec iv[2];
+    int pieces = rx_.ooo_ready(c, iv);
+    if (pieces == 0) break;
+    size_t len = iv[0].iov_len + iv[1].iov_len;
+    msghdr mh{};
+    mh.msg_iov = iv;
+    mh.msg_iovlen = static_cast<size_t>(pieces);
+    ssize_t n = sendmsg(c.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        set_events(slot, c.armed | EPOLLOUT);
+        break;
+      }
+      reset_both(slot, "host-error", errno);
+      return false;
+    }
+    c.rcv_nxt += static_cast<uint32_t>(n);
+    wrote_to_host(c, static_cast<size_t>(n));
+    queue_ack(slot);
+    if (static_cast<size_t>(n) < len) {
+      counters_.partial_writes++;
+      set_events(slot, c.armed | EPOLLOUT);
+      break;
+    }
+  }
+  return true;
+}
+
+// Writes staged guest bytes; true when nothing is staged any more.
+bool TcpTranslator::flush_stage(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  if (!c.stage) return true;
+  for (std::span<const uint8_t> p = rx_.stage_pending(c); !p.empty(); p = rx_.stage_pending(c)) {
+    ssize_t n = send(c.fd, p.data(), p.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        set_events(slot, c.armed | EPOLLOUT);
+        return false;
+      }
+      if (errno == EINTR) continue;
+      reset_both(slot, "host-error", errno);
+      return false;
+    }
+    wrote_to_host(c, static_cast<size_t>(n));
+    GuestRxBuffers::stage_consumed(c, static_cast<size_t>(n));
+  }
+  rx_.stage_release(c);
+  if (c.ooo && !flush_ooo(slot)) return false;
+  if ((c.flags & kGuestFin) && !(c.flags & kShutWr)) {
+    shutdown(c.fd, SHUT_WR);
+    c.flags |= kShutWr;
+    maybe_finish(slot);
+  }
+  return true;
+}
+
+// Bytes just written to the host socket use up the free-space estimate.
+void TcpTranslator::wrote_to_host(TcpConn& c, size_t n) {
+  c.sndbuf_free -= static_cast<int64_t>(n);
+  c.bytes_to_host += n;
+  counters_.bytes_to_host += n;
+}
+
+}  // namespace ferry

@@ -1,0 +1,336 @@
+// TCP translator, output: host bytes, our FIN, retransmissions and ACKs
+// toward the guest.
+//
+// Theory of operation
+// -------------------
+// Host bytes wait in the host socket's receive queue until the guest ACKs
+// them. send_data() peeks them (MSG_PEEK, SO_PEEK_OFF marking how far we
+// sent) straight into the payload area of prebuilt frames, MSS-sized (or,
+// with port offloads, super-segments of whole MSS up to 64 KiB), within the
+// guest's window, and hands each frame to the emitter (tcp_emit.cc).
+// process_ack() discards them once ACKed, so snd_una is the queue's head
+// and retransmitting is resetting the peek offset (retransmit_one). When
+// the host closed and the peek reached the end, our FIN rides on the last
+// segment; otherwise it goes alone (send_fin) once every byte went out.
+// A zero window arms the persist timer and, with the BPF fast path, asks
+// it for a wake-up when the window reopens (fast_stall).
+//
+// ACKs of guest data: two full segments unacknowledged -> at the batch end
+// (queue_ack / flush_acks); a smaller request waits up to kDelayedAckNs
+// for the host's answer to carry it (ack_later); every segment we send
+// carries rcv_nxt and cancels the wait (ack_sent). A duplicate ACK keeps the
+// advertised right edge unchanged, or the guest would not count it.
+//
+// NewReno (RFC 6582): enter_recovery() at the third duplicate ACK or an
+// RTO takes the flow off the fast path and resends the first hole; each
+// partial ACK resends the next (process_ack), an ACK of `recover` ends it.
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "tcp/tcp_internal.h"
+#include "tcp/tcp_translator.h"
+
+namespace ferry {
+
+using namespace tcp_detail;
+
+// Peeks host data into frames and sends it within the guest's window; sends
+// our FIN once the host has closed and every byte went out.
+void TcpTranslator::send_data(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  if (c.state != TcpState::established) return;  // the caller folded absorbed ACKs
+  uint64_t now = now_ns();
+  bool have_window = false;
+  uint16_t raw_win = 0;
+  bool stall_checked = false;
+  for (int round = 0; round < 64; round++) {
+    if (c.flags & kFinSent) {
+      if (c.snd_nxt == c.fin_seq) send_fin(slot);  // go-back reached the FIN
+      return;
+    }
+    if (!(c.flags & (kReadable | kHostEof))) return;
+    uint32_t wnd_end = c.snd_una + c.snd_wnd;
+    uint32_t avail = seq::gt(wnd_end, c.snd_nxt) ? wnd_end - c.snd_nxt : 0;
+    if (avail == 0) {
+      if ((c.flags & kHostEof)) {
+        // Zero window but the host closed: the FIN may go if all data went.
+        int inq = 0;
+        if (ioctl(c.fd, SIOCINQ, &inq) == 0 && static_cast<uint32_t>(inq) == c.snd_nxt - c.snd_una) {
+          send_fin(slot);
+          return;
+        }
+      }
+      if (c.snd_una == c.snd_max && c.rtx_at == 0) {  // persist timer
+        c.rtx_at = now + c.rto.rto();
+        update_timer(slot);
+      }
+      if (!stall_checked) {  // BPF wakes us when ACKs open the window
+        stall_checked = true;
+        if (fast_stall(slot)) continue;
+      }
+      return;
+    }
+    if (!have_window) {
+      raw_win = window_to_advertise(slot);
+      have_window = true;
+    }
+    size_t hdr = tcp_frame_header_len(c.v6, TcpOptions{});
+    // One frame's payload: an MSS, or with offloads as many whole MSS as fit
+    // in one IP packet (the guest's stack takes it as a GSO super-segment).
+    const uint32_t unit = offloads_ ? std::max<uint32_t>(c.mss, kMaxSuperSegment / c.mss * c.mss) : c.mss;
+    size_t n = 0;
+    size_t want = 0;
+    while (avail > 0 && n < frame_count_) {
+      uint32_t l = std::min<uint32_t>(unit, avail);
+      iov_[n].iov_base = frame_pool_.data() + n * frame_stride_ + hdr;
+      iov_[n].iov_len = l;
+      want += l;
+      avail -= l;
+      n++;
+    }
+    msghdr mh{};
+    mh.msg_iov = iov_.data();
+    mh.msg_iovlen = n;
+    ssize_t r = recvmsg(c.fd, &mh, MSG_PEEK | MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        c.flags &= static_cast<uint8_t>(~kReadable);
+        host_drained(slot);
+        return;
+      }
+      reset_both(slot, "host-error", errno);
+      return;
+    }
+    if (r == 0) {
+      c.flags &= static_cast<uint8_t>(~kReadable);
+      c.flags |= kHostEof;
+      send_fin(slot);
+      return;
+    }
+    bool retrans = seq::lt(c.snd_nxt, c.snd_max);
+    // The host closed and this peek reached the end of its data: our FIN
+    // rides on the last segment (one frame, not two, for a server that
+    // answers and closes).
+    bool fin_too = (c.flags & kHostEof) && static_cast<size_t>(r) < want;
+    if (fin_too) mark_fin(slot, c.snd_nxt + static_cast<uint32_t>(r));
+    // The fast path's slot covers all of it before the first frame leaves
+    // (the guest may ACK it at once).
+    const uint32_t sent_end =
+        seq::max(c.snd_max, c.snd_nxt + static_cast<uint32_t>(r) + (fin_too ? 1 : 0));
+    size_t off = 0;
+    for (size_t i = 0; i < n && off < static_cast<size_t>(r); i++) {
+      size_t l = std::min(iov_[i].iov_len, static_cast<size_t>(r) - off);
+      TcpSegment seg = segment_for(c);
+      seg.seq = c.snd_nxt + static_cast<uint32_t>(off);
+      seg.ack = c.rcv_nxt;
+      bool last = off + l == static_cast<size_t>(r);
+      seg.flags = tcpflag::kAck | (last ? tcpflag::kPsh : 0) | (last && fin_too ? tcpflag::kFin : 0);
+      seg.window = raw_win;
+      uint8_t* fb = frame_pool_.data() + i * frame_stride_;
+      seg.payload = std::span<const uint8_t>(fb + hdr, l);
+      seg.partial_checksum = offloads_;
+      std::optional<uint32_t> sync_to;
+      if (i == 0) sync_to = sent_end;  // once per batch, before its first frame
+      emit(slot, seg, std::span<uint8_t>(fb, frame_stride_), sync_to);
+      counters_.segments_to_guest++;
+      off += l;
+    }
+    if (c.delack_off && now - c.rcv_data_at < kDelayedAckNs) c.delack_off = false;  // answers again
+    ack_sent(slot);
+    counters_.bytes_to_guest += static_cast<uint64_t>(r);
+    if (!retrans) c.bytes_to_guest += static_cast<uint64_t>(r);
+    c.snd_nxt += static_cast<uint32_t>(r) + (fin_too ? 1 : 0);
+    c.snd_max = seq::max(c.snd_max, c.snd_nxt);
+    if (retrans) counters_.retransmits++;
+    if (!c.rtt_active && !retrans) {
+      c.rtt_active = true;
+      c.rtt_seq = c.snd_nxt;
+      c.rtt_start = now;
+    }
+    if (c.rtx_at == 0 || c.snd_una == c.snd_nxt - static_cast<uint32_t>(r) - (fin_too ? 1 : 0)) {
+      c.rtx_at = now + c.rto.rto();
+      update_timer(slot);
+    }
+    if (fin_too) {
+      c.flags &= static_cast<uint8_t>(~kReadable);
+      return;
+    }
+    if (static_cast<size_t>(r) < want) {
+      if (!(c.flags & kHostEof)) {
+        c.flags &= static_cast<uint8_t>(~kReadable);
+        host_drained(slot);
+        return;
+      }
+    }
+  }
+}
+
+// Records that our FIN goes out at fin_seq (now, behind every byte of
+// host data): the half-closed idle timeout starts.
+void TcpTranslator::mark_fin(uint32_t slot, uint32_t fin_seq) {
+  TcpConn& c = conns_[slot];
+  c.fin_seq = fin_seq;
+  c.flags |= kFinSent;
+  uint64_t now = now_ns();
+  c.state_at = std::min(c.state_at ? c.state_at : UINT64_MAX, now + timeouts_.half_closed_idle_ns);
+  update_timer(slot);
+}
+
+// Our FIN (first time or again): after every byte of host data.
+void TcpTranslator::send_fin(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  if (!(c.flags & kFinSent)) mark_fin(slot, c.snd_nxt);
+  uint16_t w = window_to_advertise(slot);
+  emit_control(slot, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, w, nullptr, true);
+  ack_sent(slot);
+  c.snd_nxt = c.fin_seq + 1;
+  c.snd_max = seq::max(c.snd_max, c.snd_nxt);
+  if (c.rtx_at == 0) {
+    c.rtx_at = now_ns() + c.rto.rto();
+    update_timer(slot);
+  }
+}
+
+// Resends the first unacknowledged segment (fast retransmit, partial ACK,
+// RTO), leaving snd_nxt and the peek offset where they were.
+bool TcpTranslator::retransmit_one(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  if (c.snd_una == c.snd_max) return false;
+  c.rtt_active = false;  // Karn
+  counters_.retransmits++;
+  uint32_t data_end = (c.flags & kFinSent) ? c.fin_seq : c.snd_max;
+  if ((c.flags & kFinSent) && c.snd_una == c.fin_seq) {
+    uint16_t w = window_to_advertise(slot);
+    emit_control(slot, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, w);
+    return true;
+  }
+  uint32_t len = std::min<uint32_t>(c.mss, data_end - c.snd_una);
+  size_t hdr = tcp_frame_header_len(c.v6, TcpOptions{});
+  uint8_t* fb = frame_pool_.data();
+  set_int(c.fd, SOL_SOCKET, SO_PEEK_OFF, 0);
+  ssize_t r = recv(c.fd, fb + hdr, len, MSG_PEEK | MSG_DONTWAIT);
+  uint32_t cur = seq::min(c.snd_nxt, data_end) - c.snd_una;
+  set_int(c.fd, SOL_SOCKET, SO_PEEK_OFF, static_cast<int>(cur));
+  if (r <= 0) return false;
+  TcpSegment seg = segment_for(c);
+  seg.seq = c.snd_una;
+  seg.ack = c.rcv_nxt;
+  seg.flags = tcpflag::kAck | tcpflag::kPsh;
+  seg.window = window_to_advertise(slot);
+  seg.payload = std::span<const uint8_t>(fb + hdr, static_cast<size_t>(r));
+  emit(slot, seg, std::span<uint8_t>(fb, frame_stride_));
+  // A FIN sent right behind this data is resent together with it only when
+  // it is the last thing outstanding; otherwise the next partial ACK does it.
+  if ((c.flags & kFinSent) && c.snd_una + static_cast<uint32_t>(r) == c.fin_seq) {
+    emit_control(slot, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, seg.window);
+  }
+  return true;
+}
+
+// NewReno recovery from snd_max on: the flow leaves the fast path (every
+// ACK must reach process_ack(), which repairs hole after hole) and the
+// first hole is resent. The caller counts why. retire_first: off the fast
+// path before the hole is resent (a fast-path wake-up or an RTO, where BPF
+// has been absorbing this flow's ACKs); otherwise after it, when
+// process_ack() syncs at its end. That order is not arbitrary: resending
+// first, the guest's answer to the repair can still be absorbed, and folded
+// from the retired slot; retiring first, measured in e2e tcp_loss (1 %, MTU
+// 65520), a recovery that ended on a zero window left the flow published
+// with no stall armed, and the guest's window update was absorbed with
+// nothing to wake the sender (25 s stalls in 3 of 5 runs).
+void TcpTranslator::enter_recovery(uint32_t slot, bool retire_first) {
+  TcpConn& c = conns_[slot];
+  c.in_recovery = true;
+  c.recover = c.snd_max;
+  if (retire_first) sync_fast_path(slot, c.snd_max);
+  retransmit_one(slot);
+}
+
+// RST to the guest and to the host peer, slot freed.
+void TcpTranslator::reset_both(uint32_t slot, const char* why, int err) {
+  const TcpConn& c = conns_[slot];
+  if (err != 0 && verbose()) log_flow_error(ends_of(c), "host", err);
+  emit_control(slot, tcpflag::kRst | tcpflag::kAck, c.snd_nxt, c.rcv_nxt, 0);
+  counters_.rst_to_guest++;
+  release(slot, true, why);
+}
+
+// ---- ACKs of guest data ------------------------------------------------------------
+
+// ACK now with the current window (also clears a pending delayed ACK).
+void TcpTranslator::send_ack_now(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  ack_sent(slot);
+  uint16_t w = window_to_advertise(slot);
+  TcpOptions o;
+  bool sack = rx_.sack_blocks(c, &o);
+  emit_control(slot, tcpflag::kAck, c.snd_nxt, c.rcv_nxt, w, sack ? &o : nullptr, true);  // rcv_nxt: what BPF may absorb
+}
+
+// The host socket freed space: an ACK with the new window, but only when
+// the right edge moved or an ACK is owed (an unchanged pure ACK would
+// count as a duplicate at the guest). Also recomputes the interest in
+// EPOLLOUT.
+void TcpTranslator::send_window_update(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  const uint32_t edge = c.rcv_adv;
+  window_to_advertise(slot);
+  if (c.rcv_adv != edge || c.rcv_acked != c.rcv_nxt) send_ack_now(slot);
+}
+
+// Duplicate ACK: same ACK number and the *same* window as the last ACK
+// (the right edge unchanged), or the guest would not count it as a
+// duplicate (RFC 5681 §2: a window change makes it a window update).
+void TcpTranslator::send_dup_ack(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  ack_sent(slot);
+  uint32_t raw = std::min<uint32_t>(open_window(c) >> c.rcv_shift, 65535);
+  TcpOptions o;
+  bool sack = rx_.sack_blocks(c, &o);
+  emit_control(slot, tcpflag::kAck, c.snd_nxt, c.rcv_nxt, static_cast<uint16_t>(raw), sack ? &o : nullptr);
+}
+
+// ACK of in-order guest data. Once two full segments are unacknowledged
+// (RFC 1122 §4.2.3.2) it goes at the batch end; a smaller request waits up
+// to kDelayedAckNs for the host's answer, whose first frame carries the
+// ACK: a request/response exchange then costs one frame each way, not two.
+// A delayed ACK that expires unanswered turns delaying off for the flow
+// (a guest that waits for it, Nagle's algorithm, must not wait again)
+// until host data once more follows guest data within kDelayedAckNs.
+void TcpTranslator::ack_later(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  if (c.delack_off || c.rcv_nxt - c.rcv_acked >= 2u * c.mss) {
+    queue_ack(slot);
+    return;
+  }
+  if (c.ack_at == 0) {
+    c.ack_at = now_ns() + kDelayedAckNs;
+    update_timer(slot);
+  }
+}
+
+// A segment with ACK = rcv_nxt is leaving: nothing is pending any more.
+void TcpTranslator::ack_sent(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  c.ack_pending = false;
+  c.rcv_acked = c.rcv_nxt;
+  if (c.ack_at) {
+    c.ack_at = 0;
+    update_timer(slot);
+  }
+}
+
+// ACK at the end of this batch (one ACK for many segments).
+void TcpTranslator::queue_ack(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  if (c.ack_pending) return;
+  c.ack_pending = true;
+  ack_list_.push_back(slot);
+}
+
+}  // namespace ferry
