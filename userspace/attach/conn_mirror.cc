@@ -24,8 +24,12 @@ namespace {
 
 constexpr uint64_t kRefreshNs = uint64_t{FERRY_CONN_VIEW_REFRESH_MS} * 1'000'000;
 
-// TcpTranslator's closing flags (tcp_translator.cc): guest FIN, host EOF, FIN sent.
-constexpr uint8_t kTcpGuestFin = 1 << 0, kTcpHostEof = 1 << 2, kTcpFinSent = 1 << 3;
+// The view's state is TcpState's value (include/ferry/conn_view.h mirrors it).
+static_assert(static_cast<int>(TcpState::free) == FERRY_CONN_FREE);
+static_assert(static_cast<int>(TcpState::connecting) == FERRY_CONN_CONNECTING);
+static_assert(static_cast<int>(TcpState::syn_rcvd) == FERRY_CONN_SYN_RCVD);
+static_assert(static_cast<int>(TcpState::syn_sent) == FERRY_CONN_SYN_SENT);
+static_assert(static_cast<int>(TcpState::established) == FERRY_CONN_ESTABLISHED);
 
 // Marks a slot as being written (odd) or done (even).
 void seq_bump(ferry_conn_view* v) {
@@ -39,9 +43,9 @@ void fill_view(ferry_conn_view* v, const ferry_conn_key& key, const TcpConn& c) 
   v->state = static_cast<uint8_t>(c.state);
   v->family = key.family;
   v->flags = static_cast<uint8_t>((c.inbound ? FERRY_CONN_F_INBOUND : 0) |
-                                  ((c.flags & kTcpGuestFin) ? FERRY_CONN_F_GUEST_FIN : 0) |
-                                  ((c.flags & kTcpHostEof) ? FERRY_CONN_F_HOST_EOF : 0) |
-                                  ((c.flags & kTcpFinSent) ? FERRY_CONN_F_FIN_SENT : 0));
+                                  ((c.flags & tcpconn::kGuestFin) ? FERRY_CONN_F_GUEST_FIN : 0) |
+                                  ((c.flags & tcpconn::kHostEof) ? FERRY_CONN_F_HOST_EOF : 0) |
+                                  ((c.flags & tcpconn::kFinSent) ? FERRY_CONN_F_FIN_SENT : 0));
   v->snd_shift = c.snd_shift;
   std::memcpy(v->guest_addr, key.guest_addr, 16);
   std::memcpy(v->peer_addr, key.peer_addr, 16);
