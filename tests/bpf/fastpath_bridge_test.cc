@@ -10,7 +10,8 @@
 // retransmit (flow off the fast path while recovering, back on after),
 // FIN_ACKED closing the connection, retirement on close, the ACK of
 // everything waking a drained flow after a partial ACK with a grown window,
-// RTT samples from the absorbed ACK's arrival.
+// RTT samples from the absorbed ACK's arrival, a recovery that ends on a
+// zero window still woken by the window update.
 // Needs root and BPF; skips otherwise.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -334,6 +335,46 @@ TEST_F(BridgeTest, ThirdDuplicateFastRetransmitsOffTheFastPath) {
   EXPECT_NE(Slot()->gen, gen);
   EXPECT_EQ(Slot()->ack_from_guest, iss_ + 1 + 70000);
   EXPECT_TRUE(Guest(gseq_, iss_ + 1 + 71000, tcpflag::kAck));
+}
+
+// Loss recovery that ends on a zero window with host data waiting: the
+// flow is published again with nothing in flight, and the guest's window
+// update is absorbed by BPF. Unless the sender is armed (persist timer,
+// stall wake-up) when the zero window comes, nothing folds that update
+// until the host socket reports new data (e2e tcp_loss at 1 %, MTU 65520:
+// the guest's receive timed out, on 8e45162 too). Here the host's next
+// bytes (EPOLLIN after the ACKed ones leave the socket) also rescue it, so
+// this covers the path; the persist timer's check is what the fix adds.
+TEST_F(BridgeTest, RecoveryEndingOnAZeroWindowStillWakesOnTheUpdate) {
+  Establish(1000);  // 128000 bytes of window
+  HostSend(200000);  // all of it in ferry's socket at once: no EPOLLIN later
+  std::vector<ParsedFrame> d = DataFor(30);
+  uint32_t sent = 0;
+  for (const ParsedFrame& f : d) sent += static_cast<uint32_t>(f.tcp.payload_len);
+  ASSERT_EQ(sent, 128000u);
+  ASSERT_TRUE(bridge_->published(slot_));
+  const uint32_t base = iss_ + 1;
+  EXPECT_TRUE(Guest(gseq_, base + 1460, tcpflag::kAck, 1000));
+  for (int i = 0; i < 3; i++) Guest(gseq_, base + 1460, tcpflag::kAck, 1000);
+  ParsedFrame rtx;
+  ASSERT_TRUE(WaitFor(&rtx, [](const ParsedFrame& f) { return f.tcp.payload_len > 0; }, 200));
+  ASSERT_TRUE(Conn().in_recovery);
+  // Everything acknowledged (the repair and what the window let follow it),
+  // the guest's buffer full: recovery ends with nothing in flight.
+  const uint32_t all = Conn().snd_max;
+  EXPECT_FALSE(Guest(gseq_, all, tcpflag::kAck, 0));
+  ASSERT_FALSE(Conn().in_recovery);
+  ASSERT_EQ(Conn().snd_wnd, 0u);
+  ASSERT_EQ(Conn().snd_una, Conn().snd_max);
+  EXPECT_NE(Conn().rtx_at, 0u) << "persist timer";
+  DataFor(20);
+  // The guest's application reads: its window update.
+  ASSERT_TRUE(bridge_->published(slot_));
+  EXPECT_TRUE(Guest(gseq_, all, tcpflag::kAck, 1000));  // absorbed
+  d = DataFor(300);
+  sent = 0;
+  for (const ParsedFrame& f : d) sent += static_cast<uint32_t>(f.tcp.payload_len);
+  EXPECT_GT(sent, 0u) << "the window update was absorbed and nothing woke the sender";
 }
 
 }  // namespace

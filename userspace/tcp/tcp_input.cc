@@ -99,8 +99,13 @@ void TcpTranslator::segment_established(uint32_t slot, const ParsedFrame& f,
   }
   if (trimmed) send_ack_now(slot);  // tell the guest at once where the window ends
   uint32_t wnd_after = c.snd_una + c.snd_wnd;
+  // A closed window with nothing in flight also goes to send_data(): it arms
+  // the persist timer and the fast path's wake-up (a recovery that ends on
+  // a zero window left the flow published with neither, and the guest's
+  // window update, absorbed by BPF, then woke nobody).
+  const bool closed_idle = c.snd_wnd == 0 && c.snd_una == c.snd_max && c.rtx_at == 0;
   if (seq::gt(wnd_after, wnd_before) || seq::gt(wnd_after, c.snd_nxt) ||
-      (c.flags & kFinSent))
+      (c.flags & kFinSent) || closed_idle)
     send_data(slot);
   if (c.state == TcpState::established) maybe_finish(slot);
 }
