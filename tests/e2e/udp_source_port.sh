@@ -4,7 +4,9 @@
 # IPv6, as with pasta; when a process in the host namespace holds that port
 # (bound without SO_REUSEADDR), the datagram still arrives, from another
 # (ephemeral) port. The peer answers each datagram with the source port it
-# saw, which the guest prints.
+# saw, which the guest prints. socat waits up to 5 s for that answer (-t 5;
+# its default 0.5 s is shorter than the IPv6 neighbour resolution on the
+# fresh veth, whose link-local address is still in DAD).
 source "$(dirname "$0")/lib.sh"
 e2e_init
 command -v socat >/dev/null || e2e_die "socat missing (scripts/install-deps.sh installs it)"
@@ -44,13 +46,13 @@ KEEP4=40123 KEEP6=40124
 [[ $HELD != "$KEEP4" && $HELD != "$KEEP6" ]] || e2e_die "held port collides"
 
 e2e_ferry 30 run -- sh -c "
-  echo v4 \$(printf a | socat -T 3 - UDP4:${REMOTE_P4[0]}:$PPORT,sourceport=$KEEP4);
-  echo v6 \$(printf b | socat -T 3 - 'UDP6:[${REMOTE_P6[0]}]:$PPORT,sourceport=$KEEP6');
-  echo held \$(printf c | socat -T 3 - UDP4:${REMOTE_P4[0]}:$PPORT,sourceport=$HELD)"
+  echo v4 \$(printf a | socat -t 5 -T 10 - UDP4:${REMOTE_P4[0]}:$PPORT,sourceport=$KEEP4);
+  echo v6 \$(printf b | socat -t 5 -T 10 - 'UDP6:[${REMOTE_P6[0]}]:$PPORT,sourceport=$KEEP6');
+  echo held \$(printf c | socat -t 5 -T 10 - UDP4:${REMOTE_P4[0]}:$PPORT,sourceport=$HELD)"
 e2e_expect_rc 0 "guest datagrams to the peer"
 e2e_expect "IPv4: the peer saw the guest's port $KEEP4" grep -qx "v4 port=$KEEP4" "$OUT"
 e2e_expect "IPv6: the peer saw the guest's port $KEEP6" grep -qx "v6 port=$KEEP6" "$OUT"
 e2e_expect "held port $HELD: the datagram arrived from another port" \
   bash -c "grep -q '^held port=[0-9]' '$OUT' && ! grep -qx 'held port=$HELD' '$OUT'"
-grep -qx "v4 port=$KEEP4" "$OUT" || e2e_show_output
+grep -qx "v6 port=$KEEP6" "$OUT" || { e2e_show_output; cat "$E2E_TMP/peer.log"; }
 e2e_check_clean "$FERRY_PID"
