@@ -82,6 +82,7 @@
 #include "gateway/gateway.h"
 #include "tcp/tcp_translator.h"
 #include "translator/translator.h"
+#include "translator_child.h"
 #include "udp/udp_translator.h"
 
 namespace ferry::cli {
@@ -320,20 +321,7 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
       Translator& tr = translator;
       const FramePort& port = (*dp)->port();
       sandbox::ParentChannel channel(loop, tp->fd, [&tr, &port] { return counters_text(tr, port); });
-      // The node's addresses (for --no-node): from now on the parent's.
-      tr.policy().node_addresses().freeze();
-      channel.set_on_update([&tr](std::string_view t) { tr.policy().node_addresses().load_text(t); });
-      if (mark_cgroup) {
-        if (Status st = mark_cgroup->join(); !st) {
-          std::fprintf(stderr, "ferry: --mark: %s\n", st.message().c_str());
-          _exit(1);
-        }
-      }
-      if (Status st = sandbox::enter(a.sandbox); !st) {
-        std::fprintf(stderr, "ferry: sandbox: %s\n", st.message().c_str());
-        _exit(1);
-      }
-      if (!channel.send_ready()) _exit(1);
+      enter_translator_sandbox("ferry", tr, channel, mark_cgroup.get(), a.sandbox);
       loop.run();
       if (fastpath && config.verbose) std::fprintf(stderr, "ferry: fast path: %s\n", fastpath->counters_line().c_str());
       tr.udp().close_flows("exit");  // their -v close lines

@@ -80,6 +80,7 @@
 #include "services/resolv_conf.h"
 #include "tcp/tcp_translator.h"
 #include "translator/translator.h"
+#include "translator_child.h"
 #include "udp/udp_translator.h"
 #include "gateway/gateway.h"
 
@@ -502,20 +503,7 @@ int cmd_run(int argc, char** argv) {
     });
     loop.add_timer_client(&drain);
     channel.set_on_drain([&drain] { drain.start(); });
-    // The node's addresses (for --no-node): from now on the parent's.
-    translator.policy().node_addresses().freeze();
-    channel.set_on_update([&translator](std::string_view t) { translator.policy().node_addresses().load_text(t); });
-    if (mark_cgroup) {
-      if (Status st = mark_cgroup->join(); !st) {
-        std::fprintf(stderr, "ferry run: --mark: %s\n", st.message().c_str());
-        _exit(1);
-      }
-    }
-    if (Status st = sandbox::enter(sandbox_options); !st) {
-      std::fprintf(stderr, "ferry run: sandbox: %s\n", st.message().c_str());
-      _exit(1);
-    }
-    if (!channel.send_ready()) _exit(1);
+    enter_translator_sandbox("ferry run", translator, channel, mark_cgroup.get(), sandbox_options);
     // 8. translate until CMD ends (and its connections closed, or kDrainNs)
     loop.run();
     if (fastpath && config.verbose) {

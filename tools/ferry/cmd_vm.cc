@@ -57,6 +57,7 @@
 #include "sandbox/process_split.h"
 #include "sandbox/sandbox.h"
 #include "translator/translator.h"
+#include "translator_child.h"
 
 namespace ferry::cli {
 
@@ -317,20 +318,7 @@ int cmd_vm(int argc, char** argv) {
     sandbox::ParentChannel channel(loop, tp->fd, [&] { return GuestWatch::counters(translator, sp); });
     GuestWatch watch(loop, sp, quiet);
     loop.add_batch_end_hook([&watch] { watch.check(); });
-    // The node's addresses (for --no-node): from now on the parent's.
-    translator.policy().node_addresses().freeze();
-    channel.set_on_update([&translator](std::string_view t) { translator.policy().node_addresses().load_text(t); });
-    if (mark_cgroup) {
-      if (Status st = mark_cgroup->join(); !st) {
-        std::fprintf(stderr, "ferry vm: --mark: %s\n", st.message().c_str());
-        _exit(1);
-      }
-    }
-    if (Status st = sandbox::enter(sandbox_options); !st) {
-      std::fprintf(stderr, "ferry vm: sandbox: %s\n", st.message().c_str());
-      _exit(1);
-    }
-    if (!channel.send_ready()) _exit(1);
+    enter_translator_sandbox("ferry vm", translator, channel, mark_cgroup.get(), sandbox_options);
     watch.check();
     if (!sp.closed()) loop.run();
     _exit(0);
