@@ -44,6 +44,7 @@ int Bind(const char* addr, uint16_t* port) {
 
 Bytes Query(uint16_t id, const Bytes& name = {3, 'f', 'o', 'o', 0}) {
   Bytes q = {static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id), 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+  q.reserve(q.size() + name.size() + 4);  // also silences GCC 12's false -Wstringop-overread on insert
   q.insert(q.end(), name.begin(), name.end());
   q.insert(q.end(), {0, 1, 0, 1});
   return q;

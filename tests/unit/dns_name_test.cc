@@ -75,6 +75,7 @@ TEST(DnsName, RefusesNamesLongerThan255Decoded) {
 
 Bytes Query(const Bytes& name, uint8_t flags = 0x01, uint16_t qd = 1) {
   Bytes q = {0x12, 0x34, flags, 0x00, static_cast<uint8_t>(qd >> 8), static_cast<uint8_t>(qd), 0, 0, 0, 0, 0, 0};
+  q.reserve(q.size() + name.size() + 4);  // also silences GCC 12's false -Wstringop-overread on insert
   q.insert(q.end(), name.begin(), name.end());
   q.insert(q.end(), {0, 1, 0, 1});
   return q;
