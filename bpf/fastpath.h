@@ -6,12 +6,13 @@
  * -------------------
  * A program that sees the guest's frames before the control plane does
  * (ferry_classify.bpf.c: TC egress of `ferry run`'s tap; ferry_attach.bpf.c:
- * tcx ingress of `ferry attach`'s DEV) includes this header once. It brings
- * the fast-path maps (conn_hash, conn_state, activity, events; layouts and
- * writers in include/ferry/contract.h) and ferry_fastpath_pure_ack(), which
- * the program calls after parsing (parse.h) and counting the frame's class:
- * it counts guest_pure_acks and, when the frame was absorbed, acks_absorbed;
- * the caller then consumes the frame instead of passing it on (at TC egress
+ * tcx ingress of `ferry attach`'s DEV) includes this header once. It uses
+ * the fast-path maps (conn_hash, conn_state, activity, events: bpf/maps.h;
+ * layouts and writers in include/ferry/contract.h) and brings
+ * ferry_fastpath_pure_ack(), which the program calls after parsing
+ * (parse.h) and counting the frame's class (stats.h): it counts
+ * guest_pure_acks and, when the frame was absorbed, acks_absorbed; the
+ * caller then consumes the frame instead of passing it on (at TC egress
  * with TC_ACT_STOLEN, so the guest's stack is not told of a drop).
  * Both programs therefore make the same decision on the same frame, and
  * userspace (userspace/bpf/fastpath.h) drives either copy of the maps the
@@ -44,38 +45,9 @@
 #ifndef FERRY_BPF_FASTPATH_H
 #define FERRY_BPF_FASTPATH_H
 
-#include "parse.h"
+#include "stats.h"
 
 #include <bpf/bpf_core_read.h>
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, FERRY_MAX_CONNS_DEFAULT); /* set at load */
-	__type(key, struct ferry_conn_key);
-	__type(value, __u32);
-} conn_hash SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, FERRY_MAX_CONNS_DEFAULT); /* set at load */
-	__type(key, __u32);
-	__type(value, struct ferry_conn_slot);
-} conn_state SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, FERRY_ACTIVITY_WORDS(FERRY_MAX_CONNS_DEFAULT)); /* set at load */
-	__type(key, __u32);
-	__type(value, __u64);
-} activity SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, FERRY_EVENTS_RING_BYTES);
-} events SEC(".maps");
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
@@ -290,9 +262,8 @@ static __always_inline int ferry_absorb_ack(struct __sk_buff *skb, struct ferry_
 static __always_inline int ferry_fastpath_pure_ack(struct __sk_buff *skb, struct ferry_pkt *pkt,
 						   struct ferry_stats *st)
 {
-	if (!pkt->pure_ack || pkt->class == FERRY_CLASS_MALFORMED)
+	if (!ferry_count_pure_ack(st, pkt))
 		return 0;
-	st->guest_pure_acks++;
 	if (!ferry_absorb_ack(skb, pkt, st))
 		return 0;
 	st->acks_absorbed++;

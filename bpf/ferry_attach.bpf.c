@@ -14,8 +14,8 @@
  *   ferry_attach_dev_xdp  XDP on DEV, bpf_redirect_map(tx_port) into the tap
  *                         (tun implements ndo_xdp_xmit).
  * Either way every guest frame is parsed with the shared core (parse.h) and
- * counted in `stats` (struct ferry_stats, the classifier's layout) before it
- * is redirected; nothing is ever passed up DEV's stack, so a guest frame
+ * counted in `stats` (bpf/stats.h, as the classifier counts) before it is
+ * redirected; nothing is ever passed up DEV's stack, so a guest frame
  * never reaches the host's IP layer: it leaves through the tap or, when the
  * redirect fails (tap gone because the service died), it is dropped.
  *
@@ -68,13 +68,6 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct ferry_stats);
-} stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
 	__type(value, struct ferry_attach_stats);
 } attach_stats SEC(".maps");
 
@@ -92,39 +85,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ferry_conn_view);
 } conns SEC(".maps");
-
-/* Adds one frame of class `class` to the per-class counters. */
-static __always_inline void count_class(struct ferry_stats *st, __u32 class)
-{
-	switch (class) {
-	case FERRY_CLASS_ARP: st->arp++; break;
-	case FERRY_CLASS_IPV4_TCP: st->ipv4_tcp++; break;
-	case FERRY_CLASS_IPV4_UDP: st->ipv4_udp++; break;
-	case FERRY_CLASS_IPV4_ICMP: st->ipv4_icmp++; break;
-	case FERRY_CLASS_IPV4_OTHER: st->ipv4_other++; break;
-	case FERRY_CLASS_IPV6_TCP: st->ipv6_tcp++; break;
-	case FERRY_CLASS_IPV6_UDP: st->ipv6_udp++; break;
-	case FERRY_CLASS_IPV6_ICMP: st->ipv6_icmp++; break;
-	case FERRY_CLASS_IPV6_OTHER: st->ipv6_other++; break;
-	case FERRY_CLASS_MALFORMED: st->malformed++; break;
-	default: st->other++; break;
-	}
-}
-
-/* Returns this CPU's counters (never NULL in practice: key 0 of a 1-array). */
-static __always_inline struct ferry_stats *stats_get(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&stats, &zero);
-}
-
-/* Counts one guest frame by class (pure ACKs and its fate are the caller's). */
-static __always_inline void count_frame(struct ferry_stats *st, const struct ferry_pkt *pkt)
-{
-	st->guest_frames++;
-	count_class(st, pkt->class);
-}
 
 /* Counts `len` bytes of a guest frame that goes on to the tap. */
 static __always_inline void count_bytes(__u32 len)
@@ -149,7 +109,7 @@ static __always_inline void count_failed(void)
 SEC("tc")
 int ferry_attach_dev_tc(struct __sk_buff *skb)
 {
-	struct ferry_stats *st = stats_get();
+	struct ferry_stats *st = ferry_stats_get();
 	struct ferry_pkt pkt;
 	__u32 len = skb->len;
 	long rc;
@@ -168,7 +128,7 @@ int ferry_attach_dev_tc(struct __sk_buff *skb)
 	if (ferry_parse(&pkt, data, data_end, len) != FERRY_PARSE_OK)
 		pkt.class = FERRY_CLASS_OTHER; /* still redirected: counting only */
 	if (st) {
-		count_frame(st, &pkt);
+		ferry_count_frame(st, &pkt);
 		/* the fast path, before the redirect: an absorbed ACK is dropped
 		 * here and never reaches the tap */
 		if (ferry_fastpath_pure_ack(skb, &pkt, st))
@@ -190,7 +150,7 @@ int ferry_attach_dev_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct ferry_stats *st = stats_get();
+	struct ferry_stats *st = ferry_stats_get();
 	struct ferry_pkt pkt;
 	__u32 len = (__u32)(data_end - data);
 	long rc;
@@ -198,9 +158,8 @@ int ferry_attach_dev_xdp(struct xdp_md *ctx)
 	if (ferry_parse(&pkt, data, data_end, len) != FERRY_PARSE_OK)
 		pkt.class = FERRY_CLASS_OTHER;
 	if (st) {
-		count_frame(st, &pkt);
-		if (pkt.pure_ack && pkt.class != FERRY_CLASS_MALFORMED)
-			st->guest_pure_acks++;
+		ferry_count_frame(st, &pkt);
+		ferry_count_pure_ack(st, &pkt);
 		st->passed_to_userspace++;
 	}
 	count_bytes(len);

@@ -7,13 +7,8 @@
  * ferry_tc_egress runs at clsact egress of the tap that `ferry run` holds,
  * i.e. on every frame the guest sends, before it reaches the tap fd. It
  * parses the frame with the shared core (parse.h), counts it in the per-CPU
- * `stats` map (one struct ferry_stats at key 0), and returns TC_ACT_OK so
- * the frame goes on to the control plane.
- *
- * Counting invariants (per CPU, summed by userspace):
- *   guest_frames = arp + ipv4_* + ipv6_* + other + malformed
- *   guest_frames = passed_to_userspace + acks_absorbed
- *   guest_pure_acks <= ipv4_tcp + ipv6_tcp
+ * `stats` map (stats.h, with its invariants; the maps are bpf/maps.h's),
+ * and returns TC_ACT_OK so the frame goes on to the control plane.
  *
  * Non-linear skbs: the kernel may leave headers beyond the linear area
  * (rare; TCP payload in page fragments is common and harmless). The parser
@@ -35,61 +30,6 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* Bytes pulled into the linear area when headers lie beyond it. */
 #define FERRY_PULL_LEN 600
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ferry_stats);
-} stats SEC(".maps");
-
-/* Returns this CPU's counters (never NULL in practice: key 0 of a 1-array). */
-static __always_inline struct ferry_stats *ferry_stats_get(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&stats, &zero);
-}
-
-/* Adds one frame of class `class` to the per-class counters. */
-static __always_inline void ferry_count_class(struct ferry_stats *st, __u32 class)
-{
-	switch (class) {
-	case FERRY_CLASS_ARP:
-		st->arp++;
-		break;
-	case FERRY_CLASS_IPV4_TCP:
-		st->ipv4_tcp++;
-		break;
-	case FERRY_CLASS_IPV4_UDP:
-		st->ipv4_udp++;
-		break;
-	case FERRY_CLASS_IPV4_ICMP:
-		st->ipv4_icmp++;
-		break;
-	case FERRY_CLASS_IPV4_OTHER:
-		st->ipv4_other++;
-		break;
-	case FERRY_CLASS_IPV6_TCP:
-		st->ipv6_tcp++;
-		break;
-	case FERRY_CLASS_IPV6_UDP:
-		st->ipv6_udp++;
-		break;
-	case FERRY_CLASS_IPV6_ICMP:
-		st->ipv6_icmp++;
-		break;
-	case FERRY_CLASS_IPV6_OTHER:
-		st->ipv6_other++;
-		break;
-	case FERRY_CLASS_MALFORMED:
-		st->malformed++;
-		break;
-	default:
-		st->other++;
-		break;
-	}
-}
 
 /* Parses the skb, pulling headers into the linear area once if needed. */
 static __always_inline void ferry_parse_skb(struct __sk_buff *skb, struct ferry_pkt *pkt)
@@ -117,8 +57,7 @@ int ferry_tc_egress(struct __sk_buff *skb)
 	ferry_parse_skb(skb, &pkt);
 	if (!st)
 		return TC_ACT_OK;
-	st->guest_frames++;
-	ferry_count_class(st, pkt.class);
+	ferry_count_frame(st, &pkt);
 	/* STOLEN, not SHOT: SHOT makes dev_queue_xmit() return NET_XMIT_DROP to
 	 * the guest's stack, and its TCP takes every absorbed ACK for local
 	 * congestion (tcp_enter_cwr); a packet socket sees ENOBUFS */

@@ -59,19 +59,31 @@ struct ferry_stats {
 #undef FERRY_STATS_DECLARE
 };
 
-/* Frame classes, as the classifier decides them (one counter each above). */
+/*
+ * Frame classes, as the parser (bpf/parse.h) decides them, each with the
+ * counter above that counts it. X(CLASS, field) lists them once: the enum
+ * below and the BPF side's per-class counting (bpf/stats.h) are generated
+ * from it, so a class cannot be added without its counter. Values start at
+ * 1 in this order (0 is never a class).
+ */
+#define FERRY_FRAME_CLASSES(X)                                                 \
+	X(ARP, arp)                                                            \
+	X(IPV4_TCP, ipv4_tcp)                                                  \
+	X(IPV4_UDP, ipv4_udp)                                                  \
+	X(IPV4_ICMP, ipv4_icmp)                                                \
+	X(IPV4_OTHER, ipv4_other)                                              \
+	X(IPV6_TCP, ipv6_tcp)                                                  \
+	X(IPV6_UDP, ipv6_udp)                                                  \
+	X(IPV6_ICMP, ipv6_icmp)                                                \
+	X(IPV6_OTHER, ipv6_other)                                              \
+	X(OTHER, other)                                                        \
+	X(MALFORMED, malformed)
+
 enum ferry_frame_class {
-	FERRY_CLASS_ARP = 1,
-	FERRY_CLASS_IPV4_TCP,
-	FERRY_CLASS_IPV4_UDP,
-	FERRY_CLASS_IPV4_ICMP,
-	FERRY_CLASS_IPV4_OTHER,
-	FERRY_CLASS_IPV6_TCP,
-	FERRY_CLASS_IPV6_UDP,
-	FERRY_CLASS_IPV6_ICMP,
-	FERRY_CLASS_IPV6_OTHER,
-	FERRY_CLASS_OTHER,
-	FERRY_CLASS_MALFORMED,
+	FERRY_CLASS_NONE = 0, /* not a class: the parser always sets one below */
+#define FERRY_CLASS_DECLARE(cls, field) FERRY_CLASS_##cls,
+	FERRY_FRAME_CLASSES(FERRY_CLASS_DECLARE)
+#undef FERRY_CLASS_DECLARE
 };
 
 /*
