@@ -97,7 +97,11 @@ Result<std::unique_ptr<TapPort>> TapPort::create(int ns_fd, const TapOptions& op
 
 // Takes ownership of an open tap fd.
 std::unique_ptr<TapPort> TapPort::adopt(int fd, int ifindex, std::string ifname, MacAddr mac) {
-  return std::unique_ptr<TapPort>(new TapPort(fd, ifindex, std::move(ifname), mac));
+  std::unique_ptr<TapPort> port(new TapPort(fd, ifindex, std::move(ifname), mac));
+  // A tap made with IFF_VNET_HDR keeps it: frames on this fd carry the header.
+  ifreq ifr{};
+  if (::ioctl(fd, TUNGETIFF, &ifr) == 0 && (ifr.ifr_flags & IFF_VNET_HDR) != 0) port->vnet_hdr_ = true;
+  return port;
 }
 
 // Allocates the one receive buffer.

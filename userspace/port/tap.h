@@ -61,6 +61,7 @@ class TapPort final : public FramePort {
 
   // Wraps an already open tap fd (takes ownership); for tests and for fds
   // handed over by another process. ifindex/ifname as seen in its namespace.
+  // The vnet header is on when the tap was made with it (TUNGETIFF).
   static std::unique_ptr<TapPort> adopt(int fd, int ifindex, std::string ifname, MacAddr mac);
 
   ~TapPort() override;

@@ -24,7 +24,7 @@ int clear_capability_sets() {
 
 }  // namespace
 
-Status drop_privileges(uid_t uid, gid_t gid) {
+Status drop_privileges(uid_t uid, gid_t gid, bool clear_groups) {
   // 1. the bounding set: every capability the kernel knows (it says EINVAL past the last)
   for (unsigned long cap = 0; cap < 64; cap++) {
     if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0) break;
@@ -32,7 +32,7 @@ Status drop_privileges(uid_t uid, gid_t gid) {
       return Status::from_errno("PR_CAPBSET_DROP " + std::to_string(cap));
   }
   // 2. groups, gid, uid
-  if (setgroups(0, nullptr) != 0) return Status::from_errno("setgroups");
+  if (clear_groups && setgroups(0, nullptr) != 0) return Status::from_errno("setgroups");
   if (setresgid(gid, gid, gid) != 0) return Status::from_errno("setresgid " + std::to_string(gid));
   if (setresuid(uid, uid, uid) != 0) return Status::from_errno("setresuid " + std::to_string(uid));
   // 3. what setuid leaves: the inheritable set (and the permitted set when uid is 0)

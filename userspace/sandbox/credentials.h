@@ -23,7 +23,9 @@
 namespace ferry::sandbox {
 
 // Drops to uid/gid with no capabilities and no_new_privs (see above).
-Status drop_privileges(uid_t uid, gid_t gid);
+// clear_groups false skips setgroups() (a user namespace whose setgroups is
+// denied: rootless, the caller's groups stay).
+Status drop_privileges(uid_t uid, gid_t gid, bool clear_groups = true);
 
 // Whether net.ipv4.ping_group_range lets group gid open ping sockets
 // (SOCK_DGRAM/IPPROTO_ICMP). Read before the translator leaves the

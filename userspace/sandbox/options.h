@@ -28,6 +28,13 @@ struct Options {
   uid_t uid = 65534;             // resolved from runas by resolve()
   gid_t gid = 65534;
   SeccompMode seccomp = SeccompMode::kill;
+  // Rootless (`ferry run` as an ordinary user): the translator first enters
+  // a user namespace of its own (its uid and gid mapped to themselves), where
+  // it may unshare its mount namespace for the empty root; it keeps the
+  // caller's user (uid/gid: the caller's) and supplementary groups (an
+  // unprivileged user namespace may not drop them), and then gives up every
+  // capability as root's translator does.
+  bool own_user_namespace = false;
 };
 
 // Parses one sandbox option at argv[*i] (advancing *i past its value).

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 
+#include "netns/user_namespace.h"
 #include "sandbox/credentials.h"
 #include "sandbox/empty_root.h"
 #include "sandbox/seccomp_filter.h"
@@ -15,9 +16,12 @@ Status enter(const Options& o) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return Status::from_errno("PR_SET_PDEATHSIG");
     return {};
   }
+  if (o.own_user_namespace) {
+    if (Status s = enter_new_user_namespace(o.uid, o.gid); !s) return s;
+  }
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return Status::from_errno("PR_SET_DUMPABLE");
   if (Status s = enter_empty_root(); !s) return s;
-  if (Status s = drop_privileges(o.uid, o.gid); !s) return s;
+  if (Status s = drop_privileges(o.uid, o.gid, !o.own_user_namespace); !s) return s;
   return install_seccomp_filter(o.seccomp);
 }
 

@@ -1,0 +1,148 @@
+// The guest's namespaces without privileges: see unprivileged_guest_ns.h.
+//
+// The helper's one message: "O" + text with the fds [userns, netns,
+// handed-back...] attached, or "E" + errno (decimal) + " " + what failed.
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "netns/unprivileged_guest_ns.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "netns/user_namespace.h"
+
+namespace ferry {
+
+namespace {
+
+constexpr size_t kMaxMessage = 1 + HandBack::kMaxText + 64;
+constexpr size_t kMaxPassed = 2 + HandBack::kMaxFds;
+
+// Sends one message with fds attached.
+bool send_with_fds(int sock, const std::string& msg, const std::vector<int>& fds) {
+  iovec iov{const_cast<char*>(msg.data()), msg.size()};
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassed)]{};
+  if (!fds.empty()) {
+    mh.msg_control = control;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* c = CMSG_FIRSTHDR(&mh);
+    if (c == nullptr) return false;
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  return ::sendmsg(sock, &mh, MSG_NOSIGNAL) == static_cast<ssize_t>(msg.size());
+}
+
+// The helper: steps 1-4 of the theory of operation; never returns.
+[[noreturn]] void helper(int sock, const std::function<Status(HandBack*)>& setup) {
+  auto fail = [sock](const Status& st) {
+    const std::string msg = "E" + std::to_string(st.err()) + " " + st.message();
+    send_with_fds(sock, msg.substr(0, kMaxMessage), {});
+    _exit(1);
+  };
+  if (Status st = enter_new_user_namespace(0, 0); !st) fail(st);
+  if (::unshare(CLONE_NEWNET) != 0) fail(Status::from_errno("unshare(CLONE_NEWNET) in the new user namespace"));
+  const int userns = ::open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+  if (userns < 0) fail(Status::from_errno("open /proc/self/ns/user"));
+  const int netns = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (netns < 0) fail(Status::from_errno("open /proc/self/ns/net"));
+  HandBack back;
+  if (Status st = setup(&back); !st) fail(st);
+  if (back.fds.size() > HandBack::kMaxFds || back.text.size() > HandBack::kMaxText)
+    fail(Status(E2BIG, "too much handed back from the guest's namespace"));
+  std::vector<int> fds{userns, netns};
+  fds.insert(fds.end(), back.fds.begin(), back.fds.end());
+  _exit(send_with_fds(sock, "O" + back.text, fds) ? 0 : 1);
+}
+
+}  // namespace
+
+Result<GuestNamespaces> make_guest_namespaces(const std::function<Status(HandBack*)>& setup) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return Status::from_errno("socketpair for the namespace helper");
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const Status st = Status::from_errno("fork the namespace helper");
+    ::close(sv[0]);
+    ::close(sv[1]);
+    return st;
+  }
+  if (pid == 0) {
+    ::close(sv[0]);
+    helper(sv[1], setup);
+  }
+  ::close(sv[1]);
+  char buf[kMaxMessage + 1];
+  iovec iov{buf, kMaxMessage};
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassed)]{};
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof(control);
+  ssize_t n;
+  do {
+    n = ::recvmsg(sv[0], &mh, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  const int recv_err = errno;
+  ::close(sv[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  std::vector<int> fds;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); n > 0 && c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      fds.push_back(fd);
+    }
+  }
+  auto close_all = [&fds] {
+    for (int fd : fds) ::close(fd);
+  };
+  if (n <= 0) {
+    close_all();
+    return Status(n < 0 ? recv_err : EPIPE, "the namespace helper ended without an answer");
+  }
+  if (buf[0] == 'E') {
+    close_all();
+    buf[n] = '\0';
+    char* rest = nullptr;
+    const long err = std::strtol(buf + 1, &rest, 10);
+    return Status(err > 0 ? static_cast<int>(err) : EIO, (rest && *rest == ' ') ? rest + 1 : rest ? rest : "");
+  }
+  if (buf[0] != 'O' || fds.size() < 2 || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0) {
+    close_all();
+    return Status(EPROTO, "bad answer from the namespace helper");
+  }
+  GuestNamespaces out;
+  out.userns.reset(fds[0]);
+  out.netns.reset(fds[1]);
+  out.fds.assign(fds.begin() + 2, fds.end());
+  out.text.assign(buf + 1, static_cast<size_t>(n - 1));
+  return out;
+}
+
+Status enter_guest_namespaces(int userns_fd, int netns_fd) {
+  if (::setns(userns_fd, CLONE_NEWUSER) != 0) return Status::from_errno("enter the guest's user namespace");
+  if (::setns(netns_fd, CLONE_NEWNET) != 0) return Status::from_errno("enter the guest's network namespace");
+  return Status();
+}
+
+}  // namespace ferry
