@@ -36,6 +36,9 @@
 // CMD. If ferry itself dies, CMD gets SIGHUP and the translator SIGKILL
 // (PR_SET_PDEATHSIG), and the next ferry removes the stale pins.
 // Exit status: CMD's, or 1 when ferry fails before CMD runs, 2 on bad usage.
+// As an ordinary user (no CAP_SYS_ADMIN/CAP_NET_ADMIN in the initial user
+// namespace) steps 1-3 happen in a user namespace of the guest's own, 4 is
+// skipped, and nothing is written under /run: run_rootless.h.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -80,6 +83,7 @@
 #include "services/resolv_conf.h"
 #include "tcp/tcp_translator.h"
 #include "translator/translator.h"
+#include "run_rootless.h"
 #include "translator_child.h"
 #include "udp/udp_translator.h"
 #include "gateway/gateway.h"
@@ -216,15 +220,18 @@ class CmdSignals {
   std::optional<int> exit_code_;
 };
 
-// Child side of the fork: enter the guest namespace and exec CMD.
-[[noreturn]] void exec_guest(int netns_fd, const std::vector<char*>& cmd, const std::string& instance,
+// Child side of the fork: enter the guest namespace (rootless: its user
+// namespace first) and exec CMD.
+[[noreturn]] void exec_guest(int userns_fd, int netns_fd, const std::vector<char*>& cmd, const std::string& instance,
                              const sigset_t& old_mask, mode_t old_umask, const std::string& resolv_conf) {
-  prctl(PR_SET_PDEATHSIG, SIGHUP);
   umask(old_umask);
-  if (setns(netns_fd, CLONE_NEWNET) != 0) {
-    std::fprintf(stderr, "ferry: cannot enter the guest namespace: %s\n", std::strerror(errno));
+  Status entered = userns_fd >= 0 ? enter_guest_namespaces(userns_fd, netns_fd)
+                                  : (setns(netns_fd, CLONE_NEWNET) == 0 ? Status() : Status::from_errno("setns"));
+  if (!entered) {
+    std::fprintf(stderr, "ferry: cannot enter the guest namespace: %s\n", entered.message().c_str());
     _exit(127);
   }
+  prctl(PR_SET_PDEATHSIG, SIGHUP);  // after setns: a new user namespace clears it
   // The guest's own /etc/resolv.conf: a private mount namespace (mounts
   // propagate in from the host, not out) with the file bound over it.
   if (!resolv_conf.empty()) {
@@ -255,6 +262,7 @@ int cmd_run(int argc, char** argv) {
   Config config = Config::defaults();
   sandbox::Options sandbox_options;
   bool seccomp_given = false;
+  bool runas_given = false;
   std::string netns_spec;
   bool quiet = false;
   std::vector<char*> cmd;
@@ -283,6 +291,7 @@ int cmd_run(int argc, char** argv) {
         return 2;
       }
       seccomp_given = seccomp_given || arg == "--seccomp";
+      runas_given = runas_given || arg == "--runas";
       continue;
     }
     if (arg == "--pid") {
@@ -319,11 +328,16 @@ int cmd_run(int argc, char** argv) {
     std::fprintf(stderr, "ferry run: %s\n", error.c_str());
     return 2;
   }
-  prepare_forwards(&config);
   if (std::string error; !sandbox::resolve(&sandbox_options, seccomp_given, &error)) {
     std::fprintf(stderr, "ferry run: %s\n", error.c_str());
     return 2;
   }
+  const bool rootless = rootless::wanted();
+  if (rootless) {
+    if (int rc = rootless::prepare(&config, &sandbox_options, {!netns_spec.empty(), runas_given, quiet}); rc != 0)
+      return rc;
+  }
+  prepare_forwards(&config);
   const services::ResolvConf host_dns = services::read_resolv_conf();
   finish_services_config(&config, host_dns);
   // The guest's resolv.conf, when the host's cannot serve it as it is.
@@ -341,10 +355,6 @@ int cmd_run(int argc, char** argv) {
     }
     guest_resolv = services::render_guest_resolv_conf(servers, config.services.search, host_dns);
   }
-  if (geteuid() != 0) {
-    std::fprintf(stderr, "ferry run: needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to make a namespace and a tap\n");
-    return 1;
-  }
 
   const std::string instance = "run-" + std::to_string(getpid());
   const mode_t old_umask = umask(077);  // ferry's files 0600, directories 0700 (CMD gets the caller's)
@@ -352,65 +362,86 @@ int cmd_run(int argc, char** argv) {
   sigset_t handled = handled_signals(), old_mask;
   sigprocmask(SIG_BLOCK, &handled, &old_mask);
 
-  // 1. the namespace
-  Result<NetnsFd> ns = netns_spec.empty() ? create_netns() : open_netns(netns_spec);
-  if (!ns) {
-    std::fprintf(stderr, "ferry run: %s\n", ns.status().message().c_str());
-    return 1;
-  }
-  // Our own namespace as the guest's: its addresses and default route would
-  // be written where our host sockets live.
-  if (Result<NetnsFd> own = current_netns(); own && same_netns(own->get(), ns->get())) {
-    std::fprintf(stderr, "ferry run: --netns %s is ferry's own namespace (its host sockets live there)\n",
-                 netns_spec.c_str());
-    return 1;
-  }
-  // 2. the tap
-  TapOptions tap_options;
-  tap_options.ifname = config.ifname;
-  tap_options.mtu = config.mtu;
-  Result<std::unique_ptr<TapPort>> tap = TapPort::create(ns->get(), tap_options);
-  if (!tap) {
-    std::fprintf(stderr, "ferry run: %s\n", tap.status().message().c_str());
-    return 1;
-  }
-  // 3. the guest's addresses and routes
-  GuestLinkSetup setup;
-  setup.ifname = config.ifname;
-  if (config.ipv4) {
-    setup.addr4 = config.guest4;
-    setup.gateway4 = config.gateway4;
-  }
-  if (config.ipv6) {
-    setup.addr6 = config.guest6;
-    setup.gateway6 = config.gateway6;
-  }
-  if (Status st = configure_guest_link(ns->get(), setup); !st) {
-    std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
-    return 1;
-  }
-  // 4. the classifier (its pin root and our run dir: root's alone)
-  for (const char* root : {FERRY_PIN_ROOT, "/run/ferry-run"}) {
-    if (Status st = sandbox::ensure_private_dir(root); !st) {
+  // 1.-3. the namespace, the tap, the guest's addresses and routes;
+  // rootless: all three at once, in a user namespace of the guest's own
+  NetnsFd userns;  // rootless only
+  NetnsFd guest_ns;
+  std::unique_ptr<TapPort> tap;
+  if (rootless) {
+    Result<rootless::Guest> guest = rootless::make_guest(config);
+    if (!guest) {
+      std::fprintf(stderr, "ferry run: the guest's namespaces: %s\n", guest.status().message().c_str());
+      return 1;
+    }
+    userns = std::move(guest->ns.userns);
+    guest_ns = std::move(guest->ns.netns);
+    tap = std::move(guest->tap);
+  } else {
+    // 1. the namespace
+    Result<NetnsFd> ns = netns_spec.empty() ? create_netns() : open_netns(netns_spec);
+    if (!ns) {
+      std::fprintf(stderr, "ferry run: %s\n", ns.status().message().c_str());
+      return 1;
+    }
+    guest_ns = std::move(*ns);
+    // Our own namespace as the guest's: its addresses and default route would
+    // be written where our host sockets live.
+    if (Result<NetnsFd> own = current_netns(); own && same_netns(own->get(), guest_ns.get())) {
+      std::fprintf(stderr, "ferry run: --netns %s is ferry's own namespace (its host sockets live there)\n",
+                   netns_spec.c_str());
+      return 1;
+    }
+    // 2. the tap
+    TapOptions tap_options;
+    tap_options.ifname = config.ifname;
+    tap_options.mtu = config.mtu;
+    Result<std::unique_ptr<TapPort>> made = TapPort::create(guest_ns.get(), tap_options);
+    if (!made) {
+      std::fprintf(stderr, "ferry run: %s\n", made.status().message().c_str());
+      return 1;
+    }
+    tap = std::move(*made);
+    // 3. the guest's addresses and routes
+    GuestLinkSetup setup;
+    setup.ifname = config.ifname;
+    if (config.ipv4) {
+      setup.addr4 = config.guest4;
+      setup.gateway4 = config.gateway4;
+    }
+    if (config.ipv6) {
+      setup.addr6 = config.guest6;
+      setup.gateway6 = config.gateway6;
+    }
+    if (Status st = configure_guest_link(guest_ns.get(), setup); !st) {
       std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
       return 1;
     }
   }
-  // Our liveness lock before any pin: others judge run-PID by it, never by
-  // kill(PID, 0), which another PID namespace answers wrongly.
-  const int instance_lock = hold_run_instance_lock(instance);
-  if (instance_lock < 0) {
-    std::fprintf(stderr, "ferry run: %s/lock: %s\n", run_instance_dir(instance).c_str(),
-                 errno == EWOULDBLOCK ? "held by a live instance of the same name (another PID namespace)"
-                                      : std::strerror(errno));
-    return 1;
+  // 4. the classifier (its pin root and our run dir: root's alone; a
+  // rootless run pins and writes nothing there)
+  if (!rootless) {
+    for (const char* root : {FERRY_PIN_ROOT, "/run/ferry-run"}) {
+      if (Status st = sandbox::ensure_private_dir(root); !st) {
+        std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
+        return 1;
+      }
+    }
+    // Our liveness lock before any pin: others judge run-PID by it, never by
+    // kill(PID, 0), which another PID namespace answers wrongly.
+    const int instance_lock = hold_run_instance_lock(instance);
+    if (instance_lock < 0) {
+      std::fprintf(stderr, "ferry run: %s/lock: %s\n", run_instance_dir(instance).c_str(),
+                   errno == EWOULDBLOCK ? "held by a live instance of the same name (another PID namespace)"
+                                        : std::strerror(errno));
+      return 1;
+    }
+    cleanup_stale_instances();
   }
-  cleanup_stale_instances();
   std::unique_ptr<BpfAttachment> bpf;
   if (config.fastpath) {
     bpf = std::make_unique<BpfAttachment>();
     std::string error = bpf->load(config.max_conns);
-    if (error.empty()) error = bpf->attach_tc_egress(ns->get(), (*tap)->ifindex());
+    if (error.empty()) error = bpf->attach_tc_egress(guest_ns.get(), tap->ifindex());
     if (error.empty()) error = bpf->pin(instance);
     if (!error.empty()) {
       if (!quiet) std::fprintf(stderr, "ferry run: warning: no BPF classifier (%s); translating in userspace only\n", error.c_str());
@@ -420,11 +451,12 @@ int cmd_run(int argc, char** argv) {
   }
   // 5. the translator
   EventLoop loop;
-  Translator translator(loop, **tap, config);
-  translator.set_guest_mac((*tap)->guest_mac());
+  Translator translator(loop, *tap, config);
+  translator.set_guest_mac(tap->guest_mac());
   // The live connection table, pinned for `ferry conns` and bpftool.
-  auto conn_view = attach::start_conn_view(loop, translator.tcp(), instance, config.max_conns);
-  if (!conn_view && !quiet) {
+  auto conn_view = rootless ? Result<std::unique_ptr<attach::ConnView>>(Status(EPERM, "rootless"))
+                            : attach::start_conn_view(loop, translator.tcp(), instance, config.max_conns);
+  if (!conn_view && !quiet && !rootless) {
     std::fprintf(stderr, "ferry run: warning: no connection view (%s)\n", conn_view.status().message().c_str());
   }
   // The TCP fast path: BPF absorbs the guest's pure ACKs of published flows.
@@ -446,19 +478,28 @@ int cmd_run(int argc, char** argv) {
     return 1;
   }
   // Echo forwarding: raw ICMP sockets now, if the translator's group may not open ping sockets.
-  if (sandbox_options.enabled && !sandbox::ping_sockets_allowed(sandbox_options.gid))
+  if (!rootless && sandbox_options.enabled && !sandbox::ping_sockets_allowed(sandbox_options.gid))
     translator.gateway().open_raw_echo_sockets();
   // The translator's counters for `ferry stats`, rewritten every second (by us, from its messages).
-  cleanup_stale_run_counters();
   // (with the tap's drops, read here: the translator has no netlink socket)
-  RunCountersFile counters_file(instance, GuestPathDrops(GuestPathDrops::open_netlink(ns->get()), (*tap)->ifindex(), 0));
-  if (std::string error; !counters_file.open(&error) && !quiet) {
+  if (!rootless) cleanup_stale_run_counters();
+  RunCountersFile counters_file(
+      instance, rootless ? GuestPathDrops()
+                         : GuestPathDrops(GuestPathDrops::open_netlink(guest_ns.get()), tap->ifindex(), 0));
+  if (std::string error; !rootless && !counters_file.open(&error) && !quiet) {
     std::fprintf(stderr, "ferry run: warning: no counters file (%s)\n", error.c_str());
   }
   // The guest's resolv.conf, beside the counters (and removed with them);
   // readable by anyone, as /etc/resolv.conf is, for a CMD that drops root.
+  // Rootless: in a private directory of the caller's.
   std::string resolv_path;
-  if (!guest_resolv.empty()) {
+  rootless::PrivateTempDir rootless_dir;
+  if (!guest_resolv.empty() && rootless) {
+    if (!rootless_dir.make() || (resolv_path = rootless_dir.write("resolv.conf", guest_resolv)).empty()) {
+      std::fprintf(stderr, "ferry run: cannot write the guest's resolv.conf: %s\n", std::strerror(errno));
+      return 1;
+    }
+  } else if (!guest_resolv.empty()) {
     resolv_path = run_counters_dir(instance) + "/resolv.conf";
     std::ofstream out(resolv_path);
     out << guest_resolv;
@@ -495,7 +536,7 @@ int cmd_run(int argc, char** argv) {
   if (tp->pid == 0) {
     close(sigfd);
     prctl(PR_SET_NAME, "ferry-translate");
-    sandbox::ParentChannel channel(loop, tp->fd, [&] { return counters_text(translator, **tap); });
+    sandbox::ParentChannel channel(loop, tp->fd, [&] { return counters_text(translator, *tap); });
     // With the guest's link gone (it deleted its interface) nothing can
     // close any more: CMD's end ends the translator at once.
     DrainAfterCmd drain(loop, [&translator] {
@@ -549,7 +590,7 @@ int cmd_run(int argc, char** argv) {
     close(sigfd);
     return 1;
   }
-  if (child == 0) exec_guest(ns->get(), cmd, instance, old_mask, old_umask, resolv_path);
+  if (child == 0) exec_guest(userns.get(), guest_ns.get(), cmd, instance, old_mask, old_umask, resolv_path);
   cmd_signals.set_child(child);
   PidFile pid_file(pid_path);
   const int translator_status = supervisor.run();

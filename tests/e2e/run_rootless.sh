@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# run_rootless: `ferry run` as an ordinary user (uid 65534, no home, an
+# empty environment but PATH), in a host namespace RH of the test's own with
+# a peer RP one veth hop away (MTU 1500). The guest pings the gateway
+# (answered by ferry) and the peer (an unprivileged ping socket in RH:
+# net.ipv4.ping_group_range admits 65534 there), fetches from a server on
+# RH's 127.0.0.1 through the gateway and from one on the peer, exchanges a
+# UDP datagram with an echo server on RH's 127.0.0.1, and serves HTTP on
+# guest port 8080, which -t 18080:8080 forwards: the peer fetches it from
+# RH's address. Meanwhile ferry's /proc/PID/status shows uid 65534 and no
+# capabilities in the initial user namespace (ferry stays in it), and its
+# translator no capabilities at all, no_new_privs, seccomp and an empty
+# root. The control: root's `ferry run` parent has capabilities, so that
+# check can fail. Then the refusals: a forward of port 80 and --runas (one
+# line, exit 2); pings beyond the gateway when ping_group_range admits no
+# group of the caller (a note, the gateway still answers, the peer does
+# not); the caller's descriptor limit (an explicit --max-conns beyond it is
+# refused, the default shrinks to fit).
+#
+# /dev/net/tun is 0600 on this machine (no udev); rootless ferry needs it
+# 0666 as udev makes it. Each rootless ferry runs in a private mount
+# namespace (unshare -m) where a 0666 node of the test's replaces it; the
+# machine's device is never changed. The binary is copied to a directory
+# uid 65534 may read (build trees under /work may not be).
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+e2e_init
+command -v socat >/dev/null || e2e_die "socat missing (scripts/install-deps.sh installs it)"
+command -v setpriv >/dev/null || e2e_die "setpriv missing (util-linux)"
+USER_ID=65534
+
+e2e_remote_topology 1500
+PEER4=${REMOTE_P4[0]}
+HOST4=${REMOTE_H4[0]}
+ip netns exec "$RH" sysctl -qw net.ipv4.ping_group_range="$USER_ID $USER_ID" || e2e_die "ping_group_range in $RH"
+
+# What uid 65534 gets: the binary, a tun node, a directory of its own.
+RL=$E2E_TMP/rootless
+mkdir -p "$RL/bin" "$RL/dev" "$RL/work"
+cp "$FERRY" "$RL/bin/ferry"
+chmod 755 "$RL" "$RL/bin" "$RL/bin/ferry"
+mknod -m 0666 "$RL/dev/tun" c 10 200 || e2e_die "mknod a tun node"
+chown "$USER_ID:$USER_ID" "$RL/work"
+mkdir -p "$RL/www" "$RL/guestwww"
+echo host-page >"$RL/www/index.html"
+echo guest-page >"$RL/guestwww/index.html"
+chmod -R a+rX "$RL/www" "$RL/guestwww"
+
+# rootless_ferry SECS ARGS...: ferry as uid 65534 in RH, in the background
+# (bounded by timeout); stdout/stderr in $OUT/$ERR; sets TIMEOUT_PID.
+rootless_ferry_bg() {
+  local secs=$1
+  shift
+  timeout -k 5 "$secs" unshare -m bash -c 'mount --bind "$0" /dev/net/tun && exec "$@"' "$RL/dev/tun" \
+    "${RHN[@]}" setpriv --reuid "$USER_ID" --regid "$USER_ID" --clear-groups -- \
+    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/nonexistent "$RL/bin/ferry" "$@" \
+    >"$OUT" 2>"$ERR" </dev/null &
+  TIMEOUT_PID=$!
+  e2e_on_exit "e2e_kill_pid $TIMEOUT_PID"
+}
+rootless_ferry() {
+  rootless_ferry_bg "$@"
+  RC=0
+  wait "$TIMEOUT_PID" || RC=$?
+}
+
+# Servers: HTTP and UDP echo on RH's loopback, HTTP on the peer (60 s).
+"${RHN[@]}" timeout 60 /usr/bin/python3 -m http.server 18081 --bind 127.0.0.1 --directory "$RL/www" \
+  >"$E2E_TMP/http.log" 2>&1 &
+e2e_on_exit "e2e_kill_pid $!"
+"${RPN[@]}" timeout 60 /usr/bin/python3 -m http.server 18082 --bind "$PEER4" --directory "$RL/www" \
+  >"$E2E_TMP/peer-http.log" 2>&1 &
+e2e_on_exit "e2e_kill_pid $!"
+"${RHN[@]}" timeout 60 socat -T 10 UDP4-RECVFROM:18083,bind=127.0.0.1,fork EXEC:cat >/dev/null 2>&1 &
+e2e_on_exit "e2e_kill_pid $!"
+# wait_port NSENTER... ADDR PORT: until ADDR:PORT accepts, at most 10 s.
+wait_port() {
+  local n=$(($# - 2))
+  "${@:1:n}" bash -c 'for i in $(seq 100); do (exec 3<>"/dev/tcp/$0/$1") 2>/dev/null && exit 0; sleep 0.1; done
+    exit 1' "${@:n+1:1}" "${@:n+2:1}"
+}
+wait_port "${RHN[@]}" 127.0.0.1 18081 || e2e_die "host HTTP server"
+wait_port "${RPN[@]}" "$PEER4" 18082 || e2e_die "peer HTTP server"
+
+# ---- the run: everything through one rootless ferry
+GUEST='
+  ping -c1 -W5 198.18.0.1 >/dev/null 2>&1 && echo "PingGateway: ok"
+  ping -c1 -W5 '$PEER4' >/dev/null 2>&1 && echo "PingPeer: ok"
+  echo "HostHttp: $(curl -s --max-time 10 http://198.18.0.1:18081/index.html)"
+  echo "PeerHttp: $(curl -s --max-time 10 http://'$PEER4':18082/index.html)"
+  echo "Udp: $(printf hello-udp | socat -t 5 -T 10 - UDP4:198.18.0.1:18083)"
+  echo "GuestUid: $(id -u)"
+  /usr/bin/python3 -m http.server 8080 --directory '$RL/guestwww' >/dev/null 2>&1 &
+  s=$!
+  for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null && break; sleep 0.1; done
+  touch '$RL/work/ready'
+  for i in $(seq 600); do [ -e '$RL/work/stop' ] && break; sleep 0.1; done
+  kill $s
+'
+rootless_ferry_bg 120 run --pid "$RL/work/ferry.pid" -t 18080:8080 -- sh -c "$GUEST"
+for ((i = 0; i < 600; i++)); do
+  [[ -e $RL/work/ready ]] && break
+  _e2e_is_our_child "$TIMEOUT_PID" || break
+  sleep 0.1
+done
+[[ -e $RL/work/ready ]] || {
+  e2e_show_output
+  e2e_die "the rootless guest never got ready"
+}
+PID=$(cat "$RL/work/ferry.pid" 2>/dev/null || echo 0)
+e2e_log "rootless ferry: pid $PID"
+
+# Inbound: the peer (one hop away) and RH's loopback reach guest port 8080.
+e2e_expect "inbound -t 18080:8080 from the peer" \
+  test "$("${RPN[@]}" curl -s --max-time 10 "http://$HOST4:18080/index.html")" = guest-page
+e2e_expect "inbound -t 18080:8080 from the host's loopback" \
+  test "$("${RHN[@]}" curl -s --max-time 10 http://127.0.0.1:18080/index.html)" = guest-page
+
+# ferry's credentials, seen from the initial user namespace (this shell's).
+status_field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status" | tr '\t' ' '; }
+e2e_expect "ferry is uid $USER_ID" test "$(status_field "$PID" Uid)" = "$USER_ID $USER_ID $USER_ID $USER_ID"
+for set in CapEff CapPrm CapInh CapAmb; do
+  e2e_expect "ferry: $set 0" test "$(status_field "$PID" $set)" = 0000000000000000
+done
+e2e_expect "ferry stays in the initial user namespace" \
+  test "$(readlink "/proc/$PID/ns/user")" = "$(readlink /proc/self/ns/user)"
+e2e_expect "ferry's sockets in RH, not in the guest's namespace" \
+  test "$(readlink "/proc/$PID/ns/net")" = "net:[$(stat -L -c %i "/run/netns/$RH")]"
+T=
+for c in $(cat "/proc/$PID/task/$PID/children" 2>/dev/null); do
+  [[ $(cat "/proc/$c/comm" 2>/dev/null) == ferry-translate ]] && T=$c
+done
+if [[ -n $T ]]; then
+  e2e_expect "translator is uid $USER_ID" test "$(status_field "$T" Uid)" = "$USER_ID $USER_ID $USER_ID $USER_ID"
+  for set in CapEff CapPrm CapInh CapAmb CapBnd; do
+    e2e_expect "translator: $set 0" test "$(status_field "$T" $set)" = 0000000000000000
+  done
+  e2e_expect "translator: NoNewPrivs 1" test "$(status_field "$T" NoNewPrivs)" = 1
+  e2e_expect "translator: Seccomp 2" test "$(status_field "$T" Seccomp)" = 2
+  e2e_expect "translator: empty root" test "$(ls -A "/proc/$T/root" | wc -l)" = 0
+else
+  e2e_fail "no ferry-translate child of $PID"
+fi
+touch "$RL/work/stop"
+RC=0
+wait "$TIMEOUT_PID" || RC=$?
+e2e_expect_rc 0 "rootless ferry run"
+field() { sed -n "s/^$1:[[:space:]]*//p" "$OUT" | head -1; }
+e2e_expect "guest: ping the gateway" test "$(field PingGateway)" = ok
+e2e_expect "guest: ping the peer (ping socket)" test "$(field PingPeer)" = ok
+e2e_expect "guest: HTTP from RH's 127.0.0.1 through the gateway" test "$(field HostHttp)" = host-page
+e2e_expect "guest: HTTP from the peer" test "$(field PeerHttp)" = host-page
+e2e_expect "guest: UDP echo" test "$(field Udp)" = hello-udp
+e2e_expect "guest: root inside its user namespace" test "$(field GuestUid)" = 0
+e2e_expect "one note: no fast path" test "$(grep -c 'no BPF fast path' "$ERR")" = 1
+e2e_expect "ferry's PID file removed" test ! -e "$RL/work/ferry.pid"
+((E2E_FAILED)) && e2e_show_output
+
+# ---- the control: root's ferry run parent does hold capabilities
+E2E_FERRY_IN=("${RHN[@]}")
+e2e_ferry 30 run --no-fastpath -- sh -c 'grep "^CapEff:" /proc/$PPID/status'
+e2e_expect "control: root's ferry has capabilities (the check can fail)" \
+  bash -c "grep -q '^CapEff:' '$OUT' && ! grep -q '^CapEff:[[:space:]]*0000000000000000' '$OUT'"
+
+# ---- refusals
+rootless_ferry 20 run -t 80 -- true
+e2e_expect_rc 2 "rootless -t 80"
+e2e_expect "-t 80: one line naming the limit" \
+  bash -c "test \$(wc -l <'$ERR') = 1 && grep -q 'below 1024' '$ERR'"
+rootless_ferry 20 run --runas daemon -- true
+e2e_expect_rc 2 "rootless --runas"
+e2e_expect "--runas: one line" test "$(wc -l <"$ERR")" = 1
+
+# ---- ping_group_range admitting none of the caller's groups
+ip netns exec "$RH" sysctl -qw net.ipv4.ping_group_range="1 0"
+rootless_ferry 40 run -- sh -c "
+  ping -c1 -W5 198.18.0.1 >/dev/null 2>&1 && echo PingGateway: ok
+  ping -c1 -W3 $PEER4 >/dev/null 2>&1 && echo PingPeer: ok || echo PingPeer: none"
+e2e_expect_rc 0 "rootless run, ping_group_range 1 0"
+e2e_expect "no ping sockets: the note" grep -q 'ping_group_range (1.0) admits none of your groups' "$ERR"
+e2e_expect "no ping sockets: the gateway answers" test "$(field PingGateway)" = ok
+e2e_expect "no ping sockets: the peer's pings dropped" test "$(field PingPeer)" = none
+
+# ---- the caller's descriptor limit
+LIMITED=(prlimit --nofile=4096:4096)
+timeout 20 "${LIMITED[@]}" unshare -m bash -c 'mount --bind "$0" /dev/net/tun && exec "$@"' "$RL/dev/tun" \
+  "${RHN[@]}" setpriv --reuid "$USER_ID" --regid "$USER_ID" --clear-groups -- \
+  env -i PATH=/usr/bin:/bin "$RL/bin/ferry" run --max-conns 100000 -- true >"$OUT" 2>"$ERR" </dev/null
+RC=$?
+e2e_expect_rc 2 "--max-conns 100000 under a 4096 descriptor limit"
+e2e_expect "--max-conns: names the limit" grep -q 'descriptor limit (ulimit -Hn) is 4096' "$ERR"
+timeout 20 "${LIMITED[@]}" unshare -m bash -c 'mount --bind "$0" /dev/net/tun && exec "$@"' "$RL/dev/tun" \
+  "${RHN[@]}" setpriv --reuid "$USER_ID" --regid "$USER_ID" --clear-groups -- \
+  env -i PATH=/usr/bin:/bin "$RL/bin/ferry" run -v -- true >"$OUT" 2>"$ERR" </dev/null
+RC=$?
+e2e_expect_rc 0 "default --max-conns under a 4096 descriptor limit"
+e2e_expect "the defaults shrink to fit (-v says so)" grep -q 'rootless: --max-conns [0-9]* --max-udp-flows [0-9]* (descriptor limit 4096)' "$ERR"
+((E2E_FAILED)) && e2e_show_output
+exit 0
