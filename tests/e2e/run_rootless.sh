@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # run_rootless: `ferry run` as an ordinary user (uid 65534, no home, an
 # empty environment but PATH), in a host namespace RH of the test's own with
-# a peer RP one veth hop away (MTU 1500). The guest pings the gateway
+# a peer RP one veth hop away (MTU 1500). The guest gets a DHCP lease
+# (busybox udhcpc) and a router advertisement (rdisc6) from ferry, resolves
+# a name through ferry's DNS forwarder (RH's resolv.conf names only
+# dnsmasq on 127.0.0.53, so CMD gets a private one naming 198.18.0.1, kept
+# in a temporary directory of the caller's), pings the gateway
 # (answered by ferry) and the peer (an unprivileged ping socket in RH:
 # net.ipv4.ping_group_range admits 65534 there), fetches from a server on
 # RH's 127.0.0.1 through the gateway and from one on the peer, exchanges a
@@ -26,7 +30,7 @@
 source "$(dirname "$0")/lib.sh"
 e2e_init
 command -v socat >/dev/null || e2e_die "socat missing (scripts/install-deps.sh installs it)"
-command -v setpriv >/dev/null || e2e_die "setpriv missing (util-linux)"
+for tool in setpriv busybox rdisc6 dnsmasq getent; do command -v "$tool" >/dev/null || e2e_die "$tool missing"; done
 USER_ID=65534
 
 e2e_remote_topology 1500
@@ -45,14 +49,20 @@ mkdir -p "$RL/www" "$RL/guestwww"
 echo host-page >"$RL/www/index.html"
 echo guest-page >"$RL/guestwww/index.html"
 chmod -R a+rX "$RL/www" "$RL/guestwww"
+# RH's resolv.conf (bound over /etc/resolv.conf where ferry runs): loopback only.
+printf 'nameserver 127.0.0.53\nsearch ferry.test\n' >"$RL/resolv.conf"
+chmod 644 "$RL/resolv.conf"
+# udhcpc's script: the lease's address and router, for the test to read.
+printf '#!/bin/sh\n[ "$1" = bound ] && echo "Dhcp: $ip $router" >>%s/work/dhcp\nexit 0\n' "$RL" >"$RL/udhcpc.sh"
+chmod 755 "$RL/udhcpc.sh"
 
 # rootless_ferry SECS ARGS...: ferry as uid 65534 in RH, in the background
 # (bounded by timeout); stdout/stderr in $OUT/$ERR; sets TIMEOUT_PID.
 rootless_ferry_bg() {
   local secs=$1
   shift
-  timeout -k 5 "$secs" unshare -m bash -c 'mount --bind "$0" /dev/net/tun && exec "$@"' "$RL/dev/tun" \
-    "${RHN[@]}" setpriv --reuid "$USER_ID" --regid "$USER_ID" --clear-groups -- \
+  timeout -k 5 "$secs" unshare -m bash -c 'mount --bind "$0/dev/tun" /dev/net/tun &&
+      mount --bind "$0/resolv.conf" /etc/resolv.conf && exec "$@"' "$RL" "${RHN[@]}" setpriv --reuid "$USER_ID" --regid "$USER_ID" --clear-groups -- \
     env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/nonexistent "$RL/bin/ferry" "$@" \
     >"$OUT" 2>"$ERR" </dev/null &
   TIMEOUT_PID=$!
@@ -73,6 +83,10 @@ e2e_on_exit "e2e_kill_pid $!"
 e2e_on_exit "e2e_kill_pid $!"
 "${RHN[@]}" timeout 60 socat -T 10 UDP4-RECVFROM:18083,bind=127.0.0.1,fork EXEC:cat >/dev/null 2>&1 &
 e2e_on_exit "e2e_kill_pid $!"
+"${RHN[@]}" timeout 90 dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --user=root \
+  --listen-address=127.0.0.53 --bind-interfaces --pid-file="$E2E_TMP/dnsmasq.pid" \
+  --address=/svc.ferry.test/198.18.7.7 2>"$E2E_TMP/dnsmasq.err" &
+e2e_on_exit "e2e_kill_pid $!"
 # wait_port NSENTER... ADDR PORT: until ADDR:PORT accepts, at most 10 s.
 wait_port() {
   local n=$(($# - 2))
@@ -84,6 +98,10 @@ wait_port "${RPN[@]}" "$PEER4" 18082 || e2e_die "peer HTTP server"
 
 # ---- the run: everything through one rootless ferry
 GUEST='
+  busybox udhcpc -i eth0 -n -q -f -t 3 -T 2 -s '$RL/udhcpc.sh' >/dev/null 2>&1
+  echo "Ra: $(rdisc6 -1 -w 3000 eth0 2>/dev/null | sed -n "s/^ *Prefix *: *//p" | head -1)"
+  echo "Resolv: $(sed -n "s/^nameserver //p" /etc/resolv.conf | head -1)"
+  echo "Dns: $(getent hosts svc.ferry.test | cut -d" " -f1)"
   ping -c1 -W5 198.18.0.1 >/dev/null 2>&1 && echo "PingGateway: ok"
   ping -c1 -W5 '$PEER4' >/dev/null 2>&1 && echo "PingPeer: ok"
   echo "HostHttp: $(curl -s --max-time 10 http://198.18.0.1:18081/index.html)"
@@ -152,6 +170,13 @@ e2e_expect "guest: HTTP from RH's 127.0.0.1 through the gateway" test "$(field H
 e2e_expect "guest: HTTP from the peer" test "$(field PeerHttp)" = host-page
 e2e_expect "guest: UDP echo" test "$(field Udp)" = hello-udp
 e2e_expect "guest: root inside its user namespace" test "$(field GuestUid)" = 0
+e2e_expect "guest: a DHCP lease of its address, router the gateway" \
+  test "$(sed -n 's/^Dhcp: //p' "$RL/work/dhcp" 2>/dev/null | head -1)" = "198.18.0.2 198.18.0.1"
+e2e_expect "guest: a router advertisement of its prefix" test "$(field Ra)" = fd00:f::/64
+e2e_expect "guest: a private resolv.conf naming ferry's forwarder" test "$(field Resolv)" = 198.18.0.1
+e2e_expect "guest: a name resolved through the forwarder" test "$(field Dns)" = 198.18.7.7
+e2e_expect "the guest's resolv.conf directory removed" \
+  bash -c "! find /tmp -maxdepth 1 -name 'ferry-run.*' -uid $USER_ID | grep -q ."
 e2e_expect "one note: no fast path" test "$(grep -c 'no BPF fast path' "$ERR")" = 1
 e2e_expect "ferry's PID file removed" test ! -e "$RL/work/ferry.pid"
 ((E2E_FAILED)) && e2e_show_output
