@@ -141,6 +141,7 @@ int prepare(Config* config, sandbox::Options* sandbox_options, const Given& give
   if (!given.quiet && !can_open_ping_socket(config->ipv4 ? AF_INET : AF_INET6)) {
     std::string range = "?";
     if (std::ifstream f("/proc/sys/net/ipv4/ping_group_range"); f) std::getline(f, range);
+    std::replace(range.begin(), range.end(), '\t', ' ');
     std::fprintf(stderr,
                  "ferry run: rootless: net.ipv4.ping_group_range (%s) admits none of your groups: the guest's "
                  "pings to the gateway are answered, pings elsewhere are dropped\n",
