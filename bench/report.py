@@ -2,16 +2,28 @@
 """bench/report.py: turns bench/run's raw repetitions into the report.
 
 Theory of operation: raw.tsv has one line per repetition (system, metric,
-mtu, pinned, value, note), value "n/a" with a reason in note when that
-repetition failed. For every (system, metric, mtu, pinned) the figure is the
-median of the good repetitions; a figure with no good repetition is n/a and
-keeps the first reason. From the figures it writes
+mtu, pinned, value, note, rep), value "n/a" with a reason in note when that
+repetition failed; rep is the repetition's index (bench/run runs every
+system once per repetition, interleaved). For every (system, metric, mtu,
+pinned) the figure is the median of the good repetitions; a figure with no
+good repetition is n/a and keeps the first reason.
+
+Paired ratios: for ferry against each other system (and ferry against
+ferry-nofastpath: the fast path's effect), the ratio is taken within each
+repetition (ferry_i / peer_i, both measured minutes apart under the same
+load), and reported as the median with its min..max across repetitions.
+A ratio is a "win" only when its whole spread lies on the good side of 1.0
+(above for throughput and rates, below for latency, CPU, memory and ACKs
+per GB), a "loss" when it lies wholly on the bad side, else "~" (the
+spread crosses 1.0: no claim either way); fewer than two pairs give no
+verdict. From the figures it writes
 
   --json  a list of {system, metric, mtu, pinned, value} records (value null
           when n/a, then with "error"; "reps" = good repetitions),
   --md    a markdown table: one row per metric, one column per system, each
-          cell "value (ratio to pasta / ratio to veth)", then the BPF
-          micro-benchmark and the reasons behind every n/a,
+          cell "value (ratio to pasta / ratio to veth)"; the paired ratios
+          (the fast path's effect first); the BPF micro-benchmark and the
+          reasons behind every n/a,
   --png   a gnuplot chart of the throughput figures per system.
 
 A figure with fewer good repetitions than the most any figure had is marked
@@ -59,12 +71,41 @@ ROWS = [
     ("remote_cpu_s_per_gb_host_to_guest", "65520", "false", "remote peer, 1500-MTU hop: CPU s/GB peer->guest", 3),
 ]
 
+# The ACK-heavy scenarios (host->guest bulk where the guest ACKs often):
+# (metric prefix, mtu, label).
+ACK_SCENARIOS = [
+    ("ack_offloads_off", "1500", "guest offloads off, MTU 1500"),
+    ("ack_100_downloads", "65520", "100 concurrent downloads, MTU 65520"),
+    ("ack_attach_tap", "1500", "ferry attach, tap guest (offloads on), MTU 1500"),
+    ("ack_attach_tap_offloads_off", "1500", "ferry attach, tap guest, offloads off, MTU 1500"),
+]
+for _scen, _mtu, _label in ACK_SCENARIOS:
+    ROWS += [
+        (f"{_scen}_gbps", _mtu, "false", f"ACK-heavy, {_label}: host->guest Gbit/s", 2),
+        (f"{_scen}_machine_cpu_s_per_gb", _mtu, "false", f"ACK-heavy, {_label}: whole-machine CPU s/GB", 3),
+        (f"{_scen}_cpu_s_per_gb", _mtu, "false", f"ACK-heavy, {_label}: translator CPU s/GB", 3),
+        (f"{_scen}_guest_acks_per_gb", _mtu, "false", f"ACK-heavy, {_label}: guest ACKs per GB", 0),
+        (f"{_scen}_absorbed_pct", _mtu, "false", f"ACK-heavy, {_label}: % of pure ACKs BPF absorbed", 1),
+    ]
+
+HIGHER_IS_BETTER = ("_gbps", "_per_s", "_tps_1k_active", "_conns_open_10k")
+NEUTRAL = ("_absorbed_pct", "_guest_acks_per_gb")  # descriptive: no verdict
+
+
+def direction(metric):
+    """+1 when a higher value is better, -1 when lower is, 0 when neither."""
+    if metric.endswith(NEUTRAL):
+        return 0
+    return 1 if metric.endswith(HIGHER_IS_BETTER) else -1
+
 
 def load(raw_path):
-    """Groups the raw lines by (system, metric, mtu, pinned): good values and reasons."""
+    """Groups the raw lines by (system, metric, mtu, pinned): good values, reasons, values by rep."""
     good = collections.defaultdict(list)
     why = collections.defaultdict(list)
     order = []
+    global BY_REP
+    BY_REP = collections.defaultdict(dict)
     with open(raw_path) as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
@@ -77,6 +118,8 @@ def load(raw_path):
                 order.append(key)
             try:
                 good[key].append(float(value))
+                if len(parts) > 6 and parts[6] != "":
+                    BY_REP[key][parts[6]] = float(value)
             except ValueError:
                 why[key].append(note or "failed")
     return good, why, order
@@ -92,6 +135,37 @@ def figures(good, why, order):
         else:
             out[key] = (None, 0, (why.get(key) or ["no data"])[0])
     return out
+
+
+BY_REP = collections.defaultdict(dict)
+
+
+def paired(sys_a, sys_b, metric, mtu, pinned):
+    """The per-repetition ratios a_i / b_i over the repetitions both have."""
+    a = BY_REP.get((sys_a, metric, mtu, pinned), {})
+    b = BY_REP.get((sys_b, metric, mtu, pinned), {})
+    return [a[r] / b[r] for r in sorted(a) if r in b and b[r] != 0]
+
+
+def verdict(ratios, metric):
+    """win / loss / ~ from the spread of the ratios (see the module comment)."""
+    d = direction(metric)
+    if len(ratios) < 2 or d == 0:
+        return ""
+    lo, hi = min(ratios), max(ratios)
+    if (d > 0 and lo > 1) or (d < 0 and hi < 1):
+        return "win"
+    if (d > 0 and hi < 1) or (d < 0 and lo > 1):
+        return "loss"
+    return "~"
+
+
+def paired_cell(ratios, metric):
+    """'median [min..max] verdict' of the ratios, or '-'."""
+    if not ratios:
+        return "-"
+    v = verdict(ratios, metric)
+    return f"{statistics.median(ratios):.2f} [{min(ratios):.2f}..{max(ratios):.2f}]" + (f" {v}" if v else "")
 
 
 def fmt(v, decimals):
@@ -132,6 +206,21 @@ def write_md(path, figs, systems, title, meta, bpf_classes, notes):
             cells.append(cell)
         if present:
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    # The paired ratios: ferry against every other system, per repetition.
+    peers = [s for s in ["ferry-nofastpath", "pasta", "pasta-tuned", "slirp4netns", "veth", "ferry-nosandbox"]
+             if s in systems]
+    if "ferry" in systems and peers:
+        lines += ["", "Paired ratios ferry / system, taken within each repetition: median [min..max] across "
+                  "repetitions; `win` = the whole spread is on ferry's good side of 1.0, `loss` = wholly on "
+                  "the bad side, `~` = the spread crosses 1.0 (no claim). The `ferry-nofastpath` column is "
+                  "the fast path's effect.", "",
+                  "| metric | " + " | ".join(peers) + " |", "| --- |" + " --- |" * len(peers)]
+        for metric, mtu, pinned, label, dec in ROWS:
+            if direction(metric) == 0:
+                continue
+            cells = [paired_cell(paired("ferry", p, metric, mtu, pinned), metric) for p in peers]
+            if any(c != "-" for c in cells):
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
     pairs = []  # the sandbox's cost: ferry / ferry-nosandbox, taken back to back
     for metric, mtu, pinned, label, dec in ROWS:
         on = figs.get(("ferry", metric, mtu, pinned), (None, 0, None))[0]

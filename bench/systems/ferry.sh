@@ -86,3 +86,26 @@ ferry_nofastpath_start() { ferry_start "$1" --no-fastpath; }
 
 # Stops ferry --no-fastpath.
 ferry_nofastpath_stop() { ferry_stop; }
+
+# Echoes "pure absorbed": the BPF counters guest_pure_acks and acks_absorbed
+# of the running `ferry run` (`ferry stats -j run-PID`); nothing without BPF.
+ferry_bpf_acks() {
+	[[ -n $FERRY_PID ]] || return 0
+	timeout 5 "$FERRY_BIN" stats -j "run-$FERRY_PID" 2>/dev/null | python3 -c '
+import json, sys
+try:
+    d = json.load(sys.stdin)
+except Exception:
+    sys.exit()
+for i in d.get("instances", []):
+    c = i.get("counters") or {}
+    if "guest_pure_acks" in c:
+        print(c["guest_pure_acks"], c.get("acks_absorbed", 0))
+'
+}
+
+# The same for ferry --no-fastpath (no BPF: nothing).
+ferry_nofastpath_bpf_acks() { ferry_bpf_acks; }
+
+# The same for ferry --no-sandbox.
+ferry_nosandbox_bpf_acks() { ferry_bpf_acks; }
