@@ -13,7 +13,8 @@
  *   ferry_attach_dev_tc   tcx ingress on DEV, bpf_redirect(tap, egress);
  *   ferry_attach_dev_xdp  XDP on DEV, bpf_redirect_map(tx_port) into the tap
  *                         (tun implements ndo_xdp_xmit).
- * Either way every guest frame is parsed with the shared core (parse.h) and
+ * Either way every guest frame is parsed with the shared core (parse.h,
+ * whose ferry_parse_skb/ferry_parse_xdp are the one pull strategy) and
  * counted in `stats` (bpf/stats.h, as the classifier counts) before it is
  * redirected; nothing is ever passed up DEV's stack, so a guest frame
  * never reaches the host's IP layer: it leaves through the tap or, when the
@@ -49,9 +50,6 @@
 #include "ferry/conn_view.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
-
-/* Headers we want linear: Ethernet + VLAN + IPv6 + TCP with options. */
-#define FERRY_PULL_LEN 128
 
 const volatile __u32 tap_ifindex = 0;
 const volatile __u32 dev_ifindex = 0;
@@ -114,19 +112,7 @@ int ferry_attach_dev_tc(struct __sk_buff *skb)
 	__u32 len = skb->len;
 	long rc;
 
-	/* One parse only (two inlined copies exceed the verifier's budget): make
-	 * the usual headers linear first when they are not. */
-	__u32 want = len < FERRY_PULL_LEN ? len : FERRY_PULL_LEN;
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-
-	if (data + want > data_end) {
-		bpf_skb_pull_data(skb, want);
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-	}
-	if (ferry_parse(&pkt, data, data_end, len) != FERRY_PARSE_OK)
-		pkt.class = FERRY_CLASS_OTHER; /* still redirected: counting only */
+	ferry_parse_skb(skb, &pkt); /* a frame not parsed is still redirected */
 	if (st) {
 		ferry_count_frame(st, &pkt);
 		/* the fast path, before the redirect: an absorbed ACK is dropped
@@ -148,15 +134,11 @@ int ferry_attach_dev_tc(struct __sk_buff *skb)
 SEC("xdp")
 int ferry_attach_dev_xdp(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
 	struct ferry_stats *st = ferry_stats_get();
 	struct ferry_pkt pkt;
-	__u32 len = (__u32)(data_end - data);
+	__u32 len = ferry_parse_xdp(ctx, &pkt);
 	long rc;
 
-	if (ferry_parse(&pkt, data, data_end, len) != FERRY_PARSE_OK)
-		pkt.class = FERRY_CLASS_OTHER;
 	if (st) {
 		ferry_count_frame(st, &pkt);
 		ferry_count_pure_ack(st, &pkt);

@@ -10,11 +10,9 @@
  * `stats` map (stats.h, with its invariants; the maps are bpf/maps.h's),
  * and returns TC_ACT_OK so the frame goes on to the control plane.
  *
- * Non-linear skbs: the kernel may leave headers beyond the linear area
- * (rare; TCP payload in page fragments is common and harmless). The parser
- * reports that instead of calling it malformed, and we pull the first
- * FERRY_PULL_LEN bytes in and parse once more. A second miss is counted as
- * OTHER and passed: userspace sees the whole frame anyway.
+ * Non-linear skbs: ferry_parse_skb() (parse.h), the pull strategy of every
+ * hook, makes headers linear only when they are not. A frame it still
+ * cannot parse is counted as OTHER and passed: userspace sees it whole.
  *
  * Fast path: the shared core (fastpath.h, also used by ferry_attach.bpf.c)
  * absorbs a validated pure ACK of an eligible flow: it updates the flow's
@@ -27,26 +25,6 @@
 #include "fastpath.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
-
-/* Bytes pulled into the linear area when headers lie beyond it. */
-#define FERRY_PULL_LEN 600
-
-/* Parses the skb, pulling headers into the linear area once if needed. */
-static __always_inline void ferry_parse_skb(struct __sk_buff *skb, struct ferry_pkt *pkt)
-{
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	__u32 len = skb->len;
-
-	if (ferry_parse(pkt, data, data_end, len) == FERRY_PARSE_OK)
-		return;
-	bpf_skb_pull_data(skb, len < FERRY_PULL_LEN ? len : FERRY_PULL_LEN);
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	if (ferry_parse(pkt, data, data_end, len) == FERRY_PARSE_OK)
-		return;
-	pkt->class = FERRY_CLASS_OTHER;
-}
 
 SEC("tc")
 int ferry_tc_egress(struct __sk_buff *skb)

@@ -156,5 +156,30 @@ TEST_F(AttachBpf, XdpUsesTheDevmap) {
   EXPECT_EQ(Stats().guest_pure_acks, 2u);
 }
 
+// BPF_PROG_TEST_RUN hands an XDP program a frame longer than 3520 bytes in
+// fragments (the kernel's TC test run has no non-linear skb: it refuses a
+// __sk_buff context with data_end set). The wire length is the whole
+// buffer's, so the frame is TCP, not "malformed" (its IP total length is
+// past the linear part).
+TEST_F(AttachBpf, XdpCountsAFragmentedFrameWhole) {
+  TcpSegment s;
+  s.ip = Ip("198.18.0.2", "198.18.0.1");
+  s.sport = 40000;
+  s.dport = 80;
+  s.flags = tcpflag::kAck;
+  const std::vector<uint8_t> payload(4500, 0x61);
+  s.payload = payload;
+  Bytes big(kMaxFrameLen);
+  big.resize(build_tcp_frame(big, s));
+  ASSERT_GT(big.size(), 4096u);
+  const uint32_t key = 0, lo = 1;
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel->maps.tx_port), &key, &lo, BPF_ANY), 0);
+  EXPECT_EQ(Run(skel->progs.ferry_attach_dev_xdp, big), kXdpRedirect);
+  const ferry_stats st = Stats();
+  EXPECT_EQ(st.ipv4_tcp, 1u);
+  EXPECT_EQ(st.malformed, 0u);
+  EXPECT_EQ(AttachStats()[0], big.size());  // from_guest_bytes: the whole frame
+}
+
 }  // namespace
 }  // namespace ferry
