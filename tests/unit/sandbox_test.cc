@@ -97,26 +97,29 @@ TEST(SeccompFilter, LogModeOnlyLogs) {
 
 TEST(SandboxOptions, Parse) {
   Options o;
-  std::string error;
-  char a0[] = "--runas", a1[] = "daemon:nogroup", a2[] = "--seccomp", a3[] = "log", a4[] = "--no-sandbox",
-       a5[] = "--seccomp", a6[] = "maybe", a7[] = "-t";
-  char* argv[] = {a0, a1, a2, a3, a4, a5, a6, a7};
-  int i = 0;
-  EXPECT_TRUE(parse_option(8, argv, &i, &o, &error));
-  EXPECT_EQ(i, 1);
+  OptionParser p("ferry test");
+  p.add(option_table(), &o);
+  char a0[] = "test", a1[] = "--runas", a2[] = "daemon:nogroup", a3[] = "--seccomp", a4[] = "log",
+       a5[] = "--no-sandbox";
+  char* argv[] = {a0, a1, a2, a3, a4, a5};
+  OptionParser::Outcome r = p.parse(6, argv);
+  ASSERT_EQ(r.kind, OptionParser::Outcome::ok) << r.line;
   EXPECT_EQ(o.runas, "daemon:nogroup");
-  i = 2;
-  EXPECT_TRUE(parse_option(8, argv, &i, &o, &error));
   EXPECT_EQ(o.seccomp, SeccompMode::log);
-  i = 4;
-  EXPECT_TRUE(parse_option(8, argv, &i, &o, &error));
   EXPECT_FALSE(o.enabled);
-  i = 5;
-  EXPECT_TRUE(parse_option(8, argv, &i, &o, &error));
-  EXPECT_FALSE(error.empty());
-  error.clear();
-  i = 7;
-  EXPECT_FALSE(parse_option(8, argv, &i, &o, &error));
+  EXPECT_TRUE(p.seen("--seccomp"));
+
+  char b1[] = "--seccomp", b2[] = "maybe";
+  char* bad[] = {a0, b1, b2};
+  r = p.parse(3, bad);
+  ASSERT_EQ(r.kind, OptionParser::Outcome::error);
+  EXPECT_EQ(r.line, "ferry test: bad --seccomp 'maybe' (kill, log or off)");
+  char c1[] = "--runas", c2[] = ":wheel";
+  char* bad_runas[] = {a0, c1, c2};
+  EXPECT_EQ(p.parse(3, bad_runas).line, "ferry test: bad --runas ':wheel' (USER or USER:GROUP)");
+  char d1[] = "-t";
+  char* unknown[] = {a0, d1};
+  EXPECT_EQ(p.parse(2, unknown).line, "ferry test: unknown option '-t' (try 'ferry test --help')");
 }
 
 TEST(SandboxOptions, Resolve) {

@@ -64,6 +64,7 @@
 #include "attach/instance.h"
 #include "bpf/fastpath.h"
 #include "commands.h"
+#include "common/option_table.h"
 #include "counters_file.h"
 #include "fastpath/fastpath_bridge.h"
 #include "loop/event_loop.h"
@@ -102,25 +103,9 @@ constexpr const char* kAttachUsage =
     "being translated. Stop it with `ferry detach DEV`.\n"
     "Exit status: 0 attached, 1 failure, 2 usage error.\n"
     "\n"
-    "options:\n"
-    "      --netns PATH|NAME      the namespace DEV lives in (default: ours); ferry's host\n"
-    "                             sockets stay in ours\n"
-    "      --hook tc|xdp          where guest frames are taken: tcx ingress (default) or\n"
-    "                             XDP (driver mode, else generic). Driver-mode XDP needs\n"
-    "                             a guest that sends full checksums (ethtool -K IF tx off)\n"
-    "      --force                attach even if DEV is not a veth or tap, is a bridge, is\n"
-    "                             enslaved, holds an address, or already has an XDP program\n"
-    "                             (with --hook xdp that program is removed)\n"
-    "      --memory-max SIZE      memory.max of the service's own cgroup (bytes, K, M, G\n"
-    "                             or max; default max), with cgroup v2 writable\n"
-    "      --foreground           be the service: no fork, log to stderr, exit on\n"
-    "                             SIGTERM (for supervisors such as systemd)\n"
-    "      --guest-mac MAC        the guest's MAC (the veth peer's, the VM's NIC's), so that\n"
-    "                             inbound connections reach a guest that has sent nothing\n"
-    "                             yet; without it ferry asks the guest (ARP / neighbour\n"
-    "                             solicitation) when it first has a frame for it\n"
-    "  -q, --quiet                no messages but errors\n"
-    "  -h, --help                 this text\n"
+    "options:\n";
+
+constexpr const char* kAttachTranslatorNote =
     "\ntranslator options, as for `ferry run`; here -m defaults to DEV's MTU, -I is\n"
     "ignored (the private tap needs no name), and --no-fastpath only keeps pure ACKs\n"
     "in userspace (the redirect programs are always loaded). With --hook xdp the guest's\n"
@@ -142,6 +127,67 @@ struct AttachArgs {
   sandbox::Options sandbox;
   bool seccomp_given = false;
   std::optional<uint64_t> memory_max;  // --memory-max: the service's cgroup memory.max
+};
+
+bool apply_hook(AttachArgs& a, const char* v, std::string* error) {
+  const std::string_view h = v;
+  if (h == "tc") {
+    a.hook = attach::Hook::tc;
+  } else if (h == "xdp") {
+    a.hook = attach::Hook::xdp;
+  } else {
+    *error = "bad --hook '" + std::string(h) + "' (tc or xdp)";
+    return false;
+  }
+  return true;
+}
+
+bool apply_memory_max(AttachArgs& a, const char* v, std::string* error) {
+  if (sandbox::parse_memory_size(v, &a.memory_max)) return true;
+  *error = "bad --memory-max (bytes, or with K, M, G; or max)";
+  return false;
+}
+
+bool apply_guest_mac(AttachArgs& a, const char* v, std::string* error) {
+  a.guest_mac = MacAddr::parse(v);
+  if (!a.guest_mac || a.guest_mac->is_multicast() || *a.guest_mac == MacAddr{}) {
+    *error = "bad --guest-mac '" + std::string(v) + "' (want a unicast MAC, e.g. 02:00:00:00:00:01)";
+    return false;
+  }
+  return true;
+}
+
+constexpr Option<AttachArgs> kAttachOptions[] = {
+    {{"--netns", 0, "PATH|NAME",
+      "the namespace DEV lives in (default: ours); ferry's host\n"
+      "sockets stay in ours"},
+     option::text<&AttachArgs::netns>},
+    {{"--hook", 0, "tc|xdp",
+      "where guest frames are taken: tcx ingress (default) or\n"
+      "XDP (driver mode, else generic). Driver-mode XDP needs\n"
+      "a guest that sends full checksums (ethtool -K IF tx off)"},
+     apply_hook},
+    {{"--force", 0, nullptr,
+      "attach even if DEV is not a veth or tap, is a bridge, is\n"
+      "enslaved, holds an address, or already has an XDP program\n"
+      "(with --hook xdp that program is removed)"},
+     option::set<&AttachArgs::force, true>},
+    {{"--memory-max", 0, "SIZE",
+      "memory.max of the service's own cgroup (bytes, K, M, G\n"
+      "or max; default max), with cgroup v2 writable",
+      nullptr, "bad --memory-max (bytes, or with K, M, G; or max)"},
+     apply_memory_max},
+    {{"--foreground", 0, nullptr,
+      "be the service: no fork, log to stderr, exit on\n"
+      "SIGTERM (for supervisors such as systemd)"},
+     option::set<&AttachArgs::foreground, true>},
+    {{"--guest-mac", 0, "MAC",
+      "the guest's MAC (the veth peer's, the VM's NIC's), so that\n"
+      "inbound connections reach a guest that has sent nothing\n"
+      "yet; without it ferry asks the guest (ARP / neighbour\n"
+      "solicitation) when it first has a frame for it"},
+     apply_guest_mac},
+    {{"--quiet", 'q', nullptr, "no messages but errors"}, option::set<&AttachArgs::quiet, true>},
 };
 
 // In the translator, once a second: stops the service when DEV disappears
@@ -418,76 +464,19 @@ std::string wait_ready(int fd) {
 
 int cmd_attach(int argc, char** argv) {
   AttachArgs a;
-  for (int i = 1; i < argc; i++) {
-    const std::string_view arg = argv[i];
-    std::string error;
-    if (arg == "-h" || arg == "--help") {
-      std::fputs(kAttachUsage, stdout);
-      std::fputs(translator_options_help(), stdout);
-      std::fputs(sandbox::options_help(), stdout);
-      return 0;
-    }
-    if (sandbox::parse_option(argc, argv, &i, &a.sandbox, &error)) {
-      if (!error.empty()) {
-        std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
-        return 2;
-      }
-      a.seccomp_given = a.seccomp_given || arg == "--seccomp";
-    } else if (arg == "-q" || arg == "--quiet") {
-      a.quiet = true;
-    } else if (arg == "--force") {
-      a.force = true;
-    } else if (arg == "--foreground") {
-      a.foreground = true;
-    } else if (arg == "--guest-mac") {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "ferry attach: option --guest-mac needs a value\n");
-        return 2;
-      }
-      a.guest_mac = MacAddr::parse(argv[++i]);
-      if (!a.guest_mac || a.guest_mac->is_multicast() || *a.guest_mac == MacAddr{}) {
-        std::fprintf(stderr, "ferry attach: bad --guest-mac '%s' (want a unicast MAC, e.g. 02:00:00:00:00:01)\n",
-                     argv[i]);
-        return 2;
-      }
-    } else if (arg == "--memory-max") {
-      if (i + 1 >= argc || !sandbox::parse_memory_size(argv[i + 1], &a.memory_max)) {
-        std::fprintf(stderr, "ferry attach: bad --memory-max (bytes, or with K, M, G; or max)\n");
-        return 2;
-      }
-      i++;
-    } else if (arg == "--netns" || arg == "--hook") {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "ferry attach: option %s needs a value\n", argv[i]);
-        return 2;
-      }
-      const std::string v = argv[++i];
-      if (arg == "--netns") {
-        a.netns = v;
-      } else if (v == "tc") {
-        a.hook = attach::Hook::tc;
-      } else if (v == "xdp") {
-        a.hook = attach::Hook::xdp;
-      } else {
-        std::fprintf(stderr, "ferry attach: bad --hook '%s' (tc or xdp)\n", v.c_str());
-        return 2;
-      }
-    } else if (parse_translator_option(argc, argv, &i, &a.config, &error)) {
-      if (!error.empty()) {
-        std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
-        return 2;
-      }
-      if (arg == "-m" || arg == "--mtu") a.mtu_given = true;
-    } else if (arg.size() > 1 && arg[0] == '-') {
-      std::fprintf(stderr, "ferry attach: unknown option '%s' (try 'ferry attach --help')\n", argv[i]);
-      return 2;
-    } else if (a.dev.empty()) {
-      a.dev = argv[i];
-    } else {
-      std::fprintf(stderr, "ferry attach: one device only ('%s' and '%s')\n", a.dev.c_str(), argv[i]);
-      return 2;
-    }
+  OptionParser parser("ferry attach");
+  parser.text(kAttachUsage).add(kAttachOptions, &a).help_line().text(kAttachTranslatorNote);
+  add_translator_options(parser, &a.config);
+  parser.add(sandbox::option_table(), &a.sandbox);
+  std::vector<char*> operands;
+  if (std::optional<int> exit = parser.parse_or_exit(argc, argv, &operands)) return *exit;
+  a.seccomp_given = parser.seen("--seccomp");
+  a.mtu_given = parser.seen("--mtu");
+  if (operands.size() > 1) {
+    std::fprintf(stderr, "ferry attach: one device only ('%s' and '%s')\n", operands[0], operands[1]);
+    return 2;
   }
+  if (!operands.empty()) a.dev = operands[0];
   if (a.dev.empty()) {
     std::fprintf(stderr, "ferry attach: which device? (usage: ferry attach DEV [OPTIONS])\n");
     return 2;

@@ -28,6 +28,7 @@
 #include "attach/inspect.h"
 #include "attach/instance.h"
 #include "commands.h"
+#include "common/option_table.h"
 
 namespace ferry::cli {
 
@@ -43,9 +44,15 @@ constexpr const char* kConnsUsage =
     "instance is hung.\n"
     "Exit status: 0, 1 if INSTANCE has no readable table, 2 usage error.\n"
     "\n"
-    "options:\n"
-    "  -j, --json                 JSON output (format in cmd_conns.cc and README.md)\n"
-    "  -h, --help                 this text\n";
+    "options:\n";
+
+struct ConnsArgs {
+  bool json = false;
+};
+
+constexpr Option<ConnsArgs> kConnsOptions[] = {
+    {{"--json", 'j', nullptr, "JSON output (format in cmd_conns.cc and README.md)"}, option::set<&ConnsArgs::json, true>},
+};
 
 // Instances with a conns pin, sorted.
 std::vector<std::string> instances() {
@@ -72,26 +79,17 @@ uint64_t mono_ns() {
 }  // namespace
 
 int cmd_conns(int argc, char** argv) {
-  bool json = false;
-  std::string inst;
-  for (int i = 1; i < argc; i++) {
-    const std::string_view arg = argv[i];
-    if (arg == "-h" || arg == "--help") {
-      std::fputs(kConnsUsage, stdout);
-      return 0;
-    }
-    if (arg == "-j" || arg == "--json") {
-      json = true;
-    } else if (arg.size() > 1 && arg[0] == '-') {
-      std::fprintf(stderr, "ferry conns: unknown option '%s' (try 'ferry conns --help')\n", argv[i]);
-      return 2;
-    } else if (inst.empty()) {
-      inst = argv[i];
-    } else {
-      std::fprintf(stderr, "ferry conns: one instance only\n");
-      return 2;
-    }
+  ConnsArgs args;
+  OptionParser parser("ferry conns");
+  parser.text(kConnsUsage).add(kConnsOptions, &args);
+  std::vector<char*> operands;
+  if (std::optional<int> exit = parser.parse_or_exit(argc, argv, &operands)) return *exit;
+  if (operands.size() > 1) {
+    std::fprintf(stderr, "ferry conns: one instance only\n");
+    return 2;
   }
+  const bool json = args.json;
+  const std::string inst = operands.empty() ? std::string() : operands[0];
   std::vector<std::string> list;
   if (!inst.empty()) {
     if (inst.find('/') != std::string::npos || inst == "." || inst == "..") {

@@ -30,6 +30,7 @@
 #include "attach/datapath.h"
 #include "attach/instance.h"
 #include "commands.h"
+#include "common/option_table.h"
 #include "sandbox/process_identity.h"
 #include "sandbox/service_cgroup.h"
 
@@ -46,10 +47,28 @@ constexpr const char* kDetachUsage =
     "was killed. Detaching a device that is not attached prints a message and exits 0.\n"
     "Exit status: 0 detached or not attached, 1 failure, 2 usage error.\n"
     "\n"
-    "options:\n"
-    "      --timeout SECS         wait this long after SIGTERM before SIGKILL (5)\n"
-    "  -q, --quiet                no messages but errors\n"
-    "  -h, --help                 this text\n";
+    "options:\n";
+
+struct DetachArgs {
+  bool quiet = false;
+  int timeout_s = 5;
+};
+
+bool apply_timeout(DetachArgs& a, const char* v, std::string* error) {
+  unsigned long s = 0;
+  if (!option::parse_uint(v, 0, 3600, &s)) {
+    *error = "bad --timeout (0-3600 seconds)";
+    return false;
+  }
+  a.timeout_s = static_cast<int>(s);
+  return true;
+}
+
+constexpr Option<DetachArgs> kDetachOptions[] = {
+    {{"--timeout", 0, "SECS", "wait this long after SIGTERM before SIGKILL (5)", nullptr, "bad --timeout (0-3600 seconds)"},
+     apply_timeout},
+    {{"--quiet", 'q', nullptr, "no messages but errors"}, option::set<&DetachArgs::quiet, true>},
+};
 
 // Waits until DEV's lock is free, at most ms milliseconds.
 bool wait_gone(const std::string& dev, int ms) {
@@ -86,36 +105,18 @@ bool exists(const std::string& path) {
 }  // namespace
 
 int cmd_detach(int argc, char** argv) {
-  std::string dev;
-  bool quiet = false;
-  int timeout_s = 5;
-  for (int i = 1; i < argc; i++) {
-    const std::string_view arg = argv[i];
-    if (arg == "-h" || arg == "--help") {
-      std::fputs(kDetachUsage, stdout);
-      return 0;
-    }
-    if (arg == "-q" || arg == "--quiet") {
-      quiet = true;
-    } else if (arg == "--timeout") {
-      char* end = nullptr;
-      const long v = i + 1 < argc ? std::strtol(argv[i + 1], &end, 10) : -1;
-      if (i + 1 >= argc || *end != '\0' || v < 0 || v > 3600) {
-        std::fprintf(stderr, "ferry detach: bad --timeout (0-3600 seconds)\n");
-        return 2;
-      }
-      timeout_s = static_cast<int>(v);
-      i++;
-    } else if (arg.size() > 1 && arg[0] == '-') {
-      std::fprintf(stderr, "ferry detach: unknown option '%s' (try 'ferry detach --help')\n", argv[i]);
-      return 2;
-    } else if (dev.empty()) {
-      dev = argv[i];
-    } else {
-      std::fprintf(stderr, "ferry detach: one device only\n");
-      return 2;
-    }
+  DetachArgs args;
+  OptionParser parser("ferry detach");
+  parser.text(kDetachUsage).add(kDetachOptions, &args);
+  std::vector<char*> operands;
+  if (std::optional<int> exit = parser.parse_or_exit(argc, argv, &operands)) return *exit;
+  if (operands.size() > 1) {
+    std::fprintf(stderr, "ferry detach: one device only\n");
+    return 2;
   }
+  const std::string dev = operands.empty() ? std::string() : operands[0];
+  const bool quiet = args.quiet;
+  const int timeout_s = args.timeout_s;
   if (dev.empty()) {
     std::fprintf(stderr, "ferry detach: which device? (usage: ferry detach DEV)\n");
     return 2;

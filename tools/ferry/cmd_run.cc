@@ -63,6 +63,7 @@
 #include "attach/conn_mirror.h"
 #include "bpf/classifier.h"
 #include "commands.h"
+#include "common/option_table.h"
 #include "ferry/contract.h"
 #include "counters_file.h"
 #include "fastpath/fastpath_bridge.h"
@@ -133,12 +134,34 @@ constexpr const char* kRunUsage =
     "(root inside, you outside), there is no BPF fast path, forwards take host ports\n"
     ">= 1024, and --netns, --runas and --mark need root (see README).\n"
     "\n"
-    "options:\n"
-    "      --netns PATH|NAME      use this existing namespace instead of a new one\n"
-    "      --pid FILE             write ferry's PID (the one to signal) to FILE once\n"
-    "                             CMD runs; removed when ferry exits\n"
-    "  -q, --quiet                no messages but errors\n"
-    "  -h, --help                 this text\n";
+    "options:\n";
+
+// `ferry run`'s own settings (beside the translator's Config and the sandbox's).
+struct RunArgs {
+  std::string netns;     // --netns: an existing namespace instead of a new one
+  std::string pid_path;  // --pid: ferry's PID, written once CMD runs, removed at exit
+  bool quiet = false;
+};
+
+// --pid FILE: an empty name is as good as none.
+bool apply_pid(RunArgs& a, const char* v, std::string* error) {
+  if (*v == '\0') {
+    *error = "option --pid needs a file name";
+    return false;
+  }
+  a.pid_path = v;
+  return true;
+}
+
+constexpr Option<RunArgs> kRunOptions[] = {
+    {{"--netns", 0, "PATH|NAME", "use this existing namespace instead of a new one"}, option::text<&RunArgs::netns>},
+    {{"--pid", 0, "FILE",
+      "write ferry's PID (the one to signal) to FILE once\n"
+      "CMD runs; removed when ferry exits",
+      nullptr, "option --pid needs a file name"},
+     apply_pid},
+    {{"--quiet", 'q', nullptr, "no messages but errors"}, option::set<&RunArgs::quiet, true>},
+};
 
 // Signals we handle through a signalfd instead of by default action.
 sigset_t handled_signals() {
@@ -265,69 +288,19 @@ class CmdSignals {
 int cmd_run(int argc, char** argv) {
   Config config = Config::defaults();
   sandbox::Options sandbox_options;
-  bool seccomp_given = false;
-  bool runas_given = false;
-  std::string netns_spec;
-  bool quiet = false;
-  std::vector<char*> cmd;
-  std::string pid_path;  // --pid: ferry's PID, written once CMD runs, removed at exit
+  RunArgs args;
+  OptionParser parser("ferry run");
+  parser.text(kRunUsage).add(kRunOptions, &args).help_line();
+  add_translator_options(parser, &config);
+  parser.add(sandbox::option_table(), &sandbox_options).stop_at_operand();
+  std::vector<char*> cmd;  // the first operand (or what follows --) and everything after it
+  if (std::optional<int> exit = parser.parse_or_exit(argc, argv, &cmd)) return *exit;
+  const bool seccomp_given = parser.seen("--seccomp");
+  const bool runas_given = parser.seen("--runas");
+  const std::string& netns_spec = args.netns;
+  const bool quiet = args.quiet;
+  const std::string& pid_path = args.pid_path;
 
-  for (int i = 1; i < argc; i++) {
-    const std::string_view arg = argv[i];
-    std::string error;
-    if (arg == "--") {
-      cmd.assign(argv + i + 1, argv + argc);
-      break;
-    }
-    if (arg == "-h" || arg == "--help") {
-      std::fputs(kRunUsage, stdout);
-      std::fputs(translator_options_help(), stdout);
-      std::fputs(sandbox::options_help(), stdout);
-      return 0;
-    }
-    if (arg == "-q" || arg == "--quiet") {
-      quiet = true;
-      continue;
-    }
-    if (sandbox::parse_option(argc, argv, &i, &sandbox_options, &error)) {
-      if (!error.empty()) {
-        std::fprintf(stderr, "ferry run: %s\n", error.c_str());
-        return 2;
-      }
-      seccomp_given = seccomp_given || arg == "--seccomp";
-      runas_given = runas_given || arg == "--runas";
-      continue;
-    }
-    if (arg == "--pid") {
-      if (i + 1 >= argc || argv[i + 1][0] == '\0') {
-        std::fprintf(stderr, "ferry run: option --pid needs a file name\n");
-        return 2;
-      }
-      pid_path = argv[++i];
-      continue;
-    }
-    if (arg == "--netns") {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "ferry run: option --netns needs a value\n");
-        return 2;
-      }
-      netns_spec = argv[++i];
-      continue;
-    }
-    if (parse_translator_option(argc, argv, &i, &config, &error)) {
-      if (!error.empty()) {
-        std::fprintf(stderr, "ferry run: %s\n", error.c_str());
-        return 2;
-      }
-      continue;
-    }
-    if (arg.size() > 1 && arg[0] == '-') {
-      std::fprintf(stderr, "ferry run: unknown option '%s' (try 'ferry run --help')\n", argv[i]);
-      return 2;
-    }
-    cmd.assign(argv + i, argv + argc);  // first non-option: CMD starts here
-    break;
-  }
   if (std::string error; !validate_config(config, &error)) {
     std::fprintf(stderr, "ferry run: %s\n", error.c_str());
     return 2;

@@ -38,6 +38,7 @@
 #include "attach/instance.h"
 #include "bpf/classifier.h"
 #include "commands.h"
+#include "common/option_table.h"
 #include "counters_file.h"
 
 namespace ferry::cli {
@@ -51,8 +52,17 @@ constexpr const char* kStatsUsage =
     "INSTANCE, e.g. run-1234), read from the maps pinned under " FERRY_PIN_ROOT "/,\n"
     "and the translator's (rows translator.*), which the instance writes every second.\n"
     "A `ferry vm` instance (vm-PID) has no BPF: only its translator rows are shown.\n"
-    "  -j, --json   JSON: {\"instances\":[{\"name\":...,\"bpf\":true,\"counters\":{...}}]}\n"
-    "  -h, --help   this text\n";
+    "\n"
+    "options:\n";
+
+struct StatsArgs {
+  bool json = false;
+};
+
+constexpr Option<StatsArgs> kStatsOptions[] = {
+    {{"--json", 'j', nullptr, "JSON: {\"instances\":[{\"name\":...,\"bpf\":true,\"counters\":{...}}]}"},
+     option::set<&StatsArgs::json, true>},
+};
 
 struct Row {
   std::string name;
@@ -181,29 +191,17 @@ void print_table(const std::vector<Row>& rows) {
 
 // Entry point of `ferry stats`; argv[0] is "stats".
 int cmd_stats(int argc, char** argv) {
-  bool json = false;
-  std::string instance;
-  bool after_dashdash = false;
-  for (int i = 1; i < argc; i++) {
-    const char* a = argv[i];
-    if (!after_dashdash && (std::strcmp(a, "-h") == 0 || std::strcmp(a, "--help") == 0)) {
-      std::fputs(kStatsUsage, stdout);
-      return 0;
-    }
-    if (!after_dashdash && (std::strcmp(a, "-j") == 0 || std::strcmp(a, "--json") == 0)) {
-      json = true;
-    } else if (!after_dashdash && std::strcmp(a, "--") == 0) {
-      after_dashdash = true;
-    } else if (!after_dashdash && a[0] == '-') {
-      std::fprintf(stderr, "ferry stats: unknown option '%s' (see ferry stats --help)\n", a);
-      return 2;
-    } else if (instance.empty()) {
-      instance = a;
-    } else {
-      std::fprintf(stderr, "ferry stats: one INSTANCE at most (see ferry stats --help)\n");
-      return 2;
-    }
+  StatsArgs args;
+  OptionParser parser("ferry stats");
+  parser.text(kStatsUsage).add(kStatsOptions, &args).unknown_format("unknown option '%s' (see ferry stats --help)");
+  std::vector<char*> operands;
+  if (std::optional<int> exit = parser.parse_or_exit(argc, argv, &operands)) return *exit;
+  if (operands.size() > 1) {
+    std::fprintf(stderr, "ferry stats: one INSTANCE at most (see ferry stats --help)\n");
+    return 2;
   }
+  const bool json = args.json;
+  const std::string instance = operands.empty() ? std::string() : operands[0];
 
   std::vector<std::string> names;
   if (!instance.empty()) {

@@ -38,6 +38,7 @@
 #include "attach/inspect.h"
 #include "attach/instance.h"
 #include "commands.h"
+#include "common/option_table.h"
 #include "counters_file.h"
 
 namespace ferry::cli {
@@ -52,10 +53,18 @@ constexpr const char* kStatusUsage =
     "and BPF pins, so it works while a service is hung.\n"
     "Exit status: 0, 1 if DEV is not attached, 2 usage error.\n"
     "\n"
-    "options:\n"
-    "  -j, --json                 JSON output (format in the file header of cmd_status.cc\n"
-    "                             and in README.md)\n"
-    "  -h, --help                 this text\n";
+    "options:\n";
+
+struct StatusArgs {
+  bool json = false;
+};
+
+constexpr Option<StatusArgs> kStatusOptions[] = {
+    {{"--json", 'j', nullptr,
+      "JSON output (format in the file header of cmd_status.cc\n"
+      "and in README.md)"},
+     option::set<&StatusArgs::json, true>},
+};
 
 // A number from the state map, or "null".
 std::string num_or_null(const attach::StateMap& m, const char* key) {
@@ -162,26 +171,17 @@ void show(const std::string& dev, bool json, bool first) {
 }  // namespace
 
 int cmd_status(int argc, char** argv) {
-  bool json = false;
-  std::string dev;
-  for (int i = 1; i < argc; i++) {
-    const std::string_view arg = argv[i];
-    if (arg == "-h" || arg == "--help") {
-      std::fputs(kStatusUsage, stdout);
-      return 0;
-    }
-    if (arg == "-j" || arg == "--json") {
-      json = true;
-    } else if (arg.size() > 1 && arg[0] == '-') {
-      std::fprintf(stderr, "ferry status: unknown option '%s' (try 'ferry status --help')\n", argv[i]);
-      return 2;
-    } else if (dev.empty()) {
-      dev = argv[i];
-    } else {
-      std::fprintf(stderr, "ferry status: one device only\n");
-      return 2;
-    }
+  StatusArgs args;
+  OptionParser parser("ferry status");
+  parser.text(kStatusUsage).add(kStatusOptions, &args);
+  std::vector<char*> operands;
+  if (std::optional<int> exit = parser.parse_or_exit(argc, argv, &operands)) return *exit;
+  if (operands.size() > 1) {
+    std::fprintf(stderr, "ferry status: one device only\n");
+    return 2;
   }
+  const bool json = args.json;
+  const std::string dev = operands.empty() ? std::string() : operands[0];
   std::vector<std::string> devs;
   if (!dev.empty()) {
     if (!attach::valid_ifname(dev)) {

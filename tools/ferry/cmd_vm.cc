@@ -47,6 +47,7 @@
 #include "common/instance_lock.h"
 #include "policy/node_addresses.h"
 #include "commands.h"
+#include "common/option_table.h"
 #include "counters_file.h"
 #include "gateway/gateway.h"
 #include "loop/event_loop.h"
@@ -74,13 +75,9 @@ constexpr const char* kVmUsage =
     "pings become sockets of this host, as with `ferry run`; the gateway reaches this\n"
     "host's loopback. No BPF in this mode. Runs until SIGTERM/SIGINT.\n"
     "\n"
-    "options:\n"
-    "  -s, --socket PATH          listen on a UNIX socket at PATH (a stale one is replaced)\n"
-    "      --fd N                 serve inherited fd N instead: a listening stream socket,\n"
-    "                             or one connected to the guest (ferry exits when it leaves)\n"
-    "  -q, --quiet                no messages but errors\n"
-    "  -h, --help                 this text\n"
-    "  (the MTU defaults to 1500, virtio-net's; -m must match the guest's MTU)\n";
+    "options:\n";
+
+constexpr const char* kVmMtuNote = "  (the MTU defaults to 1500, virtio-net's; -m must match the guest's MTU)\n";
 
 // Frames up to this much above the MTU: the Ethernet header and a VLAN tag.
 constexpr size_t kFrameOverhead = 14 + 4;
@@ -136,65 +133,51 @@ bool parse_fd(const char* text, int* fd) {
   return ec == std::errc() && p == end && *fd >= 0 && fcntl(*fd, F_GETFD) >= 0;
 }
 
+// `ferry vm`'s own settings (beside the translator's Config and the sandbox's).
+struct VmArgs {
+  std::string socket_path;  // --socket
+  int given_fd = -1;        // --fd
+  bool quiet = false;
+};
+
+bool apply_fd(VmArgs& a, const char* v, std::string* error) {
+  if (parse_fd(v, &a.given_fd)) return true;
+  *error = "--fd " + std::string(v) + " is not an open file descriptor";
+  return false;
+}
+
+constexpr Option<VmArgs> kVmOptions[] = {
+    {{"--socket", 's', "PATH", "listen on a UNIX socket at PATH (a stale one is replaced)"},
+     option::text<&VmArgs::socket_path>},
+    {{"--fd", 0, "N",
+      "serve inherited fd N instead: a listening stream socket,\n"
+      "or one connected to the guest (ferry exits when it leaves)"},
+     apply_fd},
+    {{"--quiet", 'q', nullptr, "no messages but errors"}, option::set<&VmArgs::quiet, true>},
+};
+
 }  // namespace
 
 int cmd_vm(int argc, char** argv) {
   Config config = Config::defaults();
   sandbox::Options sandbox_options;
-  bool seccomp_given = false;
   config.mtu = 1500;  // virtio-net's default; -m overrides
   config.fastpath = false;
-  std::string socket_path;
-  int given_fd = -1;
-  bool quiet = false;
-
-  for (int i = 1; i < argc; i++) {
-    const std::string_view arg = argv[i];
-    std::string error;
-    if (arg == "-h" || arg == "--help") {
-      std::fputs(kVmUsage, stdout);
-      std::fputs(translator_options_help(), stdout);
-      std::fputs(sandbox::options_help(), stdout);
-      return 0;
-    }
-    if (arg == "-q" || arg == "--quiet") {
-      quiet = true;
-      continue;
-    }
-    if (arg == "-s" || arg == "--socket" || arg == "--fd") {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "ferry vm: option %s needs a value\n", argv[i]);
-        return 2;
-      }
-      const char* v = argv[++i];
-      if (arg == "--fd") {
-        if (!parse_fd(v, &given_fd)) {
-          std::fprintf(stderr, "ferry vm: --fd %s is not an open file descriptor\n", v);
-          return 2;
-        }
-      } else {
-        socket_path = v;
-      }
-      continue;
-    }
-    if (sandbox::parse_option(argc, argv, &i, &sandbox_options, &error)) {
-      if (!error.empty()) {
-        std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
-        return 2;
-      }
-      seccomp_given = seccomp_given || arg == "--seccomp";
-      continue;
-    }
-    if (parse_translator_option(argc, argv, &i, &config, &error)) {
-      if (!error.empty()) {
-        std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
-        return 2;
-      }
-      continue;
-    }
-    std::fprintf(stderr, "ferry vm: unknown option or argument '%s' (try 'ferry vm --help')\n", argv[i]);
+  VmArgs args;
+  OptionParser parser("ferry vm");
+  parser.text(kVmUsage).add(kVmOptions, &args).help_line().text(kVmMtuNote);
+  add_translator_options(parser, &config);
+  parser.add(sandbox::option_table(), &sandbox_options).unknown_format("unknown option or argument '%s' (try 'ferry vm --help')");
+  std::vector<char*> operands;
+  if (std::optional<int> exit = parser.parse_or_exit(argc, argv, &operands)) return *exit;
+  if (!operands.empty()) {
+    std::fprintf(stderr, "ferry vm: unknown option or argument '%s' (try 'ferry vm --help')\n", operands[0]);
     return 2;
   }
+  const bool seccomp_given = parser.seen("--seccomp");
+  const std::string& socket_path = args.socket_path;
+  int given_fd = args.given_fd;
+  const bool quiet = args.quiet;
   if (socket_path.empty() == (given_fd < 0)) {
     std::fprintf(stderr, "ferry vm: give exactly one of --socket PATH and --fd N\n");
     return 2;

@@ -20,15 +20,6 @@ namespace {
 // Descriptors kept for flows, the tap, epoll and the rest when `all` is trimmed.
 constexpr size_t kFdMargin = 4096;
 
-// Parses an unsigned decimal in [lo, hi] that must span all of text.
-bool parse_uint(std::string_view text, unsigned long lo, unsigned long hi, unsigned long* out) {
-  unsigned long v = 0;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc() || p != text.data() + text.size() || v < lo || v > hi) return false;
-  *out = v;
-  return true;
-}
-
 // Parses "0x" followed by up to 8 hex digits.
 bool parse_hex(std::string_view text, unsigned long* out) {
   if (text.size() < 3 || text.size() > 10 || text[0] != '0' || (text[1] != 'x' && text[1] != 'X')) return false;
@@ -41,185 +32,267 @@ bool parse_hex(std::string_view text, unsigned long* out) {
 
 }  // namespace
 
-bool parse_translator_option(int argc, char** argv, int* i, Config* c, std::string* error) {
-  const std::string_view opt = argv[*i];
-  // Fetches the option's value, or reports it missing.
-  auto value = [&](const char** v) {
-    if (*i + 1 >= argc) {
-      *error = "option " + std::string(opt) + " needs a value";
-      return false;
-    }
-    *v = argv[++*i];
-    return true;
-  };
-  const char* v = nullptr;
+namespace {
 
-  if (opt == "-a" || opt == "--address") {
-    if (!value(&v)) return true;
-    auto p = InetPrefix::parse(v);
-    if (!p || p->addr.is_unspecified() || p->addr.is_multicast() || p->addr.is_loopback()) {
-      *error = "bad guest address '" + std::string(v) + "' (want ADDR/PREFIX, e.g. 198.18.0.2/24)";
-      return true;
-    }
-    (p->addr.is_v4() ? c->guest4 : c->guest6) = *p;
-  } else if (opt == "-g" || opt == "--gateway") {
-    if (!value(&v)) return true;
-    auto a = InetAddr::parse(v);
-    if (!a || a->is_unspecified() || a->is_multicast() || a->is_loopback()) {
-      *error = "bad gateway address '" + std::string(v) + "'";
-      return true;
-    }
-    (a->is_v4() ? c->gateway4 : c->gateway6) = *a;
-  } else if (opt == "-m" || opt == "--mtu") {
-    unsigned long mtu = 0;
-    if (!value(&v)) return true;
-    if (!parse_uint(v, 1280, 65520, &mtu)) {
-      *error = "bad MTU '" + std::string(v) + "' (1280-65520)";
-      return true;
-    }
-    c->mtu = static_cast<unsigned>(mtu);
-  } else if (opt == "-I" || opt == "--ifname") {
-    if (!value(&v)) return true;
-    const size_t len = std::strlen(v);
-    if (len == 0 || len >= 16 || std::strpbrk(v, "/: \t\n") != nullptr) {
-      *error = "bad interface name '" + std::string(v) + "'";
-      return true;
-    }
-    c->ifname = v;
-  } else if (opt == "-t" || opt == "--tcp-ports") {
-    if (!value(&v)) return true;
-    const HostPorts host = read_host_ports(false);
-    size_t skipped = 0;
-    if (parse_port_forwards(v, &c->tcp_forwards, error, &host, &skipped)) c->tcp_ports_skipped += skipped;
-  } else if (opt == "-u" || opt == "--udp-ports") {
-    if (!value(&v)) return true;
-    const HostPorts host = read_host_ports(true);
-    size_t skipped = 0;
-    if (parse_port_forwards(v, &c->udp_forwards, error, &host, &skipped)) c->udp_ports_skipped += skipped;
-  } else if (opt == "--map-gw") {
-    c->map_gateway = true;
-  } else if (opt == "--no-map-gw") {
-    c->map_gateway = false;
-  } else if (opt == "--map-gw-ports") {
-    if (!value(&v)) return true;
-    // The same syntax as a rule's ports: PORT, FIRST-LAST, comma lists.
-    std::vector<DestinationRule> r;
-    if (!parse_destination_rules(std::string("0.0.0.0/0:") + v, true, &r, error)) {
-      *error = "bad --map-gw-ports '" + std::string(v) + "' (PORT, FIRST-LAST, comma lists; 1-65535)";
-      return true;
-    }
-    c->map_gateway = true;
-    for (const DestinationRule& x : r) c->map_gateway_ports.push_back({x.port_first, x.port_last});
-  } else if (opt == "--allow" || opt == "--deny") {
-    if (!value(&v)) return true;
-    parse_destination_rules(v, opt == "--allow", &c->destination_rules, error);
-  } else if (opt == "--node") {
-    c->allow_node = true;
-  } else if (opt == "--no-node") {
-    c->allow_node = false;
-  } else if (opt == "--mark") {
-    unsigned long mark = 0;
-    if (!value(&v)) return true;
-    if (!parse_uint(v, 0, 0xffffffffUL, &mark) && !parse_hex(v, &mark)) {
-      *error = "bad --mark '" + std::string(v) + "' (0-4294967295, or 0x hex)";
-      return true;
-    }
-    c->socket_mark = static_cast<uint32_t>(mark);
-  } else if (opt == "-4" || opt == "--ipv4-only") {
-    c->ipv6 = false;
-  } else if (opt == "-6" || opt == "--ipv6-only") {
-    c->ipv4 = false;
-  } else if (opt == "--no-fastpath") {
-    c->fastpath = false;
-  } else if (opt == "--max-conns") {
-    unsigned long n = 0;
-    if (!value(&v)) return true;
-    if (!parse_uint(v, 16, 262144, &n)) {
-      *error = "bad --max-conns '" + std::string(v) + "' (16-262144)";
-      return true;
-    }
-    c->max_conns = static_cast<uint32_t>(n);
-  } else if (opt == "--no-dhcp") {
-    c->services.dhcp4 = false;
-  } else if (opt == "--no-ra") {
-    c->services.ra = false;
-  } else if (opt == "--no-dhcpv6") {
-    c->services.dhcp6 = false;
-  } else if (opt == "--no-dns") {
-    c->services.dns_forward = false;
-  } else if (opt == "--dns") {
-    if (!value(&v)) return true;
-    auto a = InetAddr::parse(v);
-    if (!a || a->is_unspecified() || a->is_multicast()) {
-      *error = "bad --dns address '" + std::string(v) + "'";
-      return true;
-    }
-    c->services.dns.push_back(*a);
-  } else if (opt == "--dns-forward") {
-    if (!value(&v)) return true;
-    auto a = InetAddr::parse(v);
-    if (!a || a->is_unspecified() || a->is_multicast() || a->is_loopback()) {
-      *error = "bad --dns-forward address '" + std::string(v) + "'";
-      return true;
-    }
-    (a->is_v4() ? c->services.dns_forward4 : c->services.dns_forward6) = *a;
-  } else if (opt == "--search") {
-    if (!value(&v)) return true;
-    for (std::string_view rest = v; !rest.empty();) {
-      const size_t comma = rest.find(',');
-      const std::string_view d = rest.substr(0, comma);
-      if (!services::valid_dns_name(d)) {
-        *error = "bad --search domain '" + std::string(d) + "'";
-        return true;
-      }
-      c->services.search.emplace_back(d);
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    }
-    c->services.search_given = true;
-  } else if (opt == "--domain") {
-    if (!value(&v)) return true;
-    if (!services::valid_dns_name(v)) {
-      *error = "bad --domain '" + std::string(v) + "'";
-      return true;
-    }
-    c->services.domain = v;
-  } else if (opt == "--hostname") {
-    if (!value(&v)) return true;
-    const std::string_view h = v;
-    if (!services::valid_dns_name(h) || h.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != std::string_view::npos) {
-      *error = "bad --hostname '" + std::string(v) + "' (letters, digits, '-' and '.')";
-      return true;
-    }
-    c->services.hostname = v;
-  } else if (opt == "--route") {
-    if (!value(&v)) return true;
-    const std::string_view spec = v;
-    const size_t comma = spec.find(',');
-    auto dst = InetPrefix::parse(spec.substr(0, comma));
-    std::optional<InetAddr> via;
-    if (comma != std::string_view::npos) via = InetAddr::parse(spec.substr(comma + 1));
-    if (!dst || !dst->addr.is_v4() || (comma != std::string_view::npos && (!via || !via->is_v4()))) {
-      *error = "bad --route '" + std::string(v) + "' (want DST/PREFIX[,GATEWAY], IPv4)";
-      return true;
-    }
-    Route4 r;
-    r.dst = *dst;
-    if (via) r.via = *via;  // unset: the gateway, filled in by validate_config
-    c->services.routes.push_back(r);
-  } else if (opt == "--max-udp-flows") {
-    unsigned long n = 0;
-    if (!value(&v)) return true;
-    if (!parse_uint(v, 1, 65536, &n)) {
-      *error = "bad --max-udp-flows '" + std::string(v) + "' (1-65536)";
-      return true;
-    }
-    c->max_udp_flows = static_cast<uint32_t>(n);
-  } else if (opt == "-v" || opt == "--verbose") {
-    c->verbose = true;
-  } else {
+// -a, --address: the guest's IPv4 or IPv6 address and prefix.
+bool apply_address(Config& c, const char* v, std::string* error) {
+  auto p = InetPrefix::parse(v);
+  if (!p || p->addr.is_unspecified() || p->addr.is_multicast() || p->addr.is_loopback()) {
+    *error = "bad guest address '" + std::string(v) + "' (want ADDR/PREFIX, e.g. 198.18.0.2/24)";
     return false;
   }
+  (p->addr.is_v4() ? c.guest4 : c.guest6) = *p;
   return true;
+}
+
+// -g, --gateway: per family.
+bool apply_gateway(Config& c, const char* v, std::string* error) {
+  auto a = InetAddr::parse(v);
+  if (!a || a->is_unspecified() || a->is_multicast() || a->is_loopback()) {
+    *error = "bad gateway address '" + std::string(v) + "'";
+    return false;
+  }
+  (a->is_v4() ? c.gateway4 : c.gateway6) = *a;
+  return true;
+}
+
+bool apply_mtu(Config& c, const char* v, std::string* error) {
+  unsigned long mtu = 0;
+  if (!option::parse_uint(v, 1280, 65520, &mtu)) {
+    *error = "bad MTU '" + std::string(v) + "' (1280-65520)";
+    return false;
+  }
+  c.mtu = static_cast<unsigned>(mtu);
+  return true;
+}
+
+// -I, --ifname: a name the kernel takes (under IFNAMSIZ, no '/', ':' or blanks).
+bool apply_ifname(Config& c, const char* v, std::string* error) {
+  const size_t len = std::strlen(v);
+  if (len == 0 || len >= 16 || std::strpbrk(v, "/: \t\n") != nullptr) {
+    *error = "bad interface name '" + std::string(v) + "'";
+    return false;
+  }
+  c.ifname = v;
+  return true;
+}
+
+// -t/-u: pasta's port specs; `all` skips the host's ports in use (counted).
+bool apply_ports(bool udp, Config& c, const char* v, std::string* error) {
+  const HostPorts host = read_host_ports(udp);
+  size_t skipped = 0;
+  if (!parse_port_forwards(v, udp ? &c.udp_forwards : &c.tcp_forwards, error, &host, &skipped)) return false;
+  (udp ? c.udp_ports_skipped : c.tcp_ports_skipped) += skipped;
+  return true;
+}
+bool apply_tcp_ports(Config& c, const char* v, std::string* error) { return apply_ports(false, c, v, error); }
+bool apply_udp_ports(Config& c, const char* v, std::string* error) { return apply_ports(true, c, v, error); }
+
+// --map-gw-ports: the same syntax as a rule's ports; implies --map-gw.
+bool apply_map_gw_ports(Config& c, const char* v, std::string* error) {
+  std::vector<DestinationRule> r;
+  if (!parse_destination_rules(std::string("0.0.0.0/0:") + v, true, &r, error)) {
+    *error = "bad --map-gw-ports '" + std::string(v) + "' (PORT, FIRST-LAST, comma lists; 1-65535)";
+    return false;
+  }
+  c.map_gateway = true;
+  for (const DestinationRule& x : r) c.map_gateway_ports.push_back({x.port_first, x.port_last});
+  return true;
+}
+
+bool apply_allow(Config& c, const char* v, std::string* error) {
+  return parse_destination_rules(v, true, &c.destination_rules, error);
+}
+bool apply_deny(Config& c, const char* v, std::string* error) {
+  return parse_destination_rules(v, false, &c.destination_rules, error);
+}
+
+// --mark: decimal or 0x hex, 32 bits.
+bool apply_mark(Config& c, const char* v, std::string* error) {
+  unsigned long mark = 0;
+  if (!option::parse_uint(v, 0, 0xffffffffUL, &mark) && !parse_hex(v, &mark)) {
+    *error = "bad --mark '" + std::string(v) + "' (0-4294967295, or 0x hex)";
+    return false;
+  }
+  c.socket_mark = static_cast<uint32_t>(mark);
+  return true;
+}
+
+bool apply_max_conns(Config& c, const char* v, std::string* error) {
+  unsigned long n = 0;
+  if (!option::parse_uint(v, 16, 262144, &n)) {
+    *error = "bad --max-conns '" + std::string(v) + "' (16-262144)";
+    return false;
+  }
+  c.max_conns = static_cast<uint32_t>(n);
+  return true;
+}
+
+bool apply_max_udp_flows(Config& c, const char* v, std::string* error) {
+  unsigned long n = 0;
+  if (!option::parse_uint(v, 1, 65536, &n)) {
+    *error = "bad --max-udp-flows '" + std::string(v) + "' (1-65536)";
+    return false;
+  }
+  c.max_udp_flows = static_cast<uint32_t>(n);
+  return true;
+}
+
+// --no-dhcp, --no-ra, --no-dhcpv6, --no-dns: a guest service off.
+template <bool ServicesConfig::*Service>
+bool service_off(Config& c, const char*, std::string*) {
+  c.services.*Service = false;
+  return true;
+}
+
+// --dns: a server handed out instead of the forwarder; repeatable.
+bool apply_dns(Config& c, const char* v, std::string* error) {
+  auto a = InetAddr::parse(v);
+  if (!a || a->is_unspecified() || a->is_multicast()) {
+    *error = "bad --dns address '" + std::string(v) + "'";
+    return false;
+  }
+  c.services.dns.push_back(*a);
+  return true;
+}
+
+bool apply_dns_forward(Config& c, const char* v, std::string* error) {
+  auto a = InetAddr::parse(v);
+  if (!a || a->is_unspecified() || a->is_multicast() || a->is_loopback()) {
+    *error = "bad --dns-forward address '" + std::string(v) + "'";
+    return false;
+  }
+  (a->is_v4() ? c.services.dns_forward4 : c.services.dns_forward6) = *a;
+  return true;
+}
+
+// --search: a comma list of DNS names.
+bool apply_search(Config& c, const char* v, std::string* error) {
+  for (std::string_view rest = v; !rest.empty();) {
+    const size_t comma = rest.find(',');
+    const std::string_view d = rest.substr(0, comma);
+    if (!services::valid_dns_name(d)) {
+      *error = "bad --search domain '" + std::string(d) + "'";
+      return false;
+    }
+    c.services.search.emplace_back(d);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  c.services.search_given = true;
+  return true;
+}
+
+bool apply_domain(Config& c, const char* v, std::string* error) {
+  if (!services::valid_dns_name(v)) {
+    *error = "bad --domain '" + std::string(v) + "'";
+    return false;
+  }
+  c.services.domain = v;
+  return true;
+}
+
+bool apply_hostname(Config& c, const char* v, std::string* error) {
+  const std::string_view h = v;
+  if (!services::valid_dns_name(h) ||
+      h.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != std::string_view::npos) {
+    *error = "bad --hostname '" + std::string(v) + "' (letters, digits, '-' and '.')";
+    return false;
+  }
+  c.services.hostname = v;
+  return true;
+}
+
+// --route DST/PREFIX[,GATEWAY], IPv4; no gateway: ours, filled in later.
+bool apply_route(Config& c, const char* v, std::string* error) {
+  const std::string_view spec = v;
+  const size_t comma = spec.find(',');
+  auto dst = InetPrefix::parse(spec.substr(0, comma));
+  std::optional<InetAddr> via;
+  if (comma != std::string_view::npos) via = InetAddr::parse(spec.substr(comma + 1));
+  if (!dst || !dst->addr.is_v4() || (comma != std::string_view::npos && (!via || !via->is_v4()))) {
+    *error = "bad --route '" + std::string(v) + "' (want DST/PREFIX[,GATEWAY], IPv4)";
+    return false;
+  }
+  Route4 r;
+  r.dst = *dst;
+  if (via) r.via = *via;  // unset: the gateway, filled in by finish_services_config
+  c.services.routes.push_back(r);
+  return true;
+}
+
+// The translator's options: addresses, link, forwards, policy, limits.
+constexpr Option<Config> kTranslatorOptions[] = {
+    {{"--address", 'a', "ADDR/PREFIX", "guest address, IPv4 or IPv6 (198.18.0.2/24, fd00:f::2/64)"}, apply_address},
+    {{"--gateway", 'g', "ADDR", "gateway address, IPv4 or IPv6 (198.18.0.1, fd00:f::1)"}, apply_gateway},
+    {{"--mtu", 'm', "N", "guest MTU, 1280-65520 (65520)"}, apply_mtu},
+    {{"--ifname", 'I', "NAME", "guest interface name (eth0)"}, apply_ifname},
+    {{"--tcp-ports", 't', "SPEC",
+      "forward host TCP ports into the guest:\n"
+      "PORT, FIRST-LAST, PORT:GUESTPORT, ADDR/PORT, comma lists,\n"
+      "all (non-ephemeral ports not in use on the host),\n"
+      "~PORT or ~FIRST-LAST excluded (alone: all but those)"},
+     apply_tcp_ports},
+    {{"--udp-ports", 'u', "SPEC", "the same for UDP"}, apply_udp_ports},
+    {{"--map-gw", 0, nullptr,
+      "connections to the gateway reach the host's loopback (on);\n"
+      "without the mapping the gateway address is refused",
+      "--map-gw / --no-map-gw"},
+     option::set<&Config::map_gateway, true>},
+    {{"--no-map-gw", 0, nullptr, nullptr}, option::set<&Config::map_gateway, false>},
+    {{"--map-gw-ports", 0, "LIST", "the mapping opens only these ports (PORT, FIRST-LAST, commas)"}, apply_map_gw_ports},
+    {{"--allow", 0, "CIDR[:PORTS]", "the guest may reach CIDR (on PORTS); repeatable"}, apply_allow},
+    {{"--deny", 0, "CIDR[:PORTS]",
+      "the guest may not; the most specific rule wins, deny at a tie.\n"
+      "Denied unless allowed: 169.254.0.0/16, fe80::/10, 0.0.0.0/8.\n"
+      "Always denied: loopback (but the gateway mapping), multicast,\n"
+      "broadcast, IPv4-mapped IPv6. IPv6 without /LEN: [ADDR]:PORTS"},
+     apply_deny},
+    {{"--node", 0, nullptr, "the host's own addresses are reachable (on)", "--node / --no-node"},
+     option::set<&Config::allow_node, true>},
+    {{"--no-node", 0, nullptr, nullptr}, option::set<&Config::allow_node, false>},
+    {{"--mark", 0, "N", "SO_MARK N on every host socket (needs CAP_NET_ADMIN)"}, apply_mark},
+    {{"--ipv4-only", '4', nullptr, "no IPv6"}, option::set<&Config::ipv6, false>},
+    {{"--ipv6-only", '6', nullptr, "no IPv4"}, option::set<&Config::ipv4, false>},
+    {{"--no-fastpath", 0, nullptr, "no BPF at all: classify and translate in userspace only"},
+     option::set<&Config::fastpath, false>},
+    {{"--max-conns", 0, "N",
+      "TCP flows at once, 16-262144 (131072); sizes every\n"
+      "per-flow table and BPF map; more get a RST"},
+     apply_max_conns},
+    {{"--max-udp-flows", 0, "N",
+      "UDP flows (host sockets) at once, 1-65536 (8192); a\n"
+      "new flow beyond closes the least recently used"},
+     apply_max_udp_flows},
+    {{"--verbose", 'v', nullptr,
+      "log each TCP/UDP flow's open and close (addresses,\n"
+      "ports, bytes each way, reason) and its errors to\n"
+      "stderr, one line each"},
+     option::set<&Config::verbose, true>},
+};
+
+// The guest services' options.
+constexpr Option<Config> kServiceOptions[] = {
+    {{"--no-dhcp", 0, nullptr, "no DHCPv4 server"}, service_off<&ServicesConfig::dhcp4>},
+    {{"--no-ra", 0, nullptr, "no router advertisements"}, service_off<&ServicesConfig::ra>},
+    {{"--no-dhcpv6", 0, nullptr, "no DHCPv6 server (RAs then carry no M/O flags)"}, service_off<&ServicesConfig::dhcp6>},
+    {{"--no-dns", 0, nullptr, "no DNS forwarder"}, service_off<&ServicesConfig::dns_forward>},
+    {{"--dns", 0, "ADDR",
+      "hand out this DNS server instead of the forwarder\n"
+      "(repeatable; per family)"},
+     apply_dns},
+    {{"--dns-forward", 0, "ADDR", "the forwarder's address in the guest's subnet (the gateway)"}, apply_dns_forward},
+    {{"--search", 0, "D[,D...]", "search list handed out (the host's resolv.conf search)"}, apply_search},
+    {{"--domain", 0, "NAME", "DHCP domain name, option 15 (the first search domain)"}, apply_domain},
+    {{"--hostname", 0, "NAME", "DHCP host name, option 12"}, apply_hostname},
+    {{"--route", 0, "DST/P[,GW]", "a classless static route for DHCP option 121 (GW: the gateway)"}, apply_route},
+};
+
+}  // namespace
+
+void add_translator_options(OptionParser& p, Config* config) {
+  p.add(kTranslatorOptions, config);
+  p.text("guest services (DHCPv4, router advertisements, DHCPv6, DNS forwarding; all on):\n");
+  p.add(kServiceOptions, config);
 }
 
 bool validate_config(const Config& c, std::string* error) {
@@ -311,50 +384,6 @@ void prepare_forwards(Config* c) {
   };
   if (fams) trim(&c->tcp_forwards, budget_tcp / fams, "-t");
   trim(&c->udp_forwards, budget_udp, "-u");
-}
-
-const char* translator_options_help() {
-  return "  -a, --address ADDR/PREFIX  guest address, IPv4 or IPv6 (198.18.0.2/24, fd00:f::2/64)\n"
-         "  -g, --gateway ADDR         gateway address, IPv4 or IPv6 (198.18.0.1, fd00:f::1)\n"
-         "  -m, --mtu N                guest MTU, 1280-65520 (65520)\n"
-         "  -I, --ifname NAME          guest interface name (eth0)\n"
-         "  -t, --tcp-ports SPEC       forward host TCP ports into the guest:\n"
-         "                             PORT, FIRST-LAST, PORT:GUESTPORT, ADDR/PORT, comma lists,\n"
-         "                             all (non-ephemeral ports not in use on the host),\n"
-         "                             ~PORT or ~FIRST-LAST excluded (alone: all but those)\n"
-         "  -u, --udp-ports SPEC       the same for UDP\n"
-         "      --map-gw / --no-map-gw connections to the gateway reach the host's loopback (on);\n"
-         "                             without the mapping the gateway address is refused\n"
-         "      --map-gw-ports LIST    the mapping opens only these ports (PORT, FIRST-LAST, commas)\n"
-         "      --allow CIDR[:PORTS]   the guest may reach CIDR (on PORTS); repeatable\n"
-         "      --deny CIDR[:PORTS]    the guest may not; the most specific rule wins, deny at a tie.\n"
-         "                             Denied unless allowed: 169.254.0.0/16, fe80::/10, 0.0.0.0/8.\n"
-         "                             Always denied: loopback (but the gateway mapping), multicast,\n"
-         "                             broadcast, IPv4-mapped IPv6. IPv6 without /LEN: [ADDR]:PORTS\n"
-         "      --node / --no-node     the host's own addresses are reachable (on)\n"
-         "      --mark N               SO_MARK N on every host socket (needs CAP_NET_ADMIN)\n"
-         "  -4, --ipv4-only            no IPv6\n"
-         "  -6, --ipv6-only            no IPv4\n"
-         "      --no-fastpath          no BPF at all: classify and translate in userspace only\n"
-         "      --max-conns N          TCP flows at once, 16-262144 (131072); sizes every\n"
-         "                             per-flow table and BPF map; more get a RST\n"
-         "      --max-udp-flows N      UDP flows (host sockets) at once, 1-65536 (8192); a\n"
-         "                             new flow beyond closes the least recently used\n"
-         "  -v, --verbose              log each TCP/UDP flow's open and close (addresses,\n"
-         "                             ports, bytes each way, reason) and its errors to\n"
-         "                             stderr, one line each\n"
-         "guest services (DHCPv4, router advertisements, DHCPv6, DNS forwarding; all on):\n"
-         "      --no-dhcp              no DHCPv4 server\n"
-         "      --no-ra                no router advertisements\n"
-         "      --no-dhcpv6            no DHCPv6 server (RAs then carry no M/O flags)\n"
-         "      --no-dns               no DNS forwarder\n"
-         "      --dns ADDR             hand out this DNS server instead of the forwarder\n"
-         "                             (repeatable; per family)\n"
-         "      --dns-forward ADDR     the forwarder's address in the guest's subnet (the gateway)\n"
-         "      --search D[,D...]      search list handed out (the host's resolv.conf search)\n"
-         "      --domain NAME          DHCP domain name, option 15 (the first search domain)\n"
-         "      --hostname NAME        DHCP host name, option 12\n"
-         "      --route DST/P[,GW]     a classless static route for DHCP option 121 (GW: the gateway)\n";
 }
 
 }  // namespace ferry::cli

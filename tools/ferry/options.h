@@ -1,20 +1,21 @@
-// Options shared by the subcommands that start a translator (`run`, later
-// `attach`): addresses, gateway, MTU, forwards, fast path. Each option is one
-// --flag VALUE pair or a lone --flag; errors are one line for the caller to
-// print before exiting with status 2.
+// Options shared by the subcommands that start a translator (`run`,
+// `attach`, `vm`): addresses, gateway, MTU, forwards, policy, fast path,
+// guest services. They are two option tables (common/option_table.h) bound
+// to the Config; a command adds them to its parser, which makes the parser
+// and the help from them. Errors are one line; the command exits 2.
 #pragma once
 
 #include <string>
 
 #include "common/config.h"
+#include "common/option_table.h"
 #include "services/resolv_conf.h"
 
 namespace ferry::cli {
 
-// If argv[*i] is a translator option, consumes it (and its value), applies it
-// to *config and returns true. Returns false for an option it does not know.
-// On a bad value, sets *error (and returns true).
-bool parse_translator_option(int argc, char** argv, int* i, Config* config, std::string* error);
+// Adds the translator's options and, under their heading, the guest
+// services' to p, bound to *config.
+void add_translator_options(OptionParser& p, Config* config);
 
 // Checks cross-option consistency after all options were read.
 bool validate_config(const Config& config, std::string* error);
@@ -28,8 +29,5 @@ void finish_services_config(Config* config, const services::ResolvConf& host);
 // forwarded port (the hard limit too when the caller may). When the limit
 // still cannot hold them, `all` keeps its lowest ports (one line says so).
 void prepare_forwards(Config* config);
-
-// The help text for the options above, indented for a usage message.
-const char* translator_options_help();
 
 }  // namespace ferry::cli

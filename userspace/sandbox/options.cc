@@ -30,29 +30,38 @@ long parse_id(std::string_view v) {
 
 }  // namespace
 
-bool parse_option(int argc, char** argv, int* i, Options* o, std::string* error) {
-  const std::string_view opt = argv[*i];
-  if (opt == "--no-sandbox") {
-    o->enabled = false;
-    return true;
+namespace {
+
+// --runas USER[:GROUP]: names are resolved later, by resolve().
+bool apply_runas(Options& o, const char* value, std::string* error) {
+  const std::string_view v = value;
+  if (v.empty() || v.front() == ':' || v.back() == ':') {
+    *error = "bad --runas '" + std::string(v) + "' (USER or USER:GROUP)";
+    return false;
   }
-  if (opt != "--runas" && opt != "--seccomp") return false;
-  if (*i + 1 >= argc) {
-    *error = "option " + std::string(opt) + " needs a value";
-    return true;
-  }
-  const std::string_view v = argv[++*i];
-  if (opt == "--runas") {
-    if (v.empty() || v.front() == ':' || v.back() == ':') {
-      *error = "bad --runas '" + std::string(v) + "' (USER or USER:GROUP)";
-      return true;
-    }
-    o->runas = v;
-  } else if (!parse_mode(v, &o->seccomp)) {
-    *error = "bad --seccomp '" + std::string(v) + "' (kill, log or off)";
-  }
+  o.runas = v;
   return true;
 }
+
+bool apply_seccomp(Options& o, const char* value, std::string* error) {
+  if (parse_mode(value, &o.seccomp)) return true;
+  *error = "bad --seccomp '" + std::string(value) + "' (kill, log or off)";
+  return false;
+}
+
+constexpr Option<Options> kOptions[] = {
+    {{"--runas", 0, "USER[:GROUP]", "the translator's user after set-up (nobody)"}, apply_runas},
+    {{"--seccomp", 0, "kill|log|off",
+      "what a system call outside the translator's allow-list\n"
+      "does: kill it (default), log it, no filter\n"
+      "(FERRY_SECCOMP=log does the same as --seccomp log)"},
+     apply_seccomp},
+    {{"--no-sandbox", 0, nullptr, "translate with root's privileges (debugging only)"}, option::set<&Options::enabled, false>},
+};
+
+}  // namespace
+
+std::span<const Option<Options>> option_table() { return kOptions; }
 
 bool resolve(Options* o, bool seccomp_from_option, std::string* error) {
   if (!seccomp_from_option) {
@@ -88,14 +97,6 @@ bool resolve(Options* o, bool seccomp_from_option, std::string* error) {
     }
   }
   return true;
-}
-
-const char* options_help() {
-  return "      --runas USER[:GROUP]   the translator's user after set-up (nobody)\n"
-         "      --seccomp kill|log|off what a system call outside the translator's allow-list\n"
-         "                             does: kill it (default), log it, no filter\n"
-         "                             (FERRY_SECCOMP=log does the same as --seccomp log)\n"
-         "      --no-sandbox           translate with root's privileges (debugging only)\n";
 }
 
 const char* to_string(SeccompMode m) {

@@ -16,7 +16,10 @@
 
 #include <sys/types.h>
 
+#include <span>
 #include <string>
+
+#include "common/option_table.h"
 
 namespace ferry::sandbox {
 
@@ -37,18 +40,14 @@ struct Options {
   bool own_user_namespace = false;
 };
 
-// Parses one sandbox option at argv[*i] (advancing *i past its value).
-// Returns false when argv[*i] is not a sandbox option; true when it is, with
-// *error set when its value is bad.
-bool parse_option(int argc, char** argv, int* i, Options* o, std::string* error);
+// The sandbox's options (--runas, --seccomp, --no-sandbox) as a table for a
+// command's OptionParser (common/option_table.h), which also makes their help.
+std::span<const Option<Options>> option_table();
 
-// Applies FERRY_SECCOMP (kill, log, off) unless an option already chose,
-// and resolves runas to ids. False (with why) for an unknown user or group
+// Applies FERRY_SECCOMP (kill, log, off) unless an option (--seccomp)
+// already chose, and resolves runas to ids. False (with why) for an unknown user or group
 // or a bad FERRY_SECCOMP.
 bool resolve(Options* o, bool seccomp_from_option, std::string* error);
-
-// Help lines for the options above.
-const char* options_help();
 
 const char* to_string(SeccompMode m);
 
