@@ -19,7 +19,11 @@
 # line, exit 2); pings beyond the gateway when ping_group_range admits no
 # group of the caller (a note, the gateway still answers, the peer does
 # not); the caller's descriptor limit (an explicit --max-conns beyond it is
-# refused, the default shrinks to fit).
+# refused, the default shrinks to fit). Also: ferry under `unshare -Ur`
+# (root in a user namespace, which aborted before: "cannot return to the
+# original network namespace") runs rootless; with no user namespace left to
+# make, and with the machine's own 0600 /dev/net/tun, ferry fails in one
+# line saying why (exit 1).
 #
 # /dev/net/tun is 0600 on this machine (no udev); rootless ferry needs it
 # 0666 as udev makes it. Each rootless ferry runs in a private mount
@@ -220,5 +224,44 @@ timeout 20 "${LIMITED[@]}" unshare -m bash -c 'mount --bind "$0" /dev/net/tun &&
 RC=$?
 e2e_expect_rc 0 "default --max-conns under a 4096 descriptor limit"
 e2e_expect "the defaults shrink to fit (-v says so)" grep -q 'rootless: --max-conns [0-9]* --max-udp-flows [0-9]* (descriptor limit 4096)' "$ERR"
+((E2E_FAILED)) && e2e_show_output
+
+# ---- root of a user namespace (unshare -Ur) is not privileged: rootless.
+# First a ferry inside the rootless guest (its sockets in that guest's
+# namespace, so the peer is reached through both ferries), then under
+# unshare -Ur as uid 65534 directly.
+ip netns exec "$RH" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+rootless_ferry 30 run -- sh -c 'exec "$@"' sh unshare -Ur "$RL/bin/ferry" run -q -- sh -c "
+  ping -c1 -W5 198.18.0.1 >/dev/null 2>&1 && echo PingGateway: ok
+  echo PeerHttp: \$(curl -s --max-time 10 http://$PEER4:18082/index.html)"
+e2e_expect_rc 0 "ferry run inside ferry's rootless guest (root of a user namespace: unshare -Ur)"
+e2e_expect "nested: ping the gateway" test "$(field PingGateway)" = ok
+e2e_expect "nested: HTTP from the peer through both ferries" test "$(field PeerHttp)" = host-page
+timeout 20 unshare -m bash -c 'mount --bind "$0" /dev/net/tun && exec "$@"' "$RL/dev/tun" \
+  "${RHN[@]}" setpriv --reuid "$USER_ID" --regid "$USER_ID" --clear-groups -- \
+  env -i PATH=/usr/bin:/bin unshare -Ur sh -c "ferry=$RL/bin/ferry; exec \$ferry run -q -- true" \
+  >"$OUT" 2>"$ERR" </dev/null
+RC=$?
+e2e_expect_rc 0 "ferry run under unshare -Ur as uid $USER_ID"
+
+# ---- no user namespace may be made: one line, exit 1
+timeout 20 unshare -m bash -c 'mount --bind "$0" /dev/net/tun && exec "$@"' "$RL/dev/tun" \
+  "${RHN[@]}" setpriv --reuid "$USER_ID" --regid "$USER_ID" --clear-groups -- \
+  env -i PATH=/usr/bin:/bin unshare -Ur sh -c \
+  "echo 0 >/proc/sys/user/max_user_namespaces && exec $RL/bin/ferry run -q -- true" >"$OUT" 2>"$ERR" </dev/null
+RC=$?
+e2e_expect_rc 1 "user.max_user_namespaces 0"
+e2e_expect "no user namespace: one line saying why" \
+  bash -c "test \$(wc -l <'$ERR') = 1 && grep -q 'allows no new user namespace' '$ERR'"
+
+# ---- the machine's /dev/net/tun (0600, root's): one line, exit 1
+if [[ $(stat -c %a /dev/net/tun) == 600 ]]; then
+  timeout 20 "${RHN[@]}" setpriv --reuid "$USER_ID" --regid "$USER_ID" --clear-groups -- \
+    env -i PATH=/usr/bin:/bin "$RL/bin/ferry" run -q -- true >"$OUT" 2>"$ERR" </dev/null
+  RC=$?
+  e2e_expect_rc 1 "a 0600 /dev/net/tun"
+  e2e_expect "0600 /dev/net/tun: one line saying why" \
+    bash -c "test \$(wc -l <'$ERR') = 1 && grep -q 'needs /dev/net/tun open to all users' '$ERR'"
+fi
 ((E2E_FAILED)) && e2e_show_output
 exit 0

@@ -24,6 +24,7 @@
 #include "sandbox/options.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/seccomp_filter.h"
+#include "support/proc_status.h"
 
 namespace ferry::sandbox {
 namespace {
@@ -148,19 +149,7 @@ TEST(SandboxOptions, Resolve) {
   unsetenv("FERRY_SECCOMP");
 }
 
-// /proc/PID/status as a map.
-std::map<std::string, std::string> proc_status(pid_t pid) {
-  std::map<std::string, std::string> m;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    const size_t c = line.find(':');
-    if (c == std::string::npos) continue;
-    const size_t v = line.find_first_not_of(" \t", c + 1);
-    m[line.substr(0, c)] = v == std::string::npos ? "" : line.substr(v);
-  }
-  return m;
-}
+using test::proc_status;
 
 TEST(Sandbox, ChildIsUnprivilegedFilteredAndRootless) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root";

@@ -31,6 +31,7 @@
 #include "netns/user_namespace.h"
 #include "sandbox/options.h"
 #include "sandbox/sandbox.h"
+#include "support/proc_status.h"
 
 namespace ferry {
 namespace {
@@ -65,15 +66,22 @@ TEST(UserNamespace, ThisProcessIsInTheInitialNamespace) {
   EXPECT_TRUE(in_initial_user_namespace());
 }
 
+// In a forked child: uid/gid 65534 with no groups when running as root
+// (else as it is), dumpable as an exec'd user process is (setresuid made
+// it non-dumpable, and /proc/self/uid_map would then be root's).
+bool become_user() {
+  if (geteuid() == 0 && (setgroups(0, nullptr) != 0 || setresgid(kUser, kUser, kUser) != 0 ||
+                         setresuid(kUser, kUser, kUser) != 0))
+    return false;
+  return prctl(PR_SET_DUMPABLE, 1) == 0;
+}
+
 // Runs body in a child that is (or became) uid/gid 65534 with no groups;
 // returns body's exit code, 77 when user namespaces are not allowed here.
 int as_user(const std::function<int()>& body) {
   const pid_t pid = fork();
   if (pid == 0) {
-    if (geteuid() == 0 && (setgroups(0, nullptr) != 0 || setresgid(kUser, kUser, kUser) != 0 ||
-                           setresuid(kUser, kUser, kUser) != 0))
-      _exit(90);
-    prctl(PR_SET_DUMPABLE, 1);  // setresuid made us non-dumpable; an exec'd user process is not
+    if (!become_user()) _exit(90);
     _exit(body());
   }
   int ws = 0;
@@ -158,24 +166,13 @@ TEST(UnprivilegedGuestNs, CarriesSetupErrorsBack) {
         make_guest_namespaces([](HandBack*) -> Status { return Status(ENOENT, "no such device here"); });
     if (g) return 1;
     if (g.status().err() != ENOENT) return 2;
-    if (g.status().message().find("no such device here") == std::string::npos) return 3;
+    if (g.status().what() != "no such device here") return 3;
     return 0;
   });
   EXPECT_EQ(rc, 0);
 }
 
-std::map<std::string, std::string> proc_status(pid_t pid) {
-  std::map<std::string, std::string> m;
-  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    const size_t c = line.find(':');
-    if (c == std::string::npos) continue;
-    const size_t v = line.find_first_not_of(" \t", c + 1);
-    m[line.substr(0, c)] = v == std::string::npos ? "" : line.substr(v);
-  }
-  return m;
-}
+using test::proc_status;
 
 TEST(RootlessSandbox, ChildHasNoCapabilitiesAndAnEmptyRoot) {
   if (!user_namespaces_allowed()) GTEST_SKIP() << "user namespaces not allowed here";
@@ -184,10 +181,7 @@ TEST(RootlessSandbox, ChildHasNoCapabilitiesAndAnEmptyRoot) {
   ASSERT_EQ(pipe(to_child), 0);
   const pid_t pid = fork();
   if (pid == 0) {
-    if (geteuid() == 0 && (setgroups(0, nullptr) != 0 || setresgid(kUser, kUser, kUser) != 0 ||
-                           setresuid(kUser, kUser, kUser) != 0))
-      _exit(90);
-    prctl(PR_SET_DUMPABLE, 1);  // setresuid made us non-dumpable; an exec'd user process is not
+    if (!become_user()) _exit(90);
     sandbox::Options o;
     o.own_user_namespace = true;
     o.uid = getuid();

@@ -379,17 +379,7 @@ int cmd_run(int argc, char** argv) {
     }
     tap = std::move(*made);
     // 3. the guest's addresses and routes
-    GuestLinkSetup setup;
-    setup.ifname = config.ifname;
-    if (config.ipv4) {
-      setup.addr4 = config.guest4;
-      setup.gateway4 = config.gateway4;
-    }
-    if (config.ipv6) {
-      setup.addr6 = config.guest6;
-      setup.gateway6 = config.gateway6;
-    }
-    if (Status st = configure_guest_link(guest_ns.get(), setup); !st) {
+    if (Status st = configure_guest_link(guest_ns.get(), guest_link_setup(config)); !st) {
       std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
       return 1;
     }

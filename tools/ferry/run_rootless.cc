@@ -158,16 +158,7 @@ Result<Guest> make_guest(const Config& config) {
   TapOptions tap_options;
   tap_options.ifname = config.ifname;
   tap_options.mtu = config.mtu;
-  GuestLinkSetup setup;
-  setup.ifname = config.ifname;
-  if (config.ipv4) {
-    setup.addr4 = config.guest4;
-    setup.gateway4 = config.gateway4;
-  }
-  if (config.ipv6) {
-    setup.addr6 = config.guest6;
-    setup.gateway6 = config.gateway6;
-  }
+  const GuestLinkSetup setup = guest_link_setup(config);
   // Inside the helper (root of the new namespaces): the tap and the link.
   auto inside = [&](HandBack* back) -> Status {
     Result<NetnsFd> here = current_netns();
@@ -175,7 +166,7 @@ Result<Guest> make_guest(const Config& config) {
     Result<std::unique_ptr<TapPort>> tap = TapPort::create(here->get(), tap_options);
     if (!tap) {
       if (tap.status().err() == EACCES)
-        return Status(EACCES, tap.status().message() +
+        return Status(EACCES, tap.status().what() +
                                   " (rootless ferry needs /dev/net/tun open to all users, mode 0666, as udev makes it)");
       return tap.status();
     }

@@ -6,6 +6,20 @@
 
 namespace ferry {
 
+GuestLinkSetup guest_link_setup(const Config& config) {
+  GuestLinkSetup setup;
+  setup.ifname = config.ifname;
+  if (config.ipv4) {
+    setup.addr4 = config.guest4;
+    setup.gateway4 = config.gateway4;
+  }
+  if (config.ipv6) {
+    setup.addr6 = config.guest6;
+    setup.gateway6 = config.gateway6;
+  }
+  return setup;
+}
+
 // Enters the namespace, configures the link step by step, leaves.
 Status configure_guest_link(int ns_fd, const GuestLinkSetup& setup) {
   NetnsGuard guard;

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "codec/addr.h"
+#include "common/config.h"
 #include "netns/status.h"
 
 namespace ferry {
@@ -34,6 +35,10 @@ struct GuestLinkSetup {
   std::optional<InetPrefix> addr6;
   std::optional<InetAddr> gateway6;  // default route; needs addr6
 };
+
+// The set-up `ferry run` gives its guest: the interface name, and per family
+// in use (Config::ipv4/ipv6) the guest's address and the gateway.
+GuestLinkSetup guest_link_setup(const Config& config);
 
 // Applies `setup` to the link named setup.ifname inside namespace `ns_fd`.
 Status configure_guest_link(int ns_fd, const GuestLinkSetup& setup);

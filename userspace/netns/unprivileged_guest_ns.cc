@@ -49,11 +49,17 @@ bool send_with_fds(int sock, const std::string& msg, const std::vector<int>& fds
 // The helper: steps 1-4 of the theory of operation; never returns.
 [[noreturn]] void helper(int sock, const std::function<Status(HandBack*)>& setup) {
   auto fail = [sock](const Status& st) {
-    const std::string msg = "E" + std::to_string(st.err()) + " " + st.message();
+    const std::string msg = "E" + std::to_string(st.err()) + " " + st.what();
     send_with_fds(sock, msg.substr(0, kMaxMessage), {});
     _exit(1);
   };
-  if (Status st = enter_new_user_namespace(0, 0); !st) fail(st);
+  if (Status st = enter_new_user_namespace(0, 0); !st) {
+    if (st.err() == EPERM || st.err() == ENOSPC || st.err() == EUSERS)  // a limit or a policy, not a bug
+      fail(Status(st.err(), st.what() + " (this system allows no new user namespace here: "
+                                           "user.max_user_namespaces, kernel.unprivileged_userns_clone or a "
+                                           "security module's rule)"));
+    fail(st);
+  }
   if (::unshare(CLONE_NEWNET) != 0) fail(Status::from_errno("unshare(CLONE_NEWNET) in the new user namespace"));
   const int userns = ::open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
   if (userns < 0) fail(Status::from_errno("open /proc/self/ns/user"));
