@@ -311,7 +311,7 @@ int cmd_run(int argc, char** argv) {
   }
   const bool rootless = rootless::wanted();
   if (rootless) {
-    if (int rc = rootless::prepare(&config, &sandbox_options, {!netns_spec.empty(), runas_given, quiet}); rc != 0)
+    if (int rc = rootless::prepare(&config, &sandbox_options, {!netns_spec.empty(), runas_given, quiet, parser.seen("--max-conns"), parser.seen("--max-udp-flows")}); rc != 0)
       return rc;
   }
   prepare_forwards(&config);

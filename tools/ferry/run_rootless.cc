@@ -65,7 +65,7 @@ bool check_forward_ports(std::vector<PortForward>* rules, const char* flag, uint
 
 // Fits --max-conns and --max-udp-flows in the caller's descriptor limit
 // (see run_rootless.h); false after one line when explicit values do not fit.
-bool fit_descriptor_limit(Config* c, bool verbose) {
+bool fit_descriptor_limit(Config* c, const Given& given) {
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_max == RLIM_INFINITY) return true;
   const size_t fams = (c->ipv4 ? 1 : 0) + (c->ipv6 ? 1 : 0);
@@ -74,9 +74,8 @@ bool fit_descriptor_limit(Config* c, bool verbose) {
   const size_t hard = static_cast<size_t>(rl.rlim_max);
   const size_t avail = hard > fixed ? hard - fixed : 0;
   if (size_t{c->max_conns} + c->max_udp_flows <= avail) return true;
-  const Config defaults = Config::defaults();
-  const bool conns_default = c->max_conns == defaults.max_conns;
-  const bool udp_default = c->max_udp_flows == defaults.max_udp_flows;
+  const bool conns_default = !given.max_conns;
+  const bool udp_default = !given.max_udp_flows;
   size_t udp = c->max_udp_flows;
   if (udp_default) udp = std::max<size_t>(1, std::min(udp, avail / 16));
   size_t conns = c->max_conns;
@@ -90,7 +89,7 @@ bool fit_descriptor_limit(Config* c, bool verbose) {
   }
   c->max_conns = static_cast<uint32_t>(conns);
   c->max_udp_flows = static_cast<uint32_t>(udp);
-  if (verbose)
+  if (c->verbose)
     std::fprintf(stderr, "ferry run: rootless: --max-conns %zu --max-udp-flows %zu (descriptor limit %zu)\n", conns,
                  udp, hard);
   return true;
@@ -130,7 +129,7 @@ int prepare(Config* config, sandbox::Options* sandbox_options, const Given& give
   if (!check_forward_ports(&config->tcp_forwards, "-t", first) ||
       !check_forward_ports(&config->udp_forwards, "-u", first))
     return 2;
-  if (!fit_descriptor_limit(config, config->verbose)) return 2;
+  if (!fit_descriptor_limit(config, given)) return 2;
   if (config->fastpath) {
     if (!given.quiet)
       std::fprintf(stderr,

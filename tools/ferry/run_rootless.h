@@ -45,6 +45,8 @@ struct Given {
   bool netns = false;
   bool runas = false;
   bool quiet = false;
+  bool max_conns = false;
+  bool max_udp_flows = false;
 };
 
 // Checks and adapts config and sandbox options for a rootless run; prints
