@@ -10,22 +10,13 @@
 // tap as before; a FIN_ACKED wake-up reaches the ring; XDP absorbs nothing.
 // Needs root and BPF; skips otherwise.
 // test-libs: ferry_attach ferry_bpf ferry_loop ferry_codec ferry_common
-#include <unistd.h>
-
 #include <string>
 #include <vector>
 
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
-#include <gtest/gtest.h>
-
+#include "bpf/attach_object.h"
 #include "bpf/fastpath.h"
 #include "codec/frame.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#include "ferry_attach.skel.h"
 #include "support/guest_frames.h"
-#pragma GCC diagnostic pop
 
 namespace ferry {
 namespace {
@@ -56,19 +47,11 @@ Bytes Segment(uint32_t ack, size_t payload = 0, uint8_t flags = tcpflag::kAck) {
   return b;
 }
 
-class AttachFastPath : public ::testing::Test {
+class AttachFastPath : public bpftest::AttachObjectTest {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
-    skel_ = ferry_attach__open();
-    ASSERT_NE(skel_, nullptr);
-    skel_->rodata->tap_ifindex = 1;  // lo: exists in every namespace
-    skel_->rodata->dev_ifindex = 1;
-    bpf_map__set_max_entries(skel_->maps.conns, 16);
-    bpf_map__set_max_entries(skel_->maps.conn_hash, 64);
-    bpf_map__set_max_entries(skel_->maps.conn_state, 64);
-    bpf_map__set_max_entries(skel_->maps.activity, 1);
-    ASSERT_EQ(ferry_attach__load(skel_), 0);
+    bpftest::AttachObjectTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     FastPathMapFds fds;
     fds.conn_hash = bpf_map__fd(skel_->maps.conn_hash);
     fds.conn_state = bpf_map__fd(skel_->maps.conn_state);
@@ -78,9 +61,6 @@ class AttachFastPath : public ::testing::Test {
     EXPECT_EQ(conns_.capacity(), 64u);
     ASSERT_EQ(events_.open(fds, [this](const ferry_event& e) { seen_.push_back(e); }), "");
     key_ = make_conn_key(Ip4().src, kGuestPort, Ip4().dst, kPeerPort);
-  }
-  void TearDown() override {
-    if (skel_ != nullptr) ferry_attach__destroy(skel_);
   }
   // Publishes the flow: acked up to una, sent up to nxt.
   void Publish(uint32_t una, uint32_t nxt) {
@@ -92,25 +72,15 @@ class AttachFastPath : public ::testing::Test {
     init.guest_window = 400;
     ASSERT_EQ(conns_.publish(kSlot, key_, init, &gen_), "");
   }
+  // Runs p on frame and drains the events it posted.
   int Run(bpf_program* p, const Bytes& frame) {
-    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()));
-    EXPECT_EQ(bpf_prog_test_run_opts(bpf_program__fd(p), &o), 0);
+    const int verdict = run(p, frame);
     events_.consume();
-    return static_cast<int>(o.retval);
+    return verdict;
   }
   int RunTc(const Bytes& frame) { return Run(skel_->progs.ferry_attach_dev_tc, frame); }
-  ferry_stats Stats() {
-    std::vector<ferry_stats> v(static_cast<size_t>(libbpf_num_possible_cpus()));
-    const uint32_t key = 0;
-    EXPECT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.stats), &key, v.data()), 0);
-    ferry_stats sum{};
-#define SUM(f) for (const auto& x : v) sum.f += x.f;
-    FERRY_STATS_FIELDS(SUM)
-#undef SUM
-    return sum;
-  }
+  ferry_stats Stats() const { return stats(); }
 
-  ::ferry_attach* skel_ = nullptr;
   ConnMap conns_;
   FastPathEvents events_;
   std::vector<ferry_event> seen_;
@@ -168,8 +138,7 @@ TEST_F(AttachFastPath, FinAckedWakesUserspace) {
 
 TEST_F(AttachFastPath, XdpAbsorbsNothing) {
   Publish(1000, 5000);
-  const uint32_t key = 0, lo = 1;
-  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.tx_port), &key, &lo, BPF_ANY), 0);
+  fill_devmap();
   EXPECT_EQ(Run(skel_->progs.ferry_attach_dev_xdp, Segment(2000)), kXdpRedirect);
   EXPECT_EQ(conns_.ack_from_guest(kSlot), 1000u);
   const ferry_stats s = Stats();

@@ -1,4 +1,5 @@
-// Helpers shared by the BPF tests: a private network namespace holding a
+// Helpers shared by the BPF tests: the per-CPU `stats` map summed and
+// compared; a private network namespace holding a
 // tap (both held by fd, so nothing is left behind when the test ends, even
 // on failure), and sending raw frames out of it as the guest would.
 // Namespace changes happen in short-lived helper threads only: the test's
@@ -15,6 +16,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -22,9 +26,46 @@
 #include <thread>
 #include <vector>
 
+#include "ferry/contract.h"
+
 namespace ferry::bpftest {
 
 using Frame = std::vector<uint8_t>;
+
+// Sums the per-CPU `stats` map behind fd (all zero if it cannot be read).
+inline ferry_stats sum_stats(int fd) {
+  std::vector<ferry_stats> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
+  const uint32_t key = 0;
+  ferry_stats sum{};
+  if (bpf_map_lookup_elem(fd, &key, per_cpu.data()) != 0) return sum;
+  for (const ferry_stats& c : per_cpu) {
+#define FERRY_TEST_SUM(n) sum.n += c.n;
+    FERRY_STATS_FIELDS(FERRY_TEST_SUM)
+#undef FERRY_TEST_SUM
+  }
+  return sum;
+}
+
+// after - before, counter by counter.
+inline ferry_stats stats_delta(const ferry_stats& after, const ferry_stats& before) {
+  ferry_stats d{};
+#define FERRY_TEST_SUB(n) d.n = after.n - before.n;
+  FERRY_STATS_FIELDS(FERRY_TEST_SUB)
+#undef FERRY_TEST_SUB
+  return d;
+}
+
+// The names of the counters where got and want differ, with both values
+// ("" when equal), for one EXPECT_EQ(..., "") per frame.
+inline std::string stats_mismatch(const ferry_stats& got, const ferry_stats& want) {
+  std::string out;
+#define FERRY_TEST_CMP(n)                                                                          \
+  if (got.n != want.n) out += std::string(out.empty() ? "" : ", ") + #n " " + std::to_string(got.n) + \
+                              " (want " + std::to_string(want.n) + ")";
+  FERRY_STATS_FIELDS(FERRY_TEST_CMP)
+#undef FERRY_TEST_CMP
+  return out;
+}
 
 // A namespace held by fd, with a tap (fd held) that is up.
 struct TapNs {

@@ -82,19 +82,6 @@ Frame build(const Seg& g) {
   return f;
 }
 
-ferry_stats read_stats_map(int fd) {
-  std::vector<ferry_stats> v(static_cast<size_t>(libbpf_num_possible_cpus()));
-  uint32_t key = 0;
-  ferry_stats sum{};
-  if (bpf_map_lookup_elem(fd, &key, v.data()) != 0) return sum;
-  for (const auto& c : v) {
-#define ADD(n) sum.n += c.n;
-    FERRY_STATS_FIELDS(ADD)
-#undef ADD
-  }
-  return sum;
-}
-
 class FastPathTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -134,7 +121,7 @@ class FastPathTest : public ::testing::Test {
     events_.consume();
     return static_cast<int>(opts.retval);
   }
-  ferry_stats stats() { return read_stats_map(bpf_->map_fd("stats")); }
+  ferry_stats stats() { return bpftest::sum_stats(bpf_->map_fd("stats")); }
 
   std::unique_ptr<BpfAttachment> bpf_;
   ConnMap conns_;

@@ -1,0 +1,79 @@
+// A loaded ferry_attach object (bpf/ferry_attach.bpf.c) for tests that run
+// its programs through BPF_PROG_TEST_RUN: one fixture instead of a copy of
+// the skeleton's set-up per test file.
+//
+// Both redirect targets are ifindex 1 (lo: it exists in every namespace, so
+// bpf_redirect() succeeds in a test run), every map is small (16 `conns`
+// entries, 64 flows), and the XDP devmap starts empty (a test that wants
+// XDP_REDIRECT calls fill_devmap()). Needs root; skips otherwise.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <vector>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <gtest/gtest.h>
+
+#include "attach/inspect.h"
+#include "bpf/bpf_test_util.h"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#include "ferry_attach.skel.h"
+#pragma GCC diagnostic pop
+
+namespace ferry::bpftest {
+
+class AttachObjectTest : public ::testing::Test {
+ protected:
+  static constexpr uint32_t kFlows = 64;
+
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
+    skel_ = ferry_attach__open();
+    ASSERT_NE(skel_, nullptr);
+    skel_->rodata->tap_ifindex = 1;
+    skel_->rodata->dev_ifindex = 1;
+    bpf_map__set_max_entries(skel_->maps.conns, 16);
+    bpf_map__set_max_entries(skel_->maps.conn_hash, kFlows);
+    bpf_map__set_max_entries(skel_->maps.conn_state, kFlows);
+    bpf_map__set_max_entries(skel_->maps.activity, FERRY_ACTIVITY_WORDS(kFlows));
+    ASSERT_EQ(ferry_attach__load(skel_), 0);
+  }
+  void TearDown() override {
+    if (skel_ != nullptr) ferry_attach__destroy(skel_);
+  }
+
+  // Puts lo into the XDP program's devmap, so ferry_attach_dev_xdp redirects.
+  void fill_devmap() {
+    const uint32_t key = 0, lo = 1;
+    ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.tx_port), &key, &lo, BPF_ANY), 0);
+  }
+  // Runs program p once on frame; returns its verdict.
+  static int run(bpf_program* p, const Frame& frame) {
+    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()));
+    EXPECT_EQ(bpf_prog_test_run_opts(bpf_program__fd(p), &o), 0);
+    return static_cast<int>(o.retval);
+  }
+  ferry_stats stats() const { return sum_stats(bpf_map__fd(skel_->maps.stats)); }
+  // The direction counters (the attach service's view of struct ferry_attach_stats), summed.
+  attach::AttachCounters attach_counts() const {
+    std::vector<attach::AttachCounters> v(static_cast<size_t>(libbpf_num_possible_cpus()));
+    const uint32_t key = 0;
+    EXPECT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.attach_stats), &key, v.data()), 0);
+    attach::AttachCounters sum;
+    for (const attach::AttachCounters& c : v) {
+      sum.from_guest_bytes += c.from_guest_bytes;
+      sum.to_guest_frames += c.to_guest_frames;
+      sum.to_guest_bytes += c.to_guest_bytes;
+      sum.redirect_failed += c.redirect_failed;
+    }
+    return sum;
+  }
+
+  ::ferry_attach* skel_ = nullptr;
+};
+
+}  // namespace ferry::bpftest
