@@ -851,13 +851,22 @@ def probes_tcp():
         rst.seg("R", seq=rst.isn, ack=0),
     ])
 
-    # The host's loopback is reached through the gateway address only.
-    # So is a segment whose source is its destination ("LAND").
-    lo4, lo6 = Flow(40224, A.echo), Flow(40225, A.echo, v6=True)
-    lo4.dst, lo6.dst = "127.0.0.1", "::1"
+    # The host's loopback is reached through the gateway address only: a
+    # SYN naming 127.0.0.1 or ::1 is refused by the destination policy with
+    # a RST (RST/ACK acknowledging the SYN), although the echo server
+    # listens there.
+    for lo in (Flow(40224, A.echo), Flow(40225, A.echo, v6=True)):
+        lo.dst = "::1" if lo.v6 else "127.0.0.1"
+        L.drain()
+        L.send(lo.seg("S", seq=lo.isn, ack=0))
+        r = lo.wait()
+        check(r is not None and r.pkt[TCP].flags == "RA" and r.pkt[TCP].ack == lo.isn + 1,
+              f"SYN to {lo.dst} (not the gateway): RST/ACK from the destination policy" +
+              ("" if r is None else f" (got {r.pkt[TCP].flags} ack {r.pkt[TCP].ack})"))
+    # A segment whose source is its destination ("LAND") opens nothing and
+    # is not answered.
     land = Flow(A.echo, A.echo, src=GW4)
-    must_drop("SYNs to loopback addresses (not the gateway's) or from the destination open nothing", [
-        lo4.seg("S", seq=lo4.isn, ack=0), lo6.seg("S", seq=lo6.isn, ack=0),
+    must_drop("a SYN from its own destination opens nothing", [
         land.seg("S", seq=land.isn, ack=0)], spoofed=1)  # LAND's source is not the guest's
 
     # Handshake: options echo what the guest offered, never timestamps.

@@ -29,6 +29,8 @@
 #include "common/guest_link.h"
 #include "support/fake_link.h"
 #include "loop/event_loop.h"
+#include "policy/destination_policy.h"
+#include "policy/rules.h"
 #include "tcp/tcp_seq.h"
 #include "tcp/tcp_translator.h"
 
@@ -921,16 +923,148 @@ TEST_F(TcpTest, SynFinOpensNothing) {
 TEST_F(TcpTest, LoopbackDestinationsAreRefused) {
   // The host's loopback is reached through the gateway address only (and
   // not at all with --no-map-gw): a SYN naming 127.0.0.1 or ::1 itself
-  // opens nothing, although a listener is there.
+  // opens nothing, although a listener is there, and gets a RST (the
+  // destination policy's refusal, counted as "loopback").
   Make();
   Listener l;
   Send(40025, l.port, 100, 0, tcpflag::kSyn, "", 65535, false, A("127.0.0.1"));
   v6 = true;
   Listener l6(true);
-  Send(40026, l6.port, 100, 0, tcpflag::kSyn, "", 65535, false, A("::1"));
+  Send(40026, l6.port, 200, 0, tcpflag::kSyn, "", 65535, false, A("::1"));
   EXPECT_EQ(tcp->connection_count(), 0u);
   EXPECT_EQ(tcp->counters().conns_outbound, 0u);
-  EXPECT_TRUE(link.sent.empty());
+  ASSERT_EQ(link.sent.size(), 2u);
+  for (size_t i = 0; i < 2; i++) {
+    ParsedFrame r = parse_frame(link.sent[i], true);
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(HasFlag(r, tcpflag::kRst | tcpflag::kAck));
+    EXPECT_EQ(r.tcp.ack, i == 0 ? 101u : 201u);
+    EXPECT_EQ(r.src, A(i == 0 ? "127.0.0.1" : "::1"));
+  }
+  EXPECT_EQ(link.policy_.counters().refused[static_cast<size_t>(Refusal::loopback)], 2u);
+}
+
+// Where a guest SYN may go, as the destination policy decides it, row by
+// row: refused ones get a RST (or nothing, for one-to-many destinations)
+// and are counted per reason without any host socket; allowed ones open
+// one toward the host address the policy names. Only destinations that
+// map to the host's loopback are allowed here (a unit test opens no
+// socket toward another address); allowed remote destinations are the
+// e2e scenario tcp_policy's.
+TEST_F(TcpTest, PolicyDecidesEveryNewFlow) {
+  enum class Want { rst, silent, opens };
+  struct Row {
+    const char* name;
+    bool v6;
+    const char* dst;  // "gw": the gateway address of the row's family
+    uint16_t port;    // 0: the loopback listener's port
+    std::function<void(Config&, DestinationPolicy&)> setup;
+    Want want;
+    Refusal reason;  // counted by the policy (none: nothing counted)
+  };
+  auto nothing = [](Config&, DestinationPolicy&) {};
+  auto no_map = [](Config& c, DestinationPolicy&) { c.map_gateway = false; };
+  auto deny = [](const char* rule) {
+    return [rule](Config& c, DestinationPolicy&) {
+      std::string err;
+      ASSERT_TRUE(parse_destination_rules(rule, false, &c.destination_rules, &err)) << err;
+    };
+  };
+  auto allow = [](const char* rule) {
+    return [rule](Config& c, DestinationPolicy&) {
+      std::string err;
+      ASSERT_TRUE(parse_destination_rules(rule, true, &c.destination_rules, &err)) << err;
+    };
+  };
+  auto no_node = [](Config& c, DestinationPolicy& p) {
+    c.allow_node = false;
+    p.node_addresses().set({A("192.0.2.10"), A("2001:db8::10")}, {A("192.0.2.255")});
+  };
+  auto dns_forward = [](Config& c, DestinationPolicy&) {
+    c.map_gateway = false;
+    c.services.dns_forward = true;
+    c.services.upstreams = {A("127.0.0.1")};
+  };
+  const Row rows[] = {
+      {"gateway, mapped", false, "gw", 0, nothing, Want::opens, Refusal::none},
+      {"gateway v6, mapped", true, "gw", 0, nothing, Want::opens, Refusal::none},
+      {"gateway, --no-map-gw", false, "gw", 0, no_map, Want::rst, Refusal::gateway},
+      {"gateway v6, --no-map-gw", true, "gw", 0, no_map, Want::rst, Refusal::gateway},
+      {"gateway, a port the mapping does not open", false, "gw", 0,
+       [](Config& c, DestinationPolicy&) { c.map_gateway_ports = {{1, 1}}; }, Want::rst, Refusal::gateway},
+      {"gateway, --deny of it", false, "gw", 0, deny("198.18.0.1"), Want::rst, Refusal::rule},
+      {"gateway v6, --deny of its ports", true, "gw", 0, deny("[fd00:f::1]:1-65535"), Want::rst, Refusal::rule},
+      {"DNS over TCP to the forwarder, --no-map-gw", false, "gw", 53, dns_forward, Want::opens, Refusal::none},
+      {"loopback named directly", false, "127.0.0.1", 0, nothing, Want::rst, Refusal::loopback},
+      {"loopback named directly, even with --allow", false, "127.0.0.1", 0, allow("127.0.0.0/8"), Want::rst,
+       Refusal::loopback},
+      {"loopback v6 named directly", true, "::1", 0, nothing, Want::rst, Refusal::loopback},
+      {"metadata", false, "169.254.169.254", 80, nothing, Want::rst, Refusal::default_deny},
+      {"link-local v6", true, "fe80::1", 80, nothing, Want::rst, Refusal::default_deny},
+      {"this network", false, "0.1.2.3", 80, nothing, Want::rst, Refusal::default_deny},
+      {"a node address, --no-node", false, "192.0.2.10", 22, no_node, Want::rst, Refusal::node},
+      {"a node address v6, --no-node", true, "2001:db8::10", 22, no_node, Want::rst, Refusal::node},
+      {"a --deny subnet", false, "203.0.113.9", 443, deny("203.0.113.0/24"), Want::rst, Refusal::rule},
+      {"a --deny v6 subnet and port", true, "2001:db8:1::9", 443, deny("2001:db8:1::/48:443"), Want::rst,
+       Refusal::rule},
+      {"IPv4 with -6 only", false, "gw", 0, [](Config& c, DestinationPolicy&) { c.ipv4 = false; }, Want::rst,
+       Refusal::family},
+      {"multicast", false, "224.0.0.9", 80, nothing, Want::silent, Refusal::none},
+      {"the guest subnet's broadcast", false, "198.18.0.255", 80, nothing, Want::silent, Refusal::none},
+      {"a node subnet's broadcast", false, "192.0.2.255", 80, no_node, Want::silent, Refusal::broadcast},
+  };
+  uint16_t sport = 41000;
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.name);
+    // A fresh configuration and policy (counters, node addresses) per row;
+    // the policy holds a reference to the link's Config, so it is rebuilt
+    // in place.
+    link.cfg_ = Config::defaults();
+    link.policy_.~DestinationPolicy();
+    new (&link.policy_) DestinationPolicy(link.cfg_);
+    link.sent.clear();
+    row.setup(link.cfg_, link.policy_);
+    v6 = row.v6;
+    Make();
+    Listener l(row.v6);
+    const uint16_t port = row.port != 0 ? row.port : l.port;
+    const InetAddr dst = std::string(row.dst) == "gw" ? Gw() : A(row.dst);
+    const uint32_t seq = 5000;
+    Send(++sport, port, seq, 0, tcpflag::kSyn, "", 65535, true, dst);
+    const auto& pc = link.policy_.counters();
+    switch (row.want) {
+      case Want::rst: {
+        EXPECT_EQ(tcp->counters().conns_outbound, 0u) << "a host socket was opened";
+        ASSERT_EQ(link.sent.size(), 1u);
+        ParsedFrame r = parse_frame(link.sent[0], true);
+        ASSERT_TRUE(r.ok());
+        EXPECT_TRUE(HasFlag(r, tcpflag::kRst | tcpflag::kAck));
+        EXPECT_EQ(r.tcp.ack, seq + 1);
+        EXPECT_EQ(r.src, dst);
+        EXPECT_EQ(r.tcp.sport, port);
+        break;
+      }
+      case Want::silent:
+        EXPECT_EQ(tcp->counters().conns_outbound, 0u) << "a host socket was opened";
+        EXPECT_TRUE(link.sent.empty()) << "a one-to-many destination was answered";
+        break;
+      case Want::opens: {
+        EXPECT_EQ(tcp->counters().conns_outbound, 1u);
+        if (row.port == 0) {  // the loopback listener: the mapping reached it
+          ParsedFrame sa;
+          ASSERT_TRUE(WaitFor(&sa, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn | tcpflag::kAck); }));
+          EXPECT_EQ(sa.src, dst);
+          int h = l.accept_one();
+          EXPECT_GE(h, 0);
+          if (h >= 0) close(h);
+        }
+        break;
+      }
+    }
+    EXPECT_EQ(pc.refused_total(), row.reason == Refusal::none ? 0u : 1u);
+    if (row.reason != Refusal::none) EXPECT_EQ(pc.refused[static_cast<size_t>(row.reason)], 1u);
+    tcp.reset();
+  }
 }
 
 TEST_F(TcpTest, SourceEqualToDestinationIsRefused) {

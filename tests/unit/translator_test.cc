@@ -212,7 +212,10 @@ TEST(TranslatorNoMapGw, DnsOverTcpToTheForwarderIsNotRefused) {
     f.resize(build_tcp_frame(f, syn));
     tr.on_guest_frame(f, RxMeta{});
   }
-  EXPECT_EQ(tr.counters().refused_gateway, 1u);  // port 80 only
+  // Port 80 only, refused by the destination policy.
+  EXPECT_EQ(tr.policy().counters().refused[static_cast<size_t>(Refusal::gateway)], 1u);
+  EXPECT_EQ(tr.policy().counters().refused_total(), 1u);
+  EXPECT_EQ(tr.tcp().counters().conns_outbound, 1u);  // DNS: the host's resolver
 }
 
 // With --no-map-gw: TCP to the gateway gets a RST, UDP and echo an ICMP
@@ -276,8 +279,8 @@ TEST(TranslatorNoMapGw, TheGatewayAddressIsRefused) {
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.icmp.type, v6 ? 1 : 3);
   }
-  EXPECT_EQ(tr.counters().refused_gateway, 4u);  // TCP and echo here, UDP by the policy:
-  EXPECT_EQ(tr.policy().counters().refused[static_cast<size_t>(Refusal::gateway)], 2u);
+  EXPECT_EQ(tr.counters().refused_gateway, 2u);  // echo here, TCP and UDP by the policy:
+  EXPECT_EQ(tr.policy().counters().refused[static_cast<size_t>(Refusal::gateway)], 4u);
   EXPECT_EQ(tr.udp().flow_count(), 0u);
   EXPECT_EQ(tr.tcp().connection_count(), 0u);
 }

@@ -102,8 +102,15 @@ Refusal DestinationPolicy::classify(FlowProto proto, bool frame_v6, const InetAd
   // 4. one-to-many
   if (dst.is_multicast()) return Refusal::multicast;
   if (!frame_v6 && (is_v4_broadcast(dst, cfg_.guest4) || node_.is_broadcast(dst, now_ns))) return Refusal::broadcast;
+  // 5. ferry's DNS forwarder over TCP: the host's resolver
+  if (proto == FlowProto::tcp) {
+    if (auto resolver = cfg_.dns_tcp_target(dst, port)) {
+      *host = *resolver;
+      return Refusal::none;
+    }
+  }
   const DestinationRule* user = most_specific_match(cfg_.destination_rules, dst, port);
-  // 5. the gateway
+  // 6. the gateway
   if (dst == (frame_v6 ? cfg_.gateway6 : cfg_.gateway4)) {
     if (!cfg_.map_gateway) return Refusal::gateway;
     if (proto != FlowProto::echo && !cfg_.map_gateway_ports.empty()) {
@@ -115,9 +122,9 @@ Refusal DestinationPolicy::classify(FlowProto proto, bool frame_v6, const InetAd
     *host = frame_v6 ? kLoopback6 : kLoopback4;
     return Refusal::none;
   }
-  // 6. loopback, named directly
+  // 7. loopback, named directly
   if (dst.is_loopback()) return Refusal::loopback;
-  // 7. rules: the defaults (and the node's addresses) against the user's
+  // 8. rules: the defaults (and the node's addresses) against the user's
   const DestinationRule* dflt = most_specific_match(default_denials(), dst, port);
   DestinationRule node_rule;
   Refusal dflt_kind = Refusal::default_deny;

@@ -13,15 +13,18 @@
 //   3. unspecified destination, the guest itself, port 0            -> invalid
 //   4. multicast; broadcast: 255.255.255.255, the guest subnet's and the
 //      node's IPv4 subnets' directed broadcasts                     -> multicast / broadcast
-//   5. the gateway address: only with the gateway mapping (and on its ports,
+//   5. TCP to ferry's DNS forwarder (its address, port 53; UDP there is the
+//      forwarder's own and never reaches a translator): the host's
+//      resolver (Config::dns_tcp_target), with or without the mapping -> none
+//   6. the gateway address: only with the gateway mapping (and on its ports,
 //      when it names some), and not under a --deny; reaches the host's
 //      loopback (127.0.0.1 / ::1)                                   -> gateway / rule
-//   6. loopback named by the guest itself                           -> loopback
-//   7. the rules: the user's (--allow / --deny) against the defaults
+//   7. loopback named by the guest itself                           -> loopback
+//   8. the rules: the user's (--allow / --deny) against the defaults
 //      (deny 169.254.0.0/16, fe80::/10, 0.0.0.0/8, and each node address
 //      when allow_node is off); the most specific wins, the user's at a tie
 //                                                                   -> default_deny / node / rule
-// Steps 1-4 and 6 are not rules: no option opens them (a guest never needs
+// Steps 1-4 and 7 are not rules: no option opens them (a guest never needs
 // them through a translator, and each has been an attack path). Everything
 // else that is not refused goes to the destination the guest named.
 //

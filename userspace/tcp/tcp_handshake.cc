@@ -5,13 +5,20 @@
 //  * Inbound (a host client reaches a forwarded port): the listeners accept
 //    (at most 64 per wake-up; paused 100 ms when descriptors run out), each
 //    accepted socket takes a slot in SYN_SENT and ferry sends the guest a
-//    SYN from the client's real address (loopback shown as the gateway),
+//    SYN from the client's real address (the policy's guest_view: loopback
+//    shown as the gateway),
 //    retransmitted with back-off by the timers. The guest's SYN-ACK
 //    establishes; its RST refuses (the host client sees a reset).
-//  * Outbound (a guest SYN for no flow): a slot in CONNECTING and a
-//    non-blocking connect() to where the guest asked (the gateway address
-//    is the host's loopback with map_gateway). Success -> SYN_RCVD and a
-//    SYN-ACK; failure or the connect timeout -> refuse(): a RST that
+//  * Outbound (a guest SYN for no flow): the destination policy
+//    (policy/destination_policy.h) decides whether the guest may open it and
+//    which host address it reaches (the gateway is the host's loopback with
+//    the mapping; DNS to the forwarder is the host's resolver). Refused: a
+//    RST acknowledging the SYN (no slot, no socket; counted by the policy,
+//    per reason), or nothing when the refusal is not answered (a spoofed
+//    source, a multicast or broadcast destination). Allowed: a slot in
+//    CONNECTING and a non-blocking connect() from a host socket of the
+//    instance (common/host_socket.h: it carries --mark). Success -> SYN_RCVD
+//    and a SYN-ACK; failure or the connect timeout -> refuse(): a RST that
 //    acknowledges the SYN and any data in it (RFC 9293 §3.10.7.1). The
 //    guest's ACK of our SYN-ACK establishes.
 //  * Options (negotiate): MSS toward the guest = min(its option or 536,
@@ -29,6 +36,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/host_socket.h"
+#include "policy/destination_policy.h"
 #include "tcp/tcp_internal.h"
 #include "tcp/tcp_translator.h"
 
@@ -74,7 +83,8 @@ bool TcpTranslator::start(std::string* error) {
       int opened = 0;
       std::string last_err;
       for (int i = 0; i < nwant; i++) {
-        int fd = socket(wants[i].v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int fd = open_host_socket(wants[i].v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                                  cfg.socket_mark);
         if (fd < 0) {
           last_err = std::strerror(errno);
           continue;
@@ -135,7 +145,7 @@ void TcpTranslator::pause_listeners(uint64_t now) {
 }
 
 // An accepted host connection becomes a SYN to the guest from the client's
-// real address (loopback shown as the gateway).
+// address as the policy shows it to the guest (loopback as the gateway).
 void TcpTranslator::accept_one(const Listener& l, int fd) {
   const Config& cfg = link_.config();
   auto refuse_host = [&] {
@@ -159,8 +169,7 @@ void TcpTranslator::accept_one(const Listener& l, int fd) {
   }
   bool v6 = !client.is_v4();
   if ((v6 && !cfg.ipv6) || (!v6 && !cfg.ipv4)) return refuse_host();
-  InetAddr peer = client;
-  if (client.is_loopback()) peer = v6 ? cfg.gateway6 : cfg.gateway4;
+  const InetAddr peer = link_.policy().guest_view(client);
   InetAddr guest = v6 ? cfg.guest6.addr : cfg.guest4.addr;
   ferry_conn_key key = make_key(guest, l.guest_port, peer, cport);
   reap_released();
@@ -214,21 +223,15 @@ void TcpTranslator::guest_segment_no_flow(const ParsedFrame& f, const ferry_conn
   send_rst_for(f);
 }
 
-// Guest SYN: non-blocking connect() to where the guest asked.
+// Guest SYN: the destination policy's verdict, then a non-blocking
+// connect() to the host address it names.
 void TcpTranslator::open_outbound(const ParsedFrame& f, const ferry_conn_key& key) {
-  const Config& cfg = link_.config();
-  bool v6 = !f.src.is_v4();
-  if (v6 == f.dst.is_v4()) return;
-  if ((v6 && !cfg.ipv6) || (!v6 && !cfg.ipv4)) {
-    send_rst_for(f);
+  const bool v6 = f.l3 == L3Kind::ipv6;
+  const Verdict v = link_.policy().decide(FlowProto::tcp, v6, f.src, f.dst, f.tcp.dport, now_ns());
+  if (!v.allowed()) {
+    // An address of the other family (IPv4-mapped) cannot be answered from.
+    if (v.answered() && f.src.is_v4() == f.dst.is_v4()) send_rst_for(f);
     return;
-  }
-  InetAddr dest = f.dst;
-  if (auto resolver = cfg.dns_tcp_target(f.dst, f.tcp.dport)) {
-    dest = *resolver;  // DNS over TCP to the forwarder's address: the host's resolver
-  } else if (cfg.map_gateway) {
-    if (!v6 && dest == cfg.gateway4) dest = *InetAddr::parse("127.0.0.1");
-    if (v6 && dest == cfg.gateway6) dest = *InetAddr::parse("::1");
   }
   uint32_t slot = claim_slot(key, f.src, f.tcp.sport, f.dst, f.tcp.dport, v6);
   if (slot == kNoSlot) {
@@ -250,7 +253,8 @@ void TcpTranslator::open_outbound(const ParsedFrame& f, const ferry_conn_key& ke
   c.snd_nxt = c.iss;
   c.snd_max = c.iss;
 
-  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = open_host_socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                            link_.config().socket_mark);
   if (fd < 0) {
     if (errno == EMFILE || errno == ENFILE) counters_.fd_exhausted++;
     counters_.connect_failed++;
@@ -262,7 +266,7 @@ void TcpTranslator::open_outbound(const ParsedFrame& f, const ferry_conn_key& ke
   if (verbose()) log_flow_open(ends_of(c));
   if (observer_) observer_->on_flow_added(slot, key, c);
   sockaddr_storage ss;
-  socklen_t sl = make_sockaddr(dest, f.tcp.dport, &ss);
+  socklen_t sl = make_sockaddr(v.host, f.tcp.dport, &ss);
   int r = connect(fd, reinterpret_cast<sockaddr*>(&ss), sl);
   if (r < 0 && errno != EINPROGRESS) {
     counters_.connect_failed++;

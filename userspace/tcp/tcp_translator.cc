@@ -125,6 +125,7 @@
 #include <new>
 
 #include "common/conn_key.h"
+#include "policy/destination_policy.h"
 #include "tcp/tcp_internal.h"
 
 namespace ferry {
@@ -140,11 +141,6 @@ uint64_t tcp_wmem_max() {
   uint64_t a = 0, b = 0, c = 0;
   if (f >> a >> b >> c && c > 0) return c;
   return 4u << 20;
-}
-
-// True for 255.255.255.255 (InetAddr has no broadcast predicate).
-bool is_v4_broadcast(const InetAddr& a) {
-  return a.is_v4() && a.b[12] == 0xff && a.b[13] == 0xff && a.b[14] == 0xff && a.b[15] == 0xff;
 }
 
 }  // namespace
@@ -247,14 +243,15 @@ void TcpTranslator::on_guest_segment(const ParsedFrame& f, std::span<const uint8
     counters_.dropped_segments++;
     return;
   }
-  // Loopback is the host's own (reached through the gateway address, and
-  // only with map_gateway): a guest naming 127/8 or ::1 itself is refused,
-  // as the UDP translator does; so is a source equal to the destination
-  // (a "LAND" probe).
+  // Never a flow's, and never answered (RFC 1122 4.2.3.10: no RST to a
+  // broadcast or multicast segment): one-to-many or unspecified ends,
+  // a loopback source, a source equal to the destination (a "LAND" probe),
+  // port 0. Where a new flow may go (loopback named by the guest, say) is
+  // the destination policy's, in open_outbound.
+  const InetPrefix& subnet = link_.config().guest4;
   if (f.src.is_multicast() || f.dst.is_multicast() || f.src.is_unspecified() ||
-      f.dst.is_unspecified() || is_v4_broadcast(f.dst) || is_v4_broadcast(f.src) ||
-      f.src.is_loopback() || f.dst.is_loopback() || f.src == f.dst || f.tcp.sport == 0 ||
-      f.tcp.dport == 0) {
+      f.dst.is_unspecified() || is_v4_broadcast(f.dst, subnet) || is_v4_broadcast(f.src, subnet) ||
+      f.src.is_loopback() || f.src == f.dst || f.tcp.sport == 0 || f.tcp.dport == 0) {
     counters_.dropped_segments++;
     return;
   }

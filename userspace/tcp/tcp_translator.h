@@ -110,9 +110,6 @@ class TcpTranslator : public IoHandler, public TimerClient {
   bool start(std::string* error);
   // One TCP segment from the guest; f.ok() && f.is_tcp().
   void on_guest_segment(const ParsedFrame& f, std::span<const uint8_t> frame);
-  // A guest segment to a destination the translator refuses: a RST, as for
-  // a segment of no flow.
-  void refuse(const ParsedFrame& f) { send_rst_for(f); }
 
   const Counters& counters() const { return counters_; }
   size_t connection_count() const { return table_.size() - released_.size(); }

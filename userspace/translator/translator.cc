@@ -253,34 +253,18 @@ void Translator::release_held() {
 }
 
 // Without gateway mapping the gateway address stands for nothing: a socket
-// to it would follow the host's routes off the machine. Refused as a router
-// refuses what its policy filters: a TCP SYN with a RST, ICMP echo with
-// ICMP destination unreachable, administratively prohibited (UDP: the
-// destination policy, per new flow, the same way). NDP and other
-// ICMP (errors, replies) to the gateway pass on to the gateway as before, and
-// so does DNS to the forwarder when it listens on the gateway (UDP is taken
-// by the guest services before this; TCP goes to the host's resolver).
+// to it would follow the host's routes off the machine. An echo request to
+// it is refused as a router refuses what its policy filters: ICMP
+// destination unreachable, administratively prohibited. TCP and UDP are the
+// destination policy's, per new flow (a RST, an ICMP prohibited); their
+// other segments to the gateway belong to inbound flows (a client on the
+// host's loopback appears as the gateway) and pass. NDP and other ICMP
+// (errors, replies) to the gateway pass on to the gateway as before.
 bool Translator::refuse_unmapped_gateway(const ParsedFrame& f, std::span<const uint8_t> frame) {
   if (config_.map_gateway || f.dst != (f.l3 == L3Kind::ipv6 ? config_.gateway6 : config_.gateway4)) return false;
-  switch (f.protocol) {
-    case IPPROTO_TCP:
-      if (config_.dns_tcp_target(f.dst, f.tcp.dport)) return false;  // the DNS forwarder, over TCP
-      // Only an opening SYN: the gateway is also the address an inbound
-      // connection's host client appears as (-t from the host's loopback),
-      // and that connection's segments must pass.
-      if ((f.tcp.flags & (tcpflag::kSyn | tcpflag::kAck)) != tcpflag::kSyn) return false;
-      tcp_->refuse(f);
-      break;
-    // UDP: the destination policy refuses a new flow to the unmapped gateway
-    // (Refusal::gateway); an inbound flow's replies go there and pass.
-    case IPPROTO_ICMP:
-    case IPPROTO_ICMPV6:
-      if (f.icmp.type != (f.l3 == L3Kind::ipv6 ? 128 : 8)) return false;  // echo requests only
-      gateway_->refuse(f, frame);
-      break;
-    default:
-      return false;
-  }
+  if (f.protocol != IPPROTO_ICMP && f.protocol != IPPROTO_ICMPV6) return false;
+  if (f.icmp.type != (f.l3 == L3Kind::ipv6 ? 128 : 8)) return false;  // echo requests only
+  gateway_->refuse(f, frame);
   counters_.refused_gateway++;
   return true;
 }

@@ -51,7 +51,7 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
     uint64_t fragmented = 0;   // frames to the guest above its MTU, sent as IP fragments
     uint64_t held_for_mac = 0;     // frames that waited for the guest's MAC
     uint64_t held_dropped = 0;     // ... and were dropped (too big, pushed out, too old)
-    uint64_t refused_gateway = 0;  // guest traffic to the gateway address with --no-map-gw
+    uint64_t refused_gateway = 0;  // echo requests to the gateway address with --no-map-gw
   };
 
   static constexpr size_t kHeldFrames = 8;
@@ -140,8 +140,8 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
   bool hold_for_mac(const iovec* iov, int iovcnt, const TxOffload* offload);
   // Sends what waited, addressed to the MAC just learned.
   void release_held();
-  // With --no-map-gw: the gateway address is no destination (issue 13's
-  // destination policy will take this check over). True when refused.
+  // With --no-map-gw: an echo request to the gateway address is refused
+  // (TCP and UDP: the destination policy). True when refused.
   bool refuse_unmapped_gateway(const ParsedFrame& f, std::span<const uint8_t> frame);
 };
 
