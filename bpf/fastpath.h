@@ -15,7 +15,7 @@
  * caller then consumes the frame instead of passing it on (at TC egress
  * with TC_ACT_STOLEN, so the guest's stack is not told of a drop).
  * Both programs therefore make the same decision on the same frame, and
- * userspace (userspace/bpf/fastpath.h) drives either copy of the maps the
+ * userspace (userspace/bpf/fastpath_maps.h) drives either copy of the maps the
  * same way.
  *
  * ferry_absorb_ack: a pure ACK of a flow that userspace put in conn_hash and

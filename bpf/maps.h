@@ -6,7 +6,7 @@
  * -------------------
  * ferry_classify.bpf.c (`ferry run`'s tap) and ferry_attach.bpf.c (`ferry
  * attach`'s DEV) each load their own copy of these maps; userspace drives
- * either copy the same way, by name (userspace/bpf/fastpath.h opens the
+ * either copy the same way, by name (userspace/bpf/fastpath_maps.h opens the
  * fast-path maps by fd, the stats readers open the pinned `stats`). Layouts
  * and writers are the contract's (include/ferry/contract.h):
  *   stats       per-CPU counters, one struct ferry_stats at key 0 (bpf/stats.h

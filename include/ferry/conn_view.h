@@ -18,7 +18,9 @@
  *
  * This is a view, not the fast path's contract: the fast path's conn_hash /
  * conn_state (contract.h) are owned by the classifier and have different
- * writers. All-zero = free slot.
+ * writers. A free slot has state FERRY_CONN_FREE and every field zero but
+ * `seq`, which keeps counting across the slot's flows (a reader's copy that
+ * straddles a removal sees it change).
  */
 #ifndef FERRY_CONN_VIEW_H
 #define FERRY_CONN_VIEW_H

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "bpf/attach_object.h"
-#include "bpf/fastpath.h"
+#include "bpf/fastpath_maps.h"
 #include "codec/frame.h"
 #include "support/guest_frames.h"
 

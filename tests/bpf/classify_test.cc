@@ -26,7 +26,7 @@
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 
-#include "bpf/classifier.h"
+#include "bpf/classify.h"
 #include "bpf/bpf_test_util.h"
 #include "codec/frame.h"
 #include "support/guest_frames.h"

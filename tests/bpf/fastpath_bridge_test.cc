@@ -28,7 +28,7 @@
 #include <string>
 #include <vector>
 
-#include "bpf/classifier.h"
+#include "bpf/classify.h"
 #include "codec/frame.h"
 #include "fastpath/fastpath_bridge.h"
 #include "loop/event_loop.h"

@@ -26,8 +26,8 @@
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 
-#include "bpf/classifier.h"
-#include "bpf/fastpath.h"
+#include "bpf/classify.h"
+#include "bpf/fastpath_maps.h"
 #include "bpf/bpf_test_util.h"
 #include "codec/frame.h"
 #include "support/guest_frames.h"

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "bpf/attach_object.h"
-#include "bpf/classifier.h"
+#include "bpf/classify.h"
 #include "codec/frame.h"
 #include "common/conn_key.h"
 #include "support/guest_frames.h"

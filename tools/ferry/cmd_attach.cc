@@ -62,7 +62,7 @@
 #include "attach/datapath.h"
 #include "attach/device_check.h"
 #include "attach/instance.h"
-#include "bpf/fastpath.h"
+#include "bpf/fastpath_maps.h"
 #include "commands.h"
 #include "common/option_table.h"
 #include "counters_file.h"

@@ -61,7 +61,7 @@
 #include <vector>
 
 #include "attach/conn_mirror.h"
-#include "bpf/classifier.h"
+#include "bpf/classify.h"
 #include "commands.h"
 #include "common/option_table.h"
 #include "ferry/contract.h"

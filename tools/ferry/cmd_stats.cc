@@ -36,7 +36,7 @@
 
 #include "attach/inspect.h"
 #include "attach/instance.h"
-#include "bpf/classifier.h"
+#include "bpf/classify.h"
 #include "commands.h"
 #include "common/option_table.h"
 #include "counters_file.h"

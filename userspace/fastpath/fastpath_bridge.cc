@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "bpf/classifier.h"
+#include "bpf/classify.h"
 
 namespace ferry {
 

@@ -59,7 +59,7 @@
 #include <cstdint>
 #include <string>
 
-#include "bpf/fastpath.h"
+#include "bpf/fastpath_maps.h"
 #include "loop/event_loop.h"
 #include "tcp/tcp_translator.h"
 

@@ -1,8 +1,9 @@
 // FramePort: where the guest's Ethernet frames come from and go to.
 //
-// A tap fd: `ferry run`'s own tap, or the private tap that `ferry attach`
-// joins to an existing device through BPF redirects. The translator only
-// sees this interface. Receiving hands each frame to a
+// Two kinds: a tap fd (TapPort: `ferry run`'s own tap, `ferry vm --tap`'s,
+// or the private tap that `ferry attach` joins to an existing device through
+// BPF redirects) and QEMU's stream socket (StreamPort, `ferry vm`). The
+// translator only sees this interface. Receiving hands each frame to a
 // callback as a span into the port's own buffer (valid during the call only);
 // sending takes one frame, possibly in pieces, and never blocks: a frame the
 // device cannot take now is dropped and counted (TCP retransmits).

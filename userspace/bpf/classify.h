@@ -64,7 +64,7 @@ class BpfAttachment {
   // File descriptors (-1 before load()).
   int prog_fd() const;
   int map_fd(const char* name) const;
-  // The skeleton, for the fast-path map views (userspace/bpf/conn_map.h).
+  // The skeleton, for the fast-path map views (userspace/bpf/fastpath_maps.h).
   ferry_classify* skeleton() const { return skel_; }
 
  private:

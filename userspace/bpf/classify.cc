@@ -1,6 +1,6 @@
 // BPF classifier: load, attach, pin, and the pinned-counter readers.
 //
-// Theory of operation (see classifier.h for the life cycle): the only
+// Theory of operation (see classify.h for the life cycle): the only
 // subtle parts are the namespace switch and the clsact qdisc.
 //  * Interface indexes, netlink and the TC attach calls act in the calling
 //    thread's network namespace. NsSwitch setns()es into the guest's
@@ -13,7 +13,7 @@
 //  * libbpf's own messages would flood stderr on a failed load (the verifier
 //    log); while we call libbpf they go to a buffer whose last line is
 //    appended to our error string instead.
-#include "bpf/classifier.h"
+#include "bpf/classify.h"
 
 #include <dirent.h>
 #include <fcntl.h>

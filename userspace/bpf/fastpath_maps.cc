@@ -1,10 +1,10 @@
-// Fast-path maps, userspace side: see fastpath.h for the theory of
+// Fast-path maps, userspace side: see fastpath_maps.h for the theory of
 // operation. Memory ordering: the slot array is shared with BPF programs on
 // every CPU; userspace publishes a slot by writing all fields first and the
 // flags word last with a release store, and reads BPF's fields with acquire
 // loads. Flag changes after publication are read-modify-write loops on the
 // flags word, which only userspace writes (so there is no lost update).
-#include "bpf/fastpath.h"
+#include "bpf/fastpath_maps.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -15,7 +15,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "bpf/classifier.h"
+#include "bpf/classify.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast"
