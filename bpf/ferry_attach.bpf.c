@@ -42,12 +42,10 @@
  * ferry_attach_tap_tc (tcx ingress on the tap) sends them out of DEV.
  *
  * Configuration is read-only data set before load: the two ifindexes.
- * `conns` is not used by the programs: it is the BTF-described, mmapable
- * view of the translator's TCP table (include/ferry/conn_view.h) that the
- * service fills and `ferry conns` reads; it lives here so it gets BTF.
+ * The `conns` view that the service pins beside these maps is no program's:
+ * it comes from the map-only object bpf/ferry_conns.bpf.c.
  */
 #include "fastpath.h"
-#include "ferry/conn_view.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -75,14 +73,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } tx_port SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 1); /* resized to the flow table at load */
-	__type(key, __u32);
-	__type(value, struct ferry_conn_view);
-} conns SEC(".maps");
 
 /* Counts `len` bytes of a guest frame that goes on to the tap. */
 static __always_inline void count_bytes(__u32 len)

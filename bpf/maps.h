@@ -17,8 +17,8 @@
  *   events      ring buffer of struct ferry_event       (BPF writes)
  * The connection-sized maps are declared at the default size and resized
  * by the loader (bpf_map__set_max_entries) before load. Maps only one
- * object has (the attach object's attach_stats, tx_port, conns) stay in
- * that object's file.
+ * object has (the attach object's attach_stats, tx_port) stay in that
+ * object's file; the `conns` view is no program's (bpf/ferry_conns.bpf.c).
  */
 #ifndef FERRY_BPF_MAPS_H
 #define FERRY_BPF_MAPS_H

@@ -3,8 +3,8 @@
 // the skeleton's set-up per test file.
 //
 // Both redirect targets are ifindex 1 (lo: it exists in every namespace, so
-// bpf_redirect() succeeds in a test run), every map is small (16 `conns`
-// entries, 64 flows), and the XDP devmap starts empty (a test that wants
+// bpf_redirect() succeeds in a test run), the flow maps are small (64
+// flows), and the XDP devmap starts empty (a test that wants
 // XDP_REDIRECT calls fill_devmap()). Needs root; skips otherwise.
 #pragma once
 
@@ -36,7 +36,6 @@ class AttachObjectTest : public ::testing::Test {
     ASSERT_NE(skel_, nullptr);
     skel_->rodata->tap_ifindex = 1;
     skel_->rodata->dev_ifindex = 1;
-    bpf_map__set_max_entries(skel_->maps.conns, 16);
     bpf_map__set_max_entries(skel_->maps.conn_hash, kFlows);
     bpf_map__set_max_entries(skel_->maps.conn_state, kFlows);
     bpf_map__set_max_entries(skel_->maps.activity, FERRY_ACTIVITY_WORDS(kFlows));

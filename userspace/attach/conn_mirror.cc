@@ -1,9 +1,6 @@
 // ConnMirror and the `ferry run` hook: see conn_mirror.h.
 #include "attach/conn_mirror.h"
 
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,12 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "attach/datapath.h"
 #include "attach/instance.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#include "ferry_attach.skel.h"  // generated C: its casts are not ours
-#pragma GCC diagnostic pop
 
 namespace ferry::attach {
 
@@ -126,40 +118,24 @@ void ConnMirror::refresh() {
 
 ConnView::~ConnView() {
   mirror_.reset();
-  if (mem_ != nullptr) ::munmap(mem_, len_);
   if (!dir_.empty()) {
     ::unlink((dir_ + "/conns").c_str());
     ::rmdir(dir_.c_str());  // only if nothing else is pinned there
   }
-  if (skel_ != nullptr) ferry_attach__destroy(skel_);
 }
 
 Result<std::unique_ptr<ConnView>> start_conn_view(EventLoop& loop, TcpTranslator& tcp, const std::string& instance,
                                                   uint32_t max_conns) {
   std::unique_ptr<ConnView> v(new ConnView());
-  ::ferry_attach* skel = ferry_attach__open();
-  if (skel == nullptr) return Status::from_errno("open BPF object ferry_attach");
-  v->skel_ = skel;
-  bpf_map__set_max_entries(skel->maps.conns, max_conns);
-  bpf_program__set_autoload(skel->progs.ferry_attach_dev_tc, false);
-  bpf_program__set_autoload(skel->progs.ferry_attach_dev_xdp, false);
-  bpf_program__set_autoload(skel->progs.ferry_attach_tap_tc, false);
-  // the fast-path maps belong to the programs (the classifier has its own)
-  for (bpf_map* m : {skel->maps.conn_hash, skel->maps.conn_state, skel->maps.activity, skel->maps.events})
-    bpf_map__set_autocreate(m, false);
-  if (int err = ferry_attach__load(skel); err != 0) return Status(-err, "create the conns map");
-  v->len_ = mmap_len(max_conns, sizeof(ferry_conn_view));
-  void* mem = ::mmap(nullptr, v->len_, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(skel->maps.conns), 0);
-  if (mem == MAP_FAILED) return Status::from_errno("mmap conns map");
-  v->mem_ = static_cast<ferry_conn_view*>(mem);
+  Result<std::unique_ptr<ConnsMap>> map = ConnsMap::create(max_conns);
+  if (!map) return map.status();
+  v->map_ = std::move(*map);
   const std::string dir = pin_dir(instance);
   ::mkdir(FERRY_PIN_ROOT, 0700);
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::from_errno("mkdir " + dir);
-  const std::string path = dir + "/conns";
-  ::unlink(path.c_str());  // a stale pin of a dead instance with our name
-  if (bpf_map__pin(skel->maps.conns, path.c_str()) != 0) return Status::from_errno("pin " + path);
+  if (Status st = v->map_->pin(dir + "/conns"); !st) return st;
   v->dir_ = dir;
-  v->mirror_ = std::make_unique<ConnMirror>(loop, tcp, v->mem_, max_conns);
+  v->mirror_ = std::make_unique<ConnMirror>(loop, tcp, v->map_->view(), max_conns);
   return v;
 }
 

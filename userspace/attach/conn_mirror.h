@@ -24,12 +24,11 @@
 #include <string>
 #include <vector>
 
+#include "attach/conns_map.h"
 #include "ferry/conn_view.h"
 #include "loop/event_loop.h"
 #include "netns/status.h"
 #include "tcp/tcp_translator.h"
-
-struct ferry_attach;
 
 namespace ferry::attach {
 
@@ -69,8 +68,8 @@ class ConnMirror final : public TcpFlowObserver, public TimerClient {
 void fill_view(ferry_conn_view* v, const ferry_conn_key& key, const TcpConn& c);
 
 // The hook for `ferry run` (and anything else with a translator but no
-// attachment): creates FERRY_PIN_ROOT/<instance>/conns (the maps of
-// ferry_attach.bpf.o, no program loaded), mmaps it and mirrors tcp into it.
+// attachment): creates FERRY_PIN_ROOT/<instance>/conns (a ConnsMap: the
+// map-only object ferry_conns.bpf.o), mmaps it and mirrors tcp into it.
 // Destroying the result unpins `conns` (and removes the dir if it is then
 // empty). Call after the translator exists, before the loop runs:
 //   auto view = ferry::attach::start_conn_view(loop, translator.tcp(), instance, config.max_conns);
@@ -86,9 +85,7 @@ class ConnView {
   friend Result<std::unique_ptr<ConnView>> start_conn_view(EventLoop&, TcpTranslator&, const std::string&, uint32_t);
   ConnView() = default;
   std::string dir_;
-  ::ferry_attach* skel_ = nullptr;
-  ferry_conn_view* mem_ = nullptr;
-  size_t len_ = 0;
+  std::unique_ptr<ConnsMap> map_;
   std::unique_ptr<ConnMirror> mirror_;
 };
 Result<std::unique_ptr<ConnView>> start_conn_view(EventLoop& loop, TcpTranslator& tcp, const std::string& instance,

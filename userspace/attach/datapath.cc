@@ -36,7 +36,7 @@ constexpr int kBpfTcxIngress = 46;  // BPF_TCX_INGRESS; libbpf 1.1's headers pre
 constexpr unsigned kTapMaxMtu = 65535 - 14;
 
 // Pins made under the instance's dir (the link last: it is the one that matters).
-constexpr const char* kPinnedMaps[] = {"stats", "attach_stats", "conns", "conn_hash", "conn_state", "activity", "events"};
+constexpr const char* kPinnedMaps[] = {"stats", "attach_stats", "conn_hash", "conn_state", "activity", "events"};
 
 // The driver name of an interface through ETHTOOL_GDRVINFO, "" when unknown.
 std::string driver_of(const std::string& dev) {
@@ -169,7 +169,6 @@ Result<std::unique_ptr<Datapath>> Datapath::create(const DatapathOptions& o) {
   dp->skel_ = skel;
   skel->rodata->tap_ifindex = static_cast<uint32_t>(dp->tap_->ifindex());
   skel->rodata->dev_ifindex = static_cast<uint32_t>(dp->dev_.ifindex);
-  bpf_map__set_max_entries(skel->maps.conns, o.max_conns);
   // the fast-path maps (bpf/fastpath.h), as the classifier sizes them; one
   // entry each without the fast path (the program still references them)
   const uint32_t fp_conns = o.fastpath ? o.max_conns : 1u;
@@ -184,11 +183,9 @@ Result<std::unique_ptr<Datapath>> Datapath::create(const DatapathOptions& o) {
     if (bpf_map_update_elem(bpf_map__fd(skel->maps.tx_port), &key, &val, BPF_ANY) != 0)
       return Status::from_errno("devmap entry for the tap");
   }
-  dp->conns_entries_ = o.max_conns;
-  dp->conns_len_ = mmap_len(o.max_conns, sizeof(ferry_conn_view));
-  void* mem = ::mmap(nullptr, dp->conns_len_, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(skel->maps.conns), 0);
-  if (mem == MAP_FAILED) return Status::from_errno("mmap conns map");
-  dp->conns_ = static_cast<ferry_conn_view*>(mem);
+  Result<std::unique_ptr<ConnsMap>> conns = ConnsMap::create(o.max_conns);  // the view: no program's
+  if (!conns) return conns.status();
+  dp->conns_ = std::move(*conns);
 
   // Pins: a stale dir was cleaned by the caller; anything left now is not ours.
   const std::string dir = pin_dir(o.dev);
@@ -202,6 +199,7 @@ Result<std::unique_ptr<Datapath>> Datapath::create(const DatapathOptions& o) {
     bpf_map* m = bpf_object__find_map_by_name(skel->obj, name);
     if (m == nullptr || bpf_map__pin(m, (dir + "/" + name).c_str()) != 0) return Status::from_errno(std::string("pin ") + name);
   }
+  if (Status st = dp->conns_->pin(dir + "/conns"); !st) return st;
 
   // 4. the way back: tap ingress -> out of DEV
   const int tap_prog = bpf_program__fd(skel->progs.ferry_attach_tap_tc);
@@ -271,10 +269,7 @@ void Datapath::teardown() {
     ::close(tap_link_fd_);
     tap_link_fd_ = -1;
   }
-  if (conns_ != nullptr) {
-    ::munmap(conns_, conns_len_);
-    conns_ = nullptr;
-  }
+  conns_.reset();
   if (skel_ != nullptr) {
     ferry_attach__destroy(skel_);
     skel_ = nullptr;

@@ -5,10 +5,11 @@
 //   2. make a private tap `fyN` (N = DEV's ifindex) in DEV's namespace:
 //      disable_ipv6=1, IFF_NOARP, no addresses, DEV's MTU, up. The host's
 //      stack therefore never sends or receives anything on it;
-//   3. load ferry_attach.bpf.o with both ifindexes as read-only data, the
-//      `conns` view and the fast-path maps (bpf/fastpath.h: conn_hash,
-//      conn_state, activity, events) sized to the flow table; pin them with
-//      stats and attach_stats under FERRY_PIN_ROOT/DEV. The service opens
+//   3. load ferry_attach.bpf.o with both ifindexes as read-only data and
+//      the fast-path maps (bpf/maps.h: conn_hash, conn_state, activity,
+//      events) sized to the flow table, and the `conns` view (a ConnsMap,
+//      the map-only ferry_conns.bpf.o) as large; pin them with stats and
+//      attach_stats under FERRY_PIN_ROOT/DEV. The service opens
 //      the fast-path maps by fd (map_fd) for the TCP fast path, exactly as
 //      `ferry run` does with its classifier's;
 //   4. tcx ingress on the tap (ferry -> guest: out of DEV), kept as an fd:
@@ -60,6 +61,7 @@
 #include <string>
 #include <vector>
 
+#include "attach/conns_map.h"
 #include "codec/addr.h"
 #include "ferry/conn_view.h"
 #include "ferry/contract.h"
@@ -110,11 +112,11 @@ class Datapath {
   void teardown();
 
   TapPort& port() { return *tap_; }
-  ferry_conn_view* conns() { return conns_; }
+  ferry_conn_view* conns() { return conns_->view(); }
   // A loaded map's fd by name ("conn_hash", "events", ...), -1 if none.
   // Valid until teardown().
   int map_fd(const char* name) const;
-  uint32_t conns_entries() const { return conns_entries_; }
+  uint32_t conns_entries() const { return conns_->entries(); }
   const DeviceInfo& device() const { return dev_; }
   int tap_ifindex() const { return tap_->ifindex(); }
   const std::string& tap_name() const { return tap_->ifname(); }
@@ -135,9 +137,7 @@ class Datapath {
   int dev_link_fd_ = -1;
   uint32_t dev_prog_id_ = 0, tap_prog_id_ = 0, dev_link_id_ = 0;
   std::string attach_mode_;
-  ferry_conn_view* conns_ = nullptr;
-  size_t conns_len_ = 0;
-  uint32_t conns_entries_ = 0;
+  std::unique_ptr<ConnsMap> conns_;
   bool pinned_ = false;
 };
 
