@@ -9,6 +9,7 @@ PACKAGES=(
   # build
   build-essential cmake pkg-config clang-19 llvm-19
   libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev nlohmann-json3-dev libseccomp-dev
+  libpcap-dev  # --pcap: the capture file's format and writer
   # fuzzing (tests/fuzz: libFuzzer with clang-19)
   libclang-rt-19-dev
   # tests

@@ -168,9 +168,13 @@ TEST(OptionTable, TranslatorBadValuesNameTheOption) {
     for (const std::string given : {std::string(s->long_name), s->short_name ? std::string("-") + s->short_name : ""}) {
       if (given.empty()) continue;
       TranslatorParser t;
-      // A value each option refuses (a DNS name may hold ':', a user name '.').
+      // A value each option refuses (a DNS name may hold ':', a user name '.',
+      // a file name anything but nothing).
       const std::string name = s->long_name;
-      const std::string bad = name == "--runas" ? "user:" : name == "--search" || name == "--domain" ? "a..b" : ":";
+      const std::string bad = name == "--runas"                          ? "user:"
+                              : name == "--search" || name == "--domain" ? "a..b"
+                              : name == "--pcap"                         ? ""
+                                                                         : ":";
       OptionParser::Outcome r = t.parse({"test", given, bad});
       ASSERT_EQ(r.kind, OptionParser::Outcome::error) << given << " accepted '" << bad << "'";
       EXPECT_EQ(r.line.find('\n'), std::string::npos);

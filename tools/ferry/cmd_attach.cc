@@ -73,6 +73,7 @@
 #include "policy/node_addresses.h"
 #include "bpf/mark_cgroup.h"
 #include "options.h"
+#include "pcap/capture_port.h"
 #include "sandbox/credentials.h"
 #include "sandbox/options.h"
 #include "sandbox/private_dir.h"
@@ -298,7 +299,15 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
   int rc = 0;
   {
     EventLoop loop;
-    Translator translator(loop, (*dp)->port(), config);
+    // --pcap: the capture file, opened here (the sandboxed translator cannot open files)
+    std::string capture_error;
+    std::unique_ptr<CapturePort> capture =
+        open_capture(config.pcap_path, config.pcap_max_bytes, (*dp)->port(), loop, &capture_error);
+    if (!capture && !config.pcap_path.empty()) {
+      report(&ready_fd, "error " + capture_error);
+      return 1;
+    }
+    Translator translator(loop, capture ? static_cast<FramePort&>(*capture) : (*dp)->port(), config);
     // Its private tap deleted under it (by an operator): the service ends
     // and removes the rest of its state, as when DEV goes.
     translator.set_on_port_gone([&loop] { loop.stop(); });
@@ -371,6 +380,7 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
       loop.run();
       if (fastpath && config.verbose) std::fprintf(stderr, "ferry: fast path: %s\n", fastpath->counters_line().c_str());
       tr.udp().close_flows("exit");  // their -v close lines
+      if (capture) capture->finish("ferry", config.verbose);
       _exit(0);  // the set-up is the parent's to undo
     }
     sandbox::TranslatorSupervisor supervisor(*tp, sigfd);

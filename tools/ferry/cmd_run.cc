@@ -74,6 +74,7 @@
 #include "policy/node_addresses.h"
 #include "bpf/mark_cgroup.h"
 #include "options.h"
+#include "pcap/capture_port.h"
 #include "port/tap.h"
 #include "sandbox/credentials.h"
 #include "sandbox/options.h"
@@ -418,7 +419,15 @@ int cmd_run(int argc, char** argv) {
   }
   // 5. the translator
   EventLoop loop;
-  Translator translator(loop, *tap, config);
+  // --pcap: the capture file, opened here (the sandboxed translator cannot open files)
+  std::string capture_error;
+  std::unique_ptr<CapturePort> capture =
+      open_capture(config.pcap_path, config.pcap_max_bytes, *tap, loop, &capture_error);
+  if (!capture && !config.pcap_path.empty()) {
+    std::fprintf(stderr, "ferry run: %s\n", capture_error.c_str());
+    return 1;
+  }
+  Translator translator(loop, capture ? static_cast<FramePort&>(*capture) : *tap, config);
   translator.set_guest_mac(tap->guest_mac());
   // The live connection table, pinned for `ferry conns` and bpftool.
   auto conn_view = rootless ? Result<std::unique_ptr<attach::ConnView>>(Status(EPERM, "rootless"))
@@ -537,6 +546,7 @@ int cmd_run(int argc, char** argv) {
                    static_cast<unsigned long long>(translator.policy().counters().refused_total()));
     }
     translator.udp().close_flows("exit");  // their -v close lines
+    if (capture) capture->finish("ferry run", config.verbose);
     _exit(0);  // the set-up is the parent's to undo
   }
   sandbox::TranslatorSupervisor supervisor(*tp, sigfd);

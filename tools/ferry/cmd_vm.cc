@@ -52,6 +52,7 @@
 #include "gateway/gateway.h"
 #include "loop/event_loop.h"
 #include "options.h"
+#include "pcap/capture_port.h"
 #include "port/stream.h"
 #include "sandbox/credentials.h"
 #include "sandbox/options.h"
@@ -239,7 +240,15 @@ int cmd_vm(int argc, char** argv) {
     return 1;
   }
   EventLoop loop;
-  Translator translator(loop, **port, config);
+  // --pcap: the capture file, opened here (the sandboxed translator cannot open files)
+  std::string capture_error;
+  std::unique_ptr<CapturePort> capture =
+      open_capture(config.pcap_path, config.pcap_max_bytes, **port, loop, &capture_error);
+  if (!capture && !config.pcap_path.empty()) {
+    std::fprintf(stderr, "ferry vm: %s\n", capture_error.c_str());
+    return 1;
+  }
+  Translator translator(loop, capture ? static_cast<FramePort&>(*capture) : **port, config);
   if (std::string error; !translator.start(&error)) {
     std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
     return 1;
@@ -304,6 +313,7 @@ int cmd_vm(int argc, char** argv) {
     enter_translator_sandbox("ferry vm", translator, channel, mark_cgroup.get(), sandbox_options);
     watch.check();
     if (!sp.closed()) loop.run();
+    if (capture) capture->finish("ferry vm", config.verbose);
     _exit(0);
   }
   sandbox::TranslatorSupervisor supervisor(*tp, sigfd);

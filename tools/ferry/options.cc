@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -115,6 +116,49 @@ bool apply_mark(Config& c, const char* v, std::string* error) {
     return false;
   }
   c.socket_mark = static_cast<uint32_t>(mark);
+  return true;
+}
+
+// A size in bytes: decimal, optionally followed by k, M or G (KiB, MiB, GiB).
+bool parse_size(std::string_view text, uint64_t* out) {
+  unsigned shift = 0;
+  if (!text.empty()) {
+    switch (text.back()) {
+      case 'k': case 'K': shift = 10; break;
+      case 'm': case 'M': shift = 20; break;
+      case 'g': case 'G': shift = 30; break;
+      default: break;
+    }
+    if (shift) text.remove_suffix(1);
+  }
+  unsigned long v = 0;
+  if (!option::parse_uint(text, 0, (1ul << 40) - 1, &v)) return false;
+  *out = uint64_t{v} << shift;
+  return true;
+}
+
+// --pcap FILE, made absolute against the working directory (`ferry
+// attach`'s service runs in /).
+bool apply_pcap(Config& c, const char* v, std::string* error) {
+  if (*v == '\0') {
+    *error = "--pcap needs a file name";
+    return false;
+  }
+  c.pcap_path = v;
+  if (v[0] != '/') {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof(cwd)) != nullptr) c.pcap_path = std::string(cwd) + "/" + v;
+  }
+  return true;
+}
+
+// --pcap-size: at least the file's header, a record header and room.
+bool apply_pcap_size(Config& c, const char* v, std::string* error) {
+  constexpr uint64_t kLeast = 1024;
+  if (!parse_size(v, &c.pcap_max_bytes) || c.pcap_max_bytes < kLeast) {
+    *error = "bad --pcap-size '" + std::string(v) + "' (bytes, at least 1024; suffixes k, M, G: powers of 1024)";
+    return false;
+  }
   return true;
 }
 
@@ -251,6 +295,11 @@ constexpr Option<Config> kTranslatorOptions[] = {
      option::set<&Config::allow_node, true>},
     {{"--no-node", 0, nullptr, nullptr}, option::set<&Config::allow_node, false>},
     {{"--mark", 0, "N", "SO_MARK N on every host socket (needs CAP_NET_ADMIN)"}, apply_mark},
+    {{"--pcap", 0, "FILE",
+      "every frame to and from the guest into FILE (libpcap\n"
+      "format: tcpdump -r, Wireshark), but those BPF absorbs"},
+     apply_pcap},
+    {{"--pcap-size", 0, "BYTES", "the capture stops at BYTES (k, M, G suffixes; 128M)"}, apply_pcap_size},
     {{"--ipv4-only", '4', nullptr, "no IPv6"}, option::set<&Config::ipv6, false>},
     {{"--ipv6-only", '6', nullptr, "no IPv4"}, option::set<&Config::ipv4, false>},
     {{"--no-fastpath", 0, nullptr, "no BPF at all: classify and translate in userspace only"},

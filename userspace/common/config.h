@@ -106,6 +106,12 @@ struct Config {
 
   ServicesConfig services;
 
+  // --pcap FILE: every frame the guest's port moves, into FILE (libpcap's
+  // format; userspace/pcap/), at most pcap_max_bytes bytes (--pcap-size),
+  // after which the capture stops. Empty: no capture.
+  std::string pcap_path;
+  uint64_t pcap_max_bytes = 128ull << 20;
+
   uint32_t max_conns = 131072;     // TCP flows: every per-flow table and BPF map is sized from it
   uint32_t max_udp_flows = 8192;   // UDP flows, each one host socket (and port)
   bool fastpath = true;
