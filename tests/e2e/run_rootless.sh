@@ -108,6 +108,7 @@ GUEST='
   echo "Dns: $(getent hosts svc.ferry.test | cut -d" " -f1)"
   ping -c1 -W5 198.18.0.1 >/dev/null 2>&1 && echo "PingGateway: ok"
   ping -c1 -W5 '$PEER4' >/dev/null 2>&1 && echo "PingPeer: ok"
+  ping -6 -c1 -W5 '${REMOTE_P6[0]}' >/dev/null 2>&1 && echo "PingPeer6: ok"
   echo "HostHttp: $(curl -s --max-time 10 http://198.18.0.1:18081/index.html)"
   echo "PeerHttp: $(curl -s --max-time 10 http://'$PEER4':18082/index.html)"
   echo "Udp: $(printf hello-udp | socat -t 5 -T 10 - UDP4:198.18.0.1:18083)"
@@ -160,6 +161,12 @@ if [[ -n $T ]]; then
   e2e_expect "translator: NoNewPrivs 1" test "$(status_field "$T" NoNewPrivs)" = 1
   e2e_expect "translator: Seccomp 2" test "$(status_field "$T" Seccomp)" = 2
   e2e_expect "translator: empty root" test "$(ls -A "/proc/$T/root" | wc -l)" = 0
+  # The parent keeps the guest's namespaces (the control: the pattern
+  # matches there); the translator holds only the tap and sockets.
+  e2e_expect "ferry holds the guest's user and network namespaces" \
+    bash -c "ls -l /proc/$PID/fd | grep -q -- '-> user:\\[' && ls -l /proc/$PID/fd | grep -q -- '-> net:\\['"
+  e2e_expect "translator: no handle on the guest's namespaces" \
+    bash -c "ls -l /proc/$T/fd | grep -q -- '-> socket:' && ! ls -l /proc/$T/fd | grep -q -- '-> \\(user\\|net\\):\\['"
 else
   e2e_fail "no ferry-translate child of $PID"
 fi
@@ -170,6 +177,7 @@ e2e_expect_rc 0 "rootless ferry run"
 field() { sed -n "s/^$1:[[:space:]]*//p" "$OUT" | head -1; }
 e2e_expect "guest: ping the gateway" test "$(field PingGateway)" = ok
 e2e_expect "guest: ping the peer (ping socket)" test "$(field PingPeer)" = ok
+e2e_expect "guest: ping the peer over IPv6 (ping socket)" test "$(field PingPeer6)" = ok
 e2e_expect "guest: HTTP from RH's 127.0.0.1 through the gateway" test "$(field HostHttp)" = host-page
 e2e_expect "guest: HTTP from the peer" test "$(field PeerHttp)" = host-page
 e2e_expect "guest: UDP echo" test "$(field Udp)" = hello-udp

@@ -511,6 +511,10 @@ int cmd_run(int argc, char** argv) {
   }
   if (tp->pid == 0) {
     close(sigfd);
+    // The translator holds no handle on the guest's namespaces (the tap's fd
+    // is all it needs of them); the parent keeps them alive.
+    guest_ns.reset();
+    userns.reset();
     prctl(PR_SET_NAME, "ferry-translate");
     sandbox::ParentChannel channel(loop, tp->fd, [&] { return counters_text(translator, *tap); });
     // With the guest's link gone (it deleted its interface) nothing can
