@@ -105,6 +105,7 @@ GUEST='
   busybox udhcpc -i eth0 -n -q -f -t 3 -T 2 -s '$RL/udhcpc.sh' >/dev/null 2>&1
   echo "Ra: $(rdisc6 -1 -w 3000 eth0 2>/dev/null | sed -n "s/^ *Prefix *: *//p" | head -1)"
   echo "Resolv: $(sed -n "s/^nameserver //p" /etc/resolv.conf | head -1)"
+  echo "ResolvSource: $(awk "\$5 == \"/etc/resolv.conf\" {print \$4}" /proc/self/mountinfo | tail -1)"
   echo "Dns: $(getent hosts svc.ferry.test | cut -d" " -f1)"
   ping -c1 -W5 198.18.0.1 >/dev/null 2>&1 && echo "PingGateway: ok"
   ping -c1 -W5 '$PEER4' >/dev/null 2>&1 && echo "PingPeer: ok"
@@ -187,8 +188,10 @@ e2e_expect "guest: a DHCP lease of its address, router the gateway" \
 e2e_expect "guest: a router advertisement of its prefix" test "$(field Ra)" = fd00:f::/64
 e2e_expect "guest: a private resolv.conf naming ferry's forwarder" test "$(field Resolv)" = 198.18.0.1
 e2e_expect "guest: a name resolved through the forwarder" test "$(field Dns)" = 198.18.7.7
-e2e_expect "the guest's resolv.conf directory removed" \
-  bash -c "! find /tmp -maxdepth 1 -name 'ferry-run.*' -uid $USER_ID | grep -q ."
+SRC=$(field ResolvSource)
+e2e_expect "the guest's resolv.conf came from a temporary directory ($SRC)" \
+  bash -c "[[ '$SRC' == /tmp/ferry-run.*/resolv.conf ]]"
+e2e_expect "that directory is removed" test ! -e "${SRC%/resolv.conf}"
 e2e_expect "one note: no fast path" test "$(grep -c 'no BPF fast path' "$ERR")" = 1
 e2e_expect "ferry's PID file removed" test ! -e "$RL/work/ferry.pid"
 ((E2E_FAILED)) && e2e_show_output
