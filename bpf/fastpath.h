@@ -36,11 +36,13 @@
  * Checksums: a frame from the guest's own stack usually arrives as
  * CHECKSUM_PARTIAL (at TC egress of a tap, and at ingress of a veth's host
  * end, which keeps the sender's skb state): its checksum is right by
- * construction. Any other frame's TCP checksum is verified here
- * (bpf_csum_diff over the header and the pseudo-header); a wrong one passes
- * to userspace. This needs the skb, so the core is for TC hooks only: native
- * XDP turns the skb into an xdp_frame and loses CHECKSUM_PARTIAL, so an XDP
- * hook could not tell a guest's unfinished checksum from a wrong one.
+ * construction. Any other frame's TCP checksum is verified here (inline
+ * sums over the header and the pseudo-header); a wrong one passes to
+ * userspace. XDP (ferry_fastpath_pure_ack_xdp) has no skb and so no
+ * CHECKSUM_PARTIAL: it verifies every frame, and a guest's unfinished
+ * checksum fails that and passes, exactly like a wrong one (userspace
+ * judges it), so XDP absorbs the ACKs of guests that send full checksums,
+ * the guests `--hook xdp` is for.
  */
 #ifndef FERRY_BPF_FASTPATH_H
 #define FERRY_BPF_FASTPATH_H
@@ -70,23 +72,42 @@ static __always_inline __u32 ferry_fold(__u64 sum)
 }
 
 /*
- * True when the TCP checksum is right, or will be made right by the kernel
- * (CHECKSUM_PARTIAL). Only the header lengths the fast path takes (20 and
- * 32 bytes, no payload) are summed; anything else is "not verified". A frame
- * not from the guest's stack (a packet socket's) has its IPv4 header checksum
- * checked as well.
+ * One's-complement sum (unfolded) of n 32-bit words at p, which the caller
+ * has bounds-checked. Inline loads and adds: for the 20- to 52-byte spans a
+ * pure ACK has, a bpf_csum_diff() call costs more than the sum itself.
  */
-static __always_inline int ferry_tcp_csum_ok(struct __sk_buff *skb, struct ferry_pkt *pkt,
-					     void *data, void *data_end)
+static __always_inline __u64 ferry_sum32(const void *p, const int n)
+{
+	const __u32 *w = p;
+	__u64 sum = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < n; i++)
+		sum += w[i];
+	return sum;
+}
+
+/* True when the kernel will complete the skb's checksum (CHECKSUM_PARTIAL). */
+static __always_inline int ferry_skb_csum_partial(struct __sk_buff *skb)
 {
 	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+
+	return BPF_CORE_READ_BITFIELD(kskb, ip_summed) == FERRY_CHECKSUM_PARTIAL;
+}
+
+/*
+ * True when the frame's TCP checksum is right. Only the header lengths the
+ * fast path takes (20 and 32 bytes, no payload) are summed; anything else is
+ * "not verified". The IPv4 header checksum is checked as well (userspace
+ * checks it too).
+ */
+static __always_inline int ferry_tcp_csum_ok(struct ferry_pkt *pkt, void *data, void *data_end)
+{
 	__u32 l3 = pkt->l3_off, l4 = pkt->l4_off, hlen = pkt->tcp_hdr_len;
 	__u8 *th, *ip;
 	__u64 sum;
-	__s64 r;
 
-	if (BPF_CORE_READ_BITFIELD(kskb, ip_summed) == FERRY_CHECKSUM_PARTIAL)
-		return 1;
 	if (l3 > FERRY_ETH_HLEN + FERRY_VLAN_HLEN || l4 > FERRY_MAX_L4_OFF)
 		return 0;
 	th = data + l4;
@@ -94,39 +115,28 @@ static __always_inline int ferry_tcp_csum_ok(struct __sk_buff *skb, struct ferry
 	if (hlen == 20) {
 		if ((void *)(th + 20) > data_end)
 			return 0;
-		r = bpf_csum_diff(NULL, 0, (__be32 *)th, 20, 0);
+		sum = ferry_sum32(th, 5);
 	} else if (hlen == 32) {
 		if ((void *)(th + 32) > data_end)
 			return 0;
-		r = bpf_csum_diff(NULL, 0, (__be32 *)th, 32, 0);
+		sum = ferry_sum32(th, 8);
 	} else {
 		return 0;
 	}
-	if (r < 0)
-		return 0;
-	sum = (__u32)r;
 	if (pkt->family == FERRY_AF_INET) {
-		__u32 a, b;
-
 		if ((void *)(ip + 20) > data_end)
 			return 0;
 		/* the IPv4 header checksum too, as userspace checks it (a frame
 		 * with options is left to userspace) */
 		if (l4 != l3 + 20)
 			return 0;
-		r = bpf_csum_diff(NULL, 0, (__be32 *)ip, 20, 0);
-		if (r < 0 || ferry_fold((__u32)r) != 0xffff)
+		if (ferry_fold(ferry_sum32(ip, 5)) != 0xffff)
 			return 0;
-		__builtin_memcpy(&a, ip + 12, 4);
-		__builtin_memcpy(&b, ip + 16, 4);
-		sum += (__u64)a + b;
+		sum += ferry_sum32(ip + 12, 2); /* source and destination */
 	} else {
 		if ((void *)(ip + 40) > data_end)
 			return 0;
-		r = bpf_csum_diff(NULL, 0, (__be32 *)(ip + 8), 32, 0);
-		if (r < 0)
-			return 0;
-		sum += (__u32)r;
+		sum += ferry_sum32(ip + 8, 8);
 	}
 	/* zero, protocol and TCP length, as 16-bit words in network order */
 	sum += bpf_htonl((FERRY_IPPROTO_TCP << 16) | hlen);
@@ -157,14 +167,14 @@ static __always_inline int ferry_post(struct ferry_stats *st, __u32 slot, __u32 
 }
 
 /*
- * The fast path: absorbs a validated pure ACK of an eligible flow. Returns
- * 1 when the frame was absorbed (caller drops it), 0 when it must pass.
+ * The fast path: absorbs a validated pure ACK of an eligible flow. The
+ * checksum is verified unless csum_trusted (the skb is CHECKSUM_PARTIAL).
+ * Returns 1 when the frame was absorbed (caller drops it), 0 when it must
+ * pass.
  */
-static __always_inline int ferry_absorb_ack(struct __sk_buff *skb, struct ferry_pkt *pkt,
-					    struct ferry_stats *st)
+static __always_inline int ferry_absorb_ack(struct ferry_pkt *pkt, struct ferry_stats *st,
+					    void *data, void *data_end, int csum_trusted)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
 	struct ferry_conn_slot *s;
 	__u32 *slotp, slot, idx, flags, gen, snd_nxt, una, ack, win, dups, kind = 0;
 	__u64 now, *word;
@@ -197,7 +207,7 @@ static __always_inline int ferry_absorb_ack(struct __sk_buff *skb, struct ferry_
 		   !(flags & FERRY_SLOT_TIMESTAMPS)) {
 		return 0;
 	}
-	if (!ferry_tcp_csum_ok(skb, pkt, data, data_end))
+	if (!csum_trusted && !ferry_tcp_csum_ok(pkt, data, data_end))
 		return 0;
 
 	if (pkt->seq != s->rcv_nxt)
@@ -264,7 +274,23 @@ static __always_inline int ferry_fastpath_pure_ack(struct __sk_buff *skb, struct
 {
 	if (!ferry_count_pure_ack(st, pkt))
 		return 0;
-	if (!ferry_absorb_ack(skb, pkt, st))
+	if (!ferry_absorb_ack(pkt, st, (void *)(long)skb->data, (void *)(long)skb->data_end,
+			      ferry_skb_csum_partial(skb)))
+		return 0;
+	st->acks_absorbed++;
+	return 1;
+}
+
+/*
+ * The same at XDP: no skb, so no CHECKSUM_PARTIAL; every checksum is
+ * verified (see the theory of operation).
+ */
+static __always_inline int ferry_fastpath_pure_ack_xdp(struct xdp_md *ctx, struct ferry_pkt *pkt,
+						       struct ferry_stats *st)
+{
+	if (!ferry_count_pure_ack(st, pkt))
+		return 0;
+	if (!ferry_absorb_ack(pkt, st, (void *)(long)ctx->data, (void *)(long)ctx->data_end, 0))
 		return 0;
 	st->acks_absorbed++;
 	return 1;

@@ -192,13 +192,34 @@ bad:
 	return 1;
 }
 
-/* Copies the options out of the frame and walks them; -1 when malformed. */
+/*
+ * Copies the options out of the frame and walks them; -1 when malformed.
+ * The layout almost every established segment carries, NOP NOP TIMESTAMP
+ * (Linux, the BSDs, Windows with timestamps on), is read in place without
+ * the copy and the walk: they cost about 100 ns per frame in
+ * BPF_PROG_TEST_RUN, which a pure ACK cannot afford (issue 18).
+ */
 static __always_inline int ferry_parse_tcp_opts(struct ferry_pkt *pkt, __u8 *opts,
 						void *data_end, __u32 optlen)
 {
 	struct ferry_opt_walk w;
 	__u32 k;
 
+	if (optlen == 12) {
+		__u32 val, ecr;
+
+		if ((void *)(opts + 12) > data_end)
+			return -1; /* caller made the whole header linear */
+		if (opts[0] == FERRY_TCPOPT_NOP && opts[1] == FERRY_TCPOPT_NOP &&
+		    opts[2] == FERRY_TCPOPT_TIMESTAMP && opts[3] == 10) {
+			__builtin_memcpy(&val, opts + 4, 4);
+			__builtin_memcpy(&ecr, opts + 8, 4);
+			pkt->tcp_opts = FERRY_OPT_TS;
+			pkt->ts_val = bpf_ntohl(val);
+			pkt->ts_ecr = bpf_ntohl(ecr);
+			return 0;
+		}
+	}
 	__builtin_memset(&w, 0, sizeof(w));
 	w.optlen = optlen;
 	for (k = 0; k < FERRY_TCP_MAX_OPT_LEN; k++) {

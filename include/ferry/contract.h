@@ -129,7 +129,8 @@ struct ferry_conn_key {
  * segment of an eligible slot's flow, untagged, without IPv6 extension
  * headers, whose flags are exactly ACK (ECE/CWR allowed), with no payload, a
  * valid TCP checksum (and IPv4 header checksum, without IPv4 options, unless
- * the guest's stack left it CHECKSUM_PARTIAL), options none or (with
+ * the guest's stack left it CHECKSUM_PARTIAL, which only TC hooks can see:
+ * at XDP every checksum is verified), options none or (with
  * FERRY_SLOT_TIMESTAMPS) only timestamps in a 12-byte block, a sequence
  * number equal to rcv_nxt, and an ACK number in [ack_from_guest, snd_nxt]
  * (modulo 2^32). Everything else passes: in particular the guest's

@@ -7,7 +7,8 @@
 // is absorbed (TC_ACT_SHOT, slot and activity bit updated, counted as
 // guest_pure_acks and acks_absorbed, not as passed); ineligible ones (unknown
 // flow, ACK with data, beyond snd_nxt, retired flow) are redirected to the
-// tap as before; a FIN_ACKED wake-up reaches the ring; XDP absorbs nothing.
+// tap as before; a FIN_ACKED wake-up reaches the ring; XDP absorbs only
+// ACKs whose checksum it verified (not a guest's partial one).
 // Needs root and BPF; skips otherwise.
 // test-libs: ferry_attach ferry_bpf ferry_loop ferry_codec ferry_common
 #include <string>
@@ -23,7 +24,7 @@ namespace {
 
 using Bytes = std::vector<uint8_t>;
 constexpr int kTcActShot = 2, kTcActRedirect = 7;
-constexpr int kXdpRedirect = 4;
+constexpr int kXdpDrop = 1, kXdpRedirect = 4;
 constexpr uint32_t kSlot = 3;
 constexpr uint16_t kGuestPort = 40000, kPeerPort = 80;
 constexpr uint32_t kRcvNxt = 777;
@@ -136,15 +137,40 @@ TEST_F(AttachFastPath, FinAckedWakesUserspace) {
   EXPECT_EQ(Stats().events_posted, 1u);
 }
 
-TEST_F(AttachFastPath, XdpAbsorbsNothing) {
+// XDP has no CHECKSUM_PARTIAL to trust: it verifies every checksum. A full,
+// valid one is absorbed (XDP_DROP); a wrong one, and the partial one a guest
+// with TX checksum offload sends (the pseudo-header sum only), are
+// redirected to the tap for userspace.
+TEST_F(AttachFastPath, XdpAbsorbsVerifiedChecksumsOnly) {
   Publish(1000, 5000);
   fill_devmap();
-  EXPECT_EQ(Run(skel_->progs.ferry_attach_dev_xdp, Segment(2000)), kXdpRedirect);
-  EXPECT_EQ(conns_.ack_from_guest(kSlot), 1000u);
+  bpf_program* xdp = skel_->progs.ferry_attach_dev_xdp;
+  EXPECT_EQ(Run(xdp, Segment(2000)), kXdpDrop);
+  EXPECT_EQ(conns_.ack_from_guest(kSlot), 2000u);
+  EXPECT_EQ(conns_.acks_absorbed(kSlot), 1u);
+  EXPECT_TRUE(conns_.take_activity(kSlot));
+
+  Bytes wrong = Segment(2100);
+  wrong[14 + 20 + 16] ^= 0x55;
+  EXPECT_EQ(Run(xdp, wrong), kXdpRedirect);
+  // Partial: the checksum field holds the folded pseudo-header sum, not
+  // its complement over the segment (what the guest's stack leaves for
+  // the device to finish).
+  Bytes partial = Segment(2100);
+  uint32_t ph = 0;
+  for (size_t i = 14 + 12; i < 14 + 20; i += 2) ph += static_cast<uint32_t>(partial[i] << 8 | partial[i + 1]);
+  ph += 6 + 20;  // protocol, TCP length
+  while (ph >> 16) ph = (ph & 0xffff) + (ph >> 16);
+  partial[14 + 20 + 16] = static_cast<uint8_t>(ph >> 8);
+  partial[14 + 20 + 17] = static_cast<uint8_t>(ph & 0xff);
+  EXPECT_EQ(Run(xdp, partial), kXdpRedirect);
+  EXPECT_EQ(conns_.ack_from_guest(kSlot), 2000u);
+
   const ferry_stats s = Stats();
-  EXPECT_EQ(s.guest_pure_acks, 1u);
-  EXPECT_EQ(s.acks_absorbed, 0u);
-  EXPECT_EQ(s.passed_to_userspace, 1u);
+  EXPECT_EQ(s.guest_pure_acks, 3u);
+  EXPECT_EQ(s.acks_absorbed, 1u);
+  EXPECT_EQ(s.passed_to_userspace, 2u);
+  EXPECT_EQ(s.guest_frames, s.passed_to_userspace + s.acks_absorbed);
 }
 
 }  // namespace

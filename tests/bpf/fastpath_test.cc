@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include <memory>
@@ -251,6 +252,40 @@ TEST_F(FastPathTest, Options) {
   EXPECT_EQ(conns_.slot(kSlot)->ts_recent, 4242u);
   EXPECT_EQ(run({.ack = 2100, .ts = true, .mss = true}), kTcActOk);
   EXPECT_EQ(run({.ack = 2100}), kTcActAbsorbed);  // no options is always fine
+}
+
+// The timestamp-only options block has a fast case in the parser (NOP NOP
+// TIMESTAMP, read in place); every other layout still goes through the
+// option walk. Both must give the same decision and the same TSval, and a
+// fast-looking block with a wrong timestamp length stays malformed.
+TEST_F(FastPathTest, TimestampLayoutsFastCaseAndWalkAgree) {
+  publish(1000, 5000, /*ts=*/true);
+  Frame fast = build({.ack = 2000, .ts = true});
+  const size_t opt = fast.size() - 12;  // no payload: the options end the frame
+  ASSERT_EQ(fast[opt], 1);
+  ASSERT_EQ(fast[opt + 1], 1);
+  ASSERT_EQ(fast[opt + 2], 8);
+  EXPECT_EQ(run_frame(fast), kTcActAbsorbed);
+  EXPECT_EQ(conns_.slot(kSlot)->ts_recent, 4242u);
+
+  // TIMESTAMP NOP NOP: the same 16-bit words rotated, so the checksum holds.
+  Frame walked = build({.ack = 2100, .ts = true});
+  std::rotate(walked.begin() + static_cast<long>(opt), walked.begin() + static_cast<long>(opt + 2), walked.end());
+  ASSERT_EQ(walked[opt], 8);
+  walked[opt + 5] = 0x93;  // TSval 4243 (0x1093); NOP EOL below keeps the sum
+  walked[opt + 10] = 1;
+  walked[opt + 11] = 0;
+  EXPECT_EQ(run_frame(walked), kTcActAbsorbed);
+  EXPECT_EQ(conns_.slot(kSlot)->ts_recent, 4243u);
+  EXPECT_EQ(conns_.ack_from_guest(kSlot), 2100u);
+
+  // NOP NOP TIMESTAMP with length 9: malformed, counted, never absorbed.
+  const uint64_t malformed = stats().malformed;
+  Frame bad = build({.ack = 2200, .ts = true});
+  bad[opt + 3] = 9;
+  EXPECT_EQ(run_frame(bad), kTcActOk);
+  EXPECT_EQ(stats().malformed, malformed + 1);
+  EXPECT_EQ(conns_.ack_from_guest(kSlot), 2100u);
 }
 
 TEST_F(FastPathTest, WrapAroundAt2To32) {

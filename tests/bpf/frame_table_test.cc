@@ -9,10 +9,11 @@
 // of the published test flow). The same table runs on the three hooks:
 //   ferry_tc_egress       `ferry run`'s tap (bpf/ferry_classify.bpf.c)
 //   ferry_attach_dev_tc   `ferry attach`'s DEV, tcx (bpf/ferry_attach.bpf.c)
-//   ferry_attach_dev_xdp  the same, XDP (absorbs nothing: checksum state lost)
+//   ferry_attach_dev_xdp  the same, XDP (verifies every checksum: no
+//                         CHECKSUM_PARTIAL there, none in a test run either)
 // so they cannot drift apart. For each row and hook the check is the verdict
 // (Pass: TC_ACT_OK / TC_ACT_REDIRECT / XDP_REDIRECT; Absorb: TC_ACT_STOLEN /
-// TC_ACT_SHOT) and the exact change of every counter: the row's, plus
+// TC_ACT_SHOT / XDP_DROP) and the exact change of every counter: the row's, plus
 // guest_frames 1 and passed_to_userspace or acks_absorbed 1; the attach
 // hooks also count a passed frame's bytes and no failed redirect.
 // The kernel's TC test run refuses a frame whose IPv4/IPv6 header is cut
@@ -307,7 +308,7 @@ const std::vector<Row>& table() {
       {"UDP length 7, below its header", FB::udp6().l4_16(4, 7), kPass, {.malformed = 1}},
       {"IPv6 says 12 bytes of TCP", FB::tcp6().ip_len(12), kPass, {.malformed = 1}},
       {"IPv6 header cut short (30 of 40 bytes)", FB::tcp6().cut_l3(30), kPass, {.malformed = 1}, false, true},
-      // ---- the fast path's decision, the same in every TC hook ----
+      // ---- the fast path's decision, the same in every hook ----
       {"pure ACK of the published flow", FB::tcp4(), kAbsorb, {.ipv4_tcp = 1, .guest_pure_acks = 1}, true},
       {"pure ACK of the published flow with a tag (userspace drops tagged frames)",
        FB::tcp4().vlan(0x8100, 5), kPass, {.ipv4_tcp = 1, .guest_pure_acks = 1}, true},
@@ -416,8 +417,8 @@ class FrameTable : public bpftest::AttachObjectTest {
             bpf_map__fd(skel_->maps.conn_hash),
             bpf_map__fd(skel_->maps.conn_state),
             tc ? 7 /* TC_ACT_REDIRECT */ : 4 /* XDP_REDIRECT */,
-            2 /* TC_ACT_SHOT */,
-            tc,
+            tc ? 2 /* TC_ACT_SHOT */ : 1 /* XDP_DROP */,
+            true,
             tc,
             skel_->maps.attach_stats};
   }

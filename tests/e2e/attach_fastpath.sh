@@ -5,7 +5,9 @@
 # `ferry status DEV -j` must show at least 90 % of the guest's pure ACKs
 # absorbed on DEV (acks_absorbed / guest_pure_acks). The fast-path maps
 # (conn_hash, conn_state, activity, events) are pinned with the others.
-# Then with --no-fastpath: a download still matches and nothing is absorbed.
+# Then with --hook xdp and the guest's TX checksum offload off: BPF verifies
+# the checksums and absorbs there too (at least 90 %). Then with
+# --no-fastpath: a download still matches and nothing is absorbed.
 #
 # Topology as attach_veth.sh: namespace H (host side: ferry and the server
 # on 127.0.0.1, entered with nsenter so bpffs stays visible), namespace G
@@ -90,6 +92,22 @@ assert c['guest_frames'] == c['passed_to_userspace'] + c['acks_absorbed'], c"
 timeout 20 "${HN[@]}" "$FERRY" detach "$DEV" -q
 e2e_expect "detach -> 0" test $? -eq 0
 e2e_expect "no pins left" test ! -e "/sys/fs/bpf/ferry/$DEV"
+
+# ---- --hook xdp: BPF verifies each checksum itself (XDP has no
+# CHECKSUM_PARTIAL), so a guest sending full checksums (tx off, as --hook xdp
+# needs) has its pure ACKs absorbed at XDP too
+ip netns exec "$G" ethtool -K eth0 tx off >/dev/null 2>&1 || e2e_die "ethtool -K eth0 tx off in the guest"
+timeout 30 "${HN[@]}" "$FERRY" attach "$DEV" -q --hook xdp 2>"$ERR" || e2e_die "attach --hook xdp: $(cat "$ERR")"
+e2e_expect "--hook xdp: state says fastpath=1" grep -q '^fastpath=1' "/run/ferry/$DEV/state"
+GOT=$(fetch)
+e2e_expect "download through XDP's fast path: sha256 equal" test "$GOT" = "$WANT"
+read -r absorbed pure <<<"$(acks_of)"
+e2e_log "--hook xdp: $absorbed of $pure pure ACKs absorbed"
+e2e_expect "--hook xdp: at least 90 % of the guest's pure ACKs absorbed" \
+  /usr/bin/python3 -c "import sys; sys.exit(0 if $pure >= 100 and $absorbed * 10 >= $pure * 9 else 1)"
+timeout 20 "${HN[@]}" "$FERRY" detach "$DEV" -q
+e2e_expect "--hook xdp: detach -> 0" test $? -eq 0
+ip netns exec "$G" ethtool -K eth0 tx on >/dev/null 2>&1
 
 # ---- --no-fastpath: everything reaches the translator
 timeout 30 "${HN[@]}" "$FERRY" attach "$DEV" -q --no-fastpath 2>"$ERR" || e2e_die "attach --no-fastpath: $(cat "$ERR")"

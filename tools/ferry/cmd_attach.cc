@@ -18,8 +18,8 @@
 //      translator on the tap exactly as `ferry run` does, mirrors its TCP
 //      table into the pinned `conns` view, wires the TCP fast path (the
 //      bridge on the attach program's fast-path maps: BPF absorbs the
-//      guest's pure ACKs on DEV's tcx hook; not with --no-fastpath, not
-//      with --hook xdp, whose program absorbs nothing), forks the
+//      guest's pure ACKs on DEV's hook, at XDP only those with a full and
+//      valid checksum; not with --no-fastpath), forks the
 //      translator process, which enters the sandbox (userspace/sandbox:
 //      unprivileged user, no capabilities, empty root, seccomp) and says it
 //      is ready; then writes `pid` and `state`, and only then reports "ok"
@@ -109,9 +109,9 @@ constexpr const char* kAttachUsage =
 constexpr const char* kAttachTranslatorNote =
     "\ntranslator options, as for `ferry run`; here -m defaults to DEV's MTU, -I is\n"
     "ignored (the private tap needs no name), and --no-fastpath only keeps pure ACKs\n"
-    "in userspace (the redirect programs are always loaded). With --hook xdp the guest's\n"
-    "pure ACKs always reach userspace (XDP cannot vouch for partial checksums). DEV is\n"
-    "set up if down.\n";
+    "in userspace (the redirect programs are always loaded). With --hook xdp BPF absorbs\n"
+    "only pure ACKs whose checksum it verified (XDP cannot see partial checksums). DEV\n"
+    "is set up if down.\n";
 
 constexpr int kReadyTimeoutMs = 20000;
 
@@ -286,7 +286,7 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
   dopts.hook = a.hook;
   dopts.max_conns = a.config.max_conns;
   dopts.force = a.force;
-  dopts.fastpath = a.config.fastpath && a.hook == attach::Hook::tc;
+  dopts.fastpath = a.config.fastpath;
   Result<std::unique_ptr<attach::Datapath>> dp = attach::Datapath::create(dopts);
   if (!dp) {
     report(&ready_fd, "error " + dp.status().message());
