@@ -260,6 +260,47 @@ TEST(PolicyNode, SnapshotTextRoundTrip) {
   EXPECT_TRUE(n.is_node(A("192.0.2.10"), 1));  // garbage leaves the lists as they were
 }
 
+// A node's IPv4 broadcasts come from each address and its netmask; an
+// address configured without `brd` (getifaddrs then names the address
+// itself as the broadcast) is not a broadcast: it stayed a node address,
+// reachable with allowNode, instead of being dropped as a broadcast.
+TEST(PolicyNode, BroadcastsOfAnInterfaceAddress) {
+  struct Row {
+    const char* addr;
+    const char* mask;
+    const char* configured;  // nullptr: none
+    std::vector<const char*> want;
+  };
+  const Row rows[] = {
+      {"10.77.9.1", "255.255.255.0", "10.77.9.1", {"10.77.9.255"}},  // no brd: glibc says the address
+      {"10.77.9.1", "255.255.255.0", "10.77.9.255", {"10.77.9.255"}},
+      {"10.77.9.1", "255.255.255.0", nullptr, {"10.77.9.255"}},
+      {"10.77.9.1", "255.255.0.0", "10.77.9.1", {"10.77.255.255"}},
+      {"192.0.2.1", "255.255.255.0", "192.0.2.127", {"192.0.2.255", "192.0.2.127"}},  // an odd brd: both
+      {"192.0.2.1", "255.255.255.254", "192.0.2.1", {}},  // /31: no broadcast
+      {"192.0.2.1", "255.255.255.255", "192.0.2.1", {}},  // /32
+      {"2001:db8::1", "ffff:ffff:ffff:ffff::", nullptr, {}},  // IPv6 has none
+  };
+  for (const Row& r : rows) {
+    SCOPED_TRACE(r.addr + std::string("/") + r.mask);
+    std::vector<InetAddr> got;
+    const InetAddr configured = r.configured ? A(r.configured) : InetAddr{};
+    ipv4_broadcasts(A(r.addr), A(r.mask), r.configured ? &configured : nullptr, &got);
+    std::vector<InetAddr> want;
+    for (const char* w : r.want) want.push_back(A(w));
+    EXPECT_EQ(got, want);
+  }
+  // A node address under --node (allow_node) is never refused as a broadcast.
+  std::vector<InetAddr> b;
+  const InetAddr self = A("10.77.9.1");
+  ipv4_broadcasts(self, A("255.255.255.0"), &self, &b);
+  Config cfg = Config::defaults();
+  DestinationPolicy p(cfg);
+  p.node_addresses().set({self}, b);
+  EXPECT_EQ(p.decide(FlowProto::tcp, false, cfg.guest4.addr, self, 80, 1).refusal, Refusal::none);
+  EXPECT_EQ(p.decide(FlowProto::udp, false, cfg.guest4.addr, A("10.77.9.255"), 80, 1).refusal, Refusal::broadcast);
+}
+
 // The answer to a refused UDP datagram: ICMP type 3 code 13 from the
 // gateway, quoting the IP header and the UDP ports.
 TEST(PolicyRefusal, AdminProhibitedQuotesThePacket) {

@@ -32,6 +32,23 @@ bool contains(const std::vector<InetAddr>& v, const InetAddr& a) {
 
 }  // namespace
 
+void ipv4_broadcasts(const InetAddr& addr, const InetAddr& netmask, const InetAddr* configured,
+                     std::vector<InetAddr>* out) {
+  if (!addr.is_v4()) return;
+  const uint8_t* a = addr.v4_bytes();
+  const uint8_t* m = netmask.is_v4() ? netmask.v4_bytes() : nullptr;
+  unsigned len = 0;
+  for (int i = 0; m != nullptr && i < 4; i++) len += static_cast<unsigned>(__builtin_popcount(m[i]));
+  if (m != nullptr && len < 31) {
+    uint8_t b[4];
+    for (int i = 0; i < 4; i++) b[i] = static_cast<uint8_t>(a[i] | ~m[i]);
+    const InetAddr directed = InetAddr::from_v4_bytes(b);
+    if (!contains(*out, directed)) out->push_back(directed);
+  }
+  if (configured != nullptr && configured->is_v4() && *configured != addr && !contains(*out, *configured))
+    out->push_back(*configured);
+}
+
 // This namespace's interface addresses and IPv4 broadcast addresses.
 static bool read_node(std::vector<InetAddr>* addrs, std::vector<InetAddr>* broadcasts) {
   ifaddrs* list = nullptr;
@@ -39,9 +56,13 @@ static bool read_node(std::vector<InetAddr>* addrs, std::vector<InetAddr>* broad
   addrs->clear();
   broadcasts->clear();
   for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
-    InetAddr a;
-    if (to_inet(i->ifa_addr, &a)) addrs->push_back(a);
-    if ((i->ifa_flags & IFF_BROADCAST) && to_inet(i->ifa_broadaddr, &a) && a.is_v4()) broadcasts->push_back(a);
+    InetAddr a, mask, brd;
+    if (!to_inet(i->ifa_addr, &a)) continue;
+    addrs->push_back(a);
+    if (!a.is_v4() || !(i->ifa_flags & IFF_BROADCAST)) continue;
+    const bool has_mask = to_inet(i->ifa_netmask, &mask);
+    const bool has_brd = to_inet(i->ifa_broadaddr, &brd);
+    ipv4_broadcasts(a, has_mask ? mask : InetAddr{}, has_brd ? &brd : nullptr, broadcasts);
   }
   freeifaddrs(list);
   return true;

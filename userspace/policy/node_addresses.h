@@ -21,6 +21,15 @@
 
 namespace ferry {
 
+// Appends to *out the IPv4 broadcast addresses of the interface address
+// addr/netmask: its subnet's directed broadcast (none for /31 and /32),
+// and `configured` (getifaddrs' ifa_broadaddr) unless it is addr itself:
+// glibc reports the address as its own broadcast when none is configured
+// (`ip addr add 10.0.0.1/24` without `brd`), and a node address must not
+// be taken for a broadcast. Nothing for IPv6 (it has none).
+void ipv4_broadcasts(const InetAddr& addr, const InetAddr& netmask, const InetAddr* configured,
+                     std::vector<InetAddr>* out);
+
 class NodeAddresses {
  public:
   static constexpr uint64_t kMaxAgeNs = 2'000'000'000;
