@@ -2,7 +2,7 @@
 // 127.0.0.1/127.0.0.2 (UDP sockets of the test): relay and answer with the
 // guest's ID, answers passed unchanged, a retransmission going to the next
 // resolver, timeouts, stray answers, the bounded table, malformed queries.
-// test-libs: ferry_services ferry_loop ferry_common ferry_codec
+// test-libs: ferry_services ferry_policy ferry_loop ferry_common ferry_codec
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -69,11 +69,11 @@ class DnsForwardTest : public ::testing::Test {
     for (int fd : res_)
       if (fd >= 0) close(fd);
   }
-  void Send(const Bytes& q, uint16_t sport = 40000) {
+  void Send(const Bytes& q, uint16_t sport = 40000, const InetAddr* src = nullptr) {
     UdpDatagram d;
     d.ip.eth_src = kGuestMac;
     d.ip.eth_dst = link.cfg_.our_mac;
-    d.ip.src = link.cfg_.guest4.addr;
+    d.ip.src = src ? *src : link.cfg_.guest4.addr;
     d.ip.dst = link.cfg_.gateway4;
     d.sport = sport;
     d.dport = 53;
@@ -176,6 +176,25 @@ TEST_F(DnsForwardTest, TimeoutsAndTableBound) {
   EXPECT_EQ(fwd->in_flight(), 0u);
   EXPECT_EQ(fwd->counters().timeouts, DnsForwarder::kMaxInFlight);
   EXPECT_EQ(fwd->next_deadline_ns(), TimerClient::kNever);
+}
+
+// A query from another source than the guest's (a neighbour, a forged
+// address) is neither relayed nor answered: counted as spoofed, as every
+// translator counts it. Before, the forwarder relayed it and answered the
+// forged address.
+TEST_F(DnsForwardTest, SpoofedSourcesAreDroppedAndCounted) {
+  for (const char* src : {"198.18.0.9", "10.0.0.1", "198.18.0.1"}) {
+    const InetAddr a = A(src);
+    Send(Query(0x4242), 40000, &a);
+  }
+  EXPECT_EQ(link.policy_.counters().spoofed_source, 3u);
+  EXPECT_EQ(fwd->counters().queries, 0u);
+  EXPECT_EQ(fwd->in_flight(), 0u);
+  EXPECT_TRUE(Receive(0).empty());
+  // The guest's own address still is relayed.
+  Send(Query(0x4343));
+  EXPECT_EQ(fwd->counters().queries, 1u);
+  EXPECT_FALSE(Receive(0).empty());
 }
 
 TEST_F(DnsForwardTest, MalformedQueriesAreCountedAndDropped) {

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "codec/bytes.h"
+#include "policy/destination_policy.h"
 #include "services/dns_name.h"
 
 namespace ferry::services {
@@ -93,6 +94,12 @@ bool DnsForwarder::send_upstream(size_t slot, std::span<uint8_t> msg) {
 }
 
 void DnsForwarder::on_query(const ParsedFrame& f, std::span<const uint8_t> frame) {
+  // Only the guest's own address is answered, as by every translator (the
+  // policy counts the rest): an answer to a forged source would reflect.
+  if (!link_.policy().source_is_guest(f.l3 == L3Kind::ipv6, f.src)) {
+    link_.policy().count_spoofed();
+    return;
+  }
   if (!f.is_udp() || f.udp.payload_offset > frame.size() || f.udp.payload_len > frame.size() - f.udp.payload_offset) {
     counters_.malformed++;
     return;

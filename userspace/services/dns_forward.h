@@ -2,7 +2,10 @@
 // to the host's resolvers (ServicesConfig::upstreams, from /etc/resolv.conf,
 // loopback resolvers included: the sockets are the host's).
 //
-// Theory of operation. A query (UDP to forward_addr:53) is checked
+// Theory of operation. A query (UDP to forward_addr:53) from a source that
+// is not the guest's is dropped and counted as spoofed by the destination
+// policy (the translator's source check comes after the guest services,
+// which a DHCP client without an address must reach). A query is checked
 // (check_dns_query: header, QR clear, one question with a well-formed name)
 // and gets a slot in a fixed table of kMaxInFlight. Its ID is replaced by a
 // host-side ID (slot in the low byte, a per-slot generation in the high
