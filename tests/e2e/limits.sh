@@ -2,13 +2,17 @@
 # limits: per-guest limits hold, and the host's own processes are unaffected.
 # `ferry run --max-conns 16 --max-udp-flows 8`: a guest that opens 40 TCP
 # connections to a host server (and holds them) gets 16, and RSTs (refused
-# connections) for the rest; a guest that sends from 100 UDP sockets makes
-# ferry hold at most 8 host UDP sockets at once (beyond the sockets an idle
-# translator holds) (a new flow beyond closes
-# the least recently used), so the host's ports are not used up. While the
-# guest is at its limits a host process still binds 200 ports. The control
-# run with the default limits gets all 40 connections and holds far more
-# sockets: the checks can fail. Guests reach only the gateway (loopback).
+# connections) for the rest; a guest that opens 100 UDP flows (a connected
+# socket each, one datagram) gets 8, and ICMP "administratively prohibited"
+# for the other 92 (its sockets fail with EHOSTUNREACH), while the 8 it has
+# keep working (a second datagram on each is echoed); ferry holds at most 8
+# host UDP sockets (beyond the sockets an idle translator holds), so the
+# host's ports are not used up: while the guest is at its limits a host
+# process still binds 200 ports. The control run with the default limits
+# gets all 40 connections and 100 UDP flows and holds far more sockets: the
+# checks can fail. Guests reach only the gateway (loopback).
+# Before issue 12's UDP item, a new UDP flow at the limit evicted the least
+# recently used one (the guest's oldest flow went dead, silently).
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 e2e_init
@@ -16,7 +20,7 @@ e2e_tcp_echo_server
 e2e_udp_echo_server
 
 cat >"$E2E_TMP/guest.py" <<'PY'
-import os, socket, sys, time
+import errno, os, socket, sys, time
 port, uport, phase = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 ok = refused = 0
 held = []
@@ -36,9 +40,30 @@ print("tcp_refused", refused)
 udp = []
 for i in range(100):
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.sendto(b"x", ("198.18.0.1", uport))
+    u.connect(("198.18.0.1", uport))
+    u.send(b"x")
     udp.append(u)
 time.sleep(1)
+# Each socket: echoed, or refused (the ICMP error is reported on the
+# connected socket as EHOSTUNREACH), or neither.
+answered, refused = [], 0
+for u in udp:
+    u.settimeout(0.2)
+    try:
+        u.recv(16)
+        answered.append(u)
+    except OSError as e:
+        refused += e.errno == errno.EHOSTUNREACH
+kept = 0
+for u in answered:  # the flows the guest has keep working
+    u.send(b"y")
+    try:
+        kept += u.recv(16) == b"y"
+    except OSError:
+        pass
+print("udp_ok", len(answered))
+print("udp_refused", refused)
+print("udp_kept", kept)
 open(phase + ".1", "w").write("1")
 for _ in range(200):  # the outer script counts ferry's sockets meanwhile
     if os.path.exists(phase + ".2"):
@@ -101,6 +126,10 @@ e2e_expect_rc 0 "ferry run --max-conns 16 --max-udp-flows 8"
 e2e_log "limited: tcp_ok=$(val tcp_ok) tcp_refused=$(val tcp_refused) translator sockets=$SOCKETS bound=$BOUND"
 e2e_expect "limited: 16 connections" test "$(val tcp_ok)" = 16
 e2e_expect "limited: the other 24 refused (RST)" test "$(val tcp_refused)" = 24
+e2e_log "limited: udp_ok=$(val udp_ok) udp_refused=$(val udp_refused) udp_kept=$(val udp_kept)"
+e2e_expect "limited: 8 UDP flows" test "$(val udp_ok)" = 8
+e2e_expect "limited: the other 92 refused (ICMP prohibited: EHOSTUNREACH)" test "$(val udp_refused)" = 92
+e2e_expect "limited: the 8 UDP flows kept working" test "$(val udp_kept)" = 8
 # 16 TCP + 8 UDP beyond the idle translator's own
 e2e_expect "limited: at most 16 + 8 sockets beyond the idle $IDLE" test "$SOCKETS" -le $((IDLE + 24))
 e2e_expect "limited: the host still binds 200 ports" test "$BOUND" = 200
@@ -109,6 +138,7 @@ run_guest control
 e2e_expect_rc 0 "ferry run with the default limits"
 e2e_log "control: tcp_ok=$(val tcp_ok) translator sockets=$SOCKETS"
 e2e_expect "control: 40 connections" test "$(val tcp_ok)" = 40
+e2e_expect "control: 100 UDP flows" test "$(val udp_ok)" = 100
 e2e_expect "control: far more sockets held" test "$SOCKETS" -gt $((IDLE + 100))
 
 e2e_ferry 10 run --max-udp-flows 0 -- true

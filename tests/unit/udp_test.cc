@@ -340,8 +340,20 @@ TEST_P(UdpTest, FlowTableBoundedAndIdleTimeout) {
   Peer server(v6());
   for (uint16_t sp = 41000; sp < 41006; sp++) Feed(Datagram(gw(), sp, server.port, Bytes{1}));
   EXPECT_EQ(udp->flow_count(), 4u);
-  EXPECT_EQ(udp->counters().flows_evicted, 2u);
-  EXPECT_EQ(udp->counters().flows_opened, 6u);
+  // At the limit the new flows are refused with ICMP administratively
+  // prohibited quoting the guest's datagram; the four flows are kept.
+  EXPECT_EQ(udp->counters().flows_refused, 2u);
+  EXPECT_EQ(udp->counters().flows_opened, 4u);
+  EXPECT_EQ(udp->counters().host_sent, 4u);
+  size_t prohibited = 0;
+  for (const Bytes& b : link.sent) {
+    ParsedFrame r = parse_frame(b);
+    if (r.ok() && r.icmp.type == (v6() ? 1 : 3) && r.icmp.code == (v6() ? 1 : 13)) prohibited++;
+  }
+  EXPECT_EQ(prohibited, 2u);
+  for (uint16_t sp = 41000; sp < 41004; sp++) Feed(Datagram(gw(), sp, server.port, Bytes{3}));
+  EXPECT_EQ(udp->counters().host_sent, 8u);  // the kept flows still carry
+  EXPECT_EQ(udp->counters().flows_refused, 2u);
   EXPECT_NE(udp->next_deadline_ns(), TimerClient::kNever);
   // Nothing expires before the timeout.
   udp->on_timer(now_ns());
@@ -355,7 +367,7 @@ TEST_P(UdpTest, FlowTableBoundedAndIdleTimeout) {
   EXPECT_EQ(udp->flow_count(), 1u);
 }
 
-TEST_P(UdpTest, OutOfDescriptorsEvictsOldestFlow) {
+TEST_P(UdpTest, OutOfDescriptorsRefusesNewFlows) {
   Make();
   Peer server(v6());
   rlimit old{};
@@ -372,8 +384,8 @@ TEST_P(UdpTest, OutOfDescriptorsEvictsOldestFlow) {
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
   EXPECT_LE(flows, 3u);
   EXPECT_GE(flows, 1u);
-  EXPECT_EQ(c.host_sent, 6u);  // every datagram went out, on a recycled descriptor
-  EXPECT_EQ(c.flows_evicted, 6u - flows);
+  EXPECT_EQ(c.host_sent, flows);  // the flows that got a descriptor, kept
+  EXPECT_EQ(c.flows_refused, 6u - flows);
 }
 
 TEST_P(UdpTest, IdleOrderFollowsActivity) {

@@ -95,6 +95,7 @@ attach::StateMap translator_counters(Translator& tr, const FramePort& port) {
       {"udp_guest_datagrams", n(uc.guest_datagrams)},
       {"udp_host_received", n(uc.host_received)},
       {"udp_flows_opened", n(uc.flows_opened)},
+      {"udp_flows_refused", n(uc.flows_refused)},
   };
   const services::GuestServices& sv = tr.services();
   const services::Dhcp4Counters& d4 = sv.dhcp4().counters();

@@ -222,12 +222,10 @@ void UdpTranslator::close_flows(const char* why) {
   while (lru_head_ != kNone) free_flow(lru_head_, why);
 }
 
-// Takes a free slot (evicting the LRU flow when none is free) and indexes it.
+// Takes a free slot and indexes it; kNone when the table is full (the
+// flows there are kept: a guest at its limit is refused new ones).
 uint32_t UdpTranslator::alloc_flow(const Key& k, uint64_t now) {
-  if (free_list_.empty()) {
-    free_flow(lru_head_, "evicted");
-    counters_.flows_evicted++;
-  }
+  if (free_list_.empty()) return kNone;
   uint32_t s = free_list_.back();
   free_list_.pop_back();
   Flow& f = flows_[s];
@@ -302,11 +300,11 @@ void UdpTranslator::lru_push_back(uint32_t slot) {
   lru_tail_ = slot;
 }
 
-// A new flow the policy refused: ICMP "administratively prohibited" when
-// the refusal is answered at all (Verdict::answered).
-void UdpTranslator::refuse(const ParsedFrame& f, std::span<const uint8_t> frame, const Verdict& v) {
+// A new flow refused (by the policy, or at the flow limit): ICMP
+// "administratively prohibited" when `answer` (Verdict::answered).
+void UdpTranslator::refuse(const ParsedFrame& f, std::span<const uint8_t> frame, bool answer) {
   counters_.dropped++;
-  if (!v.answered()) return;
+  if (!answer) return;
   const Config& c = link_.config();
   uint8_t out[kProhibitedFrameMax];
   size_t n = build_admin_prohibited(out, f, frame, link_.our_mac(), f.l3 == L3Kind::ipv6 ? c.gateway6 : c.gateway4);
@@ -332,17 +330,16 @@ bool UdpTranslator::bind_source_port(int fd, bool v6, uint16_t port) {
 
 // New outbound flow: its own socket, connected to the (mapped) destination.
 // Its source port is the guest's when the host can bind it (bind_source_port).
-uint32_t UdpTranslator::open_outbound(const Key& k, const InetAddr& host, uint64_t now) {
+// Out of descriptors (*exhausted) is a limit like the table's: the caller
+// refuses the flow and the flows there are kept.
+uint32_t UdpTranslator::open_outbound(const Key& k, const InetAddr& host, uint64_t now, bool* exhausted) {
   const uint32_t mark = link_.config().socket_mark;
   const bool v6 = !host.is_v4();
   int fd = open_host_socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, mark);
-  if (fd < 0 && (errno == EMFILE || errno == ENFILE) && lru_head_ != kNone) {
-    // Out of descriptors before the table is full: the oldest flow yields.
-    free_flow(lru_head_, "evicted");
-    counters_.flows_evicted++;
-    fd = open_host_socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, mark);
+  if (fd < 0) {
+    *exhausted = errno == EMFILE || errno == ENFILE;
+    return kNone;
   }
-  if (fd < 0) return kNone;
   const bool kept = bind_source_port(fd, v6, k.guest_port);
   sockaddr_storage ss;
   socklen_t sl = make_sockaddr(host, k.peer_port, false, ss);
@@ -350,8 +347,8 @@ uint32_t UdpTranslator::open_outbound(const Key& k, const InetAddr& host, uint64
     close(fd);
     return kNone;
   }
-  uint32_t s = alloc_flow(k, now);
-  if (!loop_.add(fd, EPOLLIN, tag_, s)) {
+  uint32_t s = alloc_flow(k, now);  // a slot is free: the caller checked
+  if (s == kNone || !loop_.add(fd, EPOLLIN, tag_, s)) {
     close(fd);
     free_flow(s, "error");
     return kNone;
@@ -384,8 +381,18 @@ void UdpTranslator::on_guest_datagram(const ParsedFrame& f, std::span<const uint
     // A new flow: the destination policy decides where it may go.
     const Verdict v =
         link_.policy().decide(FlowProto::udp, f.l3 == L3Kind::ipv6, f.src, f.dst, f.udp.dport, now);
-    if (!v.allowed()) return refuse(f, frame, v);
-    s = open_outbound(k, v.host, now);
+    if (!v.allowed()) return refuse(f, frame, v.answered());
+    // At its limit (--max-udp-flows, or out of descriptors) the guest is
+    // refused the new flow as a filtering router refuses (RFC 1812
+    // 5.2.7.1, RFC 4443 3.1: administratively prohibited, so its socket
+    // fails at once); its flows there are kept and no host port is taken.
+    const bool full = free_list_.empty();
+    bool exhausted = false;
+    if (!full) s = open_outbound(k, v.host, now, &exhausted);
+    if (full || exhausted) {
+      counters_.flows_refused++;
+      return refuse(f, frame, true);
+    }
   }
   if (s == kNone) {
     counters_.dropped++;
@@ -507,6 +514,11 @@ void UdpTranslator::drain_forward(size_t index) {
       uint32_t s = lookup(k);
       if (s == kNone) {
         s = alloc_flow(k, now);
+        if (s == kNone) {  // the guest is at its limit: the host client's datagram is dropped
+          counters_.flows_refused++;
+          counters_.dropped++;
+          continue;
+        }
         Flow& nf = flows_[s];
         nf.inbound = true;
         nf.fd = fw.fd;

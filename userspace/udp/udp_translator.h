@@ -18,8 +18,10 @@
 // the guest's replies go back to C:cp from the forwarded socket.
 //
 // Flows live in a fixed-size table (max_flows, allocated once) with a hash
-// index and an LRU list; a flow idle for idle_timeout_ns is closed, and when
-// the table is full the least recently used flow is evicted.
+// index and an LRU list; a flow idle for idle_timeout_ns is closed. With the
+// table full (or no descriptor left) a new flow is refused and the flows
+// there are kept: the guest gets ICMP "administratively prohibited" for its
+// datagram, a forward's host client's datagram is dropped; both counted.
 #pragma once
 
 #include <cstddef>
@@ -47,7 +49,7 @@ struct UdpCounters {
   uint64_t source_port_kept = 0;       // outbound flows sent from the guest's own source port
   uint64_t source_port_ephemeral = 0;  // outbound flows whose port the host could not bind
   uint64_t flows_expired = 0;     // idle timeout
-  uint64_t flows_evicted = 0;     // table full: least recently used closed
+  uint64_t flows_refused = 0;     // new flows refused at the limit (table full, or no descriptor)
   uint64_t unreachable_sent = 0;  // ICMP errors sent to the guest
   uint64_t dropped = 0;           // refused destinations, malformed, no socket
   uint64_t too_big = 0;           // host datagrams larger than an IP packet allows
@@ -126,7 +128,7 @@ class UdpTranslator final : public IoHandler, public TimerClient {
   uint32_t hash(const Key& k) const;
   uint32_t lookup(const Key& k) const;
   uint32_t alloc_flow(const Key& k, uint64_t now);
-  // why: the -v log's reason ("idle", "evicted", "error", "exit").
+  // why: the -v log's reason ("idle", "error", "exit").
   void free_flow(uint32_t slot, const char* why);
   // The flow's ends for the -v log.
   static FlowEnds ends_of(const Flow& f);
@@ -134,9 +136,9 @@ class UdpTranslator final : public IoHandler, public TimerClient {
   void touch(uint32_t slot, uint64_t now);
   void lru_unlink(uint32_t slot);
   void lru_push_back(uint32_t slot);
-  uint32_t open_outbound(const Key& k, const InetAddr& host, uint64_t now);
+  uint32_t open_outbound(const Key& k, const InetAddr& host, uint64_t now, bool* exhausted);
   static bool bind_source_port(int fd, bool v6, uint16_t port);
-  void refuse(const ParsedFrame& f, std::span<const uint8_t> frame, const Verdict& v);
+  void refuse(const ParsedFrame& f, std::span<const uint8_t> frame, bool answer);
   void drain_flow(uint32_t slot);
   void drain_forward(size_t index);
   void send_unreachable(Flow& fl, int err);
