@@ -19,7 +19,8 @@
 # line, exit 2); pings beyond the gateway when ping_group_range admits no
 # group of the caller (a note, the gateway still answers, the peer does
 # not); the caller's descriptor limit (an explicit --max-conns beyond it is
-# refused, the default shrinks to fit). Also: ferry under `unshare -Ur`
+# refused, the default shrinks to fit, `-t all` keeps what fits beside the
+# flows). Also: ferry under `unshare -Ur`
 # (root in a user namespace, which aborted before: "cannot return to the
 # original network namespace") runs rootless; with no user namespace left to
 # make, and with the machine's own 0600 /dev/net/tun, ferry fails in one
@@ -235,6 +236,14 @@ timeout 20 "${LIMITED[@]}" unshare -m bash -c 'mount --bind "$0" /dev/net/tun &&
 RC=$?
 e2e_expect_rc 0 "default --max-conns under a 4096 descriptor limit"
 e2e_expect "the defaults shrink to fit (-v says so)" grep -q 'rootless: --max-conns [0-9]* --max-udp-flows [0-9]* (descriptor limit 4096)' "$ERR"
+# -t all: the ports from 1024 up, the lowest that fit beside the flows, once.
+timeout 30 prlimit --nofile=8192:8192 unshare -m bash -c 'mount --bind "$0" /dev/net/tun && exec "$@"' "$RL/dev/tun" \
+  "${RHN[@]}" setpriv --reuid "$USER_ID" --regid "$USER_ID" --clear-groups -- \
+  env -i PATH=/usr/bin:/bin "$RL/bin/ferry" run -q -t all -- true >"$OUT" 2>"$ERR" </dev/null
+RC=$?
+e2e_expect_rc 0 "-t all under an 8192 descriptor limit"
+e2e_expect "-t all: one line, the lowest ports that fit beside the connections" \
+  bash -c "test \$(wc -l <'$ERR') = 1 && grep -q -- '-t all: the descriptor limit (8192) allows [1-9][0-9]* of [0-9]* ports beside [0-9]* connections' '$ERR'"
 ((E2E_FAILED)) && e2e_show_output
 
 # ---- root of a user namespace (unshare -Ur) is not privileged: rootless.

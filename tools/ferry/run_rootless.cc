@@ -27,6 +27,8 @@ namespace {
 // Descriptors besides flows and listeners: tap, epoll, channel, DNS
 // forwarder sockets (256 queries), echo flows (64), stdio, margin.
 constexpr size_t kReservedFds = 512;
+// The margin prepare_forwards() (options.cc) keeps beside the forwards.
+constexpr size_t kAllMargin = 4096;
 
 // A one-number sysctl of the caller's network namespace, or fallback.
 long read_sysctl_number(const char* path, long fallback) {
@@ -63,23 +65,30 @@ bool check_forward_ports(std::vector<PortForward>* rules, const char* flag, uint
   return true;
 }
 
-// Fits --max-conns and --max-udp-flows in the caller's descriptor limit
-// (see run_rootless.h); false after one line when explicit values do not fit.
+// Fits --max-conns, --max-udp-flows and `all` forwards in the caller's
+// descriptor limit (see run_rootless.h); false after one line when explicit
+// values do not fit. Explicit forwards are fixed; with `all`, the flows get
+// at most half of the rest (defaults shrink to it) and `all` keeps its
+// lowest ports in what the flows leave.
 bool fit_descriptor_limit(Config* c, const Given& given) {
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_max == RLIM_INFINITY) return true;
   const size_t fams = (c->ipv4 ? 1 : 0) + (c->ipv6 ? 1 : 0);
-  const size_t fixed = fams * forwarded_port_count(c->tcp_forwards) + forwarded_port_count(c->udp_forwards) +
-                       kReservedFds;
+  const size_t all_tcp = fams * forwarded_port_count(c->tcp_forwards, true);
+  const size_t all_udp = forwarded_port_count(c->udp_forwards, true);
+  const size_t explicit_fwd =
+      fams * forwarded_port_count(c->tcp_forwards) + forwarded_port_count(c->udp_forwards) - all_tcp - all_udp;
+  const size_t fixed = explicit_fwd + kReservedFds;
   const size_t hard = static_cast<size_t>(rl.rlim_max);
   const size_t avail = hard > fixed ? hard - fixed : 0;
-  if (size_t{c->max_conns} + c->max_udp_flows <= avail) return true;
-  const bool conns_default = !given.max_conns;
-  const bool udp_default = !given.max_udp_flows;
+  const bool has_all = all_tcp + all_udp > 0;
+  const size_t flow_room = has_all ? avail / 2 : avail;
   size_t udp = c->max_udp_flows;
-  if (udp_default) udp = std::max<size_t>(1, std::min(udp, avail / 16));
   size_t conns = c->max_conns;
-  if (conns_default) conns = avail > udp ? std::min<size_t>(conns, avail - udp) : 0;
+  if (conns + udp > flow_room) {
+    if (!given.max_udp_flows) udp = std::max<size_t>(1, std::min(udp, flow_room / 16));
+    if (!given.max_conns) conns = flow_room > udp ? std::min(conns, flow_room - udp) : 0;
+  }
   if (conns < 16 || conns + udp > avail) {
     std::fprintf(stderr,
                  "ferry run: --max-conns %zu and --max-udp-flows %zu need %zu descriptors with the forwards; "
@@ -87,11 +96,29 @@ bool fit_descriptor_limit(Config* c, const Given& given) {
                  conns, udp, conns + udp + fixed, hard);
     return false;
   }
-  c->max_conns = static_cast<uint32_t>(conns);
-  c->max_udp_flows = static_cast<uint32_t>(udp);
-  if (c->verbose)
+  if (c->verbose && (conns != c->max_conns || udp != c->max_udp_flows))
     std::fprintf(stderr, "ferry run: rootless: --max-conns %zu --max-udp-flows %zu (descriptor limit %zu)\n", conns,
                  udp, hard);
+  c->max_conns = static_cast<uint32_t>(conns);
+  c->max_udp_flows = static_cast<uint32_t>(udp);
+  if (!has_all) return true;
+  // `all` in what the flows leave, and within prepare_forwards()'s margin
+  // (kAllMargin), so that it finds everything fits and trims nothing more.
+  const size_t after_flows = avail - conns - udp;
+  const size_t within_margin = hard > explicit_fwd + kAllMargin ? hard - explicit_fwd - kAllMargin : 0;
+  const size_t budget = std::min(after_flows, within_margin);
+  const size_t budget_tcp = all_tcp == 0 ? 0 : all_udp != 0 ? budget / 2 : budget;
+  auto trim = [&](std::vector<PortForward>* rules, size_t keep, const char* flag) {
+    const size_t had = forwarded_port_count(*rules, true);
+    if (had <= keep) return;
+    trim_all_ports(rules, keep);
+    std::fprintf(stderr,
+                 "ferry run: %s all: the descriptor limit (%zu) allows %zu of %zu ports beside %zu connections; "
+                 "forwarding the lowest\n",
+                 flag, hard, keep, had, conns);
+  };
+  if (fams != 0) trim(&c->tcp_forwards, budget_tcp / fams, "-t");
+  trim(&c->udp_forwards, budget - budget_tcp, "-u");
   return true;
 }
 
