@@ -89,6 +89,10 @@ attach::StateMap translator_counters(Translator& tr, const FramePort& port) {
       {"tcp_bytes_to_host", n(tc.bytes_to_host)},
       {"tcp_bytes_to_guest", n(tc.bytes_to_guest)},
       {"tcp_retransmits", n(tc.retransmits)},
+      {"tcp_fast_retransmits", n(tc.fast_retransmits)},
+      {"tcp_rto_expired", n(tc.rto_expired)},
+      {"tcp_zero_window_probes", n(tc.zero_window_probes)},
+      {"tcp_guest_tx_dropped", n(tc.guest_tx_dropped)},
       {"tcp_rst_to_guest", n(tc.rst_to_guest)},
       {"tcp_dropped_segments", n(tc.dropped_segments)},
       {"tcp_challenge_acks", n(tc.challenge_acks)},
@@ -143,7 +147,10 @@ std::optional<Netlink> GuestPathDrops::open_netlink(int ns_fd) {
 void GuestPathDrops::add_to(attach::StateMap& m) {
   if (!nl_) return;
   if (tap_ifindex_ > 0) {
-    if (Result<LinkInfo> li = nl_->get_link(tap_ifindex_); li) m["tap_rx_dropped"] = std::to_string(li->rx_dropped);
+    if (Result<LinkInfo> li = nl_->get_link(tap_ifindex_); li) {
+      m["tap_rx_dropped"] = std::to_string(li->rx_dropped);
+      m["tap_tx_dropped"] = std::to_string(li->tx_dropped);
+    }
   }
   if (dev_ifindex_ > 0) {
     if (Result<LinkInfo> li = nl_->get_link(dev_ifindex_); li) m["dev_tx_dropped"] = std::to_string(li->tx_dropped);

@@ -51,7 +51,9 @@ attach::StateMap parse_counters_text(std::string_view text);
 // Frames the kernel dropped after ferry handed them over, on their way to the
 // guest: the tap ferry writes into (`tap_rx_dropped`) and, for `ferry
 // attach`, DEV itself (`dev_tx_dropped`: a VM's tap whose reader's ring is
-// full, a veth whose peer's backlog is). Read by the privileged parent,
+// full, a veth whose peer's backlog is). The other way, `tap_tx_dropped`:
+// guest frames the tap's queue dropped before ferry read them (ferry slower
+// than the guest for longer than txqueuelen frames). Read by the privileged parent,
 // which writes the counters file, with one RTM_GETLINK per device from a
 // netlink socket of their namespace, once per rewrite, never per frame.
 // Absent keys: not known (no socket, link gone).
