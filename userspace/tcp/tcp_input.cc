@@ -88,7 +88,7 @@ void TcpTranslator::segment_established(uint32_t slot, const ParsedFrame& f,
   bool pure = seg_len == 0;
   seg_len = static_cast<uint32_t>(payload.size()) + (fin ? 1u : 0u);
   uint32_t wnd_before = c.snd_una + c.snd_wnd;
-  if (!process_ack(slot, sq, f.tcp.ack, f.tcp.window, pure, now_ns())) {
+  if (!process_ack(slot, sq, f.tcp.ack, f.tcp.window, pure, now_ns(), f.tcp.opts.has_sack_blocks)) {
     send_ack_now(slot);  // ACK of data never sent
     return;
   }
@@ -131,8 +131,13 @@ void TcpTranslator::guest_rst(uint32_t slot, uint32_t sq) {
 // before it is folded must not teach the estimator the delay), counts
 // duplicate ACKs (fast retransmit at three, NewReno partial ACKs), updates
 // the send window.
+// A duplicate is an ACK of snd_una, without data, with data outstanding,
+// and either the same window (RFC 5681 2) or SACK blocks (RFC 6675 2): a
+// Linux guest's window grows with each segment it queues behind a hole
+// (receive autotuning), so the window test alone never counted its
+// duplicates and every loss waited for the RTO (issue 19).
 bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16_t raw_window,
-                                bool pure_ack, uint64_t arrived_ns) {
+                                bool pure_ack, uint64_t arrived_ns, bool sack) {
   TcpConn& c = conns_[slot];
   if (seq::gt(ack, c.snd_max)) return false;
   uint32_t wnd = static_cast<uint32_t>(raw_window) << c.snd_shift;
@@ -174,13 +179,21 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
     }
     c.rtx_at = (c.snd_una == c.snd_max) ? 0 : now + c.rto.rto();
     update_timer(slot);
-  } else if (ack == c.snd_una && pure_ack && c.snd_max != c.snd_una && wnd == c.snd_wnd) {
+  } else if (ack == c.snd_una && pure_ack && c.snd_max != c.snd_una && (wnd == c.snd_wnd || sack)) {
     if (++c.dupacks == 3 && !c.in_recovery) {
       counters_.fast_retransmits++;
       enter_recovery(slot, false);  // synced below
     }
   }
   if (seq::lt(c.snd_wl1, sq) || (c.snd_wl1 == sq && seq::le(c.snd_wl2, ack))) {
+    if (c.snd_wnd == 0 && wnd > 0 && c.snd_una == c.snd_max) {
+      // The zero window reopens: the persist probes' back-off ends with it
+      // (RFC 6298 5.7; Linux's tcp_ack_probe), or the data sent next is
+      // timed by it, and a burst whose tail a full tap queue dropped waited
+      // up to 60 s for its first repair (issue 19).
+      c.rto.reset_backoff();
+      c.retries = 0;
+    }
     c.snd_wnd = wnd;
     c.snd_wl1 = sq;
     c.snd_wl2 = ack;

@@ -205,10 +205,11 @@ class TcpTranslator : public IoHandler, public TimerClient {
   void guest_rst(uint32_t slot, uint32_t seq);
   // The only writer of ack-from-guest, guest window and dup-ACK state (the
   // BPF fast path absorbs exactly this). arrived_ns: when the ACK arrived
-  // (0: unknown, no RTT sample). Returns false for an ACK of something
+  // (0: unknown, no RTT sample). sack: the ACK carried SACK blocks (the
+  // guest holds data behind a hole). Returns false for an ACK of something
   // never sent.
   bool process_ack(uint32_t slot, uint32_t seq, uint32_t ack, uint16_t raw_window,
-                   bool pure_ack, uint64_t arrived_ns);
+                   bool pure_ack, uint64_t arrived_ns, bool sack = false);
   void guest_data(uint32_t slot, uint32_t seq, std::span<const uint8_t> payload, bool fin);
   size_t write_to_host(uint32_t slot, std::span<const uint8_t> payload);
   void guest_fin(uint32_t slot);
