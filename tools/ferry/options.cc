@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "common/host_socket.h"
 #include "common/port_forward.h"
 #include "policy/rules.h"
 #include "services/dns_name.h"
@@ -116,6 +117,29 @@ bool apply_mark(Config& c, const char* v, std::string* error) {
     return false;
   }
   c.socket_mark = static_cast<uint32_t>(mark);
+  return true;
+}
+
+// -o, --outbound: the source address of outbound host sockets, per family.
+bool apply_outbound(Config& c, const char* v, std::string* error) {
+  auto a = InetAddr::parse(v);
+  if (!a || a->is_unspecified() || a->is_multicast() || a->is_loopback()) {
+    *error = "bad -o address '" + std::string(v) + "' (one of the host's IPv4 or IPv6 addresses)";
+    return false;
+  }
+  (a->is_v4() ? c.outbound4 : c.outbound6) = *a;
+  return true;
+}
+
+// --outbound-if4/6: the interface outbound host sockets of a family are tied to.
+template <std::string Config::*Field>
+bool apply_outbound_if(Config& c, const char* v, std::string* error) {
+  const size_t len = std::strlen(v);
+  if (len == 0 || len >= 16 || std::strpbrk(v, "/: \t\n") != nullptr) {
+    *error = "bad interface name '" + std::string(v) + "'";
+    return false;
+  }
+  c.*Field = v;
   return true;
 }
 
@@ -295,6 +319,13 @@ constexpr Option<Config> kTranslatorOptions[] = {
      option::set<&Config::allow_node, true>},
     {{"--no-node", 0, nullptr, nullptr}, option::set<&Config::allow_node, false>},
     {{"--mark", 0, "N", "SO_MARK N on every host socket (needs CAP_NET_ADMIN)"}, apply_mark},
+    {{"--outbound", 'o', "ADDR",
+      "source address of outbound TCP, UDP and ICMP echo host\n"
+      "sockets (one per family; not toward the host's loopback)"},
+     apply_outbound},
+    {{"--outbound-if4", 0, "IF", "tie outbound IPv4 host sockets to interface IF"},
+     apply_outbound_if<&Config::outbound_if4>},
+    {{"--outbound-if6", 0, "IF", "the same for IPv6"}, apply_outbound_if<&Config::outbound_if6>},
     {{"--pcap", 0, "FILE",
       "every frame to and from the guest into FILE (libpcap\n"
       "format: tcpdump -r, Wireshark), but those BPF absorbs"},
@@ -349,6 +380,8 @@ bool validate_config(const Config& c, std::string* error) {
     *error = "-4 and -6 together leave no address family";
     return false;
   }
+  // -o and --outbound-if4/6 name what this host has (its addresses, links).
+  if (!check_outbound(c, error)) return false;
   if (c.ipv4 && !c.guest4.addr.same_prefix(c.gateway4, c.guest4.len)) {
     *error = "gateway " + c.gateway4.str() + " is not in " + c.guest4.str();
     return false;

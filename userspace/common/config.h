@@ -98,6 +98,11 @@ struct Config {
   // SO_MARK of every host socket (0: none), so that the node's firewall can
   // tell this instance's traffic apart.
   uint32_t socket_mark = 0;
+  // -o ADDR (per family) and --outbound-if4/6 IF: the source address and
+  // interface of outbound host sockets (common/host_socket.h); unspecified
+  // and empty: the host's routes choose.
+  InetAddr outbound4, outbound6;
+  std::string outbound_if4, outbound_if6;
 
   std::vector<PortForward> tcp_forwards;
   std::vector<PortForward> udp_forwards;

@@ -1,12 +1,42 @@
-// open_host_socket: see host_socket.h.
+// open_host_socket and the outbound choice: see host_socket.h.
 #include "common/host_socket.h"
 
-#include <sys/socket.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+
+#include "common/config.h"
 
 namespace ferry {
+
+namespace {
+
+// --outbound-if4/6 of the family ("" when not given).
+const std::string& outbound_if(const Config& c, bool v6) { return v6 ? c.outbound_if6 : c.outbound_if4; }
+// -o of the family (unspecified when not given).
+const InetAddr& outbound_addr(const Config& c, bool v6) { return v6 ? c.outbound6 : c.outbound4; }
+
+// addr:port as a sockaddr of addr's family.
+socklen_t to_sockaddr(const InetAddr& addr, uint16_t port, sockaddr_storage* ss) {
+  std::memset(ss, 0, sizeof(*ss));
+  if (addr.is_v4()) {
+    auto* s = reinterpret_cast<sockaddr_in*>(ss);
+    s->sin_family = AF_INET;
+    s->sin_port = htons(port);
+    s->sin_addr = addr.v4();
+    return sizeof(*s);
+  }
+  auto* s = reinterpret_cast<sockaddr_in6*>(ss);
+  s->sin6_family = AF_INET6;
+  s->sin6_port = htons(port);
+  s->sin6_addr = addr.v6();
+  return sizeof(*s);
+}
+
+}  // namespace
 
 int open_host_socket(int family, int type, int protocol, uint32_t mark) {
   int fd = socket(family, type, protocol);
@@ -30,6 +60,54 @@ bool can_set_socket_mark(uint32_t mark, int* err) {
     return false;
   }
   close(fd);
+  return true;
+}
+
+// SO_BINDTODEVICE needs no privilege on a socket not yet tied to a device
+// (Linux 5.7 and later): the sandboxed translator may set it.
+int open_outbound_socket(const Config& c, bool v6, int type, int protocol, const InetAddr& dest) {
+  int fd = open_host_socket(v6 ? AF_INET6 : AF_INET, type, protocol, c.socket_mark);
+  if (fd < 0 || dest.is_loopback()) return fd;
+  const std::string& ifname = outbound_if(c, v6);
+  if (!ifname.empty() &&
+      setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname.c_str(), static_cast<socklen_t>(ifname.size())) != 0) {
+    const int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+bool has_outbound_address(const Config& c, bool v6, const InetAddr& dest) {
+  return !dest.is_loopback() && !outbound_addr(c, v6).is_unspecified();
+}
+
+socklen_t outbound_bind_address(const Config& c, bool v6, const InetAddr& dest, uint16_t port,
+                                sockaddr_storage* ss) {
+  if (has_outbound_address(c, v6, dest)) return to_sockaddr(outbound_addr(c, v6), port, ss);
+  return to_sockaddr(v6 ? InetAddr{} : *InetAddr::parse("0.0.0.0"), port, ss);
+}
+
+bool check_outbound(const Config& c, std::string* error) {
+  for (const bool v6 : {false, true}) {
+    const std::string& ifname = outbound_if(c, v6);
+    if (!ifname.empty() && if_nametoindex(ifname.c_str()) == 0) {
+      *error = std::string("--outbound-if") + (v6 ? "6 " : "4 ") + ifname + ": no such interface";
+      return false;
+    }
+    const InetAddr& a = outbound_addr(c, v6);
+    if (a.is_unspecified()) continue;
+    const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_storage ss;
+    const socklen_t sl = to_sockaddr(a, 0, &ss);
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) != 0) {
+      *error = "-o " + a.str() + ": not an address of this host (" + std::strerror(errno) + ")";
+      if (fd >= 0) close(fd);
+      return false;
+    }
+    close(fd);
+  }
   return true;
 }
 

@@ -304,7 +304,7 @@ int Gateway::find_or_open_flow(const ParsedFrame& f, uint64_t now) {
   const size_t slot = static_cast<size_t>(free_slot);
   int fd = -1;
   if (mode_[v6] != SockMode::raw) {
-    fd = open_dgram(v6);
+    fd = open_dgram(v6, f.dst);
     if (fd >= 0) {
       mode_[v6] = SockMode::dgram;
       if (!loop_.add(fd, EPOLLIN, tag_, slot)) {
@@ -332,17 +332,36 @@ int Gateway::find_or_open_flow(const ParsedFrame& f, uint64_t now) {
   return free_slot;
 }
 
-// A non-blocking ping socket, or -1 with errno set.
-int Gateway::open_dgram(bool v6) {
-  return open_host_socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                          v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP}, link_.config().socket_mark);
+// A non-blocking ping socket toward dest (with -o and --outbound-if4/6:
+// from that address, on that interface), or -1 with errno set.
+int Gateway::open_dgram(bool v6, const InetAddr& dest) {
+  return open_echo_socket(v6, SOCK_DGRAM, dest);
+}
+
+// An ICMP socket of the family and type, tied and bound as -o and
+// --outbound-if4/6 say; -1 with errno set.
+int Gateway::open_echo_socket(bool v6, int type, const InetAddr& dest) {
+  const Config& c = link_.config();
+  const int fd = open_outbound_socket(c, v6, type | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                                      v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP}, dest);
+  if (fd < 0 || !has_outbound_address(c, v6, dest)) return fd;
+  sockaddr_storage ss;
+  const socklen_t sl = outbound_bind_address(c, v6, dest, 0, &ss);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) != 0) {
+    const int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
 }
 
 // Opens (once) the family's raw socket, filtered to echo replies.
 bool Gateway::ensure_raw(bool v6) {
   if (raw_fd_[v6] >= 0) return true;
-  int fd = open_host_socket(v6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                            v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP}, link_.config().socket_mark);
+  // One raw socket serves every destination; none is loopback (echo to the
+  // gateway is answered here), so -o and --outbound-if4/6 always apply.
+  int fd = open_echo_socket(v6, SOCK_RAW, InetAddr{});
   if (fd < 0) return false;
   if (v6) {
     icmp6_filter flt;

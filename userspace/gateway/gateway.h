@@ -135,7 +135,8 @@ class Gateway final : public IoHandler, public TimerClient {
   void answer_echo(const ParsedFrame& f, std::span<const uint8_t> frame);
   void forward_echo(const ParsedFrame& f, std::span<const uint8_t> frame);
   int find_or_open_flow(const ParsedFrame& f, uint64_t now);
-  int open_dgram(bool v6);
+  int open_dgram(bool v6, const InetAddr& dest);
+  int open_echo_socket(bool v6, int type, const InetAddr& dest);
   bool ensure_raw(bool v6);
   void close_flow(size_t slot);
   void relay_reply(size_t slot, uint8_t* icmp, size_t len);

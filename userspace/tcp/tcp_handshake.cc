@@ -253,8 +253,8 @@ void TcpTranslator::open_outbound(const ParsedFrame& f, const ferry_conn_key& ke
   c.snd_nxt = c.iss;
   c.snd_max = c.iss;
 
-  int fd = open_host_socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-                            link_.config().socket_mark);
+  // With -o / --outbound-if4/6: tied to the interface here, bound to the address below.
+  int fd = open_outbound_socket(link_.config(), v6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, v.host);
   if (fd < 0) {
     if (errno == EMFILE || errno == ENFILE) counters_.fd_exhausted++;
     counters_.connect_failed++;
@@ -266,7 +266,18 @@ void TcpTranslator::open_outbound(const ParsedFrame& f, const ferry_conn_key& ke
   if (verbose()) log_flow_open(ends_of(c));
   if (observer_) observer_->on_flow_added(slot, key, c);
   sockaddr_storage ss;
-  socklen_t sl = make_sockaddr(v.host, f.tcp.dport, &ss);
+  socklen_t sl;
+  if (has_outbound_address(link_.config(), v6, v.host)) {
+    // The port is connect()'s to choose, per destination, not bind()'s.
+    set_int(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1);  // SOL_IP: IPv6 sockets too
+    sl = outbound_bind_address(link_.config(), v6, v.host, 0, &ss);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
+      counters_.connect_failed++;
+      if (verbose()) log_flow_error(ends_of(c), "bind -o", errno);
+      return refuse(slot, false, "connect-failed");
+    }
+  }
+  sl = make_sockaddr(v.host, f.tcp.dport, &ss);
   int r = connect(fd, reinterpret_cast<sockaddr*>(&ss), sl);
   if (r < 0 && errno != EINPROGRESS) {
     counters_.connect_failed++;

@@ -318,14 +318,24 @@ void UdpTranslator::refuse(const ParsedFrame& f, std::span<const uint8_t> frame,
 // a port a host process holds without SO_REUSEADDR, or one the caller may
 // not bind, fails and the socket stays unbound: connect() then picks an
 // ephemeral port. IPv6 sockets are v6-only so they do not claim the IPv4 port.
-bool UdpTranslator::bind_source_port(int fd, bool v6, uint16_t port) {
+// With -o (toward a host that is not loopback) the address bound is -o's,
+// and a port that cannot be kept still gets it: -o's address, an ephemeral
+// port. Returns whether the port was kept; *ok false when not even -o's
+// address could be bound.
+bool UdpTranslator::bind_source_port(const Config& c, int fd, bool v6, const InetAddr& host, uint16_t port,
+                                     bool* ok) {
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (v6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
   sockaddr_storage ss;
-  InetAddr any = v6 ? InetAddr{} : *InetAddr::parse("0.0.0.0");
-  socklen_t sl = make_sockaddr(any, port, false, ss);
-  return bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) == 0;
+  socklen_t sl = outbound_bind_address(c, v6, host, port, &ss);
+  *ok = true;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) == 0) return true;
+  if (has_outbound_address(c, v6, host)) {
+    sl = outbound_bind_address(c, v6, host, 0, &ss);
+    *ok = bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) == 0;
+  }
+  return false;
 }
 
 // New outbound flow: its own socket, connected to the (mapped) destination.
@@ -333,14 +343,19 @@ bool UdpTranslator::bind_source_port(int fd, bool v6, uint16_t port) {
 // Out of descriptors (*exhausted) is a limit like the table's: the caller
 // refuses the flow and the flows there are kept.
 uint32_t UdpTranslator::open_outbound(const Key& k, const InetAddr& host, uint64_t now, bool* exhausted) {
-  const uint32_t mark = link_.config().socket_mark;
+  const Config& c = link_.config();
   const bool v6 = !host.is_v4();
-  int fd = open_host_socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, mark);
+  int fd = open_outbound_socket(c, v6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, host);
   if (fd < 0) {
     *exhausted = errno == EMFILE || errno == ENFILE;
     return kNone;
   }
-  const bool kept = bind_source_port(fd, v6, k.guest_port);
+  bool bound = true;
+  const bool kept = bind_source_port(c, fd, v6, host, k.guest_port, &bound);
+  if (!bound) {
+    close(fd);
+    return kNone;
+  }
   sockaddr_storage ss;
   socklen_t sl = make_sockaddr(host, k.peer_port, false, ss);
   if (connect(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {

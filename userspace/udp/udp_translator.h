@@ -137,7 +137,7 @@ class UdpTranslator final : public IoHandler, public TimerClient {
   void lru_unlink(uint32_t slot);
   void lru_push_back(uint32_t slot);
   uint32_t open_outbound(const Key& k, const InetAddr& host, uint64_t now, bool* exhausted);
-  static bool bind_source_port(int fd, bool v6, uint16_t port);
+  static bool bind_source_port(const Config& c, int fd, bool v6, const InetAddr& host, uint16_t port, bool* ok);
   void refuse(const ParsedFrame& f, std::span<const uint8_t> frame, bool answer);
   void drain_flow(uint32_t slot);
   void drain_forward(size_t index);
