@@ -58,9 +58,9 @@ class AttachFastPath : public bpftest::AttachObjectTest {
     fds.conn_state = bpf_map__fd(skel_->maps.conn_state);
     fds.activity = bpf_map__fd(skel_->maps.activity);
     fds.events = bpf_map__fd(skel_->maps.events);
-    ASSERT_EQ(conns_.open(fds), "");
+    ASSERT_TRUE(conns_.open(fds).ok());
     EXPECT_EQ(conns_.capacity(), 64u);
-    ASSERT_EQ(events_.open(fds, [this](const ferry_event& e) { seen_.push_back(e); }), "");
+    ASSERT_TRUE(events_.open(fds, [this](const ferry_event& e) { seen_.push_back(e); }).ok());
     key_ = make_conn_key(Ip4().src, kGuestPort, Ip4().dst, kPeerPort);
   }
   // Publishes the flow: acked up to una, sent up to nxt.
@@ -71,7 +71,7 @@ class AttachFastPath : public bpftest::AttachObjectTest {
     init.rcv_nxt = kRcvNxt;
     init.guest_wscale = 2;
     init.guest_window = 400;
-    ASSERT_EQ(conns_.publish(kSlot, key_, init, &gen_), "");
+    ASSERT_TRUE(conns_.publish(kSlot, key_, init, &gen_).ok());
   }
   // Runs p on frame and drains the events it posted.
   int Run(bpf_program* p, const Bytes& frame) {

@@ -69,8 +69,9 @@ class ClassifyTest : public ::testing::Test {
   static void SetUpTestSuite() {
     if (geteuid() != 0) return;
     bpf_ = std::make_unique<BpfAttachment>();
-    load_error_ = bpf_->load(1024);
-    if (!load_error_.empty()) bpf_.reset();
+    const Status st = bpf_->load(1024);
+    load_error_ = st.message();
+    if (!st.ok()) bpf_.reset();
   }
   static void TearDownTestSuite() { bpf_.reset(); }
 
@@ -95,9 +96,9 @@ std::string unique_suffix() {
 
 TEST_F(ClassifyTest, PinReadStatsUnpin) {
   BpfAttachment a;
-  ASSERT_EQ(a.load(64), "");
+  ASSERT_TRUE(a.load(64).ok());
   std::string name = "test-" + unique_suffix();
-  ASSERT_EQ(a.pin(name), "");
+  ASSERT_TRUE(a.pin(name).ok());
   std::string dir = std::string(FERRY_PIN_ROOT) + "/" + name;
   struct stat st{};
   EXPECT_EQ(stat((dir + "/stats").c_str(), &st), 0);
@@ -110,20 +111,20 @@ TEST_F(ClassifyTest, PinReadStatsUnpin) {
               .data_size_in = static_cast<uint32_t>(f.size()), .repeat = 3);
   ASSERT_EQ(bpf_prog_test_run_opts(a.prog_fd(), &opts), 0);
   ferry_stats s{};
-  ASSERT_EQ(read_stats(name, &s), "");
+  ASSERT_TRUE(read_stats(name, &s).ok());
   EXPECT_EQ(s.guest_frames, 3u);
   EXPECT_EQ(s.guest_pure_acks, 3u);
   EXPECT_EQ(s.ipv4_tcp, 3u);
 
-  EXPECT_NE(read_stats("no-such-" + name, &s), "");
-  EXPECT_NE(read_stats("../etc", &s), "");
+  EXPECT_FALSE(read_stats("no-such-" + name, &s).ok());
+  EXPECT_FALSE(read_stats("../etc", &s).ok());
   BpfAttachment b;
-  ASSERT_EQ(b.load(64), "");
-  EXPECT_NE(b.pin(name), "") << "a live instance name must not be taken over";
+  ASSERT_TRUE(b.load(64).ok());
+  EXPECT_FALSE(b.pin(name).ok()) << "a live instance name must not be taken over";
 
   a.unpin();
   EXPECT_NE(stat(dir.c_str(), &st), 0);
-  EXPECT_NE(read_stats(name, &s), "");
+  EXPECT_FALSE(read_stats(name, &s).ok());
 }
 
 TEST_F(ClassifyTest, SharedInstanceDirectory) {
@@ -135,8 +136,8 @@ TEST_F(ClassifyTest, SharedInstanceDirectory) {
   std::string theirs = dir + "/conns";
   ASSERT_EQ(bpf_obj_pin(bpf_->map_fd("stats"), theirs.c_str()), 0);
   BpfAttachment a;
-  ASSERT_EQ(a.load(64), "");
-  EXPECT_EQ(a.pin(name), "");
+  ASSERT_TRUE(a.load(64).ok());
+  EXPECT_TRUE(a.pin(name).ok());
   a.unpin();
   struct stat st{};
   EXPECT_EQ(stat(theirs.c_str(), &st), 0);
@@ -183,8 +184,8 @@ TEST_F(ClassifyTest, LiveAttachOnTapEgress) {
   make_tap_ns(&t);
   ASSERT_EQ(t.error, "");
   BpfAttachment a;
-  ASSERT_EQ(a.load(64), "");
-  ASSERT_EQ(a.attach_tc_egress(t.ns, "ftest0"), "");
+  ASSERT_TRUE(a.load(64).ok());
+  ASSERT_TRUE(a.attach_tc_egress(t.ns, "ftest0").ok());
   EXPECT_TRUE(a.attached());
 
   ferry_stats before = bpftest::sum_stats(a.map_fd("stats"));
@@ -238,7 +239,7 @@ TEST_F(ClassifyTest, DetachKeepsSomeoneElsesQdisc) {
   ASSERT_EQ(t.error, "");
   // "someone else" made the qdisc and put a filter at ingress
   BpfAttachment other;
-  ASSERT_EQ(other.load(64), "");
+  ASSERT_TRUE(other.load(64).ok());
   uint32_t handle = 0, prio = 0;
   std::thread th([&] {
     ASSERT_EQ(setns(t.ns, CLONE_NEWNET), 0);
@@ -252,8 +253,8 @@ TEST_F(ClassifyTest, DetachKeepsSomeoneElsesQdisc) {
   th.join();
 
   BpfAttachment a;
-  ASSERT_EQ(a.load(64), "");
-  ASSERT_EQ(a.attach_tc_egress(t.ns, t.ifindex), "");
+  ASSERT_TRUE(a.load(64).ok());
+  ASSERT_TRUE(a.attach_tc_egress(t.ns, t.ifindex).ok());
   a.detach();
 
   std::thread check([&] {
@@ -268,12 +269,12 @@ TEST_F(ClassifyTest, DetachKeepsSomeoneElsesQdisc) {
 
 TEST_F(ClassifyTest, AttachErrorsAreStrings) {
   BpfAttachment a;
-  EXPECT_NE(a.attach_tc_egress(-1, 1), "");  // not loaded
-  ASSERT_EQ(a.load(64), "");
-  EXPECT_NE(a.attach_tc_egress(-1, "ferry-no-such-dev"), "");
-  EXPECT_NE(a.attach_tc_egress(-1, 0), "");
-  EXPECT_NE(a.pin("bad/name"), "");
-  EXPECT_NE(BpfAttachment().load(0), "");
+  EXPECT_FALSE(a.attach_tc_egress(-1, 1).ok());  // not loaded
+  ASSERT_TRUE(a.load(64).ok());
+  EXPECT_FALSE(a.attach_tc_egress(-1, "ferry-no-such-dev").ok());
+  EXPECT_FALSE(a.attach_tc_egress(-1, 0).ok());
+  EXPECT_FALSE(a.pin("bad/name").ok());
+  EXPECT_FALSE(BpfAttachment().load(0).ok());
 }
 
 }  // namespace

@@ -49,13 +49,12 @@ class BridgeTest : public ::testing::Test {
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
     bpf_ = std::make_unique<BpfAttachment>();
-    std::string err = bpf_->load(1024);
-    if (!err.empty()) GTEST_SKIP() << "BPF unavailable: " << err;
+    if (Status st = bpf_->load(1024); !st.ok()) GTEST_SKIP() << "BPF unavailable: " << st.message();
     link_.cfg_.max_conns = 1024;
     link_.cfg_.mtu = 1500;
     tcp_ = std::make_unique<TcpTranslator>(loop_, link_);
     bridge_ = std::make_unique<FastPathBridge>(loop_, *tcp_);
-    ASSERT_EQ(bridge_->open(*bpf_), "");
+    ASSERT_TRUE(bridge_->open(*bpf_).ok());
     tcp_->set_observer(bridge_.get());
     lfd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in sa{};

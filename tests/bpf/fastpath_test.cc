@@ -88,10 +88,9 @@ class FastPathTest : public ::testing::Test {
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
     bpf_ = std::make_unique<BpfAttachment>();
-    std::string err = bpf_->load(8192);
-    if (!err.empty()) GTEST_SKIP() << "BPF unavailable: " << err;
-    ASSERT_EQ(conns_.open(*bpf_), "");
-    ASSERT_EQ(events_.open(*bpf_, [this](const ferry_event& e) { seen_.push_back(e); }), "");
+    if (Status st = bpf_->load(8192); !st.ok()) GTEST_SKIP() << "BPF unavailable: " << st.message();
+    ASSERT_TRUE(conns_.open(*bpf_).ok());
+    ASSERT_TRUE(events_.open(*bpf_, [this](const ferry_event& e) { seen_.push_back(e); }).ok());
     EXPECT_GE(events_.epoll_fd(), 0);
     key4_ = make_conn_key(ip4().src, kGuestPort, ip4().dst, kPeerPort);
     key6_ = make_conn_key(ip6().src, kGuestPort, ip6().dst, kPeerPort);
@@ -106,7 +105,7 @@ class FastPathTest : public ::testing::Test {
     init.guest_window = 400;
     init.rcv_nxt = 777;  // build()'s sequence number
     init.timestamps = ts;
-    ASSERT_EQ(conns_.publish(kSlot, v6 ? key6_ : key4_, init, &gen_), "");
+    ASSERT_TRUE(conns_.publish(kSlot, v6 ? key6_ : key4_, init, &gen_).ok());
   }
 
   // Runs one frame; returns the verdict. Drains events into seen_.
@@ -186,8 +185,8 @@ TEST_F(FastPathTest, IneligibleAndRetiredPass) {
 TEST_F(FastPathTest, PublishTwiceFails) {
   publish(1000, 5000);
   ConnSlotInit init;
-  EXPECT_NE(conns_.publish(kSlot + 1, key4_, init), "");
-  EXPECT_NE(conns_.publish(100000, key6_, init), "");  // out of range
+  EXPECT_FALSE(conns_.publish(kSlot + 1, key4_, init).ok());
+  EXPECT_FALSE(conns_.publish(100000, key6_, init).ok());  // out of range
 }
 
 TEST_F(FastPathTest, OutOfRangeAcksPass) {
@@ -485,7 +484,7 @@ TEST_F(FastPathTest, RingFullPassesAndChangesNothing) {
     ConnSlotInit init;
     init.snd_una = 1;
     init.snd_nxt = 10;
-    ASSERT_EQ(conns_.publish(i, k, init), "");
+    ASSERT_TRUE(conns_.publish(i, k, init).ok());
     conns_.set_fin_pending(i, true);
     int rv = run_raw(frame_for(i));
     if (rv == kTcActOk) {
@@ -574,7 +573,7 @@ TEST_F(FastPathTest, LiveHandshakeAckIsAbsorbed) {
     EXPECT_EQ(ioctl(s, SIOCSARP, &ar), 0) << std::strerror(errno);
     close(s);
   }));
-  ASSERT_EQ(bpf_->attach_tc_egress(t.ns, t.ifindex), "");
+  ASSERT_TRUE(bpf_->attach_tc_egress(t.ns, t.ifindex).ok());
 
   int cs = -1;
   bpftest::in_netns(t.ns, [&] { cs = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); });
@@ -607,9 +606,8 @@ TEST_F(FastPathTest, LiveHandshakeAckIsAbsorbed) {
   init.snd_una = 5000;  // our SYN is not acknowledged yet
   init.snd_nxt = 5001;
   init.rcv_nxt = syn.tcp.seq + 1;
-  ASSERT_EQ(conns_.publish(kSlot,
-                           make_conn_key(ip4().src, syn.tcp.sport, ip4().dst, kPeerPort), init),
-            "");
+  ASSERT_TRUE(conns_.publish(kSlot, make_conn_key(ip4().src, syn.tcp.sport, ip4().dst, kPeerPort), init)
+                  .ok());
   TcpSegment sa;
   sa.ip.eth_src = ferry_mac;
   sa.ip.eth_dst = syn.eth_src;

@@ -334,7 +334,7 @@ class FrameTable : public bpftest::AttachObjectTest {
   static void SetUpTestSuite() {
     if (geteuid() != 0) return;
     classify_ = std::make_unique<BpfAttachment>();
-    if (classify_->load(kFlows) != "") classify_.reset();
+    if (!classify_->load(kFlows).ok()) classify_.reset();
   }
   static void TearDownTestSuite() { classify_.reset(); }
   void SetUp() override {

@@ -199,9 +199,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   LastFramePort port((data[0] & 1) != 0);
   {
     ferry::Translator tr(loop, port, cfg);
-    std::string error;
-    if (!tr.start(&error)) {
-      std::fprintf(stderr, "guest_input_fuzz: translator start: %s\n", error.c_str());
+    if (const ferry::Status st = tr.start(); !st.ok()) {
+      std::fprintf(stderr, "guest_input_fuzz: translator start: %s\n", st.message().c_str());
       std::abort();
     }
     Bytes frame;

@@ -61,8 +61,8 @@ class DnsForwardTest : public ::testing::Test {
     link.cfg_.services.upstreams = {A("127.0.0.1"), A("127.0.0.2")};
     fwd = std::make_unique<DnsForwarder>(loop, link);
     fwd->set_upstream_port(port);
-    std::string error;
-    ASSERT_TRUE(fwd->start(&error)) << error;
+    const Status st = fwd->start();
+    ASSERT_TRUE(st.ok()) << st.message();
   }
   void TearDown() override {
     fwd.reset();

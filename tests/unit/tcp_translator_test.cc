@@ -695,8 +695,8 @@ TEST_F(TcpTest, InboundForward) {
   fw.host_first = fw.host_last = hp;
   fw.guest_first = 8080;
   Make();
-  std::string err;
-  ASSERT_TRUE(tcp->start(&err)) << err;
+  const Status st = tcp->start();
+  ASSERT_TRUE(st.ok()) << st.message();
   int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
@@ -773,8 +773,8 @@ TEST_F(TcpTest, InboundRefusedByGuest) {
   fw.guest_first = 9;
   link.cfg_.tcp_forwards.push_back(fw);
   Make();
-  std::string err;
-  ASSERT_TRUE(tcp->start(&err)) << err;
+  const Status st = tcp->start();
+  ASSERT_TRUE(st.ok()) << st.message();
   int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
@@ -1390,8 +1390,8 @@ TEST_F(TcpTest, InboundPortRangeMapsOneToOne) {
   fw.guest_first = 9000;
   link.cfg_.tcp_forwards.push_back(fw);
   Make();
-  std::string err;
-  ASSERT_TRUE(tcp->start(&err)) << err;
+  const Status st = tcp->start();
+  ASSERT_TRUE(st.ok()) << st.message();
   for (int i = 0; i < 3; i++) {
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in sa{};

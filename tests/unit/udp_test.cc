@@ -283,8 +283,8 @@ TEST_P(UdpTest, InboundForward) {
   fw.guest_first = 5353;
   link.cfg_.udp_forwards.push_back(fw);
   Make();
-  std::string err;
-  ASSERT_TRUE(udp->start(&err)) << err;
+  const Status st = udp->start();
+  ASSERT_TRUE(st.ok()) << st.message();
   EXPECT_EQ(udp->forward_socket_count(), 1u);
   Peer client(v6());
   Bytes q = {'q', '1'};
@@ -317,8 +317,7 @@ TEST_P(UdpTest, InboundForwardDualStackAllAddresses) {
   fw.guest_first = 7000;
   link.cfg_.udp_forwards.push_back(fw);
   Make();
-  std::string err;
-  if (!udp->start(&err)) GTEST_SKIP() << "port taken meanwhile: " << err;
+  if (const Status st = udp->start(); !st.ok()) GTEST_SKIP() << "port taken meanwhile: " << st.message();
   Peer client(v6());
   ASSERT_TRUE(client.SendTo(hp, Bytes{'z'}));
   ASSERT_TRUE(WaitFrames(1));

@@ -312,9 +312,8 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
     // and removes the rest of its state, as when DEV goes.
     translator.set_on_port_gone([&loop] { loop.stop(); });
     if (a.guest_mac) translator.set_guest_mac(*a.guest_mac);
-    std::string error;
-    if (!translator.start(&error)) {
-      report(&ready_fd, "error " + error);
+    if (Status st = translator.start(); !st.ok()) {
+      report(&ready_fd, "error " + st.message());
       return 1;
     }
     attach::ConnMirror mirror(loop, translator.tcp(), (*dp)->conns(), (*dp)->conns_entries());
@@ -328,8 +327,8 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
       fds.activity = (*dp)->map_fd("activity");
       fds.events = (*dp)->map_fd("events");
       fastpath = std::make_unique<FastPathBridge>(loop, translator.tcp(), fp_options);
-      if (std::string fp_error = fastpath->open(fds); !fp_error.empty()) {
-        std::fprintf(stderr, "ferry: warning: no TCP fast path (%s)\n", fp_error.c_str());
+      if (Status st = fastpath->open(fds); !st.ok()) {
+        std::fprintf(stderr, "ferry: warning: no TCP fast path (%s)\n", st.message().c_str());
         fastpath.reset();
         config.fastpath = false;
       } else {

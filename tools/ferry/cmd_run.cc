@@ -408,11 +408,11 @@ int cmd_run(int argc, char** argv) {
   std::unique_ptr<BpfAttachment> bpf;
   if (config.fastpath) {
     bpf = std::make_unique<BpfAttachment>();
-    std::string error = bpf->load(config.max_conns);
-    if (error.empty()) error = bpf->attach_tc_egress(guest_ns.get(), tap->ifindex());
-    if (error.empty()) error = bpf->pin(instance);
-    if (!error.empty()) {
-      if (!quiet) std::fprintf(stderr, "ferry run: warning: no BPF classifier (%s); translating in userspace only\n", error.c_str());
+    Status st = bpf->load(config.max_conns);
+    if (st.ok()) st = bpf->attach_tc_egress(guest_ns.get(), tap->ifindex());
+    if (st.ok()) st = bpf->pin(instance);
+    if (!st.ok()) {
+      if (!quiet) std::fprintf(stderr, "ferry run: warning: no BPF classifier (%s); translating in userspace only\n", st.message().c_str());
       bpf.reset();
       config.fastpath = false;
     }
@@ -440,8 +440,8 @@ int cmd_run(int argc, char** argv) {
   if (bpf && config.fastpath) {
     const FastPathBridge::Options fp_options = FastPathBridge::Options::from_environment();
     fastpath = std::make_unique<FastPathBridge>(loop, translator.tcp(), fp_options);
-    if (std::string error = fastpath->open(*bpf); !error.empty()) {
-      if (!quiet) std::fprintf(stderr, "ferry run: warning: no TCP fast path (%s)\n", error.c_str());
+    if (Status st = fastpath->open(*bpf); !st.ok()) {
+      if (!quiet) std::fprintf(stderr, "ferry run: warning: no TCP fast path (%s)\n", st.message().c_str());
       fastpath.reset();
     } else if (conn_view) {
       (*conn_view)->mirror().chain(fastpath.get());
@@ -449,8 +449,8 @@ int cmd_run(int argc, char** argv) {
       translator.tcp().set_observer(fastpath.get());
     }
   }
-  if (std::string error; !translator.start(&error)) {
-    std::fprintf(stderr, "ferry run: %s\n", error.c_str());
+  if (Status st = translator.start(); !st.ok()) {
+    std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
     return 1;
   }
   // Echo forwarding: raw ICMP sockets now, if the translator's group may not open ping sockets.

@@ -232,9 +232,9 @@ int cmd_stats(int argc, char** argv) {
       rows.push_back(r);
       continue;
     }
-    if (std::string err = read_stats(n, &r.stats); !err.empty()) {
+    if (Status st = read_stats(n, &r.stats); !st.ok()) {
       if (!instance.empty()) {
-        std::fprintf(stderr, "ferry stats: no instance '%s' (%s)\n", n.c_str(), err.c_str());
+        std::fprintf(stderr, "ferry stats: no instance '%s' (%s)\n", n.c_str(), st.message().c_str());
         return 1;
       }
       continue;  // went away while we listed: not an error

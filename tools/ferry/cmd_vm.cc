@@ -249,8 +249,8 @@ int cmd_vm(int argc, char** argv) {
     return 1;
   }
   Translator translator(loop, capture ? static_cast<FramePort&>(*capture) : **port, config);
-  if (std::string error; !translator.start(&error)) {
-    std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
+  if (Status st = translator.start(); !st.ok()) {
+    std::fprintf(stderr, "ferry vm: %s\n", st.message().c_str());
     return 1;
   }
   // Echo forwarding: raw ICMP sockets now, if the translator's group may not open ping sockets.

@@ -30,7 +30,7 @@
 #include <string>
 
 #include "common/config.h"
-#include "netns/status.h"
+#include "common/status.h"
 #include "netns/unprivileged_guest_ns.h"
 #include "port/tap.h"
 #include "sandbox/options.h"

@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "attach/conns_map.h"
+#include "common/status.h"
 #include "ferry/conn_view.h"
 #include "loop/event_loop.h"
-#include "netns/status.h"
 #include "tcp/tcp_translator.h"
 
 namespace ferry::attach {

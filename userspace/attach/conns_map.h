@@ -17,7 +17,7 @@
 #include <string>
 
 #include "ferry/conn_view.h"
-#include "netns/status.h"
+#include "common/status.h"
 
 struct ferry_conns;  // the generated skeleton
 

@@ -63,9 +63,9 @@
 
 #include "attach/conns_map.h"
 #include "codec/addr.h"
+#include "common/status.h"
 #include "ferry/conn_view.h"
 #include "ferry/contract.h"
-#include "netns/status.h"
 #include "port/tap.h"
 
 struct ferry_attach;

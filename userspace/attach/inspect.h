@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "common/status.h"
 #include "ferry/conn_view.h"
 #include "ferry/contract.h"
-#include "netns/status.h"
 
 namespace ferry::attach {
 

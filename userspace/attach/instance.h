@@ -19,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-#include "netns/status.h"
+#include "common/status.h"
 
 namespace ferry::attach {
 

@@ -96,26 +96,28 @@ class LibbpfCapture {
   libbpf_print_fn_t prev_;
 };
 
-// "what: strerror(err)" plus libbpf's last word, if any.
-std::string errmsg(const std::string& what, int err, const std::string& libbpf_last = {}) {
-  std::string s = what + ": " + std::strerror(err < 0 ? -err : err);
+// "what: strerror(err)" plus libbpf's last word, if any (err: an errno
+// value, or libbpf's negative one).
+Status errmsg(const std::string& what, int err, const std::string& libbpf_last = {}) {
+  if (err < 0) err = -err;
+  std::string s = what + ": " + std::strerror(err);
   if (!libbpf_last.empty()) s += " (libbpf: " + libbpf_last + ")";
-  return s;
+  return Status::failure(std::move(s), err);
 }
 
 // Enters a network namespace for one scope (the calling thread only).
 class NsSwitch {
  public:
-  // Enters `ns_fd` (no-op for -1); check error() afterwards.
+  // Enters `ns_fd` (no-op for -1); check status() afterwards.
   explicit NsSwitch(int ns_fd) {
     if (ns_fd < 0) return;
     saved_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (saved_ < 0) {
-      error_ = errmsg("open /proc/thread-self/ns/net", errno);
+      status_ = errmsg("open /proc/thread-self/ns/net", errno);
       return;
     }
     if (setns(ns_fd, CLONE_NEWNET) != 0) {
-      error_ = errmsg("setns into the guest's network namespace", errno);
+      status_ = errmsg("setns into the guest's network namespace", errno);
       close(saved_);
       saved_ = -1;
     }
@@ -131,11 +133,11 @@ class NsSwitch {
   }
   NsSwitch(const NsSwitch&) = delete;
   NsSwitch& operator=(const NsSwitch&) = delete;
-  const std::string& error() const { return error_; }
+  const Status& status() const { return status_; }
 
  private:
   int saved_ = -1;
-  std::string error_;
+  Status status_;
 };
 
 // Counts TC filters under one clsact parent of `ifindex` (rtnetlink dump);
@@ -194,7 +196,7 @@ int count_tc_filters(int ifindex, uint32_t parent) {
 }
 
 // Makes sure /sys/fs/bpf is a bpffs (mounting one if not).
-std::string ensure_bpffs() {
+Status ensure_bpffs() {
   struct statfs st{};
   if (statfs("/sys/fs/bpf", &st) == 0 && static_cast<unsigned long>(st.f_type) == kBpfFsMagic)
     return {};
@@ -247,10 +249,10 @@ BpfAttachment::~BpfAttachment() {
 
 std::string BpfAttachment::run_instance_name(int pid) { return "run-" + std::to_string(pid); }
 
-std::string BpfAttachment::load(uint32_t max_conns) {
-  if (skel_ != nullptr) return "BPF classifier already loaded";
+Status BpfAttachment::load(uint32_t max_conns) {
+  if (skel_ != nullptr) return Status::failure("BPF classifier already loaded");
   if (max_conns == 0 || max_conns > FERRY_MAX_CONNS_LIMIT)
-    return "max_conns out of range (1.." + std::to_string(FERRY_MAX_CONNS_LIMIT) + ")";
+    return Status::failure("max_conns out of range (1.." + std::to_string(FERRY_MAX_CONNS_LIMIT) + ")");
   std::string last;
   LibbpfCapture capture(&last);
   ferry_classify* skel = ferry_classify__open();
@@ -285,21 +287,21 @@ int BpfAttachment::map_fd(const char* name) const {
   return m != nullptr ? bpf_map__fd(m) : -1;
 }
 
-std::string BpfAttachment::attach_tc_egress(int netns_fd, const std::string& ifname) {
+Status BpfAttachment::attach_tc_egress(int netns_fd, const std::string& ifname) {
   int ifindex = 0;
   {
     NsSwitch ns(netns_fd);
-    if (!ns.error().empty()) return ns.error();
+    if (!ns.status().ok()) return ns.status();
     ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
     if (ifindex == 0) return errmsg("interface " + ifname, errno);
   }
   return attach_tc_egress(netns_fd, ifindex);
 }
 
-std::string BpfAttachment::attach_tc_egress(int netns_fd, int ifindex) {
-  if (skel_ == nullptr) return "BPF classifier not loaded";
-  if (attached_) return "BPF classifier already attached";
-  if (ifindex <= 0) return "attach BPF classifier: bad ifindex";
+Status BpfAttachment::attach_tc_egress(int netns_fd, int ifindex) {
+  if (skel_ == nullptr) return Status::failure("BPF classifier not loaded");
+  if (attached_) return Status::failure("BPF classifier already attached");
+  if (ifindex <= 0) return Status::failure("attach BPF classifier: bad ifindex");
   int dup = -1;
   if (netns_fd >= 0) {
     dup = fcntl(netns_fd, F_DUPFD_CLOEXEC, 3);
@@ -308,9 +310,9 @@ std::string BpfAttachment::attach_tc_egress(int netns_fd, int ifindex) {
   std::string last;
   LibbpfCapture capture(&last);
   NsSwitch ns(netns_fd);
-  if (!ns.error().empty()) {
+  if (!ns.status().ok()) {
     if (dup >= 0) close(dup);
-    return ns.error();
+    return ns.status();
   }
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
   int err = bpf_tc_hook_create(&hook);
@@ -345,7 +347,7 @@ void BpfAttachment::detach() {
   std::string last;
   LibbpfCapture capture(&last);
   NsSwitch ns(netns_fd_);
-  if (ns.error().empty()) {
+  if (ns.status().ok()) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_, .attach_point = BPF_TC_EGRESS);
     LIBBPF_OPTS(bpf_tc_opts, opts, .handle = tc_handle_, .priority = tc_priority_);
     // ENOENT/ENODEV: the device (a tap whose fd closed) is already gone
@@ -360,11 +362,11 @@ void BpfAttachment::detach() {
   created_qdisc_ = false;
 }
 
-std::string BpfAttachment::pin(const std::string& instance) {
-  if (skel_ == nullptr) return "BPF classifier not loaded";
-  if (!instance_.empty()) return "BPF maps already pinned as " + instance_;
-  if (!valid_instance_name(instance)) return "bad instance name '" + instance + "'";
-  if (std::string e = ensure_bpffs(); !e.empty()) return e;
+Status BpfAttachment::pin(const std::string& instance) {
+  if (skel_ == nullptr) return Status::failure("BPF classifier not loaded");
+  if (!instance_.empty()) return Status::failure("BPF maps already pinned as " + instance_);
+  if (!valid_instance_name(instance)) return Status::failure("bad instance name '" + instance + "'");
+  if (Status st = ensure_bpffs(); !st.ok()) return st;
   if (mkdir(FERRY_PIN_ROOT, 0700) != 0 && errno != EEXIST)
     return errmsg("mkdir " FERRY_PIN_ROOT, errno);
   std::string dir = instance_dir(instance);
@@ -378,7 +380,7 @@ std::string BpfAttachment::pin(const std::string& instance) {
       // made the directory first; only a live classifier's pins conflict
       struct stat st{};
       if (stat((dir + "/stats").c_str(), &st) == 0)
-        return "BPF instance " + instance + " exists (" + dir + ")";
+        return Status::failure("BPF instance " + instance + " exists (" + dir + ")", EEXIST);
     }
   }
   instance_ = instance;
@@ -391,9 +393,9 @@ std::string BpfAttachment::pin(const std::string& instance) {
     std::string path = dir + "/" + name;
     int err = bpf_map__pin(m, path.c_str());
     if (err != 0) {
-      std::string e = errmsg("pin " + path, err, last);
+      Status st = errmsg("pin " + path, err, last);
       unpin();
-      return e;
+      return st;
     }
   }
   return {};
@@ -422,9 +424,9 @@ bool valid_instance_name(const std::string& name) {
   });
 }
 
-std::string read_stats(const std::string& instance, ferry_stats* out) {
+Status read_stats(const std::string& instance, ferry_stats* out) {
   *out = ferry_stats{};
-  if (!valid_instance_name(instance)) return "bad instance name '" + instance + "'";
+  if (!valid_instance_name(instance)) return Status::failure("bad instance name '" + instance + "'");
   std::string path = instance_dir(instance) + "/stats";
   int fd = bpf_obj_get(path.c_str());
   if (fd < 0) return errmsg(path, errno);
@@ -437,7 +439,7 @@ std::string read_stats(const std::string& instance, ferry_stats* out) {
   }
   if (info.type != BPF_MAP_TYPE_PERCPU_ARRAY || info.value_size != sizeof(ferry_stats)) {
     close(fd);
-    return path + ": not a ferry stats map (value size " + std::to_string(info.value_size) + ")";
+    return Status::failure(path + ": not a ferry stats map (value size " + std::to_string(info.value_size) + ")");
   }
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) {
@@ -503,7 +505,7 @@ int cleanup_stale_instances_in(const std::string& root, std::string* err) {
     if (rc == 0) {
       removed++;
     } else if (err != nullptr && err->empty()) {
-      *err = errmsg("remove stale " + dir, rc);
+      *err = errmsg("remove stale " + dir, rc).message();
     }
   }
   return removed;

@@ -12,8 +12,8 @@
 //   pin()               every map pinned under /sys/fs/bpf/ferry/<instance>/
 //                       (bpffs mounted and directories created as needed;
 //                       a directory without a `stats` pin may be shared).
-// Errors come back as a non-empty std::string (one line, no trailing
-// newline); nothing aborts, so `ferry run` can warn and run without BPF.
+// Errors come back as a Status (common/status.h; message() is one line);
+// nothing aborts, so `ferry run` can warn and run without BPF.
 // The one exception is failing to setns() back to the original namespace,
 // which would leave the thread in the guest's namespace: that aborts.
 //
@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "common/status.h"
 #include "ferry/contract.h"
 
 struct ferry_classify;  // the generated skeleton
@@ -39,14 +40,14 @@ class BpfAttachment {
   BpfAttachment& operator=(const BpfAttachment&) = delete;
 
   // Opens and loads the classifier; max_conns sizes the connection maps.
-  std::string load(uint32_t max_conns = FERRY_MAX_CONNS_DEFAULT);
+  Status load(uint32_t max_conns = FERRY_MAX_CONNS_DEFAULT);
   // Attaches the TC program at clsact egress of `ifindex`, which lives in
   // the namespace `netns_fd` (-1: the calling thread's current one).
-  std::string attach_tc_egress(int netns_fd, int ifindex);
+  Status attach_tc_egress(int netns_fd, int ifindex);
   // Same, by interface name (resolved inside the namespace).
-  std::string attach_tc_egress(int netns_fd, const std::string& ifname);
+  Status attach_tc_egress(int netns_fd, const std::string& ifname);
   // Pins every map under FERRY_PIN_ROOT/<instance>/.
-  std::string pin(const std::string& instance);
+  Status pin(const std::string& instance);
 
   // Removes our filter (and the clsact qdisc if we created it and it is now
   // empty). Safe to call twice, or when the device is already gone.
@@ -81,7 +82,7 @@ class BpfAttachment {
 bool valid_instance_name(const std::string& name);
 
 // Sums the pinned per-CPU `stats` map of `instance` into *out.
-std::string read_stats(const std::string& instance, ferry_stats* out);
+Status read_stats(const std::string& instance, ferry_stats* out);
 
 // Instance names with a pinned `stats` map, sorted. With live_only, run-<pid>
 // instances whose process is gone are left out.

@@ -29,23 +29,16 @@ namespace ferry {
 
 namespace {
 
-std::string errmsg(const std::string& what, int err) {
-  return what + ": " + std::strerror(err < 0 ? -err : err);
-}
-
 // Maps an mmapable BPF array given by fd, whose values must be value_size
-// bytes; *entries gets its length. Returns nullptr and sets *err on failure.
-void* map_array(int fd, uint32_t value_size, size_t* len, uint32_t* entries, std::string* err) {
+// bytes, into *out; *len gets the mapped bytes and *entries its length.
+Status map_array(int fd, uint32_t value_size, void** out, size_t* len, uint32_t* entries) {
   bpf_map_info info{};
   uint32_t info_len = sizeof(info);
-  if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &info_len) != 0) {
-    *err = errmsg("fast-path map info", fd < 0 ? EBADF : errno);
-    return nullptr;
-  }
+  if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &info_len) != 0)
+    return Status(fd < 0 ? EBADF : errno, "fast-path map info");
   if (info.value_size != value_size || info.max_entries == 0) {
-    *err = std::string("BPF map ") + info.name + ": value size " + std::to_string(info.value_size) +
-           ", expected " + std::to_string(value_size);
-    return nullptr;
+    return Status::failure(std::string("BPF map ") + info.name + ": value size " +
+                           std::to_string(info.value_size) + ", expected " + std::to_string(value_size));
   }
   size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   size_t value = (static_cast<size_t>(info.value_size) + 7) & ~size_t{7};
@@ -53,11 +46,9 @@ void* map_array(int fd, uint32_t value_size, size_t* len, uint32_t* entries, std
   *len = (bytes + page - 1) / page * page;
   *entries = info.max_entries;
   void* p = mmap(nullptr, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) {
-    *err = errmsg(std::string("mmap BPF map ") + info.name, errno);
-    return nullptr;
-  }
-  return p;
+  if (p == MAP_FAILED) return Status::from_errno(std::string("mmap BPF map ") + info.name);
+  *out = p;
+  return {};
 }
 
 template <class T>
@@ -89,22 +80,22 @@ FastPathMapFds fastpath_map_fds(const BpfAttachment& bpf) {
   return f;
 }
 
-std::string ConnMap::open(const BpfAttachment& bpf) {
-  if (bpf.skeleton() == nullptr) return "BPF classifier not loaded";
+Status ConnMap::open(const BpfAttachment& bpf) {
+  if (bpf.skeleton() == nullptr) return Status::failure("BPF classifier not loaded");
   return open(fastpath_map_fds(bpf));
 }
 
-std::string ConnMap::open(const FastPathMapFds& fds) {
-  if (slots_ != nullptr) return "connection map already open";
-  if (fds.conn_hash < 0) return "no conn_hash map";
-  std::string err;
+Status ConnMap::open(const FastPathMapFds& fds) {
+  if (slots_ != nullptr) return Status::failure("connection map already open");
+  if (fds.conn_hash < 0) return Status::failure("no conn_hash map");
   uint32_t slots = 0, words = 0;
-  void* s = map_array(fds.conn_state, sizeof(ferry_conn_slot), &slots_len_, &slots, &err);
-  if (s == nullptr) return err;
-  void* a = map_array(fds.activity, sizeof(uint64_t), &activity_len_, &words, &err);
-  if (a == nullptr) {
+  void* s = nullptr;
+  if (Status st = map_array(fds.conn_state, sizeof(ferry_conn_slot), &s, &slots_len_, &slots); !st.ok())
+    return st;
+  void* a = nullptr;
+  if (Status st = map_array(fds.activity, sizeof(uint64_t), &a, &activity_len_, &words); !st.ok()) {
     munmap(s, slots_len_);
-    return err;
+    return st;
   }
   slots_ = static_cast<ferry_conn_slot*>(s);
   activity_ = static_cast<uint64_t*>(a);
@@ -114,10 +105,10 @@ std::string ConnMap::open(const FastPathMapFds& fds) {
   return {};
 }
 
-std::string ConnMap::publish(uint32_t i, const ferry_conn_key& key, const ConnSlotInit& init,
-                             uint32_t* gen) {
+Status ConnMap::publish(uint32_t i, const ferry_conn_key& key, const ConnSlotInit& init,
+                        uint32_t* gen) {
   ferry_conn_slot* s = slot(i);
-  if (s == nullptr) return "slot " + std::to_string(i) + " out of range";
+  if (s == nullptr) return Status::failure("slot " + std::to_string(i) + " out of range", ERANGE);
   store_release(&s->flags, 0u);  // off the fast path while we rewrite it
   uint32_t g = s->gen + 1;
   if (g == 0) g = 1;
@@ -135,7 +126,7 @@ std::string ConnMap::publish(uint32_t i, const ferry_conn_key& key, const ConnSl
   if (bpf_map_update_elem(hash_fd_, &key, &i, BPF_NOEXIST) != 0) {
     int e = errno;
     store_release(&s->flags, 0u);
-    return errmsg("insert flow into conn_hash", e);
+    return Status(e, "insert flow into conn_hash");
   }
   if (gen != nullptr) *gen = g;
   return {};
@@ -237,17 +228,17 @@ FastPathEvents::~FastPathEvents() {
   if (rb_ != nullptr) ring_buffer__free(rb_);
 }
 
-std::string FastPathEvents::open(const BpfAttachment& bpf, Handler handler) {
-  if (bpf.skeleton() == nullptr) return "BPF classifier not loaded";
+Status FastPathEvents::open(const BpfAttachment& bpf, Handler handler) {
+  if (bpf.skeleton() == nullptr) return Status::failure("BPF classifier not loaded");
   return open(fastpath_map_fds(bpf), std::move(handler));
 }
 
-std::string FastPathEvents::open(const FastPathMapFds& fds, Handler handler) {
-  if (rb_ != nullptr) return "event consumer already open";
-  if (fds.events < 0) return "no events ring buffer";
+Status FastPathEvents::open(const FastPathMapFds& fds, Handler handler) {
+  if (rb_ != nullptr) return Status::failure("event consumer already open");
+  if (fds.events < 0) return Status::failure("no events ring buffer");
   handler_ = std::move(handler);
   rb_ = ring_buffer__new(fds.events, &FastPathEvents::trampoline, this, nullptr);
-  if (rb_ == nullptr) return errmsg("open events ring buffer", errno);
+  if (rb_ == nullptr) return Status::from_errno("open events ring buffer");
   return {};
 }
 

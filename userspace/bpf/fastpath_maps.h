@@ -37,6 +37,7 @@
 
 #include "codec/addr.h"
 #include "common/conn_key.h"
+#include "common/status.h"
 #include "ferry/contract.h"
 #include "loop/event_loop.h"
 
@@ -79,10 +80,10 @@ class ConnMap {
   ConnMap& operator=(const ConnMap&) = delete;
 
   // Maps the loaded classifier's connection maps.
-  std::string open(const BpfAttachment& bpf);
+  Status open(const BpfAttachment& bpf);
   // Maps the connection maps given by fd (any program that includes
   // bpf/fastpath.h); checks their value sizes against the contract.
-  std::string open(const FastPathMapFds& fds);
+  Status open(const FastPathMapFds& fds);
   bool is_open() const { return slots_ != nullptr; }
   uint32_t capacity() const { return capacity_; }
 
@@ -93,8 +94,8 @@ class ConnMap {
 
   // Publishes a slot for `key` (see the theory of operation); the slot's
   // new gen is returned in *gen. Fails if the key is already present.
-  std::string publish(uint32_t slot, const ferry_conn_key& key, const ConnSlotInit& init,
-                      uint32_t* gen = nullptr);
+  Status publish(uint32_t slot, const ferry_conn_key& key, const ConnSlotInit& init,
+                 uint32_t* gen = nullptr);
   // Takes the slot off the fast path and removes its key. Idempotent.
   void retire(uint32_t slot, const ferry_conn_key& key);
 
@@ -147,9 +148,9 @@ class FastPathEvents : public IoHandler {
   FastPathEvents& operator=(const FastPathEvents&) = delete;
 
   // Opens the consumer on the classifier's `events` ring buffer.
-  std::string open(const BpfAttachment& bpf, Handler handler);
+  Status open(const BpfAttachment& bpf, Handler handler);
   // Same, on the ring buffer fds.events.
-  std::string open(const FastPathMapFds& fds, Handler handler);
+  Status open(const FastPathMapFds& fds, Handler handler);
   // The fd to register for EPOLLIN (the loop's add(fd, EPOLLIN, tag, 0)).
   int epoll_fd() const;
   // Drains every pending record into the handler; returns how many.

@@ -18,7 +18,7 @@
 #include <memory>
 #include <string>
 
-#include "netns/status.h"
+#include "common/status.h"
 
 namespace ferry {
 

@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "netns/status.h"
+#include "common/status.h"
 
 namespace ferry::cni {
 

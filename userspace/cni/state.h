@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "netns/status.h"
+#include "common/status.h"
 
 namespace ferry::cni {
 

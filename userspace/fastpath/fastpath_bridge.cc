@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 
@@ -46,27 +47,25 @@ FastPathBridge::Options FastPathBridge::Options::from_environment() {
 }
 
 // Opens on the loaded classifier's maps (`ferry run`).
-std::string FastPathBridge::open(const BpfAttachment& bpf) {
-  if (bpf.skeleton() == nullptr) return "BPF classifier not loaded";
+Status FastPathBridge::open(const BpfAttachment& bpf) {
+  if (bpf.skeleton() == nullptr) return Status::failure("BPF classifier not loaded");
   return open(fastpath_map_fds(bpf));
 }
 
 // Maps the slots, opens the ring, registers with the loop and the translator.
-std::string FastPathBridge::open(const FastPathMapFds& fds) {
-  std::string err = map_.open(fds);
-  if (!err.empty()) return err;
-  err = events_.open(fds, [this](const ferry_event& ev) { on_event(ev); });
-  if (!err.empty()) return err;
+Status FastPathBridge::open(const FastPathMapFds& fds) {
+  if (Status st = map_.open(fds); !st.ok()) return st;
+  if (Status st = events_.open(fds, [this](const ferry_event& ev) { on_event(ev); }); !st.ok()) return st;
   // untouched pages stay zero and cost no memory (as the translator's table)
   void* p = mmap(nullptr, sizeof(Flow) * map_.capacity(), PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return "fast path: no memory for the flow table";
+  if (p == MAP_FAILED) return Status::failure("fast path: no memory for the flow table", ENOMEM);
   flows_ = static_cast<Flow*>(p);
   nflows_ = map_.capacity();
   events_fd_ = events_.epoll_fd();
   if (events_fd_ < 0 || !loop_.add(events_fd_, EPOLLIN, loop_.register_handler(this), 0)) {
     events_fd_ = -1;
-    return "fast path: cannot watch the event ring";
+    return Status::failure("fast path: cannot watch the event ring");
   }
   loop_.add_timer_client(this);
   tcp_.set_fast_path(this);
@@ -190,8 +189,7 @@ void FastPathBridge::publish(uint32_t slot, const TcpConn& c, uint32_t snd_max) 
   init.state = static_cast<uint8_t>(c.state);
   init.mss = c.mss;
   uint32_t gen = 0;
-  std::string err = map_.publish(slot, tcp_.table().key(slot), init, &gen);
-  if (!err.empty()) {
+  if (!map_.publish(slot, tcp_.table().key(slot), init, &gen).ok()) {
     f.bits |= kFailed;
     counters_.publish_failed++;
     return;

@@ -60,6 +60,7 @@
 #include <string>
 
 #include "bpf/fastpath_maps.h"
+#include "common/status.h"
 #include "loop/event_loop.h"
 #include "tcp/tcp_translator.h"
 
@@ -107,9 +108,9 @@ class FastPathBridge final : public TcpFastPath,
   // Maps the loaded classifier's maps, opens its event ring, registers with
   // the loop and becomes the translator's fast path. The caller must make
   // the bridge see on_flow_removed (set_observer, or ConnMirror::chain).
-  std::string open(const BpfAttachment& bpf);
+  Status open(const BpfAttachment& bpf);
   // Same on any program's fast-path maps by fd (`ferry attach`'s program).
-  std::string open(const FastPathMapFds& fds);
+  Status open(const FastPathMapFds& fds);
 
   // TcpFastPath
   bool progress(uint32_t slot, uint32_t* ack, uint32_t* window, uint64_t* ack_ns) override;

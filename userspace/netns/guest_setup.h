@@ -23,7 +23,7 @@
 
 #include "codec/addr.h"
 #include "common/config.h"
-#include "netns/status.h"
+#include "common/status.h"
 
 namespace ferry {
 

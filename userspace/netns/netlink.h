@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "codec/addr.h"
-#include "netns/status.h"
+#include "common/status.h"
 
 namespace ferry {
 

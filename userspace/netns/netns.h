@@ -23,7 +23,7 @@
 #include <string>
 #include <string_view>
 
-#include "netns/status.h"
+#include "common/status.h"
 
 namespace ferry {
 

@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "common/status.h"
 #include "netns/netns.h"
-#include "netns/status.h"
 
 namespace ferry {
 

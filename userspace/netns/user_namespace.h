@@ -25,7 +25,7 @@
 #include <string>
 #include <string_view>
 
-#include "netns/status.h"
+#include "common/status.h"
 
 namespace ferry {
 

@@ -40,7 +40,7 @@
 #include <memory>
 #include <string>
 
-#include "netns/status.h"
+#include "common/status.h"
 #include "port/frame_port.h"
 
 namespace ferry {

@@ -36,7 +36,7 @@
 #include <string>
 
 #include "codec/addr.h"
-#include "netns/status.h"
+#include "common/status.h"
 #include "port/frame_port.h"
 
 namespace ferry {

@@ -18,7 +18,7 @@
 
 #include <sys/types.h>
 
-#include "netns/status.h"
+#include "common/status.h"
 
 namespace ferry::sandbox {
 

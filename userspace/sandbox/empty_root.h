@@ -12,7 +12,7 @@
 // Needs CAP_SYS_ADMIN: called before drop_privileges().
 #pragma once
 
-#include "netns/status.h"
+#include "common/status.h"
 
 namespace ferry::sandbox {
 

@@ -13,7 +13,7 @@
 
 #include <string>
 
-#include "netns/status.h"
+#include "common/status.h"
 
 namespace ferry::sandbox {
 

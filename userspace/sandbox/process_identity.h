@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <string>
 
-#include "netns/status.h"
+#include "common/status.h"
 
 namespace ferry::sandbox {
 

@@ -36,8 +36,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/status.h"
 #include "loop/event_loop.h"
-#include "netns/status.h"
 
 namespace ferry::sandbox {
 

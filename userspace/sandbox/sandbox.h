@@ -19,7 +19,7 @@
 // process is half-dropped).
 #pragma once
 
-#include "netns/status.h"
+#include "common/status.h"
 #include "sandbox/options.h"
 
 namespace ferry::sandbox {

@@ -16,7 +16,7 @@
 // filter needs no_new_privs (credentials.h) or CAP_SYS_ADMIN.
 #pragma once
 
-#include "netns/status.h"
+#include "common/status.h"
 #include "sandbox/options.h"
 
 namespace ferry::sandbox {

@@ -23,7 +23,7 @@
 #include <optional>
 #include <string>
 
-#include "netns/status.h"
+#include "common/status.h"
 
 namespace ferry::sandbox {
 

@@ -52,7 +52,7 @@ DnsForwarder::~DnsForwarder() {
   }
 }
 
-bool DnsForwarder::start(std::string* error) {
+Status DnsForwarder::start() {
   bool need[2] = {false, false};
   for (const InetAddr& a : link_.config().services.upstreams) need[a.is_v4() ? 0 : 1] = true;
   for (int i = 0; i < 2; i++) {
@@ -65,11 +65,9 @@ bool DnsForwarder::start(std::string* error) {
     }
     fd_[i] = fd;
   }
-  if (fd_[0] < 0 && fd_[1] < 0 && (need[0] || need[1])) {
-    *error = "DNS forwarder: no socket for the host's resolvers";
-    return false;
-  }
-  return true;
+  if (fd_[0] < 0 && fd_[1] < 0 && (need[0] || need[1]))
+    return Status::failure("DNS forwarder: no socket for the host's resolvers");
+  return {};
 }
 
 size_t DnsForwarder::in_flight() const {

@@ -31,6 +31,7 @@
 
 #include "codec/frame.h"
 #include "common/guest_link.h"
+#include "common/status.h"
 #include "loop/event_loop.h"
 
 namespace ferry::services {
@@ -57,8 +58,8 @@ class DnsForwarder final : public IoHandler, public TimerClient {
   DnsForwarder(const DnsForwarder&) = delete;
   DnsForwarder& operator=(const DnsForwarder&) = delete;
 
-  // Opens the host sockets the upstreams need; false with *error if none opens.
-  bool start(std::string* error);
+  // Opens the host sockets the upstreams need; fails if none opens.
+  Status start();
 
   // A guest UDP datagram to the forwarder's address, port 53.
   void on_query(const ParsedFrame& f, std::span<const uint8_t> frame);

@@ -15,10 +15,10 @@ GuestServices::GuestServices(EventLoop& loop, GuestLink& link)
       ra_(std::make_unique<RaServer>(loop, link)),
       dns_(std::make_unique<DnsForwarder>(loop, link)) {}
 
-bool GuestServices::start(std::string* error) {
+Status GuestServices::start() {
   const Config& c = link_.config();
-  if (!c.services.dns_forward) return true;
-  return dns_->start(error);
+  if (!c.services.dns_forward) return {};
+  return dns_->start();
 }
 
 bool GuestServices::take(const ParsedFrame& f, std::span<const uint8_t> frame) {

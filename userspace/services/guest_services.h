@@ -20,6 +20,7 @@
 
 #include "codec/frame.h"
 #include "common/guest_link.h"
+#include "common/status.h"
 #include "loop/event_loop.h"
 #include "services/dhcp4.h"
 #include "services/dhcp6.h"
@@ -33,7 +34,7 @@ class GuestServices {
   GuestServices(EventLoop& loop, GuestLink& link);
 
   // Opens the DNS forwarder's host sockets (when it runs).
-  bool start(std::string* error);
+  Status start();
 
   // True when `f` was a service's frame (consumed).
   bool take(const ParsedFrame& f, std::span<const uint8_t> frame);

@@ -48,7 +48,7 @@ using namespace tcp_detail;
 // ---- listening sockets -------------------------------------------------------
 
 // One listening socket per forwarded port and family.
-bool TcpTranslator::start(std::string* error) {
+Status TcpTranslator::start() {
   const Config& cfg = link_.config();
   // One descriptor per flow: raise the soft limit toward the table size (the
   // hard limit stays the ceiling; what is left over gets RSTs, counted).
@@ -60,12 +60,8 @@ bool TcpTranslator::start(std::string* error) {
       setrlimit(RLIMIT_NOFILE, &rl);
     }
   }
-  auto fail = [&](const std::string& what) {
-    if (error) *error = what;
-    return false;
-  };
   for (const PortForward& fw : cfg.tcp_forwards) {
-    if (fw.host_last < fw.host_first) return fail("tcp forward: empty port range");
+    if (fw.host_last < fw.host_first) return Status::failure("tcp forward: empty port range");
     for (uint32_t port = fw.host_first; port <= fw.host_last; port++) {
       uint16_t gport = static_cast<uint16_t>(fw.guest_first + (port - fw.host_first));
       struct Want {
@@ -109,10 +105,10 @@ bool TcpTranslator::start(std::string* error) {
         listeners_.push_back(l);
         opened++;
       }
-      if (opened == 0) return fail("tcp forward port " + std::to_string(port) + ": " + last_err);
+      if (opened == 0) return Status::failure("tcp forward port " + std::to_string(port) + ": " + last_err);
     }
   }
-  return true;
+  return {};
 }
 
 // Accepts what is pending (bounded per wake-up, so one busy port cannot

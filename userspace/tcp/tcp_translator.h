@@ -24,6 +24,7 @@
 #include "codec/frame.h"
 #include "common/flow_log.h"
 #include "common/guest_link.h"
+#include "common/status.h"
 #include "ferry/contract.h"
 #include "loop/event_loop.h"
 #include "tcp/flow_table.h"
@@ -107,7 +108,7 @@ class TcpTranslator : public IoHandler, public TimerClient {
   TcpTranslator& operator=(const TcpTranslator&) = delete;
 
   // Opens the listening sockets for link.config().tcp_forwards.
-  bool start(std::string* error);
+  Status start();
   // One TCP segment from the guest; f.ok() && f.is_tcp().
   void on_guest_segment(const ParsedFrame& f, std::span<const uint8_t> frame);
 

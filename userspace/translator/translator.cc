@@ -44,20 +44,15 @@ Translator::~Translator() {
 }
 
 // Opens the forwarded ports and starts reading guest frames.
-bool Translator::start(std::string* error) {
+Status Translator::start() {
   // A mark that cannot be set would fail every flow: say so once, now.
-  if (int err = 0; config_.socket_mark != 0 && !can_set_socket_mark(config_.socket_mark, &err)) {
-    *error = "--mark " + std::to_string(config_.socket_mark) + ": cannot set SO_MARK: " + std::strerror(err);
-    return false;
-  }
-  if (!tcp_->start(error)) return false;
-  if (!udp_->start(error)) return false;
-  if (!services_->start(error)) return false;
-  if (!loop_.add(port_.fd(), EPOLLIN, tag_, 0)) {
-    *error = "cannot watch the guest port";
-    return false;
-  }
-  return true;
+  if (int err = 0; config_.socket_mark != 0 && !can_set_socket_mark(config_.socket_mark, &err))
+    return Status(err, "--mark " + std::to_string(config_.socket_mark) + ": cannot set SO_MARK");
+  if (Status st = tcp_->start(); !st.ok()) return st;
+  if (Status st = udp_->start(); !st.ok()) return st;
+  if (Status st = services_->start(); !st.ok()) return st;
+  if (!loop_.add(port_.fd(), EPOLLIN, tag_, 0)) return Status::failure("cannot watch the guest port");
+  return {};
 }
 
 // The port is readable: drain a bounded batch. EPOLLERR/EPOLLHUP on a tap

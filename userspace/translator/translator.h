@@ -26,6 +26,7 @@
 
 #include "common/config.h"
 #include "common/guest_link.h"
+#include "common/status.h"
 #include "codec/frame.h"
 #include "loop/event_loop.h"
 #include "policy/destination_policy.h"
@@ -63,7 +64,7 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
   ~Translator() override;
 
   // Opens listening sockets for forwarded ports and starts reading the port.
-  bool start(std::string* error);
+  Status start();
 
   // FrameSink: one guest frame, valid for the duration of the call.
   void on_guest_frame(std::span<const uint8_t> frame, const RxMeta& meta) override;

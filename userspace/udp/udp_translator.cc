@@ -144,31 +144,25 @@ UdpTranslator::~UdpTranslator() {
 }
 
 // Opens one bound socket per forwarded host port.
-bool UdpTranslator::start(std::string* error) {
+Status UdpTranslator::start() {
   const Config& c = link_.config();
   for (const PortForward& r : c.udp_forwards) {
     if (r.host_last < r.host_first) {
-      if (error) *error = "udp forward: inverted port range";
-      return false;
+      return Status::failure("udp forward: inverted port range");
     }
     for (uint32_t p = r.host_first; p <= r.host_last; p++) {
       if (forwards_.size() >= kMaxForwardSockets) {
-        if (error) *error = "udp forward: more than " + std::to_string(kMaxForwardSockets) + " ports";
-        return false;
+        return Status::failure("udp forward: more than " + std::to_string(kMaxForwardSockets) + " ports");
       }
       const uint32_t gp = r.guest_first + (p - r.host_first);
       if (gp == 0 || gp > 65535) {
-        if (error) *error = "udp forward: guest port out of range for host port " + std::to_string(p);
-        return false;
+        return Status::failure("udp forward: guest port out of range for host port " + std::to_string(p));
       }
       // All addresses: one dual-stack socket when both families are on.
       bool v6 = r.bind_any ? c.ipv6 : !r.bind_addr.is_v4();
       int fd = open_host_socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
                                 c.socket_mark);
-      if (fd < 0) {
-        if (error) *error = std::string("udp forward: socket: ") + std::strerror(errno);
-        return false;
-      }
+      if (fd < 0) return Status::from_errno("udp forward: socket");
       if (v6) {
         int only = (r.bind_any && c.ipv4) ? 0 : 1;
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof(only));
@@ -177,20 +171,19 @@ bool UdpTranslator::start(std::string* error) {
       InetAddr any = v6 ? InetAddr{} : *InetAddr::parse("0.0.0.0");
       socklen_t sl = make_sockaddr(r.bind_any ? any : r.bind_addr, static_cast<uint16_t>(p), false, ss);
       if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
-        if (error)
-          *error = "udp forward: bind port " + std::to_string(p) + ": " + std::strerror(errno);
+        Status st = Status::from_errno("udp forward: bind port " + std::to_string(p));
         close(fd);
-        return false;
+        return st;
       }
       if (!loop_.add(fd, EPOLLIN, tag_, kForwardIdBase + forwards_.size())) {
-        if (error) *error = std::string("udp forward: epoll: ") + std::strerror(errno);
+        Status st = Status::from_errno("udp forward: epoll");
         close(fd);
-        return false;
+        return st;
       }
       forwards_.push_back(Forward{fd, static_cast<uint16_t>(p), static_cast<uint16_t>(gp), v6});
     }
   }
-  return true;
+  return {};
 }
 
 // Keyed hash of the guest-visible 4-tuple.

@@ -35,6 +35,7 @@
 #include "codec/frame.h"
 #include "common/flow_log.h"
 #include "common/guest_link.h"
+#include "common/status.h"
 #include "loop/event_loop.h"
 #include "policy/destination_policy.h"
 
@@ -71,9 +72,9 @@ class UdpTranslator final : public IoHandler, public TimerClient {
   UdpTranslator& operator=(const UdpTranslator&) = delete;
 
   // Binds the -u forward sockets from config().udp_forwards. On failure
-  // returns false with a one-line *error (sockets opened so far stay open
-  // and are closed by the destructor).
-  bool start(std::string* error);
+  // the Status says which (sockets opened so far stay open and are closed
+  // by the destructor).
+  Status start();
 
   // One parsed guest UDP datagram (f.is_udp()); frame is the raw bytes.
   void on_guest_datagram(const ParsedFrame& f, std::span<const uint8_t> frame);
