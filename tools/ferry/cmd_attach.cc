@@ -42,7 +42,6 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -66,25 +65,18 @@
 #include "commands.h"
 #include "common/option_table.h"
 #include "counters_file.h"
-#include "fastpath/fastpath_bridge.h"
 #include "loop/event_loop.h"
 #include "netns/netlink.h"
 #include "netns/netns.h"
-#include "policy/node_addresses.h"
-#include "bpf/mark_cgroup.h"
 #include "options.h"
-#include "pcap/capture_port.h"
-#include "sandbox/credentials.h"
 #include "sandbox/options.h"
 #include "sandbox/private_dir.h"
 #include "sandbox/process_identity.h"
 #include "sandbox/process_split.h"
 #include "sandbox/service_cgroup.h"
-#include "sandbox/sandbox.h"
-#include "gateway/gateway.h"
 #include "tcp/tcp_translator.h"
 #include "translator/translator.h"
-#include "translator_child.h"
+#include "session.h"
 #include "udp/udp_translator.h"
 
 namespace ferry::cli {
@@ -278,7 +270,6 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
   for (int s : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&sigs, s);
   sigprocmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  const int sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
 
   attach::DatapathOptions dopts;
   dopts.dev = a.dev;
@@ -298,43 +289,34 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
 
   int rc = 0;
   {
-    EventLoop loop;
-    // --pcap: the capture file, opened here (the sandboxed translator cannot open files)
-    std::string capture_error;
-    std::unique_ptr<CapturePort> capture =
-        open_capture(config.pcap_path, config.pcap_max_bytes, (*dp)->port(), loop, &capture_error);
-    if (!capture && !config.pcap_path.empty()) {
-      report(&ready_fd, "error " + capture_error);
+    // The translator, its connection view and fast path (session.h), as in `ferry run`.
+    Result<std::unique_ptr<Session>> made = Session::create("ferry", false, (*dp)->port(), config, a.sandbox);
+    if (!made) {
+      report(&ready_fd, "error " + made.status().message());
       return 1;
     }
-    Translator translator(loop, capture ? static_cast<FramePort&>(*capture) : (*dp)->port(), config);
+    Session& session = **made;
+    EventLoop& loop = session.loop();
+    Translator& translator = session.translator();
     // Its private tap deleted under it (by an operator): the service ends
     // and removes the rest of its state, as when DEV goes.
     translator.set_on_port_gone([&loop] { loop.stop(); });
     if (a.guest_mac) translator.set_guest_mac(*a.guest_mac);
-    if (Status st = translator.start(); !st.ok()) {
+    if (Status st = session.start(); !st.ok()) {
       report(&ready_fd, "error " + st.message());
       return 1;
     }
-    attach::ConnMirror mirror(loop, translator.tcp(), (*dp)->conns(), (*dp)->conns_entries());
-    // The TCP fast path, as in `ferry run`: BPF absorbs the guest's pure ACKs of published flows.
-    std::unique_ptr<FastPathBridge> fastpath;
+    session.mirror_conns((*dp)->conns(), (*dp)->conns_entries());
+    // The TCP fast path: BPF absorbs the guest's pure ACKs of published flows.
     if (config.fastpath) {
-      const FastPathBridge::Options fp_options = FastPathBridge::Options::from_environment();
       FastPathMapFds fds;
       fds.conn_hash = (*dp)->map_fd("conn_hash");
       fds.conn_state = (*dp)->map_fd("conn_state");
       fds.activity = (*dp)->map_fd("activity");
       fds.events = (*dp)->map_fd("events");
-      fastpath = std::make_unique<FastPathBridge>(loop, translator.tcp(), fp_options);
-      if (Status st = fastpath->open(fds); !st.ok()) {
-        std::fprintf(stderr, "ferry: warning: no TCP fast path (%s)\n", st.message().c_str());
-        fastpath.reset();
-        config.fastpath = false;
-      } else {
-        mirror.chain(fastpath.get());
-      }
+      if (!session.open_fast_path(fds)) config.fastpath = false;
     }
+    session.open_echo_sockets();
     std::optional<Netlink> nl;
     {
       NetnsGuard g;
@@ -344,45 +326,24 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
     }
     DeviceWatch watch(loop, std::move(nl), (*dp)->device().ifindex, a.dev);
     loop.add_timer_client(&watch);
-    if (sigfd < 0) {
-      report(&ready_fd, "error signalfd: " + std::string(std::strerror(errno)));
+    if (Status st = session.watch_signals(sigs); !st.ok()) {
+      report(&ready_fd, "error " + st.message());
       return 1;
-    }
-    // Echo forwarding: raw ICMP sockets now, if the translator's group may not open ping sockets.
-    if (a.sandbox.enabled && !sandbox::ping_sockets_allowed(a.sandbox.gid)) translator.gateway().open_raw_echo_sockets();
-    // --mark: the sandboxed translator cannot set SO_MARK; its cgroup does.
-    std::unique_ptr<MarkCgroup> mark_cgroup;
-    if (config.socket_mark != 0 && a.sandbox.enabled) {
-      Result<std::unique_ptr<MarkCgroup>> mc = MarkCgroup::create(a.dev, config.socket_mark);
-      if (!mc) {
-        report(&ready_fd, "error --mark: " + mc.status().message());
-        return 1;
-      }
-      mark_cgroup = std::move(*mc);
     }
     // The translator: a child that enters the sandbox and runs the loop; we
     // stay privileged, relay stop signals, write its counters, tear down.
-    std::fflush(nullptr);
-    Result<sandbox::TranslatorProcess> tp = sandbox::fork_translator();
-    if (!tp) {
-      report(&ready_fd, "error " + tp.status().message());
+    const FramePort& port = (*dp)->port();
+    Session::ChildHooks child_hooks;
+    child_hooks.first = [&ready_fd] {
+      if (ready_fd >= 0) close(ready_fd);
+    };
+    child_hooks.counters = [&translator, &port] { return counters_text(translator, port); };
+    child_hooks.after_loop = [&translator] { translator.udp().close_flows("exit"); };  // their -v close lines
+    if (Status st = session.spawn(a.dev, std::move(child_hooks)); !st.ok()) {
+      report(&ready_fd, "error " + st.message());
       return 1;
     }
-    if (tp->pid == 0) {
-      if (ready_fd >= 0) close(ready_fd);
-      close(sigfd);
-      prctl(PR_SET_NAME, "ferry-translate");
-      Translator& tr = translator;
-      const FramePort& port = (*dp)->port();
-      sandbox::ParentChannel channel(loop, tp->fd, [&tr, &port] { return counters_text(tr, port); });
-      enter_translator_sandbox("ferry", tr, channel, mark_cgroup.get(), a.sandbox);
-      loop.run();
-      if (fastpath && config.verbose) std::fprintf(stderr, "ferry: fast path: %s\n", fastpath->counters_line().c_str());
-      tr.udp().close_flows("exit");  // their -v close lines
-      if (capture) capture->finish("ferry", config.verbose);
-      _exit(0);  // the set-up is the parent's to undo
-    }
-    sandbox::TranslatorSupervisor supervisor(*tp, sigfd);
+    sandbox::TranslatorSupervisor& supervisor = session.supervisor();
     supervisor.hooks.on_signal = [&supervisor](const signalfd_siginfo&) { supervisor.send('S'); };
     const std::string counters_path = attach_counters_path(a.dev);
     // With the drops toward the guest, read here (DEV's namespace holds the
@@ -393,8 +354,7 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
       drops.add_to(m);
       (void)attach::write_state(counters_path, m);
     };
-    supervisor.hooks.update = [] { return NodeAddresses::snapshot_text(); };
-    if (Status st = supervisor.wait_ready(kReadyTimeoutMs / 2); !st) {
+    if (Status st = session.wait_ready(kReadyTimeoutMs / 2); !st) {
       report(&ready_fd, "error " + st.message());
       return 1;
     }
@@ -439,10 +399,8 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
       std::fprintf(stderr, "ferry: the translator %s; stopping\n",
                    sandbox::TranslatorSupervisor::describe_exit(translator_status).c_str());
     }
-    if (fastpath) mirror.chain(nullptr);  // the bridge goes first
     rc = 0;
   }
-  close(sigfd);
   (*dp)->teardown();
   (void)attach::remove_dir_flat(dir);
   return rc;

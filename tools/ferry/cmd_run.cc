@@ -8,12 +8,15 @@
 //   4. the BPF classifier attached to the tap's TC egress (the guest's
 //      frames), maps pinned under /sys/fs/bpf/ferry/run-<pid>/; if BPF cannot
 //      be loaded ferry warns and goes on without the fast path;
-//   5. the translator is built (listening sockets for -t/-u, raw ICMP
-//      sockets when the sandbox user may not open ping sockets), with the
-//      TCP fast path (userspace/fastpath) when the classifier is loaded;
-//   6. the translator process is forked (userspace/sandbox/process_split.h):
-//      it enters the sandbox (no privileges, empty root, seccomp) and says
-//      it is ready; this process stays privileged and only supervises;
+//   5. the translator is built, as `ferry attach` and `ferry vm` build it
+//      (session.h: the --pcap capture, listening sockets for -t/-u, the
+//      pinned connection view, the TCP fast path (userspace/fastpath) when
+//      the classifier is loaded, raw ICMP sockets when the sandbox user may
+//      not open ping sockets);
+//   6. the translator process is forked (session.h, userspace/sandbox/
+//      process_split.h): it enters the sandbox (no privileges, empty root,
+//      seccomp) and says it is ready; this process stays privileged and only
+//      supervises;
 //   7. CMD is forked, by us, into the namespace (with the host's filesystem
 //      and user: only the network is its own), FERRY_INSTANCE=run-<pid> in
 //      its environment. When the host's resolv.conf names only loopback
@@ -60,35 +63,28 @@
 #include <string>
 #include <vector>
 
-#include "attach/conn_mirror.h"
 #include "bpf/classify.h"
+#include "bpf/fastpath_maps.h"
 #include "commands.h"
 #include "common/option_table.h"
 #include "ferry/contract.h"
 #include "counters_file.h"
-#include "fastpath/fastpath_bridge.h"
 #include "loop/event_loop.h"
 #include "netns/guest_setup.h"
 #include "netns/netns.h"
 #include "common/instance_lock.h"
-#include "policy/node_addresses.h"
-#include "bpf/mark_cgroup.h"
 #include "options.h"
-#include "pcap/capture_port.h"
 #include "port/tap.h"
-#include "sandbox/credentials.h"
 #include "sandbox/options.h"
 #include "sandbox/private_dir.h"
 #include "sandbox/process_split.h"
-#include "sandbox/sandbox.h"
 #include "services/guest_services.h"
 #include "services/resolv_conf.h"
 #include "tcp/tcp_translator.h"
 #include "translator/translator.h"
 #include "run_rootless.h"
-#include "translator_child.h"
+#include "session.h"
 #include "udp/udp_translator.h"
-#include "gateway/gateway.h"
 
 namespace ferry::cli {
 
@@ -247,6 +243,27 @@ class CmdSignals {
   int terminations_ = 0;
   std::optional<int> exit_code_;
 };
+
+// -v, in the translator after its loop: what it made of the guest's frames.
+void print_translator_summary(Translator& translator) {
+  const Translator::Counters& t = translator.counters();
+  const TcpTranslator::Counters& tc = translator.tcp().counters();
+  const services::GuestServices& sv = translator.services();
+  const uint64_t services_malformed = sv.dhcp4().counters().malformed + sv.dhcp6().counters().malformed +
+                                      sv.ra().counters().malformed + sv.dns().counters().malformed;
+  std::fprintf(stderr,
+               "ferry run: translator: frames=%llu malformed=%llu not_for_us=%llu unhandled=%llu "
+               "tcp_dropped=%llu rst_to_guest=%llu challenge_acks=%llu services_malformed=%llu "
+               "spoofed_source=%llu policy_refused=%llu\n",
+               static_cast<unsigned long long>(t.frames), static_cast<unsigned long long>(t.malformed),
+               static_cast<unsigned long long>(t.not_for_us), static_cast<unsigned long long>(t.unhandled),
+               static_cast<unsigned long long>(tc.dropped_segments),
+               static_cast<unsigned long long>(tc.rst_to_guest),
+               static_cast<unsigned long long>(tc.challenge_acks),
+               static_cast<unsigned long long>(services_malformed),
+               static_cast<unsigned long long>(translator.policy().counters().spoofed_source),
+               static_cast<unsigned long long>(translator.policy().counters().refused_total()));
+}
 
 // Child side of the fork: enter the guest namespace (rootless: its user
 // namespace first) and exec CMD.
@@ -417,45 +434,24 @@ int cmd_run(int argc, char** argv) {
       config.fastpath = false;
     }
   }
-  // 5. the translator
-  EventLoop loop;
-  // --pcap: the capture file, opened here (the sandboxed translator cannot open files)
-  std::string capture_error;
-  std::unique_ptr<CapturePort> capture =
-      open_capture(config.pcap_path, config.pcap_max_bytes, *tap, loop, &capture_error);
-  if (!capture && !config.pcap_path.empty()) {
-    std::fprintf(stderr, "ferry run: %s\n", capture_error.c_str());
+  // 5. the translator, its connection view and fast path (session.h)
+  Result<std::unique_ptr<Session>> made = Session::create("ferry run", quiet, *tap, config, sandbox_options);
+  if (!made) {
+    std::fprintf(stderr, "ferry run: %s\n", made.status().message().c_str());
     return 1;
   }
-  Translator translator(loop, capture ? static_cast<FramePort&>(*capture) : *tap, config);
+  Session& session = **made;
+  Translator& translator = session.translator();
   translator.set_guest_mac(tap->guest_mac());
-  // The live connection table, pinned for `ferry conns` and bpftool.
-  auto conn_view = rootless ? Result<std::unique_ptr<attach::ConnView>>(Status(EPERM, "rootless"))
-                            : attach::start_conn_view(loop, translator.tcp(), instance, config.max_conns);
-  if (!conn_view && !quiet && !rootless) {
-    std::fprintf(stderr, "ferry run: warning: no connection view (%s)\n", conn_view.status().message().c_str());
-  }
-  // The TCP fast path: BPF absorbs the guest's pure ACKs of published flows.
-  std::unique_ptr<FastPathBridge> fastpath;
-  if (bpf && config.fastpath) {
-    const FastPathBridge::Options fp_options = FastPathBridge::Options::from_environment();
-    fastpath = std::make_unique<FastPathBridge>(loop, translator.tcp(), fp_options);
-    if (Status st = fastpath->open(*bpf); !st.ok()) {
-      if (!quiet) std::fprintf(stderr, "ferry run: warning: no TCP fast path (%s)\n", st.message().c_str());
-      fastpath.reset();
-    } else if (conn_view) {
-      (*conn_view)->mirror().chain(fastpath.get());
-    } else {
-      translator.tcp().set_observer(fastpath.get());
-    }
-  }
-  if (Status st = translator.start(); !st.ok()) {
+  if (Status st = session.start(); !st.ok()) {
     std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
     return 1;
   }
-  // Echo forwarding: raw ICMP sockets now, if the translator's group may not open ping sockets.
-  if (!rootless && sandbox_options.enabled && !sandbox::ping_sockets_allowed(sandbox_options.gid))
-    translator.gateway().open_raw_echo_sockets();
+  // The live connection table, pinned for `ferry conns` and bpftool.
+  if (!rootless) session.pin_conn_view(instance);
+  // The TCP fast path: BPF absorbs the guest's pure ACKs of published flows.
+  if (bpf && config.fastpath) session.open_fast_path(fastpath_map_fds(*bpf));
+  if (!rootless) session.open_echo_sockets();
   // The translator's counters for `ferry stats`, rewritten every second (by us, from its messages).
   // (with the tap's drops, read here: the translator has no netlink socket)
   if (!rootless) cleanup_stale_run_counters();
@@ -485,97 +481,56 @@ int cmd_run(int argc, char** argv) {
       return 1;
     }
   }
-  const int sigfd = signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (sigfd < 0) {
-    std::fprintf(stderr, "ferry run: signalfd: %s\n", std::strerror(errno));
+  if (Status st = session.watch_signals(handled); !st.ok()) {
+    std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
     return 1;
-  }
-  // --mark: the sandboxed translator cannot set SO_MARK; its cgroup does.
-  std::unique_ptr<MarkCgroup> mark_cgroup;
-  if (config.socket_mark != 0 && sandbox_options.enabled) {
-    Result<std::unique_ptr<MarkCgroup>> mc = MarkCgroup::create(instance, config.socket_mark);
-    if (!mc) {
-      std::fprintf(stderr, "ferry run: --mark: %s\n", mc.status().message().c_str());
-      close(sigfd);
-      return 1;
-    }
-    mark_cgroup = std::move(*mc);
   }
   // 6. the translator: a child that enters the sandbox and runs the loop
-  std::fflush(nullptr);
-  Result<sandbox::TranslatorProcess> tp = sandbox::fork_translator();
-  if (!tp) {
-    std::fprintf(stderr, "ferry run: %s\n", tp.status().message().c_str());
-    close(sigfd);
-    return 1;
-  }
-  if (tp->pid == 0) {
-    close(sigfd);
-    // The translator holds no handle on the guest's namespaces (the tap's fd
-    // is all it needs of them); the parent keeps them alive.
+  // until CMD ends (and its connections closed, or kDrainNs). With the
+  // guest's link gone (it deleted its interface) nothing can close any
+  // more: CMD's end ends the translator at once.
+  DrainAfterCmd drain(session.loop(), [&translator] {
+    return !translator.port_gone() && translator.tcp().connection_count() > 0;
+  });
+  Session::ChildHooks child_hooks;
+  // The translator holds no handle on the guest's namespaces (the tap's fd
+  // is all it needs of them); the parent keeps them alive.
+  child_hooks.first = [&guest_ns, &userns] {
     guest_ns.reset();
     userns.reset();
-    prctl(PR_SET_NAME, "ferry-translate");
-    sandbox::ParentChannel channel(loop, tp->fd, [&] { return counters_text(translator, *tap); });
-    // With the guest's link gone (it deleted its interface) nothing can
-    // close any more: CMD's end ends the translator at once.
-    DrainAfterCmd drain(loop, [&translator] {
-      return !translator.port_gone() && translator.tcp().connection_count() > 0;
-    });
-    loop.add_timer_client(&drain);
+  };
+  child_hooks.counters = [&] { return counters_text(translator, *tap); };
+  child_hooks.prepare = [&](sandbox::ParentChannel& channel) {
+    session.loop().add_timer_client(&drain);
     channel.set_on_drain([&drain] { drain.start(); });
-    enter_translator_sandbox("ferry run", translator, channel, mark_cgroup.get(), sandbox_options);
-    // 8. translate until CMD ends (and its connections closed, or kDrainNs)
-    loop.run();
-    if (fastpath && config.verbose) {
-      std::fprintf(stderr, "ferry run: fast path: %s\n", fastpath->counters_line().c_str());
-    }
-    if (config.verbose) {  // what the translator made of the guest's frames
-      const Translator::Counters& t = translator.counters();
-      const TcpTranslator::Counters& tc = translator.tcp().counters();
-      const services::GuestServices& sv = translator.services();
-      const uint64_t services_malformed = sv.dhcp4().counters().malformed + sv.dhcp6().counters().malformed +
-                                          sv.ra().counters().malformed + sv.dns().counters().malformed;
-      std::fprintf(stderr,
-                   "ferry run: translator: frames=%llu malformed=%llu not_for_us=%llu unhandled=%llu "
-                   "tcp_dropped=%llu rst_to_guest=%llu challenge_acks=%llu services_malformed=%llu "
-                   "spoofed_source=%llu policy_refused=%llu\n",
-                   static_cast<unsigned long long>(t.frames), static_cast<unsigned long long>(t.malformed),
-                   static_cast<unsigned long long>(t.not_for_us), static_cast<unsigned long long>(t.unhandled),
-                   static_cast<unsigned long long>(tc.dropped_segments),
-                   static_cast<unsigned long long>(tc.rst_to_guest),
-                   static_cast<unsigned long long>(tc.challenge_acks),
-                   static_cast<unsigned long long>(services_malformed),
-                   static_cast<unsigned long long>(translator.policy().counters().spoofed_source),
-                   static_cast<unsigned long long>(translator.policy().counters().refused_total()));
-    }
+  };
+  child_hooks.after_loop = [&] {
+    if (config.verbose) print_translator_summary(translator);
     translator.udp().close_flows("exit");  // their -v close lines
-    if (capture) capture->finish("ferry run", config.verbose);
-    _exit(0);  // the set-up is the parent's to undo
+  };
+  if (Status st = session.spawn(instance, std::move(child_hooks)); !st.ok()) {
+    std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
+    return 1;
   }
-  sandbox::TranslatorSupervisor supervisor(*tp, sigfd);
+  sandbox::TranslatorSupervisor& supervisor = session.supervisor();
   CmdSignals cmd_signals(supervisor);
   supervisor.hooks.on_signal = [&cmd_signals](const signalfd_siginfo& si) { cmd_signals.on_signal(si); };
   supervisor.hooks.on_child_exit = [&cmd_signals](pid_t pid, int st) { cmd_signals.on_child_exit(pid, st); };
   supervisor.hooks.on_counters = [&counters_file](std::string_view text) { counters_file.write(text); };
-  supervisor.hooks.update = [] { return NodeAddresses::snapshot_text(); };
-  if (Status st = supervisor.wait_ready(20000); !st) {
+  if (Status st = session.wait_ready(20000); !st) {
     std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
-    close(sigfd);
     return 1;
   }
   // 7. CMD, started by us (entering the guest's namespace needs CAP_SYS_ADMIN)
   const pid_t child = fork();
   if (child < 0) {
     std::fprintf(stderr, "ferry run: fork: %s\n", std::strerror(errno));
-    close(sigfd);
     return 1;
   }
   if (child == 0) exec_guest(userns.get(), guest_ns.get(), cmd, instance, old_mask, old_umask, resolv_path);
   cmd_signals.set_child(child);
   PidFile pid_file(pid_path);
   const int translator_status = supervisor.run();
-  close(sigfd);
   if (!cmd_signals.exit_code()) {  // the translator ended first: do not leave CMD behind
     std::fprintf(stderr, "ferry run: the translator %s\n",
                  sandbox::TranslatorSupervisor::describe_exit(translator_status).c_str());

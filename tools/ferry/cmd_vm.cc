@@ -29,7 +29,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -43,23 +42,17 @@
 #include <optional>
 #include <string>
 
-#include "bpf/mark_cgroup.h"
 #include "common/instance_lock.h"
-#include "policy/node_addresses.h"
 #include "commands.h"
 #include "common/option_table.h"
 #include "counters_file.h"
-#include "gateway/gateway.h"
 #include "loop/event_loop.h"
 #include "options.h"
-#include "pcap/capture_port.h"
 #include "port/stream.h"
-#include "sandbox/credentials.h"
 #include "sandbox/options.h"
 #include "sandbox/process_split.h"
-#include "sandbox/sandbox.h"
 #include "translator/translator.h"
-#include "translator_child.h"
+#include "session.h"
 
 namespace ferry::cli {
 
@@ -239,23 +232,19 @@ int cmd_vm(int argc, char** argv) {
     std::fprintf(stderr, "ferry vm: %s\n", port.status().message().c_str());
     return 1;
   }
-  EventLoop loop;
-  // --pcap: the capture file, opened here (the sandboxed translator cannot open files)
-  std::string capture_error;
-  std::unique_ptr<CapturePort> capture =
-      open_capture(config.pcap_path, config.pcap_max_bytes, **port, loop, &capture_error);
-  if (!capture && !config.pcap_path.empty()) {
-    std::fprintf(stderr, "ferry vm: %s\n", capture_error.c_str());
+  // The translator (session.h): no connection view, no fast path here.
+  Result<std::unique_ptr<Session>> made = Session::create("ferry vm", quiet, **port, config, sandbox_options);
+  if (!made) {
+    std::fprintf(stderr, "ferry vm: %s\n", made.status().message().c_str());
     return 1;
   }
-  Translator translator(loop, capture ? static_cast<FramePort&>(*capture) : **port, config);
-  if (Status st = translator.start(); !st.ok()) {
+  Session& session = **made;
+  Translator& translator = session.translator();
+  if (Status st = session.start(); !st.ok()) {
     std::fprintf(stderr, "ferry vm: %s\n", st.message().c_str());
     return 1;
   }
-  // Echo forwarding: raw ICMP sockets now, if the translator's group may not open ping sockets.
-  if (sandbox_options.enabled && !sandbox::ping_sockets_allowed(sandbox_options.gid))
-    translator.gateway().open_raw_echo_sockets();
+  session.open_echo_sockets();
   const std::string instance = "vm-" + std::to_string(getpid());
   std::optional<RunCountersFile> counters_file;
   if (root) {
@@ -270,9 +259,8 @@ int cmd_vm(int argc, char** argv) {
     }
     umask(old_umask);
   }
-  const int sigfd = signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (sigfd < 0) {
-    std::fprintf(stderr, "ferry vm: signalfd: %s\n", std::strerror(errno));
+  if (Status st = session.watch_signals(handled); !st.ok()) {
+    std::fprintf(stderr, "ferry vm: %s\n", st.message().c_str());
     return 1;
   }
   if (!quiet) {
@@ -283,52 +271,33 @@ int cmd_vm(int argc, char** argv) {
       std::fprintf(stderr, "ferry vm: serving fd %d (instance %s, MTU %u, no BPF)\n", given_fd, instance.c_str(),
                    config.mtu);
   }
-  // --mark: the sandboxed translator cannot set SO_MARK; its cgroup does.
-  std::unique_ptr<MarkCgroup> mark_cgroup;
-  if (config.socket_mark != 0 && sandbox_options.enabled) {
-    Result<std::unique_ptr<MarkCgroup>> mc = MarkCgroup::create(instance, config.socket_mark);
-    if (!mc) {
-      std::fprintf(stderr, "ferry vm: --mark: %s\n", mc.status().message().c_str());
-      close(sigfd);
-      return 1;
-    }
-    mark_cgroup = std::move(*mc);
-  }
   // The translator: a child that enters the sandbox and runs the loop.
-  std::fflush(nullptr);
-  Result<sandbox::TranslatorProcess> tp = sandbox::fork_translator();
-  if (!tp) {
-    std::fprintf(stderr, "ferry vm: %s\n", tp.status().message().c_str());
-    close(sigfd);
+  const StreamPort& sp = **port;
+  GuestWatch watch(session.loop(), sp, quiet);
+  Session::ChildHooks child_hooks;
+  child_hooks.first = [&unlink_socket] { unlink_socket.path.clear(); };  // the parent's to remove
+  child_hooks.counters = [&translator, &sp] { return GuestWatch::counters(translator, sp); };
+  child_hooks.prepare = [&session, &watch](sandbox::ParentChannel&) {
+    session.loop().add_batch_end_hook([&watch] { watch.check(); });
+  };
+  child_hooks.run = [&session, &watch, &sp] {
+    watch.check();
+    if (!sp.closed()) session.loop().run();
+  };
+  if (Status st = session.spawn(instance, std::move(child_hooks)); !st.ok()) {
+    std::fprintf(stderr, "ferry vm: %s\n", st.message().c_str());
     return 1;
   }
-  if (tp->pid == 0) {
-    close(sigfd);
-    unlink_socket.path.clear();  // the parent's to remove
-    prctl(PR_SET_NAME, "ferry-translate");
-    const StreamPort& sp = **port;
-    sandbox::ParentChannel channel(loop, tp->fd, [&] { return GuestWatch::counters(translator, sp); });
-    GuestWatch watch(loop, sp, quiet);
-    loop.add_batch_end_hook([&watch] { watch.check(); });
-    enter_translator_sandbox("ferry vm", translator, channel, mark_cgroup.get(), sandbox_options);
-    watch.check();
-    if (!sp.closed()) loop.run();
-    if (capture) capture->finish("ferry vm", config.verbose);
-    _exit(0);
-  }
-  sandbox::TranslatorSupervisor supervisor(*tp, sigfd);
+  sandbox::TranslatorSupervisor& supervisor = session.supervisor();
   supervisor.hooks.on_signal = [&supervisor](const signalfd_siginfo&) { supervisor.send('S'); };
   supervisor.hooks.on_counters = [&counters_file](std::string_view text) {
     if (counters_file) counters_file->write(text);
   };
-  supervisor.hooks.update = [] { return NodeAddresses::snapshot_text(); };
-  if (Status st = supervisor.wait_ready(20000); !st) {
+  if (Status st = session.wait_ready(20000); !st) {
     std::fprintf(stderr, "ferry vm: %s\n", st.message().c_str());
-    close(sigfd);
     return 1;
   }
   const int status = supervisor.run();
-  close(sigfd);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::fprintf(stderr, "ferry vm: the translator %s\n", sandbox::TranslatorSupervisor::describe_exit(status).c_str());
     return 1;
