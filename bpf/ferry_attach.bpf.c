@@ -54,14 +54,8 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 const volatile __u32 tap_ifindex = 0;
 const volatile __u32 dev_ifindex = 0;
 
-/* Direction counters of the attachment itself (per CPU). */
-struct ferry_attach_stats {
-	__u64 from_guest_bytes;  /* bytes of frames redirected into the tap */
-	__u64 to_guest_frames;   /* frames ferry wrote, sent out of DEV */
-	__u64 to_guest_bytes;
-	__u64 redirect_failed;   /* bpf_redirect refused (no tap / no DEV) */
-};
-
+/* Direction counters of the attachment itself (per CPU); the struct is the
+ * contract's (include/ferry/contract.h, FERRY_ATTACH_STATS_FIELDS). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);

@@ -16,6 +16,8 @@
  *   conn_state  mmapable array of struct ferry_conn_slot         (split, see below)
  *   activity    array of __u64 words, one bit per slot           (both set, userspace clears)
  *   events      ring buffer of struct ferry_event                (BPF writes)
+ *   attach_stats per-CPU array, one struct ferry_attach_stats    (BPF writes;
+ *               the attach object's only)
  */
 #ifndef FERRY_CONTRACT_H
 #define FERRY_CONTRACT_H
@@ -57,6 +59,22 @@ struct ferry_stats {
 #define FERRY_STATS_DECLARE(name) __u64 name;
 	FERRY_STATS_FIELDS(FERRY_STATS_DECLARE)
 #undef FERRY_STATS_DECLARE
+};
+
+/*
+ * The attach object's own per-CPU counters: what crossed the attachment in
+ * each direction. X(field) lists them once, as FERRY_STATS_FIELDS does.
+ */
+#define FERRY_ATTACH_STATS_FIELDS(X)                                           \
+	X(from_guest_bytes) /* bytes of frames redirected into the tap */        \
+	X(to_guest_frames)  /* frames ferry wrote, sent out of DEV */            \
+	X(to_guest_bytes)                                                          \
+	X(redirect_failed)  /* bpf_redirect refused (no tap / no DEV) */
+
+struct ferry_attach_stats {
+#define FERRY_ATTACH_STATS_DECLARE(name) __u64 name;
+	FERRY_ATTACH_STATS_FIELDS(FERRY_ATTACH_STATS_DECLARE)
+#undef FERRY_ATTACH_STATS_DECLARE
 };
 
 /*

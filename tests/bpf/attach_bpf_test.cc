@@ -45,7 +45,7 @@ TEST_F(AttachBpf, TapIngressGoesToDev) {
   const Frame ack = Ack4();
   EXPECT_EQ(run(skel_->progs.ferry_attach_tap_tc, ack), kTcActRedirect);
   EXPECT_EQ(run(skel_->progs.ferry_attach_tap_tc, ack), kTcActRedirect);
-  const attach::AttachCounters a = attach_counts();
+  const ferry_attach_stats a = attach_counts();
   EXPECT_EQ(a.to_guest_frames, 2u);
   EXPECT_EQ(a.to_guest_bytes, 2 * ack.size());
   EXPECT_EQ(stats().guest_frames, 0u);  // frames from ferry are not guest frames

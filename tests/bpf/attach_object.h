@@ -57,20 +57,8 @@ class AttachObjectTest : public ::testing::Test {
     return static_cast<int>(o.retval);
   }
   ferry_stats stats() const { return sum_stats(bpf_map__fd(skel_->maps.stats)); }
-  // The direction counters (the attach service's view of struct ferry_attach_stats), summed.
-  attach::AttachCounters attach_counts() const {
-    std::vector<attach::AttachCounters> v(static_cast<size_t>(libbpf_num_possible_cpus()));
-    const uint32_t key = 0;
-    EXPECT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.attach_stats), &key, v.data()), 0);
-    attach::AttachCounters sum;
-    for (const attach::AttachCounters& c : v) {
-      sum.from_guest_bytes += c.from_guest_bytes;
-      sum.to_guest_frames += c.to_guest_frames;
-      sum.to_guest_bytes += c.to_guest_bytes;
-      sum.redirect_failed += c.redirect_failed;
-    }
-    return sum;
-  }
+  // The direction counters (struct ferry_attach_stats), summed.
+  ferry_attach_stats attach_counts() const { return sum_attach_stats(bpf_map__fd(skel_->maps.attach_stats)); }
 
   ::ferry_attach* skel_ = nullptr;
 };

@@ -46,6 +46,20 @@ inline ferry_stats sum_stats(int fd) {
   return sum;
 }
 
+// The attach object's attach_stats map (fd), summed over CPUs.
+inline ferry_attach_stats sum_attach_stats(int fd) {
+  std::vector<ferry_attach_stats> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
+  const uint32_t key = 0;
+  ferry_attach_stats sum{};
+  EXPECT_EQ(bpf_map_lookup_elem(fd, &key, per_cpu.data()), 0);
+  for (const ferry_attach_stats& c : per_cpu) {
+#define FERRY_TEST_SUM(n) sum.n += c.n;
+    FERRY_ATTACH_STATS_FIELDS(FERRY_TEST_SUM)
+#undef FERRY_TEST_SUM
+  }
+  return sum;
+}
+
 // after - before, counter by counter.
 inline ferry_stats stats_delta(const ferry_stats& after, const ferry_stats& before) {
   ferry_stats d{};

@@ -364,17 +364,9 @@ class FrameTable : public bpftest::AttachObjectTest {
     bpf_map_delete_elem(h.conn_hash_fd, &key);
   }
   // The attach hooks' guest-side counters, summed (zero for the classifier).
-  static attach::AttachCounters attach_sum(const Hook& h) {
-    attach::AttachCounters sum;
-    if (h.attach_stats == nullptr) return sum;
-    std::vector<attach::AttachCounters> v(static_cast<size_t>(libbpf_num_possible_cpus()));
-    const uint32_t key = 0;
-    EXPECT_EQ(bpf_map_lookup_elem(bpf_map__fd(h.attach_stats), &key, v.data()), 0);
-    for (const auto& c : v) {
-      sum.from_guest_bytes += c.from_guest_bytes;
-      sum.redirect_failed += c.redirect_failed;
-    }
-    return sum;
+  static ferry_attach_stats attach_sum(const Hook& h) {
+    if (h.attach_stats == nullptr) return ferry_attach_stats{};
+    return bpftest::sum_attach_stats(bpf_map__fd(h.attach_stats));
   }
 
   // Runs every row on hook h; returns how many ran.
@@ -386,7 +378,7 @@ class FrameTable : public bpftest::AttachObjectTest {
       const Frame f = row.frame.build();
       if (row.flow) publish(h);
       const ferry_stats before = bpftest::sum_stats(h.stats_fd);
-      const attach::AttachCounters a0 = attach_sum(h);
+      const ferry_attach_stats a0 = attach_sum(h);
       LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_size_in = static_cast<uint32_t>(f.size()));
       const int err = bpf_prog_test_run_opts(h.prog_fd, &o);
       if (row.flow) retire(h);
@@ -399,7 +391,7 @@ class FrameTable : public bpftest::AttachObjectTest {
       want.guest_frames = 1;
       (absorbed ? want.acks_absorbed : want.passed_to_userspace) = 1;
       EXPECT_EQ(bpftest::stats_mismatch(bpftest::stats_delta(bpftest::sum_stats(h.stats_fd), before), want), "");
-      const attach::AttachCounters a1 = attach_sum(h);
+      const ferry_attach_stats a1 = attach_sum(h);
       EXPECT_EQ(a1.from_guest_bytes - a0.from_guest_bytes, absorbed || h.attach_stats == nullptr ? 0u : f.size());
       EXPECT_EQ(a1.redirect_failed - a0.redirect_failed, 0u);
     }

@@ -75,12 +75,11 @@ struct Row {
 
 // The redirect programs' counters of an attached device, if pinned.
 void read_attach(Row* r) {
-  Result<attach::AttachCounters> a = attach::read_attach_stats(attach::pin_dir(r->name) + "/attach_stats");
+  Result<ferry_attach_stats> a = attach::read_attach_stats(attach::pin_dir(r->name) + "/attach_stats");
   if (!a) return;
-  r->attach = {{"from_guest_bytes", a->from_guest_bytes},
-               {"to_guest_frames", a->to_guest_frames},
-               {"to_guest_bytes", a->to_guest_bytes},
-               {"redirect_failed", a->redirect_failed}};
+#define FERRY_ATTACH_ROW(name) r->attach[#name] = a->name;
+  FERRY_ATTACH_STATS_FIELDS(FERRY_ATTACH_ROW)
+#undef FERRY_ATTACH_ROW
 }
 
 // Reads the instance's translator counters file, if there is one.

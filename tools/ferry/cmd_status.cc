@@ -93,7 +93,7 @@ void show(const std::string& dev, bool json, bool first) {
   const bool link_present = stat((pdir + "/link_dev").c_str(), &stl) == 0;
   Result<std::vector<attach::ConnEntry>> conns = attach::read_conns(pdir + "/conns");
   Result<ferry_stats> stats = attach::read_stats(pdir + "/stats");
-  Result<attach::AttachCounters> as = attach::read_attach_stats(pdir + "/attach_stats");
+  Result<ferry_attach_stats> as = attach::read_attach_stats(pdir + "/attach_stats");
   attach::StateMap sc;
   if (Result<attach::StateMap> r = attach::read_state(attach_counters_path(dev)); r) sc = *r;
   for (auto it = sc.begin(); it != sc.end();) {  // numbers only: the JSON must stay valid
@@ -134,13 +134,19 @@ void show(const std::string& dev, bool json, bool first) {
       std::printf("null}");
       return;
     }
-    std::printf("{");
-#define FERRY_JSON_STAT(name) std::printf("\"" #name "\":%llu,", static_cast<unsigned long long>(stats->name));
+    // The classifier's counters, then the attachment's, in their contract order.
+    const char* sep = "{";
+#define FERRY_JSON_STAT(name)                                                                   \
+  std::printf("%s\"" #name "\":%llu", sep, static_cast<unsigned long long>(stats->name)); \
+  sep = ",";
+#define FERRY_JSON_ATTACH(name)                                                              \
+  std::printf("%s\"" #name "\":%llu", sep, static_cast<unsigned long long>(as->name)); \
+  sep = ",";
     FERRY_STATS_FIELDS(FERRY_JSON_STAT)
+    FERRY_ATTACH_STATS_FIELDS(FERRY_JSON_ATTACH)
+#undef FERRY_JSON_ATTACH
 #undef FERRY_JSON_STAT
-    std::printf("\"from_guest_bytes\":%llu,\"to_guest_frames\":%llu,\"to_guest_bytes\":%llu,\"redirect_failed\":%llu}}",
-                static_cast<unsigned long long>(as->from_guest_bytes), static_cast<unsigned long long>(as->to_guest_frames),
-                static_cast<unsigned long long>(as->to_guest_bytes), static_cast<unsigned long long>(as->redirect_failed));
+    std::printf("}}");
     return;
   }
   std::printf("%s: %s, hook %s (%s), tap %s\n", dev.c_str(), get(m, "mode").c_str(), get(m, "hook").c_str(),
@@ -160,11 +166,12 @@ void show(const std::string& dev, bool json, bool first) {
   if (stats && as) {
     std::printf("  counters:");
 #define FERRY_TEXT_STAT(name) std::printf(" " #name "=%llu", static_cast<unsigned long long>(stats->name));
+#define FERRY_TEXT_ATTACH(name) std::printf(" " #name "=%llu", static_cast<unsigned long long>(as->name));
     FERRY_STATS_FIELDS(FERRY_TEXT_STAT)
+    FERRY_ATTACH_STATS_FIELDS(FERRY_TEXT_ATTACH)
+#undef FERRY_TEXT_ATTACH
 #undef FERRY_TEXT_STAT
-    std::printf(" from_guest_bytes=%llu to_guest_frames=%llu to_guest_bytes=%llu redirect_failed=%llu\n",
-                static_cast<unsigned long long>(as->from_guest_bytes), static_cast<unsigned long long>(as->to_guest_frames),
-                static_cast<unsigned long long>(as->to_guest_bytes), static_cast<unsigned long long>(as->redirect_failed));
+    std::printf("\n");
   }
 }
 

@@ -50,15 +50,11 @@ Result<ferry_stats> read_stats(const std::string& path) {
   return s;
 }
 
-Result<AttachCounters> read_attach_stats(const std::string& path) {
-  Result<std::vector<uint64_t>> w = percpu_words(path, sizeof(AttachCounters));
+Result<ferry_attach_stats> read_attach_stats(const std::string& path) {
+  Result<std::vector<uint64_t>> w = percpu_words(path, sizeof(ferry_attach_stats));
   if (!w) return w.status();
-  const std::vector<uint64_t>& v = *w;
-  AttachCounters s;
-  s.from_guest_bytes = v[0];
-  s.to_guest_frames = v[1];
-  s.to_guest_bytes = v[2];
-  s.redirect_failed = v[3];
+  ferry_attach_stats s{};
+  std::memcpy(&s, w->data(), sizeof(s));
   return s;
 }
 

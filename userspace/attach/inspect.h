@@ -18,14 +18,10 @@
 
 namespace ferry::attach {
 
-struct AttachCounters {
-  uint64_t from_guest_bytes = 0, to_guest_frames = 0, to_guest_bytes = 0, redirect_failed = 0;
-};
-
 // Sums the per-CPU `stats` map pinned at path.
 Result<ferry_stats> read_stats(const std::string& path);
 // Sums the per-CPU `attach_stats` map pinned at path.
-Result<AttachCounters> read_attach_stats(const std::string& path);
+Result<ferry_attach_stats> read_attach_stats(const std::string& path);
 
 struct ConnEntry {
   uint32_t slot = 0;
