@@ -18,6 +18,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <gtest/gtest.h>
 
 #include <cstdint>
 #include <cstring>

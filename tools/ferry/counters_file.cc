@@ -10,8 +10,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <string_view>
 
 #include "common/instance_lock.h"
+#include "ferry/counters.h"
 #include "netns/netns.h"
 #include "policy/destination_policy.h"
 #include "services/guest_services.h"
@@ -60,69 +62,36 @@ std::string counters_path(const std::string& instance) {
   return run ? run_counters_dir(instance) + "/counters" : attach_counters_path(instance);
 }
 
-// One line per counter; names are stable (scripts and `ferry status` read them).
+// Adds PREFIX+field for every `published` counter of one family's list
+// (include/ferry/counters.h) from struct S.
+#define FERRY_PUBLISH_FAMILY(LIST, PREFIX, S) \
+  do {                                        \
+    const auto& family_ = (S);                \
+    const std::string prefix_ = (PREFIX);     \
+    LIST(FERRY_PUBLISH_ONE)                   \
+  } while (0)
+#define FERRY_PUBLISH_ONE(field, where) \
+  if (std::string_view(#where) == "published") m[prefix_ + #field] = std::to_string(family_.field);
+
+// One line per published counter, plus written_at, the open connections and
+// the destination policy's refusals; names are stable (scripts, `ferry
+// status` and the CNI plugin read them).
 attach::StateMap translator_counters(Translator& tr, const FramePort& port) {
-  auto n = [](uint64_t v) { return std::to_string(v); };
-  const Translator::Counters& t = tr.counters();
-  const PortCounters& p = port.counters();
-  const TcpTranslator::Counters& tc = tr.tcp().counters();
-  const UdpCounters& uc = tr.udp().counters();
   attach::StateMap m{
       {"written_at", std::to_string(static_cast<long long>(std::time(nullptr)))},
-      {"frames", n(t.frames)},
-      {"malformed", n(t.malformed)},
-      {"not_for_us", n(t.not_for_us)},
-      {"unhandled", n(t.unhandled)},
-      {"held_for_mac", n(t.held_for_mac)},
-      {"held_dropped", n(t.held_dropped)},
-      {"refused_gateway", n(t.refused_gateway)},
-      {"port_rx_frames", n(p.rx_frames)},
-      {"port_rx_bytes", n(p.rx_bytes)},
-      {"port_tx_frames", n(p.tx_frames)},
-      {"port_tx_bytes", n(p.tx_bytes)},
-      {"port_tx_dropped", n(p.tx_dropped)},
-      {"tcp_conns_open", n(tr.tcp().connection_count())},
-      {"tcp_conns_outbound", n(tc.conns_outbound)},
-      {"tcp_conns_inbound", n(tc.conns_inbound)},
-      {"tcp_conns_closed", n(tc.conns_closed)},
-      {"tcp_connect_failed", n(tc.connect_failed)},
-      {"tcp_bytes_to_host", n(tc.bytes_to_host)},
-      {"tcp_bytes_to_guest", n(tc.bytes_to_guest)},
-      {"tcp_retransmits", n(tc.retransmits)},
-      {"tcp_fast_retransmits", n(tc.fast_retransmits)},
-      {"tcp_rto_expired", n(tc.rto_expired)},
-      {"tcp_zero_window_probes", n(tc.zero_window_probes)},
-      {"tcp_guest_tx_dropped", n(tc.guest_tx_dropped)},
-      {"tcp_rst_to_guest", n(tc.rst_to_guest)},
-      {"tcp_dropped_segments", n(tc.dropped_segments)},
-      {"tcp_challenge_acks", n(tc.challenge_acks)},
-      {"udp_guest_datagrams", n(uc.guest_datagrams)},
-      {"udp_host_received", n(uc.host_received)},
-      {"udp_flows_opened", n(uc.flows_opened)},
-      {"udp_flows_refused", n(uc.flows_refused)},
+      {"tcp_conns_open", std::to_string(tr.tcp().connection_count())},
   };
+  FERRY_PUBLISH_FAMILY(FERRY_TRANSLATOR_COUNTERS, "", tr.counters());
+  FERRY_PUBLISH_FAMILY(FERRY_PORT_COUNTERS, "port_", port.counters());
+  FERRY_PUBLISH_FAMILY(FERRY_TCP_COUNTERS, "tcp_", tr.tcp().counters());
+  FERRY_PUBLISH_FAMILY(FERRY_UDP_COUNTERS, "udp_", tr.udp().counters());
   const services::GuestServices& sv = tr.services();
-  const services::Dhcp4Counters& d4 = sv.dhcp4().counters();
-  const services::RaCounters& ra = sv.ra().counters();
-  const services::Dhcp6Counters& d6 = sv.dhcp6().counters();
-  const services::DnsCounters& dns = sv.dns().counters();
-  m.merge(attach::StateMap{
-           {"dhcp4_offers", n(d4.offers)},
-           {"dhcp4_acks", n(d4.acks)},
-           {"dhcp4_naks", n(d4.naks)},
-           {"dhcp4_malformed", n(d4.malformed)},
-           {"ra_adverts", n(ra.adverts)},
-           {"ra_malformed", n(ra.malformed)},
-           {"dhcp6_advertises", n(d6.advertises)},
-           {"dhcp6_replies", n(d6.replies)},
-           {"dhcp6_malformed", n(d6.malformed)},
-           {"dns_queries", n(dns.queries)},
-           {"dns_answers", n(dns.answers)},
-           {"dns_malformed", n(dns.malformed)},
-           {"dns_timeouts", n(dns.timeouts)},
-           {"dns_table_full", n(dns.table_full)},
-  });
+  FERRY_PUBLISH_FAMILY(FERRY_DHCP4_COUNTERS, "dhcp4_", sv.dhcp4().counters());
+  FERRY_PUBLISH_FAMILY(FERRY_RA_COUNTERS, "ra_", sv.ra().counters());
+  FERRY_PUBLISH_FAMILY(FERRY_DHCP6_COUNTERS, "dhcp6_", sv.dhcp6().counters());
+  FERRY_PUBLISH_FAMILY(FERRY_DNS_COUNTERS, "dns_", sv.dns().counters());
   // The destination policy: every refusal, by reason, and spoofed sources.
+  auto n = [](uint64_t v) { return std::to_string(v); };
   const DestinationPolicy::Counters& pc = tr.policy().counters();
   m["policy_refused"] = n(pc.refused_total());
   for (size_t i = 0; i < kRefusalKinds; i++) {
@@ -133,6 +102,8 @@ attach::StateMap translator_counters(Translator& tr, const FramePort& port) {
   m["spoofed_source"] = n(pc.spoofed_source);
   return m;
 }
+#undef FERRY_PUBLISH_ONE
+#undef FERRY_PUBLISH_FAMILY
 
 // A NETLINK_ROUTE socket opened inside ns_fd.
 std::optional<Netlink> GuestPathDrops::open_netlink(int ns_fd) {

@@ -286,25 +286,14 @@ void FastPathBridge::on_event(const ferry_event& ev) {
   }
 }
 
-// "name=value" pairs of every counter.
+// "name=value" pairs of every counter, in their list's order.
 std::string FastPathBridge::counters_line() const {
-  char buf[512];
-  const Counters& k = counters_;
-  std::snprintf(buf, sizeof(buf),
-                "published=%llu retired=%llu publish_failed=%llu event_wakeups=%llu events=%llu "
-                "window_open=%llu fast_retransmit=%llu fin_acked=%llu stale_events=%llu scans=%llu "
-                "scan_visits=%llu folds=%llu stalls=%llu stall_open=%llu drained=%llu",
-                static_cast<unsigned long long>(k.published), static_cast<unsigned long long>(k.retired),
-                static_cast<unsigned long long>(k.publish_failed),
-                static_cast<unsigned long long>(k.event_wakeups), static_cast<unsigned long long>(k.events),
-                static_cast<unsigned long long>(k.window_open),
-                static_cast<unsigned long long>(k.fast_retransmit),
-                static_cast<unsigned long long>(k.fin_acked),
-                static_cast<unsigned long long>(k.stale_events), static_cast<unsigned long long>(k.scans),
-                static_cast<unsigned long long>(k.scan_visits), static_cast<unsigned long long>(k.folds),
-                static_cast<unsigned long long>(k.stalls), static_cast<unsigned long long>(k.stall_open),
-                static_cast<unsigned long long>(k.drained));
-  return buf;
+  std::string line;
+#define FERRY_FASTPATH_PAIR(field, where) \
+  line += (line.empty() ? "" : " ") + std::string(#field "=") + std::to_string(counters_.field);
+  FERRY_FASTPATH_BRIDGE_COUNTERS(FERRY_FASTPATH_PAIR)
+#undef FERRY_FASTPATH_PAIR
+  return line;
 }
 
 }  // namespace ferry

@@ -61,6 +61,7 @@
 
 #include "bpf/fastpath_maps.h"
 #include "common/status.h"
+#include "ferry/counters.h"
 #include "loop/event_loop.h"
 #include "tcp/tcp_translator.h"
 
@@ -82,21 +83,7 @@ class FastPathBridge final : public TcpFastPath,
     static Options from_environment();
   };
   struct Counters {
-    uint64_t published = 0;
-    uint64_t retired = 0;
-    uint64_t publish_failed = 0;
-    uint64_t event_wakeups = 0;     // ring-buffer readiness handled
-    uint64_t events = 0;            // records consumed
-    uint64_t window_open = 0;
-    uint64_t fast_retransmit = 0;
-    uint64_t fin_acked = 0;
-    uint64_t stale_events = 0;      // for a retired flow or an older gen
-    uint64_t scans = 0;             // activity-scan wake-ups
-    uint64_t scan_visits = 0;       // flows with their activity bit set
-    uint64_t folds = 0;             // progress() that found new absorbed ACKs
-    uint64_t stalls = 0;
-    uint64_t stall_open = 0;        // stall() found the window already open
-    uint64_t drained = 0;           // drained(): wake-ups armed for "all ACKed"
+    FERRY_FASTPATH_BRIDGE_COUNTERS(FERRY_COUNTER_DECLARE)  // include/ferry/counters.h
   };
 
   FastPathBridge(EventLoop& loop, TcpTranslator& tcp, Options opts);

@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <span>
 
+#include "ferry/counters.h"
+
 namespace ferry {
 
 // What a port knows about a received frame beyond its bytes.
@@ -63,9 +65,7 @@ class FrameSink {
 };
 
 struct PortCounters {
-  uint64_t rx_frames = 0, rx_bytes = 0;
-  uint64_t tx_frames = 0, tx_bytes = 0;
-  uint64_t tx_dropped = 0;  // device queue full or error
+  FERRY_PORT_COUNTERS(FERRY_COUNTER_DECLARE)  // include/ferry/counters.h
 };
 
 class FramePort {

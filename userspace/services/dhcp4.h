@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <span>
 
+#include "ferry/counters.h"
 #include "codec/addr.h"
 #include "codec/frame.h"
 #include "common/guest_link.h"
@@ -68,11 +69,7 @@ enum class Dhcp4Parse : uint8_t {
 Dhcp4Parse parse_dhcp4(std::span<const uint8_t> msg, Dhcp4Request* out);
 
 struct Dhcp4Counters {
-  uint64_t discovers = 0, requests = 0, informs = 0, releases = 0, declines = 0;
-  uint64_t offers = 0, acks = 0, naks = 0;
-  uint64_t malformed = 0;  // parse_dhcp4() refused it, or it was not to port 67
-  uint64_t ignored = 0;    // well formed but not ours (relayed, other server, no IPv4)
-  uint64_t send_failed = 0;
+  FERRY_DHCP4_COUNTERS(FERRY_COUNTER_DECLARE)  // include/ferry/counters.h
 };
 
 class Dhcp4Server {

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <span>
 
+#include "ferry/counters.h"
 #include "codec/frame.h"
 #include "common/guest_link.h"
 
@@ -57,12 +58,7 @@ enum class Dhcp6Parse : uint8_t { ok, truncated, bad_option, not_client_message 
 Dhcp6Parse parse_dhcp6(std::span<const uint8_t> msg, const InetPrefix& prefix, Dhcp6Request* out);
 
 struct Dhcp6Counters {
-  uint64_t solicits = 0, requests = 0, renews = 0, rebinds = 0, confirms = 0, releases = 0,
-           declines = 0, info_requests = 0;
-  uint64_t advertises = 0, replies = 0;
-  uint64_t malformed = 0;  // failed parse_dhcp6()
-  uint64_t ignored = 0;    // well formed but invalid for its type, not our server id, no IPv6
-  uint64_t send_failed = 0;
+  FERRY_DHCP6_COUNTERS(FERRY_COUNTER_DECLARE)  // include/ferry/counters.h
 };
 
 class Dhcp6Server {

@@ -29,6 +29,7 @@
 #include <span>
 #include <string>
 
+#include "ferry/counters.h"
 #include "codec/frame.h"
 #include "common/guest_link.h"
 #include "common/status.h"
@@ -37,14 +38,7 @@
 namespace ferry::services {
 
 struct DnsCounters {
-  uint64_t queries = 0;       // valid queries relayed (first send)
-  uint64_t retries = 0;       // guest retransmissions sent to the next upstream
-  uint64_t answers = 0;       // answers relayed to the guest
-  uint64_t malformed = 0;     // queries failing check_dns_query
-  uint64_t table_full = 0;    // queries dropped: kMaxInFlight in flight
-  uint64_t timeouts = 0;      // slots expired unanswered
-  uint64_t stray = 0;         // host datagrams matching no query in flight
-  uint64_t send_failed = 0;   // host sendto or guest link refused
+  FERRY_DNS_COUNTERS(FERRY_COUNTER_DECLARE)  // include/ferry/counters.h
 };
 
 class DnsForwarder final : public IoHandler, public TimerClient {

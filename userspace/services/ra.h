@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <span>
 
+#include "ferry/counters.h"
 #include "codec/frame.h"
 #include "common/guest_link.h"
 #include "loop/event_loop.h"
@@ -36,10 +37,7 @@ inline constexpr uint8_t kIcmp6RouterSolicit = 133;
 inline constexpr uint8_t kIcmp6RouterAdvert = 134;
 
 struct RaCounters {
-  uint64_t solicitations = 0;  // valid RS received
-  uint64_t adverts = 0;        // RAs sent (solicited and periodic)
-  uint64_t malformed = 0;      // RS failing RFC 4861 6.1.1
-  uint64_t send_failed = 0;
+  FERRY_RA_COUNTERS(FERRY_COUNTER_DECLARE)  // include/ferry/counters.h
 };
 
 class RaServer final : public TimerClient {

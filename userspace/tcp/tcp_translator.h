@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "ferry/counters.h"
 #include "codec/frame.h"
 #include "common/flow_log.h"
 #include "common/guest_link.h"
@@ -72,34 +73,7 @@ class TcpFastPath {
 class TcpTranslator : public IoHandler, public TimerClient {
  public:
   struct Counters {
-    uint64_t conns_outbound = 0;     // guest SYNs that got a host socket
-    uint64_t conns_inbound = 0;      // accepted host connections
-    uint64_t conns_established = 0;
-    uint64_t conns_closed = 0;       // slots released, any reason
-    uint64_t limit_rejected = 0;     // table full: RST to the guest / host client
-    uint64_t connect_failed = 0;     // refused, unreachable, timed out
-    uint64_t rst_to_guest = 0;
-    uint64_t rst_from_guest = 0;
-    uint64_t rst_unknown_flow = 0;   // RSTs for segments of no flow
-    uint64_t bad_ack_rst = 0;        // RST for an unacceptable ACK in a SYN state
-    uint64_t challenge_acks = 0;
-    uint64_t dropped_segments = 0;   // out of window, bogus, malformed for TCP
-    uint64_t ooo_segments = 0;       // out of order from the guest (dup ACK sent)
-    uint64_t ooo_kept_bytes = 0;     // ... of which kept for reassembly
-    uint64_t ooo_dropped = 0;        // ... dropped (pool, chunk or ranges exhausted)
-    uint64_t bytes_to_host = 0;
-    uint64_t bytes_to_guest = 0;
-    uint64_t segments_to_guest = 0;
-    uint64_t retransmits = 0;        // segments resent (RTO, fast, partial ACK)
-    uint64_t fast_retransmits = 0;
-    uint64_t rto_expired = 0;
-    uint64_t zero_window_probes = 0;
-    uint64_t partial_writes = 0;     // host socket took less than offered
-    uint64_t staged_bytes = 0;       // bytes that went through staging
-    uint64_t stage_exhausted = 0;    // partial write with no staging chunk free
-    uint64_t timeouts = 0;           // connections ended by a state timeout
-    uint64_t guest_tx_dropped = 0;   // send_to_guest() returned false
-    uint64_t fd_exhausted = 0;       // socket()/accept() failed for lack of descriptors
+    FERRY_TCP_COUNTERS(FERRY_COUNTER_DECLARE)  // include/ferry/counters.h
   };
 
   TcpTranslator(EventLoop& loop, GuestLink& link);

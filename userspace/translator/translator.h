@@ -24,6 +24,7 @@
 #include <span>
 #include <string>
 
+#include "ferry/counters.h"
 #include "common/config.h"
 #include "common/guest_link.h"
 #include "common/status.h"
@@ -45,14 +46,7 @@ class UdpTranslator;
 class Translator final : public GuestLink, public FrameSink, public IoHandler {
  public:
   struct Counters {
-    uint64_t frames = 0;
-    uint64_t malformed = 0;    // failed parse_frame()
-    uint64_t not_for_us = 0;   // wrong destination MAC, a multicast MAC source, a VLAN tag
-    uint64_t unhandled = 0;    // well-formed but of no protocol we translate
-    uint64_t fragmented = 0;   // frames to the guest above its MTU, sent as IP fragments
-    uint64_t held_for_mac = 0;     // frames that waited for the guest's MAC
-    uint64_t held_dropped = 0;     // ... and were dropped (too big, pushed out, too old)
-    uint64_t refused_gateway = 0;  // echo requests to the gateway address with --no-map-gw
+    FERRY_TRANSLATOR_COUNTERS(FERRY_COUNTER_DECLARE)  // include/ferry/counters.h
   };
 
   static constexpr size_t kHeldFrames = 8;

@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "ferry/counters.h"
 #include "codec/addr.h"
 #include "codec/frame.h"
 #include "common/flow_log.h"
@@ -42,20 +43,7 @@
 namespace ferry {
 
 struct UdpCounters {
-  uint64_t guest_datagrams = 0;   // datagrams from the guest handed to on_guest_datagram
-  uint64_t host_sent = 0;         // of those, sent on a host socket
-  uint64_t host_received = 0;     // datagrams read from host sockets
-  uint64_t guest_sent = 0;        // frames sent to the guest
-  uint64_t flows_opened = 0;
-  uint64_t source_port_kept = 0;       // outbound flows sent from the guest's own source port
-  uint64_t source_port_ephemeral = 0;  // outbound flows whose port the host could not bind
-  uint64_t flows_expired = 0;     // idle timeout
-  uint64_t flows_refused = 0;     // new flows refused at the limit (table full, or no descriptor)
-  uint64_t unreachable_sent = 0;  // ICMP errors sent to the guest
-  uint64_t dropped = 0;           // refused destinations, malformed, no socket
-  uint64_t too_big = 0;           // host datagrams larger than an IP packet allows
-  uint64_t fragmented = 0;        // host datagrams sent to the guest as IP fragments
-  uint64_t send_errors = 0;       // host send failures (other than refused) and guest link refusals
+  FERRY_UDP_COUNTERS(FERRY_COUNTER_DECLARE)  // include/ferry/counters.h
 };
 
 class UdpTranslator final : public IoHandler, public TimerClient {

@@ -1,0 +1,111 @@
+// The counters file comes from the counter lists (include/ferry/counters.h):
+// every `published` counter of every family is a line keyed PREFIX+field
+// with the struct's value, no `internal` one is, and nothing else is there
+// but written_at, tcp_conns_open and the policy's refusals. The fast path's
+// -v line names every counter of its list. Unprivileged.
+// test-libs: ferry_cli
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <string_view>
+
+#include "counters_file.h"
+#include "fastpath/fastpath_bridge.h"
+#include "ferry/counters.h"
+#include "loop/event_loop.h"
+#include "port/frame_port.h"
+#include "services/guest_services.h"
+#include "tcp/tcp_translator.h"
+#include "translator/translator.h"
+#include "udp/udp_translator.h"
+
+namespace ferry::cli {
+namespace {
+
+// A port that drops what it is given and reports set counters.
+class CountingPort final : public FramePort {
+ public:
+  int fd() const override { return -1; }
+  size_t receive(FrameSink&, size_t) override { return 0; }
+  bool send(const iovec*, int) override { return true; }
+  const PortCounters& counters() const override { return counters_; }
+  PortCounters counters_;
+};
+
+TEST(CountersFile, EveryPublishedCounterAndNoOther) {
+  EventLoop loop;
+  CountingPort port;
+  // Distinct values per field, so a line cannot carry another field's value.
+  uint64_t next = 1000;
+#define SET_PORT(field, where) port.counters_.field = next++;
+  FERRY_PORT_COUNTERS(SET_PORT)
+#undef SET_PORT
+  Translator tr(loop, port, Config::defaults());
+  const attach::StateMap m = translator_counters(tr, port);
+
+  size_t published = 0;
+  auto check = [&](const std::string& key, bool is_published, uint64_t value) {
+    if (is_published) {
+      published++;
+      auto it = m.find(key);
+      ASSERT_NE(it, m.end()) << key;
+      EXPECT_EQ(it->second, std::to_string(value)) << key;
+    } else {
+      EXPECT_EQ(m.count(key), 0u) << key << " is internal";
+    }
+  };
+#define CHECK_FAMILY(LIST, PREFIX, S) \
+  do {                                 \
+    const auto& s_ = (S);              \
+    const std::string prefix_ = (PREFIX); \
+    LIST(CHECK_ONE)                    \
+  } while (0)
+#define CHECK_ONE(field, where) check(prefix_ + #field, std::string_view(#where) == "published", s_.field);
+  CHECK_FAMILY(FERRY_TRANSLATOR_COUNTERS, "", tr.counters());
+  CHECK_FAMILY(FERRY_PORT_COUNTERS, "port_", port.counters());
+  CHECK_FAMILY(FERRY_TCP_COUNTERS, "tcp_", tr.tcp().counters());
+  CHECK_FAMILY(FERRY_UDP_COUNTERS, "udp_", tr.udp().counters());
+  CHECK_FAMILY(FERRY_DHCP4_COUNTERS, "dhcp4_", tr.services().dhcp4().counters());
+  CHECK_FAMILY(FERRY_RA_COUNTERS, "ra_", tr.services().ra().counters());
+  CHECK_FAMILY(FERRY_DHCP6_COUNTERS, "dhcp6_", tr.services().dhcp6().counters());
+  CHECK_FAMILY(FERRY_DNS_COUNTERS, "dns_", tr.services().dns().counters());
+#undef CHECK_ONE
+#undef CHECK_FAMILY
+
+  EXPECT_GT(published, 30u);
+  size_t others = 0;
+  for (const auto& [k, v] : m) {
+    if (k == "written_at" || k == "tcp_conns_open" || k == "spoofed_source" || k.rfind("policy_refused", 0) == 0) others++;
+  }
+  EXPECT_EQ(m.size(), published + others);
+  EXPECT_EQ(m.at("port_rx_frames"), "1000");
+}
+
+TEST(CountersFile, TextRoundTrips) {
+  EventLoop loop;
+  CountingPort port;
+  port.counters_.tx_dropped = 7;
+  Translator tr(loop, port, Config::defaults());
+  const attach::StateMap m = parse_counters_text(counters_text(tr, port));
+  EXPECT_EQ(m.at("port_tx_dropped"), "7");
+  EXPECT_EQ(m.size(), translator_counters(tr, port).size());
+}
+
+TEST(FastPathCounters, LogLineNamesEveryCounter) {
+  EventLoop loop;
+  CountingPort port;
+  Translator tr(loop, port, Config::defaults());
+  FastPathBridge bridge(loop, tr.tcp());
+  const std::string line = " " + bridge.counters_line() + " ";
+  size_t n = 0;
+#define CHECK_PAIR(field, where) \
+  n++;                           \
+  EXPECT_NE(line.find(" " #field "=0 "), std::string::npos) << #field;
+  FERRY_FASTPATH_BRIDGE_COUNTERS(CHECK_PAIR)
+#undef CHECK_PAIR
+  EXPECT_EQ(static_cast<size_t>(std::count(line.begin(), line.end(), '=')), n);
+}
+
+}  // namespace
+}  // namespace ferry::cli
