@@ -25,8 +25,7 @@
 	X(unhandled, published)       /* well-formed, of no protocol we translate */ \
 	X(fragmented, internal)       /* frames to the guest above its MTU, sent as IP fragments */ \
 	X(held_for_mac, published)    /* frames that waited for the guest's MAC */ \
-	X(held_dropped, published)    /* ... and were dropped (too big, pushed out, too old) */ \
-	X(refused_gateway, published) /* echo requests to the gateway with --no-map-gw */
+	X(held_dropped, published)    /* ... and were dropped (too big, pushed out, too old) */
 
 /* PortCounters, prefix "port_": the frame port (tap, stream socket). */
 #define FERRY_PORT_COUNTERS(X)                                                 \

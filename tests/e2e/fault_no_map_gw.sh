@@ -12,8 +12,8 @@
 #   prohibited (Linux reports EHOSTUNREACH for IPv4, EACCES for IPv6), no
 #   answer from P;
 #   ping of the gateway: "prohibited"/"filtered", not answered;
-#   P's servers saw nothing; ferry counts refused_gateway (ping) and
-#   policy_refused_gateway (TCP, UDP).
+#   P's servers saw nothing; ferry counts policy_refused_gateway (TCP,
+#   UDP, ping).
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 e2e_init
@@ -109,8 +109,8 @@ e2e_expect "ping of the gateway (IPv4): prohibited" grep -qiE "prohibited|filter
 e2e_expect "ping of the gateway (IPv6): prohibited" grep -qiE "prohibited|filtered" <(grep -A3 "PING fd00:f::1" "$OUT")
 e2e_expect "nothing was answered" bash -c "! grep -qE 'connected|answered|bytes from' '$OUT'"
 e2e_expect "nothing reached P (was routed)" test ! -s "$E2E_TMP/p.log"
-# Pings are the translator's refused_gateway, TCP SYNs and UDP the policy's.
-refusals=$(( $(sed -n 's/^refused_gateway=//p' "$OUT" | head -1) + $(sed -n 's/^policy_refused_gateway=//p' "$OUT" | head -1) ))
-e2e_expect "ferry counted the refusals ($refusals)" test "$refusals" -ge 6
+# TCP SYNs, UDP and pings: all the destination policy's.
+refusals=$(sed -n 's/^policy_refused_gateway=//p' "$OUT" | head -1)
+e2e_expect "ferry counted the refusals ($refusals)" test "${refusals:-0}" -ge 6
 [[ -s $E2E_TMP/p.log ]] && cat "$E2E_TMP/p.log"
 true

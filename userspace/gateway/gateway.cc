@@ -166,11 +166,15 @@ void Gateway::handle_icmp(const ParsedFrame& f, std::span<const uint8_t> frame) 
     counters_.dropped++;
     return;
   }
-  if (f.dst == (v6 ? c.gateway6 : c.gateway4)) {
+  // The gateway answers its own pings while it stands for the host (the
+  // mapping); without the mapping it is no destination, and the policy
+  // refuses it (Refusal::gateway) like any other.
+  const bool to_gateway = f.dst == (v6 ? c.gateway6 : c.gateway4);
+  if (to_gateway && c.map_gateway) {
     answer_echo(f, frame);
     return;
   }
-  if (!forward_echo_) {
+  if (!to_gateway && !forward_echo_) {
     counters_.dropped++;
     return;
   }
@@ -505,32 +509,7 @@ bool Gateway::solicit(const InetAddr& target) {
   return true;
 }
 
-// ICMP destination unreachable, administratively prohibited, quoting as much
-// of the refused packet as RFC 1812 4.3.2.3 / RFC 4443 2.4(c) allow (the
-// error within 576 / 1280 bytes).
-void Gateway::refuse(const ParsedFrame& f, std::span<const uint8_t> frame) {
-  const bool v6 = f.l3 == L3Kind::ipv6;
-  const size_t l3 = f.l3_offset;
-  if (!f.ok() || l3 >= frame.size() || f.src.is_unspecified() || f.src.is_multicast()) {
-    counters_.dropped++;
-    return;
-  }
-  const size_t hdrs = (v6 ? 40 : 20) + 8;  // IP header, ICMP type/code/checksum, unused word
-  const size_t limit = (v6 ? 1280 : 576) - hdrs;
-  // The IP packet as its header gives its length (a short frame carries
-  // Ethernet padding after it), within the frame.
-  const uint8_t* ipb = frame.data() + l3;
-  size_t ip_len = frame.size() - l3;
-  if (ip_len >= (v6 ? 40u : 20u)) ip_len = std::min<size_t>(ip_len, v6 ? 40u + get16(ipb + 4) : get16(ipb + 2));
-  const size_t quote = std::min(ip_len, limit);
-  uint8_t body[4 + 1280];
-  std::memset(body, 0, 4);
-  std::memcpy(body + 4, frame.data() + l3, quote);
-  size_t n = build_icmp_frame(out_, answer_to(f), v6 ? 1 : 3, v6 ? 1 : 13, std::span<const uint8_t>(body, 4 + quote));
-  if (n && send(n)) counters_.refusals++;
-}
-
-// Sends out_[0, len) to the guest, counting a refusal.
+// Sends out_[0, len) to the guest.
 bool Gateway::send(size_t len) {
   if (link_.send_to_guest(std::span<const uint8_t>(out_.data(), len))) return true;
   counters_.send_failed++;

@@ -17,7 +17,8 @@
 //   * Echo to the gateway address: answered by ferry itself. The gateway
 //     stands for the host's loopback (Config::map_gateway), and loopback
 //     always answers echo, so answering here is equivalent, needs no socket
-//     and no privilege.
+//     and no privilege. Without the mapping (--no-map-gw) the gateway is no
+//     destination: the policy refuses it like any refused one below.
 //   * Echo to any other destination: the destination policy
 //     (policy/destination_policy.h) decides; a refused one is answered with
 //     ICMP "administratively prohibited". An allowed one is sent from a host socket and the
@@ -60,7 +61,6 @@ struct GatewayCounters {
   uint64_t dropped = 0;         // malformed, invalid or unsupported
   uint64_t send_failed = 0;     // GuestLink refused a frame, or a host send failed
   uint64_t solicits = 0;        // ARP requests / neighbour solicitations for the guest's MAC
-  uint64_t refusals = 0;        // ICMP destination unreachable sent for a refused destination
 };
 
 class Gateway final : public IoHandler, public TimerClient {
@@ -84,13 +84,6 @@ class Gateway final : public IoHandler, public TimerClient {
   // from the gateway's address. The answer is learned by the Translator
   // like any guest frame. False when the family is off or the send failed.
   bool solicit(const InetAddr& target);
-
-  // Refuses a guest datagram (UDP, ICMP echo) to a destination ferry does
-  // not serve: ICMP destination unreachable, "communication administratively
-  // prohibited" (type 3 code 13; ICMPv6 type 1 code 1), what a router
-  // sends for a destination its policy filters, quoting the start of the
-  // refused packet, from the refused destination.
-  void refuse(const ParsedFrame& f, std::span<const uint8_t> frame);
 
   // Forwarding of echoes to other destinations (default on). Off: such
   // echoes are dropped and counted.

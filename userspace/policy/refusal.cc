@@ -11,6 +11,8 @@ size_t build_admin_prohibited(std::span<uint8_t> out, const ParsedFrame& f, std:
   if (!f.ok() || (f.l3 != L3Kind::ipv4 && f.l3 != L3Kind::ipv6) || f.l3_offset >= frame.size()) return 0;
   const bool v6 = f.l3 == L3Kind::ipv6;
   if (from.is_v4() == v6) return 0;
+  // An error to these would go nowhere or to many (RFC 1812 4.3.2.7).
+  if (f.src.is_unspecified() || f.src.is_multicast()) return 0;
   // As much of the packet as the minimum datagram allows (576 / 1280
   // bytes): the IP header and at least the 8 bytes naming the ports.
   const size_t quote_max = v6 ? 1280 - 40 - 8 : 576 - 20 - 8;

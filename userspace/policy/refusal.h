@@ -19,8 +19,10 @@ namespace ferry {
 inline constexpr size_t kProhibitedFrameMax = 1280 + kEthHeaderLen;
 
 // Builds, into out, the ICMP answer to the guest's frame f (IPv4 or IPv6),
-// sent from `from` (the gateway) to the guest's MAC `to`. Returns its
-// length, 0 when f is not an IP packet or out is too small.
+// sent from `from` (the gateway, as a router answers) to the guest's MAC.
+// Returns its length, 0 when f is not an IP packet, its source is
+// unspecified or multicast, or out is too small. The one builder of this
+// answer: UDP (policy, flow limit) and ICMP echo (policy) use it.
 size_t build_admin_prohibited(std::span<uint8_t> out, const ParsedFrame& f, std::span<const uint8_t> frame,
                               const MacAddr& our_mac, const InetAddr& from);
 

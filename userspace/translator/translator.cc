@@ -134,7 +134,6 @@ void Translator::on_guest_frame(std::span<const uint8_t> frame, const RxMeta& me
     policy_.count_spoofed();
     return;
   }
-  if (refuse_unmapped_gateway(f, frame)) return;
   switch (f.protocol) {
     case IPPROTO_TCP:
       if (!f.dst.is_multicast()) tcp_->on_guest_segment(f, frame);
@@ -245,23 +244,6 @@ void Translator::release_held() {
       send_to_guest(std::span<const uint8_t>(p, len));
     }
   }
-}
-
-// Without gateway mapping the gateway address stands for nothing: a socket
-// to it would follow the host's routes off the machine. An echo request to
-// it is refused as a router refuses what its policy filters: ICMP
-// destination unreachable, administratively prohibited. TCP and UDP are the
-// destination policy's, per new flow (a RST, an ICMP prohibited); their
-// other segments to the gateway belong to inbound flows (a client on the
-// host's loopback appears as the gateway) and pass. NDP and other ICMP
-// (errors, replies) to the gateway pass on to the gateway as before.
-bool Translator::refuse_unmapped_gateway(const ParsedFrame& f, std::span<const uint8_t> frame) {
-  if (config_.map_gateway || f.dst != (f.l3 == L3Kind::ipv6 ? config_.gateway6 : config_.gateway4)) return false;
-  if (f.protocol != IPPROTO_ICMP && f.protocol != IPPROTO_ICMPV6) return false;
-  if (f.icmp.type != (f.l3 == L3Kind::ipv6 ? 128 : 8)) return false;  // echo requests only
-  gateway_->refuse(f, frame);
-  counters_.refused_gateway++;
-  return true;
 }
 
 }  // namespace ferry
