@@ -130,9 +130,9 @@ Result<std::unique_ptr<ConnView>> start_conn_view(EventLoop& loop, TcpTranslator
   Result<std::unique_ptr<ConnsMap>> map = ConnsMap::create(max_conns);
   if (!map) return map.status();
   v->map_ = std::move(*map);
+  // the classifier of the same instance may have made the directory first
+  if (Result<bool> made = make_pin_dir(instance); !made) return made.status();
   const std::string dir = pin_dir(instance);
-  ::mkdir(FERRY_PIN_ROOT, 0700);
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::from_errno("mkdir " + dir);
   if (Status st = v->map_->pin(dir + "/conns"); !st) return st;
   v->dir_ = dir;
   v->mirror_ = std::make_unique<ConnMirror>(loop, tcp, v->map_->view(), max_conns);

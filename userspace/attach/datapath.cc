@@ -189,11 +189,9 @@ Result<std::unique_ptr<Datapath>> Datapath::create(const DatapathOptions& o) {
 
   // Pins: a stale dir was cleaned by the caller; anything left now is not ours.
   const std::string dir = pin_dir(o.dev);
-  ::mkdir(FERRY_PIN_ROOT, 0700);
-  if (::mkdir(dir.c_str(), 0700) != 0) {
-    if (errno == EEXIST) return Status(EEXIST, "pin directory " + dir + " exists (another ferry?)");
-    return Status::from_errno("mkdir " + dir);
-  }
+  Result<bool> made = make_pin_dir(o.dev);
+  if (!made) return made.status();
+  if (!*made) return Status(EEXIST, "pin directory " + dir + " exists (another ferry?)");
   dp->pinned_ = true;
   for (const char* name : kPinnedMaps) {
     bpf_map* m = bpf_object__find_map_by_name(skel->obj, name);

@@ -25,7 +25,6 @@ bool valid_ifname(std::string_view name) {
 
 std::string run_dir(std::string_view dev) { return std::string(kRunRoot) + "/" + std::string(dev); }
 
-std::string pin_dir(std::string_view instance) { return std::string(FERRY_PIN_ROOT) + "/" + std::string(instance); }
 
 // Writes to a temporary file and renames it, so readers never see half a file.
 Status write_state(const std::string& path, const StateMap& state) {

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bpf/pin_dir.h"
 #include "common/status.h"
 
 namespace ferry::attach {
@@ -29,8 +30,8 @@ inline constexpr const char* kRunRoot = "/run/ferry";
 bool valid_ifname(std::string_view name);
 
 std::string run_dir(std::string_view dev);
-// FERRY_PIN_ROOT/<instance>
-std::string pin_dir(std::string_view instance);
+// FERRY_PIN_ROOT/<instance> (bpf/pin_dir.h; make_pin_dir makes it)
+using ::ferry::pin_dir;
 
 // key=value lines; values may not contain newlines.
 using StateMap = std::map<std::string, std::string>;

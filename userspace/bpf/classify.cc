@@ -23,10 +23,8 @@
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -45,6 +43,7 @@
 #pragma GCC diagnostic ignored "-Wcast-align"
 #pragma GCC diagnostic ignored "-Wpedantic"
 #pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
+#include "bpf/pin_dir.h"
 #include "common/instance_lock.h"
 #include "ferry_classify.skel.h"
 #pragma GCC diagnostic pop
@@ -52,8 +51,6 @@
 namespace ferry {
 
 namespace {
-
-constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
 
 // Last libbpf warning while a LibbpfCapture is active (per thread).
 thread_local std::string* g_libbpf_last = nullptr;
@@ -193,21 +190,6 @@ int count_tc_filters(int ifindex, uint32_t parent) {
   }
   close(fd);
   return count;
-}
-
-// Makes sure /sys/fs/bpf is a bpffs (mounting one if not).
-Status ensure_bpffs() {
-  struct statfs st{};
-  if (statfs("/sys/fs/bpf", &st) == 0 && static_cast<unsigned long>(st.f_type) == kBpfFsMagic)
-    return {};
-  mkdir("/sys/fs/bpf", 0700);
-  if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") != 0)
-    return errmsg("mount bpffs on /sys/fs/bpf", errno);
-  return {};
-}
-
-std::string instance_dir(const std::string& instance) {
-  return std::string(FERRY_PIN_ROOT) + "/" + instance;
 }
 
 // Removes every entry of a pin directory, then the directory.
@@ -366,15 +348,14 @@ Status BpfAttachment::pin(const std::string& instance) {
   if (skel_ == nullptr) return Status::failure("BPF classifier not loaded");
   if (!instance_.empty()) return Status::failure("BPF maps already pinned as " + instance_);
   if (!valid_instance_name(instance)) return Status::failure("bad instance name '" + instance + "'");
-  if (Status st = ensure_bpffs(); !st.ok()) return st;
-  if (mkdir(FERRY_PIN_ROOT, 0700) != 0 && errno != EEXIST)
-    return errmsg("mkdir " FERRY_PIN_ROOT, errno);
-  std::string dir = instance_dir(instance);
-  if (mkdir(dir.c_str(), 0700) != 0) {
-    if (errno != EEXIST) return errmsg("mkdir " + dir, errno);
+  Result<bool> made = make_pin_dir(instance);
+  if (!made) return made.status();
+  std::string dir = pin_dir(instance);
+  if (!*made) {
     if (instance_is_stale(instance)) {
       remove_pin_dir(dir);
-      if (mkdir(dir.c_str(), 0700) != 0) return errmsg("mkdir " + dir, errno);
+      made = make_pin_dir(instance);
+      if (!made) return made.status();
     } else {
       // another part of this instance (e.g. the connection view) may have
       // made the directory first; only a live classifier's pins conflict
@@ -410,7 +391,7 @@ void BpfAttachment::unpin() {
     }
   }
   // the directory goes when it is empty; pins of others stay with it
-  rmdir(instance_dir(instance_).c_str());
+  rmdir(pin_dir(instance_).c_str());
   instance_.clear();
 }
 
@@ -427,7 +408,7 @@ bool valid_instance_name(const std::string& name) {
 Status read_stats(const std::string& instance, ferry_stats* out) {
   *out = ferry_stats{};
   if (!valid_instance_name(instance)) return Status::failure("bad instance name '" + instance + "'");
-  std::string path = instance_dir(instance) + "/stats";
+  std::string path = pin_dir(instance) + "/stats";
   int fd = bpf_obj_get(path.c_str());
   if (fd < 0) return errmsg(path, errno);
   bpf_map_info info{};
@@ -474,7 +455,7 @@ std::vector<std::string> list_instances(bool live_only) {
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
     if (!valid_instance_name(name)) continue;
-    std::string stats = instance_dir(name) + "/stats";
+    std::string stats = pin_dir(name) + "/stats";
     struct stat st{};
     if (stat(stats.c_str(), &st) != 0) continue;
     if (live_only && instance_is_stale(name)) continue;

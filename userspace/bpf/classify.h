@@ -10,7 +10,7 @@
 //                       the clsact qdisc is created if missing and removed on
 //                       detach only if we created it and no filter is left;
 //   pin()               every map pinned under /sys/fs/bpf/ferry/<instance>/
-//                       (bpffs mounted and directories created as needed;
+//                       (made by make_pin_dir, bpf/pin_dir.h: root-owned 0700;
 //                       a directory without a `stats` pin may be shared).
 // Errors come back as a Status (common/status.h; message() is one line);
 // nothing aborts, so `ferry run` can warn and run without BPF.
