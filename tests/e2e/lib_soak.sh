@@ -200,6 +200,9 @@ soak_round() {
   local dropped
   dropped=$(ip -n "$SOAK_H" -j -s link show "$dev" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["tx"]["dropped"])' 2>/dev/null)
+  # The service rewrites its counters file once a second: read them after
+  # the next rewrite, not the one from before the last transfer ended.
+  sleep 2
   timeout 10 "$FERRY" status "$dev" -j >"$dir/final_status.json" 2>&1
   timeout 10 "$FERRY" stats "$dev" >"$dir/final_stats" 2>&1
   e2e_log "$name: the kernel dropped ${dropped:-?} frames on $dev toward the guest;" \
