@@ -9,7 +9,8 @@ pinned) the figure is the median of the good repetitions; a figure with no
 good repetition is n/a and keeps the first reason.
 
 Paired ratios: for ferry against each other system (and ferry against
-ferry-nofastpath: the fast path's effect), the ratio is taken within each
+ferry-nofastpath: the fast path's effect; against ferry-baseline, another
+ferry binary given to bench/run --baseline: a change's effect), the ratio is taken within each
 repetition (ferry_i / peer_i, both measured minutes apart under the same
 load), and reported as the median with its min..max across repetitions.
 A ratio is a "win" only when its whole spread lies on the good side of 1.0
@@ -37,7 +38,7 @@ import statistics
 import subprocess
 import tempfile
 
-SYSTEMS = ["ferry", "ferry-nosandbox", "ferry-nofastpath", "pasta", "pasta-tuned", "slirp4netns", "veth"]
+SYSTEMS = ["ferry", "ferry-baseline", "ferry-nosandbox", "ferry-nofastpath", "pasta", "pasta-tuned", "slirp4netns", "veth"]
 
 # (metric, mtu, pinned, label, decimals), in table order.
 ROWS = [
@@ -207,13 +208,14 @@ def write_md(path, figs, systems, title, meta, bpf_classes, notes):
         if present:
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     # The paired ratios: ferry against every other system, per repetition.
-    peers = [s for s in ["ferry-nofastpath", "pasta", "pasta-tuned", "slirp4netns", "veth", "ferry-nosandbox"]
+    peers = [s for s in ["ferry-baseline", "ferry-nofastpath", "pasta", "pasta-tuned", "slirp4netns", "veth", "ferry-nosandbox"]
              if s in systems]
     if "ferry" in systems and peers:
         lines += ["", "Paired ratios ferry / system, taken within each repetition: median [min..max] across "
                   "repetitions; `win` = the whole spread is on ferry's good side of 1.0, `loss` = wholly on "
                   "the bad side, `~` = the spread crosses 1.0 (no claim). The `ferry-nofastpath` column is "
-                  "the fast path's effect.", "",
+                  "the fast path's effect" + ("; the `ferry-baseline` column is the change's effect (ferry "
+                  "against the --baseline binary)" if "ferry-baseline" in peers else "") + ".", "",
                   "| metric | " + " | ".join(peers) + " |", "| --- |" + " --- |" * len(peers)]
         for metric, mtu, pinned, label, dec in ROWS:
             if direction(metric) == 0:

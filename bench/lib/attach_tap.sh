@@ -20,11 +20,11 @@
 # and the relay's exit removes both taps; the namespaces are registered for
 # the exit trap like every other.
 
-ATTACH_H="" ATTACH_G="" ATTACH_DEV="" ATTACH_RELAY=""
+ATTACH_H="" ATTACH_G="" ATTACH_DEV="" ATTACH_RELAY="" ATTACH_BIN=""
 
 # Echoes "pure absorbed" from `ferry status DEV -j` (the attachment's BPF counters).
 attach_bpf_acks() {
-	nsenter --net="/run/netns/$ATTACH_H" -- timeout 5 "$FERRY_BIN" status "$ATTACH_DEV" -j 2>/dev/null |
+	nsenter --net="/run/netns/$ATTACH_H" -- timeout 5 "$ATTACH_BIN" status "$ATTACH_DEV" -j 2>/dev/null |
 		python3 -c '
 import json, sys
 try:
@@ -39,12 +39,14 @@ for a in d.get("attachments", []):
 }
 
 # Starts the relay (offloads $2: on|off) and `ferry attach` (with
-# --no-fastpath for $1 = ferry-nofastpath); sets the SYS_* variables.
+# --no-fastpath for $1 = ferry-nofastpath, the --baseline binary for
+# ferry-baseline); sets the SYS_* variables.
 # 1 with SYS_ERROR on failure.
 attach_tap_start() {
 	local sys=$1 offloads=$2 opts=() i
 	[[ $sys == ferry-nofastpath ]] && opts=(--no-fastpath)
-	[[ -n $FERRY_BIN && -x $FERRY_BIN ]] || { SYS_ERROR=${FERRY_UNAVAILABLE:-"ferry binary not found"}; return 1; }
+	ATTACH_BIN=$(ferry_bin_of "$sys")
+	[[ -n $ATTACH_BIN && -x $ATTACH_BIN ]] || { SYS_ERROR=${FERRY_UNAVAILABLE:-"ferry binary not found"}; return 1; }
 	[[ -n $TAP_RELAY ]] || { SYS_ERROR="tap_relay did not compile"; return 1; }
 	bench_netns_add attach-h && ATTACH_H=$BENCH_NETNS_NAME || { SYS_ERROR="cannot create namespace"; return 1; }
 	bench_netns_add attach-g && ATTACH_G=$BENCH_NETNS_NAME || { SYS_ERROR="cannot create namespace"; return 1; }
@@ -76,7 +78,7 @@ attach_tap_start() {
 		SYS_ERROR="ethtool -K eth0 failed in the guest"
 		return 1
 	fi
-	if ! nsenter --net="/run/netns/$ATTACH_H" -- timeout 30 "$FERRY_BIN" attach "$ATTACH_DEV" -q "${opts[@]}" \
+	if ! nsenter --net="/run/netns/$ATTACH_H" -- timeout 30 "$ATTACH_BIN" attach "$ATTACH_DEV" -q "${opts[@]}" \
 		>"$BENCH_LOGS/attach-$sys-$offloads-$REP.log" 2>&1; then
 		SYS_ERROR="ferry attach failed: $(tail -n1 "$BENCH_LOGS/attach-$sys-$offloads-$REP.log" | cut -c1-150)"
 		return 1
@@ -100,14 +102,14 @@ attach_tap_start() {
 # Detaches ferry, stops the relay (its taps go with it), removes the namespaces.
 attach_tap_stop() {
 	[[ -n $ATTACH_H && -n $ATTACH_DEV ]] &&
-		nsenter --net="/run/netns/$ATTACH_H" -- timeout 20 "$FERRY_BIN" detach "$ATTACH_DEV" -q >/dev/null 2>&1
+		nsenter --net="/run/netns/$ATTACH_H" -- timeout 20 "$ATTACH_BIN" detach "$ATTACH_DEV" -q >/dev/null 2>&1
 	[[ -n $ATTACH_RELAY ]] && bench_stop_pid "$ATTACH_RELAY"
 	[[ -n $ATTACH_G ]] && bench_netns_del "$ATTACH_G"
 	[[ -n $ATTACH_H ]] && bench_netns_del "$ATTACH_H"
-	ATTACH_H="" ATTACH_G="" ATTACH_DEV="" ATTACH_RELAY="" SYS_BPF_ACKS=""
+	ATTACH_H="" ATTACH_G="" ATTACH_DEV="" ATTACH_RELAY="" ATTACH_BIN="" SYS_BPF_ACKS=""
 }
 
-# The scenario for system $1 (ferry or ferry-nofastpath), one repetition:
+# The scenario for system $1 (ferry, ferry-baseline or ferry-nofastpath), one repetition:
 # offloads on, then off, each with its own attachment.
 run_attach_tap() {
 	local sys=$1 m scen offloads

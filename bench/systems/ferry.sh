@@ -11,18 +11,25 @@
 
 FERRY_PID=""
 
-# Starts ferry at MTU $1; extra ferry options follow.
+# Echoes the ferry binary system $1 runs: the --baseline one for
+# ferry-baseline, the one under test for every other ferry-* system.
+ferry_bin_of() {
+	if [[ $1 == ferry-baseline ]]; then echo "$FERRY_BASELINE_BIN"; else echo "$FERRY_BIN"; fi
+}
+
+# Starts ferry at MTU $1; extra ferry options follow. FERRY_RUN_BIN (default
+# $FERRY_BIN) names the binary, FERRY_RUN_TAG its log file.
 ferry_start() {
-	local mtu=$1
+	local mtu=$1 bin=${FERRY_RUN_BIN:-$FERRY_BIN}
 	shift
-	if [[ -z $FERRY_BIN || ! -x $FERRY_BIN ]]; then
+	if [[ -z $bin || ! -x $bin ]]; then
 		SYS_ERROR=${FERRY_UNAVAILABLE:-"ferry binary not found"}
 		return 1
 	fi
-	local log="$BENCH_LOGS/ferry$*-$mtu.log"
+	local log="$BENCH_LOGS/ferry${FERRY_RUN_TAG:-}$*-$mtu.log"
 	log=${log// /}
 	launch_prefix
-	"${LAUNCH[@]}" "$FERRY_BIN" run -m "$mtu" "$@" -- sleep 3600 >"$log" 2>&1 &
+	"${LAUNCH[@]}" "$bin" run -m "$mtu" "$@" -- sleep 3600 >"$log" 2>&1 &
 	FERRY_PID=$!
 	bench_track_pid "$FERRY_PID"
 	local i holder=""
@@ -81,6 +88,13 @@ ferry_nosandbox_start() { ferry_start "$1" --no-sandbox; }
 # Stops ferry --no-sandbox.
 ferry_nosandbox_stop() { ferry_stop; }
 
+# The --baseline binary, started the same way as ferry: paired with `ferry`
+# to measure a change (before/after).
+ferry_baseline_start() { FERRY_RUN_BIN=$FERRY_BASELINE_BIN FERRY_RUN_TAG=-baseline ferry_start "$1"; }
+
+# Stops the baseline ferry.
+ferry_baseline_stop() { ferry_stop; }
+
 # ferry with the BPF fast path switched off.
 ferry_nofastpath_start() { ferry_start "$1" --no-fastpath; }
 
@@ -91,7 +105,7 @@ ferry_nofastpath_stop() { ferry_stop; }
 # of the running `ferry run` (`ferry stats -j run-PID`); nothing without BPF.
 ferry_bpf_acks() {
 	[[ -n $FERRY_PID ]] || return 0
-	timeout 5 "$FERRY_BIN" stats -j "run-$FERRY_PID" 2>/dev/null | python3 -c '
+	timeout 5 "${FERRY_RUN_BIN:-$FERRY_BIN}" stats -j "run-$FERRY_PID" 2>/dev/null | python3 -c '
 import json, sys
 try:
     d = json.load(sys.stdin)
@@ -106,6 +120,9 @@ for i in d.get("instances", []):
 
 # The same for ferry --no-fastpath (no BPF: nothing).
 ferry_nofastpath_bpf_acks() { ferry_bpf_acks; }
+
+# The same for the baseline (with its own binary's stats).
+ferry_baseline_bpf_acks() { FERRY_RUN_BIN=$FERRY_BASELINE_BIN ferry_bpf_acks; }
 
 # The same for ferry --no-sandbox.
 ferry_nosandbox_bpf_acks() { ferry_bpf_acks; }
