@@ -297,7 +297,7 @@ e2e_check_clean() {
   if [[ -f $E2E_TMP/netns.before ]]; then
     local new
     new=$(ip netns list 2>/dev/null | awk '{print $1}' | sort | comm -13 "$E2E_TMP/netns.before" - |
-      grep -E "ferry|$pid" || true)
+      grep -E "ferry|$pid" | grep -v '^ferrybench-' || true)  # bench/run's own (it removes them), not this ferry's
     if [[ -n $new ]]; then
       e2e_fail "new network namespaces left: $new"
       ok=1
