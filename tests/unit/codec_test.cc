@@ -207,6 +207,39 @@ TEST(Addr, Mac) {
   EXPECT_FALSE(kGuestMac.is_multicast());
 }
 
+// One sockaddr builder and reader for every host socket: each family, the
+// dual-stack form (IPv4 as ::ffff:a.b.c.d in a sockaddr_in6), and a family
+// that is neither.
+TEST(Addr, SockaddrRoundTrip) {
+  sockaddr_storage ss;
+  InetAddr back;
+  uint16_t port = 0;
+
+  const InetAddr v4 = *InetAddr::parse("198.18.0.2");
+  ASSERT_EQ(to_sockaddr(v4, 8080, &ss), sizeof(sockaddr_in));
+  EXPECT_EQ(ss.ss_family, AF_INET);
+  EXPECT_EQ(ntohs(reinterpret_cast<const sockaddr_in*>(&ss)->sin_port), 8080);
+  ASSERT_TRUE(from_sockaddr(ss, &back, &port));
+  EXPECT_EQ(back, v4);
+  EXPECT_EQ(port, 8080);
+
+  ASSERT_EQ(to_sockaddr(v4, 53, &ss, /*as_v6=*/true), sizeof(sockaddr_in6));
+  EXPECT_EQ(ss.ss_family, AF_INET6);
+  ASSERT_TRUE(from_sockaddr(ss, &back, &port));
+  EXPECT_EQ(back, v4);  // a v4-mapped peer reads as IPv4
+  EXPECT_TRUE(back.is_v4());
+  EXPECT_EQ(port, 53);
+
+  const InetAddr v6 = *InetAddr::parse("fd00:f::2");
+  ASSERT_EQ(to_sockaddr(v6, 0, &ss), sizeof(sockaddr_in6));
+  ASSERT_TRUE(from_sockaddr(ss, &back));  // the port is optional
+  EXPECT_EQ(back, v6);
+
+  ss.ss_family = AF_UNIX;
+  EXPECT_FALSE(from_sockaddr(ss, &back, &port));
+  EXPECT_FALSE(from_sockaddr(static_cast<const sockaddr*>(nullptr), &back));
+}
+
 // ---- checksums ---------------------------------------------------------------
 
 TEST(Checksum, Rfc1071Example) {

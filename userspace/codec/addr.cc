@@ -207,6 +207,39 @@ std::optional<InetPrefix> InetPrefix::parse(std::string_view text) {
 std::string InetPrefix::str() const { return addr.str() + "/" + std::to_string(len); }
 
 // FNV-1a over the 16 bytes: cheap, and good enough for control-plane maps.
+socklen_t to_sockaddr(const InetAddr& addr, uint16_t port, sockaddr_storage* ss, bool as_v6) {
+  std::memset(ss, 0, sizeof(*ss));
+  if (addr.is_v4() && !as_v6) {
+    auto* s = reinterpret_cast<sockaddr_in*>(ss);
+    s->sin_family = AF_INET;
+    s->sin_port = htons(port);
+    s->sin_addr = addr.v4();
+    return sizeof(*s);
+  }
+  auto* s = reinterpret_cast<sockaddr_in6*>(ss);
+  s->sin6_family = AF_INET6;
+  s->sin6_port = htons(port);
+  s->sin6_addr = addr.v6();
+  return sizeof(*s);
+}
+
+bool from_sockaddr(const sockaddr* sa, InetAddr* addr, uint16_t* port) {
+  if (sa == nullptr) return false;
+  if (sa->sa_family == AF_INET) {
+    const auto* s = reinterpret_cast<const sockaddr_in*>(sa);
+    *addr = InetAddr::from_v4(s->sin_addr);
+    if (port != nullptr) *port = ntohs(s->sin_port);
+    return true;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const auto* s = reinterpret_cast<const sockaddr_in6*>(sa);
+    *addr = InetAddr::from_v6(s->sin6_addr);
+    if (port != nullptr) *port = ntohs(s->sin6_port);
+    return true;
+  }
+  return false;
+}
+
 size_t InetAddrHash::operator()(const InetAddr& a) const noexcept {
   uint64_t h = 14695981039346656037ull;
   for (uint8_t x : a.b) {

@@ -1,4 +1,6 @@
-// Addresses: Ethernet MACs and IP addresses of either family.
+// Addresses: Ethernet MACs and IP addresses of either family, and the
+// socket API's form of an address and port (sockaddr), built and read in one
+// place for every host socket.
 //
 // InetAddr keeps IPv4 addresses IPv4-mapped (::ffff:a.b.c.d), as passt's
 // inany does and as include/ferry/contract.h's ferry_conn_key does, so one
@@ -7,6 +9,7 @@
 #pragma once
 
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <cstdint>
@@ -64,6 +67,19 @@ struct InetPrefix {
 // The IPv6 link-local address fe80::/64 with the modified EUI-64 interface
 // identifier of `mac` (RFC 4291 appendix A): the gateway's own on the link.
 InetAddr link_local_from_mac(const MacAddr& mac);
+
+// addr:port as a sockaddr of addr's family; with as_v6, always sockaddr_in6
+// (an IPv4 address stays ::ffff:a.b.c.d), for a dual-stack socket. Returns
+// the sockaddr's length.
+socklen_t to_sockaddr(const InetAddr& addr, uint16_t port, sockaddr_storage* ss, bool as_v6 = false);
+
+// The address (and port, when asked) of an AF_INET or AF_INET6 sockaddr, as
+// recvfrom, getpeername or getifaddrs fill it; false for another family or
+// none. A v4-mapped IPv6 peer reads as IPv4.
+bool from_sockaddr(const sockaddr* sa, InetAddr* addr, uint16_t* port = nullptr);
+inline bool from_sockaddr(const sockaddr_storage& ss, InetAddr* addr, uint16_t* port = nullptr) {
+  return from_sockaddr(reinterpret_cast<const sockaddr*>(&ss), addr, port);
+}
 
 struct InetAddrHash {
   size_t operator()(const InetAddr& a) const noexcept;

@@ -19,23 +19,6 @@ const std::string& outbound_if(const Config& c, bool v6) { return v6 ? c.outboun
 // -o of the family (unspecified when not given).
 const InetAddr& outbound_addr(const Config& c, bool v6) { return v6 ? c.outbound6 : c.outbound4; }
 
-// addr:port as a sockaddr of addr's family.
-socklen_t to_sockaddr(const InetAddr& addr, uint16_t port, sockaddr_storage* ss) {
-  std::memset(ss, 0, sizeof(*ss));
-  if (addr.is_v4()) {
-    auto* s = reinterpret_cast<sockaddr_in*>(ss);
-    s->sin_family = AF_INET;
-    s->sin_port = htons(port);
-    s->sin_addr = addr.v4();
-    return sizeof(*s);
-  }
-  auto* s = reinterpret_cast<sockaddr_in6*>(ss);
-  s->sin6_family = AF_INET6;
-  s->sin6_port = htons(port);
-  s->sin6_addr = addr.v6();
-  return sizeof(*s);
-}
-
 }  // namespace
 
 int open_host_socket(int family, int type, int protocol, uint32_t mark) {

@@ -55,27 +55,6 @@ constexpr uint64_t kRawId6 = 1001;
 constexpr int kRecvBatch = 32;      // datagrams read per readiness event
 constexpr int kSolIcmpFilter = 1;   // ICMP_FILTER from <linux/icmp.h>, level SOL_RAW
 
-// sockaddr for an address (port 0: ICMP has none).
-socklen_t to_sockaddr(const InetAddr& a, sockaddr_storage& ss) {
-  std::memset(&ss, 0, sizeof(ss));
-  if (a.is_v4()) {
-    auto* s = reinterpret_cast<sockaddr_in*>(&ss);
-    s->sin_family = AF_INET;
-    s->sin_addr = a.v4();
-    return sizeof(sockaddr_in);
-  }
-  auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
-  s->sin6_family = AF_INET6;
-  s->sin6_addr = a.v6();
-  return sizeof(sockaddr_in6);
-}
-
-// Address out of a sockaddr filled in by recvfrom.
-InetAddr from_sockaddr(const sockaddr_storage& ss) {
-  if (ss.ss_family == AF_INET) return InetAddr::from_v4(reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr);
-  return InetAddr::from_v6(reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr);
-}
-
 }  // namespace
 
 // Registers with the loop; sockets are opened lazily.
@@ -276,7 +255,7 @@ void Gateway::forward_echo(const ParsedFrame& f, std::span<const uint8_t> frame)
     }
   }
   sockaddr_storage ss;
-  socklen_t sl = to_sockaddr(fl.dest, ss);
+  socklen_t sl = to_sockaddr(fl.dest, 0, &ss);  // ICMP has no port
   if (sendto(fd, m, len, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
     counters_.send_failed++;
     return;
@@ -417,7 +396,8 @@ void Gateway::drain_dgram(size_t slot) {
     }
     const EchoFlow& fl = flows_[slot];
     const uint8_t want = fl.v6 ? kIcmp6EchoReply : kIcmpEchoReply;
-    if (n < 8 || io_[0] != want || from_sockaddr(ss) != fl.dest) continue;
+    InetAddr from;
+    if (n < 8 || io_[0] != want || !from_sockaddr(ss, &from) || from != fl.dest) continue;
     relay_reply(slot, io_.data(), static_cast<size_t>(n));
   }
 }
@@ -447,7 +427,8 @@ void Gateway::drain_raw(bool v6) {
     if (id < kRawIdBase || id >= kRawIdBase + kMaxEchoFlows) continue;
     size_t slot = id - kRawIdBase;
     const EchoFlow& fl = flows_[slot];
-    if (!fl.used || fl.v6 != v6 || from_sockaddr(ss) != fl.dest) continue;
+    InetAddr from;
+    if (!fl.used || fl.v6 != v6 || !from_sockaddr(ss, &from) || from != fl.dest) continue;
     relay_reply(slot, m, len);
   }
 }

@@ -12,20 +12,6 @@ namespace ferry {
 
 namespace {
 
-// The address in a sockaddr of either family, if it is one.
-bool to_inet(const sockaddr* sa, InetAddr* out) {
-  if (sa == nullptr) return false;
-  if (sa->sa_family == AF_INET) {
-    *out = InetAddr::from_v4(reinterpret_cast<const sockaddr_in*>(sa)->sin_addr);
-    return true;
-  }
-  if (sa->sa_family == AF_INET6) {
-    *out = InetAddr::from_v6(reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr);
-    return true;
-  }
-  return false;
-}
-
 bool contains(const std::vector<InetAddr>& v, const InetAddr& a) {
   return std::find(v.begin(), v.end(), a) != v.end();
 }
@@ -57,11 +43,11 @@ static bool read_node(std::vector<InetAddr>* addrs, std::vector<InetAddr>* broad
   broadcasts->clear();
   for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
     InetAddr a, mask, brd;
-    if (!to_inet(i->ifa_addr, &a)) continue;
+    if (!from_sockaddr(i->ifa_addr, &a)) continue;
     addrs->push_back(a);
     if (!a.is_v4() || !(i->ifa_flags & IFF_BROADCAST)) continue;
-    const bool has_mask = to_inet(i->ifa_netmask, &mask);
-    const bool has_brd = to_inet(i->ifa_broadaddr, &brd);
+    const bool has_mask = from_sockaddr(i->ifa_netmask, &mask);
+    const bool has_brd = from_sockaddr(i->ifa_broadaddr, &brd);
     ipv4_broadcasts(a, has_mask ? mask : InetAddr{}, has_brd ? &brd : nullptr, broadcasts);
   }
   freeifaddrs(list);

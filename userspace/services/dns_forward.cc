@@ -19,23 +19,6 @@ namespace {
 
 constexpr uint16_t kDnsPort = 53;
 
-// sockaddr for addr:port in the socket family of `v6`.
-socklen_t to_sockaddr(const InetAddr& a, uint16_t port, bool v6, sockaddr_storage& ss) {
-  std::memset(&ss, 0, sizeof(ss));
-  if (v6) {
-    auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    s6->sin6_family = AF_INET6;
-    s6->sin6_port = htons(port);
-    s6->sin6_addr = a.v6();
-    return sizeof(*s6);
-  }
-  auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
-  s4->sin_family = AF_INET;
-  s4->sin_port = htons(port);
-  s4->sin_addr = a.v4();
-  return sizeof(*s4);
-}
-
 }  // namespace
 
 DnsForwarder::DnsForwarder(EventLoop& loop, GuestLink& link) : loop_(loop), link_(link) {
@@ -85,7 +68,7 @@ bool DnsForwarder::send_upstream(size_t slot, std::span<uint8_t> msg) {
     const int fd = fd_[up.is_v4() ? 0 : 1];
     if (fd < 0) continue;
     sockaddr_storage ss;
-    const socklen_t sl = to_sockaddr(up, upstream_port_, !up.is_v4(), ss);
+    const socklen_t sl = to_sockaddr(up, upstream_port_, &ss);
     if (sendto(fd, msg.data(), msg.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&ss), sl) >= 0) return true;
   }
   return false;
@@ -174,15 +157,7 @@ void DnsForwarder::drain(int fi) {
     if (n < 0) return;  // EAGAIN, or an ICMP error for an earlier send
     InetAddr from;
     uint16_t port = 0;
-    if (ss.ss_family == AF_INET) {
-      const auto* s4 = reinterpret_cast<const sockaddr_in*>(&ss);
-      from = InetAddr::from_v4(s4->sin_addr);
-      port = ntohs(s4->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-      const auto* s6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-      from = InetAddr::from_v6(s6->sin6_addr);
-      port = ntohs(s6->sin6_port);
-    }
+    from_sockaddr(ss, &from, &port);  // another family keeps port 0: stray
     if (n < static_cast<ssize_t>(kDnsHeaderLen) || (msg_[2] & 0x80) == 0 || port != upstream_port_) {
       counters_.stray++;
       continue;

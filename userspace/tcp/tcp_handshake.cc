@@ -88,7 +88,7 @@ Status TcpTranslator::start() {
         set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
         if (wants[i].v6) set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
         sockaddr_storage ss;
-        socklen_t sl = make_sockaddr(wants[i].addr, static_cast<uint16_t>(port), &ss);
+        socklen_t sl = to_sockaddr(wants[i].addr, static_cast<uint16_t>(port), &ss);
         if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0 || listen(fd, 1024) < 0) {
           last_err = "bind " + wants[i].addr.str() + " port " + std::to_string(port) + ": " +
                      std::strerror(errno);
@@ -153,16 +153,8 @@ void TcpTranslator::accept_one(const Listener& l, int fd) {
   socklen_t sl = sizeof(ss);
   if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &sl) < 0) return refuse_host();
   InetAddr client;
-  uint16_t cport;
-  if (ss.ss_family == AF_INET) {
-    auto* s = reinterpret_cast<sockaddr_in*>(&ss);
-    client = InetAddr::from_v4(s->sin_addr);
-    cport = ntohs(s->sin_port);
-  } else {
-    auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
-    client = InetAddr::from_v6(s->sin6_addr);
-    cport = ntohs(s->sin6_port);
-  }
+  uint16_t cport = 0;
+  if (!from_sockaddr(ss, &client, &cport)) return refuse_host();
   bool v6 = !client.is_v4();
   if ((v6 && !cfg.ipv6) || (!v6 && !cfg.ipv4)) return refuse_host();
   const InetAddr peer = link_.policy().guest_view(client);
@@ -273,7 +265,7 @@ void TcpTranslator::open_outbound(const ParsedFrame& f, const ferry_conn_key& ke
       return refuse(slot, false, "connect-failed");
     }
   }
-  sl = make_sockaddr(v.host, f.tcp.dport, &ss);
+  sl = to_sockaddr(v.host, f.tcp.dport, &ss);
   int r = connect(fd, reinterpret_cast<sockaddr*>(&ss), sl);
   if (r < 0 && errno != EINPROGRESS) {
     counters_.connect_failed++;

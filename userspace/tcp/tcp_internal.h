@@ -56,23 +56,6 @@ inline uint32_t our_mss(unsigned mtu, bool v6) {
   return static_cast<uint32_t>(m);
 }
 
-// Fills a sockaddr for addr:port of addr's family.
-inline socklen_t make_sockaddr(const InetAddr& addr, uint16_t port, sockaddr_storage* ss) {
-  std::memset(ss, 0, sizeof(*ss));
-  if (addr.is_v4()) {
-    auto* s = reinterpret_cast<sockaddr_in*>(ss);
-    s->sin_family = AF_INET;
-    s->sin_port = htons(port);
-    s->sin_addr = addr.v4();
-    return sizeof(*s);
-  }
-  auto* s = reinterpret_cast<sockaddr_in6*>(ss);
-  s->sin6_family = AF_INET6;
-  s->sin6_port = htons(port);
-  s->sin6_addr = addr.v6();
-  return sizeof(*s);
-}
-
 // setsockopt for an int value; errors are the caller's to ignore.
 inline int set_int(int fd, int level, int opt, int v) {
   return setsockopt(fd, level, opt, &v, sizeof(v));

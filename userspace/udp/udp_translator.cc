@@ -54,40 +54,6 @@ namespace {
 constexpr uint64_t kForwardIdBase = uint64_t{1} << 40;
 constexpr int kMaxRecvRounds = 4;  // recvmmsg calls per readiness event
 
-// sockaddr for addr:port; dual_stack forces sockaddr_in6 (v4 stays mapped).
-socklen_t make_sockaddr(const InetAddr& a, uint16_t port, bool force_v6, sockaddr_storage& ss) {
-  std::memset(&ss, 0, sizeof(ss));
-  if (a.is_v4() && !force_v6) {
-    auto* s = reinterpret_cast<sockaddr_in*>(&ss);
-    s->sin_family = AF_INET;
-    s->sin_port = htons(port);
-    s->sin_addr = a.v4();
-    return sizeof(sockaddr_in);
-  }
-  auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
-  s->sin6_family = AF_INET6;
-  s->sin6_port = htons(port);
-  s->sin6_addr = a.v6();
-  return sizeof(sockaddr_in6);
-}
-
-// Address and port out of a received sockaddr; false for other families.
-bool read_sockaddr(const sockaddr_storage& ss, InetAddr& a, uint16_t& port) {
-  if (ss.ss_family == AF_INET) {
-    const auto* s = reinterpret_cast<const sockaddr_in*>(&ss);
-    a = InetAddr::from_v4(s->sin_addr);
-    port = ntohs(s->sin_port);
-    return true;
-  }
-  if (ss.ss_family == AF_INET6) {
-    const auto* s = reinterpret_cast<const sockaddr_in6*>(&ss);
-    a = InetAddr::from_v6(s->sin6_addr);  // a v4-mapped peer reads as IPv4
-    port = ntohs(s->sin6_port);
-    return true;
-  }
-  return false;
-}
-
 // Largest IP packet: what a datagram may fill before fragmentation.
 constexpr unsigned kMaxIpPacket = 65535;
 
@@ -169,7 +135,7 @@ Status UdpTranslator::start() {
       }
       sockaddr_storage ss;
       InetAddr any = v6 ? InetAddr{} : *InetAddr::parse("0.0.0.0");
-      socklen_t sl = make_sockaddr(r.bind_any ? any : r.bind_addr, static_cast<uint16_t>(p), false, ss);
+      socklen_t sl = to_sockaddr(r.bind_any ? any : r.bind_addr, static_cast<uint16_t>(p), &ss);
       if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
         Status st = Status::from_errno("udp forward: bind port " + std::to_string(p));
         close(fd);
@@ -350,7 +316,7 @@ uint32_t UdpTranslator::open_outbound(const Key& k, const InetAddr& host, uint64
     return kNone;
   }
   sockaddr_storage ss;
-  socklen_t sl = make_sockaddr(host, k.peer_port, false, ss);
+  socklen_t sl = to_sockaddr(host, k.peer_port, &ss);
   if (connect(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
     close(fd);
     return kNone;
@@ -413,7 +379,7 @@ void UdpTranslator::on_guest_datagram(const ParsedFrame& f, std::span<const uint
   ssize_t n;
   if (fl.inbound) {
     sockaddr_storage ss;
-    socklen_t sl = make_sockaddr(fl.host_peer, fl.host_port, fl.fd_v6, ss);
+    socklen_t sl = to_sockaddr(fl.host_peer, fl.host_port, &ss, fl.fd_v6);
     n = sendto(fl.fd, pl, f.udp.payload_len, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&ss), sl);
   } else {
     n = send(fl.fd, pl, f.udp.payload_len, MSG_DONTWAIT);
@@ -504,7 +470,7 @@ void UdpTranslator::drain_forward(size_t index) {
       counters_.host_received++;
       InetAddr client;
       uint16_t cport = 0;
-      if (!read_sockaddr(names[i], client, cport) || cport == 0) {
+      if (!from_sockaddr(names[i], &client, &cport) || cport == 0) {
         counters_.dropped++;
         continue;
       }
