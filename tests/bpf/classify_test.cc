@@ -27,6 +27,7 @@
 #include <gtest/gtest.h>
 
 #include "bpf/classify.h"
+#include "bpf/counters_map.h"
 #include "bpf/bpf_test_util.h"
 #include "codec/frame.h"
 #include "support/guest_frames.h"
@@ -115,6 +116,12 @@ TEST_F(ClassifyTest, PinReadStatsUnpin) {
   EXPECT_EQ(s.guest_frames, 3u);
   EXPECT_EQ(s.guest_pure_acks, 3u);
   EXPECT_EQ(s.ipv4_tcp, 3u);
+  // The one reader checks the pin against the struct it is asked for.
+  Result<ferry_stats> direct = read_counters_map<ferry_stats>(dir + "/stats");
+  ASSERT_TRUE(direct);
+  EXPECT_EQ(direct->guest_frames, 3u);
+  static_assert(sizeof(ferry_attach_stats) != sizeof(ferry_stats));
+  EXPECT_FALSE(read_counters_map<ferry_attach_stats>(dir + "/stats")) << "a value size that does not match";
 
   EXPECT_FALSE(read_stats("no-such-" + name, &s).ok());
   EXPECT_FALSE(read_stats("../etc", &s).ok());

@@ -37,6 +37,7 @@
 #include "attach/inspect.h"
 #include "attach/instance.h"
 #include "bpf/classify.h"
+#include "bpf/counters_map.h"
 #include "commands.h"
 #include "common/option_table.h"
 #include "counters_file.h"
@@ -75,7 +76,7 @@ struct Row {
 
 // The redirect programs' counters of an attached device, if pinned.
 void read_attach(Row* r) {
-  Result<ferry_attach_stats> a = attach::read_attach_stats(attach::pin_dir(r->name) + "/attach_stats");
+  Result<ferry_attach_stats> a = read_counters_map<ferry_attach_stats>(attach::pin_dir(r->name) + "/attach_stats");
   if (!a) return;
 #define FERRY_ATTACH_ROW(name) r->attach[#name] = a->name;
   FERRY_ATTACH_STATS_FIELDS(FERRY_ATTACH_ROW)

@@ -37,6 +37,7 @@
 #include "attach/datapath.h"
 #include "attach/inspect.h"
 #include "attach/instance.h"
+#include "bpf/counters_map.h"
 #include "commands.h"
 #include "common/option_table.h"
 #include "counters_file.h"
@@ -92,8 +93,8 @@ void show(const std::string& dev, bool json, bool first) {
   struct stat stl {};
   const bool link_present = stat((pdir + "/link_dev").c_str(), &stl) == 0;
   Result<std::vector<attach::ConnEntry>> conns = attach::read_conns(pdir + "/conns");
-  Result<ferry_stats> stats = attach::read_stats(pdir + "/stats");
-  Result<ferry_attach_stats> as = attach::read_attach_stats(pdir + "/attach_stats");
+  Result<ferry_stats> stats = read_counters_map<ferry_stats>(pdir + "/stats");
+  Result<ferry_attach_stats> as = read_counters_map<ferry_attach_stats>(pdir + "/attach_stats");
   attach::StateMap sc;
   if (Result<attach::StateMap> r = attach::read_state(attach_counters_path(dev)); r) sc = *r;
   for (auto it = sc.begin(); it != sc.end();) {  // numbers only: the JSON must stay valid

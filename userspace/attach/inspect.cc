@@ -16,48 +16,6 @@
 
 namespace ferry::attach {
 
-namespace {
-
-// Per-CPU values of key 0 of the per-CPU array pinned at path, as u64 words.
-Result<std::vector<uint64_t>> percpu_words(const std::string& path, size_t value_size) {
-  const int fd = bpf_obj_get(path.c_str());
-  if (fd < 0) return Status::from_errno("open " + path);
-  const int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0) {
-    ::close(fd);
-    return Status(-ncpu, "count CPUs");
-  }
-  const size_t stride = (value_size + 7) / 8;
-  std::vector<uint64_t> buf(stride * static_cast<size_t>(ncpu));
-  const uint32_t key = 0;
-  const int rc = bpf_map_lookup_elem(fd, &key, buf.data());
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) return Status(err, "read " + path);
-  std::vector<uint64_t> sum(value_size / 8, 0);
-  for (int c = 0; c < ncpu; c++)
-    for (size_t i = 0; i < sum.size(); i++) sum[i] += buf[static_cast<size_t>(c) * stride + i];
-  return sum;
-}
-
-}  // namespace
-
-Result<ferry_stats> read_stats(const std::string& path) {
-  Result<std::vector<uint64_t>> w = percpu_words(path, sizeof(ferry_stats));
-  if (!w) return w.status();
-  ferry_stats s{};
-  std::memcpy(&s, w->data(), sizeof(s));
-  return s;
-}
-
-Result<ferry_attach_stats> read_attach_stats(const std::string& path) {
-  Result<std::vector<uint64_t>> w = percpu_words(path, sizeof(ferry_attach_stats));
-  if (!w) return w.status();
-  ferry_attach_stats s{};
-  std::memcpy(&s, w->data(), sizeof(s));
-  return s;
-}
-
 Result<std::vector<ConnEntry>> read_conns(const std::string& path) {
   const int fd = bpf_obj_get(path.c_str());
   if (fd < 0) return Status::from_errno("open " + path);

@@ -1,8 +1,8 @@
 // Reading a ferry instance from its pins alone (`ferry status`, `ferry conns`):
 // no message to the process, so it works while the process is hung or gone.
 //
-// Theory of operation: maps are opened with bpf_obj_get on their pins. The
-// per-CPU counters are summed over the possible CPUs. The `conns` view is
+// Theory of operation: maps are opened with bpf_obj_get on their pins (the
+// per-CPU counters through bpf/counters_map.h's one reader). The `conns` view is
 // mmap'd read-only and walked; a slot is copied only when its `seq` is even
 // and unchanged across the copy (a torn slot is retried a few times, then
 // skipped), so a reader never reports half-written flows.
@@ -17,11 +17,6 @@
 #include "ferry/contract.h"
 
 namespace ferry::attach {
-
-// Sums the per-CPU `stats` map pinned at path.
-Result<ferry_stats> read_stats(const std::string& path);
-// Sums the per-CPU `attach_stats` map pinned at path.
-Result<ferry_attach_stats> read_attach_stats(const std::string& path);
 
 struct ConnEntry {
   uint32_t slot = 0;

@@ -43,6 +43,7 @@
 #pragma GCC diagnostic ignored "-Wcast-align"
 #pragma GCC diagnostic ignored "-Wpedantic"
 #pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
+#include "bpf/counters_map.h"
 #include "bpf/pin_dir.h"
 #include "common/instance_lock.h"
 #include "ferry_classify.skel.h"
@@ -408,37 +409,9 @@ bool valid_instance_name(const std::string& name) {
 Status read_stats(const std::string& instance, ferry_stats* out) {
   *out = ferry_stats{};
   if (!valid_instance_name(instance)) return Status::failure("bad instance name '" + instance + "'");
-  std::string path = pin_dir(instance) + "/stats";
-  int fd = bpf_obj_get(path.c_str());
-  if (fd < 0) return errmsg(path, errno);
-  bpf_map_info info{};
-  uint32_t info_len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd, &info, &info_len) != 0) {
-    int e = errno;
-    close(fd);
-    return errmsg(path, e);
-  }
-  if (info.type != BPF_MAP_TYPE_PERCPU_ARRAY || info.value_size != sizeof(ferry_stats)) {
-    close(fd);
-    return Status::failure(path + ": not a ferry stats map (value size " + std::to_string(info.value_size) + ")");
-  }
-  int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0) {
-    close(fd);
-    return errmsg("count possible CPUs", ncpu);
-  }
-  // per-CPU values come back each rounded up to 8 bytes: ferry_stats is all u64
-  std::vector<ferry_stats> per_cpu(static_cast<size_t>(ncpu));
-  uint32_t key = 0;
-  int rc = bpf_map_lookup_elem(fd, &key, per_cpu.data());
-  int e = errno;
-  close(fd);
-  if (rc != 0) return errmsg("read " + path, e);
-  for (const ferry_stats& c : per_cpu) {
-#define FERRY_STATS_SUM(name) out->name += c.name;
-    FERRY_STATS_FIELDS(FERRY_STATS_SUM)
-#undef FERRY_STATS_SUM
-  }
+  Result<ferry_stats> s = read_counters_map<ferry_stats>(pin_dir(instance) + "/stats");
+  if (!s) return s.status();
+  *out = *s;
   return {};
 }
 
