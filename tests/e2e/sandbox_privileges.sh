@@ -101,10 +101,10 @@ SRV=$!
 e2e_on_exit "e2e_kill_pid $SRV"
 e2e_expect "attach --memory-max lots is a usage error" bash -c "timeout 10 ${HN[*]} $FERRY attach $DEV --memory-max lots 2>/dev/null; [ \$? = 2 ]"
 e2e_expect "attach" timeout 30 "${HN[@]}" "$FERRY" attach "$DEV" -q --memory-max 512M
-# cgroup v2 writable: the service is in /sys/fs/cgroup/ferry/DEV with that
-# memory.max; otherwise its log says it is not limited.
+# cgroup v2 writable: the service is in /sys/fs/cgroup/ferry/DEV (its leaf
+# `service`) with that memory.max; otherwise its log says it is not limited.
 if [[ $(stat -f -c %T /sys/fs/cgroup) == cgroup2fs ]]; then
-  e2e_expect "attach: the service's own cgroup" grep -qx "0::/ferry/$DEV" "/proc/$(cat /run/ferry/$DEV/pid)/cgroup"
+  e2e_expect "attach: the service's own cgroup" grep -qx "0::/ferry/$DEV/service" "/proc/$(cat /run/ferry/$DEV/pid)/cgroup"
   e2e_expect "attach: memory.max 512M" test "$(cat /sys/fs/cgroup/ferry/$DEV/memory.max)" = $((512 << 20))
 else
   e2e_expect "attach: no cgroup v2 here, and the log says so" grep -q "not limited" "/run/ferry/$DEV/log"

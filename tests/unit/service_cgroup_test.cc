@@ -2,14 +2,22 @@
 // v2 expects (controller, memory.max, the pid) where it expects it, shown
 // on a plain directory standing in for /sys/fs/cgroup (this machine may not
 // have cgroup v2); a plain directory is not taken for a cgroup v2 mount.
+// The --mark cgroup, on the same kind of fake tree, in both layouts: inside
+// the service's cgroup (unified: its memory.max covers the translator; the
+// service and the translator each in a leaf) and, with no service cgroup
+// (hybrid), under ferry/NAME of the cgroup2 mount; what removal leaves.
 // test-libs: ferry_sandbox
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <filesystem>
 
 #include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <string>
+#include <vector>
+#include <algorithm>
 
 #include <gtest/gtest.h>
 
@@ -49,10 +57,96 @@ TEST(ServiceCgroup, JoinWritesControllerLimitAndPid) {
   EXPECT_EQ(*dir, root + "/ferry/fy0123");
   EXPECT_EQ(slurp(root + "/ferry/cgroup.subtree_control"), "+memory");
   EXPECT_EQ(slurp(*dir + "/memory.max"), std::to_string(256u << 20));
-  EXPECT_EQ(slurp(*dir + "/cgroup.procs"), "4242");
+  EXPECT_EQ(slurp(*dir + "/service/cgroup.procs"), "4242");  // a leaf: DEV holds no process
+  struct stat st {};
+  EXPECT_NE(stat((*dir + "/cgroup.procs").c_str(), &st), 0);
   Result<std::string> unlimited = join_service_cgroup(root, "fy4567", std::nullopt, 4243);
   ASSERT_TRUE(unlimited);
   EXPECT_EQ(slurp(*unlimited + "/memory.max"), "max");
+  EXPECT_EQ(system(("rm -rf " + root).c_str()), 0);
+}
+
+// A fresh directory standing in for a cgroup2 mount.
+std::string fake_root() {
+  char tmpl[] = "/tmp/ferry-cgroup-XXXXXX";
+  return mkdtemp(tmpl) != nullptr ? tmpl : "";
+}
+
+// Directories under root, relative, sorted ("ferry", "ferry/fy1", ...).
+std::vector<std::string> dirs_under(const std::string& root) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root))
+    if (e.is_directory()) out.push_back(std::filesystem::relative(e.path(), root).string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The kernel's control files vanish with their cgroup; the fake tree's
+// must go by hand before rmdir can succeed there.
+void drop_control_files(const std::string& root) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root))
+    if (e.is_regular_file()) files.push_back(e.path());
+  for (const auto& f : files) std::filesystem::remove(f);
+}
+
+// Unified: the service's cgroup ferry/DEV has memory.max and two leaves,
+// service (the supervisor) and translator (the --mark cgroup).
+TEST(ServiceCgroup, MarkCgroupIsAChildOfTheServiceCgroup) {
+  const std::string root = fake_root();
+  ASSERT_FALSE(root.empty());
+  Result<std::string> svc = join_service_cgroup(root, "fy01", 64u << 20, 4242);
+  ASSERT_TRUE(svc);
+  const std::string dir = translator_cgroup_dir(root, *svc, "fy01");
+  EXPECT_EQ(dir, root + "/ferry/fy01/translator");
+  ASSERT_TRUE(make_translator_cgroup(dir));
+  EXPECT_EQ(dirs_under(root), (std::vector<std::string>{"ferry", "ferry/fy01", "ferry/fy01/service",
+                                                        "ferry/fy01/translator"}));
+  EXPECT_EQ(slurp(root + "/ferry/fy01/memory.max"), std::to_string(64u << 20));  // over both leaves
+  EXPECT_EQ(slurp(root + "/ferry/fy01/service/cgroup.procs"), "4242");
+  drop_control_files(root);
+  // The translator exits: its leaf goes, the service's cgroup stays.
+  remove_translator_cgroup(dir, *svc);
+  EXPECT_EQ(dirs_under(root), (std::vector<std::string>{"ferry", "ferry/fy01", "ferry/fy01/service"}));
+  // The service leaves: all of ferry/fy01 goes, ferry/ (shared) stays.
+  leave_service_cgroup(root, *svc, "/", 4242);
+  EXPECT_EQ(slurp(root + "/cgroup.procs"), "4242");  // back home
+  EXPECT_EQ(dirs_under(root), (std::vector<std::string>{"ferry"}));
+  EXPECT_EQ(system(("rm -rf " + root).c_str()), 0);
+}
+
+// Hybrid (no service cgroup): ferry/NAME/translator under the cgroup2
+// mount; a leftover of a killed instance is made again; removal takes
+// ferry/NAME too.
+TEST(ServiceCgroup, MarkCgroupWithoutServiceCgroupIsNamedAfterTheInstance) {
+  const std::string root = fake_root();
+  ASSERT_FALSE(root.empty());
+  const std::string dir = translator_cgroup_dir(root, "", "fy02");
+  EXPECT_EQ(dir, root + "/ferry/fy02/translator");
+  ASSERT_TRUE(make_translator_cgroup(dir));
+  ASSERT_TRUE(make_translator_cgroup(dir));  // a leftover (empty) cgroup: made again
+  EXPECT_EQ(dirs_under(root), (std::vector<std::string>{"ferry", "ferry/fy02", "ferry/fy02/translator"}));
+  struct stat st {};
+  ASSERT_EQ(stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  remove_translator_cgroup(dir, "");
+  EXPECT_EQ(dirs_under(root), (std::vector<std::string>{"ferry"}));
+  EXPECT_EQ(system(("rm -rf " + root).c_str()), 0);
+}
+
+// What a killed service left, in the service layout and the old one
+// (ferry-NAME at the mount's top), goes; a neighbour's stays.
+TEST(ServiceCgroup, StaleCgroupsOfOneInstanceAreRemoved) {
+  const std::string root = fake_root();
+  ASSERT_FALSE(root.empty());
+  for (const char* d : {"/ferry", "/ferry/fy03", "/ferry/fy03/service", "/ferry/fy03/translator", "/ferry-fy03",
+                        "/ferry/fy04", "/ferry/fy04/translator"})
+    ASSERT_EQ(mkdir((root + d).c_str(), 0755), 0) << d;
+  remove_service_cgroups(root, "fy03");
+  EXPECT_EQ(dirs_under(root), (std::vector<std::string>{"ferry", "ferry/fy04", "ferry/fy04/translator"}));
+  remove_service_cgroups(root, "..");  // not a name: nothing
+  remove_service_cgroups(root, "a/b");
+  EXPECT_EQ(dirs_under(root).size(), 3u);
   EXPECT_EQ(system(("rm -rf " + root).c_str()), 0);
 }
 

@@ -296,6 +296,7 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
       return 1;
     }
     Session& session = **made;
+    session.set_service_cgroup(cgroup_dir);  // --mark: the translator's cgroup goes inside it
     EventLoop& loop = session.loop();
     Translator& translator = session.translator();
     // Its private tap deleted under it (by an operator): the service ends

@@ -153,7 +153,9 @@ int cmd_detach(int argc, char** argv) {
       }
     }
   }
-  (void)rmdir((std::string(sandbox::kCgroupRoot) + "/ferry/" + dev).c_str());  // a killed service's cgroup
+  // A killed service's cgroup and --mark cgroup, in either layout.
+  if (sandbox::writable_cgroup2(sandbox::kCgroupRoot)) sandbox::remove_service_cgroups(sandbox::kCgroupRoot, dev);
+  sandbox::remove_service_cgroups(sandbox::cgroup2_mount(), dev);
   Status a = attach::remove_pins(dev);
   Status b = attach::remove_dir_flat(rdir);
   if (!a || !b) {

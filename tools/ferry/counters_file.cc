@@ -16,6 +16,7 @@
 #include "ferry/counters.h"
 #include "netns/netns.h"
 #include "policy/destination_policy.h"
+#include "sandbox/service_cgroup.h"
 #include "services/guest_services.h"
 #include "tcp/tcp_translator.h"
 #include "udp/udp_translator.h"
@@ -140,6 +141,7 @@ void cleanup_stale_run_counters() {
     if (pid <= 0 || *end != '\0') continue;
     if (!run_instance_is_stale(name, static_cast<int>(pid))) continue;
     (void)attach::remove_dir_flat(run_counters_dir(name));
+    sandbox::remove_service_cgroups(sandbox::cgroup2_mount(), name);  // its --mark cgroup
   }
   closedir(d);
 }

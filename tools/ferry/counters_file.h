@@ -74,7 +74,8 @@ class GuestPathDrops {
 };
 
 // Removes the counters directories of `ferry run` and `ferry vm` instances
-// whose process is gone (killed with SIGKILL: it could not remove its own).
+// whose process is gone (killed with SIGKILL: it could not remove its own),
+// and their --mark cgroups (sandbox/service_cgroup.h).
 void cleanup_stale_run_counters();
 
 // `ferry run`'s writer, in the privileged parent: creates

@@ -83,7 +83,7 @@ Status Session::watch_signals(const sigset_t& signals) {
 Status Session::spawn(const std::string& mark_name, ChildHooks hooks) {
   const Config& config = translator_->config();
   if (config.socket_mark != 0 && sandbox_.enabled) {
-    Result<std::unique_ptr<MarkCgroup>> mc = MarkCgroup::create(mark_name, config.socket_mark);
+    Result<std::unique_ptr<MarkCgroup>> mc = MarkCgroup::create(mark_name, config.socket_mark, service_cgroup_);
     if (!mc) return Status::failure("--mark: " + mc.status().message(), mc.status().err());
     mark_cgroup_ = std::move(*mc);
   }

@@ -23,7 +23,8 @@
 // watch), and:
 //   6. watch_signals(): the parent's signalfd (SIGCHLD included);
 //   7. spawn(): the --mark cgroup (the sandboxed translator cannot set
-//      SO_MARK: its cgroup does), then the fork. The child never returns:
+//      SO_MARK: its cgroup does; inside the service's own cgroup when
+//      set_service_cgroup() named one), then the fork. The child never returns:
 //      it runs the command's hooks, enters the sandbox (translator_child.h),
 //      runs the loop, says what the fast path did (-v), finishes the
 //      capture file and exits 0. The
@@ -100,6 +101,9 @@ class Session {
   void open_echo_sockets();
   // 6. A signalfd for `signals` (which must be blocked and include SIGCHLD).
   Status watch_signals(const sigset_t& signals);
+  // The `ferry attach` service's own cgroup (sandbox/service_cgroup.h),
+  // where spawn() makes the --mark cgroup; "" (the default): none.
+  void set_service_cgroup(const std::string& dir) { service_cgroup_ = dir; }
   // 7. The --mark cgroup (named mark_name) when there is a mark and a
   // sandbox, then the translator's fork; returns in the parent only.
   Status spawn(const std::string& mark_name, ChildHooks hooks);
@@ -120,6 +124,7 @@ class Session {
   attach::ConnMirror* observer_ = nullptr;       // the mirror in use, if any
   std::unique_ptr<FastPathBridge> fast_path_;
   int sigfd_ = -1;
+  std::string service_cgroup_;
   std::unique_ptr<MarkCgroup> mark_cgroup_;
   std::optional<sandbox::TranslatorSupervisor> supervisor_;
 };

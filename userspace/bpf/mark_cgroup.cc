@@ -9,27 +9,12 @@
 
 #include <cerrno>
 #include <cstddef>
-#include <fstream>
-#include <sstream>
+
+#include "sandbox/service_cgroup.h"
 
 namespace ferry {
 
 namespace {
-
-// Where the cgroup2 hierarchy is mounted ("" when nowhere).
-std::string cgroup2_mount() {
-  std::ifstream f("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(f, line)) {
-    // ... mount-point ... - fstype source options
-    const size_t dash = line.find(" - ");
-    if (dash == std::string::npos || line.compare(dash + 3, 8, "cgroup2 ") != 0) continue;
-    std::istringstream fields(line.substr(0, dash));
-    std::string id, parent, devno, root, mnt;
-    if (fields >> id >> parent >> devno >> root >> mnt) return mnt;
-  }
-  return "";
-}
 
 // r2 = mark; *(u32 *)(r1 + offsetof(bpf_sock, mark)) = r2; r0 = 1; exit.
 int load_program(uint32_t mark) {
@@ -51,17 +36,17 @@ int load_program(uint32_t mark) {
 
 }  // namespace
 
-Result<std::unique_ptr<MarkCgroup>> MarkCgroup::create(const std::string& instance, uint32_t mark) {
-  const std::string root = cgroup2_mount();
-  if (root.empty()) return Status(ENOENT, "no cgroup2 hierarchy mounted (needed for --mark with the sandbox)");
+Result<std::unique_ptr<MarkCgroup>> MarkCgroup::create(const std::string& instance, uint32_t mark,
+                                                       const std::string& service_dir) {
+  const std::string root = service_dir.empty() ? sandbox::cgroup2_mount() : std::string();
+  if (service_dir.empty() && root.empty())
+    return Status(ENOENT, "no cgroup2 hierarchy mounted (needed for --mark with the sandbox)");
   std::unique_ptr<MarkCgroup> c(new MarkCgroup());
-  c->path_ = root + "/ferry-" + instance;
-  if (mkdir(c->path_.c_str(), 0700) != 0) {
-    if (errno != EEXIST || rmdir(c->path_.c_str()) != 0 || mkdir(c->path_.c_str(), 0700) != 0) {
-      Status st = Status::from_errno("cgroup " + c->path_);
-      c->path_.clear();
-      return st;
-    }
+  c->service_dir_ = service_dir;
+  c->path_ = sandbox::translator_cgroup_dir(root, service_dir, instance);
+  if (Status st = sandbox::make_translator_cgroup(c->path_); !st) {
+    c->path_.clear();
+    return st;
   }
   c->cg_fd_ = open(c->path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (c->cg_fd_ < 0) return Status::from_errno("open " + c->path_);
@@ -76,7 +61,7 @@ Result<std::unique_ptr<MarkCgroup>> MarkCgroup::create(const std::string& instan
 MarkCgroup::~MarkCgroup() {
   if (prog_fd_ >= 0) close(prog_fd_);
   if (cg_fd_ >= 0) close(cg_fd_);
-  if (!path_.empty()) (void)rmdir(path_.c_str());  // empty once the translator exited
+  if (!path_.empty()) sandbox::remove_translator_cgroup(path_, service_dir_);  // empty once the translator exited
 }
 
 Status MarkCgroup::join() const {

@@ -3,12 +3,17 @@
 // The translator opens its host sockets after it gave up every capability
 // (sandbox/sandbox.h), and setting SO_MARK needs CAP_NET_ADMIN (or
 // CAP_NET_RAW). So the privileged parent makes a cgroup (v2) of the
-// instance's own, <cgroup2 mount>/ferry-<instance>, and attaches to it a
+// instance's own and attaches to it a
 // four-instruction BPF_CGROUP_INET_SOCK_CREATE program that sets the mark
 // of every AF_INET/AF_INET6 socket created inside it; the translator
 // join()s it before entering the sandbox. Sockets created by the parent
 // (listeners, raw ICMP) get the mark from setsockopt directly
 // (common/host_socket.h, which accepts a socket already carrying the mark).
+// Where that cgroup is (sandbox/service_cgroup.h, translator_cgroup_dir):
+// inside the `ferry attach` service's own cgroup when it has one (a
+// unified hierarchy: <service cgroup>/translator, so that the service's
+// memory.max still applies to the translator), else
+// <cgroup2 mount>/ferry/<instance>/translator.
 // The parent removes the cgroup when the translator has exited (the
 // program goes with it); a cgroup left by a killed instance of the same
 // name is removed and made again.
@@ -24,8 +29,10 @@ namespace ferry {
 
 class MarkCgroup {
  public:
-  // ENOENT when no cgroup2 hierarchy is mounted.
-  static Result<std::unique_ptr<MarkCgroup>> create(const std::string& instance, uint32_t mark);
+  // service_dir: the service's own cgroup ("" when it has none). ENOENT
+  // when it has none and no cgroup2 hierarchy is mounted.
+  static Result<std::unique_ptr<MarkCgroup>> create(const std::string& instance, uint32_t mark,
+                                                    const std::string& service_dir = "");
   ~MarkCgroup();
   MarkCgroup(const MarkCgroup&) = delete;
   MarkCgroup& operator=(const MarkCgroup&) = delete;
@@ -38,6 +45,7 @@ class MarkCgroup {
  private:
   MarkCgroup() = default;
   std::string path_;
+  std::string service_dir_;
   int cg_fd_ = -1, prog_fd_ = -1;
 };
 

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <charconv>
 #include <fstream>
+#include <sstream>
 
 namespace ferry::sandbox {
 
@@ -27,13 +28,20 @@ Status write_file(const std::string& path, const std::string& text) {
   return {};
 }
 
+// mkdir that accepts an existing directory.
+Status make_dir(const std::string& path, mode_t mode) {
+  if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST) return Status::from_errno("mkdir " + path);
+  return {};
+}
+
+bool is_cgroup2(const std::string& path) {
+  struct statfs st {};
+  return statfs(path.c_str(), &st) == 0 && static_cast<unsigned long>(st.f_type) == CGROUP2_SUPER_MAGIC;
+}
+
 }  // namespace
 
-bool writable_cgroup2(const std::string& root) {
-  struct statfs st {};
-  return statfs(root.c_str(), &st) == 0 && static_cast<unsigned long>(st.f_type) == CGROUP2_SUPER_MAGIC &&
-         access(root.c_str(), W_OK) == 0;
-}
+bool writable_cgroup2(const std::string& root) { return is_cgroup2(root) && access(root.c_str(), W_OK) == 0; }
 
 Result<std::string> join_service_cgroup(const std::string& root, const std::string& name,
                                         std::optional<uint64_t> memory_max, pid_t pid) {
@@ -47,13 +55,67 @@ Result<std::string> join_service_cgroup(const std::string& root, const std::stri
     const std::string v = memory_max ? std::to_string(*memory_max) : "max";
     if (Status s = write_file(dir + "/memory.max", v); !s) return s;
   }
-  if (Status s = write_file(dir + "/cgroup.procs", std::to_string(pid)); !s) return s;
+  const std::string leaf = dir + "/" + kServiceLeaf;
+  if (Status s = make_dir(leaf, 0755); !s) return s;
+  if (Status s = write_file(leaf + "/cgroup.procs", std::to_string(pid)); !s) return s;
   return dir;
 }
 
 void leave_service_cgroup(const std::string& root, const std::string& dir, const std::string& home, pid_t pid) {
   (void)write_file(root + (home == "/" ? "" : home) + "/cgroup.procs", std::to_string(pid));
+  (void)rmdir((dir + "/" + kTranslatorLeaf).c_str());
+  (void)rmdir((dir + "/" + kServiceLeaf).c_str());
   (void)rmdir(dir.c_str());
+}
+
+std::string translator_cgroup_dir(const std::string& cgroup2, const std::string& service_dir,
+                                  const std::string& name) {
+  const std::string parent = service_dir.empty() ? cgroup2 + "/ferry/" + name : service_dir;
+  return parent + "/" + kTranslatorLeaf;
+}
+
+// The parents first (a service's cgroup exists already; ferry/ and
+// ferry/NAME are made here on a hybrid machine), then the leaf, 0700.
+Status make_translator_cgroup(const std::string& dir) {
+  const std::string name_dir = dir.substr(0, dir.rfind('/'));
+  const std::string ferry_dir = name_dir.substr(0, name_dir.rfind('/'));
+  if (Status s = make_dir(ferry_dir, 0755); !s) return s;
+  if (Status s = make_dir(name_dir, 0755); !s) return s;
+  if (mkdir(dir.c_str(), 0700) == 0) return {};
+  if (errno != EEXIST || rmdir(dir.c_str()) != 0 || mkdir(dir.c_str(), 0700) != 0)
+    return Status::from_errno("cgroup " + dir);
+  return {};
+}
+
+void remove_translator_cgroup(const std::string& dir, const std::string& service_dir) {
+  (void)rmdir(dir.c_str());  // empty once the translator exited
+  if (service_dir.empty()) (void)rmdir(dir.substr(0, dir.rfind('/')).c_str());
+}
+
+void remove_service_cgroups(const std::string& cgroup2, const std::string& name) {
+  if (cgroup2.empty() || name.empty() || name.find('/') != std::string::npos || name[0] == '.') return;
+  const std::string dir = cgroup2 + "/ferry/" + name;
+  (void)rmdir((dir + "/" + kTranslatorLeaf).c_str());
+  (void)rmdir((dir + "/" + kServiceLeaf).c_str());
+  (void)rmdir(dir.c_str());
+  (void)rmdir((cgroup2 + "/ferry-" + name).c_str());  // before the service-cgroup layout
+}
+
+// /sys/fs/cgroup when it is the unified hierarchy, else the first cgroup2
+// mount in mountinfo (a hybrid machine's /sys/fs/cgroup/unified).
+std::string cgroup2_mount() {
+  if (is_cgroup2(kCgroupRoot)) return kCgroupRoot;
+  std::ifstream f("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    // ... mount-point ... - fstype source options
+    const size_t dash = line.find(" - ");
+    if (dash == std::string::npos || line.compare(dash + 3, 8, "cgroup2 ") != 0) continue;
+    std::istringstream fields(line.substr(0, dash));
+    std::string id, parent, devno, root, mnt;
+    if (fields >> id >> parent >> devno >> root >> mnt) return mnt;
+  }
+  return "";
 }
 
 std::string current_cgroup() {
