@@ -125,27 +125,28 @@ TEST(SandboxOptions, Parse) {
 
 TEST(SandboxOptions, Resolve) {
   Options o;
-  std::string error;
   o.runas = "nobody";
-  ASSERT_TRUE(resolve(&o, true, &error)) << error;
+  Status st = resolve(&o, true);
+  ASSERT_TRUE(st.ok()) << st.message();
   EXPECT_EQ(o.uid, 65534u);
   o.runas = "1234:5678";
-  ASSERT_TRUE(resolve(&o, true, &error)) << error;
+  st = resolve(&o, true);
+  ASSERT_TRUE(st.ok()) << st.message();
   EXPECT_EQ(o.uid, 1234u);
   EXPECT_EQ(o.gid, 5678u);
   o.runas = "no-such-user-ferry";
-  EXPECT_FALSE(resolve(&o, true, &error));
+  EXPECT_EQ(resolve(&o, true).message(), "--runas: no user 'no-such-user-ferry'");
   o.runas = "nobody:no-such-group-ferry";
-  EXPECT_FALSE(resolve(&o, true, &error));
+  EXPECT_EQ(resolve(&o, true).message(), "--runas: no group 'no-such-group-ferry'");
   o.runas = "nobody";
   setenv("FERRY_SECCOMP", "log", 1);
-  EXPECT_TRUE(resolve(&o, false, &error));
+  EXPECT_TRUE(resolve(&o, false).ok());
   EXPECT_EQ(o.seccomp, SeccompMode::log);
   o.seccomp = SeccompMode::kill;
-  EXPECT_TRUE(resolve(&o, true, &error));  // an option wins over the environment
+  EXPECT_TRUE(resolve(&o, true).ok());  // an option wins over the environment
   EXPECT_EQ(o.seccomp, SeccompMode::kill);
   setenv("FERRY_SECCOMP", "sometimes", 1);
-  EXPECT_FALSE(resolve(&o, false, &error));
+  EXPECT_EQ(resolve(&o, false).message(), "bad FERRY_SECCOMP 'sometimes' (kill, log or off)");
   unsetenv("FERRY_SECCOMP");
 }
 

@@ -465,8 +465,8 @@ int cmd_attach(int argc, char** argv) {
     return 2;
   }
   prepare_forwards(&a.config);
-  if (std::string error; !sandbox::resolve(&a.sandbox, a.seccomp_given, &error)) {
-    std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
+  if (Status st = sandbox::resolve(&a.sandbox, a.seccomp_given); !st.ok()) {
+    std::fprintf(stderr, "ferry attach: %s\n", st.message().c_str());
     return 2;
   }
   finish_services_config(&a.config, services::read_resolv_conf());

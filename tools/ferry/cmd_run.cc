@@ -323,8 +323,8 @@ int cmd_run(int argc, char** argv) {
     std::fprintf(stderr, "ferry run: %s\n", error.c_str());
     return 2;
   }
-  if (std::string error; !sandbox::resolve(&sandbox_options, seccomp_given, &error)) {
-    std::fprintf(stderr, "ferry run: %s\n", error.c_str());
+  if (Status st = sandbox::resolve(&sandbox_options, seccomp_given); !st.ok()) {
+    std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
     return 2;
   }
   const bool rootless = rootless::wanted();

@@ -182,8 +182,8 @@ int cmd_vm(int argc, char** argv) {
     return 2;
   }
   prepare_forwards(&config);
-  if (std::string error; !sandbox::resolve(&sandbox_options, seccomp_given, &error)) {
-    std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
+  if (Status st = sandbox::resolve(&sandbox_options, seccomp_given); !st.ok()) {
+    std::fprintf(stderr, "ferry vm: %s\n", st.message().c_str());
     return 2;
   }
   const bool root = geteuid() == 0;

@@ -63,12 +63,11 @@ constexpr Option<Options> kOptions[] = {
 
 std::span<const Option<Options>> option_table() { return kOptions; }
 
-bool resolve(Options* o, bool seccomp_from_option, std::string* error) {
+Status resolve(Options* o, bool seccomp_from_option) {
   if (!seccomp_from_option) {
     if (const char* env = std::getenv("FERRY_SECCOMP"); env != nullptr && *env != '\0') {
       if (!parse_mode(env, &o->seccomp)) {
-        *error = "bad FERRY_SECCOMP '" + std::string(env) + "' (kill, log or off)";
-        return false;
+        return Status::failure("bad FERRY_SECCOMP '" + std::string(env) + "' (kill, log or off)");
       }
     }
   }
@@ -82,8 +81,7 @@ bool resolve(Options* o, bool seccomp_from_option, std::string* error) {
     o->uid = static_cast<uid_t>(id);
     o->gid = static_cast<gid_t>(id);
   } else {
-    *error = "--runas: no user '" + user + "'";
-    return false;
+    return Status::failure("--runas: no user '" + user + "'");
   }
   if (colon != std::string_view::npos) {
     const std::string group(spec.substr(colon + 1));
@@ -92,11 +90,10 @@ bool resolve(Options* o, bool seccomp_from_option, std::string* error) {
     } else if (long id = parse_id(group); id >= 0) {
       o->gid = static_cast<gid_t>(id);
     } else {
-      *error = "--runas: no group '" + group + "'";
-      return false;
+      return Status::failure("--runas: no group '" + group + "'");
     }
   }
-  return true;
+  return {};
 }
 
 const char* to_string(SeccompMode m) {

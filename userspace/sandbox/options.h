@@ -20,6 +20,7 @@
 #include <string>
 
 #include "common/option_table.h"
+#include "common/status.h"
 
 namespace ferry::sandbox {
 
@@ -45,9 +46,9 @@ struct Options {
 std::span<const Option<Options>> option_table();
 
 // Applies FERRY_SECCOMP (kill, log, off) unless an option (--seccomp)
-// already chose, and resolves runas to ids. False (with why) for an unknown user or group
-// or a bad FERRY_SECCOMP.
-bool resolve(Options* o, bool seccomp_from_option, std::string* error);
+// already chose, and resolves runas to ids. A failure (one line) for an
+// unknown user or group or a bad FERRY_SECCOMP.
+Status resolve(Options* o, bool seccomp_from_option);
 
 const char* to_string(SeccompMode m);
 
