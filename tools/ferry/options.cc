@@ -381,7 +381,10 @@ bool validate_config(const Config& c, std::string* error) {
     return false;
   }
   // -o and --outbound-if4/6 name what this host has (its addresses, links).
-  if (!check_outbound(c, error)) return false;
+  if (Status st = check_outbound(c); !st.ok()) {
+    *error = st.message();
+    return false;
+  }
   if (c.ipv4 && !c.guest4.addr.same_prefix(c.gateway4, c.guest4.len)) {
     *error = "gateway " + c.gateway4.str() + " is not in " + c.guest4.str();
     return false;

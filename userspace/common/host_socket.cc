@@ -72,26 +72,24 @@ socklen_t outbound_bind_address(const Config& c, bool v6, const InetAddr& dest, 
   return to_sockaddr(v6 ? InetAddr{} : *InetAddr::parse("0.0.0.0"), port, ss);
 }
 
-bool check_outbound(const Config& c, std::string* error) {
+Status check_outbound(const Config& c) {
   for (const bool v6 : {false, true}) {
     const std::string& ifname = outbound_if(c, v6);
-    if (!ifname.empty() && if_nametoindex(ifname.c_str()) == 0) {
-      *error = std::string("--outbound-if") + (v6 ? "6 " : "4 ") + ifname + ": no such interface";
-      return false;
-    }
+    if (!ifname.empty() && if_nametoindex(ifname.c_str()) == 0)
+      return Status::failure(std::string("--outbound-if") + (v6 ? "6 " : "4 ") + ifname + ": no such interface", ENODEV);
     const InetAddr& a = outbound_addr(c, v6);
     if (a.is_unspecified()) continue;
     const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     sockaddr_storage ss;
     const socklen_t sl = to_sockaddr(a, 0, &ss);
     if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) != 0) {
-      *error = "-o " + a.str() + ": not an address of this host (" + std::strerror(errno) + ")";
+      const int err = errno;
       if (fd >= 0) close(fd);
-      return false;
+      return Status::failure("-o " + a.str() + ": not an address of this host (" + std::strerror(err) + ")", err);
     }
     close(fd);
   }
-  return true;
+  return {};
 }
 
 }  // namespace ferry

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "codec/addr.h"
+#include "common/status.h"
 
 namespace ferry {
 
@@ -52,7 +53,7 @@ socklen_t outbound_bind_address(const Config& c, bool v6, const InetAddr& dest, 
 
 // Checks -o and --outbound-if4/6 once at start, in the namespace the host
 // sockets will live in: each address must be one of the host's (a socket
-// binds it), each interface must exist. False with *error (one line).
-bool check_outbound(const Config& c, std::string* error);
+// binds it), each interface must exist. A failure is one line.
+Status check_outbound(const Config& c);
 
 }  // namespace ferry
