@@ -18,28 +18,6 @@ namespace ferry {
 
 namespace {
 
-// Parses a decimal port 1..65535 that must span all of `text`.
-bool parse_port(std::string_view text, uint16_t* port) {
-  unsigned value = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (text.empty() || ec != std::errc() || ptr != end || value == 0 || value > 65535) return false;
-  *port = static_cast<uint16_t>(value);
-  return true;
-}
-
-// Parses "P" or "F-L" into an inclusive range.
-bool parse_range(std::string_view text, uint16_t* first, uint16_t* last) {
-  const size_t dash = text.find('-');
-  if (dash == std::string_view::npos) {
-    if (!parse_port(text, first)) return false;
-    *last = *first;
-    return true;
-  }
-  return parse_port(text.substr(0, dash), first) && parse_port(text.substr(dash + 1), last) &&
-         *first <= *last;
-}
-
 // Parses one rule (no commas) into *rule.
 bool parse_one(std::string_view text, PortForward* rule, std::string* error) {
   PortForward r;
@@ -56,7 +34,7 @@ bool parse_one(std::string_view text, PortForward* rule, std::string* error) {
   }
   const size_t colon = text.find(':');
   const std::string_view host = text.substr(0, colon);
-  if (!parse_range(host, &r.host_first, &r.host_last)) {
+  if (!parse_port_range(host, &r.host_first, &r.host_last)) {
     *error = "bad port or range '" + std::string(host) + "' (ports are 1-65535, FIRST-LAST ascending)";
     return false;
   }
@@ -64,7 +42,7 @@ bool parse_one(std::string_view text, PortForward* rule, std::string* error) {
   if (colon != std::string_view::npos) {
     uint16_t gf = 0, gl = 0;
     const std::string_view guest = text.substr(colon + 1);
-    if (!parse_range(guest, &gf, &gl)) {
+    if (!parse_port_range(guest, &gf, &gl)) {
       *error = "bad guest port or range '" + std::string(guest) + "'";
       return false;
     }
@@ -193,7 +171,7 @@ bool parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, s
       return false;
     } else if (!item.empty() && item[0] == '~') {
       uint16_t first = 0, last = 0;
-      if (!parse_range(item.substr(1), &first, &last)) {
+      if (!parse_port_range(item.substr(1), &first, &last)) {
         *error = "bad exclusion '" + std::string(item) + "' (want ~PORT or ~FIRST-LAST)";
         return false;
       }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/port_range.h"  // PORT and FIRST-LAST, as --allow/--deny read them
 
 namespace ferry {
 

@@ -1,32 +1,11 @@
 // Destination rules: see rules.h for the syntax and the precedence.
 #include "policy/rules.h"
 
-#include <charconv>
+#include "common/port_range.h"
 
 namespace ferry {
 
 namespace {
-
-// A decimal port 1..65535 spanning all of text.
-bool parse_port(std::string_view text, uint16_t* port) {
-  unsigned v = 0;
-  const char* end = text.data() + text.size();
-  auto [p, ec] = std::from_chars(text.data(), end, v);
-  if (text.empty() || ec != std::errc() || p != end || v == 0 || v > 65535) return false;
-  *port = static_cast<uint16_t>(v);
-  return true;
-}
-
-// "P" or "F-L", ascending.
-bool parse_port_range(std::string_view text, uint16_t* first, uint16_t* last) {
-  const size_t dash = text.find('-');
-  if (dash == std::string_view::npos) {
-    if (!parse_port(text, first)) return false;
-    *last = *first;
-    return true;
-  }
-  return parse_port(text.substr(0, dash), first) && parse_port(text.substr(dash + 1), last) && *first <= *last;
-}
 
 // Prefix with its host bits cleared, so that to_string shows what matches.
 InetPrefix normalized(InetPrefix p) {
