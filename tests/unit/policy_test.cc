@@ -23,8 +23,8 @@ InetAddr A(const char* s) { return *InetAddr::parse(s); }
 std::vector<DestinationRule> Rules(const std::vector<std::pair<bool, const char*>>& specs) {
   std::vector<DestinationRule> out;
   for (const auto& [allow, text] : specs) {
-    std::string err;
-    EXPECT_TRUE(parse_destination_rules(text, allow, &out, &err)) << text << ": " << err;
+    const Status st = parse_destination_rules(text, allow, &out);
+    EXPECT_TRUE(st.ok()) << text << ": " << st.message();
   }
   return out;
 }
@@ -58,8 +58,9 @@ TEST(PolicyRules, Parse) {
   };
   for (const Case& c : cases) {
     std::vector<DestinationRule> out;
-    std::string err;
-    const bool ok = parse_destination_rules(c.text, false, &out, &err);
+    const Status st = parse_destination_rules(c.text, false, &out);
+    const bool ok = st.ok();
+    const std::string err = st.message();
     EXPECT_EQ(ok, !c.want.empty()) << c.text;
     if (!ok) {
       EXPECT_TRUE(out.empty()) << c.text;

@@ -1062,14 +1062,14 @@ TEST_F(TcpTest, PolicyDecidesEveryNewFlow) {
   auto no_map = [](Config& c, DestinationPolicy&) { c.map_gateway = false; };
   auto deny = [](const char* rule) {
     return [rule](Config& c, DestinationPolicy&) {
-      std::string err;
-      ASSERT_TRUE(parse_destination_rules(rule, false, &c.destination_rules, &err)) << err;
+      const Status st = parse_destination_rules(rule, false, &c.destination_rules);
+      ASSERT_TRUE(st.ok()) << st.message();
     };
   };
   auto allow = [](const char* rule) {
     return [rule](Config& c, DestinationPolicy&) {
-      std::string err;
-      ASSERT_TRUE(parse_destination_rules(rule, true, &c.destination_rules, &err)) << err;
+      const Status st = parse_destination_rules(rule, true, &c.destination_rules);
+      ASSERT_TRUE(st.ok()) << st.message();
     };
   };
   auto no_node = [](Config& c, DestinationPolicy& p) {

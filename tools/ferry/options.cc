@@ -93,7 +93,7 @@ bool apply_udp_ports(Config& c, const char* v, std::string* error) { return appl
 // --map-gw-ports: the same syntax as a rule's ports; implies --map-gw.
 bool apply_map_gw_ports(Config& c, const char* v, std::string* error) {
   std::vector<DestinationRule> r;
-  if (!parse_destination_rules(std::string("0.0.0.0/0:") + v, true, &r, error)) {
+  if (!parse_destination_rules(std::string("0.0.0.0/0:") + v, true, &r).ok()) {
     *error = "bad --map-gw-ports '" + std::string(v) + "' (PORT, FIRST-LAST, comma lists; 1-65535)";
     return false;
   }
@@ -103,10 +103,10 @@ bool apply_map_gw_ports(Config& c, const char* v, std::string* error) {
 }
 
 bool apply_allow(Config& c, const char* v, std::string* error) {
-  return parse_destination_rules(v, true, &c.destination_rules, error);
+  return option::from_status(parse_destination_rules(v, true, &c.destination_rules), error);
 }
 bool apply_deny(Config& c, const char* v, std::string* error) {
-  return parse_destination_rules(v, false, &c.destination_rules, error);
+  return option::from_status(parse_destination_rules(v, false, &c.destination_rules), error);
 }
 
 // --mark: decimal or 0x hex, 32 bits.

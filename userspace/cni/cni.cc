@@ -352,8 +352,7 @@ std::optional<NetConf> parse_netconf(std::string_view text, CniError* err) {
         }
       }
       std::vector<DestinationRule> check;
-      std::string why;
-      if (!parse_destination_rules("0.0.0.0/0:" + ports, true, &check, &why)) {
+      if (!parse_destination_rules("0.0.0.0/0:" + ports, true, &check).ok()) {
         bad_field(err, "mapGateway", "bad ports '" + ports + "'");
         return std::nullopt;
       }
@@ -377,9 +376,8 @@ std::optional<NetConf> parse_netconf(std::string_view text, CniError* err) {
   for (const auto& [field, list, allow] : {std::tuple{"allow", &c.allow, true}, std::tuple{"deny", &c.deny, false}}) {
     for (const std::string& r : *list) {
       std::vector<DestinationRule> check;
-      std::string why;
-      if (!parse_destination_rules(r, allow, &check, &why)) {
-        bad_field(err, field, why);
+      if (Status st = parse_destination_rules(r, allow, &check); !st.ok()) {
+        bad_field(err, field, st.message());
         return std::nullopt;
       }
     }

@@ -34,6 +34,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/status.h"
+
 namespace ferry {
 
 // Everything about one option but its handler.
@@ -83,6 +85,13 @@ template <auto Member>
 bool text(typename member_of<Member>::owner& t, const char* v, std::string*) {
   t.*Member = v;
   return true;
+}
+
+// A handler's outcome from a parser that returns a Status: true, or false
+// with the failure's line in *error.
+inline bool from_status(const Status& st, std::string* error) {
+  if (!st.ok()) *error = st.message();
+  return st.ok();
 }
 
 // Parses an unsigned decimal in [lo, hi] spanning all of text.

@@ -25,16 +25,14 @@ unsigned port_span(const DestinationRule& r) {
 
 }  // namespace
 
-bool parse_destination_rules(std::string_view text, bool allow, std::vector<DestinationRule>* out,
-                             std::string* error) {
+Status parse_destination_rules(std::string_view text, bool allow, std::vector<DestinationRule>* out) {
   const std::string what = std::string(allow ? "--allow" : "--deny") + " '" + std::string(text) + "'";
   std::string_view net_text = text, ports_text;
   bool has_ports = false;
   if (!text.empty() && text.front() == '[') {  // [v6addr]:ports
     const size_t close = text.find(']');
     if (close == std::string_view::npos || (close + 1 < text.size() && text[close + 1] != ':')) {
-      *error = "bad " + what + " (want [ADDR]:PORTS)";
-      return false;
+      return Status::failure("bad " + what + " (want [ADDR]:PORTS)");
     }
     net_text = text.substr(1, close - 1);
     if (close + 1 < text.size()) {
@@ -56,8 +54,7 @@ bool parse_destination_rules(std::string_view text, bool allow, std::vector<Dest
   }
   std::optional<InetPrefix> net = InetPrefix::parse(net_text);
   if (!net) {
-    *error = "bad " + what + " (want CIDR[:PORTS], e.g. 169.254.169.254/32:80 or [fd00::1]:443)";
-    return false;
+    return Status::failure("bad " + what + " (want CIDR[:PORTS], e.g. 169.254.169.254/32:80 or [fd00::1]:443)");
   }
   std::vector<DestinationRule> add;
   DestinationRule base{normalized(*net), 0, 0, allow};
@@ -70,8 +67,7 @@ bool parse_destination_rules(std::string_view text, bool allow, std::vector<Dest
       std::string_view one = ports_text.substr(start, comma == std::string_view::npos ? ports_text.npos : comma - start);
       DestinationRule r = base;
       if (!parse_port_range(one, &r.port_first, &r.port_last)) {
-        *error = "bad ports '" + std::string(one) + "' in " + what + " (1-65535, FIRST-LAST ascending)";
-        return false;
+        return Status::failure("bad ports '" + std::string(one) + "' in " + what + " (1-65535, FIRST-LAST ascending)");
       }
       add.push_back(r);
       if (comma == std::string_view::npos) break;
@@ -79,7 +75,7 @@ bool parse_destination_rules(std::string_view text, bool allow, std::vector<Dest
     }
   }
   out->insert(out->end(), add.begin(), add.end());
-  return true;
+  return {};
 }
 
 std::string to_string(const DestinationRule& r) {

@@ -17,13 +17,13 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/status.h"
 
 namespace ferry {
 
-// Appends the rules in `text` (allow or deny) to `out`; false with a
-// one-line *error naming the bad part (then `out` is unchanged).
-bool parse_destination_rules(std::string_view text, bool allow, std::vector<DestinationRule>* out,
-                             std::string* error);
+// Appends the rules in `text` (allow or deny) to `out`; a failure is one
+// line naming the bad part (then `out` is unchanged).
+Status parse_destination_rules(std::string_view text, bool allow, std::vector<DestinationRule>* out);
 
 // "198.18.0.0/15:80-81" / "fd00::/8" (ports only when the rule has them).
 std::string to_string(const DestinationRule& r);
