@@ -131,6 +131,16 @@
 	X(stray, internal)       /* host datagrams matching no query in flight */ \
 	X(send_failed, internal) /* host sendto or guest link refused */
 
+/* AutoForward::Counters, prefix "auto_": -t/-u auto (ferry run), the
+ * guest's listening sockets followed (userspace/autofwd/). */
+#define FERRY_AUTO_FORWARD_COUNTERS(X)                                         \
+	X(scans, published)           /* rounds that read the guest's socket tables */ \
+	X(scan_errors, published)     /* rounds skipped: a table could not be read */ \
+	X(malformed_lines, published) /* table lines that did not parse (skipped) */ \
+	X(opened, published)          /* host forwards opened (port and protocol) */ \
+	X(closed, published)          /* ... closed: the guest stopped listening */ \
+	X(open_failed, published)     /* attempts the host refused (privileged port, in use) */
+
 /* FastPathBridge::Counters: the TCP fast path's userspace side, printed
  * (every one, in this order) by its -v line at exit; not in the file. */
 #define FERRY_FASTPATH_BRIDGE_COUNTERS(X)                                      \

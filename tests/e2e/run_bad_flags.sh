@@ -34,9 +34,16 @@ check_usage_error "bad --mark" run --mark -1 -- true
 check_usage_error "--netns naming ferry's own namespace" run --netns /proc/self/ns/net -- true
 
 # Port specs (pasta's syntax): bad exclusions, a spec that leaves nothing,
-# the unsupported auto: one line, exit 2.
-for spec in '~' '~0' '~90-80' '80,~80' 'auto' 'all,' '8000-8001,~7000-9000'; do
+# auto beside all or with an address: one line, exit 2.
+for spec in '~' '~0' '~90-80' '80,~80' 'auto,all' '127.0.0.1/auto' 'auto,~0' 'all,' '8000-8001,~7000-9000'; do
   e2e_ferry 10 run -t "$spec" -- true
   e2e_expect "-t '$spec': exit 2 (got $RC)" test "$RC" -eq 2
   e2e_expect "-t '$spec': one line on stderr" test "$(wc -l <"$ERR")" -eq 1
 done
+# -u auto is ferry run's: attach and vm have no guest namespace to follow.
+e2e_ferry 10 attach nosuchdev0 -u auto
+e2e_expect "attach -u auto: exit 2 (got $RC)" test "$RC" -eq 2
+e2e_expect "attach -u auto: says it is ferry run's" grep -q -- "-u auto is for ferry run only" "$ERR"
+e2e_ferry 10 vm --socket "$E2E_TMP/vm.sock" -t auto,~22
+e2e_expect "vm -t auto: exit 2 (got $RC)" test "$RC" -eq 2
+e2e_expect "vm -t auto: one line on stderr" test "$(wc -l <"$ERR")" -eq 1

@@ -126,7 +126,7 @@ TEST(PortForward, BadSpecsTable) {
       {"80,~80", "leaves no port"},
       {"8000-8001,~7000-9000", "leaves no port"},
       {"~1-65535", "leaves no port"},
-      {"auto", "not supported"},
+      {"auto", "not supported"},  // no AutoForwardSpec given: not ferry run
       {"all,", "bad port"},
       {"alll", "bad port"},
       {"none,80", "bad port"},
@@ -135,6 +135,67 @@ TEST(PortForward, BadSpecsTable) {
     std::string e = parse_error(c.spec);
     EXPECT_NE(e.find(c.says), std::string::npos) << c.spec << " said: " << e;
     EXPECT_EQ(e.find('\n'), std::string::npos) << c.spec;
+  }
+}
+
+// -t auto: alone, with exclusions (which apply to it), beside explicit rules.
+TEST(PortForward, AutoAndItsExclusions) {
+  {
+    std::vector<PortForward> out;
+    AutoForwardSpec a;
+    std::string error;
+    ASSERT_TRUE(parse_port_forwards("auto", &out, &error, nullptr, nullptr, &a)) << error;
+    EXPECT_TRUE(a.enabled);
+    EXPECT_TRUE(out.empty());
+    EXPECT_TRUE(a.excluded.none());
+  }
+  {
+    std::vector<PortForward> out;
+    AutoForwardSpec a;
+    std::string error;
+    ASSERT_TRUE(parse_port_forwards("auto,~22,~8000-8001", &out, &error, nullptr, nullptr, &a)) << error;
+    EXPECT_TRUE(a.enabled);
+    EXPECT_TRUE(out.empty()) << "exclusions beside auto do not mean all";
+    EXPECT_EQ(a.excluded.count(), 3u);
+    EXPECT_TRUE(a.excluded.test(22) && a.excluded.test(8000) && a.excluded.test(8001));
+  }
+  {
+    std::vector<PortForward> out;
+    AutoForwardSpec a;
+    std::string error;
+    ASSERT_TRUE(parse_port_forwards("~22,8080:80,auto", &out, &error, nullptr, nullptr, &a)) << error;
+    EXPECT_TRUE(a.enabled);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(to_string(out[0]), "8080:80");
+    EXPECT_TRUE(a.excluded.test(22));
+  }
+  {
+    std::vector<PortForward> out;
+    AutoForwardSpec a;
+    std::string error;
+    // Not auto: exclusions alone are all but those, and auto stays off.
+    ASSERT_TRUE(parse_port_forwards("~22", &out, &error, nullptr, nullptr, &a)) << error;
+    EXPECT_FALSE(a.enabled);
+    EXPECT_FALSE(out.empty());
+  }
+  const struct {
+    const char* spec;
+    const char* says;
+  } bad[] = {
+      {"auto,all", "both auto and all"},
+      {"all,auto,~22", "both auto and all"},
+      {"127.0.0.1/auto", "bad port"},
+      {"auto:80", "bad port"},
+      {"auto,~0", "bad exclusion"},
+      {"auto,", "bad port"},
+  };
+  for (const auto& c : bad) {
+    std::vector<PortForward> out;
+    AutoForwardSpec a;
+    std::string error;
+    EXPECT_FALSE(parse_port_forwards(c.spec, &out, &error, nullptr, nullptr, &a)) << c.spec;
+    EXPECT_FALSE(a.enabled) << c.spec << ": a failed spec changes nothing";
+    EXPECT_NE(error.find(c.says), std::string::npos) << c.spec << " said: " << error;
   }
 }
 

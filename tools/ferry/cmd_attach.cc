@@ -460,7 +460,7 @@ int cmd_attach(int argc, char** argv) {
     std::fprintf(stderr, "ferry attach: device names run-N are reserved for `ferry run` instances\n");
     return 2;
   }
-  if (std::string error; !validate_config(a.config, &error)) {
+  if (std::string error; !validate_config(a.config, &error) || !refuse_auto_forwards(a.config, &error)) {
     std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
     return 2;
   }

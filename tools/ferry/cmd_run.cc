@@ -63,6 +63,7 @@
 #include <string>
 #include <vector>
 
+#include "autofwd/listen_tables.h"
 #include "bpf/classify.h"
 #include "bpf/fastpath_maps.h"
 #include "commands.h"
@@ -362,6 +363,7 @@ int cmd_run(int argc, char** argv) {
   NetnsFd userns;  // rootless only
   NetnsFd guest_ns;
   std::unique_ptr<TapPort> tap;
+  ListenTables guest_tables;  // -t/-u auto, rootless: opened by the helper that made the namespace
   if (rootless) {
     Result<rootless::Guest> guest = rootless::make_guest(config);
     if (!guest) {
@@ -371,6 +373,7 @@ int cmd_run(int argc, char** argv) {
     userns = std::move(guest->ns.userns);
     guest_ns = std::move(guest->ns.netns);
     tap = std::move(guest->tap);
+    guest_tables = std::move(guest->tables);
   } else {
     // 1. the namespace
     Result<NetnsFd> ns = netns_spec.empty() ? create_netns() : open_netns(netns_spec);
@@ -446,6 +449,17 @@ int cmd_run(int argc, char** argv) {
   if (Status st = session.start(); !st.ok()) {
     std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
     return 1;
+  }
+  // -t/-u auto: the guest's socket tables, opened in its namespace now (the
+  // sandboxed translator cannot) and re-read by the translator every second.
+  if (config.tcp_auto.enabled || config.udp_auto.enabled) {
+    Result<ListenTables> tables =
+        rootless ? Result<ListenTables>(std::move(guest_tables)) : ListenTables::open_in(guest_ns.get());
+    if (!tables) {
+      std::fprintf(stderr, "ferry run: -t/-u auto: the guest's socket tables: %s\n", tables.status().message().c_str());
+      return 1;
+    }
+    translator.follow_guest_listeners(std::move(*tables));
   }
   // The live connection table, pinned for `ferry conns` and bpftool.
   if (!rootless) session.pin_conn_view(instance);

@@ -177,7 +177,7 @@ int cmd_vm(int argc, char** argv) {
     return 2;
   }
   config.fastpath = false;  // no device, no BPF, whatever was asked
-  if (std::string error; !validate_config(config, &error)) {
+  if (std::string error; !validate_config(config, &error) || !refuse_auto_forwards(config, &error)) {
     std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
     return 2;
   }

@@ -91,6 +91,7 @@ attach::StateMap translator_counters(Translator& tr, const FramePort& port) {
   FERRY_PUBLISH_FAMILY(FERRY_RA_COUNTERS, "ra_", sv.ra().counters());
   FERRY_PUBLISH_FAMILY(FERRY_DHCP6_COUNTERS, "dhcp6_", sv.dhcp6().counters());
   FERRY_PUBLISH_FAMILY(FERRY_DNS_COUNTERS, "dns_", sv.dns().counters());
+  if (const AutoForward* af = tr.auto_forward()) FERRY_PUBLISH_FAMILY(FERRY_AUTO_FORWARD_COUNTERS, "auto_", af->counters());
   // The destination policy: every refusal, by reason, and spoofed sources.
   auto n = [](uint64_t v) { return std::to_string(v); };
   const DestinationPolicy::Counters& pc = tr.policy().counters();

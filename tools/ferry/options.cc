@@ -83,7 +83,9 @@ bool apply_ifname(Config& c, const char* v, std::string* error) {
 bool apply_ports(bool udp, Config& c, const char* v, std::string* error) {
   const HostPorts host = read_host_ports(udp);
   size_t skipped = 0;
-  if (!parse_port_forwards(v, udp ? &c.udp_forwards : &c.tcp_forwards, error, &host, &skipped)) return false;
+  if (!parse_port_forwards(v, udp ? &c.udp_forwards : &c.tcp_forwards, error, &host, &skipped,
+                           udp ? &c.udp_auto : &c.tcp_auto))
+    return false;
   (udp ? c.udp_ports_skipped : c.tcp_ports_skipped) += skipped;
   return true;
 }
@@ -298,7 +300,9 @@ constexpr Option<Config> kTranslatorOptions[] = {
       "forward host TCP ports into the guest:\n"
       "PORT, FIRST-LAST, PORT:GUESTPORT, ADDR/PORT, comma lists,\n"
       "all (non-ephemeral ports not in use on the host),\n"
-      "~PORT or ~FIRST-LAST excluded (alone: all but those)"},
+      "auto (ferry run: the ports the guest listens on, followed\n"
+      "every second), ~PORT or ~FIRST-LAST excluded (alone: all\n"
+      "but those)"},
      apply_tcp_ports},
     {{"--udp-ports", 'u', "SPEC", "the same for UDP"}, apply_udp_ports},
     {{"--map-gw", 0, nullptr,
@@ -419,6 +423,13 @@ bool validate_config(const Config& c, std::string* error) {
     }
   }
   return true;
+}
+
+bool refuse_auto_forwards(const Config& c, std::string* error) {
+  if (!c.tcp_auto.enabled && !c.udp_auto.enabled) return true;
+  *error = std::string(c.tcp_auto.enabled ? "-t" : "-u") +
+           " auto is for ferry run only (it follows the listening sockets of the guest's namespace)";
+  return false;
 }
 
 void finish_services_config(Config* c, const services::ResolvConf& host) {

@@ -20,6 +20,10 @@ void add_translator_options(OptionParser& p, Config* config);
 // Checks cross-option consistency after all options were read.
 bool validate_config(const Config& config, std::string* error);
 
+// -t/-u auto needs the guest's namespace (ferry run): false with a one-line
+// error for the commands that have none to scan (attach, vm).
+bool refuse_auto_forwards(const Config& config, std::string* error);
+
 // Fills what the guest services take from the host: the resolvers to forward
 // to, the search list (unless --search), routes' default gateway.
 void finish_services_config(Config* config, const services::ResolvConf& host);

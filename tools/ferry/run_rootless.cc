@@ -185,6 +185,7 @@ Result<Guest> make_guest(const Config& config) {
   tap_options.ifname = config.ifname;
   tap_options.mtu = config.mtu;
   const GuestLinkSetup setup = guest_link_setup(config);
+  const bool tables = config.tcp_auto.enabled || config.udp_auto.enabled;
   // Inside the helper (root of the new namespaces): the tap and the link.
   auto inside = [&](HandBack* back) -> Status {
     Result<NetnsFd> here = current_netns();
@@ -202,6 +203,11 @@ Result<Guest> make_guest(const Config& config) {
     const int copy = fcntl((*tap)->fd(), F_DUPFD_CLOEXEC, 0);
     if (copy < 0) return Status::from_errno("dup the tap fd");
     back->fds.push_back(copy);
+    if (tables) {  // -t/-u auto: the guest's socket tables, after the tap
+      Result<ListenTables> t = ListenTables::open_here();
+      if (!t) return t.status();
+      for (int fd : t->release()) back->fds.push_back(fd);
+    }
     const MacAddr& m = (*tap)->guest_mac();
     char text[64];
     std::snprintf(text, sizeof(text), "%d %02x:%02x:%02x:%02x:%02x:%02x", (*tap)->ifindex(), m.b[0], m.b[1],
@@ -211,7 +217,7 @@ Result<Guest> make_guest(const Config& config) {
   };
   Result<GuestNamespaces> ns = make_guest_namespaces(inside);
   if (!ns) return ns.status();
-  if (ns->fds.size() != 1) {
+  if (ns->fds.size() != (tables ? 1u + ListenTables::kCount : 1u)) {
     for (int fd : ns->fds) close(fd);
     return Status(EPROTO, "no tap from the guest's namespace");
   }
@@ -219,13 +225,18 @@ Result<Guest> make_guest(const Config& config) {
   unsigned mac[6]{};
   if (std::sscanf(ns->text.c_str(), "%d %x:%x:%x:%x:%x:%x", &ifindex, &mac[0], &mac[1], &mac[2], &mac[3], &mac[4],
                   &mac[5]) != 7) {
-    close(ns->fds[0]);
+    for (int fd : ns->fds) close(fd);
     return Status(EPROTO, "bad tap description from the guest's namespace");
   }
   MacAddr guest_mac;
   for (int i = 0; i < 6; i++) guest_mac.b[i] = static_cast<uint8_t>(mac[i]);
   Guest guest;
   guest.tap = TapPort::adopt(ns->fds[0], ifindex, config.ifname, guest_mac);
+  if (tables) {
+    Result<ListenTables> t = ListenTables::adopt(std::vector<int>(ns->fds.begin() + 1, ns->fds.end()));
+    if (!t) return t.status();
+    guest.tables = std::move(*t);
+  }
   ns->fds.clear();
   guest.ns = std::move(*ns);
   return guest;

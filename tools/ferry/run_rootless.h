@@ -19,7 +19,9 @@
 //     caller's uid and gid mapped to 0) through a helper process
 //     (netns/unprivileged_guest_ns.h), which creates the tap there and
 //     configures the link; the tap's fd comes back and ferry keeps its host
-//     sockets in the caller's network namespace.
+//     sockets in the caller's network namespace. With -t/-u auto the
+//     helper also opens the guest's socket tables (autofwd/listen_tables.h)
+//     and hands them back beside the tap.
 //   * CMD enters both namespaces (enter_guest_namespaces) and so runs as
 //     root inside, the caller outside, as under pasta.
 // Nothing is pinned or written under /run: `ferry stats`, `ferry conns` and
@@ -29,6 +31,7 @@
 #include <memory>
 #include <string>
 
+#include "autofwd/listen_tables.h"
 #include "common/config.h"
 #include "common/status.h"
 #include "netns/unprivileged_guest_ns.h"
@@ -57,9 +60,11 @@ int prepare(Config* config, sandbox::Options* sandbox_options, const Given& give
 struct Guest {
   GuestNamespaces ns;
   std::unique_ptr<TapPort> tap;
+  ListenTables tables;  // -t/-u auto: its socket tables, opened inside (else none)
 };
 
-// Makes the guest's namespaces, tap and link (addresses, routes) per config.
+// Makes the guest's namespaces, tap and link (addresses, routes) per config;
+// with -t/-u auto also opens the guest's socket tables in there.
 Result<Guest> make_guest(const Config& config);
 
 // A private directory of the caller's for the guest's resolv.conf

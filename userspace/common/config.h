@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <bitset>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -21,6 +22,14 @@ struct PortForward {
   uint16_t host_first = 0, host_last = 0;
   uint16_t guest_first = 0;  // guest port for host_first; the range maps 1:1
   bool from_all = false;     // made by `all`: may be trimmed to the descriptor limit
+};
+
+// -t auto / -u auto (ferry run only): forward, host port to the same guest
+// port on all host addresses, every port the guest listens on, following
+// changes (autofwd/auto_forward.h), but the excluded ones (`~PORT`).
+struct AutoForwardSpec {
+  bool enabled = false;
+  std::bitset<65536> excluded;
 };
 
 // An IPv4 route handed to a DHCP client (option 121, RFC 3442).
@@ -106,6 +115,7 @@ struct Config {
 
   std::vector<PortForward> tcp_forwards;
   std::vector<PortForward> udp_forwards;
+  AutoForwardSpec tcp_auto, udp_auto;
   // -t/-u all: ports left out because the host already uses them (-v says so).
   size_t tcp_ports_skipped = 0, udp_ports_skipped = 0;
 

@@ -8,11 +8,15 @@
 // splits a rule into the runs of ports left, each keeping its guest offset.
 #include "common/port_forward.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <charconv>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <utility>
+
+#include "common/socket_table.h"
 
 namespace ferry {
 
@@ -82,24 +86,15 @@ size_t append_runs(const PortForward& r, const std::bitset<65536>& cut, std::vec
   return n;
 }
 
-// Ports whose hex local port in a /proc/net/{tcp,udp}[6] line is bound
-// (state 0A, listening, for TCP; any state for UDP) are set in *in_use.
+// Ports bound in a /proc/net/{tcp,udp}[6] table (TCP: listening sockets;
+// UDP: every socket), loopback included, are set in *in_use.
 void read_proc_net(const char* path, bool listen_only, std::bitset<65536>* in_use) {
-  std::ifstream f(path);
-  std::string line;
-  std::getline(f, line);  // header
-  while (std::getline(f, line)) {
-    // "  sl  local_address:port rem_address:port st ..."
-    char local[64], remote[64];
-    unsigned state = 0;
-    if (std::sscanf(line.c_str(), "%*s %63s %63s %x", local, remote, &state) != 3) continue;
-    const char* colon = std::strrchr(local, ':');
-    if (colon == nullptr) continue;
-    unsigned port = 0;
-    if (std::sscanf(colon + 1, "%x", &port) != 1 || port == 0 || port > 65535) continue;
-    if (listen_only && state != 0x0A) continue;
-    in_use->set(port);
-  }
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  SocketTableParser parser({listen_only ? SocketFilter::kTcpListen : SocketFilter::kAnyState, false}, in_use);
+  char buf[16384];
+  read_socket_table(fd, &parser, buf, sizeof(buf));
+  close(fd);
 }
 
 }  // namespace
@@ -154,21 +149,24 @@ size_t forwarded_port_count(const std::vector<PortForward>& rules, bool only_all
 }
 
 bool parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, std::string* error,
-                         const HostPorts* host, size_t* skipped) {
+                         const HostPorts* host, size_t* skipped, AutoForwardSpec* auto_spec) {
   if (skipped) *skipped = 0;
   if (spec == "none") return true;
   const std::string whole(spec);
   std::vector<PortForward> rules;
   std::bitset<65536> excluded;
-  bool all = false;
+  bool all = false, follow = false;
   while (true) {
     const size_t comma = spec.find(',');
     const std::string_view item = spec.substr(0, comma);
     if (item == "all") {
       all = true;
     } else if (item == "auto") {
-      *error = "port spec 'auto' is not supported yet (use all or explicit ports)";
-      return false;
+      if (auto_spec == nullptr) {
+        *error = "port spec 'auto' is not supported here (it follows the listeners of ferry run's guest)";
+        return false;
+      }
+      follow = true;
     } else if (!item.empty() && item[0] == '~') {
       uint16_t first = 0, last = 0;
       if (!parse_port_range(item.substr(1), &first, &last)) {
@@ -184,7 +182,11 @@ bool parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, s
     if (comma == std::string_view::npos) break;
     spec = spec.substr(comma + 1);
   }
-  if (rules.empty() && !all) all = true;  // only exclusions: all but those
+  if (follow && all) {
+    *error = "port spec '" + whole + "' has both auto and all (all forwards every port already)";
+    return false;
+  }
+  if (rules.empty() && !all && !follow) all = true;  // only exclusions: all but those
   std::vector<PortForward> parsed;
   for (const PortForward& r : rules) append_runs(r, excluded, &parsed);
   if (all) {
@@ -203,9 +205,13 @@ bool parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, s
     every.from_all = true;
     append_runs(every, cut, &parsed);
   }
-  if (parsed.empty()) {
+  if (parsed.empty() && !follow) {
     *error = "port spec '" + whole + "' leaves no port to forward";
     return false;
+  }
+  if (follow) {
+    auto_spec->enabled = true;
+    auto_spec->excluded |= excluded;
   }
   out->insert(out->end(), parsed.begin(), parsed.end());
   return true;

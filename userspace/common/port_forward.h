@@ -9,9 +9,14 @@
 //                           on the host (HostPorts), each to itself
 //   -t ~PORT, ~F-L          exclude host ports from every rule of the option;
 //                           an option of exclusions only means all,~...
+//   -t auto                 every port the guest listens on, each to itself,
+//                           followed as it changes (ferry run; see
+//                           autofwd/auto_forward.h); exclusions in the same
+//                           option apply to it (-t auto,~22), and it may
+//                           stand beside explicit rules (not beside `all`)
 //   -t none                 no forwarding (the default)
-// Port 0, inverted or unequal ranges, an option left with no port and
-// garbage are errors with a message. `auto` is refused (not implemented).
+// Port 0, inverted or unequal ranges, an option left with no port (and no
+// `auto`), `auto` with `all` and garbage are errors with a message.
 #pragma once
 
 #include <bitset>
@@ -42,8 +47,11 @@ HostPorts read_host_ports(bool udp);
 // to a one-line description naming the bad part. `host` is consulted for
 // `all` (nullptr: nothing in use, the default ephemeral range); *skipped (if
 // given) gets the number of ports `all` left out because they were in use.
+// `auto` turns auto_spec on and adds the option's exclusions to it
+// (auto_spec nullptr: `auto` is refused).
 bool parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, std::string* error,
-                         const HostPorts* host = nullptr, size_t* skipped = nullptr);
+                         const HostPorts* host = nullptr, size_t* skipped = nullptr,
+                         AutoForwardSpec* auto_spec = nullptr);
 
 // The number of host ports the rules forward (only_all: those made by `all`).
 size_t forwarded_port_count(const std::vector<PortForward>& rules, bool only_all = false);

@@ -25,6 +25,8 @@ constexpr int kAllowed[] = {
     SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
     SCMP_SYS(recvfrom), SCMP_SYS(sendto), SCMP_SYS(recvmsg), SCMP_SYS(sendmsg),
     SCMP_SYS(recvmmsg), SCMP_SYS(sendmmsg),
+    // -t/-u auto: the guest's socket tables, re-read from offset 0 (autofwd/)
+    SCMP_SYS(pread64),
     // host sockets (made by socket(), below)
     SCMP_SYS(connect), SCMP_SYS(bind), SCMP_SYS(accept4), SCMP_SYS(listen), SCMP_SYS(shutdown),
     SCMP_SYS(setsockopt), SCMP_SYS(getsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),

@@ -63,58 +63,86 @@ Status TcpTranslator::start() {
   for (const PortForward& fw : cfg.tcp_forwards) {
     if (fw.host_last < fw.host_first) return Status::failure("tcp forward: empty port range");
     for (uint32_t port = fw.host_first; port <= fw.host_last; port++) {
-      uint16_t gport = static_cast<uint16_t>(fw.guest_first + (port - fw.host_first));
-      struct Want {
-        InetAddr addr;
-        bool v6;
-      };
-      Want wants[2];
-      int nwant = 0;
-      if (fw.bind_any || fw.bind_addr.is_unspecified()) {
-        if (cfg.ipv4) wants[nwant++] = {*InetAddr::parse("0.0.0.0"), false};
-        if (cfg.ipv6) wants[nwant++] = {*InetAddr::parse("::"), true};
-      } else {
-        wants[nwant++] = {fw.bind_addr, !fw.bind_addr.is_v4()};
-      }
-      int opened = 0;
-      std::string last_err;
-      for (int i = 0; i < nwant; i++) {
-        int fd = open_host_socket(wants[i].v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-                                  cfg.socket_mark);
-        if (fd < 0) {
-          last_err = std::strerror(errno);
-          continue;
-        }
-        set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-        if (wants[i].v6) set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
-        sockaddr_storage ss;
-        socklen_t sl = to_sockaddr(wants[i].addr, static_cast<uint16_t>(port), &ss);
-        if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0 || listen(fd, 1024) < 0) {
-          last_err = "bind " + wants[i].addr.str() + " port " + std::to_string(port) + ": " +
-                     std::strerror(errno);
-          close(fd);
-          continue;
-        }
-        Listener l{fd, static_cast<uint16_t>(port), gport, wants[i].v6};
-        uint64_t id = kListenerBit | listeners_.size();
-        if (!loop_.add(fd, EPOLLIN, tag_, id)) {
-          last_err = std::string("epoll: ") + std::strerror(errno);
-          close(fd);
-          continue;
-        }
-        listeners_.push_back(l);
-        opened++;
-      }
-      if (opened == 0) return Status::failure("tcp forward port " + std::to_string(port) + ": " + last_err);
+      const uint16_t gport = static_cast<uint16_t>(fw.guest_first + (port - fw.host_first));
+      if (Status st = open_listeners(fw, static_cast<uint16_t>(port), gport); !st)
+        return Status::failure("tcp forward port " + std::to_string(port) + ": " + st.message(), st.err());
     }
   }
   return {};
 }
 
+// The listeners of one forwarded port: fw's address, or all addresses of
+// each family in use. Fails (with the last error) only when none opened.
+Status TcpTranslator::open_listeners(const PortForward& fw, uint16_t port, uint16_t gport) {
+  const Config& cfg = link_.config();
+  struct Want {
+    InetAddr addr;
+    bool v6;
+  };
+  Want wants[2];
+  int nwant = 0;
+  if (fw.bind_any || fw.bind_addr.is_unspecified()) {
+    if (cfg.ipv4) wants[nwant++] = {*InetAddr::parse("0.0.0.0"), false};
+    if (cfg.ipv6) wants[nwant++] = {*InetAddr::parse("::"), true};
+  } else {
+    wants[nwant++] = {fw.bind_addr, !fw.bind_addr.is_v4()};
+  }
+  int opened = 0;
+  Status last(EINVAL, "no address family");
+  for (int i = 0; i < nwant; i++) {
+    int fd = open_host_socket(wants[i].v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                              cfg.socket_mark);
+    if (fd < 0) {
+      last = Status::from_errno("socket");
+      continue;
+    }
+    set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (wants[i].v6) set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+    sockaddr_storage ss;
+    socklen_t sl = to_sockaddr(wants[i].addr, port, &ss);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0 || listen(fd, 1024) < 0) {
+      last = Status::from_errno("bind " + wants[i].addr.str() + " port " + std::to_string(port));
+      close(fd);
+      continue;
+    }
+    // A slot a closed forward left (-t auto), else a new one: the index is
+    // the listener's epoll id, so a slot keeps its place in the vector.
+    uint32_t index = static_cast<uint32_t>(listeners_.size());
+    if (!free_listeners_.empty()) index = free_listeners_.back();
+    if (!loop_.add(fd, EPOLLIN, tag_, kListenerBit | index)) {
+      last = Status::from_errno("epoll");
+      close(fd);
+      continue;
+    }
+    if (index == listeners_.size()) listeners_.push_back({});
+    else free_listeners_.pop_back();
+    listeners_[index] = Listener{fd, port, gport, wants[i].v6};
+    opened++;
+  }
+  return opened > 0 ? Status() : last;
+}
+
+Status TcpTranslator::open_forward(uint16_t port) {
+  PortForward fw;
+  fw.host_first = fw.host_last = fw.guest_first = port;
+  return open_listeners(fw, port, port);
+}
+
+void TcpTranslator::close_forward(uint16_t port) {
+  for (size_t i = 0; i < listeners_.size(); i++) {
+    Listener& l = listeners_[i];
+    if (l.fd < 0 || l.host_port != port) continue;
+    loop_.remove(l.fd);
+    close(l.fd);
+    l = Listener{};
+    free_listeners_.push_back(static_cast<uint32_t>(i));
+  }
+}
+
 // Accepts what is pending (bounded per wake-up, so one busy port cannot
 // starve the loop; level-triggered, so the rest comes next round).
 void TcpTranslator::listener_event(uint32_t index) {
-  if (index >= listeners_.size()) return;
+  if (index >= listeners_.size() || listeners_[index].fd < 0) return;  // closed by close_forward()
   const Listener& l = listeners_[index];
   for (int i = 0; i < 64; i++) {
     sockaddr_storage ss;
@@ -136,7 +164,7 @@ void TcpTranslator::listener_event(uint32_t index) {
 void TcpTranslator::pause_listeners(uint64_t now) {
   if (listeners_resume_at_) return;
   for (size_t i = 0; i < listeners_.size(); i++)
-    loop_.modify(listeners_[i].fd, 0, tag_, kListenerBit | i);
+    if (listeners_[i].fd >= 0) loop_.modify(listeners_[i].fd, 0, tag_, kListenerBit | i);
   listeners_resume_at_ = now + 100'000'000;
 }
 

@@ -83,6 +83,12 @@ class TcpTranslator : public IoHandler, public TimerClient {
 
   // Opens the listening sockets for link.config().tcp_forwards.
   Status start();
+  // -t auto: listens on host port `port` (all addresses of the families in
+  // use) for the guest's same port; the Status says why not (EACCES below
+  // the unprivileged port start, EADDRINUSE, EMFILE) when no family opened.
+  Status open_forward(uint16_t port);
+  // Closes what open_forward(port) opened; connections it accepted go on.
+  void close_forward(uint16_t port);
   // One TCP segment from the guest; f.ok() && f.is_tcp().
   void on_guest_segment(const ParsedFrame& f, std::span<const uint8_t> frame);
 
@@ -132,6 +138,9 @@ class TcpTranslator : public IoHandler, public TimerClient {
     uint16_t guest_port = 0;
     bool v6 = false;
   };
+
+  // ---- listeners (tcp_handshake.cc)
+  Status open_listeners(const PortForward& fw, uint16_t port, uint16_t gport);
 
   // ---- dispatch, slots and pools (tcp_translator.cc)
   // Takes a free slot for key and initialises its connection (gen bumped,
@@ -253,7 +262,8 @@ class TcpTranslator : public IoHandler, public TimerClient {
   TimerHeap timers_;
   IsnGenerator isn_;
   TcpConn* conns_ = nullptr;  // capacity_ entries, mmap'd
-  std::vector<Listener> listeners_;
+  std::vector<Listener> listeners_;      // fd -1: a slot close_forward() freed
+  std::vector<uint32_t> free_listeners_;  // ... those slots, for the next open_forward()
   Counters counters_;
   Timeouts timeouts_;
   uint8_t our_shift_ = 7;

@@ -55,6 +55,19 @@ Status Translator::start() {
   return {};
 }
 
+void Translator::follow_guest_listeners(ListenTables tables) {
+  auto_forward_ = std::make_unique<AutoForward>(loop_, std::move(tables), config_, *this);
+}
+
+Status Translator::open_forward(bool udp, uint16_t port) {
+  return udp ? udp_->open_forward(port) : tcp_->open_forward(port);
+}
+
+void Translator::close_forward(bool udp, uint16_t port) {
+  if (udp) udp_->close_forward(port);
+  else tcp_->close_forward(port);
+}
+
 // The port is readable: drain a bounded batch. EPOLLERR/EPOLLHUP on a tap
 // means its device was deleted: level-triggered, they would wake the loop
 // forever (100 % CPU), so the port leaves the loop.

@@ -24,6 +24,7 @@
 #include <span>
 #include <string>
 
+#include "autofwd/auto_forward.h"
 #include "ferry/counters.h"
 #include "common/config.h"
 #include "common/guest_link.h"
@@ -43,7 +44,7 @@ class GuestServices;
 class TcpTranslator;
 class UdpTranslator;
 
-class Translator final : public GuestLink, public FrameSink, public IoHandler {
+class Translator final : public GuestLink, public FrameSink, public IoHandler, public ForwardOpener {
  public:
   struct Counters {
     FERRY_TRANSLATOR_COUNTERS(FERRY_COUNTER_DECLARE)  // include/ferry/counters.h
@@ -59,6 +60,14 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
 
   // Opens listening sockets for forwarded ports and starts reading the port.
   Status start();
+  // -t/-u auto (config().tcp_auto/udp_auto): follows the guest's listening
+  // sockets in `tables`, opened in its namespace (autofwd/auto_forward.h).
+  void follow_guest_listeners(ListenTables tables);
+  // The follower, or nullptr (no auto).
+  const AutoForward* auto_forward() const { return auto_forward_.get(); }
+  // ForwardOpener: the TCP and UDP translators' open_forward()/close_forward().
+  Status open_forward(bool udp, uint16_t port) override;
+  void close_forward(bool udp, uint16_t port) override;
 
   // FrameSink: one guest frame, valid for the duration of the call.
   void on_guest_frame(std::span<const uint8_t> frame, const RxMeta& meta) override;
@@ -126,6 +135,7 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler {
   std::unique_ptr<services::GuestServices> services_;  // DHCP, RA, DHCPv6, DNS
   std::unique_ptr<TcpTranslator> tcp_;
   std::unique_ptr<UdpTranslator> udp_;
+  std::unique_ptr<AutoForward> auto_forward_;  // after tcp_ and udp_: goes first
 
   // The port's device is gone: stop watching it (its fd would report an
   // error on every wait), say so once, tell the owner.

@@ -28,7 +28,9 @@
 // Invariants: nflows_ == number of used slots == length of the LRU list;
 // every used slot is in exactly one hash chain; an outbound flow's fd is
 // registered with the loop under its slot id; forward sockets under
-// kForwardIdBase + index and are never closed before the destructor.
+// kForwardIdBase + index. A forward socket closed by close_forward() (-u
+// auto: the guest stopped listening) takes its inbound flows with it and
+// leaves its slot (fd -1) to the next open_forward().
 #include "udp/udp_translator.h"
 
 #include <netinet/in.h>
@@ -104,6 +106,7 @@ UdpTranslator::UdpTranslator(EventLoop& loop, GuestLink& link, size_t max_flows)
 UdpTranslator::~UdpTranslator() {
   close_flows("exit");
   for (Forward& fw : forwards_) {
+    if (fw.fd < 0) continue;  // closed by close_forward()
     loop_.remove(fw.fd);
     close(fw.fd);
   }
@@ -117,39 +120,77 @@ Status UdpTranslator::start() {
       return Status::failure("udp forward: inverted port range");
     }
     for (uint32_t p = r.host_first; p <= r.host_last; p++) {
-      if (forwards_.size() >= kMaxForwardSockets) {
-        return Status::failure("udp forward: more than " + std::to_string(kMaxForwardSockets) + " ports");
-      }
       const uint32_t gp = r.guest_first + (p - r.host_first);
       if (gp == 0 || gp > 65535) {
         return Status::failure("udp forward: guest port out of range for host port " + std::to_string(p));
       }
-      // All addresses: one dual-stack socket when both families are on.
-      bool v6 = r.bind_any ? c.ipv6 : !r.bind_addr.is_v4();
-      int fd = open_host_socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-                                c.socket_mark);
-      if (fd < 0) return Status::from_errno("udp forward: socket");
-      if (v6) {
-        int only = (r.bind_any && c.ipv4) ? 0 : 1;
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof(only));
-      }
-      sockaddr_storage ss;
-      InetAddr any = v6 ? InetAddr{} : *InetAddr::parse("0.0.0.0");
-      socklen_t sl = to_sockaddr(r.bind_any ? any : r.bind_addr, static_cast<uint16_t>(p), &ss);
-      if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
-        Status st = Status::from_errno("udp forward: bind port " + std::to_string(p));
-        close(fd);
-        return st;
-      }
-      if (!loop_.add(fd, EPOLLIN, tag_, kForwardIdBase + forwards_.size())) {
-        Status st = Status::from_errno("udp forward: epoll");
-        close(fd);
-        return st;
-      }
-      forwards_.push_back(Forward{fd, static_cast<uint16_t>(p), static_cast<uint16_t>(gp), v6});
+      if (Status st = open_forward_socket(r, static_cast<uint16_t>(p), static_cast<uint16_t>(gp)); !st)
+        return Status(st.err(), "udp forward: " + st.what());
     }
   }
   return {};
+}
+
+// One forward socket: r's address, or all addresses (one dual-stack socket
+// when both families are on).
+Status UdpTranslator::open_forward_socket(const PortForward& r, uint16_t p, uint16_t gp) {
+  const Config& c = link_.config();
+  if (forward_count_ >= kMaxForwardSockets)
+    return Status(EMFILE, "more than " + std::to_string(kMaxForwardSockets) + " ports");
+  bool v6 = r.bind_any ? c.ipv6 : !r.bind_addr.is_v4();
+  int fd = open_host_socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, c.socket_mark);
+  if (fd < 0) return Status::from_errno("socket");
+  if (v6) {
+    int only = (r.bind_any && c.ipv4) ? 0 : 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof(only));
+  }
+  sockaddr_storage ss;
+  InetAddr any = v6 ? InetAddr{} : *InetAddr::parse("0.0.0.0");
+  socklen_t sl = to_sockaddr(r.bind_any ? any : r.bind_addr, p, &ss);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
+    Status st = Status::from_errno("bind port " + std::to_string(p));
+    close(fd);
+    return st;
+  }
+  // A slot a closed forward left (-u auto), else a new one: the index is
+  // the socket's epoll id, so a slot keeps its place in the vector.
+  size_t index = forwards_.size();
+  if (!free_forwards_.empty()) index = free_forwards_.back();
+  if (!loop_.add(fd, EPOLLIN, tag_, kForwardIdBase + index)) {
+    Status st = Status::from_errno("epoll");
+    close(fd);
+    return st;
+  }
+  if (index == forwards_.size()) forwards_.push_back({});
+  else free_forwards_.pop_back();
+  forwards_[index] = Forward{fd, p, gp, v6};
+  forward_count_++;
+  return {};
+}
+
+Status UdpTranslator::open_forward(uint16_t port) {
+  PortForward r;
+  r.host_first = r.host_last = r.guest_first = port;
+  return open_forward_socket(r, port, port);
+}
+
+// The flows the socket carried go first: their replies had no other way
+// back to the host client.
+void UdpTranslator::close_forward(uint16_t port) {
+  for (size_t i = 0; i < forwards_.size(); i++) {
+    Forward& fw = forwards_[i];
+    if (fw.fd < 0 || fw.host_port != port) continue;
+    for (uint32_t s = lru_head_; s != kNone;) {
+      const uint32_t next = flows_[s].lru_next;
+      if (flows_[s].inbound && flows_[s].fd == fw.fd) free_flow(s, "closed");
+      s = next;
+    }
+    loop_.remove(fw.fd);
+    close(fw.fd);
+    fw = Forward{};
+    free_forwards_.push_back(i);
+    forward_count_--;
+  }
 }
 
 // Keyed hash of the guest-visible 4-tuple.
@@ -401,7 +442,7 @@ void UdpTranslator::on_guest_datagram(const ParsedFrame& f, std::span<const uint
 void UdpTranslator::on_io(uint64_t id, uint32_t) {
   if (id >= kForwardIdBase) {
     size_t i = static_cast<size_t>(id - kForwardIdBase);
-    if (i < forwards_.size()) drain_forward(i);
+    if (i < forwards_.size() && forwards_[i].fd >= 0) drain_forward(i);
     return;
   }
   if (id < flows_.size() && flows_[id].used && !flows_[id].inbound)

@@ -64,6 +64,13 @@ class UdpTranslator final : public IoHandler, public TimerClient {
   // by the destructor).
   Status start();
 
+  // -u auto: a socket bound to host port `port` (all addresses) for the
+  // guest's same port; the Status says why not (EACCES below the
+  // unprivileged port start, EADDRINUSE, EMFILE).
+  Status open_forward(uint16_t port);
+  // Closes what open_forward(port) opened, and the flows it carried.
+  void close_forward(uint16_t port);
+
   // One parsed guest UDP datagram (f.is_udp()); frame is the raw bytes.
   void on_guest_datagram(const ParsedFrame& f, std::span<const uint8_t> frame);
 
@@ -80,7 +87,7 @@ class UdpTranslator final : public IoHandler, public TimerClient {
 
   const UdpCounters& counters() const { return counters_; }
   size_t flow_count() const { return nflows_; }
-  size_t forward_socket_count() const { return forwards_.size(); }
+  size_t forward_socket_count() const { return forward_count_; }
 
  private:
   static constexpr uint32_t kNone = UINT32_MAX;
@@ -114,6 +121,7 @@ class UdpTranslator final : public IoHandler, public TimerClient {
     uint16_t guest_port, peer_port;
   };
 
+  Status open_forward_socket(const PortForward& r, uint16_t port, uint16_t guest_port);
   uint32_t hash(const Key& k) const;
   uint32_t lookup(const Key& k) const;
   uint32_t alloc_flow(const Key& k, uint64_t now);
@@ -147,7 +155,9 @@ class UdpTranslator final : public IoHandler, public TimerClient {
   std::vector<uint32_t> free_list_;
   uint32_t lru_head_ = kNone, lru_tail_ = kNone;
   size_t nflows_ = 0;
-  std::vector<Forward> forwards_;
+  std::vector<Forward> forwards_;     // fd -1: a slot close_forward() freed
+  std::vector<size_t> free_forwards_;  // ... those slots, for the next open_forward()
+  size_t forward_count_ = 0;           // open forward sockets
   // recvmmsg buffers: kBatch frames of kMaxFrameLen, allocated once.
   std::unique_ptr<uint8_t[]> bufs_;
   // one IP fragment at a time, for datagrams larger than the guest's MTU
