@@ -9,6 +9,7 @@
 
 #include "bpf/attach_object.h"
 #include "codec/frame.h"
+#include "support/guest_frames.h"
 
 namespace ferry {
 namespace {
@@ -17,26 +18,11 @@ using bpftest::Frame;
 constexpr int kTcActRedirect = 7;
 constexpr int kXdpDrop = 1, kXdpRedirect = 4;
 const MacAddr kGuest{{0x52, 0x54, 0, 1, 2, 3}};
-const MacAddr kFerry{{0x02, 0x66, 0x65, 0x72, 0x72, 0x79}};
 
 // A guest -> ferry IPv4 TCP ACK with `payload` bytes of data.
 Frame Ack4(size_t payload = 0) {
-  TcpSegment s;
-  s.ip.eth_src = kGuest;
-  s.ip.eth_dst = kFerry;
-  s.ip.src = *InetAddr::parse("198.18.0.2");
-  s.ip.dst = *InetAddr::parse("198.18.0.1");
-  s.sport = 40000;
-  s.dport = 80;
-  s.seq = 1;
-  s.ack = 2;
-  s.flags = tcpflag::kAck;
-  s.window = 100;
-  const std::vector<uint8_t> data(payload, 0x61);
-  s.payload = data;
-  Frame b(kMaxFrameLen);
-  b.resize(build_tcp_frame(b, s));
-  return b;
+  return testing::tcp_frame(
+      {.ip = testing::guest_to_gateway(false, kGuest), .seq = 1, .ack = 2, .window = 100, .payload = payload});
 }
 
 using AttachBpf = bpftest::AttachObjectTest;

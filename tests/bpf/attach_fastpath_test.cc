@@ -33,19 +33,8 @@ L2L3 Ip4() { return testing::guest_to_gateway(false, MacAddr{{0x52, 0x54, 0, 1, 
 
 // A guest segment of the test flow with a valid checksum.
 Bytes Segment(uint32_t ack, size_t payload = 0, uint8_t flags = tcpflag::kAck) {
-  std::vector<uint8_t> data(payload, 0x61);
-  TcpSegment s;
-  s.ip = Ip4();
-  s.sport = kGuestPort;
-  s.dport = kPeerPort;
-  s.seq = kRcvNxt;
-  s.ack = ack;
-  s.flags = flags;
-  s.window = 100;
-  s.payload = data;
-  Bytes b(kMaxFrameLen);
-  b.resize(build_tcp_frame(b, s));
-  return b;
+  return testing::tcp_frame({.ip = Ip4(), .sport = kGuestPort, .dport = kPeerPort, .seq = kRcvNxt, .ack = ack,
+                             .flags = flags, .window = 100, .payload = payload});
 }
 
 class AttachFastPath : public bpftest::AttachObjectTest {

@@ -44,25 +44,10 @@ const MacAddr kTestGuestMac{{0x02, 0, 0, 0, 0, 2}};
 L2L3 v4() { return testing::guest_to_gateway(false, kTestGuestMac); }
 L2L3 v6() { return testing::guest_to_gateway(true, kTestGuestMac); }
 
+// 40000 -> 80, seq 1000, ack 2000, window 512 (TcpSpec's defaults).
 Frame tcp(const L2L3& ip, uint8_t flags, size_t payload = 0, bool ts = false) {
-  std::vector<uint8_t> data(payload, 0x61);
-  TcpSegment s;
-  s.ip = ip;
-  s.sport = 40000;
-  s.dport = 80;
-  s.seq = 1000;
-  s.ack = 2000;
-  s.flags = flags;
-  s.window = 512;
-  if (ts) {
-    s.opts.has_timestamps = true;
-    s.opts.ts_val = 7;
-    s.opts.ts_ecr = 9;
-  }
-  s.payload = data;
-  Frame f(kMaxFrameLen);
-  f.resize(build_tcp_frame(f, s));
-  return f;
+  return testing::tcp_frame(
+      {.ip = ip, .flags = flags, .payload = payload, .opts = ts ? testing::timestamps(7, 9) : TcpOptions{}});
 }
 
 class ClassifyTest : public ::testing::Test {

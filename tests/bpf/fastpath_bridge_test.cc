@@ -33,6 +33,7 @@
 #include "fastpath/fastpath_bridge.h"
 #include "loop/event_loop.h"
 #include "support/fake_link.h"
+#include "support/guest_frames.h"
 #include "tcp/tcp_translator.h"
 
 namespace ferry {
@@ -77,27 +78,16 @@ class BridgeTest : public ::testing::Test {
   // Returns true when the classifier absorbed it.
   bool Guest(uint32_t seq, uint32_t ack, uint8_t flags, uint16_t window = 65535,
              bool syn_opts = false, size_t payload = 0) {
-    std::vector<uint8_t> data(payload, 0x42);
-    TcpSegment s;
-    s.ip.eth_src = kGuestMac;
-    s.ip.eth_dst = link_.cfg_.our_mac;
-    s.ip.src = *InetAddr::parse("198.18.0.2");
-    s.ip.dst = *InetAddr::parse("198.18.0.1");
-    s.sport = kSport;
-    s.dport = port_;
-    s.seq = seq;
-    s.ack = ack;
-    s.flags = flags;
-    s.window = window;
+    TcpOptions tcp_opts;
     if (syn_opts) {
-      s.opts.has_mss = true;
-      s.opts.mss = 1460;
-      s.opts.has_wscale = true;
-      s.opts.wscale = 7;
+      tcp_opts.has_mss = true;
+      tcp_opts.mss = 1460;
+      tcp_opts.has_wscale = true;
+      tcp_opts.wscale = 7;
     }
-    s.payload = data;
-    Bytes buf(kMaxFrameLen);
-    buf.resize(build_tcp_frame(buf, s));
+    Bytes buf = testing::tcp_frame({.ip = testing::guest_to_gateway(false, kGuestMac), .sport = kSport,
+                                    .dport = port_, .seq = seq, .ack = ack, .flags = flags, .window = window,
+                                    .payload = payload, .fill = 0x42, .opts = tcp_opts});
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = buf.data(),
                 .data_size_in = static_cast<uint32_t>(buf.size()), .repeat = 1);
     EXPECT_EQ(bpf_prog_test_run_opts(bpf_->prog_fd(), &opts), 0);

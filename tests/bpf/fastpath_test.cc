@@ -59,28 +59,13 @@ struct Seg {
 };
 
 Frame build(const Seg& g) {
-  std::vector<uint8_t> data(g.payload, 0x61);
-  TcpSegment s;
-  s.ip = g.v6 ? ip6() : ip4();
-  s.sport = kGuestPort;
-  s.dport = kPeerPort;
-  s.seq = g.seq;
-  s.ack = g.ack;
-  s.flags = g.flags;
-  s.window = g.window;
-  if (g.ts) {
-    s.opts.has_timestamps = true;
-    s.opts.ts_val = 4242;
-    s.opts.ts_ecr = 1;
-  }
+  TcpOptions opts = g.ts ? testing::timestamps(4242, 1) : TcpOptions{};
   if (g.mss) {
-    s.opts.has_mss = true;
-    s.opts.mss = 1460;
+    opts.has_mss = true;
+    opts.mss = 1460;
   }
-  s.payload = data;
-  Frame f(kMaxFrameLen);
-  f.resize(build_tcp_frame(f, s));
-  return f;
+  return testing::tcp_frame({.ip = g.v6 ? ip6() : ip4(), .sport = kGuestPort, .dport = kPeerPort, .seq = g.seq,
+                             .ack = g.ack, .flags = g.flags, .window = g.window, .payload = g.payload, .opts = opts});
 }
 
 class FastPathTest : public ::testing::Test {
@@ -461,16 +446,8 @@ TEST_F(FastPathTest, RingFullPassesAndChangesNothing) {
   // (256 KiB / 40-byte records: about 6550)
   const uint32_t n = 7000;
   auto frame_for = [](uint32_t i) {
-    TcpSegment s;
-    s.ip = ip4();
-    s.sport = static_cast<uint16_t>(1000 + i);
-    s.dport = 80;
-    s.ack = 10;
-    s.flags = tcpflag::kAck;
-    s.window = 10;
-    Frame f(kMaxFrameLen);
-    f.resize(build_tcp_frame(f, s));
-    return f;
+    return testing::tcp_frame(
+        {.ip = ip4(), .sport = static_cast<uint16_t>(1000 + i), .dport = 80, .seq = 0, .ack = 10, .window = 10});
   };
   auto run_raw = [&](const Frame& f) {
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f.data(),
@@ -608,21 +585,17 @@ TEST_F(FastPathTest, LiveHandshakeAckIsAbsorbed) {
   init.rcv_nxt = syn.tcp.seq + 1;
   ASSERT_TRUE(conns_.publish(kSlot, make_conn_key(ip4().src, syn.tcp.sport, ip4().dst, kPeerPort), init)
                   .ok());
-  TcpSegment sa;
-  sa.ip.eth_src = ferry_mac;
-  sa.ip.eth_dst = syn.eth_src;
-  sa.ip.src = ip4().dst;
-  sa.ip.dst = ip4().src;
-  sa.sport = kPeerPort;
-  sa.dport = syn.tcp.sport;
-  sa.seq = 5000;
-  sa.ack = syn.tcp.seq + 1;
-  sa.flags = tcpflag::kSyn | tcpflag::kAck;
-  sa.window = 65535;
-  sa.opts.has_mss = true;
-  sa.opts.mss = 1460;
-  Frame f(kMaxFrameLen);
-  f.resize(build_tcp_frame(f, sa));
+  L2L3 back;  // ferry -> guest
+  back.eth_src = ferry_mac;
+  back.eth_dst = syn.eth_src;
+  back.src = ip4().dst;
+  back.dst = ip4().src;
+  TcpOptions mss;
+  mss.has_mss = true;
+  mss.mss = 1460;
+  const Frame f = testing::tcp_frame({.ip = back, .sport = kPeerPort, .dport = syn.tcp.sport, .seq = 5000,
+                                      .ack = syn.tcp.seq + 1, .flags = tcpflag::kSyn | tcpflag::kAck, .window = 65535,
+                                      .opts = mss});
   ASSERT_EQ(write(t.tap, f.data(), f.size()), static_cast<ssize_t>(f.size()));
 
   pollfd p{cs, POLLOUT, 0};

@@ -126,26 +126,12 @@ class FrameBuilder {
   Frame build() const {
     const L2L3 ip = testing::guest_to_gateway(v6_, kGuestMac);
     Frame f(kMaxFrameLen);
-    const std::vector<uint8_t> data(payload_, 0x61);
     switch (kind_) {
-      case Kind::kTcp: {
-        TcpSegment s;
-        s.ip = ip;
-        s.sport = kGuestPort;
-        s.dport = kPeerPort;
-        s.seq = kSeqNo;
-        s.ack = kAckNo;
-        s.flags = flags_;
-        s.window = 512;
-        if (ts_) {
-          s.opts.has_timestamps = true;
-          s.opts.ts_val = 7;
-          s.opts.ts_ecr = 9;
-        }
-        s.payload = data;
-        f.resize(build_tcp_frame(f, s));
+      case Kind::kTcp:
+        f = testing::tcp_frame({.ip = ip, .sport = kGuestPort, .dport = kPeerPort, .seq = kSeqNo, .ack = kAckNo,
+                                .flags = flags_, .window = 512, .payload = payload_,
+                                .opts = ts_ ? testing::timestamps(7, 9) : TcpOptions{}});
         break;
-      }
       case Kind::kUdp: {
         const std::vector<uint8_t> body(payload_ != 0 ? payload_ : 4, 0x62);
         UdpDatagram d;
