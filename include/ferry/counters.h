@@ -56,8 +56,10 @@
 	X(bytes_to_guest, published)                                           \
 	X(segments_to_guest, internal)                                         \
 	X(retransmits, published)      /* segments resent (RTO, fast, partial ACK) */ \
-	X(fast_retransmits, published)                                          \
+	X(fast_retransmits, published) /* fast recoveries: third duplicate ACK, or SACK */ \
 	X(rto_expired, published)                                               \
+	X(cwnd_reductions, published)  /* congestion window cut: fast recovery or RTO */ \
+	X(cwnd_limited, internal)      /* send_data() stopped by the congestion window */ \
 	X(zero_window_probes, published)                                        \
 	X(partial_writes, internal)    /* host socket took less than offered */ \
 	X(staged_bytes, internal)      /* bytes that went through staging */   \

@@ -54,6 +54,7 @@ class BridgeTest : public ::testing::Test {
     link_.cfg_.max_conns = 1024;
     link_.cfg_.mtu = 1500;
     tcp_ = std::make_unique<TcpTranslator>(loop_, link_);
+    tcp_->set_initial_window(64u << 20);  // the guest's window is the limit here, not cwnd
     bridge_ = std::make_unique<FastPathBridge>(loop_, *tcp_);
     ASSERT_TRUE(bridge_->open(*bpf_).ok());
     tcp_->set_observer(bridge_.get());

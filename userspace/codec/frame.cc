@@ -152,9 +152,17 @@ bool parse_tcp_options(const uint8_t* p, size_t len, TcpOptions& o) {
           o.has_unknown = true;
         break;
       case 5:
-        if (olen >= 10 && (olen - 2) % 8 == 0)
+        if (olen >= 10 && (olen - 2) % 8 == 0) {
+          // Decoded from the first SACK option (at most 4 blocks fit in 40
+          // bytes of options; a second option, which no sender sends, is
+          // ignored).
+          for (int k = 0; k < (olen - 2) / 8 && k < 4 && !o.has_sack_blocks; k++) {
+            o.sack[k][0] = get32(v + 8 * k);
+            o.sack[k][1] = get32(v + 8 * k + 4);
+            o.sack_count = static_cast<uint8_t>(k + 1);
+          }
           o.has_sack_blocks = true;
-        else
+        } else
           o.has_unknown = true;
         break;
       case 8:

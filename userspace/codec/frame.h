@@ -66,10 +66,10 @@ struct TcpOptions {
   bool has_timestamps = false;
   uint32_t ts_val = 0;
   uint32_t ts_ecr = 0;
-  bool has_sack_blocks = false;  // SACK option present (blocks not decoded)
+  bool has_sack_blocks = false;  // SACK option present (its blocks below)
   bool has_unknown = false;      // any option kind other than the above and NOP/EOL
-  // Emitted only (the parser leaves them zero): SACK blocks (RFC 2018),
-  // [start, end) in sequence numbers, at most 4 (3 with timestamps).
+  // SACK blocks (RFC 2018), [start, end) in sequence numbers, at most 4 (3
+  // with timestamps): emitted, and decoded from the first SACK option.
   uint8_t sack_count = 0;
   uint32_t sack[4][2] = {};
 };

@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "codec/addr.h"
+#include "tcp/congestion.h"
 #include "tcp/rto.h"
 
 namespace ferry {
@@ -61,17 +62,22 @@ struct TcpConn {
   uint32_t snd_wnd;  // guest's window, scaled
   uint32_t snd_wl1, snd_wl2;
   uint32_t fin_seq;  // sequence number of our FIN when kFinSent
-  uint32_t recover;  // NewReno recovery point
+  uint32_t recover;  // loss recovery point: snd_max when it began
+  uint32_t rtx_nxt;  // recovery: next byte considered for retransmission
+  uint32_t lost_end; // recovery: unSACKed bytes in [rtx_nxt, lost_end) are lost, not yet resent
   uint16_t mss;      // segment size toward the guest
   uint8_t snd_shift;  // guest's window scale
   uint8_t rcv_shift;  // ours
   uint8_t dupacks;
   uint8_t retries;
   bool in_recovery;
+  bool rto_recovery;  // the recovery began with a retransmission timeout
   bool rtt_active;
   uint32_t rtt_seq;
   uint64_t rtt_start;
   RtoEstimator rto;
+  CongestionWindow cc;    // how much may be in flight (congestion.h)
+  SackScoreboard sacks;   // what the guest holds above snd_una
 
   // From the guest (we receive).
   uint32_t irs, rcv_nxt;

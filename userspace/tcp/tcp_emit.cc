@@ -20,7 +20,7 @@
 // probe that synced un-watched it, and a lost window update then waited for
 // the backed-off persist timer, 25 s and more, in e2e tcp_loss).
 // This file holds the only call of TcpFastPath::sync(); process_ack() and
-// enter_recovery() also reach it (sync_fast_path) when an ACK or loss
+// start_recovery() also reach it (sync_fast_path) when an ACK or loss
 // changes what BPF may absorb.
 //
 // The window (window_to_advertise) is the free space of the host socket's

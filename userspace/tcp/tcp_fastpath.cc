@@ -52,7 +52,7 @@ void TcpTranslator::fast_progress(uint32_t slot, bool dup_run, uint32_t dup_ack)
   fast_fold(slot);
   if (dup_run && dup_ack == c.snd_una && c.snd_una != c.snd_max && !c.in_recovery) {
     counters_.fast_retransmits++;
-    enter_recovery(slot, true);
+    start_recovery(slot, false, true);
   }
   send_data(slot);
   if (c.state == TcpState::established) maybe_finish(slot);

@@ -452,6 +452,7 @@ void TcpTranslator::become_established(uint32_t slot, uint32_t wnd, uint32_t seq
   c.retries = 0;
   c.rto.reset_backoff();
   c.rtx_at = 0;
+  c.cc.init(c.mss, initial_window_);  // the initial window (congestion.h)
   c.state_at = now + timeouts_.idle_ns;
   update_timer(slot);
 }

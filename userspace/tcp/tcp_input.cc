@@ -11,9 +11,12 @@
 // process_ack() is the only writer of what the guest acknowledged, its
 // window and the duplicate-ACK count: ACKed bytes are discarded from the
 // host socket (recv MSG_TRUNC: snd_una is the queue's head), RTT is sampled
-// (Karn), the third duplicate starts NewReno recovery (enter_recovery) and
-// a partial ACK resends the next hole. The BPF fast path absorbs pure ACKs
-// in its place; fast_fold() replays what it absorbed through here.
+// (Karn), the guest's SACK blocks go to the scoreboard, acknowledged bytes
+// grow the congestion window (congestion.h), the third duplicate or more
+// than two MSS SACKed start loss recovery (start_recovery), and a partial
+// ACK marks the next segment lost (RFC 6582). The BPF fast path absorbs
+// pure ACKs in its place; fast_fold() replays what it absorbed through
+// here, so cwnd grows by the bytes of a fold (RFC 3465).
 //
 // guest_data(): in-order payload is written with send(MSG_DONTWAIT) and
 // ACKed at the batch end, or up to 1 ms later on the host's answer
@@ -88,7 +91,7 @@ void TcpTranslator::segment_established(uint32_t slot, const ParsedFrame& f,
   bool pure = seg_len == 0;
   seg_len = static_cast<uint32_t>(payload.size()) + (fin ? 1u : 0u);
   uint32_t wnd_before = c.snd_una + c.snd_wnd;
-  if (!process_ack(slot, sq, f.tcp.ack, f.tcp.window, pure, now_ns(), f.tcp.opts.has_sack_blocks)) {
+  if (!process_ack(slot, sq, f.tcp.ack, f.tcp.window, pure, now_ns(), &f.tcp.opts)) {
     send_ack_now(slot);  // ACK of data never sent
     return;
   }
@@ -104,8 +107,9 @@ void TcpTranslator::segment_established(uint32_t slot, const ParsedFrame& f,
   // a zero window left the flow published with neither, and the guest's
   // window update, absorbed by BPF, then woke nobody).
   const bool closed_idle = c.snd_wnd == 0 && c.snd_una == c.snd_max && c.rtx_at == 0;
+  // In loss recovery every ACK may let a repair or new data go (cwnd).
   if (seq::gt(wnd_after, wnd_before) || seq::gt(wnd_after, c.snd_nxt) ||
-      (c.flags & kFinSent) || closed_idle)
+      (c.flags & kFinSent) || closed_idle || c.in_recovery)
     send_data(slot);
   if (c.state == TcpState::established) maybe_finish(slot);
 }
@@ -137,13 +141,23 @@ void TcpTranslator::guest_rst(uint32_t slot, uint32_t sq) {
 // (receive autotuning), so the window test alone never counted its
 // duplicates and every loss waited for the RTO (issue 19).
 bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16_t raw_window,
-                                bool pure_ack, uint64_t arrived_ns, bool sack) {
+                                bool pure_ack, uint64_t arrived_ns, const TcpOptions* opts) {
   TcpConn& c = conns_[slot];
   if (seq::gt(ack, c.snd_max)) return false;
   uint32_t wnd = static_cast<uint32_t>(raw_window) << c.snd_shift;
   uint64_t now = now_ns();
+  const bool sack = opts != nullptr && opts->has_sack_blocks;
+  if (sack) {
+    const uint32_t una = seq::max(ack, c.snd_una);
+    for (uint8_t i = 0; i < opts->sack_count && i < 4; i++)
+      c.sacks.add(opts->sack[i][0], opts->sack[i][1], una, c.snd_max);
+    // In recovery, holes below a newly SACKed byte are lost too.
+    if (c.in_recovery) c.lost_end = seq::max(c.lost_end, c.sacks.high(una));
+  }
   if (seq::gt(ack, c.snd_una)) {
-    uint32_t acked = ack - c.snd_una;
+    const uint32_t flight = c.snd_max - c.snd_una;
+    const uint32_t newly = ack - c.snd_una;
+    uint32_t acked = newly;
     if ((c.flags & kFinSent) && seq::gt(ack, c.fin_seq)) {
       acked--;  // the FIN is not a byte in the socket
       c.flags |= kFinAcked;
@@ -154,6 +168,7 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
       acked -= static_cast<uint32_t>(std::min<ssize_t>(r, acked));
     }
     c.snd_una = ack;
+    c.sacks.prune(ack);
     if (seq::lt(c.snd_nxt, c.snd_una)) c.snd_nxt = c.snd_una;
     if (c.snd_una == c.snd_max && pure_ack) {
       // The socket's queue may now be empty: have its kernel ACK the host's
@@ -171,19 +186,34 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
     c.retries = 0;
     c.rto.reset_backoff();
     c.dupacks = 0;
-    if (c.in_recovery) {
-      if (seq::lt(ack, c.recover))
-        retransmit_one(slot);  // partial ACK: the next hole
+    if (c.in_recovery && seq::lt(ack, c.recover)) {
+      // Partial ACK (RFC 6582): the segment at snd_una is lost too, unless
+      // this recovery resent it already; repair() resends it. cwnd grows
+      // only in slow start after an RTO.
+      c.rtx_nxt = seq::max(c.rtx_nxt, c.snd_una);
+      c.lost_end = seq::max(c.lost_end, c.snd_una + send_unit(c));
+      if (c.rto_recovery) c.cc.on_ack(newly, flight);
+    } else if (c.in_recovery) {
+      c.in_recovery = false;  // the recovery point is acknowledged
+      if (c.rto_recovery)
+        c.cc.on_ack(newly, flight);  // slow start goes on
       else
-        c.in_recovery = false;
+        c.cc.exit_recovery(c.snd_max - c.snd_una);
+      c.rto_recovery = false;
+    } else {
+      c.cc.on_ack(newly, flight);
     }
     c.rtx_at = (c.snd_una == c.snd_max) ? 0 : now + c.rto.rto();
     update_timer(slot);
   } else if (ack == c.snd_una && pure_ack && c.snd_max != c.snd_una && (wnd == c.snd_wnd || sack)) {
-    if (++c.dupacks == 3 && !c.in_recovery) {
-      counters_.fast_retransmits++;
-      enter_recovery(slot, false);  // synced below
-    }
+    if (c.dupacks < 255) c.dupacks++;
+  }
+  // Loss (RFC 6675 5): three duplicates, or more than two MSS SACKed above
+  // snd_una (a tap does not reorder; one SACKed super-segment is enough).
+  if (!c.in_recovery && c.snd_una != c.snd_max &&
+      (c.dupacks >= 3 || c.sacks.sacked_bytes() > 2u * c.mss)) {
+    counters_.fast_retransmits++;
+    start_recovery(slot, false, false);  // synced below
   }
   if (seq::lt(c.snd_wl1, sq) || (c.snd_wl1 == sq && seq::le(c.snd_wl2, ack))) {
     if (c.snd_wnd == 0 && wnd > 0 && c.snd_una == c.snd_max) {

@@ -26,9 +26,8 @@ using namespace ::ferry::tcpconn;
 // SACK (RFC 2018) is offered so that, with out-of-order guest data held for
 // reassembly, the guest learns of every hole at once: measured with 5 %
 // loss at MTU 1500, a guest without it recovers one hole per round trip
-// (plus RTOs) and a 16 MiB upload does not finish in 100 s. We only *send*
-// SACK blocks; SACK blocks from the guest are ignored (RFC 2018 lets a
-// sender do that), our own retransmission stays NewReno.
+// (plus RTOs) and a 16 MiB upload does not finish in 100 s. The guest's
+// SACK blocks drive our own loss recovery (congestion.h, tcp_output.cc).
 inline constexpr bool kOfferSack = true;
 
 inline constexpr uint64_t kListenerBit = uint64_t{1} << 55;

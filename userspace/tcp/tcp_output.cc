@@ -9,11 +9,18 @@
 // with port offloads, super-segments of whole MSS up to 64 KiB), within the
 // guest's window, and hands each frame to the emitter (tcp_emit.cc).
 // process_ack() discards them once ACKed, so snd_una is the queue's head
-// and retransmitting is resetting the peek offset (retransmit_one). When
+// and retransmitting is resetting the peek offset (retransmit_range). When
 // the host closed and the peek reached the end, our FIN rides on the last
 // segment; otherwise it goes alone (send_fin) once every byte went out.
 // A zero window arms the persist timer and, with the BPF fast path, asks
 // it for a wake-up when the window reopens (fast_stall).
+//
+// Congestion control (congestion.h): what is in flight stays within the
+// congestion window as well as the guest's window: send_data() sends
+// min(guest window, cwnd - pipe). A sender stopped by cwnd has bytes in
+// flight, so an ACK (absorbed by BPF: the same fast_stall wake-up, which a
+// window larger than cwnd fires at the first absorbed ACK) or the RTO
+// moves it on.
 //
 // ACKs of guest data: two full segments unacknowledged -> at the batch end
 // (queue_ack / flush_acks); a smaller request waits up to kDelayedAckNs
@@ -21,9 +28,15 @@
 // carries rcv_nxt and cancels the wait (ack_sent). A duplicate ACK keeps the
 // advertised right edge unchanged, or the guest would not count it.
 //
-// NewReno (RFC 6582): enter_recovery() at the third duplicate ACK or an
-// RTO takes the flow off the fast path and resends the first hole; each
-// partial ACK resends the next (process_ack), an ACK of `recover` ends it.
+// Loss recovery (RFC 6675 with RFC 6582's partial ACKs): start_recovery()
+// at the third duplicate ACK, more than two MSS SACKed, or an RTO takes the
+// flow off the fast path and cuts cwnd; repair() then resends every lost
+// range at once, as far as cwnd allows: the holes below the highest byte
+// the guest SACKed, the first segment at snd_una (a guest without SACK: a
+// partial ACK marks the next), or after an RTO everything not SACKed
+// (starting from a loss window of one MSS). Each frame is a whole send
+// unit (an MSS, or a super-segment with offloads), never one MSS per
+// round trip. An ACK of `recover` ends it (process_ack).
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -43,6 +56,7 @@ using namespace tcp_detail;
 void TcpTranslator::send_data(uint32_t slot) {
   TcpConn& c = conns_[slot];
   if (c.state != TcpState::established) return;  // the caller folded absorbed ACKs
+  if (c.in_recovery) repair(slot);  // lost bytes before new ones
   uint64_t now = now_ns();
   bool have_window = false;
   uint16_t raw_win = 0;
@@ -55,11 +69,27 @@ void TcpTranslator::send_data(uint32_t slot) {
     if (!(c.flags & (kReadable | kHostEof))) return;
     uint32_t wnd_end = c.snd_una + c.snd_wnd;
     uint32_t avail = seq::gt(wnd_end, c.snd_nxt) ? wnd_end - c.snd_nxt : 0;
+    const uint32_t cw_room = congestion_room(c);
+    if (avail > 0 && cw_room < std::min<uint32_t>(avail, c.mss)) {
+      // The congestion window, not the guest's, is the limit: bytes are in
+      // flight (cwnd >= 1 MSS), so their ACK or the RTO moves us on; with
+      // the fast path, its wake-up (see above).
+      counters_.cwnd_limited++;
+      if ((c.flags & kHostEof) && all_sent(c)) {
+        send_fin(slot);
+        return;
+      }
+      if (!stall_checked) {
+        stall_checked = true;
+        if (fast_stall(slot)) continue;
+      }
+      return;
+    }
+    avail = std::min(avail, cw_room);
     if (avail == 0) {
       if ((c.flags & kHostEof)) {
         // Zero window but the host closed: the FIN may go if all data went.
-        int inq = 0;
-        if (ioctl(c.fd, SIOCINQ, &inq) == 0 && static_cast<uint32_t>(inq) == c.snd_nxt - c.snd_una) {
+        if (all_sent(c)) {
           send_fin(slot);
           return;
         }
@@ -81,7 +111,7 @@ void TcpTranslator::send_data(uint32_t slot) {
     size_t hdr = tcp_frame_header_len(c.v6, TcpOptions{});
     // One frame's payload: an MSS, or with offloads as many whole MSS as fit
     // in one IP packet (the guest's stack takes it as a GSO super-segment).
-    const uint32_t unit = offloads_ ? std::max<uint32_t>(c.mss, kMaxSuperSegment / c.mss * c.mss) : c.mss;
+    const uint32_t unit = send_unit(c);
     size_t n = 0;
     size_t want = 0;
     while (avail > 0 && n < frame_count_) {
@@ -196,59 +226,132 @@ void TcpTranslator::send_fin(uint32_t slot) {
   }
 }
 
-// Resends the first unacknowledged segment (fast retransmit, partial ACK,
-// RTO), leaving snd_nxt and the peek offset where they were.
-bool TcpTranslator::retransmit_one(uint32_t slot) {
+// The host closed and every byte of its data went out (the socket holds
+// only what is in flight): the FIN may follow.
+bool TcpTranslator::all_sent(const TcpConn& c) const {
+  int inq = 0;
+  return ioctl(c.fd, SIOCINQ, &inq) == 0 && static_cast<uint32_t>(inq) == c.snd_nxt - c.snd_una;
+}
+
+// One frame's payload: an MSS, or with offloads as many whole MSS as fit in
+// one IP packet (the guest's stack takes it as a GSO super-segment).
+uint32_t TcpTranslator::send_unit(const TcpConn& c) const {
+  return offloads_ ? std::max<uint32_t>(c.mss, kMaxSuperSegment / c.mss * c.mss) : c.mss;
+}
+
+// RFC 6675's pipe: bytes in flight less what the guest SACKed and less what
+// is lost and not yet resent (outside recovery: everything sent, unacked).
+uint32_t TcpTranslator::pipe(const TcpConn& c) const {
+  uint32_t flight = c.snd_max - c.snd_una;
+  if (!c.in_recovery) return flight;
+  uint32_t from = seq::max(c.rtx_nxt, c.snd_una);
+  uint32_t lost = c.sacks.unsacked_in(from, seq::min(c.lost_end, c.snd_max));
+  uint32_t gone = c.sacks.sacked_bytes() + lost;
+  return flight > gone ? flight - gone : 0;
+}
+
+// What the congestion window lets go out now: cwnd - pipe.
+uint32_t TcpTranslator::congestion_room(const TcpConn& c) const {
+  uint32_t p = pipe(c), w = c.cc.cwnd();
+  return w > p ? w - p : 0;
+}
+
+// Resends len bytes at seq (at most one send unit, all below the FIN) as
+// one frame, leaving snd_nxt and the peek offset where they were. Returns
+// the bytes resent, 0 when the socket had nothing there.
+uint32_t TcpTranslator::retransmit_range(uint32_t slot, uint32_t sq, uint32_t len) {
   TcpConn& c = conns_[slot];
-  if (c.snd_una == c.snd_max) return false;
   c.rtt_active = false;  // Karn
-  counters_.retransmits++;
   uint32_t data_end = (c.flags & kFinSent) ? c.fin_seq : c.snd_max;
-  if ((c.flags & kFinSent) && c.snd_una == c.fin_seq) {
-    uint16_t w = window_to_advertise(slot);
-    emit_control(slot, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, w);
-    return true;
-  }
-  uint32_t len = std::min<uint32_t>(c.mss, data_end - c.snd_una);
   size_t hdr = tcp_frame_header_len(c.v6, TcpOptions{});
   uint8_t* fb = frame_pool_.data();
-  set_int(c.fd, SOL_SOCKET, SO_PEEK_OFF, 0);
+  len = std::min<uint32_t>({len, send_unit(c), static_cast<uint32_t>(frame_stride_ - hdr)});
+  set_int(c.fd, SOL_SOCKET, SO_PEEK_OFF, static_cast<int>(sq - c.snd_una));
   ssize_t r = recv(c.fd, fb + hdr, len, MSG_PEEK | MSG_DONTWAIT);
   uint32_t cur = seq::min(c.snd_nxt, data_end) - c.snd_una;
   set_int(c.fd, SOL_SOCKET, SO_PEEK_OFF, static_cast<int>(cur));
-  if (r <= 0) return false;
+  if (r <= 0) return 0;
+  counters_.retransmits++;
   TcpSegment seg = segment_for(c);
-  seg.seq = c.snd_una;
+  seg.seq = sq;
   seg.ack = c.rcv_nxt;
-  seg.flags = tcpflag::kAck | tcpflag::kPsh;
+  // A FIN right behind this data goes with it (the last thing outstanding).
+  const bool fin = (c.flags & kFinSent) && sq + static_cast<uint32_t>(r) == c.fin_seq;
+  seg.flags = tcpflag::kAck | tcpflag::kPsh | (fin ? tcpflag::kFin : 0);
   seg.window = window_to_advertise(slot);
   seg.payload = std::span<const uint8_t>(fb + hdr, static_cast<size_t>(r));
+  seg.partial_checksum = offloads_;
   emit(slot, seg, std::span<uint8_t>(fb, frame_stride_));
-  // A FIN sent right behind this data is resent together with it only when
-  // it is the last thing outstanding; otherwise the next partial ACK does it.
-  if ((c.flags & kFinSent) && c.snd_una + static_cast<uint32_t>(r) == c.fin_seq) {
-    emit_control(slot, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, seg.window);
-  }
-  return true;
+  return static_cast<uint32_t>(r);
 }
 
-// NewReno recovery from snd_max on: the flow leaves the fast path (every
-// ACK must reach process_ack(), which repairs hole after hole) and the
-// first hole is resent. The caller counts why. retire_first: off the fast
-// path before the hole is resent (a fast-path wake-up or an RTO, where BPF
-// has been absorbing this flow's ACKs); otherwise after it, when
-// process_ack() syncs at its end. That order is not arbitrary: resending
-// first, the guest's answer to the repair can still be absorbed, and folded
-// from the retired slot; retiring first, measured in e2e tcp_loss (1 %, MTU
-// 65520), a recovery that ended on a zero window left the flow published
-// with no stall armed, and the guest's window update was absorbed with
-// nothing to wake the sender (25 s stalls in 3 of 5 runs).
-void TcpTranslator::enter_recovery(uint32_t slot, bool retire_first) {
+// Resends what recovery counts as lost and not yet resent (the holes in
+// [rtx_nxt, lost_end) the guest did not SACK, our FIN if it is there), in
+// send units, while the congestion window has room.
+void TcpTranslator::repair(uint32_t slot) {
   TcpConn& c = conns_[slot];
+  const uint32_t data_end = (c.flags & kFinSent) ? c.fin_seq : c.snd_max;
+  for (int guard = 0; guard < 4096 && c.state == TcpState::established; guard++) {
+    if (seq::lt(c.rtx_nxt, c.snd_una)) c.rtx_nxt = c.snd_una;
+    const uint32_t limit = seq::min(c.lost_end, c.snd_max);
+    uint32_t start = 0;
+    uint32_t len = c.sacks.next_hole(c.rtx_nxt, limit, &start);
+    if (len == 0) {
+      if (seq::lt(c.rtx_nxt, limit)) c.rtx_nxt = limit;
+      return;
+    }
+    const uint32_t room = congestion_room(c);
+    // A frame smaller than an MSS only when nothing else is in flight.
+    if (room == 0 || (room < std::min(len, uint32_t{c.mss}) && pipe(c) > 0)) return;
+    if ((c.flags & kFinSent) && start == c.fin_seq) {
+      counters_.retransmits++;
+      emit_control(slot, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, window_to_advertise(slot));
+      c.rtx_nxt = c.fin_seq + 1;
+      continue;
+    }
+    len = std::min({len, room, data_end - start});
+    const uint32_t sent = retransmit_range(slot, start, len);
+    if (sent == 0) {
+      c.rtx_nxt = limit;  // nothing there to resend (defensive)
+      return;
+    }
+    c.rtx_nxt = start + sent;
+    // The FIN went with the data's last bytes.
+    if ((c.flags & kFinSent) && c.rtx_nxt == c.fin_seq) c.rtx_nxt++;
+  }
+}
+
+// Loss recovery from snd_max on: the congestion window cut (halved, or the
+// loss window after an RTO), the flow off the fast path (every ACK must
+// reach process_ack()), and the lost bytes resent as cwnd allows. The
+// caller counts why. retire_first: off the fast path before the repair (a
+// fast-path wake-up or an RTO, where BPF has been absorbing this flow's
+// ACKs); otherwise after it, when process_ack() syncs at its end. That
+// order is not arbitrary: resending first, the guest's answer to the repair
+// can still be absorbed, and folded from the retired slot; retiring first,
+// measured in e2e tcp_loss (1 %, MTU 65520), a recovery that ended on a
+// zero window left the flow published with no stall armed, and the guest's
+// window update was absorbed with nothing to wake the sender (25 s stalls
+// in 3 of 5 runs).
+void TcpTranslator::start_recovery(uint32_t slot, bool rto, bool retire_first) {
+  TcpConn& c = conns_[slot];
+  const uint32_t flight = c.snd_max - c.snd_una;
+  if (rto) {
+    c.cc.on_rto(flight, c.rto.backoff() <= 1);  // the caller backed off already
+    c.lost_end = c.snd_max;                      // everything not SACKed
+  } else {
+    c.cc.enter_recovery(flight);
+    // The holes below the highest SACKed byte, and at least the first
+    // segment (a guest without SACK, RFC 6582).
+    c.lost_end = seq::max(c.sacks.high(c.snd_una), c.snd_una + send_unit(c));
+  }
+  counters_.cwnd_reductions++;
   c.in_recovery = true;
+  c.rto_recovery = rto;
   c.recover = c.snd_max;
+  c.rtx_nxt = c.snd_una;
   if (retire_first) sync_fast_path(slot, c.snd_max);
-  retransmit_one(slot);
+  repair(slot);
 }
 
 // RST to the guest and to the host peer, slot freed.

@@ -7,8 +7,9 @@
 // (update_timer), and on_timer() runs every connection whose deadline
 // passed:
 //   rtx_at:   SYN / SYN-ACK retransmission (with back-off), data or FIN
-//             RTO (RFC 6298, min 200 ms, see rto.h; it starts NewReno
-//             recovery), zero-window persist probes (an old sequence
+//             RTO (RFC 6298, min 200 ms, see rto.h; it starts loss
+//             recovery from a loss window of one MSS, congestion.h),
+//             zero-window persist probes (an old sequence
 //             number makes the guest ACK with its current window)
 //   state_at: connect timeout (10 s: refuse), idle timeout (2 h, 60 s when
 //             either side has closed), checked lazily against
@@ -139,7 +140,7 @@ void TcpTranslator::rtx_timer(uint32_t slot, uint64_t now) {
         counters_.rto_expired++;
         c.rto.back_off();
         c.dupacks = 0;
-        enter_recovery(slot, true);
+        start_recovery(slot, true, true);  // cwnd: one MSS, then slow start
         c.rtx_at = now + c.rto.rto();
       } else if ((c.flags & (kReadable | kHostEof)) && !(c.flags & kFinSent) &&
                  seq::ge(c.snd_nxt, c.snd_una + c.snd_wnd)) {

@@ -124,6 +124,9 @@ class TcpTranslator : public IoHandler, public TimerClient {
     unsigned max_retries = 10;
   };
   Timeouts& timeouts() { return timeouts_; }
+  // The congestion window new connections start with, in bytes (0: RFC
+  // 6928's); tests whose subject is not congestion control raise it.
+  void set_initial_window(uint32_t bytes) { initial_window_ = bytes; }
 
   // Window-scale shift we offer so that max_window fits 16 bits (<= 14).
   static uint8_t choose_wscale(uint64_t max_window);
@@ -187,13 +190,13 @@ class TcpTranslator : public IoHandler, public TimerClient {
   // A RST from the guest (RFC 5961 §3): resets at the exact sequence
   // number, gets a challenge ACK elsewhere in the window.
   void guest_rst(uint32_t slot, uint32_t seq);
-  // The only writer of ack-from-guest, guest window and dup-ACK state (the
-  // BPF fast path absorbs exactly this). arrived_ns: when the ACK arrived
-  // (0: unknown, no RTT sample). sack: the ACK carried SACK blocks (the
-  // guest holds data behind a hole). Returns false for an ACK of something
-  // never sent.
+  // The only writer of ack-from-guest, guest window, dup-ACK state, the
+  // SACK scoreboard and cwnd growth (the BPF fast path absorbs exactly
+  // this). arrived_ns: when the ACK arrived (0: unknown, no RTT sample).
+  // opts: the segment's options (SACK blocks: the guest holds data behind
+  // a hole). Returns false for an ACK of something never sent.
   bool process_ack(uint32_t slot, uint32_t seq, uint32_t ack, uint16_t raw_window,
-                   bool pure_ack, uint64_t arrived_ns, bool sack = false);
+                   bool pure_ack, uint64_t arrived_ns, const TcpOptions* opts = nullptr);
   void guest_data(uint32_t slot, uint32_t seq, std::span<const uint8_t> payload, bool fin);
   size_t write_to_host(uint32_t slot, std::span<const uint8_t> payload);
   void guest_fin(uint32_t slot);
@@ -204,10 +207,21 @@ class TcpTranslator : public IoHandler, public TimerClient {
   // ---- output: host bytes and ACKs to the guest (tcp_output.cc)
   void send_data(uint32_t slot);
   void host_drained(uint32_t slot);
-  bool retransmit_one(uint32_t slot);
-  // Loss recovery (NewReno) starts at snd_max: off the fast path, the
-  // first hole resent (see tcp_output.cc for the order of the two).
-  void enter_recovery(uint32_t slot, bool retire_first);
+  // Loss recovery starts at snd_max (rto: after a retransmission
+  // timeout): cwnd cut, off the fast path, the lost bytes resent (see
+  // tcp_output.cc for the order of the last two).
+  void start_recovery(uint32_t slot, bool rto, bool retire_first);
+  // Resends the lost bytes recovery has not resent yet, within cwnd.
+  void repair(uint32_t slot);
+  // Resends len bytes at seq as one frame; the bytes resent (0: none).
+  uint32_t retransmit_range(uint32_t slot, uint32_t seq, uint32_t len);
+  // In flight by RFC 6675's count, and the room cwnd leaves beside it.
+  uint32_t pipe(const TcpConn& c) const;
+  uint32_t congestion_room(const TcpConn& c) const;
+  // Payload of one frame: an MSS, or a super-segment with offloads.
+  uint32_t send_unit(const TcpConn& c) const;
+  // Every byte of the host's data went out (the FIN may follow).
+  bool all_sent(const TcpConn& c) const;
   void send_fin(uint32_t slot);
   void mark_fin(uint32_t slot, uint32_t fin_seq);
   void send_window_update(uint32_t slot);
@@ -268,6 +282,7 @@ class TcpTranslator : public IoHandler, public TimerClient {
   Timeouts timeouts_;
   uint8_t our_shift_ = 7;
   uint32_t max_window_ = 0;
+  uint32_t initial_window_ = 0;  // 0: RFC 6928's (set_initial_window)
 
   // Frames toward the guest: a fixed pool, one batch of MSS-sized segments.
   std::vector<uint8_t> frame_pool_;
