@@ -137,6 +137,13 @@ class TcpTest : public ::testing::Test {
   // Linux guest sends for each segment it queues behind a hole.
   void SendSackAck(uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint16_t window,
                    uint32_t sack_start, uint32_t sack_end) {
+    FeedAck(sport, dport, seq, ack, window, {{sack_start, sack_end}});
+    loop.run_once(0);
+  }
+
+  // A guest pure ACK with up to 4 SACK blocks, fed without running the loop.
+  void FeedAck(uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint16_t window,
+               const std::vector<std::pair<uint32_t, uint32_t>>& blocks) {
     TcpSegment s;
     s.ip.eth_src = kGuestMac;
     s.ip.eth_dst = link.cfg_.our_mac;
@@ -148,18 +155,20 @@ class TcpTest : public ::testing::Test {
     s.ack = ack;
     s.flags = tcpflag::kAck;
     s.window = window;
-    s.opts.sack_count = 1;
-    s.opts.sack[0][0] = sack_start;
-    s.opts.sack[0][1] = sack_end;
+    s.opts.sack_count = static_cast<uint8_t>(std::min<size_t>(blocks.size(), 4));
+    for (size_t i = 0; i < s.opts.sack_count; i++) {
+      s.opts.sack[i][0] = blocks[i].first;
+      s.opts.sack[i][1] = blocks[i].second;
+    }
     Bytes buf(kMaxFrameLen);
     size_t n = build_tcp_frame(buf, s);
     ASSERT_GT(n, 0u);
     buf.resize(n);
     ParsedFrame f = parse_frame(buf, true);
     ASSERT_TRUE(f.ok());
-    ASSERT_TRUE(f.tcp.opts.has_sack_blocks);
+    ASSERT_EQ(f.tcp.opts.has_sack_blocks, !blocks.empty());
+    ASSERT_EQ(f.tcp.opts.sack_count, s.opts.sack_count);  // decoded as sent
     tcp->on_guest_segment(f, buf);
-    loop.run_once(0);
   }
 
   // Runs the loop until a frame to the guest matches pred (or timeout).
@@ -1531,32 +1540,21 @@ struct LossyRun {
 
 class TcpCongestionTest : public TcpTest {
  protected:
-  // A guest ACK with SACK blocks (any number up to 4).
+  // The payload bytes of the frames sent to the guest so far (taken).
+  uint64_t TakeDataBytes() {
+    uint64_t n = 0;
+    for (const Bytes& b : link.sent) {
+      ParsedFrame f = parse_frame(b, true);
+      if (f.ok()) n += f.tcp.payload_len;
+    }
+    link.sent.clear();
+    return n;
+  }
+
+  // A guest ACK with SACK blocks (up to 4), its window 8 MiB.
   void SendAck(uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
                const std::vector<std::pair<uint32_t, uint32_t>>& blocks) {
-    TcpSegment s;
-    s.ip.eth_src = kGuestMac;
-    s.ip.eth_dst = link.cfg_.our_mac;
-    s.ip.src = Guest();
-    s.ip.dst = Gw();
-    s.sport = sport;
-    s.dport = dport;
-    s.seq = seq;
-    s.ack = ack;
-    s.flags = tcpflag::kAck;
-    s.window = 65535;  // x 128: 8 MiB
-    s.opts.sack_count = static_cast<uint8_t>(std::min<size_t>(blocks.size(), 4));
-    for (size_t i = 0; i < s.opts.sack_count; i++) {
-      s.opts.sack[i][0] = blocks[i].first;
-      s.opts.sack[i][1] = blocks[i].second;
-    }
-    Bytes buf(kMaxFrameLen);
-    size_t n = build_tcp_frame(buf, s);
-    ASSERT_GT(n, 0u);
-    buf.resize(n);
-    ParsedFrame f = parse_frame(buf, true);
-    ASSERT_TRUE(f.ok());
-    tcp->on_guest_segment(f, buf);
+    FeedAck(sport, dport, seq, ack, 65535, blocks);
   }
 
   // The host writes `total` bytes; the link delivers at most per_tick data
@@ -1649,11 +1647,7 @@ TEST_F(TcpCongestionTest, AfterAnRtoOneMssThenSlowStart) {
   const uint64_t t0 = now_ns();
   while (now_ns() - t0 < 100'000'000ull) {
     loop.run_once(5);
-    for (const Bytes& b : link.sent) {
-      ParsedFrame f = parse_frame(b, true);
-      if (f.ok()) first += f.tcp.payload_len;
-    }
-    link.sent.clear();
+    first += TakeDataBytes();
   }
   EXPECT_GT(first, 0u);
   EXPECT_LE(first, 14600u) << "the initial window (RFC 6928), not the guest's 8 MiB";
@@ -1663,23 +1657,13 @@ TEST_F(TcpCongestionTest, AfterAnRtoOneMssThenSlowStart) {
   EXPECT_EQ(r.tcp.seq, iss + 1);
   EXPECT_LE(r.tcp.payload_len, 1460u);
   loop.run_once(0);
-  uint64_t more = 0;
-  for (const Bytes& b : link.sent) {
-    ParsedFrame f = parse_frame(b, true);
-    if (f.ok()) more += f.tcp.payload_len;
-  }
-  link.sent.clear();
+  uint64_t more = TakeDataBytes();
   EXPECT_EQ(more, 0u);
   EXPECT_EQ(tcp->counters().rto_expired, 1u);
   // Its ACK: cwnd 2 MSS, so two more segments, no more.
   SendAck(40201, l.port, 2, iss + 1 + r.tcp.payload_len, {});
   loop.run_once(0);
-  uint64_t next = 0;
-  for (const Bytes& b : link.sent) {
-    ParsedFrame f = parse_frame(b, true);
-    if (f.ok()) next += f.tcp.payload_len;
-  }
-  link.sent.clear();
+  uint64_t next = TakeDataBytes();
   EXPECT_GT(next, 0u);
   EXPECT_LE(next, 2u * 1460u);
   close(h);
