@@ -451,29 +451,11 @@ Result<std::span<const uint8_t>> Netlink::recv_batch(const std::string& what) {
   return std::span<const uint8_t>(buf_.data(), static_cast<size_t>(n));
 }
 
-// Sends and waits for the ack of this sequence number.
-Status Netlink::transact(NlBuilder& b, const std::string& what) {
-  if (Status st = send(b, what); !st) return st;
-  for (;;) {
-    Result<std::span<const uint8_t>> got = recv_batch(what);
-    if (!got) return got.status();
-    NlMessages msgs(*got);
-    while (auto m = msgs.next()) {
-      if (m->seq != seq_) continue;  // a stale reply of an earlier request
-      std::optional<NlAck> ack = parse_ack(*m);
-      if (!ack) continue;
-      if (ack->err == 0) return Status();
-      std::string text = what;
-      if (!ack->ext_msg.empty()) text += " (" + ack->ext_msg + ")";
-      return Status(ack->err, text);
-    }
-    if (msgs.malformed()) return Status(EBADMSG, what + ": malformed reply");
-  }
-}
-
-// Sends a dump request and feeds each reply to `each` until NLMSG_DONE.
+// Sends b, then reads replies and hands each of this request's messages
+// (by sequence number: a stale reply of an earlier request is skipped) to
+// `on`, until `on` returns the outcome.
 template <class F>
-Status Netlink::dump(NlBuilder& b, const std::string& what, F&& each) {
+Status Netlink::exchange(NlBuilder& b, const std::string& what, F&& on) {
   if (Status st = send(b, what); !st) return st;
   for (;;) {
     Result<std::span<const uint8_t>> got = recv_batch(what);
@@ -481,16 +463,46 @@ Status Netlink::dump(NlBuilder& b, const std::string& what, F&& each) {
     NlMessages msgs(*got);
     while (auto m = msgs.next()) {
       if (m->seq != seq_) continue;
-      if (m->type == NLMSG_DONE) return Status();
-      if (m->type == NLMSG_ERROR) {
-        std::optional<NlAck> ack = parse_ack(*m);
-        if (ack && ack->err != 0) return Status(ack->err, what);
-        continue;
-      }
-      each(*m);
+      if (std::optional<Status> end = on(*m)) return *end;
     }
     if (msgs.malformed()) return Status(EBADMSG, what + ": malformed reply");
   }
+}
+
+namespace {
+
+// The failure an NLMSG_ERROR carries, or nullopt for another message or an
+// ack (error 0).
+std::optional<Status> error_of(const NlMessage& m, const std::string& what) {
+  if (m.type != NLMSG_ERROR) return std::nullopt;
+  std::optional<NlAck> ack = parse_ack(m);
+  if (!ack || ack->err == 0) return std::nullopt;
+  return Status(ack->err, what);
+}
+
+}  // namespace
+
+// Sends and waits for the ack of this sequence number.
+Status Netlink::transact(NlBuilder& b, const std::string& what) {
+  return exchange(b, what, [&](const NlMessage& m) -> std::optional<Status> {
+    std::optional<NlAck> ack = parse_ack(m);
+    if (!ack) return std::nullopt;
+    if (ack->err == 0) return Status();
+    std::string text = what;
+    if (!ack->ext_msg.empty()) text += " (" + ack->ext_msg + ")";
+    return Status(ack->err, text);
+  });
+}
+
+// Sends a dump request and feeds each reply to `each` until NLMSG_DONE.
+template <class F>
+Status Netlink::dump(NlBuilder& b, const std::string& what, F&& each) {
+  return exchange(b, what, [&](const NlMessage& m) -> std::optional<Status> {
+    if (m.type == NLMSG_DONE) return Status();
+    if (m.type == NLMSG_ERROR) return error_of(m, what);
+    each(m);
+    return std::nullopt;
+  });
 }
 
 // Fills a LinkInfo from an RTM_NEWLINK message; false if it is too short.
@@ -533,23 +545,14 @@ bool parse_link(const NlMessage& m, LinkInfo* li) {
 
 // Sends an RTM_GETLINK and waits for its RTM_NEWLINK (or the error).
 Result<LinkInfo> Netlink::query_link(NlBuilder& b, const std::string& what) {
-  if (Status st = send(b, what); !st) return st;
-  for (;;) {
-    Result<std::span<const uint8_t>> got = recv_batch(what);
-    if (!got) return got.status();
-    NlMessages msgs(*got);
-    while (auto m = msgs.next()) {
-      if (m->seq != seq_) continue;
-      if (m->type == NLMSG_ERROR) {
-        std::optional<NlAck> ack = parse_ack(*m);
-        if (ack && ack->err != 0) return Status(ack->err, what);
-        continue;
-      }
-      LinkInfo li;
-      if (parse_link(*m, &li)) return li;
-    }
-    if (msgs.malformed()) return Status(EBADMSG, what + ": malformed reply");
-  }
+  LinkInfo li;
+  Status st = exchange(b, what, [&](const NlMessage& m) -> std::optional<Status> {
+    if (m.type == NLMSG_ERROR) return error_of(m, what);
+    if (parse_link(m, &li)) return Status();
+    return std::nullopt;
+  });
+  if (!st) return st;
+  return li;
 }
 
 // RTM_GETLINK by name.

@@ -242,6 +242,10 @@ class Netlink {
 
  private:
   explicit Netlink(int fd) : fd_(fd) {}
+  // Sends one request and hands each reply message of it to `on` (returns
+  // std::optional<Status>) until that returns the outcome.
+  template <class F>
+  Status exchange(NlBuilder& b, const std::string& what, F&& on);
   // Sends one request and waits for its ack.
   Status transact(NlBuilder& b, const std::string& what);
   // Sends a dump request and hands each reply message to `each`.
