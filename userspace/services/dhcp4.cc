@@ -19,11 +19,11 @@ enum : uint8_t {
   kOptServerId = 54, kOptT1 = 58, kOptT2 = 59, kOptSearch = 119, kOptClasslessRoutes = 121, kOptEnd = 255,
 };
 
-// Appends options to a reply, never past its end; a failed write leaves
-// `ok` false and the caller sends nothing.
-class OptionWriter {
+// Appends options to a reply, never past its end (BoundedWriter); a failed
+// write leaves `ok` false and the caller sends nothing.
+class OptionWriter : public BoundedWriter {
  public:
-  explicit OptionWriter(std::span<uint8_t> out) : out_(out) {}
+  explicit OptionWriter(std::span<uint8_t> out) : BoundedWriter(out) {}
 
   // One option; data longer than 255 bytes goes as consecutive instances
   // of the same code, which the client concatenates (RFC 3396).
@@ -32,10 +32,9 @@ class OptionWriter {
     do {
       const size_t piece = std::min<size_t>(255, data.size() - done);
       if (!room(2 + piece)) return;
-      out_[n_++] = code;
-      out_[n_++] = static_cast<uint8_t>(piece);
-      if (piece) std::memcpy(out_.data() + n_, data.data() + done, piece);
-      n_ += piece;
+      u8(code);
+      u8(static_cast<uint8_t>(piece));
+      bytes(data.subspan(done, piece));
       done += piece;
     } while (done < data.size());
   }
@@ -51,20 +50,7 @@ class OptionWriter {
     put(code, b);
   }
   void put_addr(uint8_t code, const InetAddr& a) { put(code, std::span<const uint8_t>(a.v4_bytes(), 4)); }
-  void end() {
-    if (room(1)) out_[n_++] = kOptEnd;
-  }
-  bool ok() const { return ok_; }
-  size_t size() const { return n_; }
-
- private:
-  bool room(size_t k) {
-    if (n_ + k > out_.size()) ok_ = false;
-    return ok_;
-  }
-  std::span<uint8_t> out_;
-  size_t n_ = 0;
-  bool ok_ = true;
+  void end() { u8(kOptEnd); }
 };
 
 // A prefix length as a netmask.

@@ -17,10 +17,10 @@ enum : uint16_t {
 enum : uint16_t { kStatusSuccess = 0, kStatusNotOnLink = 4 };
 constexpr size_t kMaxDuidLen = 130;  // RFC 8415 11.1: 2 + 128
 
-// Appends DHCPv6 options (2-byte code and length) within out.
-class OptionWriter {
+// Appends DHCPv6 options (2-byte code and length) within out (BoundedWriter).
+class OptionWriter : public BoundedWriter {
  public:
-  explicit OptionWriter(std::span<uint8_t> out, size_t start) : out_(out), n_(start) {}
+  explicit OptionWriter(std::span<uint8_t> out, size_t start) : BoundedWriter(out, start) {}
   // Starts an option; returns where its length goes, or SIZE_MAX on no room.
   size_t open(uint16_t code) {
     if (!room(4)) return SIZE_MAX;
@@ -31,37 +31,11 @@ class OptionWriter {
   void close(size_t len_at) {
     if (len_at != SIZE_MAX && ok_) put16(out_.data() + len_at, static_cast<uint16_t>(n_ - len_at - 2));
   }
-  void bytes(std::span<const uint8_t> b) {
-    if (!room(b.size())) return;
-    if (!b.empty()) std::memcpy(out_.data() + n_, b.data(), b.size());
-    n_ += b.size();
-  }
-  void u16(uint16_t v) {
-    uint8_t b[2];
-    put16(b, v);
-    bytes(b);
-  }
-  void u32(uint32_t v) {
-    uint8_t b[4];
-    put32(b, v);
-    bytes(b);
-  }
   void option(uint16_t code, std::span<const uint8_t> data) {
     const size_t at = open(code);
     bytes(data);
     close(at);
   }
-  bool ok() const { return ok_; }
-  size_t size() const { return n_; }
-
- private:
-  bool room(size_t k) {
-    if (n_ + k > out_.size()) ok_ = false;
-    return ok_;
-  }
-  std::span<uint8_t> out_;
-  size_t n_;
-  bool ok_ = true;
 };
 
 }  // namespace
