@@ -68,6 +68,23 @@ size_t max_payload(bool v6, unsigned mtu) {
   return std::min({by_mtu, by_frame, by_field});
 }
 
+// Points the batch's messages at the frame buffers (`stride` apart), each
+// receiving up to maxpl bytes at offset hdr, and at names[i] when given.
+void prepare_batch(mmsghdr* msgs, iovec* iov, sockaddr_storage* names, size_t count, uint8_t* bufs,
+                   size_t stride, size_t hdr, size_t maxpl) {
+  std::memset(msgs, 0, sizeof(mmsghdr) * count);
+  for (size_t i = 0; i < count; i++) {
+    iov[i].iov_base = bufs + i * stride + hdr;
+    iov[i].iov_len = maxpl;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    if (names != nullptr) {
+      msgs[i].msg_hdr.msg_name = &names[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
+    }
+  }
+}
+
 // 64-bit mixer (splitmix64 finaliser).
 inline uint64_t mix(uint64_t x) {
   x ^= x >> 30;
@@ -457,13 +474,7 @@ void UdpTranslator::drain_flow(uint32_t slot) {
   mmsghdr msgs[kBatch];
   iovec iov[kBatch];
   for (int round = 0; round < kMaxRecvRounds; round++) {
-    std::memset(msgs, 0, sizeof(msgs));
-    for (size_t i = 0; i < kBatch; i++) {
-      iov[i].iov_base = bufs_.get() + i * kMaxFrameLen + hdr;
-      iov[i].iov_len = maxpl;
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
-    }
+    prepare_batch(msgs, iov, nullptr, kBatch, bufs_.get(), kMaxFrameLen, hdr, maxpl);
     int n = recvmmsg(flows_[slot].fd, msgs, kBatch, MSG_DONTWAIT, nullptr);
     if (n < 0) {
       if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH)
@@ -495,15 +506,7 @@ void UdpTranslator::drain_forward(size_t index) {
   iovec iov[kBatch];
   sockaddr_storage names[kBatch];
   for (int round = 0; round < kMaxRecvRounds; round++) {
-    std::memset(msgs, 0, sizeof(msgs));
-    for (size_t i = 0; i < kBatch; i++) {
-      iov[i].iov_base = bufs_.get() + i * kMaxFrameLen + hdr;
-      iov[i].iov_len = maxpl;
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
-      msgs[i].msg_hdr.msg_name = &names[i];
-      msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
-    }
+    prepare_batch(msgs, iov, names, kBatch, bufs_.get(), kMaxFrameLen, hdr, maxpl);
     int n = recvmmsg(fw.fd, msgs, kBatch, MSG_DONTWAIT, nullptr);
     if (n <= 0) return;
     const uint64_t now = now_ns();
