@@ -464,6 +464,10 @@ int cmd_attach(int argc, char** argv) {
     std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
     return 2;
   }
+  if (std::string error; !refuse_ns_forwards(a.config, &error)) {
+    std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
+    return 2;
+  }
   prepare_forwards(&a.config);
   if (Status st = sandbox::resolve(&a.sandbox, a.seccomp_given); !st.ok()) {
     std::fprintf(stderr, "ferry attach: %s\n", st.message().c_str());

@@ -73,6 +73,9 @@
 #include "loop/event_loop.h"
 #include "netns/guest_setup.h"
 #include "netns/netns.h"
+#include "nsfwd/ns_listeners.h"
+#include "nsfwd/tcp_relay.h"
+#include "nsfwd/udp_relay.h"
 #include "common/instance_lock.h"
 #include "options.h"
 #include "port/tap.h"
@@ -264,6 +267,52 @@ void print_translator_summary(Translator& translator) {
                static_cast<unsigned long long>(services_malformed),
                static_cast<unsigned long long>(translator.policy().counters().spoofed_source),
                static_cast<unsigned long long>(translator.policy().counters().refused_total()));
+}
+
+// -T/-U: the guest-side sockets (made inside the guest's namespaces: userns
+// is -1 for root's ferry) and the relays that watch them on `loop`; nothing
+// when neither option was given.
+Status open_ns_relays(const Config& config, int userns, int netns, EventLoop& loop, std::unique_ptr<NsTcpRelay>* tcp,
+                      std::unique_ptr<NsUdpRelay>* udp) {
+  if (!config.tcp_ns_forwards.empty()) {
+    Result<std::vector<NsListener>> ls =
+        open_ns_listeners(userns, netns, config.tcp_ns_forwards, false, config.ipv4, config.ipv6);
+    if (!ls) return Status(ls.status().err(), "-T: " + ls.status().what());
+    *tcp = std::make_unique<NsTcpRelay>(loop, config.socket_mark, config.verbose);
+    if (Status st = (*tcp)->start(std::move(*ls)); !st) return st;
+  }
+  if (!config.udp_ns_forwards.empty()) {
+    Result<std::vector<NsListener>> ls =
+        open_ns_listeners(userns, netns, config.udp_ns_forwards, true, config.ipv4, config.ipv6);
+    if (!ls) return Status(ls.status().err(), "-U: " + ls.status().what());
+    *udp = std::make_unique<NsUdpRelay>(loop, config.socket_mark, config.verbose);
+    if (Status st = (*udp)->start(std::move(*ls)); !st) return st;
+  }
+  return {};
+}
+
+// -v, in the translator after its loop: what -T and -U carried.
+void print_ns_relay_summary(const NsTcpRelay* tcp, const NsUdpRelay* udp) {
+  if (tcp) {
+    const NsTcpRelay::Counters& c = tcp->counters();
+    std::fprintf(stderr,
+                 "ferry run: -T: accepted=%llu closed=%llu reset=%llu connect_failed=%llu refused_full=%llu "
+                 "to_host=%llu to_guest=%llu\n",
+                 static_cast<unsigned long long>(c.accepted), static_cast<unsigned long long>(c.closed),
+                 static_cast<unsigned long long>(c.reset), static_cast<unsigned long long>(c.connect_failed),
+                 static_cast<unsigned long long>(c.refused_full), static_cast<unsigned long long>(c.bytes_to_host),
+                 static_cast<unsigned long long>(c.bytes_to_guest));
+  }
+  if (udp) {
+    const NsUdpRelay::Counters& c = udp->counters();
+    std::fprintf(stderr,
+                 "ferry run: -U: flows=%llu datagrams_to_host=%llu datagrams_to_guest=%llu dropped_full=%llu "
+                 "host_errors=%llu send_errors=%llu\n",
+                 static_cast<unsigned long long>(c.flows_opened), static_cast<unsigned long long>(c.datagrams_to_host),
+                 static_cast<unsigned long long>(c.datagrams_to_guest),
+                 static_cast<unsigned long long>(c.dropped_full), static_cast<unsigned long long>(c.host_errors),
+                 static_cast<unsigned long long>(c.send_errors));
+  }
 }
 
 // Child side of the fork: enter the guest namespace (rootless: its user
@@ -466,6 +515,14 @@ int cmd_run(int argc, char** argv) {
   // The TCP fast path: BPF absorbs the guest's pure ACKs of published flows.
   if (bpf && config.fastpath) session.open_fast_path(fastpath_map_fds(*bpf));
   if (!rootless) session.open_echo_sockets();
+  // -T/-U: sockets on the guest's loopback, made inside its namespace by a
+  // helper (nsfwd/ns_listeners.h); the translator relays them to the host's.
+  std::unique_ptr<NsTcpRelay> ns_tcp;
+  std::unique_ptr<NsUdpRelay> ns_udp;
+  if (Status st = open_ns_relays(config, userns.get(), guest_ns.get(), session.loop(), &ns_tcp, &ns_udp); !st) {
+    std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
+    return 1;
+  }
   // The translator's counters for `ferry stats`, rewritten every second (by us, from its messages).
   // (with the tap's drops, read here: the translator has no netlink socket)
   if (!rootless) cleanup_stale_run_counters();
@@ -503,8 +560,9 @@ int cmd_run(int argc, char** argv) {
   // until CMD ends (and its connections closed, or kDrainNs). With the
   // guest's link gone (it deleted its interface) nothing can close any
   // more: CMD's end ends the translator at once.
-  DrainAfterCmd drain(session.loop(), [&translator] {
-    return !translator.port_gone() && translator.tcp().connection_count() > 0;
+  DrainAfterCmd drain(session.loop(), [&translator, &ns_tcp] {
+    return (!translator.port_gone() && translator.tcp().connection_count() > 0) ||
+           (ns_tcp && ns_tcp->connection_count() > 0);  // -T: what CMD wrote before it exited
   });
   Session::ChildHooks child_hooks;
   // The translator holds no handle on the guest's namespaces (the tap's fd
@@ -520,12 +578,18 @@ int cmd_run(int argc, char** argv) {
   };
   child_hooks.after_loop = [&] {
     if (config.verbose) print_translator_summary(translator);
+    if (config.verbose) print_ns_relay_summary(ns_tcp.get(), ns_udp.get());
     translator.udp().close_flows("exit");  // their -v close lines
+    if (ns_udp) ns_udp->close_flows("exit");
   };
   if (Status st = session.spawn(instance, std::move(child_hooks)); !st.ok()) {
     std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
     return 1;
   }
+  // The translator has its copies of the guest-side sockets: a guest that
+  // connects after it died is refused, not left in a backlog we hold.
+  if (ns_tcp) ns_tcp->drop_listeners_here();
+  if (ns_udp) ns_udp->drop_sockets_here();
   sandbox::TranslatorSupervisor& supervisor = session.supervisor();
   CmdSignals cmd_signals(supervisor);
   supervisor.hooks.on_signal = [&cmd_signals](const signalfd_siginfo& si) { cmd_signals.on_signal(si); };

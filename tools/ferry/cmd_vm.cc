@@ -181,6 +181,10 @@ int cmd_vm(int argc, char** argv) {
     std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
     return 2;
   }
+  if (std::string error; !refuse_ns_forwards(config, &error)) {
+    std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
+    return 2;
+  }
   prepare_forwards(&config);
   if (Status st = sandbox::resolve(&sandbox_options, seccomp_given); !st.ok()) {
     std::fprintf(stderr, "ferry vm: %s\n", st.message().c_str());

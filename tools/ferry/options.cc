@@ -92,6 +92,15 @@ bool apply_ports(bool udp, Config& c, const char* v, std::string* error) {
 bool apply_tcp_ports(Config& c, const char* v, std::string* error) { return apply_ports(false, c, v, error); }
 bool apply_udp_ports(Config& c, const char* v, std::string* error) { return apply_ports(true, c, v, error); }
 
+// -T/-U: the guest's loopback ports to the host's (`ferry run` only; the
+// other commands refuse them, see refuse_ns_forwards).
+bool apply_tcp_ns(Config& c, const char* v, std::string* error) {
+  return parse_ns_forwards(v, "-T", &c.tcp_ns_forwards, error);
+}
+bool apply_udp_ns(Config& c, const char* v, std::string* error) {
+  return parse_ns_forwards(v, "-U", &c.udp_ns_forwards, error);
+}
+
 // --map-gw-ports: the same syntax as a rule's ports; implies --map-gw.
 bool apply_map_gw_ports(Config& c, const char* v, std::string* error) {
   std::vector<DestinationRule> r;
@@ -305,6 +314,12 @@ constexpr Option<Config> kTranslatorOptions[] = {
       "but those)"},
      apply_tcp_ports},
     {{"--udp-ports", 'u', "SPEC", "the same for UDP"}, apply_udp_ports},
+    {{"--tcp-ns", 'T', "SPEC",
+      "the guest's own 127.0.0.1:PORT and [::1]:PORT reach the\n"
+      "host's loopback (ferry run only): PORT, FIRST-LAST,\n"
+      "PORT:HOSTPORT, comma lists, all, ~PORT, ~FIRST-LAST"},
+     apply_tcp_ns},
+    {{"--udp-ns", 'U', "SPEC", "the same for UDP"}, apply_udp_ns},
     {{"--map-gw", 0, nullptr,
       "connections to the gateway reach the host's loopback (on);\n"
       "without the mapping the gateway address is refused",
@@ -379,6 +394,13 @@ void add_translator_options(OptionParser& p, Config* config) {
   p.add(kServiceOptions, config);
 }
 
+bool refuse_ns_forwards(const Config& c, std::string* error) {
+  if (c.tcp_ns_forwards.empty() && c.udp_ns_forwards.empty()) return true;
+  *error = std::string(c.tcp_ns_forwards.empty() ? "-U" : "-T") +
+           " is for ferry run only: there is no guest namespace of ferry's own to listen in";
+  return false;
+}
+
 bool validate_config(const Config& c, std::string* error) {
   if (!c.ipv4 && !c.ipv6) {
     *error = "-4 and -6 together leave no address family";
@@ -450,7 +472,9 @@ void prepare_forwards(Config* c) {
   const size_t fams = (c->ipv4 ? 1 : 0) + (c->ipv6 ? 1 : 0);
   const size_t need_tcp = fams * forwarded_port_count(c->tcp_forwards);
   const size_t need_udp = forwarded_port_count(c->udp_forwards);
-  const rlim_t want = static_cast<rlim_t>(need_tcp + need_udp + c->max_conns + kFdMargin);
+  // -T/-U: a socket per port and family, on the guest's loopback.
+  const size_t need_ns = fams * (ns_forwarded_port_count(c->tcp_ns_forwards) + ns_forwarded_port_count(c->udp_ns_forwards));
+  const rlim_t want = static_cast<rlim_t>(need_tcp + need_udp + need_ns + c->max_conns + kFdMargin);
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
   if (rl.rlim_cur < want) {

@@ -17,6 +17,10 @@ namespace ferry::cli {
 // services' to p, bound to *config.
 void add_translator_options(OptionParser& p, Config* config);
 
+// `ferry attach` and `ferry vm`: -T/-U need a guest namespace of ferry's
+// own (`ferry run`'s); false with a one-line *error when either was given.
+bool refuse_ns_forwards(const Config& config, std::string* error);
+
 // Checks cross-option consistency after all options were read.
 bool validate_config(const Config& config, std::string* error);
 

@@ -32,6 +32,16 @@ struct AutoForwardSpec {
   std::bitset<65536> excluded;
 };
 
+// One -T/-U rule (`ferry run` only): a port range of the guest's own
+// loopback (127.0.0.1 and ::1, where ferry listens inside the guest's
+// namespace) -> the host's loopback ports from target_first on, 1:1
+// (userspace/nsfwd/).
+struct NsForward {
+  uint16_t listen_first = 0, listen_last = 0;  // on the guest's loopback
+  uint16_t target_first = 0;                   // on the host's loopback, for listen_first
+  bool from_all = false;                       // made by `all` (or exclusions only)
+};
+
 // An IPv4 route handed to a DHCP client (option 121, RFC 3442).
 struct Route4 {
   InetPrefix dst;   // e.g. 10.0.0.0/8
@@ -118,6 +128,9 @@ struct Config {
   AutoForwardSpec tcp_auto, udp_auto;
   // -t/-u all: ports left out because the host already uses them (-v says so).
   size_t tcp_ports_skipped = 0, udp_ports_skipped = 0;
+  // -T/-U: the guest's loopback to the host's (pasta's); `ferry run` only.
+  std::vector<NsForward> tcp_ns_forwards;
+  std::vector<NsForward> udp_ns_forwards;
 
   ServicesConfig services;
 

@@ -217,6 +217,39 @@ bool parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, s
   return true;
 }
 
+bool parse_ns_forwards(std::string_view spec, const char* opt, std::vector<NsForward>* out, std::string* error) {
+  for (std::string_view rest = spec; !rest.empty();) {
+    const size_t comma = rest.find(',');
+    const std::string_view item = rest.substr(0, comma);
+    if (item == "auto") {
+      *error = std::string(opt) + " auto is not supported (name the ports)";
+      return false;
+    }
+    if (item.find('/') != std::string_view::npos) {
+      *error = std::string(opt) + " '" + std::string(item) + "': no ADDR/ (the guest's loopback is where ferry listens)";
+      return false;
+    }
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  std::vector<PortForward> rules;
+  if (!parse_port_forwards(spec, &rules, error)) return false;
+  for (const PortForward& r : rules) {
+    NsForward f;
+    f.listen_first = r.host_first;
+    f.listen_last = r.host_last;
+    f.target_first = r.guest_first;
+    f.from_all = r.from_all;
+    out->push_back(f);
+  }
+  return true;
+}
+
+size_t ns_forwarded_port_count(const std::vector<NsForward>& rules) {
+  size_t n = 0;
+  for (const NsForward& r : rules) n += r.listen_last - r.listen_first + 1u;
+  return n;
+}
+
 std::string to_string(const PortForward& f) {
   std::string s;
   if (!f.bind_any) s = f.bind_addr.str() + "/";

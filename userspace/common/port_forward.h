@@ -53,6 +53,17 @@ bool parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, s
                          const HostPorts* host = nullptr, size_t* skipped = nullptr,
                          AutoForwardSpec* auto_spec = nullptr);
 
+// Appends the -T/-U rules in `spec` (`opt`: "-T" or "-U", for messages) to
+// `out`: the grammar above without ADDR/ (the listening side is always the
+// guest's loopback) and without `auto`; `all` and exclusions only are every
+// port outside the default ephemeral range (the guest's namespace is new:
+// nothing of it is in use). Rule i: guest loopback PORT -> host loopback
+// GUESTPORT of pasta's `PORT:TARGET`. False with *error (one line).
+bool parse_ns_forwards(std::string_view spec, const char* opt, std::vector<NsForward>* out, std::string* error);
+
+// The number of guest loopback ports the -T/-U rules forward.
+size_t ns_forwarded_port_count(const std::vector<NsForward>& rules);
+
 // The number of host ports the rules forward (only_all: those made by `all`).
 size_t forwarded_port_count(const std::vector<PortForward>& rules, bool only_all = false);
 

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "netns/fd_passing.h"
 #include "netns/user_namespace.h"
 
 namespace ferry {
@@ -24,27 +25,7 @@ namespace ferry {
 namespace {
 
 constexpr size_t kMaxMessage = 1 + HandBack::kMaxText + 64;
-constexpr size_t kMaxPassed = 2 + HandBack::kMaxFds;
-
-// Sends one message with fds attached.
-bool send_with_fds(int sock, const std::string& msg, const std::vector<int>& fds) {
-  iovec iov{const_cast<char*>(msg.data()), msg.size()};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassed)]{};
-  if (!fds.empty()) {
-    mh.msg_control = control;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    cmsghdr* c = CMSG_FIRSTHDR(&mh);
-    if (c == nullptr) return false;
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  return ::sendmsg(sock, &mh, MSG_NOSIGNAL) == static_cast<ssize_t>(msg.size());
-}
+static_assert(2 + HandBack::kMaxFds <= kMaxFdsPerMessage);
 
 // The helper: steps 1-4 of the theory of operation; never returns.
 [[noreturn]] void helper(int sock, const std::function<Status(HandBack*)>& setup) {
@@ -93,31 +74,13 @@ Result<GuestNamespaces> make_guest_namespaces(const std::function<Status(HandBac
   }
   ::close(sv[1]);
   char buf[kMaxMessage + 1];
-  iovec iov{buf, kMaxMessage};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassed)]{};
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof(control);
-  ssize_t n;
-  do {
-    n = ::recvmsg(sv[0], &mh, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
+  std::vector<int> fds;
+  bool truncated = false;
+  const ssize_t n = recv_with_fds(sv[0], buf, kMaxMessage, &fds, &truncated);
   const int recv_err = errno;
   ::close(sv[0]);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  std::vector<int> fds;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); n > 0 && c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; i++) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      fds.push_back(fd);
-    }
   }
   auto close_all = [&fds] {
     for (int fd : fds) ::close(fd);
@@ -133,7 +96,7 @@ Result<GuestNamespaces> make_guest_namespaces(const std::function<Status(HandBac
     const long err = std::strtol(buf + 1, &rest, 10);
     return Status(err > 0 ? static_cast<int>(err) : EIO, (rest && *rest == ' ') ? rest + 1 : rest ? rest : "");
   }
-  if (buf[0] != 'O' || fds.size() < 2 || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0) {
+  if (buf[0] != 'O' || fds.size() < 2 || truncated) {
     close_all();
     return Status(EPROTO, "bad answer from the namespace helper");
   }
