@@ -30,7 +30,9 @@ function(ferry_bpf_object name source)
   add_custom_target(${name}_skel_gen DEPENDS ${skel})
   add_library(${name}_skel INTERFACE)
   add_dependencies(${name}_skel ${name}_skel_gen)
-  target_include_directories(${name}_skel INTERFACE ${out_dir})
+  # SYSTEM: the skeleton is generated C (old-style casts, conversions); its
+  # warnings are not ours, so no includer needs pragmas around it.
+  target_include_directories(${name}_skel SYSTEM INTERFACE ${out_dir})
   target_link_libraries(${name}_skel INTERFACE PkgConfig::LIBBPF)
   set(${name}_BPF_OBJECT ${obj} PARENT_SCOPE)
 endfunction()

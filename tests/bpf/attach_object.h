@@ -19,10 +19,7 @@
 
 #include "attach/inspect.h"
 #include "bpf/bpf_test_util.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#include "ferry_attach.skel.h"
-#pragma GCC diagnostic pop
+#include "ferry_attach.skel.h"  // generated (a SYSTEM include: cmake/BpfObject.cmake)
 
 namespace ferry::bpftest {
 

@@ -8,14 +8,7 @@
 
 #include "attach/datapath.h"
 #include "ferry/contract.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#pragma GCC diagnostic ignored "-Wconversion"
-#pragma GCC diagnostic ignored "-Wcast-align"
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
-#include "ferry_conns.skel.h"  // generated C: its casts are not ours
-#pragma GCC diagnostic pop
+#include "ferry_conns.skel.h"  // generated (a SYSTEM include: cmake/BpfObject.cmake)
 
 namespace ferry::attach {
 

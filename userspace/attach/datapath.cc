@@ -21,10 +21,7 @@
 #include <cstring>
 
 #include "attach/instance.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#include "ferry_attach.skel.h"  // generated C: its casts are not ours
-#pragma GCC diagnostic pop
+#include "ferry_attach.skel.h"  // generated (a SYSTEM include: cmake/BpfObject.cmake)
 #include "netns/netlink.h"
 #include "netns/netns.h"
 

@@ -37,17 +37,10 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#pragma GCC diagnostic ignored "-Wconversion"
-#pragma GCC diagnostic ignored "-Wcast-align"
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
 #include "bpf/counters_map.h"
 #include "bpf/pin_dir.h"
 #include "common/instance_lock.h"
-#include "ferry_classify.skel.h"
-#pragma GCC diagnostic pop
+#include "ferry_classify.skel.h"  // generated (a SYSTEM include: cmake/BpfObject.cmake)
 
 namespace ferry {
 

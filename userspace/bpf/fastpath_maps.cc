@@ -17,13 +17,7 @@
 
 #include "bpf/classify.h"
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#pragma GCC diagnostic ignored "-Wconversion"
-#pragma GCC diagnostic ignored "-Wcast-align"
-#pragma GCC diagnostic ignored "-Wpedantic"
-#include "ferry_classify.skel.h"
-#pragma GCC diagnostic pop
+#include "ferry_classify.skel.h"  // generated (a SYSTEM include: cmake/BpfObject.cmake)
 
 namespace ferry {
 
