@@ -9,17 +9,17 @@ namespace {
 
 std::vector<NsForward> parse_ok(const char* spec) {
   std::vector<NsForward> out;
-  std::string error;
-  EXPECT_TRUE(parse_ns_forwards(spec, "-T", &out, &error)) << spec << ": " << error;
+  const Status st = parse_ns_forwards(spec, "-T", &out);
+  EXPECT_TRUE(st.ok()) << spec << ": " << st.message();
   return out;
 }
 
 std::string parse_error(const char* spec) {
   std::vector<NsForward> out(1);
-  std::string error;
-  EXPECT_FALSE(parse_ns_forwards(spec, "-U", &out, &error)) << spec;
+  const Status st = parse_ns_forwards(spec, "-U", &out);
+  EXPECT_FALSE(st.ok()) << spec;
   EXPECT_EQ(out.size(), 1u) << "a failed spec must not append anything";
-  return error;
+  return st.message();
 }
 
 TEST(NsForwardSpec, PortRangeAndMapping) {

@@ -9,17 +9,17 @@ namespace {
 
 std::vector<PortForward> parse_ok(const char* spec) {
   std::vector<PortForward> out;
-  std::string error;
-  EXPECT_TRUE(parse_port_forwards(spec, &out, &error)) << spec << ": " << error;
+  const Status st = parse_port_forwards(spec, &out);
+  EXPECT_TRUE(st.ok()) << spec << ": " << st.message();
   return out;
 }
 
 std::string parse_error(const char* spec) {
   std::vector<PortForward> out{PortForward{}};
-  std::string error;
-  EXPECT_FALSE(parse_port_forwards(spec, &out, &error)) << spec;
+  const Status st = parse_port_forwards(spec, &out);
+  EXPECT_FALSE(st.ok()) << spec;
   EXPECT_EQ(out.size(), 1u) << "a failed spec must not append anything";
-  return error;
+  return st.message();
 }
 
 TEST(PortForward, SinglePort) {
@@ -101,9 +101,9 @@ TEST(PortForward, AllAndExclusionsTable) {
   };
   for (const Case& c : cases) {
     std::vector<PortForward> out;
-    std::string error;
     size_t skipped = 99;
-    ASSERT_TRUE(parse_port_forwards(c.spec, &out, &error, &host, &skipped)) << c.spec << ": " << error;
+    const Status st = parse_port_forwards(c.spec, &out, &host, &skipped);
+    ASSERT_TRUE(st.ok()) << c.spec << ": " << st.message();
     std::vector<std::string> runs;
     for (const PortForward& f : out) runs.push_back(to_string(f));
     EXPECT_EQ(runs, c.runs) << c.spec;
@@ -143,8 +143,8 @@ TEST(PortForward, AutoAndItsExclusions) {
   {
     std::vector<PortForward> out;
     AutoForwardSpec a;
-    std::string error;
-    ASSERT_TRUE(parse_port_forwards("auto", &out, &error, nullptr, nullptr, &a)) << error;
+    const Status st = parse_port_forwards("auto", &out, nullptr, nullptr, &a);
+    ASSERT_TRUE(st.ok()) << st.message();
     EXPECT_TRUE(a.enabled);
     EXPECT_TRUE(out.empty());
     EXPECT_TRUE(a.excluded.none());
@@ -152,8 +152,8 @@ TEST(PortForward, AutoAndItsExclusions) {
   {
     std::vector<PortForward> out;
     AutoForwardSpec a;
-    std::string error;
-    ASSERT_TRUE(parse_port_forwards("auto,~22,~8000-8001", &out, &error, nullptr, nullptr, &a)) << error;
+    const Status st = parse_port_forwards("auto,~22,~8000-8001", &out, nullptr, nullptr, &a);
+    ASSERT_TRUE(st.ok()) << st.message();
     EXPECT_TRUE(a.enabled);
     EXPECT_TRUE(out.empty()) << "exclusions beside auto do not mean all";
     EXPECT_EQ(a.excluded.count(), 3u);
@@ -162,8 +162,8 @@ TEST(PortForward, AutoAndItsExclusions) {
   {
     std::vector<PortForward> out;
     AutoForwardSpec a;
-    std::string error;
-    ASSERT_TRUE(parse_port_forwards("~22,8080:80,auto", &out, &error, nullptr, nullptr, &a)) << error;
+    const Status st = parse_port_forwards("~22,8080:80,auto", &out, nullptr, nullptr, &a);
+    ASSERT_TRUE(st.ok()) << st.message();
     EXPECT_TRUE(a.enabled);
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(to_string(out[0]), "8080:80");
@@ -172,9 +172,9 @@ TEST(PortForward, AutoAndItsExclusions) {
   {
     std::vector<PortForward> out;
     AutoForwardSpec a;
-    std::string error;
     // Not auto: exclusions alone are all but those, and auto stays off.
-    ASSERT_TRUE(parse_port_forwards("~22", &out, &error, nullptr, nullptr, &a)) << error;
+    const Status st = parse_port_forwards("~22", &out, nullptr, nullptr, &a);
+    ASSERT_TRUE(st.ok()) << st.message();
     EXPECT_FALSE(a.enabled);
     EXPECT_FALSE(out.empty());
   }
@@ -192,10 +192,10 @@ TEST(PortForward, AutoAndItsExclusions) {
   for (const auto& c : bad) {
     std::vector<PortForward> out;
     AutoForwardSpec a;
-    std::string error;
-    EXPECT_FALSE(parse_port_forwards(c.spec, &out, &error, nullptr, nullptr, &a)) << c.spec;
+    const Status st = parse_port_forwards(c.spec, &out, nullptr, nullptr, &a);
+    EXPECT_FALSE(st.ok()) << c.spec;
     EXPECT_FALSE(a.enabled) << c.spec << ": a failed spec changes nothing";
-    EXPECT_NE(error.find(c.says), std::string::npos) << c.spec << " said: " << error;
+    EXPECT_NE(st.message().find(c.says), std::string::npos) << c.spec << " said: " << st.message();
   }
 }
 

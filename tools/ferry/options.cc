@@ -83,9 +83,9 @@ bool apply_ifname(Config& c, const char* v, std::string* error) {
 bool apply_ports(bool udp, Config& c, const char* v, std::string* error) {
   const HostPorts host = read_host_ports(udp);
   size_t skipped = 0;
-  if (!parse_port_forwards(v, udp ? &c.udp_forwards : &c.tcp_forwards, error, &host, &skipped,
-                           udp ? &c.udp_auto : &c.tcp_auto))
-    return false;
+  const Status st = parse_port_forwards(v, udp ? &c.udp_forwards : &c.tcp_forwards, &host, &skipped,
+                                        udp ? &c.udp_auto : &c.tcp_auto);
+  if (!option::from_status(st, error)) return false;
   (udp ? c.udp_ports_skipped : c.tcp_ports_skipped) += skipped;
   return true;
 }
@@ -95,10 +95,10 @@ bool apply_udp_ports(Config& c, const char* v, std::string* error) { return appl
 // -T/-U: the guest's loopback ports to the host's (`ferry run` only; the
 // other commands refuse them, see refuse_ns_forwards).
 bool apply_tcp_ns(Config& c, const char* v, std::string* error) {
-  return parse_ns_forwards(v, "-T", &c.tcp_ns_forwards, error);
+  return option::from_status(parse_ns_forwards(v, "-T", &c.tcp_ns_forwards), error);
 }
 bool apply_udp_ns(Config& c, const char* v, std::string* error) {
-  return parse_ns_forwards(v, "-U", &c.udp_ns_forwards, error);
+  return option::from_status(parse_ns_forwards(v, "-U", &c.udp_ns_forwards), error);
 }
 
 // --map-gw-ports: the same syntax as a rule's ports; implies --map-gw.

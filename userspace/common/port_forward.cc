@@ -23,14 +23,13 @@ namespace ferry {
 namespace {
 
 // Parses one rule (no commas) into *rule.
-bool parse_one(std::string_view text, PortForward* rule, std::string* error) {
+Status parse_one(std::string_view text, PortForward* rule) {
   PortForward r;
   const size_t slash = text.rfind('/');
   if (slash != std::string_view::npos) {
     auto addr = InetAddr::parse(text.substr(0, slash));
     if (!addr) {
-      *error = "bad address in port forward '" + std::string(text) + "'";
-      return false;
+      return Status::failure("bad address in port forward '" + std::string(text) + "'");
     }
     r.bind_addr = *addr;
     r.bind_any = false;
@@ -39,30 +38,27 @@ bool parse_one(std::string_view text, PortForward* rule, std::string* error) {
   const size_t colon = text.find(':');
   const std::string_view host = text.substr(0, colon);
   if (!parse_port_range(host, &r.host_first, &r.host_last)) {
-    *error = "bad port or range '" + std::string(host) + "' (ports are 1-65535, FIRST-LAST ascending)";
-    return false;
+    return Status::failure("bad port or range '" + std::string(host) +
+                           "' (ports are 1-65535, FIRST-LAST ascending)");
   }
   r.guest_first = r.host_first;
   if (colon != std::string_view::npos) {
     uint16_t gf = 0, gl = 0;
     const std::string_view guest = text.substr(colon + 1);
     if (!parse_port_range(guest, &gf, &gl)) {
-      *error = "bad guest port or range '" + std::string(guest) + "'";
-      return false;
+      return Status::failure("bad guest port or range '" + std::string(guest) + "'");
     }
     const bool single = gf == gl;
     if (!single && gl - gf != r.host_last - r.host_first) {
-      *error = "host and guest ranges differ in size in '" + std::string(text) + "'";
-      return false;
+      return Status::failure("host and guest ranges differ in size in '" + std::string(text) + "'");
     }
     if (single && r.host_first != r.host_last) {
-      *error = "a host range needs a guest range of the same size in '" + std::string(text) + "'";
-      return false;
+      return Status::failure("a host range needs a guest range of the same size in '" + std::string(text) + "'");
     }
     r.guest_first = gf;
   }
   *rule = r;
-  return true;
+  return {};
 }
 
 // Host ports of `r` not in `cut`, appended to *out as runs (each keeping
@@ -148,10 +144,9 @@ size_t forwarded_port_count(const std::vector<PortForward>& rules, bool only_all
   return n;
 }
 
-bool parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, std::string* error,
-                         const HostPorts* host, size_t* skipped, AutoForwardSpec* auto_spec) {
+Status parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, const HostPorts* host, size_t* skipped, AutoForwardSpec* auto_spec) {
   if (skipped) *skipped = 0;
-  if (spec == "none") return true;
+  if (spec == "none") return {};
   const std::string whole(spec);
   std::vector<PortForward> rules;
   std::bitset<65536> excluded;
@@ -163,28 +158,26 @@ bool parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, s
       all = true;
     } else if (item == "auto") {
       if (auto_spec == nullptr) {
-        *error = "port spec 'auto' is not supported here (it follows the listeners of ferry run's guest)";
-        return false;
+        return Status::failure(
+            "port spec 'auto' is not supported here (it follows the listeners of ferry run's guest)");
       }
       follow = true;
     } else if (!item.empty() && item[0] == '~') {
       uint16_t first = 0, last = 0;
       if (!parse_port_range(item.substr(1), &first, &last)) {
-        *error = "bad exclusion '" + std::string(item) + "' (want ~PORT or ~FIRST-LAST)";
-        return false;
+        return Status::failure("bad exclusion '" + std::string(item) + "' (want ~PORT or ~FIRST-LAST)");
       }
       for (uint32_t p = first; p <= last; p++) excluded.set(p);
     } else {
       PortForward rule;
-      if (!parse_one(item, &rule, error)) return false;
+      if (Status st = parse_one(item, &rule); !st.ok()) return st;
       rules.push_back(rule);
     }
     if (comma == std::string_view::npos) break;
     spec = spec.substr(comma + 1);
   }
   if (follow && all) {
-    *error = "port spec '" + whole + "' has both auto and all (all forwards every port already)";
-    return false;
+    return Status::failure("port spec '" + whole + "' has both auto and all (all forwards every port already)");
   }
   if (rules.empty() && !all && !follow) all = true;  // only exclusions: all but those
   std::vector<PortForward> parsed;
@@ -206,33 +199,31 @@ bool parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, s
     append_runs(every, cut, &parsed);
   }
   if (parsed.empty() && !follow) {
-    *error = "port spec '" + whole + "' leaves no port to forward";
-    return false;
+    return Status::failure("port spec '" + whole + "' leaves no port to forward");
   }
   if (follow) {
     auto_spec->enabled = true;
     auto_spec->excluded |= excluded;
   }
   out->insert(out->end(), parsed.begin(), parsed.end());
-  return true;
+  return {};
 }
 
-bool parse_ns_forwards(std::string_view spec, const char* opt, std::vector<NsForward>* out, std::string* error) {
+Status parse_ns_forwards(std::string_view spec, const char* opt, std::vector<NsForward>* out) {
   for (std::string_view rest = spec; !rest.empty();) {
     const size_t comma = rest.find(',');
     const std::string_view item = rest.substr(0, comma);
     if (item == "auto") {
-      *error = std::string(opt) + " auto is not supported (name the ports)";
-      return false;
+      return Status::failure(std::string(opt) + " auto is not supported (name the ports)");
     }
     if (item.find('/') != std::string_view::npos) {
-      *error = std::string(opt) + " '" + std::string(item) + "': no ADDR/ (the guest's loopback is where ferry listens)";
-      return false;
+      return Status::failure(std::string(opt) + " '" + std::string(item) +
+                             "': no ADDR/ (the guest's loopback is where ferry listens)");
     }
     rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
   }
   std::vector<PortForward> rules;
-  if (!parse_port_forwards(spec, &rules, error)) return false;
+  if (Status st = parse_port_forwards(spec, &rules); !st.ok()) return st;
   for (const PortForward& r : rules) {
     NsForward f;
     f.listen_first = r.host_first;
@@ -241,7 +232,7 @@ bool parse_ns_forwards(std::string_view spec, const char* opt, std::vector<NsFor
     f.from_all = r.from_all;
     out->push_back(f);
   }
-  return true;
+  return {};
 }
 
 size_t ns_forwarded_port_count(const std::vector<NsForward>& rules) {

@@ -27,6 +27,7 @@
 
 #include "common/config.h"
 #include "common/port_range.h"  // PORT and FIRST-LAST, as --allow/--deny read them
+#include "common/status.h"
 
 namespace ferry {
 
@@ -43,23 +44,22 @@ struct HostPorts {
 // /proc/net/tcp{,6} (listening sockets) or /proc/net/udp{,6} (every socket).
 HostPorts read_host_ports(bool udp);
 
-// Appends the rules in `spec` to `out`. On error returns false and sets *error
-// to a one-line description naming the bad part. `host` is consulted for
+// Appends the rules in `spec` to `out`. A failure is one line naming the bad
+// part (then `out` is unchanged). `host` is consulted for
 // `all` (nullptr: nothing in use, the default ephemeral range); *skipped (if
 // given) gets the number of ports `all` left out because they were in use.
 // `auto` turns auto_spec on and adds the option's exclusions to it
 // (auto_spec nullptr: `auto` is refused).
-bool parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, std::string* error,
-                         const HostPorts* host = nullptr, size_t* skipped = nullptr,
-                         AutoForwardSpec* auto_spec = nullptr);
+Status parse_port_forwards(std::string_view spec, std::vector<PortForward>* out, const HostPorts* host = nullptr,
+                           size_t* skipped = nullptr, AutoForwardSpec* auto_spec = nullptr);
 
 // Appends the -T/-U rules in `spec` (`opt`: "-T" or "-U", for messages) to
 // `out`: the grammar above without ADDR/ (the listening side is always the
 // guest's loopback) and without `auto`; `all` and exclusions only are every
 // port outside the default ephemeral range (the guest's namespace is new:
 // nothing of it is in use). Rule i: guest loopback PORT -> host loopback
-// GUESTPORT of pasta's `PORT:TARGET`. False with *error (one line).
-bool parse_ns_forwards(std::string_view spec, const char* opt, std::vector<NsForward>* out, std::string* error);
+// GUESTPORT of pasta's `PORT:TARGET`. A failure is one line.
+Status parse_ns_forwards(std::string_view spec, const char* opt, std::vector<NsForward>* out);
 
 // The number of guest loopback ports the -T/-U rules forward.
 size_t ns_forwarded_port_count(const std::vector<NsForward>& rules);
