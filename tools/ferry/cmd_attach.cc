@@ -460,12 +460,11 @@ int cmd_attach(int argc, char** argv) {
     std::fprintf(stderr, "ferry attach: device names run-N are reserved for `ferry run` instances\n");
     return 2;
   }
-  if (std::string error; !validate_config(a.config, &error) || !refuse_auto_forwards(a.config, &error)) {
-    std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
-    return 2;
-  }
-  if (std::string error; !refuse_ns_forwards(a.config, &error)) {
-    std::fprintf(stderr, "ferry attach: %s\n", error.c_str());
+  Status valid = validate_config(a.config);
+  if (valid.ok()) valid = refuse_auto_forwards(a.config);
+  if (valid.ok()) valid = refuse_ns_forwards(a.config);
+  if (!valid.ok()) {
+    std::fprintf(stderr, "ferry attach: %s\n", valid.message().c_str());
     return 2;
   }
   prepare_forwards(&a.config);

@@ -369,8 +369,8 @@ int cmd_run(int argc, char** argv) {
   const bool quiet = args.quiet;
   const std::string& pid_path = args.pid_path;
 
-  if (std::string error; !validate_config(config, &error)) {
-    std::fprintf(stderr, "ferry run: %s\n", error.c_str());
+  if (Status st = validate_config(config); !st.ok()) {
+    std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
     return 2;
   }
   if (Status st = sandbox::resolve(&sandbox_options, seccomp_given); !st.ok()) {

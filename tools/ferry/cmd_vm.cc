@@ -177,12 +177,11 @@ int cmd_vm(int argc, char** argv) {
     return 2;
   }
   config.fastpath = false;  // no device, no BPF, whatever was asked
-  if (std::string error; !validate_config(config, &error) || !refuse_auto_forwards(config, &error)) {
-    std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
-    return 2;
-  }
-  if (std::string error; !refuse_ns_forwards(config, &error)) {
-    std::fprintf(stderr, "ferry vm: %s\n", error.c_str());
+  Status valid = validate_config(config);
+  if (valid.ok()) valid = refuse_auto_forwards(config);
+  if (valid.ok()) valid = refuse_ns_forwards(config);
+  if (!valid.ok()) {
+    std::fprintf(stderr, "ferry vm: %s\n", valid.message().c_str());
     return 2;
   }
   prepare_forwards(&config);

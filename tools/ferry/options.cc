@@ -394,64 +394,53 @@ void add_translator_options(OptionParser& p, Config* config) {
   p.add(kServiceOptions, config);
 }
 
-bool refuse_ns_forwards(const Config& c, std::string* error) {
-  if (c.tcp_ns_forwards.empty() && c.udp_ns_forwards.empty()) return true;
-  *error = std::string(c.tcp_ns_forwards.empty() ? "-U" : "-T") +
-           " is for ferry run only: there is no guest namespace of ferry's own to listen in";
-  return false;
+Status refuse_ns_forwards(const Config& c) {
+  if (c.tcp_ns_forwards.empty() && c.udp_ns_forwards.empty()) return {};
+  return Status::failure(std::string(c.tcp_ns_forwards.empty() ? "-U" : "-T") +
+                         " is for ferry run only: there is no guest namespace of ferry's own to listen in");
 }
 
-bool validate_config(const Config& c, std::string* error) {
+Status validate_config(const Config& c) {
   if (!c.ipv4 && !c.ipv6) {
-    *error = "-4 and -6 together leave no address family";
-    return false;
+    return Status::failure("-4 and -6 together leave no address family");
   }
   // -o and --outbound-if4/6 name what this host has (its addresses, links).
-  if (Status st = check_outbound(c); !st.ok()) {
-    *error = st.message();
-    return false;
-  }
+  if (Status st = check_outbound(c); !st.ok()) return st;
   if (c.ipv4 && !c.guest4.addr.same_prefix(c.gateway4, c.guest4.len)) {
-    *error = "gateway " + c.gateway4.str() + " is not in " + c.guest4.str();
-    return false;
+    return Status::failure("gateway " + c.gateway4.str() + " is not in " + c.guest4.str());
   }
   if (c.ipv4 && c.guest4.addr == c.gateway4) {
-    *error = "guest address and gateway are both " + c.gateway4.str();
-    return false;
+    return Status::failure("guest address and gateway are both " + c.gateway4.str());
   }
   if (c.ipv6 && c.guest6.addr == c.gateway6) {
-    *error = "guest address and gateway are both " + c.gateway6.str();
-    return false;
+    return Status::failure("guest address and gateway are both " + c.gateway6.str());
   }
   if (c.ipv6 && !c.gateway6.is_link_local_v6() && !c.guest6.addr.same_prefix(c.gateway6, c.guest6.len)) {
-    *error = "gateway " + c.gateway6.str() + " is not in " + c.guest6.str();
-    return false;
+    return Status::failure("gateway " + c.gateway6.str() + " is not in " + c.guest6.str());
   }
   const ServicesConfig& s = c.services;
   if (c.ipv4 && !s.dns_forward4.is_unspecified() &&
       (!s.dns_forward4.same_prefix(c.guest4.addr, c.guest4.len) || s.dns_forward4 == c.guest4.addr)) {
-    *error = "--dns-forward " + s.dns_forward4.str() + " is not an address of " + c.guest4.str() + " other than the guest's";
-    return false;
+    return Status::failure("--dns-forward " + s.dns_forward4.str() + " is not an address of " + c.guest4.str() +
+                           " other than the guest's");
   }
   if (c.ipv6 && !s.dns_forward6.is_unspecified() &&
       (!s.dns_forward6.same_prefix(c.guest6.addr, c.guest6.len) || s.dns_forward6 == c.guest6.addr)) {
-    *error = "--dns-forward " + s.dns_forward6.str() + " is not an address of " + c.guest6.str() + " other than the guest's";
-    return false;
+    return Status::failure("--dns-forward " + s.dns_forward6.str() + " is not an address of " + c.guest6.str() +
+                           " other than the guest's");
   }
   for (const Route4& r : s.routes) {
     if (!r.via.is_unspecified() && r.via.is_v4() && !r.via.same_prefix(c.guest4.addr, c.guest4.len)) {
-      *error = "--route gateway " + r.via.str() + " is not in " + c.guest4.str();
-      return false;
+      return Status::failure("--route gateway " + r.via.str() + " is not in " + c.guest4.str());
     }
   }
-  return true;
+  return {};
 }
 
-bool refuse_auto_forwards(const Config& c, std::string* error) {
-  if (!c.tcp_auto.enabled && !c.udp_auto.enabled) return true;
-  *error = std::string(c.tcp_auto.enabled ? "-t" : "-u") +
-           " auto is for ferry run only (it follows the listening sockets of the guest's namespace)";
-  return false;
+Status refuse_auto_forwards(const Config& c) {
+  if (!c.tcp_auto.enabled && !c.udp_auto.enabled) return {};
+  return Status::failure(std::string(c.tcp_auto.enabled ? "-t" : "-u") +
+                         " auto is for ferry run only (it follows the listening sockets of the guest's namespace)");
 }
 
 void finish_services_config(Config* c, const services::ResolvConf& host) {

@@ -18,15 +18,16 @@ namespace ferry::cli {
 void add_translator_options(OptionParser& p, Config* config);
 
 // `ferry attach` and `ferry vm`: -T/-U need a guest namespace of ferry's
-// own (`ferry run`'s); false with a one-line *error when either was given.
-bool refuse_ns_forwards(const Config& config, std::string* error);
+// own (`ferry run`'s); a one-line failure when either was given.
+Status refuse_ns_forwards(const Config& config);
 
-// Checks cross-option consistency after all options were read.
-bool validate_config(const Config& config, std::string* error);
+// Checks cross-option consistency after all options were read; a failure
+// is one line.
+Status validate_config(const Config& config);
 
-// -t/-u auto needs the guest's namespace (ferry run): false with a one-line
-// error for the commands that have none to scan (attach, vm).
-bool refuse_auto_forwards(const Config& config, std::string* error);
+// -t/-u auto needs the guest's namespace (ferry run): a one-line failure
+// for the commands that have none to scan (attach, vm).
+Status refuse_auto_forwards(const Config& config);
 
 // Fills what the guest services take from the host: the resolvers to forward
 // to, the search list (unless --search), routes' default gateway.
