@@ -7,7 +7,7 @@
  * A program that sees the guest's frames before the control plane does
  * (ferry_classify.bpf.c: TC egress of `ferry run`'s tap; ferry_attach.bpf.c:
  * tcx ingress of `ferry attach`'s DEV) includes this header once. It uses
- * the fast-path maps (conn_hash, conn_state, activity, events: bpf/maps.h;
+ * the fast-path maps (conn_hash, conn_state, events: bpf/maps.h;
  * layouts and writers in include/ferry/contract.h) and brings
  * ferry_fastpath_pure_ack(), which the program calls after parsing
  * (parse.h) and counting the frame's class (stats.h): it counts
@@ -21,17 +21,21 @@
  * ferry_absorb_ack: a pure ACK of a flow that userspace put in conn_hash and
  * marked eligible in its conn_state slot, fully validated (see the contract
  * for the exact rule), updates the slot (ACK, scaled window, duplicate-ACK
- * count, TSval, time, per-slot counters) and sets the slot's activity bit.
- * The control plane is woken through the `events` ring buffer only when it
- * must act: after it stalled (stall_epoch bumped), the window reopened by at
- * least the slot's wake_room bytes or everything sent was acknowledged; the
- * third duplicate ACK; or everything acknowledged while its FIN waits.
- * Each fires once (per stall epoch, per
- * duplicate run, per slot generation). Those records are posted with a
- * forced wake-up; anything informational would use BPF_RB_NO_WAKEUP, so a
- * wake-up is never one per ACK. If the ring is full the ACK is not absorbed
- * but passed, and nothing in the slot changes: userspace then sees the ACK
- * itself. Sequence comparisons are modulo 2^32 (signed difference).
+ * count, TSval, per-slot counters; the arrival time only for the ACK of
+ * the segment userspace times, rtt_seq: the clock costs a third of the
+ * path). Userspace folds the slot at its own next wake-up; it is woken
+ * through the `events` ring buffer only when it must act (the contract's
+ * "Wake-ups"): the third duplicate ACK, everything acknowledged while its
+ * FIN waits, or, once it armed a wake-up (stall_epoch bumped), the first
+ * ACK that makes ferry_wake_due() true. Each fires once (per duplicate
+ * run, per slot generation, per stall epoch), with a forced wake-up, so a
+ * wake-up is never one per ACK. The first two are decided before the slot
+ * changes: if the ring is full the ACK is not absorbed but passed, and
+ * nothing in the slot changes (userspace then sees the ACK itself).
+ * WINDOW_OPEN is decided after the slot's stores and a fully ordered
+ * atomic, which pairs with userspace's fence after it arms (no lost
+ * wake-up: see the contract). Sequence comparisons are modulo 2^32
+ * (signed difference).
  *
  * Checksums: a frame from the guest's own stack usually arrives as
  * CHECKSUM_PARTIAL (at TC egress of a tap, and at ingress of a veth's host
@@ -145,7 +149,7 @@ static __always_inline int ferry_tcp_csum_ok(struct ferry_pkt *pkt, void *data, 
 
 /* Posts one event with a forced wake-up; 0 when the ring is full. */
 static __always_inline int ferry_post(struct ferry_stats *st, __u32 slot, __u32 gen, __u32 kind,
-				      __u32 ack, __u32 window, __u32 dups, __u64 now)
+				      __u32 ack, __u32 window, __u32 dups)
 {
 	struct ferry_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 
@@ -159,7 +163,7 @@ static __always_inline int ferry_post(struct ferry_stats *st, __u32 slot, __u32 
 	ev->ack = ack;
 	ev->window = window;
 	ev->dup_acks = dups;
-	ev->time_ns = now;
+	ev->time_ns = bpf_ktime_get_ns();
 	/* the control plane must act on every kind we post: wake it now */
 	bpf_ringbuf_submit(ev, BPF_RB_FORCE_WAKEUP);
 	st->events_posted++;
@@ -176,8 +180,7 @@ static __always_inline int ferry_absorb_ack(struct ferry_pkt *pkt, struct ferry_
 					    void *data, void *data_end, int csum_trusted)
 {
 	struct ferry_conn_slot *s;
-	__u32 *slotp, slot, idx, flags, gen, snd_nxt, una, ack, win, dups, kind = 0;
-	__u64 now, *word;
+	__u32 *slotp, slot, flags, gen, snd_nxt, una, ack, win, dups, epoch, rtt_seq, kind = 0;
 	int dup = 0;
 
 	if (pkt->class != FERRY_CLASS_IPV4_TCP && pkt->class != FERRY_CLASS_IPV6_TCP)
@@ -229,38 +232,42 @@ static __always_inline int ferry_absorb_ack(struct ferry_pkt *pkt, struct ferry_
 	} else {
 		dups = 0;
 	}
-	now = bpf_ktime_get_ns();
 
-	/* at most one wake-up per ACK, the most urgent first */
+	/* decided before the slot changes: a full ring passes the ACK */
 	if ((flags & FERRY_SLOT_FIN_PENDING) && ack == snd_nxt && s->fin_gen_done != gen)
 		kind = FERRY_EV_FIN_ACKED;
 	else if (dup && dups == 3)
 		kind = FERRY_EV_FAST_RETRANSMIT;
-	else if (s->stall_epoch != s->stall_epoch_done &&
-		 (((__s32)(ack + win - snd_nxt) > 0 && ack + win - snd_nxt >= s->wake_room) ||
-		  (ack == snd_nxt && ack != una)))
-		kind = FERRY_EV_WINDOW_OPEN; /* enough room (batched: wake_room), or all acked */
-	if (kind && !ferry_post(st, slot, gen, kind, ack, win, dups, now))
+	if (kind && !ferry_post(st, slot, gen, kind, ack, win, dups))
 		return 0; /* ring full: let userspace see this ACK itself */
 
-	s->last_ack_ns = now; /* before the ACK: read after it, never older than it */
+	/* the ACK that reaches the timed segment's end: its arrival, before
+	 * the ACK itself (read after it, it is that ACK's) */
+	rtt_seq = s->rtt_seq;
+	if (ferry_seq_before(una, rtt_seq) && !ferry_seq_before(ack, rtt_seq))
+		s->rtt_ack_ns = bpf_ktime_get_ns();
 	s->ack_from_guest = ack;
 	s->guest_window = win;
 	s->dup_acks = dups;
 	if (pkt->tcp_opts & FERRY_OPT_TS)
 		s->ts_recent = pkt->ts_val;
-	s->acks_absorbed++;
 	if (kind == FERRY_EV_FIN_ACKED)
 		s->fin_gen_done = gen;
-	else if (kind == FERRY_EV_WINDOW_OPEN)
-		s->stall_epoch_done = s->stall_epoch;
 	if (kind)
 		s->events_posted++;
+	/* fully ordered: the stores above before the loads below (pairs with
+	 * userspace's fence after it bumps stall_epoch: no lost wake-up) */
+	__sync_fetch_and_add(&s->acks_absorbed, 1);
 
-	idx = slot / 64;
-	word = bpf_map_lookup_elem(&activity, &idx);
-	if (word && !(*word & (1ull << (slot % 64))))
-		__sync_fetch_and_or(word, 1ull << (slot % 64));
+	epoch = *(volatile __u32 *)&s->stall_epoch;
+	if (!kind && epoch != s->stall_epoch_done &&
+	    ferry_wake_due(ack, una, win, snd_nxt, s->wake_room, s->wake_ack)) {
+		/* a full ring leaves the epoch armed: the next ACK posts */
+		if (ferry_post(st, slot, gen, FERRY_EV_WINDOW_OPEN, ack, win, dups)) {
+			s->stall_epoch_done = epoch;
+			s->events_posted++;
+		}
+	}
 	return 1;
 }
 

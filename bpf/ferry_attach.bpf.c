@@ -21,7 +21,7 @@
  * redirect fails (tap gone because the service died), it is dropped.
  *
  * Fast path: ferry_attach_dev_tc runs the classifier's pure-ACK core
- * (fastpath.h: conn_hash, conn_state, activity, events, the same decision
+ * (fastpath.h: conn_hash, conn_state, events, the same decision
  * as `ferry run`) before the redirect; an absorbed ACK is dropped
  * (TC_ACT_SHOT, acks_absorbed) and never reaches the tap. The veth keeps
  * the guest's CHECKSUM_PARTIAL skb state up to DEV's ingress, so the core's

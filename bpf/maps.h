@@ -13,7 +13,6 @@
  *               counts into it)
  *   conn_hash   flow key -> conn_state index            (userspace writes)
  *   conn_state  one struct ferry_conn_slot per index    (split writers)
- *   activity    one bit per slot, __u64 words           (both set, userspace clears)
  *   events      ring buffer of struct ferry_event       (BPF writes)
  * The connection-sized maps are declared at the default size and resized
  * by the loader (bpf_map__set_max_entries) before load. Maps only one
@@ -50,14 +49,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ferry_conn_slot);
 } conn_state SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, FERRY_ACTIVITY_WORDS(FERRY_MAX_CONNS_DEFAULT)); /* set at load */
-	__type(key, __u32);
-	__type(value, __u64);
-} activity SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

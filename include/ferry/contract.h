@@ -14,7 +14,6 @@
  *   stats       per-CPU array, one struct ferry_stats           (BPF writes)
  *   conn_hash   hash, struct ferry_conn_key -> __u32 slot       (userspace writes)
  *   conn_state  mmapable array of struct ferry_conn_slot         (split, see below)
- *   activity    array of __u64 words, one bit per slot           (both set, userspace clears)
  *   events      ring buffer of struct ferry_event                (BPF writes)
  *   attach_stats per-CPU array, one struct ferry_attach_stats    (BPF writes;
  *               the attach object's only)
@@ -133,7 +132,8 @@ struct ferry_conn_key {
  *             window (the slot is not visible to BPF yet, so this is not a
  *             second writer), store flags with FERRY_SLOT_ELIGIBLE last
  *             (release), then insert the key into conn_hash;
- *   update:   snd_nxt, flags, stall_epoch as the connection moves (plain
+ *   update:   snd_nxt, rcv_nxt, rtt_seq, flags, and wake_room, wake_ack,
+ *             stall_epoch (in that order) as the connection moves (plain
  *             32-bit stores; BPF reads each once per frame);
  *   retire:   clear FERRY_SLOT_ELIGIBLE, delete the key from conn_hash,
  *             and only then reuse the index (events carry gen, so a late
@@ -159,28 +159,67 @@ struct ferry_conn_key {
  * An ACK equal to ack_from_guest, with the same window, while data is
  * outstanding (ack != snd_nxt), is a duplicate ACK.
  *
- * Wake-up batching: after a stall (stall_epoch bumped) BPF posts
- * WINDOW_OPEN once per epoch, on the first absorbed ACK that either
- *  - leaves room > 0 and room >= wake_room (room = ack + window - snd_nxt):
- *    a window-limited sender is woken once per wake_room bytes
- *    acknowledged, not once per ACK; or
- *  - acknowledges everything (ack == snd_nxt) and moves ack_from_guest:
- *    nothing is in flight any more, whatever the window did, so ferry must
- *    free its host socket and may send; a window that grew meanwhile can
- *    never spend the wake-up while bytes remain unacknowledged below it.
- * Userspace writes wake_room before it bumps stall_epoch and keeps it no
- * larger than the window it stalled on, or FERRY_WAKE_ALL_ACKED when only
- * the ACK of everything sent may wake it (the host socket ran dry with
- * bytes in flight: there is nothing to send until they are acknowledged).
- * An epoch bumped while an absorbed ACK races with it may go unposted:
- * userspace re-reads ack_from_guest and guest_window after bumping, and
- * its timers fold the slot before they act.
+ * Wake-ups: userspace learns what BPF absorbed when it next looks at the
+ * slot (a fold: a guest segment it handles, a host socket event, a timer);
+ * there is no periodic scan. It is woken through `events` only when it must
+ * act:
+ *  - FIN_ACKED: everything including our FIN acknowledged (once per gen);
+ *  - FAST_RETRANSMIT: the third duplicate ACK (once per duplicate run);
+ *  - WINDOW_OPEN: after userspace armed a wake-up by bumping stall_epoch,
+ *    on the first absorbed ACK that makes ferry_wake_due() true (once per
+ *    epoch): the room it leaves (ack + window - snd_nxt) is > 0 and at
+ *    least wake_room, or the ACK moves ack_from_guest to or past wake_ack.
+ *    Userspace arms it when its sender stopped: on the guest's window
+ *    (wake_room: a share of the window it stalled on; wake_ack = snd_nxt,
+ *    everything acknowledged), or with its host socket's queue holding only
+ *    bytes in flight (wake_room = FERRY_WAKE_ROOM_NONE; wake_ack: a share of
+ *    them acknowledged, which frees that much of the queue for the host's
+ *    sender, or all of them for a small flight). A window that grew meanwhile
+ *    can never spend a FERRY_WAKE_ROOM_NONE wake-up while the bytes below
+ *    wake_ack remain unacknowledged.
+ * Userspace writes wake_room and wake_ack before it bumps stall_epoch.
+ * No lost wake-up (Dekker): BPF stores ack_from_guest and guest_window,
+ * then a fully ordered atomic (the acks_absorbed increment), then loads
+ * stall_epoch and decides; userspace stores stall_epoch, then a full fence,
+ * then loads ack_from_guest and guest_window and applies ferry_wake_due()
+ * itself. Whichever of the two comes second sees the other's write, so an
+ * ACK racing with the arming is either posted or seen by userspace (both
+ * is harmless: a wake-up finding nothing new does nothing). Only a full
+ * ring loses a WINDOW_OPEN (counted in events_dropped; the epoch stays
+ * armed, so the next absorbed ACK posts again); userspace keeps its
+ * retransmission or persist timer running while it waits, and that timer
+ * folds first, so nothing waits longer than it.
+ *
+ * RTT: calling the clock for every ACK would be a third of the fast path's
+ * cost, so BPF stamps only the ACK userspace times: rtt_seq is the end of
+ * the segment the translator times, and the absorbed ACK that first moves
+ * ack_from_guest to or past it stores its arrival in rtt_ack_ns (before the
+ * ACK itself; read after it, it is that ACK's). A stamp from an earlier
+ * rtt_seq is older than the segment timed now, and userspace takes no
+ * sample from it.
  */
-#define FERRY_WAKE_ALL_ACKED 0xffffffffu /* wake_room: no room suffices, only ack == snd_nxt */
+#define FERRY_WAKE_ROOM_NONE 0xffffffffu /* wake_room: no room suffices, only wake_ack wakes */
 
 #define FERRY_SLOT_ELIGIBLE (1u << 0)    /* BPF may absorb this flow's pure ACKs */
 #define FERRY_SLOT_TIMESTAMPS (1u << 1)  /* timestamps negotiated: TS-only ACKs ok */
 #define FERRY_SLOT_FIN_PENDING (1u << 2) /* our FIN is sent (counted in snd_nxt) */
+
+/*
+ * The WINDOW_OPEN rule, for BPF (on each absorbed ACK of an armed slot) and
+ * userspace (after it armed): ack moves the guest's acknowledged sequence
+ * from una (the slot's ack_from_guest before it) with window win (scaled).
+ */
+static inline int ferry_wake_due(__u32 ack, __u32 una, __u32 win, __u32 snd_nxt,
+				 __u32 wake_room, __u32 wake_ack)
+{
+	/* modulo 2^32: room in 1..2^31-1 is "> 0"; ack - wake_ack below
+	 * 2^31 is "ack at or after wake_ack" (no casts: C++ includes this) */
+	__u32 room = ack + win - snd_nxt;
+
+	if (room - 1u < 0x7fffffffu && room >= wake_room)
+		return 1;
+	return ack != una && ack - wake_ack < 0x80000000u;
+}
 
 struct ferry_conn_slot {
 	/* ---- userspace writes ---- */
@@ -191,21 +230,21 @@ struct ferry_conn_slot {
 	__u8 guest_wscale;  /* the guest's window scale (0..14) */
 	__u8 state;         /* userspace's TCP state, informational */
 	__u16 mss;          /* informational */
-	__u32 wake_room;    /* WINDOW_OPEN needs this much room (bytes); 0 = any */
+	__u32 wake_room;    /* WINDOW_OPEN: this much room (bytes) wakes; 0 = any */
 	__u32 rcv_nxt;      /* next sequence number expected from the guest */
-	__u32 pad_user;
+	__u32 wake_ack;     /* WINDOW_OPEN: an ACK moving to or past this wakes */
+	__u32 rtt_seq;      /* the timed segment's end: its ACK's arrival is stamped */
 	/* ---- BPF writes ---- */
-	__u32 ack_from_guest;   /* highest ACK absorbed (valid once acks_absorbed > 0) */
+	__u32 ack_from_guest;   /* highest ACK absorbed (seeded at publish) */
 	__u32 guest_window;     /* last window, scaled, in bytes */
 	__u32 dup_acks;         /* consecutive duplicate ACKs */
 	__u32 ts_recent;        /* last TSval from the guest (with timestamps) */
-	__u32 stall_epoch_done; /* stall_epoch whose "window reopened" was posted */
+	__u32 stall_epoch_done; /* stall_epoch whose WINDOW_OPEN was posted */
 	__u32 fin_gen_done;     /* gen whose "all acked, FIN pending" was posted */
-	__u64 last_ack_ns;      /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last absorbed
-				 * ACK; stored before ack_from_guest, so read after it, it is
-				 * that ACK's arrival or a later one's (an RTT sample from it
-				 * is never too short, and never the time userspace folded) */
-	__u64 acks_absorbed;    /* per-slot counter */
+	__u64 rtt_ack_ns;       /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the absorbed ACK
+				 * that first reached rtt_seq; stored before ack_from_guest */
+	__u64 acks_absorbed;    /* per-slot counter; its atomic increment orders the
+				 * slot's stores before the wake-up decision */
 	__u64 events_posted;    /* per-slot counter */
 };
 
@@ -223,17 +262,10 @@ struct ferry_event {
 	__u32 ack;      /* the ACK that triggered it */
 	__u32 window;   /* scaled guest window, bytes */
 	__u32 dup_acks;
-	__u64 time_ns;  /* bpf_ktime_get_ns() */
+	__u64 time_ns;  /* bpf_ktime_get_ns() when posted */
 };
 
 /* events ring buffer size (bytes, power of two). */
 #define FERRY_EVENTS_RING_BYTES (256u * 1024u)
-
-/*
- * activity: one bit per slot in __u64 words (word slot / 64, bit slot % 64),
- * BPF_F_MMAPABLE. BPF sets the bit when it absorbs an ACK of the slot;
- * userspace's timer scan visits set bits and clears them (atomic and-not).
- */
-#define FERRY_ACTIVITY_WORDS(max_conns) (((max_conns) + 63u) / 64u)
 
 #endif /* FERRY_CONTRACT_H */

@@ -66,6 +66,7 @@
 	X(stage_exhausted, internal)   /* partial write with no staging chunk free */ \
 	X(timeouts, internal)          /* connections ended by a state timeout */ \
 	X(guest_tx_dropped, published)  /* send_to_guest() returned false */    \
+	X(fast_timer_folds, published) /* absorbed ACKs an expiring retransmission timer folded first (a loss, or a fast-path wake-up that did not come) */ \
 	X(fd_exhausted, internal)      /* socket()/accept() failed for lack of descriptors */
 
 /* UdpCounters, prefix "udp_". */
@@ -155,12 +156,10 @@
 	X(fast_retransmit, internal)                                           \
 	X(fin_acked, internal)                                                 \
 	X(stale_events, internal)  /* for a retired flow or an older gen */    \
-	X(scans, internal)         /* activity-scan wake-ups */                \
-	X(scan_visits, internal)   /* flows with their activity bit set */     \
 	X(folds, internal)         /* progress() that found new absorbed ACKs */ \
 	X(stalls, internal)                                                    \
 	X(stall_open, internal)    /* stall() found the window already open */ \
-	X(drained, internal)       /* drained(): wake-ups armed for "all ACKed" */
+	X(drained, internal)       /* drained(): wake-ups armed for ACKs of a dry socket's bytes */
 
 #ifdef __cplusplus
 /* One `uint64_t field = 0;` per entry: a counter struct's body. */

@@ -4,7 +4,7 @@
 // flow is published through ConnMap opened on the attach skeleton's maps by
 // fd, the way the attach service does it; events are read through
 // FastPathEvents on the same skeleton's ring. Checks: an eligible pure ACK
-// is absorbed (TC_ACT_SHOT, slot and activity bit updated, counted as
+// is absorbed (TC_ACT_SHOT, slot updated, counted as
 // guest_pure_acks and acks_absorbed, not as passed); ineligible ones (unknown
 // flow, ACK with data, beyond snd_nxt, retired flow) are redirected to the
 // tap as before; a FIN_ACKED wake-up reaches the ring; XDP absorbs only
@@ -45,7 +45,6 @@ class AttachFastPath : public bpftest::AttachObjectTest {
     FastPathMapFds fds;
     fds.conn_hash = bpf_map__fd(skel_->maps.conn_hash);
     fds.conn_state = bpf_map__fd(skel_->maps.conn_state);
-    fds.activity = bpf_map__fd(skel_->maps.activity);
     fds.events = bpf_map__fd(skel_->maps.events);
     ASSERT_TRUE(conns_.open(fds).ok());
     EXPECT_EQ(conns_.capacity(), 64u);
@@ -84,7 +83,6 @@ TEST_F(AttachFastPath, EligiblePureAckIsAbsorbed) {
   EXPECT_EQ(conns_.ack_from_guest(kSlot), 2000u);
   EXPECT_EQ(conns_.guest_window(kSlot), 400u);  // 100 << 2
   EXPECT_EQ(conns_.acks_absorbed(kSlot), 1u);
-  EXPECT_TRUE(conns_.take_activity(kSlot));
   const ferry_stats s = Stats();
   EXPECT_EQ(s.guest_frames, 1u);
   EXPECT_EQ(s.ipv4_tcp, 1u);
@@ -137,7 +135,6 @@ TEST_F(AttachFastPath, XdpAbsorbsVerifiedChecksumsOnly) {
   EXPECT_EQ(Run(xdp, Segment(2000)), kXdpDrop);
   EXPECT_EQ(conns_.ack_from_guest(kSlot), 2000u);
   EXPECT_EQ(conns_.acks_absorbed(kSlot), 1u);
-  EXPECT_TRUE(conns_.take_activity(kSlot));
 
   Bytes wrong = Segment(2100);
   wrong[14 + 20 + 16] ^= 0x55;

@@ -35,7 +35,6 @@ class AttachObjectTest : public ::testing::Test {
     skel_->rodata->dev_ifindex = 1;
     bpf_map__set_max_entries(skel_->maps.conn_hash, kFlows);
     bpf_map__set_max_entries(skel_->maps.conn_state, kFlows);
-    bpf_map__set_max_entries(skel_->maps.activity, FERRY_ACTIVITY_WORDS(kFlows));
     ASSERT_EQ(ferry_attach__load(skel_), 0);
   }
   void TearDown() override {

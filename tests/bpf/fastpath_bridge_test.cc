@@ -4,14 +4,17 @@
 // BPF_PROG_TEST_RUN; a frame the classifier drops was absorbed (as at the
 // tap's TC egress), one it passes goes on to the translator. The host side
 // is a real loopback socket. Covered: publish once data flows (and not
-// before), snd_nxt kept ahead of the frames, absorbed ACKs folded by the
-// activity scan (host socket queue freed), a window stall woken by
-// WINDOW_OPEN only once wake_room opened, the third duplicate ACK as a fast
-// retransmit (flow off the fast path while recovering, back on after),
-// FIN_ACKED closing the connection, retirement on close, the ACK of
+// before), snd_nxt kept ahead of the frames, a drained host socket woken
+// once a quarter of its large flight is ACKed and then at the ACK of all
+// of a small one (no timer of the bridge's: it has none), a window stall
+// woken by WINDOW_OPEN only once wake_room opened, the third duplicate ACK
+// as a fast retransmit (flow off the fast path while recovering, back on
+// after), FIN_ACKED closing the connection, retirement on close, the ACK of
 // everything waking a drained flow after a partial ACK with a grown window,
 // RTT samples from the absorbed ACK's arrival, a recovery that ends on a
-// zero window still woken by the window update.
+// zero window still woken by the window update, and the invariant: with
+// absorbed ACKs as the guest's only frames, megabytes move, window-limited
+// or limited by the host socket's queue, and no timer ever acts.
 // Needs root and BPF; skips otherwise.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -28,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "bpf/bpf_test_util.h"
 #include "bpf/classify.h"
 #include "codec/frame.h"
 #include "fastpath/fastpath_bridge.h"
@@ -167,35 +171,45 @@ class BridgeTest : public ::testing::Test {
 
 TEST_F(BridgeTest, PublishFoldAndRetire) {
   Establish(65535);  // 8 MiB window: never window-limited here
-  HostSend(120000);  // in flight >= kWatchMinBytes: the activity scan visits it
+  HostSend(120000);  // the socket runs dry with 120000 in flight (>= 64 KiB)
   std::vector<ParsedFrame> d = DataFor(50);
   ASSERT_FALSE(d.empty());
   ASSERT_TRUE(bridge_->published(slot_));
   EXPECT_EQ(Slot()->snd_nxt, iss_ + 1 + 120000);  // stored before the frames left
   EXPECT_EQ(Slot()->ack_from_guest, iss_ + 1);
-  // The guest's pure ACK is absorbed; the scan folds it and frees the queue.
-  EXPECT_TRUE(Guest(gseq_, iss_ + 1 + 100000, tcpflag::kAck));
-  EXPECT_EQ(Conn().snd_una, iss_ + 1);  // not folded yet
-  DataFor(30);                          // the activity scan runs (1 ms)
-  EXPECT_EQ(Conn().snd_una, iss_ + 1 + 100000);
-  EXPECT_GE(bridge_->counters().scans, 1u);
-  EXPECT_GE(bridge_->counters().scan_visits, 1u);
-  EXPECT_EQ(Conn().rtx_at != 0, true);  // 20000 bytes still outstanding
-  // Little in flight: no scan for it (it would only cost wake-ups), so a
-  // partial ACK waits. But the host socket holds nothing unsent: the ACK of
-  // everything wakes us (drained()), so the bytes leave the socket (and its
-  // kernel ACKs the host's sender) at once, not at the RTO; nothing is
-  // retransmitted.
+  EXPECT_GE(bridge_->counters().drained, 1u);
+  EXPECT_EQ(Slot()->wake_room, FERRY_WAKE_ROOM_NONE);
+  EXPECT_EQ(Slot()->wake_ack, iss_ + 1 + 30000);  // a quarter of the flight
+  // An absorbed ACK below that wakes nobody: it waits for the next fold.
+  EXPECT_TRUE(Guest(gseq_, iss_ + 1 + 20000, tcpflag::kAck));
+  DataFor(30);
+  EXPECT_EQ(Conn().snd_una, iss_ + 1) << "folded before its wake-up was due";
+  // One at or past it wakes the translator: the fold frees the queue, and
+  // the socket, still dry with 89000 in flight, arms the next quarter.
   const uint64_t retransmits = tcp_->counters().retransmits;
+  EXPECT_TRUE(Guest(gseq_, iss_ + 1 + 31000, tcpflag::kAck));
+  DataFor(30);
+  EXPECT_EQ(Conn().snd_una, iss_ + 1 + 31000);
+  EXPECT_EQ(bridge_->counters().window_open, 1u);
+  EXPECT_EQ(Slot()->wake_ack, iss_ + 1 + 31000 + 89000 / 4);
+  EXPECT_NE(Conn().rtx_at, 0u);  // 89000 bytes still outstanding
   EXPECT_TRUE(Guest(gseq_, iss_ + 1 + 110000, tcpflag::kAck));
   DataFor(30);
-  EXPECT_EQ(Conn().snd_una, iss_ + 1 + 100000) << "small flights are not scanned";
+  EXPECT_EQ(Conn().snd_una, iss_ + 1 + 110000);
+  // A small flight (10000) wakes only at the ACK of all of it (the host's
+  // sender may wait for our socket's ACK), so the bytes leave the socket at
+  // once, not at the RTO; nothing is retransmitted.
+  EXPECT_EQ(Slot()->wake_ack, iss_ + 1 + 120000);
+  EXPECT_TRUE(Guest(gseq_, iss_ + 1 + 115000, tcpflag::kAck));
+  DataFor(30);
+  EXPECT_EQ(Conn().snd_una, iss_ + 1 + 110000) << "a small flight woke before its end was ACKed";
   EXPECT_TRUE(Guest(gseq_, iss_ + 1 + 120000, tcpflag::kAck));
   DataFor(30);
   EXPECT_EQ(Conn().snd_una, iss_ + 1 + 120000) << "the drained socket's last ACK wakes us";
-  EXPECT_GE(bridge_->counters().drained, 1u);
+  EXPECT_EQ(bridge_->counters().window_open, 3u);
   EXPECT_EQ(Conn().rtx_at, 0u);  // all acked: no retransmission timer
   EXPECT_EQ(tcp_->counters().retransmits, retransmits);
+  EXPECT_EQ(tcp_->counters().fast_timer_folds, 0u);
   // an ACK beyond what was sent is not the fast path's: it passes
   EXPECT_FALSE(Guest(gseq_, iss_ + 1 + 300000, tcpflag::kAck));
   // Host closes: FIN to the guest, FIN_PENDING; guest FIN passes, its ACK of
@@ -242,7 +256,7 @@ TEST_F(BridgeTest, StallWakesOnlyAfterWakeRoom) {
 }
 
 // Issue 11's stall of downloads to a VM: the host socket runs dry with
-// bytes in flight (below the activity scan's threshold) and drained() arms
+// bytes in flight (below the partial wake-up's threshold) and drained() arms
 // a wake-up for the ACK of everything; the guest's window grows, so a
 // partial ACK leaves more room than the window ferry had. That ACK must not
 // spend the wake-up: the ACK of the rest (absorbed too) wakes ferry at once,
@@ -365,6 +379,139 @@ TEST_F(BridgeTest, RecoveryEndingOnAZeroWindowStillWakesOnTheUpdate) {
   sent = 0;
   for (const ParsedFrame& f : d) sent += static_cast<uint32_t>(f.tcp.payload_len);
   EXPECT_GT(sent, 0u) << "the window update was absorbed and nothing woke the sender";
+}
+
+// The invariant of the theory of operation (fastpath_bridge.h): whenever a
+// published flow has bytes in flight, a wake-up is armed (stall_epoch not
+// yet answered, or FIN_PENDING) or one is posted and not yet consumed, so a
+// transfer whose only guest frames are ACKs that BPF absorbs goes on
+// without any timer. Checked deterministically after every loop iteration
+// and every guest frame (the test is one thread: BPF runs inside Guest(),
+// the translator inside run_once()); and, as a consequence, no timer acts:
+// no RTO, no timer that folds absorbed ACKs, no probe.
+class InvariantTest : public BridgeTest {
+ protected:
+  // Counts a moment where bytes are in flight with nothing armed or pending.
+  void CheckArmed() {
+    if (!bridge_->published(slot_) || Conn().snd_una == Conn().snd_max) return;
+    const ferry_conn_slot* s = Slot();
+    const bool armed = s->stall_epoch != s->stall_epoch_done || (s->flags & FERRY_SLOT_FIN_PENDING);
+    const bool pending = bpftest::sum_stats(bpf_->map_fd("stats")).events_posted > bridge_->counters().events;
+    if (!armed && !pending) unarmed_++;
+  }
+  // One guest ACK, counted; true when absorbed.
+  void Ack(uint32_t ack, uint16_t raw_window) {
+    acks_++;
+    absorbed_ += Guest(gseq_, ack, tcpflag::kAck, raw_window) ? 1 : 0;
+    CheckArmed();
+  }
+  // Moves `total` bytes host -> guest with a constant guest window, the
+  // guest ACKing every second segment and the last of a batch (a delayed
+  // ACK at once); returns the bytes the guest received in order.
+  uint32_t Run(uint16_t raw_window, uint32_t total) {
+    Establish(raw_window);
+    if (HasFatalFailure()) return 0;
+    int big = 8 << 20;
+    setsockopt(host_, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
+    std::vector<uint8_t> d(total, 0x5a);
+    size_t off = 0;
+    const uint32_t base = iss_ + 1;
+    uint32_t got = 0, unacked_frames = 0;
+    const uint64_t end = now_ns() + 60'000'000'000ull;  // a hang bound, not a timing check
+    while (got < total && now_ns() < end) {
+      if (off < d.size()) {
+        ssize_t w = send(host_, d.data() + off, d.size() - off, MSG_DONTWAIT);
+        if (w > 0) off += static_cast<size_t>(w);
+      }
+      loop_.run_once(1);
+      CheckArmed();
+      std::vector<Bytes> sent;
+      sent.swap(link_.sent);
+      for (const Bytes& b : sent) {
+        ParsedFrame f = parse_frame(b, true);
+        if (!f.ok() || f.tcp.payload_len == 0) continue;
+        EXPECT_EQ(f.tcp.seq, base + got) << "out of order or resent";
+        if (f.tcp.seq != base + got) continue;
+        got += static_cast<uint32_t>(f.tcp.payload_len);
+        if (++unacked_frames == 2) {
+          unacked_frames = 0;
+          Ack(base + got, raw_window);
+        }
+      }
+      if (unacked_frames > 0) {
+        unacked_frames = 0;
+        Ack(base + got, raw_window);
+      }
+    }
+    return got;
+  }
+  void ExpectNoTimerActed() {
+    EXPECT_EQ(unarmed_, 0u) << "bytes in flight with no wake-up armed";
+    EXPECT_EQ(tcp_->counters().fast_timer_folds, 0u) << "a timer folded what no wake-up brought";
+    EXPECT_EQ(tcp_->counters().rto_expired, 0u);
+    EXPECT_EQ(tcp_->counters().zero_window_probes, 0u);
+    EXPECT_EQ(tcp_->counters().retransmits, 0u);
+  }
+  uint32_t acks_ = 0, absorbed_ = 0, unarmed_ = 0;
+};
+
+TEST_F(InvariantTest, AbsorbedAcksAloneKeepAWindowLimitedFlowGoing) {
+  constexpr uint32_t kTotal = 4u << 20;
+  EXPECT_EQ(Run(200, kTotal), kTotal);  // 25600 bytes of window: stall after stall
+  EXPECT_GE(absorbed_ + 1, acks_) << "only the first ACK (before publishing) may pass";
+  EXPECT_GT(bridge_->counters().window_open, 10u);
+  ExpectNoTimerActed();
+}
+
+TEST_F(InvariantTest, AbsorbedAcksAloneKeepAQueueLimitedFlowGoing) {
+  constexpr uint32_t kTotal = 16u << 20;
+  EXPECT_EQ(Run(65535, kTotal), kTotal);  // 8 MiB of window: the host socket's queue limits
+  EXPECT_GE(absorbed_ + 1, acks_);
+  EXPECT_GT(bridge_->counters().drained, 0u);
+  ExpectNoTimerActed();
+}
+
+// The host wrote everything and ferry's socket holds it all (its receive
+// buffer forced to 4 MiB): once ferry sent it, nothing on the host side
+// will ever wake ferry again. Then the guest ACKs 16 KiB at a time, each
+// ACK absorbed. Every wake-up spends its epoch, so ferry must arm the next
+// one whenever it finds the socket still dry (fast_progress): otherwise the
+// rest of the ACKs pile up in the slot until the retransmission timer
+// folds them (checked: fails with that re-arming removed).
+TEST_F(InvariantTest, AbsorbedAcksAloneEmptyASocketThatRanDry) {
+  Establish(65535);
+  constexpr uint32_t kTotal = 1u << 20;
+  int big = 4 << 20;
+  ASSERT_EQ(setsockopt(Conn().fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)), 0);
+  big = 8 << 20;
+  ASSERT_EQ(setsockopt(host_, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)), 0);
+  std::vector<uint8_t> d(kTotal, 0x33);
+  size_t off = 0;
+  const uint32_t base = iss_ + 1;
+  uint32_t got = 0, acked = 0;
+  const uint64_t end = now_ns() + 60'000'000'000ull;  // a hang bound, not a timing check
+  while (Conn().snd_una != base + kTotal && now_ns() < end) {
+    if (off < d.size()) {
+      ssize_t w = send(host_, d.data() + off, d.size() - off, MSG_DONTWAIT);
+      if (w > 0) off += static_cast<size_t>(w);
+    }
+    loop_.run_once(1);
+    CheckArmed();
+    for (const Bytes& b : link_.sent) {
+      ParsedFrame f = parse_frame(b, true);
+      if (f.ok() && f.tcp.payload_len > 0 && f.tcp.seq == base + got)
+        got += static_cast<uint32_t>(f.tcp.payload_len);
+    }
+    link_.sent.clear();
+    if (off == d.size() && got == kTotal && acked < got) {  // everything out: ACKs alone from now on
+      acked = std::min(got, acked + 16384);
+      Ack(base + acked, 65535);
+    }
+  }
+  EXPECT_EQ(Conn().snd_una, base + kTotal);
+  EXPECT_EQ(absorbed_, acks_);
+  EXPECT_GE(bridge_->counters().window_open, 4u);  // a quarter at a time, then the rest
+  ExpectNoTimerActed();
 }
 
 }  // namespace

@@ -2,13 +2,15 @@
 // BPF_PROG_TEST_RUN on codec-built frames (valid checksums), with flows
 // published through ConnMap and wake-ups read through FastPathEvents.
 // Every branch: unknown flow, ineligible slot, ACK in range (absorbed, slot
-// and activity updated), beyond snd_nxt, older than ack_from_guest, with
-// payload, other flags, bad checksum, options, wrap-around at 2^32, the
-// duplicate-ACK run to the fast-retransmit event, window reopening after a
-// stall (and its wake_room threshold), the ACK of everything waking a stall
-// whatever the room (never spent by a partial ACK with a grown window),
-// everything acked while a FIN waits,
-// IPv6, and retirement.
+// updated), the RTT stamp taken only for the ACK of rtt_seq, beyond
+// snd_nxt, older than ack_from_guest, with payload, other flags, bad
+// checksum, options, wrap-around at 2^32, the duplicate-ACK run to the
+// fast-retransmit event, window reopening after a stall (and its wake_room
+// threshold), the ACK of everything waking a stall whatever the room (never
+// spent by a partial ACK with a grown window), a drained socket's wake_ack,
+// an ACK absorbed before the arming seen by arm_wake(), a full ring that
+// keeps WINDOW_OPEN armed, everything acked while a FIN waits, IPv6, and
+// retirement.
 // Needs root and BPF; skips otherwise.
 #include <arpa/inet.h>
 #include <net/if_arp.h>
@@ -132,23 +134,36 @@ TEST_F(FastPathTest, InRangeAckIsAbsorbed) {
   EXPECT_EQ(conns_.guest_window(kSlot), 1200u);  // 300 << 2
   EXPECT_EQ(conns_.acks_absorbed(kSlot), 1u);
   EXPECT_EQ(s->dup_acks, 0u);
-  EXPECT_NE(s->last_ack_ns, 0u);
   EXPECT_EQ(s->gen, gen_);
   ferry_stats st = stats();
   EXPECT_EQ(st.guest_frames, 1u);
   EXPECT_EQ(st.acks_absorbed, 1u);
   EXPECT_EQ(st.passed_to_userspace, 0u);
   EXPECT_TRUE(seen_.empty());
-  // the activity bit is set once and taken once
-  EXPECT_TRUE(conns_.take_activity(kSlot));
-  EXPECT_FALSE(conns_.take_activity(kSlot));
   EXPECT_EQ(run({.ack = 2500}), kTcActAbsorbed);
-  std::vector<uint32_t> active;
-  EXPECT_EQ(conns_.drain_activity([&](uint32_t i) { active.push_back(i); }), 1u);
-  EXPECT_EQ(active, std::vector<uint32_t>{kSlot});
+  EXPECT_EQ(conns_.acks_absorbed(kSlot), 2u);
   // acking exactly snd_nxt is in range
   EXPECT_EQ(run({.ack = 5000}), kTcActAbsorbed);
   EXPECT_EQ(conns_.ack_from_guest(kSlot), 5000u);
+}
+
+// The clock is read only for the ACK that first reaches rtt_seq (the
+// segment userspace times), not for every ACK.
+TEST_F(FastPathTest, RttStampOnlyForTheTimedSegmentsAck) {
+  publish(1000, 5000);
+  conns_.set_rtt_seq(kSlot, 3000);
+  EXPECT_EQ(run({.ack = 2000}), kTcActAbsorbed);
+  EXPECT_EQ(conns_.rtt_ack_ns(kSlot), 0u);
+  const uint64_t before = now_ns();
+  EXPECT_EQ(run({.ack = 3500}), kTcActAbsorbed);
+  const uint64_t stamp = conns_.rtt_ack_ns(kSlot);
+  EXPECT_GE(stamp, before);
+  EXPECT_LE(stamp, now_ns());
+  EXPECT_EQ(run({.ack = 4000}), kTcActAbsorbed);  // past it already: no new stamp
+  EXPECT_EQ(conns_.rtt_ack_ns(kSlot), stamp);
+  conns_.set_rtt_seq(kSlot, 5000);
+  EXPECT_EQ(run({.ack = 5000}), kTcActAbsorbed);  // exactly at it
+  EXPECT_GT(conns_.rtt_ack_ns(kSlot), stamp);
 }
 
 TEST_F(FastPathTest, IneligibleAndRetiredPass) {
@@ -322,7 +337,7 @@ TEST_F(FastPathTest, NoDuplicateWhenNothingOutstanding) {
 TEST_F(FastPathTest, WindowReopensAfterStall) {
   publish(1000, 5000);
   ASSERT_EQ(run({.ack = 2000, .window = 750}), kTcActAbsorbed);  // 3000 bytes: up to 5000
-  EXPECT_FALSE(conns_.stall(kSlot));                          // closed: wait for the event
+  EXPECT_FALSE(conns_.arm_wake(kSlot, 0, 5000, 2000));           // closed: wait for the event
   ASSERT_EQ(run({.ack = 2000, .window = 0}), kTcActAbsorbed);    // still closed
   ASSERT_EQ(run({.ack = 3000, .window = 500}), kTcActAbsorbed);  // 3000 + 2000 = 5000: closed
   EXPECT_TRUE(seen_.empty());
@@ -332,7 +347,7 @@ TEST_F(FastPathTest, WindowReopensAfterStall) {
   EXPECT_EQ(seen_[0].window, 2400u);
   ASSERT_EQ(run({.ack = 3100, .window = 600}), kTcActAbsorbed);
   EXPECT_EQ(seen_.size(), 1u);  // once per stall
-  EXPECT_TRUE(conns_.stall(kSlot));  // already open: the caller sends at once
+  EXPECT_TRUE(conns_.arm_wake(kSlot, 0, 5000, 3100));  // already open: the caller sends at once
   ASSERT_EQ(run({.ack = 3200, .window = 600}), kTcActAbsorbed);
   EXPECT_EQ(seen_.size(), 2u);
 }
@@ -351,8 +366,7 @@ TEST_F(FastPathTest, ProbeOrKeepAliveSequencePasses) {
 TEST_F(FastPathTest, WindowOpenWaitsForWakeRoom) {
   publish(1000, 5000);
   ASSERT_EQ(run({.ack = 2000, .window = 750}), kTcActAbsorbed);  // edge 5000: closed
-  conns_.slot(kSlot)->wake_room = 1500;
-  EXPECT_FALSE(conns_.stall(kSlot));
+  EXPECT_FALSE(conns_.arm_wake(kSlot, 1500, 5000, 2000));
   ASSERT_EQ(run({.ack = 3000, .window = 750}), kTcActAbsorbed);  // room 1000 < 1500
   ASSERT_EQ(run({.ack = 3400, .window = 750}), kTcActAbsorbed);  // room 1400 < 1500
   EXPECT_TRUE(seen_.empty());
@@ -363,14 +377,14 @@ TEST_F(FastPathTest, WindowOpenWaitsForWakeRoom) {
   EXPECT_EQ(seen_[0].ack, 3500u);
 }
 
-// A sender waiting for the ACK of everything (its host socket ran dry):
-// wake_room FERRY_WAKE_ALL_ACKED. A partial ACK whose window grew leaves
-// more room than any window the sender had, but bytes remain in flight: no
-// wake-up yet. The ACK of the rest wakes it, once.
+// A sender waiting for the ACK of everything (its host socket ran dry with
+// a small flight): wake_room FERRY_WAKE_ROOM_NONE, wake_ack = snd_nxt. A
+// partial ACK whose window grew leaves more room than any window the
+// sender had, but bytes remain in flight: no wake-up yet. The ACK of the
+// rest wakes it, once.
 TEST_F(FastPathTest, AllAckedWakeIsNotSpentByAPartialAckWithAGrowingWindow) {
   publish(1000, 50000);  // 49000 in flight, window 400 (wscale 2)
-  conns_.slot(kSlot)->wake_room = FERRY_WAKE_ALL_ACKED;
-  EXPECT_FALSE(conns_.stall(kSlot));
+  EXPECT_FALSE(conns_.arm_wake(kSlot, FERRY_WAKE_ROOM_NONE, 50000, 1000));
   ASSERT_EQ(run({.ack = 30000, .window = 65535}), kTcActAbsorbed);  // room 242140
   EXPECT_TRUE(seen_.empty()) << "a partial ACK spent the wake-up";
   ASSERT_EQ(run({.ack = 50000, .window = 65535}), kTcActAbsorbed);
@@ -387,18 +401,45 @@ TEST_F(FastPathTest, AllAckedWakeIsNotSpentByAPartialAckWithAGrowingWindow) {
 TEST_F(FastPathTest, AllAckedWakesAWindowStallBelowWakeRoom) {
   publish(1000, 5000);
   ASSERT_EQ(run({.ack = 1000, .window = 1000}), kTcActAbsorbed);  // edge 5000: closed
-  conns_.slot(kSlot)->wake_room = 1000;
-  EXPECT_FALSE(conns_.stall(kSlot));
+  EXPECT_FALSE(conns_.arm_wake(kSlot, 1000, 5000, 1000));
   ASSERT_EQ(run({.ack = 4000, .window = 200}), kTcActAbsorbed);  // edge 4800: closed
   EXPECT_TRUE(seen_.empty());
   ASSERT_EQ(run({.ack = 5000, .window = 100}), kTcActAbsorbed);  // all acked, room 400 < 1000
   ASSERT_EQ(seen_.size(), 1u);
   EXPECT_EQ(seen_[0].kind, static_cast<uint32_t>(FERRY_EV_WINDOW_OPEN));
   EXPECT_EQ(seen_[0].ack, 5000u);
-  // The absorbed ACK's arrival is recorded in the slot (the event's time):
-  // an RTT sample uses it, not the time userspace folds the ACK.
-  EXPECT_NE(conns_.last_ack_ns(kSlot), 0u);
-  EXPECT_EQ(conns_.last_ack_ns(kSlot), seen_[0].time_ns);
+  EXPECT_NE(seen_[0].time_ns, 0u);
+}
+
+// A drained host socket with a large flight: wake_ack is a share of it
+// (here a quarter of 100000), whatever the window does; once per epoch.
+TEST_F(FastPathTest, DrainedWakeAtWakeAck) {
+  publish(1000, 101000);
+  EXPECT_FALSE(conns_.arm_wake(kSlot, FERRY_WAKE_ROOM_NONE, 26000, 1000));
+  ASSERT_EQ(run({.ack = 20000, .window = 65535}), kTcActAbsorbed);
+  ASSERT_EQ(run({.ack = 25999, .window = 65535}), kTcActAbsorbed);
+  EXPECT_TRUE(seen_.empty());
+  ASSERT_EQ(run({.ack = 30000, .window = 65535}), kTcActAbsorbed);  // past it
+  ASSERT_EQ(seen_.size(), 1u);
+  EXPECT_EQ(seen_[0].kind, static_cast<uint32_t>(FERRY_EV_WINDOW_OPEN));
+  EXPECT_EQ(seen_[0].ack, 30000u);
+  ASSERT_EQ(run({.ack = 40000, .window = 65535}), kTcActAbsorbed);
+  EXPECT_EQ(seen_.size(), 1u);  // spent until armed again
+  EXPECT_FALSE(conns_.arm_wake(kSlot, FERRY_WAKE_ROOM_NONE, 65000, 40000));
+  ASSERT_EQ(run({.ack = 65000, .window = 65535}), kTcActAbsorbed);
+  EXPECT_EQ(seen_.size(), 2u);
+}
+
+// The userspace half of "no lost wake-up": an ACK BPF absorbed before the
+// arming (so it did not post) is reported by arm_wake() itself; a window
+// update at the same ACK does not count as the ACK moving.
+TEST_F(FastPathTest, ArmingSeesAnAckAbsorbedBeforeIt) {
+  publish(1000, 101000);
+  ASSERT_EQ(run({.ack = 30000, .window = 0}), kTcActAbsorbed);
+  EXPECT_TRUE(seen_.empty());
+  EXPECT_TRUE(conns_.arm_wake(kSlot, FERRY_WAKE_ROOM_NONE, 26000, 1000));
+  EXPECT_FALSE(conns_.arm_wake(kSlot, FERRY_WAKE_ROOM_NONE, 26000, 30000)) << "nothing moved";
+  EXPECT_FALSE(conns_.arm_wake(kSlot, FERRY_WAKE_ROOM_NONE, 101000, 30000));
 }
 
 TEST_F(FastPathTest, FinAckedWakesOnce) {
@@ -487,6 +528,59 @@ TEST_F(FastPathTest, RingFullPassesAndChangesNothing) {
   EXPECT_EQ(events_.consume(), 1);
   ASSERT_EQ(seen_.size(), 1u);
   EXPECT_EQ(seen_[0].slot, first_refused);
+}
+
+// A due WINDOW_OPEN that finds the ring full: the ACK is absorbed (the
+// slot already holds it), the drop is counted, the epoch stays armed, and
+// the next absorbed ACK posts once the ring has room.
+TEST_F(FastPathTest, RingFullKeepsTheWakeUpArmed) {
+  const uint32_t n = 7000;
+  constexpr uint32_t kArmed = 7500;
+  auto frame_for = [](uint32_t i, uint32_t ack) {
+    TcpSegment s;
+    s.ip = ip4();
+    s.sport = static_cast<uint16_t>(1000 + i);
+    s.dport = 80;
+    s.ack = ack;
+    s.flags = tcpflag::kAck;
+    s.window = 10;
+    Frame f(kMaxFrameLen);
+    f.resize(build_tcp_frame(f, s));
+    return f;
+  };
+  auto run_raw = [&](const Frame& f) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f.data(),
+                .data_size_in = static_cast<uint32_t>(f.size()), .repeat = 1);
+    EXPECT_EQ(bpf_prog_test_run_opts(bpf_->prog_fd(), &opts), 0);
+    return static_cast<int>(opts.retval);
+  };
+  bool full = false;
+  for (uint32_t i = 0; i < n && !full; i++) {
+    ConnSlotInit init;
+    init.snd_una = 1;
+    init.snd_nxt = 10;
+    ASSERT_TRUE(conns_.publish(i, make_conn_key(ip4().src, static_cast<uint16_t>(1000 + i), ip4().dst, 80), init).ok());
+    conns_.set_fin_pending(i, true);
+    full = run_raw(frame_for(i, 10)) == kTcActOk;
+  }
+  ASSERT_TRUE(full) << "the ring never filled";
+  ConnSlotInit init;
+  init.snd_una = 1;
+  init.snd_nxt = 100;
+  ASSERT_TRUE(conns_.publish(kArmed, make_conn_key(ip4().src, static_cast<uint16_t>(1000 + kArmed), ip4().dst, 80), init).ok());
+  EXPECT_FALSE(conns_.arm_wake(kArmed, FERRY_WAKE_ROOM_NONE, 50, 1));
+  const uint64_t dropped = stats().events_dropped;
+  EXPECT_EQ(run_raw(frame_for(kArmed, 60)), kTcActAbsorbed);
+  EXPECT_EQ(stats().events_dropped, dropped + 1);
+  EXPECT_EQ(conns_.ack_from_guest(kArmed), 60u);
+  EXPECT_NE(conns_.slot(kArmed)->stall_epoch, conns_.slot(kArmed)->stall_epoch_done);
+  events_.consume();
+  seen_.clear();
+  EXPECT_EQ(run_raw(frame_for(kArmed, 70)), kTcActAbsorbed);
+  EXPECT_EQ(events_.consume(), 1);
+  ASSERT_EQ(seen_.size(), 1u);
+  EXPECT_EQ(seen_[0].slot, kArmed);
+  EXPECT_EQ(seen_[0].kind, static_cast<uint32_t>(FERRY_EV_WINDOW_OPEN));
 }
 
 // Cost per frame (informational; bounded loosely so a pathological

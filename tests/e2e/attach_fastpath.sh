@@ -4,7 +4,7 @@
 # server through the attachment; the body's sha256 must match and
 # `ferry status DEV -j` must show at least 90 % of the guest's pure ACKs
 # absorbed on DEV (acks_absorbed / guest_pure_acks). The fast-path maps
-# (conn_hash, conn_state, activity, events) are pinned with the others.
+# (conn_hash, conn_state, events) are pinned with the others.
 # Then with --hook xdp and the guest's TX checksum offload off: BPF verifies
 # the checksums and absorbs there too (at least 90 %). Then with
 # --no-fastpath: a download still matches and nothing is absorbed.
@@ -74,7 +74,7 @@ fetch() {
 timeout 30 "${HN[@]}" "$FERRY" attach "$DEV" 2>"$ERR" ||
   e2e_die "attach failed: $(cat "$ERR"; cat "/run/ferry/$DEV/log" 2>/dev/null)"
 e2e_expect "state says fastpath=1" grep -q '^fastpath=1' "/run/ferry/$DEV/state"
-for m in conn_hash conn_state activity events; do
+for m in conn_hash conn_state events; do
   e2e_expect "fast-path map $m pinned" test -e "/sys/fs/bpf/ferry/$DEV/$m"
 done
 SECONDS=0

@@ -313,7 +313,6 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
       FastPathMapFds fds;
       fds.conn_hash = (*dp)->map_fd("conn_hash");
       fds.conn_state = (*dp)->map_fd("conn_state");
-      fds.activity = (*dp)->map_fd("activity");
       fds.events = (*dp)->map_fd("events");
       if (!session.open_fast_path(fds)) config.fastpath = false;
     }

@@ -33,7 +33,7 @@ constexpr int kBpfTcxIngress = 46;  // BPF_TCX_INGRESS; libbpf 1.1's headers pre
 constexpr unsigned kTapMaxMtu = 65535 - 14;
 
 // Pins made under the instance's dir (the link last: it is the one that matters).
-constexpr const char* kPinnedMaps[] = {"stats", "attach_stats", "conn_hash", "conn_state", "activity", "events"};
+constexpr const char* kPinnedMaps[] = {"stats", "attach_stats", "conn_hash", "conn_state", "events"};
 
 // The driver name of an interface through ETHTOOL_GDRVINFO, "" when unknown.
 std::string driver_of(const std::string& dev) {
@@ -171,7 +171,6 @@ Result<std::unique_ptr<Datapath>> Datapath::create(const DatapathOptions& o) {
   const uint32_t fp_conns = o.fastpath ? o.max_conns : 1u;
   bpf_map__set_max_entries(skel->maps.conn_hash, fp_conns);
   bpf_map__set_max_entries(skel->maps.conn_state, fp_conns);
-  bpf_map__set_max_entries(skel->maps.activity, FERRY_ACTIVITY_WORDS(fp_conns));
   bpf_program__set_autoload(o.hook == Hook::xdp ? skel->progs.ferry_attach_dev_tc : skel->progs.ferry_attach_dev_xdp,
                             false);
   if (int err = ferry_attach__load(skel); err != 0) return Status(-err, "load BPF programs");

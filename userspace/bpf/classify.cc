@@ -240,8 +240,6 @@ Status BpfAttachment::load(uint32_t max_conns) {
     const char* name = bpf_map__name(m);
     if (std::strcmp(name, "conn_hash") == 0 || std::strcmp(name, "conn_state") == 0)
       err = bpf_map__set_max_entries(m, max_conns);
-    else if (std::strcmp(name, "activity") == 0)
-      err = bpf_map__set_max_entries(m, (max_conns + 63) / 64);
     if (err != 0) break;
   }
   if (err == 0) err = ferry_classify__load(skel);

@@ -60,7 +60,6 @@ void store_release(T* p, T v) {
 
 ConnMap::~ConnMap() {
   if (slots_ != nullptr) munmap(slots_, slots_len_);
-  if (activity_ != nullptr) munmap(activity_, activity_len_);
 }
 
 FastPathMapFds fastpath_map_fds(const BpfAttachment& bpf) {
@@ -69,7 +68,6 @@ FastPathMapFds fastpath_map_fds(const BpfAttachment& bpf) {
   if (skel == nullptr) return f;
   f.conn_hash = bpf_map__fd(skel->maps.conn_hash);
   f.conn_state = bpf_map__fd(skel->maps.conn_state);
-  f.activity = bpf_map__fd(skel->maps.activity);
   f.events = bpf_map__fd(skel->maps.events);
   return f;
 }
@@ -82,19 +80,12 @@ Status ConnMap::open(const BpfAttachment& bpf) {
 Status ConnMap::open(const FastPathMapFds& fds) {
   if (slots_ != nullptr) return Status::failure("connection map already open");
   if (fds.conn_hash < 0) return Status::failure("no conn_hash map");
-  uint32_t slots = 0, words = 0;
+  uint32_t slots = 0;
   void* s = nullptr;
   if (Status st = map_array(fds.conn_state, sizeof(ferry_conn_slot), &s, &slots_len_, &slots); !st.ok())
     return st;
-  void* a = nullptr;
-  if (Status st = map_array(fds.activity, sizeof(uint64_t), &a, &activity_len_, &words); !st.ok()) {
-    munmap(s, slots_len_);
-    return st;
-  }
   slots_ = static_cast<ferry_conn_slot*>(s);
-  activity_ = static_cast<uint64_t*>(a);
   capacity_ = slots;
-  activity_words_ = words;
   hash_fd_ = fds.conn_hash;
   return {};
 }
@@ -110,6 +101,7 @@ Status ConnMap::publish(uint32_t i, const ferry_conn_key& key, const ConnSlotIni
   s->gen = g;
   s->snd_nxt = init.snd_nxt;
   s->rcv_nxt = init.rcv_nxt;
+  s->rtt_seq = init.rtt_seq;
   s->guest_wscale = init.guest_wscale;
   s->state = init.state;
   s->mss = init.mss;
@@ -147,8 +139,9 @@ void ConnMap::set_rcv_nxt(uint32_t i, uint32_t v) {
   if (s != nullptr && s->rcv_nxt != v) store_release(&s->rcv_nxt, v);  // only userspace writes it
 }
 
-void ConnMap::set_wake_room(uint32_t i, uint32_t room) {
-  if (ferry_conn_slot* s = slot(i)) store_release(&s->wake_room, room);
+void ConnMap::set_rtt_seq(uint32_t i, uint32_t v) {
+  ferry_conn_slot* s = slot(i);
+  if (s != nullptr && s->rtt_seq != v) store_release(&s->rtt_seq, v);  // only userspace writes it
 }
 
 void ConnMap::set_fin_pending(uint32_t i, bool on) {
@@ -159,15 +152,20 @@ void ConnMap::set_eligible(uint32_t i, bool on) {
   update_flags(i, on ? FERRY_SLOT_ELIGIBLE : 0u, on ? 0u : FERRY_SLOT_ELIGIBLE);
 }
 
-bool ConnMap::stall(uint32_t i) {
+bool ConnMap::arm_wake(uint32_t i, uint32_t room, uint32_t wake_ack, uint32_t una) {
   ferry_conn_slot* s = slot(i);
   if (s == nullptr) return false;
+  store_release(&s->wake_room, room);  // the thresholds before the epoch
+  store_release(&s->wake_ack, wake_ack);
   // a new epoch only if the previous one was answered: one event per stall
   uint32_t done = load_acquire(&s->stall_epoch_done);
   if (s->stall_epoch == done) store_release(&s->stall_epoch, s->stall_epoch + 1);
+  // pairs with BPF's atomic between its slot stores and its epoch load
+  // (the contract's "no lost wake-up"): an ACK BPF did not post for is seen here
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  uint32_t edge = load_acquire(&s->ack_from_guest) + load_acquire(&s->guest_window);
-  return static_cast<int32_t>(edge - s->snd_nxt) > 0;
+  uint32_t ack = load_acquire(&s->ack_from_guest);
+  uint32_t win = load_acquire(&s->guest_window);
+  return ferry_wake_due(ack, una, win, s->snd_nxt, room, wake_ack) != 0;
 }
 
 uint32_t ConnMap::ack_from_guest(uint32_t i) const {
@@ -186,34 +184,9 @@ uint64_t ConnMap::acks_absorbed(uint32_t i) const {
   const ferry_conn_slot* s = slot(i);
   return s != nullptr ? load_acquire(&s->acks_absorbed) : 0;
 }
-uint64_t ConnMap::last_ack_ns(uint32_t i) const {
+uint64_t ConnMap::rtt_ack_ns(uint32_t i) const {
   const ferry_conn_slot* s = slot(i);
-  return s != nullptr ? load_acquire(&s->last_ack_ns) : 0;
-}
-
-bool ConnMap::take_activity(uint32_t i) {
-  if (i >= capacity_ || i / 64 >= activity_words_) return false;
-  uint64_t bit = uint64_t{1} << (i % 64);
-  if ((load_acquire(&activity_[i / 64]) & bit) == 0) return false;
-  return (__atomic_fetch_and(&activity_[i / 64], ~bit, __ATOMIC_ACQ_REL) & bit) != 0;
-}
-
-uint32_t ConnMap::drain_activity(const std::function<void(uint32_t)>& fn) {
-  uint32_t n = 0;
-  for (uint32_t w = 0; w < activity_words_; w++) {
-    if (load_acquire(&activity_[w]) == 0) continue;
-    uint64_t bits = __atomic_exchange_n(&activity_[w], uint64_t{0}, __ATOMIC_ACQ_REL);
-    while (bits != 0) {
-      uint32_t b = static_cast<uint32_t>(__builtin_ctzll(bits));
-      bits &= bits - 1;
-      uint32_t i = w * 64 + b;
-      if (i < capacity_) {
-        fn(i);
-        n++;
-      }
-    }
-  }
-  return n;
+  return s != nullptr ? load_acquire(&s->rtt_ack_ns) : 0;
 }
 
 // ---- FastPathEvents -----------------------------------------------------------------

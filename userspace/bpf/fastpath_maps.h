@@ -3,14 +3,14 @@
 //
 // Theory of operation: the contract (include/ferry/contract.h) defines the
 // slot layout and who writes which field. ConnMap memory-maps `conn_state`
-// and `activity` once (mmap on the map fds, BPF_F_MMAPABLE), so reading what
+// once (mmap on the map fds, BPF_F_MMAPABLE), so reading what
 // BPF wrote and writing what userspace owns costs no syscall; inserting or
 // removing a flow in `conn_hash` costs one bpf() call, once per connection.
 //
 // Slot life (the TCP translator drives it):
 //   publish(slot, key, init)   zero the slot, fill it, mark it eligible
 //                              (release), then insert the key -> slot;
-//   set_snd_nxt / set_rcv_nxt / set_wake_room / set_fin_pending / stall()
+//   set_snd_nxt / set_rcv_nxt / set_rtt_seq / set_fin_pending / arm_wake()
 //                              as the connection moves;
 //   ack_from_guest() etc.      BPF's fields, read with acquire loads;
 //   retire(slot, key)          unmark eligible, delete the key; the slot may
@@ -27,8 +27,8 @@
 // FastPathEvents is an IoHandler: register it with the event loop on
 // epoll_fd(); on_io() drains the ring (ring_buffer__consume) and calls the
 // handler once per record. BPF posts only records userspace must act on
-// (window reopened, fast retransmit, FIN acked), each at most once per
-// cause, so wake-ups are never one per ACK.
+// (a wake-up userspace armed is due, fast retransmit, FIN acked), each at
+// most once per cause, so wake-ups are never one per ACK.
 #pragma once
 
 #include <cstdint>
@@ -52,6 +52,7 @@ struct ConnSlotInit {
   uint32_t snd_una = 0;       // seeds ack_from_guest
   uint32_t snd_nxt = 0;
   uint32_t rcv_nxt = 0;       // only pure ACKs with this sequence number are absorbed
+  uint32_t rtt_seq = 0;       // the ACK reaching it is time-stamped
   uint32_t guest_window = 0;  // scaled, seeds guest_window
   uint8_t guest_wscale = 0;
   bool timestamps = false;    // TS-only pure ACKs may be absorbed
@@ -65,7 +66,6 @@ struct ConnSlotInit {
 struct FastPathMapFds {
   int conn_hash = -1;
   int conn_state = -1;
-  int activity = -1;
   int events = -1;
 };
 
@@ -102,15 +102,15 @@ class ConnMap {
   // Userspace-owned fields: every store into a slot goes through these.
   void set_snd_nxt(uint32_t slot, uint32_t snd_nxt);
   void set_rcv_nxt(uint32_t slot, uint32_t rcv_nxt);  // only when it changed
-  void set_wake_room(uint32_t slot, uint32_t room);   // before stall()
+  void set_rtt_seq(uint32_t slot, uint32_t seq);      // only when it changed
   void set_fin_pending(uint32_t slot, bool on);
-  // The sender stalled on the guest's window: BPF posts WINDOW_OPEN when an
-  // ACK opens it. Returns true when the window (as BPF last saw it) is
-  // already open after marking: then send now instead of waiting. An ACK
-  // racing with this call can still open the window unseen by both sides,
-  // so keep the persist (zero-window probe) timer running while stalled: the
-  // probe's answer is an ACK, and that one posts the event.
-  bool stall(uint32_t slot);
+  // Arms WINDOW_OPEN (the contract's "Wake-ups"): BPF posts it on the first
+  // absorbed ACK that leaves `room` bytes of room or reaches `wake_ack`.
+  // Returns true when that holds already for what BPF last absorbed (una:
+  // the caller's acknowledged sequence): then act now instead of waiting.
+  // Together with BPF's ordering no ACK is missed by both sides; the
+  // caller's retransmission or persist timer still runs while it waits.
+  bool arm_wake(uint32_t slot, uint32_t room, uint32_t wake_ack, uint32_t una);
   // Allows or forbids absorption without retiring the slot.
   void set_eligible(uint32_t slot, bool on);
 
@@ -119,22 +119,17 @@ class ConnMap {
   uint32_t guest_window(uint32_t slot) const;
   uint32_t dup_acks(uint32_t slot) const;
   uint64_t acks_absorbed(uint32_t slot) const;
-  // When BPF absorbed the last ACK (CLOCK_MONOTONIC ns, as now_ns()); read
-  // after ack_from_guest(), it is that ACK's arrival or a later one's.
-  uint64_t last_ack_ns(uint32_t slot) const;
-
-  // Activity bitmap: test-and-clear one slot's bit; visit and clear all set
-  // bits (fn(slot) per set bit). Returns the number visited.
-  bool take_activity(uint32_t slot);
-  uint32_t drain_activity(const std::function<void(uint32_t)>& fn);
+  // When BPF absorbed the ACK that first reached rtt_seq (CLOCK_MONOTONIC ns,
+  // as now_ns()); read after ack_from_guest(), it is that ACK's arrival if
+  // the ACK read is at or past rtt_seq, else an older stamp.
+  uint64_t rtt_ack_ns(uint32_t slot) const;
 
  private:
   void update_flags(uint32_t slot, uint32_t set, uint32_t clear);
 
   ferry_conn_slot* slots_ = nullptr;
-  uint64_t* activity_ = nullptr;
-  size_t slots_len_ = 0, activity_len_ = 0;  // mapped bytes
-  uint32_t capacity_ = 0, activity_words_ = 0;
+  size_t slots_len_ = 0;  // mapped bytes
+  uint32_t capacity_ = 0;
   int hash_fd_ = -1;
 };
 

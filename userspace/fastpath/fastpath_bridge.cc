@@ -29,7 +29,7 @@ uint32_t wake_room_for(const TcpConn& c, uint32_t divisor) {
 
 // Sizes the per-flow table; nothing is registered until open().
 FastPathBridge::FastPathBridge(EventLoop& loop, TcpTranslator& tcp, Options opts)
-    : loop_(loop), tcp_(tcp), opts_(opts), scan_interval_(opts.scan_min_ns) {}
+    : loop_(loop), tcp_(tcp), opts_(opts) {}
 
 // Leaves the translator on the slow path; the maps go with the attachment.
 FastPathBridge::~FastPathBridge() {
@@ -67,7 +67,6 @@ Status FastPathBridge::open(const FastPathMapFds& fds) {
     events_fd_ = -1;
     return Status::failure("fast path: cannot watch the event ring");
   }
-  loop_.add_timer_client(this);
   tcp_.set_fast_path(this);
   return {};
 }
@@ -75,8 +74,8 @@ Status FastPathBridge::open(const FastPathMapFds& fds) {
 // New absorbed ACKs since the last call (acks_absorbed moved). The ACK is
 // read before the window: BPF writes them in that order, so a torn read
 // pairs an older ACK with a newer window, i.e. a right edge never beyond
-// the guest's real one. The arrival time is read after the ACK: BPF writes
-// it first, so it is that ACK's or a later one's, never earlier.
+// the guest's real one. The RTT stamp is read after the ACK: BPF writes it
+// first, so with an ACK at or past rtt_seq it is that crossing's arrival.
 bool FastPathBridge::progress(uint32_t slot, uint32_t* ack, uint32_t* window, uint64_t* ack_ns) {
   if (slot >= nflows_ || !(flows_[slot].bits & (kPublished | kDrain))) return false;
   Flow& f = flows_[slot];
@@ -85,7 +84,7 @@ bool FastPathBridge::progress(uint32_t slot, uint32_t* ack, uint32_t* window, ui
   f.absorbed_seen = n;
   *ack = map_.ack_from_guest(slot);
   *window = map_.guest_window(slot);
-  *ack_ns = map_.last_ack_ns(slot);
+  *ack_ns = map_.rtt_ack_ns(slot);
   counters_.folds++;
   return true;
 }
@@ -109,11 +108,19 @@ void FastPathBridge::sync(uint32_t slot, const TcpConn& c, uint32_t snd_max) {
     f.snd_nxt = snd_max;
   }
   map_.set_rcv_nxt(slot, c.rcv_nxt);
+  map_.set_rtt_seq(slot, rtt_seq_for(c, snd_max));
   if ((c.flags & tcpconn::kFinSent) && !(f.bits & kFin)) {
     map_.set_fin_pending(slot, true);
     f.bits |= kFin;
   }
-  watch(slot, worth_watching(c, snd_max));
+}
+
+// The sequence whose ACK's arrival BPF stamps: the translator's timed
+// segment's end, or (not timing yet) the end of what is about to leave,
+// which the translator times when it is new data (send_data() starts its
+// sample right after this sync, with rtt_seq = snd_max).
+uint32_t FastPathBridge::rtt_seq_for(const TcpConn& c, uint32_t snd_max) {
+  return c.rtt_active ? c.rtt_seq : snd_max;
 }
 
 // BPF may absorb a flow's ACKs only while it is ESTABLISHED with its host
@@ -122,46 +129,34 @@ bool FastPathBridge::may_absorb(const TcpConn& c) {
   return c.state == TcpState::established && !c.in_recovery && c.fd >= 0;
 }
 
-// The scan is for flows with enough in flight that freeing the host socket
-// promptly matters. A request/response flow keeps a few bytes outstanding:
-// a 1 ms timer for it only costs wake-ups (measured: RR free-running 2-3x
-// slower); its progress is folded when the guest's next segment or an
-// expiring timer makes the translator look.
-bool FastPathBridge::worth_watching(const TcpConn& c, uint32_t snd_max) {
-  return snd_max - c.snd_una >= kWatchMinBytes;
-}
-
-// The sender stopped on the guest's window: arm WINDOW_OPEN with a
-// threshold, and report a window that is (enough) open already.
+// The sender stopped on the guest's window: arm WINDOW_OPEN for wake_room
+// bytes of room or the ACK of everything, and report a window that is
+// (enough) open already.
 bool FastPathBridge::stall(uint32_t slot, const TcpConn& c) {
   if (!published(slot) && may_absorb(c) && !(flows_[slot].bits & kFailed))
     publish(slot, c, c.snd_max);  // window-limited: its ACKs are worth absorbing
   if (!published(slot)) return false;
-  if (map_.slot(slot) == nullptr) return false;
-  uint32_t room = wake_room_for(c, opts_.wake_divisor);
-  map_.set_wake_room(slot, room);  // before stall_epoch
   counters_.stalls++;
-  watch(slot, true);  // the scan backs up the event while stalled
-  if (!map_.stall(slot)) return false;
-  uint32_t edge = map_.ack_from_guest(slot) + map_.guest_window(slot);
-  int32_t open = static_cast<int32_t>(edge - flows_[slot].snd_nxt);
-  if (open <= 0 || static_cast<uint32_t>(open) < room) return false;
+  if (!map_.arm_wake(slot, wake_room_for(c, opts_.wake_divisor), flows_[slot].snd_nxt, c.snd_una))
+    return false;
   counters_.stall_open++;
   return true;
 }
 
-// The host socket ran dry with bytes in flight: arm WINDOW_OPEN to fire once
-// the guest has ACKed them all, and only then (FERRY_WAKE_ALL_ACKED: no
-// amount of room, which a growing window gives a partial ACK, spends it).
-// No scan: a request/response flow drains its socket after every response,
-// and its next request (data, never absorbed) folds the ACK anyway.
-bool FastPathBridge::drained(uint32_t slot, const TcpConn&) {
+// The host socket holds only bytes in flight: arm WINDOW_OPEN for the ACK
+// of a quarter of a large flight (freeing that much of the socket's queue
+// lets the host's sender go on) or of all of a small one; no room wakes
+// it (a partial ACK with a grown window would spend the wake-up). True when
+// that much is ACKed already.
+bool FastPathBridge::drained(uint32_t slot, const TcpConn& c) {
   if (!published(slot)) return false;
-  if (map_.slot(slot) == nullptr) return false;
-  map_.set_wake_room(slot, FERRY_WAKE_ALL_ACKED);
+  const uint32_t snd_nxt = flows_[slot].snd_nxt;
+  const uint32_t flight = snd_nxt - c.snd_una;
+  uint32_t wake_ack = snd_nxt;
+  if (flight >= kPartialWakeMinBytes && opts_.wake_divisor != 0)
+    wake_ack = c.snd_una + std::min(std::max<uint32_t>(flight / opts_.wake_divisor, c.mss), flight);
   counters_.drained++;
-  map_.stall(slot);  // bumps the epoch, then reads what BPF absorbed
-  return map_.ack_from_guest(slot) == flows_[slot].snd_nxt;  // ACKed already
+  return map_.arm_wake(slot, FERRY_WAKE_ROOM_NONE, wake_ack, c.snd_una);
 }
 
 // A flow entered the translator's table: nothing published yet.
@@ -188,6 +183,7 @@ void FastPathBridge::publish(uint32_t slot, const TcpConn& c, uint32_t snd_max) 
   init.timestamps = false;  // ferry never negotiates them
   init.state = static_cast<uint8_t>(c.state);
   init.mss = c.mss;
+  init.rtt_seq = rtt_seq_for(c, snd_max);
   uint32_t gen = 0;
   if (!map_.publish(slot, tcp_.table().key(slot), init, &gen).ok()) {
     f.bits |= kFailed;
@@ -198,59 +194,20 @@ void FastPathBridge::publish(uint32_t slot, const TcpConn& c, uint32_t snd_max) 
   f.gen = gen;
   f.snd_nxt = snd_max;
   f.absorbed_seen = 0;
-  f.bits = static_cast<uint8_t>((f.bits & kWatched) | kPublished);
+  f.bits = kPublished;
   if (c.flags & tcpconn::kFinSent) {
     map_.set_fin_pending(slot, true);
     f.bits |= kFin;
   }
-  watch(slot, worth_watching(c, snd_max));
 }
 
 // Takes a flow off the fast path (one bpf() call).
 void FastPathBridge::retire(uint32_t slot, const ferry_conn_key& key) {
   map_.retire(slot, key);
   counters_.retired++;
-  watch(slot, false);
   // BPF may have absorbed one more ACK on another CPU while we retired: the
   // slot keeps it (until published again) and progress() still reads it.
   flows_[slot].bits = static_cast<uint8_t>((flows_[slot].bits & kFailed) | kDrain);
-}
-
-// Counts flows the activity scan must keep an eye on; starts the scan.
-void FastPathBridge::watch(uint32_t slot, bool on) {
-  Flow& f = flows_[slot];
-  if (on == ((f.bits & kWatched) != 0)) return;
-  if (on) {
-    f.bits |= kWatched;
-    if (watched_++ == 0) {
-      scan_interval_ = opts_.scan_min_ns;
-      next_scan_ = now_ns() + scan_interval_;
-    }
-  } else {
-    f.bits = static_cast<uint8_t>(f.bits & ~kWatched);
-    watched_--;
-  }
-}
-
-// The scan's deadline while any published flow has data outstanding.
-uint64_t FastPathBridge::next_deadline_ns() const { return watched_ > 0 ? next_scan_ : kNever; }
-
-// Runs the activity scan when due.
-void FastPathBridge::on_timer(uint64_t now) {
-  if (watched_ == 0 || now < next_scan_) return;
-  uint32_t n = scan();
-  scan_interval_ = n > 0 ? opts_.scan_min_ns : std::min(scan_interval_ * 2, opts_.scan_max_ns);
-  next_scan_ = now + scan_interval_;
-}
-
-// Folds and serves every flow whose activity bit is set; returns how many.
-uint32_t FastPathBridge::scan() {
-  counters_.scans++;
-  uint32_t n = map_.drain_activity([this](uint32_t slot) {
-    if (published(slot)) tcp_.fast_progress(slot);
-  });
-  counters_.scan_visits += n;
-  return n;
 }
 
 // The event ring is readable: drain it.

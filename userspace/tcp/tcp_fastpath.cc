@@ -8,11 +8,16 @@
 // process_ack(), as if that ACK had arrived here, once at each entry point
 // before snd_una or the window is used: a guest segment
 // (segment_established), a host socket event (host_event), a wake-up
-// (fast_progress, also run by an expiring retransmission timer). The fast
-// path wakes the translator through fast_progress() when the guest's ACKs
-// reopened a window the sender stalled on (fast_stall), when they ACKed
-// everything after the host socket ran dry (host_drained), on a run of
-// duplicate ACKs, on the ACK of our FIN, and from its activity scan.
+// (fast_progress, also run by an expiring retransmission timer). There is
+// no periodic scan: the fast path wakes the translator through
+// fast_progress() only when it must act, on wake-ups the translator arms
+// whenever its sender stops with nothing to do until the guest ACKs: the
+// window it stalled on reopened (fast_stall), enough of the bytes a dry
+// host socket holds are ACKed (host_drained); and on a run of duplicate
+// ACKs and the ACK of our FIN. A wake-up is spent when it comes, so
+// fast_progress() arms again if its send stops the same way (invariant:
+// bytes in flight or a closed window always have a wake-up armed, and the
+// retransmission or persist timer bounds the wait on one that is lost).
 #include <algorithm>
 
 #include "tcp/tcp_internal.h"
@@ -42,9 +47,12 @@ bool TcpTranslator::fast_fold(uint32_t slot) {
   return process_ack(slot, c.snd_wl1, ack, static_cast<uint16_t>(raw), true, arrived);
 }
 
-// The fast path's wake-up (window reopened, duplicate run, FIN acked, or
-// the activity scan): fold, fast-retransmit as process_ack() would on the
-// third duplicate, send, and finish the connection if both sides are done.
+// The fast path's wake-up (window reopened, ACKs of a drained socket's
+// bytes, duplicate run, FIN acked) or an expiring timer: fold,
+// fast-retransmit as process_ack() would on the third duplicate, send, and
+// finish the connection if both sides are done. The wake-up that brought
+// us here is spent: a socket that stays dry with bytes in flight arms the
+// next one (a window stall arms its own in send_data()).
 void TcpTranslator::fast_progress(uint32_t slot, bool dup_run, uint32_t dup_ack) {
   if (slot >= capacity_) return;
   TcpConn& c = conns_[slot];
@@ -54,7 +62,10 @@ void TcpTranslator::fast_progress(uint32_t slot, bool dup_run, uint32_t dup_ack)
     counters_.fast_retransmits++;
     start_recovery(slot, false, true);
   }
-  send_data(slot);
+  const bool dry = !(c.flags & (kReadable | kHostEof));
+  send_data(slot);  // a readable socket that runs dry arms in there
+  if (c.state != TcpState::established) return;
+  if (dry) host_drained(slot);
   if (c.state == TcpState::established) maybe_finish(slot);
 }
 
@@ -64,11 +75,12 @@ bool TcpTranslator::fast_stall(uint32_t slot) {
   return fast_ && fast_->stall(slot, conns_[slot]) && fast_fold(slot);
 }
 
-// The host socket holds only bytes in flight. Its kernel ACKs the host's
-// sender only once they leave it (we peek, so its window stays closed), and a
-// sender waiting for that ACK (Nagle's tail, a small send buffer) stalls until
-// the delayed-ACK timer: with the fast path absorbing the guest's ACKs, ask
-// for a wake-up once the guest has ACKed everything.
+// The host socket holds only bytes in flight. They leave it only once the
+// guest ACKs them, and only then does its kernel open the host's sender's
+// window again or ACK it (we peek, so its window stays closed; a sender
+// waiting for that ACK, Nagle's tail or a small send buffer, stalls until
+// the delayed-ACK timer): with the fast path absorbing the guest's ACKs,
+// ask for a wake-up once enough of them are ACKed (FastPathBridge::drained).
 void TcpTranslator::host_drained(uint32_t slot) {
   TcpConn& c = conns_[slot];
   if (fast_ && c.snd_nxt != c.snd_una && fast_->drained(slot, c)) fast_fold(slot);

@@ -95,7 +95,10 @@ void TcpTranslator::handle_timer(uint32_t slot, uint64_t now) {
     }
   }
   if (fast_ && c.rtx_at && c.rtx_at <= now && c.state == TcpState::established) {
-    fast_progress(slot);  // absorbed ACKs may have answered this timer
+    // absorbed ACKs may have answered this timer; counted: a wake-up that
+    // should have brought them did not come (ring full, or a bug)
+    if (fast_fold(slot)) counters_.fast_timer_folds++;
+    fast_progress(slot);
     if (c.state == TcpState::free) return;
   }
   if (c.rtx_at && c.rtx_at <= now) {

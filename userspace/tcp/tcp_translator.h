@@ -61,12 +61,14 @@ class TcpFastPath {
   // FIN included, or is about to ACK up to rcv_nxt: keeps the shared slot
   // current, publishes or retires it.
   virtual void sync(uint32_t slot, const TcpConn& c, uint32_t snd_max) = 0;
-  // send_data() stopped on the guest's window; true when it is open already.
+  // send_data() stopped on the guest's window: wake the translator once the
+  // window reopened enough. True when it is open already.
   virtual bool stall(uint32_t slot, const TcpConn& c) = 0;
-  // send_data() emptied the host socket with bytes in flight: wake the
-  // translator once the guest has ACKed them all (the host's sender may be
-  // waiting for our socket's ACK, which comes only when they leave the
-  // socket). True when they are ACKed already.
+  // The host socket holds only bytes in flight: wake the translator once
+  // the guest has ACKed enough of them that freeing them matters (a share
+  // of a large flight: the host's sender waits for room in our socket's
+  // queue; all of a small one: it may wait for our socket's ACK, which
+  // comes only when they leave the socket). True when they are ACKed already.
   virtual bool drained(uint32_t, const TcpConn&) { return false; }
 };
 
@@ -106,7 +108,7 @@ class TcpTranslator : public IoHandler, public TimerClient {
   void set_observer(TcpFlowObserver* o) { observer_ = o; }
   // The BPF fast path (nullptr: none, every ACK comes through here).
   void set_fast_path(TcpFastPath* f) { fast_ = f; }
-  // The fast path's wake-up for a flow (an event or its activity scan):
+  // The fast path's wake-up for a flow (an event, or an expiring timer):
   // folds the absorbed ACKs, fast-retransmits after a duplicate run at
   // dup_ack (dup_run), sends what the window allows.
   void fast_progress(uint32_t slot, bool dup_run = false, uint32_t dup_ack = 0);
