@@ -157,7 +157,8 @@
 	X(fin_acked, internal)                                                 \
 	X(stale_events, internal)  /* for a retired flow or an older gen */    \
 	X(folds, internal)         /* progress() that found new absorbed ACKs */ \
-	X(stalls, internal)                                                    \
+	X(stalls, internal)        /* stall(): on the guest's window */        \
+	X(cwnd_stalls, internal)   /* stall(): on the congestion window */     \
 	X(stall_open, internal)    /* stall() found the window already open */ \
 	X(drained, internal)       /* drained(): wake-ups armed for ACKs of a dry socket's bytes */
 

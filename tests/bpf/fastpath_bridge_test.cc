@@ -471,6 +471,15 @@ TEST_F(InvariantTest, AbsorbedAcksAloneKeepAQueueLimitedFlowGoing) {
   ExpectNoTimerActed();
 }
 
+TEST_F(InvariantTest, AbsorbedAcksAloneKeepACwndLimitedFlowGoing) {
+  tcp_->set_initial_window(0);  // RFC 6928's 10 MSS: slow start, the congestion window limits
+  constexpr uint32_t kTotal = 4u << 20;
+  EXPECT_EQ(Run(65535, kTotal), kTotal);
+  EXPECT_GE(absorbed_ + 1, acks_);
+  EXPECT_GT(bridge_->counters().cwnd_stalls, 0u);
+  ExpectNoTimerActed();
+}
+
 // The host wrote everything and ferry's socket holds it all (its receive
 // buffer forced to 4 MiB): once ferry sent it, nothing on the host side
 // will ever wake ferry again. Then the guest ACKs 16 KiB at a time, each

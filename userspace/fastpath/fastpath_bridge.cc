@@ -131,16 +131,26 @@ bool FastPathBridge::may_absorb(const TcpConn& c) {
 
 // The sender stopped on the guest's window: arm WINDOW_OPEN for wake_room
 // bytes of room or the ACK of everything, and report a window that is
-// (enough) open already.
+// (enough) open already. Stopped by its congestion window instead (the
+// guest's leaves at least an MSS of room), room is no measure: what lets
+// it go on is bytes leaving the flight, so it wakes at the ACK of a share
+// of the flight, as drained() does (room would wake it at every ACK).
 bool FastPathBridge::stall(uint32_t slot, const TcpConn& c) {
   if (!published(slot) && may_absorb(c) && !(flows_[slot].bits & kFailed))
     publish(slot, c, c.snd_max);  // window-limited: its ACKs are worth absorbing
   if (!published(slot)) return false;
-  counters_.stalls++;
-  if (!map_.arm_wake(slot, wake_room_for(c, opts_.wake_divisor), flows_[slot].snd_nxt, c.snd_una))
-    return false;
-  counters_.stall_open++;
-  return true;
+  const uint32_t snd_nxt = flows_[slot].snd_nxt;
+  const auto guest_room = static_cast<int32_t>(c.snd_una + c.snd_wnd - snd_nxt);
+  bool due;
+  if (guest_room >= static_cast<int32_t>(c.mss)) {
+    counters_.cwnd_stalls++;
+    due = map_.arm_wake(slot, FERRY_WAKE_ROOM_NONE, flight_share_acked(c, snd_nxt), c.snd_una);
+  } else {
+    counters_.stalls++;
+    due = map_.arm_wake(slot, wake_room_for(c, opts_.wake_divisor), snd_nxt, c.snd_una);
+  }
+  if (due) counters_.stall_open++;
+  return due;
 }
 
 // The host socket holds only bytes in flight: arm WINDOW_OPEN for the ACK
@@ -151,12 +161,18 @@ bool FastPathBridge::stall(uint32_t slot, const TcpConn& c) {
 bool FastPathBridge::drained(uint32_t slot, const TcpConn& c) {
   if (!published(slot)) return false;
   const uint32_t snd_nxt = flows_[slot].snd_nxt;
-  const uint32_t flight = snd_nxt - c.snd_una;
   uint32_t wake_ack = snd_nxt;
-  if (flight >= kPartialWakeMinBytes && opts_.wake_divisor != 0)
-    wake_ack = c.snd_una + std::min(std::max<uint32_t>(flight / opts_.wake_divisor, c.mss), flight);
+  if (snd_nxt - c.snd_una >= kPartialWakeMinBytes) wake_ack = flight_share_acked(c, snd_nxt);
   counters_.drained++;
   return map_.arm_wake(slot, FERRY_WAKE_ROOM_NONE, wake_ack, c.snd_una);
+}
+
+// The sequence at which 1/wake_divisor of the flight (at least an MSS, at
+// most all of it) is acknowledged; with the divisor 0, the next ACK.
+uint32_t FastPathBridge::flight_share_acked(const TcpConn& c, uint32_t snd_nxt) const {
+  const uint32_t flight = snd_nxt - c.snd_una;
+  if (opts_.wake_divisor == 0) return c.snd_una + std::min<uint32_t>(1, flight);
+  return c.snd_una + std::min(std::max<uint32_t>(flight / opts_.wake_divisor, c.mss), flight);
 }
 
 // A flow entered the translator's table: nothing published yet.

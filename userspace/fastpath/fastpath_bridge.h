@@ -41,7 +41,9 @@
 //      guest's ACKs opened wake_room bytes (a quarter of the window it
 //      stalled on, at least one MSS, at most that window; 1 byte for a zero
 //      window), so a window-limited transfer wakes once per quarter window,
-//      or once they acknowledged everything sent;
+//      or once they acknowledged everything sent. Stopped by its congestion
+//      window (the guest's still has an MSS of room), it wakes once a
+//      quarter of the flight is ACKed: room would wake it at every ACK;
 //    - drained(): the host socket holds only bytes in flight. Those bytes
 //      leave it (and make room for the host's sender, whose window our
 //      socket's queue closes) only when ACKed and folded, so a flight of at
@@ -137,6 +139,7 @@ class FastPathBridge final : public TcpFastPath,
   static constexpr uint32_t kPartialWakeMinBytes = 64 * 1024;
   static bool may_absorb(const TcpConn& c);
   static uint32_t rtt_seq_for(const TcpConn& c, uint32_t snd_max);
+  uint32_t flight_share_acked(const TcpConn& c, uint32_t snd_nxt) const;
 
   static constexpr uint8_t kPublished = 1 << 0;
   static constexpr uint8_t kFin = 1 << 1;     // FIN_PENDING set in the slot
