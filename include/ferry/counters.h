@@ -144,6 +144,24 @@
 	X(closed, published)          /* ... closed: the guest stopped listening */ \
 	X(open_failed, published)     /* attempts the host refused (privileged port, in use) */
 
+/* GatewayCounters (userspace/gateway), prefix "gateway_": what the
+ * gateway answered itself (ARP, NDP, ICMP echo to its addresses) and the
+ * guest's ICMP echo flows to other hosts. */
+#define FERRY_GATEWAY_COUNTERS(X)                                              \
+	X(arp_replies, published)                                              \
+	X(arp_ignored, published)    /* probes, gratuitous, replies, own address */ \
+	X(ndp_adverts, published)                                              \
+	X(ndp_ignored, published)    /* DAD, router solicitations, own address, other NDP */ \
+	X(echo_replies, published)   /* answered by ferry (gateway address) */ \
+	X(echo_forwarded, published) /* guest echo requests sent from a host socket */ \
+	X(echo_refused, published)   /* refused by the destination policy (answered "prohibited") */ \
+	X(echo_relayed, published)   /* host echo replies relayed to the guest */ \
+	X(echo_expired, published)   /* echo flows closed by the idle timeout or evicted */ \
+	X(icmp_ignored, published)   /* well-formed ICMP we have no business with (MLD, errors, replies) */ \
+	X(dropped, published)        /* malformed, invalid or unsupported */   \
+	X(send_failed, published)    /* GuestLink refused a frame, or a host send failed */ \
+	X(solicits, published)       /* ARP requests / neighbour solicitations for the guest's MAC */
+
 /* FastPathBridge::Counters: the TCP fast path's userspace side, printed
  * (every one, in this order) by its -v line at exit; not in the file. */
 #define FERRY_FASTPATH_BRIDGE_COUNTERS(X)                                      \

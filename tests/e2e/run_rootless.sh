@@ -172,10 +172,71 @@ if [[ -n $T ]]; then
 else
   e2e_fail "no ferry-translate child of $PID"
 fi
+
+# `ferry stats` and `ferry conns` run by the same user list the run from
+# its own directory (no XDG_RUNTIME_DIR here: /tmp/ferry-run-UID), with no
+# BPF rows; root's do not. An inbound connection held open (RH's
+# loopback -> -t 18080 -> guest 8080) is the one conns must show.
+as_user_ferry() {
+  setpriv --reuid "$USER_ID" --regid "$USER_ID" --clear-groups -- \
+    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/nonexistent "$RL/bin/ferry" "$@"
+}
+BASE=/tmp/ferry-run-$USER_ID
+e2e_expect "the user's run directory: $BASE, 0700, uid $USER_ID, no symlink" \
+  bash -c "[[ ! -L $BASE && \$(stat -c '%a %u %F' $BASE) == '700 $USER_ID directory' ]]"
+e2e_expect "the instance's directory: 0700, uid $USER_ID" \
+  test "$(stat -c '%a %u' "$BASE/run-$PID" 2>/dev/null)" = "700 $USER_ID"
+(sleep 20 | "${RHN[@]}" timeout 25 socat - TCP:127.0.0.1:18080 >/dev/null 2>&1) &
+HELD=$!
+e2e_on_exit "e2e_kill_pid $HELD"
+# the counters: rewritten once a second; wait for the guest's traffic in them
+STATS=$E2E_TMP/stats.json
+CHECK_STATS='
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = [i for i in d["instances"] if i["name"] == "run-" + sys.argv[2]]
+assert len(r) == 1, "run-%s not listed" % sys.argv[2]
+r = r[0]
+assert r["bpf"] is False and r["counters"] is None, "BPF rows for a rootless run"
+t = r["translator"]
+for k in ("tcp_conns_outbound", "tcp_conns_inbound", "udp_flows_opened", "gateway_echo_replies", "gateway_echo_forwarded"):
+    assert t.get(k, 0) > 0, "%s is %s" % (k, t.get(k))
+print("tcp_conns_outbound=%d tcp_conns_inbound=%d udp_flows_opened=%d gateway_echo_replies=%d gateway_echo_forwarded=%d" % tuple(
+    t[k] for k in ("tcp_conns_outbound", "tcp_conns_inbound", "udp_flows_opened", "gateway_echo_replies", "gateway_echo_forwarded")))
+'
+for i in $(seq 40); do
+  as_user_ferry stats -j >"$STATS" 2>/dev/null && python3 -c "$CHECK_STATS" "$STATS" "$PID" >/dev/null 2>&1 && break
+  sleep 0.5
+done
+e2e_log "ferry stats -j (uid $USER_ID): $(python3 -c "$CHECK_STATS" "$STATS" "$PID" 2>&1 | tail -1)"
+e2e_expect "stats -j as uid $USER_ID: run-$PID, bpf false, TCP, UDP and ICMP counters above 0" \
+  python3 -c "$CHECK_STATS" "$STATS" "$PID"
+as_user_ferry stats >"$E2E_TMP/stats.txt" 2>&1
+e2e_expect "stats (table) as uid $USER_ID: the run, and that it has no BPF" \
+  bash -c "head -1 $E2E_TMP/stats.txt | grep -q run-$PID && grep -q '^run-$PID: no BPF' $E2E_TMP/stats.txt"
+e2e_expect "stats as root does not list the user's run" bash -c "! $FERRY stats -j | grep -q '\"run-$PID\"'"
+CONNS=$E2E_TMP/conns.json
+CHECK_CONNS='
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = [x for x in d["connections"] if x["instance"] == "run-" + sys.argv[2] and x["guest_port"] == 8080]
+assert len(c) >= 1, "no connection to guest port 8080 of run-%s: %s" % (sys.argv[2], d)
+assert c[0]["state"] == "established" and c[0]["inbound"] is True, c[0]
+'
+for i in $(seq 40); do
+  as_user_ferry conns -j >"$CONNS" 2>/dev/null && python3 -c "$CHECK_CONNS" "$CONNS" "$PID" >/dev/null 2>&1 && break
+  sleep 0.25
+done
+e2e_expect "conns -j as uid $USER_ID: the held inbound connection to guest port 8080, established" \
+  python3 -c "$CHECK_CONNS" "$CONNS" "$PID"
+e2e_expect "conns run-$PID (table) as uid $USER_ID: a row for it" \
+  bash -c "setpriv --reuid $USER_ID --regid $USER_ID --clear-groups -- env -i PATH=/usr/bin:/bin $RL/bin/ferry conns run-$PID | grep -q ':8080 .*established.* in\$'"
+e2e_kill_pid "$HELD"
 touch "$RL/work/stop"
 RC=0
 wait "$TIMEOUT_PID" || RC=$?
 e2e_expect_rc 0 "rootless ferry run"
+e2e_expect "the instance's directory is removed at exit" test ! -e "$BASE/run-$PID"
 field() { sed -n "s/^$1:[[:space:]]*//p" "$OUT" | head -1; }
 e2e_expect "guest: ping the gateway" test "$(field PingGateway)" = ok
 e2e_expect "guest: ping the peer (ping socket)" test "$(field PingPeer)" = ok

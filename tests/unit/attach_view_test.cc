@@ -3,6 +3,10 @@
 //     sockets; the view slot is filled when the flow appears (addresses,
 //     ports, state), refreshed by the timer (sequence numbers move with
 //     data), zeroed when the flow goes (guest RST), with `seq` even at rest;
+//   * the view kept in a file (a rootless `ferry run`): a flow mirrored into
+//     it is read back by the reader `ferry conns` uses, from a copy of the
+//     mapping made in a forked child (as the translator is); a file that is
+//     no view is refused; the file goes with the object;
 //   * fill_view flag mapping;
 //   * the state file round trip, interface-name validation, JSON escaping,
 //     the mmap length of the view.
@@ -11,6 +15,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -21,6 +26,7 @@
 #include <vector>
 
 #include "attach/conn_mirror.h"
+#include "attach/conn_view_file.h"
 #include "attach/datapath.h"
 #include "attach/inspect.h"
 #include "attach/instance.h"
@@ -229,6 +235,67 @@ TEST(ConnViewHook, PinnedAndReadable) {
   v->reset();
   EXPECT_NE(access(pin.c_str(), F_OK), 0);
   EXPECT_NE(access(attach::pin_dir(inst).c_str(), F_OK), 0);
+}
+
+// No privileges: the view is a file, written by a forked child through the
+// mapping it inherited, read by path in the parent.
+TEST(ConnViewFile, MirroredFlowReadableFromTheFile) {
+  char tmpl[] = "/tmp/ferry-connfile-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string path = std::string(tmpl) + "/conns";
+  Result<std::unique_ptr<attach::ConnViewFile>> f = attach::ConnViewFile::create(path, 64);
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  EXPECT_FALSE(attach::ConnViewFile::create(path, 64).ok());  // O_EXCL: never someone else's file
+  Result<std::vector<attach::ConnEntry>> none = attach::read_conns_file(path);
+  ASSERT_TRUE(none.ok()) << none.status().message();
+  EXPECT_TRUE(none->empty());
+  Listener l;
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // the translator's side: mirror one flow into the inherited mapping
+    EventLoop loop;
+    FakeLink link;
+    TcpTranslator tcp(loop, link);
+    attach::ConnMirror mirror(loop, tcp, (*f)->view(), (*f)->entries());
+    TcpSegment s;
+    s.ip.eth_src = kGuestMac;
+    s.ip.eth_dst = link.cfg_.our_mac;
+    s.ip.src = *InetAddr::parse("198.18.0.2");
+    s.ip.dst = *InetAddr::parse("198.18.0.1");
+    s.sport = 40124;
+    s.dport = l.port;
+    s.seq = 7;
+    s.flags = tcpflag::kSyn;
+    s.window = 65535;
+    Bytes buf(kMaxFrameLen);
+    buf.resize(build_tcp_frame(buf, s));
+    ParsedFrame pf = parse_frame(buf, true);
+    if (!pf.ok()) _exit(2);
+    tcp.on_guest_segment(pf, buf);
+    _exit(tcp.connection_count() == 1 ? 0 : 3);
+  }
+  int st = 0;
+  ASSERT_EQ(waitpid(child, &st, 0), child);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  Result<std::vector<attach::ConnEntry>> conns = attach::read_conns_file(path);
+  ASSERT_TRUE(conns.ok()) << conns.status().message();
+  ASSERT_EQ(conns->size(), 1u);
+  EXPECT_EQ(ntohs((*conns)[0].v.guest_port), 40124);
+  EXPECT_EQ(ntohs((*conns)[0].v.peer_port), l.port);
+  EXPECT_EQ(attach::conn_addr((*conns)[0].v.guest_addr, AF_INET), "198.18.0.2");
+  f->reset();
+  EXPECT_NE(access(path.c_str(), F_OK), 0);  // unlinked with the object
+  // Not a view: a size that is no whole number of slots, or empty.
+  {
+    FILE* bad = std::fopen(path.c_str(), "w");
+    ASSERT_NE(bad, nullptr);
+    std::fputs("not a view", bad);
+    std::fclose(bad);
+  }
+  EXPECT_FALSE(attach::read_conns_file(path).ok());
+  unlink(path.c_str());
+  EXPECT_FALSE(attach::read_conns_file(path).ok());
+  rmdir(tmpl);
 }
 
 TEST(AttachInstance, StateRoundTrip) {

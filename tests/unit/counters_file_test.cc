@@ -12,6 +12,7 @@
 
 #include "counters_file.h"
 #include "fastpath/fastpath_bridge.h"
+#include "gateway/gateway.h"
 #include "ferry/counters.h"
 #include "loop/event_loop.h"
 #include "port/frame_port.h"
@@ -70,6 +71,7 @@ TEST(CountersFile, EveryPublishedCounterAndNoOther) {
   CHECK_FAMILY(FERRY_RA_COUNTERS, "ra_", tr.services().ra().counters());
   CHECK_FAMILY(FERRY_DHCP6_COUNTERS, "dhcp6_", tr.services().dhcp6().counters());
   CHECK_FAMILY(FERRY_DNS_COUNTERS, "dns_", tr.services().dns().counters());
+  CHECK_FAMILY(FERRY_GATEWAY_COUNTERS, "gateway_", tr.gateway().counters());
 #undef CHECK_ONE
 #undef CHECK_FAMILY
 

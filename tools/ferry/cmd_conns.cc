@@ -2,7 +2,11 @@
 // from their pinned `conns` views (include/ferry/conn_view.h), never from the
 // process, so it works while the process is hung. INSTANCE is an attached
 // device (veth0) or a `ferry run` instance (run-1234); without it, every
-// instance under /sys/fs/bpf/ferry that has a `conns` pin.
+// instance under /sys/fs/bpf/ferry that has a `conns` pin, and every live
+// run-PID whose directory holds the view as a file (a rootless `ferry run`,
+// which has no bpffs: attach/conn_view_file.h; listed to the user who runs
+// it, from $XDG_RUNTIME_DIR/ferry-run/ or /tmp/ferry-run-UID/, see
+// counters_file.h).
 //
 // JSON (-j), stable; keys are only ever added:
 //   {"connections": [{"instance": "veth0", "slot": 0, "family": "ipv4"|"ipv6",
@@ -29,6 +33,7 @@
 #include "attach/instance.h"
 #include "commands.h"
 #include "common/option_table.h"
+#include "counters_file.h"
 
 namespace ferry::cli {
 
@@ -41,7 +46,8 @@ constexpr const char* kConnsUsage =
     "`ferry run`): addresses and ports as the guest sees them, state, sequence numbers,\n"
     "windows, time since the last segment. Read from the pinned map\n"
     "/sys/fs/bpf/ferry/INSTANCE/conns (refreshed every 250 ms), so it works while the\n"
-    "instance is hung.\n"
+    "instance is hung; a rootless `ferry run`'s from the same view kept in a file of\n"
+    "its own directory (listed to the user who runs it).\n"
     "Exit status: 0, 1 if INSTANCE has no readable table, 2 usage error.\n"
     "\n"
     "options:\n";
@@ -54,18 +60,38 @@ constexpr Option<ConnsArgs> kConnsOptions[] = {
     {{"--json", 'j', nullptr, "JSON output (format in cmd_conns.cc and README.md)"}, option::set<&ConnsArgs::json, true>},
 };
 
-// Instances with a conns pin, sorted.
+// A rootless run's view file (counters_file.h), "" for other instances.
+std::string view_file(const std::string& name) {
+  return is_run_instance(name) ? run_counters_dir(name) + "/conns" : std::string();
+}
+
+// The live slots of instance `name`: its pin, else its view file.
+Result<std::vector<attach::ConnEntry>> read_view(const std::string& name) {
+  const std::string pin = attach::pin_dir(name) + "/conns";
+  struct stat st {};
+  const std::string file = view_file(name);
+  if (stat(pin.c_str(), &st) != 0 && !file.empty() && lstat(file.c_str(), &st) == 0)
+    return attach::read_conns_file(file);
+  return attach::read_conns(pin);
+}
+
+// Instances with a conns pin or view file, sorted.
 std::vector<std::string> instances() {
   std::vector<std::string> out;
-  DIR* d = opendir(FERRY_PIN_ROOT);
-  if (d == nullptr) return out;
-  while (dirent* e = readdir(d)) {
-    const std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
-    struct stat st {};
-    if (stat((attach::pin_dir(name) + "/conns").c_str(), &st) == 0) out.push_back(name);
+  if (DIR* d = opendir(FERRY_PIN_ROOT)) {
+    while (dirent* e = readdir(d)) {
+      const std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      struct stat st {};
+      if (stat((attach::pin_dir(name) + "/conns").c_str(), &st) == 0) out.push_back(name);
+    }
+    closedir(d);
   }
-  closedir(d);
+  for (const std::string& name : list_run_dir_instances()) {
+    struct stat st {};
+    if (std::find(out.begin(), out.end(), name) == out.end() && lstat(view_file(name).c_str(), &st) == 0)
+      out.push_back(name);
+  }
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -107,7 +133,7 @@ int cmd_conns(int argc, char** argv) {
   bool first = true;
   int rc = 0;
   for (const std::string& name : list) {
-    Result<std::vector<attach::ConnEntry>> conns = attach::read_conns(attach::pin_dir(name) + "/conns");
+    Result<std::vector<attach::ConnEntry>> conns = read_view(name);
     if (!conns) {
       if (!inst.empty()) {
         if (json) std::printf("]}\n");

@@ -41,7 +41,9 @@
 // Exit status: CMD's, or 1 when ferry fails before CMD runs, 2 on bad usage.
 // As an ordinary user (no CAP_SYS_ADMIN/CAP_NET_ADMIN in the initial user
 // namespace) steps 1-3 happen in a user namespace of the guest's own, 4 is
-// skipped, and nothing is written under /run: run_rootless.h.
+// skipped, and nothing is written under /run: the counters file and a file
+// holding the connection view are under the caller's own directory
+// (counters_file.h, run_rootless.h).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -70,6 +72,7 @@
 #include "common/option_table.h"
 #include "ferry/contract.h"
 #include "counters_file.h"
+#include "attach/conn_view_file.h"
 #include "loop/event_loop.h"
 #include "netns/guest_setup.h"
 #include "netns/netns.h"
@@ -525,12 +528,24 @@ int cmd_run(int argc, char** argv) {
   }
   // The translator's counters for `ferry stats`, rewritten every second (by us, from its messages).
   // (with the tap's drops, read here: the translator has no netlink socket)
-  if (!rootless) cleanup_stale_run_counters();
+  // (rootless: under the caller's own directory, counters_file.h)
+  cleanup_stale_run_counters();
   RunCountersFile counters_file(
       instance, rootless ? GuestPathDrops()
                          : GuestPathDrops(GuestPathDrops::open_netlink(guest_ns.get()), tap->ifindex(), 0));
-  if (std::string error; !rootless && !counters_file.open(&error) && !quiet) {
-    std::fprintf(stderr, "ferry run: warning: no counters file (%s)\n", error.c_str());
+  std::unique_ptr<attach::ConnViewFile> conns_file;
+  if (std::string error; !counters_file.open(&error)) {
+    if (!quiet) std::fprintf(stderr, "ferry run: warning: no counters file (%s)\n", error.c_str());
+  } else if (rootless) {
+    // No bpffs to pin the connection view in: a file beside the counters.
+    Result<std::unique_ptr<attach::ConnViewFile>> f =
+        attach::ConnViewFile::create(counters_file.dir() + "/conns", translator.config().max_conns);
+    if (f) {
+      conns_file = std::move(*f);
+      session.mirror_conns(conns_file->view(), conns_file->entries());
+    } else if (!quiet) {
+      std::fprintf(stderr, "ferry run: warning: no connection view (%s)\n", f.status().message().c_str());
+    }
   }
   // The guest's resolv.conf, beside the counters (and removed with them);
   // readable by anyone, as /etc/resolv.conf is, for a CMD that drops root.

@@ -23,6 +23,9 @@
 // A `ferry vm` instance (vm-PID, QEMU's stream socket) has no BPF at all:
 // it is listed from its counters file alone, its BPF rows are "-" in the
 // table and "counters":null,"bpf":false in JSON, and the table says so.
+// So is a `ferry run` without pins: a rootless one (its counters file is in
+// the caller's own directory, counters_file.h: run by that user, this
+// command lists it) or one whose fast path is off.
 // Exit status: 0, 1 (unknown instance, unreadable pin), 2 (usage).
 #include <cstdio>
 #include <cstring>
@@ -52,7 +55,8 @@ constexpr const char* kStatsUsage =
     "Prints the BPF fast path's counters of every live ferry instance (or of\n"
     "INSTANCE, e.g. run-1234), read from the maps pinned under " FERRY_PIN_ROOT "/,\n"
     "and the translator's (rows translator.*), which the instance writes every second.\n"
-    "A `ferry vm` instance (vm-PID) has no BPF: only its translator rows are shown.\n"
+    "A `ferry vm` instance (vm-PID) has no BPF: only its translator rows are shown;\n"
+    "so has a rootless `ferry run` (listed to the user who runs it).\n"
     "\n"
     "options:\n";
 
@@ -183,7 +187,11 @@ void print_table(const std::vector<Row>& rows) {
     std::printf("\n");
   }
   for (const Row& r : rows) {
-    if (!r.bpf) std::printf("%s: no BPF in this mode (ferry vm, QEMU stream socket): translator counters only\n", r.name.c_str());
+    if (r.bpf) continue;
+    if (is_vm_instance(r.name))
+      std::printf("%s: no BPF in this mode (ferry vm, QEMU stream socket): translator counters only\n", r.name.c_str());
+    else
+      std::printf("%s: no BPF (a rootless ferry run, or no fast path): translator counters only\n", r.name.c_str());
   }
 }
 
@@ -212,7 +220,10 @@ int cmd_stats(int argc, char** argv) {
     names.push_back(instance);
   } else {
     names = list_instances(true);
-    for (std::string& vm : list_vm_instances()) names.push_back(std::move(vm));
+    // run-PID and vm-PID directories (a rootless run, or one without the
+    // fast path, has no pins: its counters file is all there is)
+    for (std::string& n : list_run_dir_instances())
+      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(std::move(n));
   }
 
   std::vector<Row> rows;
@@ -233,6 +244,14 @@ int cmd_stats(int argc, char** argv) {
       continue;
     }
     if (Status st = read_stats(n, &r.stats); !st.ok()) {
+      if (is_run_instance(n)) {  // no pins (rootless, or no fast path): the counters file alone
+        r.bpf = false;
+        read_translator(&r);
+        if (!r.translator.empty()) {
+          rows.push_back(r);
+          continue;
+        }
+      }
       if (!instance.empty()) {
         std::fprintf(stderr, "ferry stats: no instance '%s' (%s)\n", n.c_str(), st.message().c_str());
         return 1;

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -15,16 +16,30 @@
 #include "common/instance_lock.h"
 #include "ferry/counters.h"
 #include "netns/netns.h"
+#include "gateway/gateway.h"
 #include "policy/destination_policy.h"
+#include "sandbox/private_dir.h"
 #include "sandbox/service_cgroup.h"
+#include "netns/user_namespace.h"
 #include "services/guest_services.h"
 #include "tcp/tcp_translator.h"
 #include "udp/udp_translator.h"
 
 namespace ferry::cli {
 
-// /run/ferry-run/<instance>
-std::string run_counters_dir(const std::string& instance) { return run_instance_dir(instance); }
+// Root: /run/ferry-run. Rootless: $XDG_RUNTIME_DIR/ferry-run if it is ours,
+// else /tmp/ferry-run-UID (checked when made: RunCountersFile::open).
+std::string run_base_dir() {
+  if (privileged_for_network_setup()) return "/run/ferry-run";
+  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+  struct stat st {};
+  if (xdg != nullptr && xdg[0] == '/' && lstat(xdg, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid())
+    return std::string(xdg) + "/ferry-run";
+  return "/tmp/ferry-run-" + std::to_string(geteuid());
+}
+
+// <base>/<instance>
+std::string run_counters_dir(const std::string& instance) { return run_base_dir() + "/" + instance; }
 
 // /run/ferry/<dev>/counters
 std::string attach_counters_path(const std::string& dev) { return attach::run_dir(dev) + "/counters"; }
@@ -39,16 +54,18 @@ bool is_prefix_pid(const std::string& name, const char* prefix) {
 }  // namespace
 
 bool is_vm_instance(const std::string& instance) { return is_prefix_pid(instance, "vm-"); }
+bool is_run_instance(const std::string& instance) { return is_prefix_pid(instance, "run-"); }
 
-// Live vm-PID directories under /run/ferry-run.
-std::vector<std::string> list_vm_instances() {
+namespace {
+// Live directories under run_base_dir() whose name passes `want`.
+std::vector<std::string> list_live(bool (*want)(const std::string&)) {
   std::vector<std::string> names;
-  DIR* d = opendir("/run/ferry-run");
+  DIR* d = opendir(run_base_dir().c_str());
   if (d == nullptr) return names;
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
-    if (!is_vm_instance(name)) continue;
-    const long pid = std::strtol(name.c_str() + 3, nullptr, 10);
+    if (!want(name)) continue;
+    const long pid = std::strtol(name.c_str() + name.find('-') + 1, nullptr, 10);
     if (pid <= 0 || (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)) continue;
     names.push_back(name);
   }
@@ -56,10 +73,16 @@ std::vector<std::string> list_vm_instances() {
   std::sort(names.begin(), names.end());
   return names;
 }
+}  // namespace
+
+std::vector<std::string> list_vm_instances() { return list_live(is_vm_instance); }
+std::vector<std::string> list_run_dir_instances() {
+  return list_live([](const std::string& n) { return is_run_instance(n) || is_vm_instance(n); });
+}
 
 // run-PID and vm-PID instances keep theirs apart from attached devices' run dirs.
 std::string counters_path(const std::string& instance) {
-  const bool run = is_prefix_pid(instance, "run-") || is_vm_instance(instance);
+  const bool run = is_run_instance(instance) || is_vm_instance(instance);
   return run ? run_counters_dir(instance) + "/counters" : attach_counters_path(instance);
 }
 
@@ -86,6 +109,7 @@ attach::StateMap translator_counters(Translator& tr, const FramePort& port) {
   FERRY_PUBLISH_FAMILY(FERRY_PORT_COUNTERS, "port_", port.counters());
   FERRY_PUBLISH_FAMILY(FERRY_TCP_COUNTERS, "tcp_", tr.tcp().counters());
   FERRY_PUBLISH_FAMILY(FERRY_UDP_COUNTERS, "udp_", tr.udp().counters());
+  FERRY_PUBLISH_FAMILY(FERRY_GATEWAY_COUNTERS, "gateway_", tr.gateway().counters());
   const services::GuestServices& sv = tr.services();
   FERRY_PUBLISH_FAMILY(FERRY_DHCP4_COUNTERS, "dhcp4_", sv.dhcp4().counters());
   FERRY_PUBLISH_FAMILY(FERRY_RA_COUNTERS, "ra_", sv.ra().counters());
@@ -132,17 +156,18 @@ void GuestPathDrops::add_to(attach::StateMap& m) {
 
 // Each run-PID and vm-PID directory whose instance is dead goes (common/instance_lock.h).
 void cleanup_stale_run_counters() {
-  DIR* d = opendir("/run/ferry-run");
+  DIR* d = opendir(run_base_dir().c_str());
   if (d == nullptr) return;
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
-    if (!is_prefix_pid(name, "run-") && !is_vm_instance(name)) continue;
+    if (!is_run_instance(name) && !is_vm_instance(name)) continue;
     char* end = nullptr;
     long pid = std::strtol(name.c_str() + name.find('-') + 1, &end, 10);
     if (pid <= 0 || *end != '\0') continue;
     if (!run_instance_is_stale(name, static_cast<int>(pid))) continue;
     (void)attach::remove_dir_flat(run_counters_dir(name));
-    sandbox::remove_service_cgroups(sandbox::cgroup2_mount(), name);  // its --mark cgroup
+    if (privileged_for_network_setup())
+      sandbox::remove_service_cgroups(sandbox::cgroup2_mount(), name);  // its --mark cgroup
   }
   closedir(d);
 }
@@ -175,9 +200,12 @@ RunCountersFile::~RunCountersFile() {
   if (ok_) (void)attach::remove_dir_flat(dir_);
 }
 
-// Makes /run/ferry-run/<instance>/.
+// Makes <base>/<instance>/, the base 0700 and checked to be ours.
 bool RunCountersFile::open(std::string* error) {
-  mkdir("/run/ferry-run", 0700);
+  if (Status st = sandbox::ensure_private_dir(run_base_dir()); !st) {
+    *error = st.message();
+    return false;
+  }
   if (mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
     *error = dir_ + ": " + std::strerror(errno);
     return false;

@@ -15,6 +15,17 @@
 // /run/ferry-run/vm-PID/ (directories of their own, so that `ferry status`,
 // which lists /run/ferry/, never takes them for a device).
 // The file carries `written_at` (Unix seconds): a reader can tell how old it is.
+//
+// A rootless `ferry run` (run_rootless.h) cannot write under /run: its
+// directory is under the caller's own base (run_base_dir):
+// $XDG_RUNTIME_DIR/ferry-run/run-PID/ when $XDG_RUNTIME_DIR is an absolute
+// path to a real directory of the caller's, else /tmp/ferry-run-UID/run-PID/;
+// the base is made 0700 and refused unless it is the caller's own, real
+// directory (sandbox/private_dir.h). It has no pinned `conns` view either, so
+// its translator mirrors its TCP table into a file there, `conns`
+// (ConnViewFile, attach/conn_view_file.h), which `ferry conns` reads. `ferry
+// stats` and `ferry conns` run by that user list the instances under that
+// base; run by root, root's.
 #pragma once
 
 #include <optional>
@@ -29,13 +40,22 @@
 
 namespace ferry::cli {
 
+// Where this caller's `ferry run` and `ferry vm` instances keep their
+// directories: /run/ferry-run when privileged (privileged_for_network_setup),
+// else the rootless base above ("" when there is none to be had).
+std::string run_base_dir();
 // Where `ferry run` instance NAME (run-PID), or `ferry vm` (vm-PID), keeps
 // its counters file.
 std::string run_counters_dir(const std::string& instance);
 // True for vm-<digits>: a `ferry vm` instance, which has no BPF and no pins.
 bool is_vm_instance(const std::string& instance);
+// True for run-<digits>: a `ferry run` instance.
+bool is_run_instance(const std::string& instance);
 // The `ferry vm` instances whose process is alive, sorted.
 std::vector<std::string> list_vm_instances();
+// The `ferry run` and `ferry vm` instances under run_base_dir() whose
+// process is alive, sorted.
+std::vector<std::string> list_run_dir_instances();
 // The counters file of `ferry attach DEV` (in its run dir).
 std::string attach_counters_path(const std::string& dev);
 // The counters file of an instance as `ferry stats` names it: run-PID is a
@@ -78,9 +98,10 @@ class GuestPathDrops {
 // and their --mark cgroups (sandbox/service_cgroup.h).
 void cleanup_stale_run_counters();
 
-// `ferry run`'s writer, in the privileged parent: creates
-// /run/ferry-run/<instance>/ (0700), rewrites its counters file with what the
-// translator sends, and removes the directory when destroyed.
+// `ferry run`'s writer, in the privileged parent (rootless: the caller's
+// process): creates run_base_dir()/<instance>/ (0700, the base checked),
+// rewrites its counters file with what the translator sends, and removes the
+// directory when destroyed.
 class RunCountersFile {
  public:
   explicit RunCountersFile(std::string instance, GuestPathDrops drops = {});
@@ -92,6 +113,8 @@ class RunCountersFile {
   bool open(std::string* error);
   // Rewrites the file from the translator's key=value lines.
   void write(std::string_view text);
+  // The instance's directory.
+  const std::string& dir() const { return dir_; }
 
  private:
   std::string dir_;

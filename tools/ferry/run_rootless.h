@@ -24,8 +24,11 @@
 //     and hands them back beside the tap.
 //   * CMD enters both namespaces (enter_guest_namespaces) and so runs as
 //     root inside, the caller outside, as under pasta.
-// Nothing is pinned or written under /run: `ferry stats`, `ferry conns` and
-// `ferry status` (root's) do not list rootless instances.
+// Nothing is pinned or written under /run: the counters file and the
+// connection view (a file, attach/conn_view_file.h) are in the caller's own
+// directory (counters_file.h), where `ferry stats` and `ferry conns` run by
+// the same user find them (no BPF rows: there is no fast path); `ferry
+// status` (attached devices, root's) does not list them.
 #pragma once
 
 #include <memory>

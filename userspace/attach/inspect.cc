@@ -4,7 +4,9 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,6 +17,51 @@
 #include "attach/datapath.h"
 
 namespace ferry::attach {
+
+namespace {
+
+// The live slots of a view of n slots; a slot is copied while its seq is
+// even and unchanged (a torn one is retried, then skipped).
+std::vector<ConnEntry> live_slots(const ferry_conn_view* view, uint32_t n) {
+  std::vector<ConnEntry> out;
+  for (uint32_t i = 0; i < n; i++) {
+    for (int attempt = 0; attempt < 4; attempt++) {
+      const uint32_t s1 = __atomic_load_n(&view[i].seq, __ATOMIC_ACQUIRE);
+      if (s1 & 1) continue;
+      ConnEntry e;
+      e.slot = i;
+      std::memcpy(&e.v, &view[i], sizeof(e.v));
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (__atomic_load_n(&view[i].seq, __ATOMIC_RELAXED) != s1) continue;
+      if (e.v.state != FERRY_CONN_FREE) out.push_back(e);
+      break;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// A regular file of whole slots (conn_view_file.h), mmap'd read-only.
+Result<std::vector<ConnEntry>> read_conns_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("open " + path);
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+      st.st_size % static_cast<off_t>(sizeof(ferry_conn_view)) != 0) {
+    ::close(fd);
+    return Status(EPROTO, path + ": not a connection view file");
+  }
+  const size_t mlen = static_cast<size_t>(st.st_size);
+  void* mem = ::mmap(nullptr, mlen, PROT_READ, MAP_SHARED, fd, 0);
+  const int err = errno;
+  ::close(fd);
+  if (mem == MAP_FAILED) return Status(err, "mmap " + path);
+  std::vector<ConnEntry> out =
+      live_slots(static_cast<const ferry_conn_view*>(mem), static_cast<uint32_t>(mlen / sizeof(ferry_conn_view)));
+  ::munmap(mem, mlen);
+  return out;
+}
 
 Result<std::vector<ConnEntry>> read_conns(const std::string& path) {
   const int fd = bpf_obj_get(path.c_str());
@@ -36,21 +83,7 @@ Result<std::vector<ConnEntry>> read_conns(const std::string& path) {
   const int err = errno;
   ::close(fd);
   if (mem == MAP_FAILED) return Status(err, "mmap " + path);
-  const auto* view = static_cast<const ferry_conn_view*>(mem);
-  std::vector<ConnEntry> out;
-  for (uint32_t i = 0; i < info.max_entries; i++) {
-    for (int attempt = 0; attempt < 4; attempt++) {
-      const uint32_t s1 = __atomic_load_n(&view[i].seq, __ATOMIC_ACQUIRE);
-      if (s1 & 1) continue;
-      ConnEntry e;
-      e.slot = i;
-      std::memcpy(&e.v, &view[i], sizeof(e.v));
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if (__atomic_load_n(&view[i].seq, __ATOMIC_RELAXED) != s1) continue;
-      if (e.v.state != FERRY_CONN_FREE) out.push_back(e);
-      break;
-    }
-  }
+  std::vector<ConnEntry> out = live_slots(static_cast<const ferry_conn_view*>(mem), info.max_entries);
   ::munmap(mem, mlen);
   return out;
 }

@@ -24,6 +24,9 @@ struct ConnEntry {
 };
 // Every live slot of the `conns` view pinned at path.
 Result<std::vector<ConnEntry>> read_conns(const std::string& path);
+// The same from a view kept in a plain file (a rootless `ferry run`:
+// attach/conn_view_file.h).
+Result<std::vector<ConnEntry>> read_conns_file(const std::string& path);
 
 // Text forms for output.
 const char* conn_state_name(uint8_t state);

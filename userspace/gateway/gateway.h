@@ -43,24 +43,13 @@
 #include "codec/addr.h"
 #include "codec/frame.h"
 #include "common/guest_link.h"
+#include "ferry/counters.h"
 #include "loop/event_loop.h"
 
 namespace ferry {
 
 struct GatewayCounters {
-  uint64_t arp_replies = 0;
-  uint64_t arp_ignored = 0;     // probes, gratuitous, replies, own address
-  uint64_t ndp_adverts = 0;
-  uint64_t ndp_ignored = 0;     // DAD, router solicitations, own address, other NDP
-  uint64_t echo_replies = 0;    // answered by ferry (gateway address)
-  uint64_t echo_forwarded = 0;  // guest echo requests sent from a host socket
-  uint64_t echo_refused = 0;    // refused by the destination policy (answered "prohibited")
-  uint64_t echo_relayed = 0;    // host echo replies relayed to the guest
-  uint64_t echo_expired = 0;    // echo flows closed by the idle timeout or evicted
-  uint64_t icmp_ignored = 0;    // well-formed ICMP we have no business with (MLD, errors, replies)
-  uint64_t dropped = 0;         // malformed, invalid or unsupported
-  uint64_t send_failed = 0;     // GuestLink refused a frame, or a host send failed
-  uint64_t solicits = 0;        // ARP requests / neighbour solicitations for the guest's MAC
+  FERRY_GATEWAY_COUNTERS(FERRY_COUNTER_DECLARE)  // include/ferry/counters.h
 };
 
 class Gateway final : public IoHandler, public TimerClient {
