@@ -11,7 +11,10 @@
 #   TCP 0.0.0.0:TLOW  below 1024: the sandboxed translator may not bind it;
 #                     ferry says so once on stderr,
 #   UDP 0.0.0.0:UP    echoes,
-#   UDP 0.0.0.0:UX    excluded (~UX).
+#   UDP 0.0.0.0:UX    excluded (~UX),
+# and a UDP client socket (unconnected, so it looks like a server's in
+# /proc/net/udp) that talks to an echo server on the peer: the flow holds
+# its port on the host, which -u auto must neither take nor report.
 # Then it stops listening on TP and UP (the host ports close: connection
 # refused, no UDP socket), and listens on TP again (forwarded again).
 # Every wait polls with a bound; nothing depends on timing.
@@ -39,6 +42,7 @@ cat >"$SH/guest.py" <<'PY'
 import hashlib, os, socket, sys, threading, time
 d = sys.argv[1]
 tp, tp6, tx, tl, tlow, up, ux = (int(x) for x in sys.argv[2:9])
+peer, peer_port = sys.argv[9], int(sys.argv[10])
 
 def tcp(addr, port, v6=False):
     s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
@@ -81,6 +85,15 @@ def mark(name): open(os.path.join(d, name), "w").write("1")
 main, main_udp = tcp("0.0.0.0", tp), udp(up)
 others = [tcp("::", tp6, True), tcp("0.0.0.0", tx), tcp("127.0.0.1", tl), tcp("0.0.0.0", tlow), udp(ux)]
 mark("listening")
+# A UDP client on an unconnected socket (state 07, as a server's) that
+# talks to the peer: its flow keeps the source port on the host, and -u
+# auto must not call that port a refused forward.
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); client.settimeout(5)
+try:
+    client.sendto(b"hi", (peer, peer_port)); got = client.recv(100).decode()
+except OSError as e:
+    got = "error " + type(e).__name__
+open(os.path.join(d, "client-udp"), "w").write(got)
 wait("stop")
 main.shutdown(socket.SHUT_RDWR); main.close()
 main_udp.close()
@@ -118,6 +131,15 @@ except OSError as e:
     print("error", type(e).__name__)
 PY
 
+# The peer's UDP echo (for the guest's client), bounded to 200 s.
+PEER_UDP=2099
+"${RPN[@]}" timeout 200 /usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], 2099))
+while True:
+    b, a = s.recvfrom(2048); s.sendto(b"echo " + b, a)' "${REMOTE_P4[0]}" &
+e2e_on_exit "e2e_kill_pid $!"
+
 tcp_ask() { "${RPN[@]}" timeout 20 /usr/bin/python3 "$SH/client.py" "$@"; }
 udp_ask() { "${RPN[@]}" timeout 5 /usr/bin/python3 "$SH/uclient.py" "$@"; }
 # poll WANT CMD...: until CMD prints WANT, at most 100 tries 0.2 s apart.
@@ -137,7 +159,9 @@ rh_quiet() { ! rh_listens "$@"; }
 scenario() {
   local mode=$1
   rm -f "$SH"/{listening,stop,stopped,again,listening-again,done} "$E2E_TMP/ferry.pid"
-  local args=(run -v -t "auto,~$TX" -u "auto,~$UX" -- /usr/bin/python3 "$SH/guest.py" "$SH" $TP $TP6 $TX $TL $TLOW $UP $UX)
+  rm -f "$SH/client-udp"
+  local args=(run -v -t "auto,~$TX" -u "auto,~$UX" -- /usr/bin/python3 "$SH/guest.py" "$SH" $TP $TP6 $TX $TL $TLOW $UP $UX
+    "${REMOTE_P4[0]}" $PEER_UDP)
   if [[ $mode == root ]]; then
     e2e_ferry_bg 180 "${args[@]}"
   else
@@ -163,6 +187,8 @@ scenario() {
   e2e_expect "$mode: TCP $TLOW said once on stderr" \
     test "$(grep -c -- "-t auto: the guest listens on port $TLOW, not forwarded" "$ERR")" = 1
   e2e_expect "$mode: -v says $TP is forwarded" grep -q -- "-t auto: forwarding port $TP " "$ERR"
+  e2e_wait_file "$SH/client-udp" 30 || e2e_fail "$mode: the guest's UDP client did not finish"
+  e2e_expect "$mode: the guest's UDP client got the peer's echo" test "$(cat "$SH/client-udp")" = "echo hi"
 
   # The guest stops listening on TP and UP: the host ports close.
   touch "$SH/stop"
@@ -187,6 +213,8 @@ scenario() {
   touch "$SH/done"
   e2e_ferry_wait
   e2e_expect_rc 0 "$mode: the guest exits 0"
+  e2e_expect "$mode: no UDP port said refused (the client's is ferry's own flow)" \
+    test "$(grep -c -- "-u auto: the guest listens on port" "$ERR")" = 0
   if ((E2E_FAILED)); then e2e_show_output; fi
   if [[ $mode == root ]]; then e2e_check_clean "$FERRY_PID"; fi
 }

@@ -58,6 +58,7 @@ class RecordingOpener : public ForwardOpener {
   Status open_forward(bool udp, uint16_t port) override {
     log.push_back(std::string(udp ? "udp" : "tcp") + " open " + std::to_string(port));
     if (refuse.count(port)) return Status(EACCES, "bind 0.0.0.0 port " + std::to_string(port));
+    if (ours.count(port)) return Status(EEXIST, "port " + std::to_string(port) + " is held by one of ferry's own flows");
     return {};
   }
   void close_forward(bool udp, uint16_t port) override {
@@ -66,6 +67,7 @@ class RecordingOpener : public ForwardOpener {
   std::vector<std::string> take() { return std::exchange(log, {}); }
   std::vector<std::string> log;
   std::set<uint16_t> refuse;
+  std::set<uint16_t> ours;  // EEXIST: ferry's own flow holds it
 };
 
 // A table line: local 0.0.0.0:port (or 127.0.0.1 when loopback), state st.
@@ -176,6 +178,27 @@ TEST(AutoForward, RefusedPortSaidOnceRetriedEveryTenRounds) {
   for (unsigned i = 0; i < AutoForward::kRetryRounds; i++) af.scan();
   EXPECT_EQ(opener.take(), (std::vector<std::string>{"tcp open 80"}));
   EXPECT_EQ(af.forwarded(false), ports({80}));
+}
+
+// An unconnected guest UDP client looks like a server; its port is held by
+// ferry's own flow (EEXIST): not said, retried, forwarded once free.
+TEST(AutoForward, PortOfFerrysOwnFlowIsNotSaid) {
+  Tables files;
+  files.write(ListenTables::kUdp4, line4(40000, 0x07));
+  for (auto t : {ListenTables::kTcp4, ListenTables::kTcp6, ListenTables::kUdp6}) files.write(t, "");
+  Config config = Config::defaults();
+  config.udp_auto.enabled = true;
+  EventLoop loop;
+  RecordingOpener opener;
+  opener.ours.insert(40000);
+  AutoForward af(loop, files.open(), config, opener);
+  testing::internal::CaptureStderr();
+  af.scan();
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+  EXPECT_EQ(af.counters().open_failed, 1u);
+  opener.ours.clear();
+  for (unsigned i = 0; i < AutoForward::kRetryRounds; i++) af.scan();
+  EXPECT_EQ(af.forwarded(true), ports({40000}));
 }
 
 TEST(AutoForward, UnreadableTableChangesNothing) {

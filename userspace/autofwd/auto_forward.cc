@@ -87,8 +87,9 @@ void AutoForward::apply(bool udp, Side& s, bool retry_failed) {
       continue;
     }
     counters_.open_failed++;
-    if (s.failed.test(p)) continue;  // said already
+    const bool said = s.failed.test(p);
     s.failed.set(p);
+    if (said || st.err() == EEXIST) continue;  // said already, or ferry's own (not the guest's server)
     std::fprintf(stderr, "ferry: %s auto: the guest listens on port %zu, not forwarded: %s%s\n", flag, p,
                  st.message().c_str(),
                  st.err() == EACCES ? " (a port below net.ipv4.ip_unprivileged_port_start needs "

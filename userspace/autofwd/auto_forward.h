@@ -26,7 +26,10 @@
 //    has; in use by a host process) is said once on stderr and remembered
 //    as failed: tried again every kRetryRounds rounds, quietly, until it
 //    opens or the guest stops listening (then forgotten: a new listener
-//    is said again).
+//    is said again). EEXIST from the opener means ferry holds the port
+//    already for the guest (an outbound UDP flow that kept the source port
+//    of an unconnected guest client socket, which looks like a server's
+//    in the table): not said, retried the same way.
 //  * A round whose read fails changes nothing (a partial table must not
 //    close forwards); it is counted.
 // Costs: per round one pread() per 64 KiB of each table and one set

@@ -167,6 +167,8 @@ Status UdpTranslator::open_forward_socket(const PortForward& r, uint16_t p, uint
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
     Status st = Status::from_errno("bind port " + std::to_string(p));
     close(fd);
+    if (st.err() == EADDRINUSE && holds_source_port(p))
+      return Status(EEXIST, "port " + std::to_string(p) + " is held by one of ferry's own flows");
     return st;
   }
   // A slot a closed forward left (-u auto), else a new one: the index is
@@ -183,6 +185,13 @@ Status UdpTranslator::open_forward_socket(const PortForward& r, uint16_t p, uint
   forwards_[index] = Forward{fd, p, gp, v6};
   forward_count_++;
   return {};
+}
+
+// An outbound flow kept the guest's source port `port` on the host.
+bool UdpTranslator::holds_source_port(uint16_t port) const {
+  for (uint32_t s = lru_head_; s != kNone; s = flows_[s].lru_next)
+    if (!flows_[s].inbound && flows_[s].source_port_kept && flows_[s].guest_port == port) return true;
+  return false;
 }
 
 Status UdpTranslator::open_forward(uint16_t port) {
@@ -389,6 +398,7 @@ uint32_t UdpTranslator::open_outbound(const Key& k, const InetAddr& host, uint64
   f.fd = fd;
   f.host_peer = host;
   f.host_port = k.peer_port;
+  f.source_port_kept = kept;
   counters_.flows_opened++;
   if (kept)
     counters_.source_port_kept++;

@@ -66,7 +66,9 @@ class UdpTranslator final : public IoHandler, public TimerClient {
 
   // -u auto: a socket bound to host port `port` (all addresses) for the
   // guest's same port; the Status says why not (EACCES below the
-  // unprivileged port start, EADDRINUSE, EMFILE).
+  // unprivileged port start, EADDRINUSE, EMFILE; EEXIST when an outbound
+  // flow of the guest's socket on that port holds it already: an
+  // unconnected guest client's socket looks like a server's).
   Status open_forward(uint16_t port);
   // Closes what open_forward(port) opened, and the flows it carried.
   void close_forward(uint16_t port);
@@ -104,6 +106,7 @@ class UdpTranslator final : public IoHandler, public TimerClient {
     uint32_t last_len = 0; // last guest payload length, for ICMP error quotes
     uint64_t to_host = 0, to_guest = 0;  // payload bytes each way (the -v log)
     bool error_logged = false;           // the -v log has shown an error of this flow
+    bool source_port_kept = false;       // outbound: bound to guest_port on the host
     uint64_t last_used = 0;
     uint32_t hnext = kNone;
     uint32_t lru_prev = kNone, lru_next = kNone;
@@ -122,6 +125,7 @@ class UdpTranslator final : public IoHandler, public TimerClient {
   };
 
   Status open_forward_socket(const PortForward& r, uint16_t port, uint16_t guest_port);
+  bool holds_source_port(uint16_t port) const;
   uint32_t hash(const Key& k) const;
   uint32_t lookup(const Key& k) const;
   uint32_t alloc_flow(const Key& k, uint64_t now);
