@@ -127,6 +127,9 @@ TEST(AutoForward, FollowsTheGuestsListeners) {
   PortForward fixed;  // -t 9000: ferry binds it itself; auto leaves it alone
   fixed.host_first = fixed.host_last = fixed.guest_first = 9000;
   config.tcp_forwards.push_back(fixed);
+  NsForward ns;  // -T 7443: ferry's own socket in the guest (were it not on loopback)
+  ns.listen_first = ns.listen_last = ns.target_first = 7443;
+  config.tcp_ns_forwards.push_back(ns);
   EventLoop loop;
   RecordingOpener opener;
   AutoForward af(loop, files.open(), config, opener);
@@ -142,7 +145,7 @@ TEST(AutoForward, FollowsTheGuestsListeners) {
 
   // The guest stops listening on 8080, listens on 22 (excluded) and 8443 (v6).
   files.write(ListenTables::kTcp4, line4(22, 0x0A));
-  files.write(ListenTables::kTcp6, line6(8443, 0x0A) + line6(9000, 0x0A));
+  files.write(ListenTables::kTcp6, line6(8443, 0x0A) + line6(9000, 0x0A) + line6(7443, 0x0A));
   files.write(ListenTables::kUdp4, "");
   af.scan();
   EXPECT_EQ(opener.take(), (std::vector<std::string>{"tcp close 8080", "tcp open 8443", "udp close 5353"}));

@@ -28,6 +28,10 @@ AutoForward::AutoForward(EventLoop& loop, ListenTables tables, const Config& con
     // Ports the explicit rules bind on the host already.
     for (const PortForward& r : udp ? config.udp_forwards : config.tcp_forwards)
       for (uint32_t p = r.host_first; p <= r.host_last && p != 0; p++) s.excluded.set(p);
+    // -T/-U: ferry's own sockets in the guest (on its loopback, which the
+    // scan leaves out anyway): never forwarded back to the host.
+    for (const NsForward& r : udp ? config.udp_ns_forwards : config.tcp_ns_forwards)
+      for (uint32_t p = r.listen_first; p <= r.listen_last && p != 0; p++) s.excluded.set(p);
   }
   loop.add_timer_client(this);
 }

@@ -20,7 +20,8 @@
 //    the ForwardOpener: the TCP and UDP translators' open_forward()); a
 //    forwarded port the guest no longer listens on is closed. Excluded:
 //    the spec's `~PORT`s and the host ports of the same protocol's explicit
-//    rules (ferry binds those itself already).
+//    rules (ferry binds those itself already), and the guest-side ports of
+//    -T/-U (ferry's own sockets in the guest, on its loopback).
 //  * A port the host refuses (below net.ipv4.ip_unprivileged_port_start
 //    without CAP_NET_BIND_SERVICE, which the sandboxed translator never
 //    has; in use by a host process) is said once on stderr and remembered
