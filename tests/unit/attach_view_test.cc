@@ -199,6 +199,27 @@ TEST_F(MirrorTest, SlotFollowsTheFlow) {
   EXPECT_EQ(next.removed, 1);
 }
 
+// Hands tcp a guest SYN from 198.18.0.2:sport to the gateway's dport;
+// false when the frame does not parse.
+bool guest_syn(TcpTranslator& tcp, const FakeLink& link, uint16_t sport, uint16_t dport) {
+  TcpSegment s;
+  s.ip.eth_src = kGuestMac;
+  s.ip.eth_dst = link.cfg_.our_mac;
+  s.ip.src = *InetAddr::parse("198.18.0.2");
+  s.ip.dst = *InetAddr::parse("198.18.0.1");
+  s.sport = sport;
+  s.dport = dport;
+  s.seq = 7;
+  s.flags = tcpflag::kSyn;
+  s.window = 65535;
+  Bytes buf(kMaxFrameLen);
+  buf.resize(build_tcp_frame(buf, s));
+  ParsedFrame f = parse_frame(buf, true);
+  if (!f.ok()) return false;
+  tcp.on_guest_segment(f, buf);
+  return true;
+}
+
 // The `ferry run` hook end to end (root: it pins a map): a flow is readable
 // through the pin by the same reader `ferry conns` uses, and the pin goes
 // with the view.
@@ -211,21 +232,7 @@ TEST(ConnViewHook, PinnedAndReadable) {
   Result<std::unique_ptr<attach::ConnView>> v = attach::start_conn_view(loop, tcp, inst, 64);
   ASSERT_TRUE(v.ok()) << v.status().message();
   Listener l;
-  TcpSegment s;
-  s.ip.eth_src = kGuestMac;
-  s.ip.eth_dst = link.cfg_.our_mac;
-  s.ip.src = *InetAddr::parse("198.18.0.2");
-  s.ip.dst = *InetAddr::parse("198.18.0.1");
-  s.sport = 40123;
-  s.dport = l.port;
-  s.seq = 7;
-  s.flags = tcpflag::kSyn;
-  s.window = 65535;
-  Bytes buf(kMaxFrameLen);
-  buf.resize(build_tcp_frame(buf, s));
-  ParsedFrame f = parse_frame(buf, true);
-  ASSERT_TRUE(f.ok());
-  tcp.on_guest_segment(f, buf);
+  ASSERT_TRUE(guest_syn(tcp, link, 40123, l.port));
   const std::string pin = attach::pin_dir(inst) + "/conns";
   Result<std::vector<attach::ConnEntry>> conns = attach::read_conns(pin);
   ASSERT_TRUE(conns.ok()) << conns.status().message();
@@ -257,21 +264,7 @@ TEST(ConnViewFile, MirroredFlowReadableFromTheFile) {
     FakeLink link;
     TcpTranslator tcp(loop, link);
     attach::ConnMirror mirror(loop, tcp, (*f)->view(), (*f)->entries());
-    TcpSegment s;
-    s.ip.eth_src = kGuestMac;
-    s.ip.eth_dst = link.cfg_.our_mac;
-    s.ip.src = *InetAddr::parse("198.18.0.2");
-    s.ip.dst = *InetAddr::parse("198.18.0.1");
-    s.sport = 40124;
-    s.dport = l.port;
-    s.seq = 7;
-    s.flags = tcpflag::kSyn;
-    s.window = 65535;
-    Bytes buf(kMaxFrameLen);
-    buf.resize(build_tcp_frame(buf, s));
-    ParsedFrame pf = parse_frame(buf, true);
-    if (!pf.ok()) _exit(2);
-    tcp.on_guest_segment(pf, buf);
+    if (!guest_syn(tcp, link, 40124, l.port)) _exit(2);
     _exit(tcp.connection_count() == 1 ? 0 : 3);
   }
   int st = 0;
