@@ -18,18 +18,7 @@ U=$(e2e_unique a)
 H=${U}h G=${U}g
 DEV=fb$$$((RANDOM % 100))
 DEV=${DEV:0:15}
-HN=(nsenter "--net=/run/netns/$H")
-e2e_on_exit "ip netns del $G"
-e2e_on_exit "ip netns del $H"
-if ! { ip netns add "$H" && ip netns add "$G"; }; then e2e_die "namespaces"; fi
-e2e_on_exit "timeout 20 ${HN[*]} $FERRY detach $DEV -q"
-ip -n "$H" link set lo up
-ip -n "$G" link set lo up
-ip link add "$DEV" netns "$H" type veth peer name eth0 netns "$G" || e2e_die "veth"
-ip -n "$H" link set "$DEV" up
-ip -n "$G" addr add 198.18.0.2/24 dev eth0
-ip -n "$G" link set eth0 up
-ip -n "$G" route add default via 198.18.0.1
+e2e_attach_topology "$H" "$G" "$DEV"
 for mtu in 65520 1500; do
   ip -n "$H" link set "$DEV" mtu $mtu
   ip -n "$G" link set eth0 mtu $mtu

@@ -310,6 +310,28 @@ e2e_check_clean() {
   return $ok
 }
 
+# The attach topology most ferry attach scenarios start from: host namespace
+# $1 and guest namespace $2 (made here, deleted at exit), a veth $3 in $1
+# whose peer is $2's eth0 (198.18.0.2/24, default route via the gateway
+# 198.18.0.1), `ferry detach $3` at exit before the namespaces go. Sets HN,
+# the nsenter prefix into $1 (`ip netns exec` would hide bpffs). Links are
+# up; MTU and addresses of $1's side are the scenario's.
+e2e_attach_topology() {
+  local h=$1 g=$2 dev=$3
+  HN=(nsenter "--net=/run/netns/$h")
+  e2e_on_exit "ip netns del $g"
+  e2e_on_exit "ip netns del $h"
+  ip netns add "$h" && ip netns add "$g" || e2e_die "namespaces"
+  e2e_on_exit "timeout 20 ${HN[*]} $FERRY detach $dev -q"
+  ip -n "$h" link set lo up
+  ip -n "$g" link set lo up
+  ip link add "$dev" netns "$h" type veth peer name eth0 netns "$g" || e2e_die "veth"
+  ip -n "$h" link set "$dev" up
+  ip -n "$g" addr add 198.18.0.2/24 dev eth0
+  ip -n "$g" link set eth0 up
+  ip -n "$g" route add default via 198.18.0.1
+}
+
 # Checks the last run's exit status.
 e2e_expect_rc() {
   local want=$1 what=$2

@@ -84,18 +84,7 @@ U=$(e2e_unique s)
 H=${U}h G=${U}g
 DEV=fs$$$((RANDOM % 100))
 DEV=${DEV:0:15}
-HN=(nsenter "--net=/run/netns/$H")
-e2e_on_exit "ip netns del $G"
-e2e_on_exit "ip netns del $H"
-ip netns add "$H" && ip netns add "$G" || e2e_die "namespaces"
-e2e_on_exit "timeout 20 ${HN[*]} $FERRY detach $DEV -q"
-ip -n "$H" link set lo up
-ip -n "$G" link set lo up
-ip link add "$DEV" netns "$H" type veth peer name eth0 netns "$G" || e2e_die "veth"
-ip -n "$H" link set "$DEV" up
-ip -n "$G" addr add 198.18.0.2/24 dev eth0
-ip -n "$G" link set eth0 up
-ip -n "$G" route add default via 198.18.0.1
+e2e_attach_topology "$H" "$G" "$DEV"
 "${HN[@]}" python3 -m http.server -b 127.0.0.1 18080 -d "$E2E_TMP/www" >/dev/null 2>&1 &
 SRV=$!
 e2e_on_exit "e2e_kill_pid $SRV"
