@@ -26,15 +26,21 @@
 //           translator's host sockets pile up TIME_WAITs that would slow
 //           down every later connect() on the machine.
 //   scale   opens --conns connections with at most --window connects in
-//           flight (the setup rate; at most --setup-seconds, then it goes on
-//           with what opened), then either holds them idle or, with
+//           flight (the setup rate; at most --setup-seconds, and no longer
+//           than --stall-seconds without one connect completing: then it
+//           goes on with what opened), then either holds them idle or, with
 //           --active N, keeps the first N doing 1-byte ping-pong, for
 //           --seconds. With --watch-pid it samples that process's CPU time
 //           (/proc/PID/stat utime+stime) and resident memory (VmRSS) at the
 //           start and end of the hold: the translator's cost under that load.
 //
 // Scale runs end the same way: each open connection sends kCloseByte and
-// waits (bounded) for the server's FIN before the client closes.
+// waits (at most --setup-seconds, and no longer than 1 s without a FIN) for
+// the server's FIN before the client closes. The stall bounds are waiting,
+// not measuring: a connect still pending seconds after the last one
+// completed (pasta drops a few SYNs for good) or a FIN that does not come
+// would otherwise hold the run for the whole bound (22 s of pasta's 25-s
+// scale run in a full bench run).
 //
 // States of a scale connection: CONNECTING -> OPEN (idle) or
 // OPEN -> WAITING (1 byte sent, echo pending) -> OPEN ... A connection that
@@ -83,7 +89,11 @@ struct Options {
   int active = 0;
   int watch_pid = 0;
   double setup_seconds = 20.0;
+  double stall_seconds = 4.0;
 };
+
+// Teardown gives up on the FINs still missing after this long without one.
+constexpr uint64_t kCloseStallNs = 1'000'000'000ull;
 
 // Monotonic clock in nanoseconds.
 uint64_t now_ns() {
@@ -346,9 +356,13 @@ int run_scale(const Options& o) {
   int in_flight = 0, open = 0, failed = 0;
   const uint64_t t0 = now_ns();
   uint64_t t_last_open = t0;
-  // Setup is bounded too: at most --setup-seconds; what opened by then is kept.
+  uint64_t t_progress = t0;  // the last connect that completed, either way
+  // Setup is bounded too: at most --setup-seconds, at most --stall-seconds
+  // without progress (SYN retransmissions at 1 s and 3 s still count); what
+  // opened by then is kept.
   const uint64_t setup_deadline = t0 + static_cast<uint64_t>(o.setup_seconds * 1e9);
-  while ((open + failed < o.conns) && now_ns() < setup_deadline) {
+  const uint64_t stall_ns = static_cast<uint64_t>(o.stall_seconds * 1e9);
+  for (uint64_t t = t0; open + failed < o.conns && t < setup_deadline && t - t_progress < stall_ns; t = now_ns()) {
     while (in_flight < o.window && static_cast<int>(fds.size()) < o.conns) {
       const int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (fd < 0) {
@@ -381,6 +395,7 @@ int run_scale(const Options& o) {
       socklen_t el = sizeof(err);
       getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
       in_flight--;
+      t_progress = now_ns();
       if (err != 0) {
         epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
         close(fd);
@@ -468,8 +483,11 @@ int run_scale(const Options& o) {
     char c = kCloseByte;
     if (write(fds[idx], &c, 1) == 1) closing++;
   }
-  const uint64_t close_end = now_ns() + static_cast<uint64_t>(o.setup_seconds * 1e9);
-  while (closing > 0 && now_ns() < close_end) {
+  const uint64_t c0 = now_ns();
+  const uint64_t close_end = c0 + static_cast<uint64_t>(o.setup_seconds * 1e9);
+  const int to_close = closing;
+  uint64_t t_fin = c0;
+  for (uint64_t t = c0; closing > 0 && t < close_end && t - t_fin < kCloseStallNs; t = now_ns()) {
     const int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
     for (int i = 0; i < n; i++) {
       const size_t idx = events[static_cast<size_t>(i)].data.u64;
@@ -479,8 +497,13 @@ int run_scale(const Options& o) {
       close(fds[idx]);
       state[idx] = ConnState::kDead;
       closing--;
+      t_fin = now_ns();
     }
   }
+  // On stderr (bench/run's client log): where a slow scale run's time went.
+  std::fprintf(stderr, "netbench scale: setup %.2f s (%d abandoned), teardown %.2f s, %d of %d FINs missing\n",
+               static_cast<double>(h0 - t0) / 1e9, abandoned, static_cast<double>(now_ns() - c0) / 1e9, closing,
+               to_close);
   for (size_t idx = 0; idx < fds.size(); idx++) {
     if (state[idx] != ConnState::kDead) close(fds[idx]);
   }
@@ -491,7 +514,7 @@ int run_scale(const Options& o) {
 int usage() {
   std::fputs(
       "usage: netbench MODE [--addr A] [--port P] [--seconds S] [--conns N] [--window W]\n"
-      "                     [--active N] [--watch-pid PID] [--setup-seconds S]\n"
+      "                     [--active N] [--watch-pid PID] [--setup-seconds S] [--stall-seconds S]\n"
       "modes: server | rr | crr | scale\n",
       stderr);
   return 2;
@@ -521,6 +544,7 @@ int main(int argc, char** argv) {
     else if (a == "--active") o.active = std::atoi(v);
     else if (a == "--watch-pid") o.watch_pid = std::atoi(v);
     else if (a == "--setup-seconds") o.setup_seconds = std::atof(v);
+    else if (a == "--stall-seconds") o.stall_seconds = std::atof(v);
     else return ferry::bench::usage();
   }
   if (o.port <= 0 || o.port > 65535 || o.seconds <= 0) return ferry::bench::usage();
