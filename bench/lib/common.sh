@@ -20,8 +20,14 @@ BENCH_NETNS=()
 BENCH_WMEM_ORIG=""
 BENCH_TAG="ferrybench-$$"
 
-# Prints a timestamped progress line on stderr.
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# Prints a timestamped progress line on stderr, and appends it to
+# $BENCH_RUN_LOG when bench/run set one (the output directory's run.log).
+log() {
+	local line
+	line=$(printf '[%s] %s' "$(date +%H:%M:%S)" "$*")
+	printf '%s\n' "$line" >&2
+	[[ -z ${BENCH_RUN_LOG:-} ]] || printf '%s\n' "$line" >>"$BENCH_RUN_LOG"
+}
 
 # Echoes the start time (clock ticks since boot) of PID, or nothing.
 proc_starttime() {
