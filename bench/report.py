@@ -27,6 +27,14 @@ verdict. From the figures it writes
           reasons behind every n/a,
   --png   a gnuplot chart of the throughput figures per system.
 
+Issue 18's targets (TARGETS), under the table of every run and in the JSON
+(records with a "target" key): each from the paired per-repetition ratios,
+"met" only when every repetition meets it (for RR: the largest ratio is
+<= 0.75), "not met" otherwise, "n/a" when no repetition has both figures.
+`report.py --combine DIR1 DIR2 ...` prints the same targets over several
+runs' raw.tsv (met in every run or not) and the fast path's effect per
+ACK-heavy scenario pooled over all their repetitions, for RESULTS.md.
+
 A figure with fewer good repetitions than the most any figure had is marked
 with "*" in the table.
 """
@@ -36,6 +44,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 
 SYSTEMS = ["ferry", "ferry-baseline", "ferry-nosandbox", "ferry-nofastpath", "pasta", "pasta-tuned", "slirp4netns", "veth"]
@@ -141,10 +150,11 @@ def figures(good, why, order):
 BY_REP = collections.defaultdict(dict)
 
 
-def paired(sys_a, sys_b, metric, mtu, pinned):
+def paired(sys_a, sys_b, metric, mtu, pinned, by_rep=None):
     """The per-repetition ratios a_i / b_i over the repetitions both have."""
-    a = BY_REP.get((sys_a, metric, mtu, pinned), {})
-    b = BY_REP.get((sys_b, metric, mtu, pinned), {})
+    by_rep = BY_REP if by_rep is None else by_rep
+    a = by_rep.get((sys_a, metric, mtu, pinned), {})
+    b = by_rep.get((sys_b, metric, mtu, pinned), {})
     return [a[r] / b[r] for r in sorted(a) if r in b and b[r] != 0]
 
 
@@ -167,6 +177,141 @@ def paired_cell(ratios, metric):
         return "-"
     v = verdict(ratios, metric)
     return f"{statistics.median(ratios):.2f} [{min(ratios):.2f}..{max(ratios):.2f}]" + (f" {v}" if v else "")
+
+
+# Issue 18's targets on ratios ferry / peer taken within one repetition:
+# (name, label, peer, metric, mtu, pinned, op, threshold). "<=" is met when
+# every repetition's ratio is at most the threshold, ">=" when at least.
+TARGETS = [
+    ("rr_pinned", "RR mean, pinned, ferry / pasta", "pasta", "tcp_rr_us", "65520", "true", "<=", 0.75),
+    ("crr_pinned", "CRR, pinned, ferry / pasta", "pasta", "tcp_crr_per_s", "65520", "true", ">=", 1.3),
+    ("guest_to_host_65520", "guest->host Gbit/s at MTU 65520, ferry / pasta-tuned", "pasta-tuned",
+     "tcp_guest_to_host_gbps", "65520", "false", ">=", 1.0),
+]
+# The fast path's target in each ACK-heavy scenario (ferry / ferry-nofastpath,
+# per repetition): whole-machine CPU per GB <= 0.70, or throughput >= 1.3 at
+# a CPU per GB ratio <= 1.0.
+FASTPATH_CPU_MAX = 0.70
+FASTPATH_TPUT_MIN = 1.3
+FASTPATH_TPUT_CPU_MAX = 1.0
+
+
+def spread(ratios):
+    """'median [min..max]' of some ratios, or 'n/a'."""
+    if not ratios:
+        return "n/a"
+    return f"{statistics.median(ratios):.2f} [{min(ratios):.2f}..{max(ratios):.2f}]"
+
+
+def fastpath_pairs(scen, by_rep=None):
+    """Per repetition both have: (cpu ratio, throughput ratio) of ferry / ferry-nofastpath in scenario scen."""
+    mtu = next(m for s, m, _ in ACK_SCENARIOS if s == scen)
+    by_rep = BY_REP if by_rep is None else by_rep
+    def get(sys_, metric):
+        return by_rep.get((sys_, metric, mtu, "false"), {})
+    cpu_f, cpu_n = get("ferry", f"{scen}_machine_cpu_s_per_gb"), get("ferry-nofastpath", f"{scen}_machine_cpu_s_per_gb")
+    tput_f, tput_n = get("ferry", f"{scen}_gbps"), get("ferry-nofastpath", f"{scen}_gbps")
+    return [(cpu_f[r] / cpu_n[r], tput_f[r] / tput_n[r]) for r in sorted(cpu_f)
+            if r in cpu_n and r in tput_f and r in tput_n and cpu_n[r] > 0 and tput_n[r] > 0]
+
+
+def fastpath_met(cpu, tput):
+    """Whether one repetition meets the fast path's target."""
+    return cpu <= FASTPATH_CPU_MAX or (tput >= FASTPATH_TPUT_MIN and cpu <= FASTPATH_TPUT_CPU_MAX)
+
+
+def target_results(by_rep=None):
+    """Every target of issue 18 for one run: a list of dicts (see write_targets)."""
+    res = []
+    for name, label, peer, metric, mtu, pinned, op, thr in TARGETS:
+        ratios = paired("ferry", peer, metric, mtu, pinned, by_rep)
+        if not ratios:
+            verdict_ = "n/a"
+        elif op == "<=":
+            verdict_ = "met" if max(ratios) <= thr else "not met"
+        else:
+            verdict_ = "met" if min(ratios) >= thr else "not met"
+        res.append({"target": name, "label": label, "peer": peer, "metric": metric, "mtu": int(mtu),
+                    "pinned": pinned == "true", "want": f"{op} {thr}", "ratios": ratios,
+                    "cell": spread(ratios), "verdict": verdict_})
+    for scen, _mtu, slabel in ACK_SCENARIOS:
+        pairs = fastpath_pairs(scen, by_rep)
+        cpu = [c for c, _ in pairs]
+        tput = [t for _, t in pairs]
+        if not pairs:
+            verdict_ = "n/a"
+        else:
+            verdict_ = "met" if all(fastpath_met(c, t) for c, t in pairs) else "not met"
+        res.append({"target": f"fastpath_{scen}", "label": f"fast path, {slabel}: ferry / ferry-nofastpath",
+                    "peer": "ferry-nofastpath", "metric": f"{scen}_machine_cpu_s_per_gb", "mtu": int(_mtu),
+                    "pinned": False,
+                    "want": f"CPU/GB <= {FASTPATH_CPU_MAX}, or Gbit/s >= {FASTPATH_TPUT_MIN} at CPU/GB <= "
+                            f"{FASTPATH_TPUT_CPU_MAX}",
+                    "ratios": cpu, "tput_ratios": tput,
+                    "cell": f"CPU/GB {spread(cpu)}, Gbit/s {spread(tput)}" if pairs else "n/a",
+                    "verdict": verdict_})
+    return res
+
+
+TARGETS_HEAD = ("Issue 18 targets (ratios ferry / peer taken within each repetition: median [min..max]; "
+                "`met` only when every repetition meets the target, `n/a` when no repetition has both "
+                "figures; the fast path's whole-machine CPU per GB and throughput are ferry / "
+                "ferry-nofastpath in the same repetition):")
+
+
+def targets_md(results):
+    """The markdown lines of the targets section of one run."""
+    lines = ["", TARGETS_HEAD, "", "| target | wanted | pairs | ratio | verdict |", "| --- | --- | --- | --- | --- |"]
+    for r in results:
+        lines.append(f"| {r['label']} | {r['want']} | {len(r['ratios'])} | {r['cell']} | {r['verdict']} |")
+    return lines
+
+
+def combine(dirs):
+    """Prints the targets over several runs' raw.tsv (markdown) and returns 0, or 2 when one is unreadable."""
+    runs = []
+    for d in dirs:
+        raw = d if d.endswith(".tsv") else os.path.join(d, "raw.tsv")
+        if not os.path.exists(raw):
+            print(f"report.py: no raw.tsv in {d}")
+            return 2
+        load(raw)
+        runs.append((d, dict(BY_REP), target_results(dict(BY_REP))))
+    names = [os.path.basename(os.path.normpath(d)) for d, _, _ in runs]
+    lines = [f"Issue 18 targets over {len(runs)} runs ({', '.join(names)}): each run's paired ratios median "
+             "[min..max] and verdict; `all runs` = met in every run (and `n/a` in none).", "",
+             "| target | wanted | " + " | ".join(names) + " | all runs |",
+             "| --- | --- |" + " --- |" * (len(runs) + 1)]
+    for i, first in enumerate(runs[0][2]):
+        per_run = [res[i] for _, _, res in runs]
+        verdicts = [r["verdict"] for r in per_run]
+        if all(v == "met" for v in verdicts):
+            overall = f"met in all {len(runs)}"
+        elif all(v == "n/a" for v in verdicts):
+            overall = "n/a"
+        else:
+            overall = f"not met (met in {verdicts.count('met')} of {len(runs)}" + \
+                (f", n/a in {verdicts.count('n/a')}" if "n/a" in verdicts else "") + ")"
+        cells = [r["cell"] if r["verdict"] == "n/a" else f"{r['cell']} {r['verdict']}" for r in per_run]
+        lines.append(f"| {first['label']} | {first['want']} | " + " | ".join(cells) + f" | {overall} |")
+    # The fast path's effect per ACK-heavy scenario, every repetition of every run pooled.
+    lines += ["", f"The fast path's effect per ACK-heavy scenario, ferry / ferry-nofastpath within each "
+              f"repetition, pooled over the {len(runs)} runs: median [min..max] (pairs); `win` / `loss` / `~` "
+              "as in the paired table.", "",
+              "| scenario | Gbit/s | whole-machine CPU s/GB | translator CPU s/GB | guest ACKs per GB |",
+              "| --- | --- | --- | --- | --- |"]
+    for scen, mtu, slabel in ACK_SCENARIOS:
+        cells = []
+        for metric in (f"{scen}_gbps", f"{scen}_machine_cpu_s_per_gb", f"{scen}_cpu_s_per_gb",
+                       f"{scen}_guest_acks_per_gb"):
+            ratios = []
+            for _, by_rep, _ in runs:
+                ratios += paired("ferry", "ferry-nofastpath", metric, mtu, "false", by_rep)
+            v = verdict(ratios, metric)
+            cells.append(f"{spread(ratios)} ({len(ratios)})" + (f" {v}" if v else "") if ratios else "n/a")
+        lines.append(f"| {slabel} | " + " | ".join(cells) + " |")
+    print("\n".join(lines))
+    return 0
 
 
 def fmt(v, decimals):
@@ -223,6 +368,8 @@ def write_md(path, figs, systems, title, meta, bpf_classes, notes):
             cells = [paired_cell(paired("ferry", p, metric, mtu, pinned), metric) for p in peers]
             if any(c != "-" for c in cells):
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if "ferry" in systems:
+        lines += targets_md(target_results())
     pairs = []  # the sandbox's cost: ferry / ferry-nosandbox, taken back to back
     for metric, mtu, pinned, label, dec in ROWS:
         on = figs.get(("ferry", metric, mtu, pinned), (None, 0, None))[0]
@@ -260,7 +407,7 @@ def write_md(path, figs, systems, title, meta, bpf_classes, notes):
 
 
 def write_json(path, figs):
-    """The records {system, metric, mtu, pinned, value}."""
+    """The records {system, metric, mtu, pinned, value}, then issue 18's targets (records with "target")."""
     recs = []
     for (s, metric, mtu, pinned), (v, n, err) in figs.items():
         rec = {"system": s, "metric": metric, "mtu": int(mtu) if mtu else None,
@@ -268,6 +415,12 @@ def write_json(path, figs):
         if v is None:
             rec["error"] = err
         recs.append(rec)
+    if any(k[0] == "ferry" for k in figs):
+        for t in target_results():
+            recs.append({"target": t["target"], "label": t["label"], "system": "ferry", "peer": t["peer"],
+                         "metric": t["metric"], "mtu": t["mtu"], "pinned": t["pinned"], "want": t["want"],
+                         "ratios": t["ratios"], **({"tput_ratios": t["tput_ratios"]} if "tput_ratios" in t else {}),
+                         "verdict": t["verdict"]})
     with open(path, "w") as f:
         json.dump(recs, f, indent=1)
         f.write("\n")
@@ -320,13 +473,19 @@ plot {plot}
 def main():
     """Reads raw.tsv and writes the outputs that were asked for."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--raw", required=True)
+    ap.add_argument("--combine", nargs="+", metavar="DIR",
+                    help="print issue 18's targets over these runs' output directories (or raw.tsv files) and exit")
+    ap.add_argument("--raw")
     ap.add_argument("--md")
     ap.add_argument("--json")
     ap.add_argument("--png")
     ap.add_argument("--title", default="ferry bench")
     ap.add_argument("--meta", default="")
     args = ap.parse_args()
+    if args.combine:
+        return combine(args.combine)
+    if not args.raw:
+        ap.error("--raw or --combine is required")
     good, why, order = load(args.raw)
     figs = figures(good, why, order)
     seen = {k[0] for k in figs if not k[1].startswith("bpf_")}
@@ -353,4 +512,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
