@@ -18,7 +18,7 @@ import unittest
 REPORT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "report.py")
 
 
-def raw_lines(rr_ferry, crr_ferry, up_ferry, cpu_ferry, tput_ferry, with_pasta_tuned=True):
+def raw_lines(rr_ferry, crr_ferry, up_ferry, cpu_ferry, tput_ferry, with_pasta_tuned=True, rss_ferry=None):
     """raw.tsv lines of three repetitions; each argument is ferry's value per repetition, the peers fixed."""
     lines = []
     for rep in range(3):
@@ -31,6 +31,9 @@ def raw_lines(rr_ferry, crr_ferry, up_ferry, cpu_ferry, tput_ferry, with_pasta_t
         if with_pasta_tuned:
             rec("pasta-tuned", "tcp_guest_to_host_gbps", "65520", "false", 10.0)
         rec("ferry", "tcp_guest_to_host_gbps", "65520", "false", up_ferry[rep])
+        if rss_ferry:
+            rec("ferry-nofastpath", "scale_rss_mib_10k_idle", "65520", "false", 20.0)
+            rec("ferry", "scale_rss_mib_10k_idle", "65520", "false", rss_ferry[rep])
         for scen, mtu in (("ack_offloads_off", "1500"), ("ack_100_downloads", "65520")):
             rec("ferry-nofastpath", f"{scen}_machine_cpu_s_per_gb", mtu, "false", 1.0)
             rec("ferry-nofastpath", f"{scen}_gbps", mtu, "false", 10.0)
@@ -74,6 +77,7 @@ class TargetsTest(unittest.TestCase):
         self.assertEqual(t["fastpath_ack_offloads_off"]["verdict"], "met")
         self.assertEqual(t["fastpath_ack_100_downloads"]["verdict"], "not met")
         self.assertEqual(t["fastpath_ack_attach_tap"]["verdict"], "n/a")
+        self.assertEqual(t["fastpath_others"]["verdict"], "n/a")
         self.assertIn("| RR mean, pinned, ferry / pasta | <= 0.75 | 3 | 0.74 [0.70..0.76] | not met |", md)
 
     def test_missing_peer_is_na_and_combine_needs_every_run(self):
@@ -83,6 +87,17 @@ class TargetsTest(unittest.TestCase):
         d1, _, t1 = self.run_report(good)
         self.assertEqual(t1["rr_pinned"]["verdict"], "met")
         self.assertEqual(t1["fastpath_ack_100_downloads"]["verdict"], "met")  # 1.35x at CPU 0.9
+        # RSS with the fast path 0.95-1.2x of without: the spread crosses 1.0 -> met; 1.1-1.2x -> not met.
+        _, _, t3 = self.run_report(raw_lines([28.0] * 3, [6600] * 3, [11.0] * 3,
+                                             {"ack_offloads_off": [0.6] * 3, "ack_100_downloads": [0.9] * 3},
+                                             {"ack_offloads_off": [10.0] * 3, "ack_100_downloads": [13.5] * 3},
+                                             rss_ferry=[19.0, 22.0, 24.0]))
+        self.assertEqual(t3["fastpath_others"]["verdict"], "met")
+        _, _, t4 = self.run_report(raw_lines([28.0] * 3, [6600] * 3, [11.0] * 3,
+                                             {"ack_offloads_off": [0.6] * 3, "ack_100_downloads": [0.9] * 3},
+                                             {"ack_offloads_off": [10.0] * 3, "ack_100_downloads": [13.5] * 3},
+                                             rss_ferry=[22.0, 23.0, 24.0]))
+        self.assertEqual(t4["fastpath_others"]["verdict"], "not met")
         no_tuned = raw_lines([28.0, 28.0, 31.0], [6600, 6600, 6600], [11.0, 11.0, 11.0],
                              {"ack_offloads_off": [0.6] * 3, "ack_100_downloads": [0.9] * 3},
                              {"ack_offloads_off": [10.0] * 3, "ack_100_downloads": [13.5] * 3},
