@@ -205,11 +205,11 @@ FASTPATH_OTHERS = [
 ]
 
 
-def spread(ratios):
-    """'median [min..max]' of some ratios, or 'n/a'."""
+def spread(ratios, dec=3):
+    """'median [min..max]' of some ratios, or 'n/a' (3 decimals: a target's bound must not round away)."""
     if not ratios:
         return "n/a"
-    return f"{statistics.median(ratios):.2f} [{min(ratios):.2f}..{max(ratios):.2f}]"
+    return f"{statistics.median(ratios):.{dec}f} [{min(ratios):.{dec}f}..{max(ratios):.{dec}f}]"
 
 
 def fastpath_pairs(scen, by_rep=None):
@@ -265,7 +265,7 @@ def target_results(by_rep=None):
         if ratios:
             npairs = max(npairs, len(ratios))
             verdicts.append(verdict(ratios, metric))
-            cells.append(f"{short} {spread(ratios)}" + (" loss" if verdicts[-1] == "loss" else ""))
+            cells.append(f"{short} {spread(ratios, 2)}" + (" loss" if verdicts[-1] == "loss" else ""))
     res.append({"target": "fastpath_others", "label": "fast path, every other metric: ferry / ferry-nofastpath",
                 "peer": "ferry-nofastpath", "metric": ",".join(m for m, _, _, _ in FASTPATH_OTHERS), "mtu": 65520,
                 "pinned": False, "want": "no spread wholly on the bad side of 1.0", "ratios": [], "pairs": npairs,
@@ -330,7 +330,7 @@ def combine(dirs):
             for _, by_rep, _ in runs:
                 ratios += paired("ferry", "ferry-nofastpath", metric, mtu, "false", by_rep)
             v = verdict(ratios, metric)
-            cells.append(f"{spread(ratios)} ({len(ratios)})" + (f" {v}" if v else "") if ratios else "n/a")
+            cells.append(f"{spread(ratios, 2)} ({len(ratios)})" + (f" {v}" if v else "") if ratios else "n/a")
         lines.append(f"| {slabel} | " + " | ".join(cells) + " |")
     print("\n".join(lines))
     return 0

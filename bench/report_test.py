@@ -78,7 +78,7 @@ class TargetsTest(unittest.TestCase):
         self.assertEqual(t["fastpath_ack_100_downloads"]["verdict"], "not met")
         self.assertEqual(t["fastpath_ack_attach_tap"]["verdict"], "n/a")
         self.assertEqual(t["fastpath_others"]["verdict"], "n/a")
-        self.assertIn("| RR mean, pinned, ferry / pasta | <= 0.75 | 3 | 0.74 [0.70..0.76] | not met |", md)
+        self.assertIn("| RR mean, pinned, ferry / pasta | <= 0.75 | 3 | 0.740 [0.700..0.760] | not met |", md)
 
     def test_missing_peer_is_na_and_combine_needs_every_run(self):
         good = raw_lines([28.0, 28.0, 28.0], [6600, 6600, 6600], [11.0, 11.0, 11.0],
