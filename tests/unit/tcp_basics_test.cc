@@ -164,6 +164,15 @@ TEST(Rto, Rfc6298) {
   EXPECT_EQ(s.rto(), RtoEstimator::kMinNs);
   for (int i = 0; i < 20; i++) s.back_off();
   EXPECT_EQ(s.rto(), RtoEstimator::kMaxNs);
+  // The tests' knob: a raised minimum holds for samples and the initial RTO,
+  // and never exceeds the maximum.
+  RtoEstimator t;
+  t.set_min(30'000'000'000);
+  EXPECT_EQ(t.rto(), 30'000'000'000u);
+  t.sample(20'000);
+  EXPECT_EQ(t.rto(), 30'000'000'000u);
+  t.set_min(100'000'000'000);
+  EXPECT_EQ(t.rto(), RtoEstimator::kMaxNs);
 }
 
 TEST(TimerHeap, OrderMoveCancel) {

@@ -338,6 +338,7 @@ uint32_t TcpTranslator::claim_slot(const ferry_conn_key& key, const InetAddr& gu
   uint32_t gen = c.gen + 1;
   c = TcpConn{};
   c.gen = gen;
+  c.rto.set_min(timeouts_.min_rto_ns);
   c.guest_addr = guest;
   c.peer_addr = peer;
   c.guest_port = gport;

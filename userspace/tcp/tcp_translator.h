@@ -124,6 +124,9 @@ class TcpTranslator : public IoHandler, public TimerClient {
     uint64_t half_closed_idle_ns = 60'000'000'000;
     unsigned syn_retries = 5;
     unsigned max_retries = 10;
+    // Minimum retransmission timeout of new connections (rto.h); tests
+    // whose subject is not a timer raise it so that a stall cannot fire one.
+    uint64_t min_rto_ns = RtoEstimator::kMinNs;
   };
   Timeouts& timeouts() { return timeouts_; }
   // The congestion window new connections start with, in bytes (0: RFC
