@@ -1454,6 +1454,9 @@ TEST_F(TcpTest, OffloadSendsSuperSegmentsWithPartialChecksums) {
       ParsedFrame f = parse_frame(b, ChecksumPolicy::l3_only);
       ASSERT_TRUE(f.ok()) << to_string(f.status);
       if (f.tcp.payload_len == 0) continue;
+      // This guest ACKs up to 10 ms late: a tail-loss probe may resend the
+      // last segment (a PTO is 2 SRTT, at least 10 ms).
+      if (tcpseq::le(f.tcp.seq + f.tcp.payload_len, iss + 1 + static_cast<uint32_t>(got.size()))) continue;
       ASSERT_EQ(f.tcp.seq, iss + 1 + got.size());
       got.append(reinterpret_cast<const char*>(b.data() + f.tcp.payload_offset), f.tcp.payload_len);
       EXPECT_EQ(off.csum_start, kEthHeaderLen + kIpv4HeaderLen);
@@ -1558,8 +1561,10 @@ class TcpCongestionTest : public TcpTest {
   }
 
   // The host writes `total` bytes; the link delivers at most per_tick data
-  // frames of each round trip to the guest, which ACKs each one.
-  LossyRun Transfer(uint16_t sport, size_t total, size_t per_tick, int max_rounds) {
+  // frames of each round trip to the guest, which ACKs each one; a frame
+  // for which drop(offset from the first byte, length) is true is lost too.
+  LossyRun Transfer(uint16_t sport, size_t total, size_t per_tick, int max_rounds,
+                    const std::function<bool(uint32_t, uint32_t)>& drop = nullptr) {
     LossyRun run;
     Listener l;
     uint32_t iss = Handshake(sport, l.port, 1);
@@ -1578,6 +1583,7 @@ class TcpCongestionTest : public TcpTest {
       std::vector<Bytes> frames;
       frames.swap(link.sent);
       size_t got = 0;
+      const uint64_t dropped_before = run.dropped;
       uint64_t bytes = 0;
       std::vector<std::pair<uint32_t, uint32_t>> delivered;
       for (const Bytes& b : frames) {
@@ -1585,14 +1591,16 @@ class TcpCongestionTest : public TcpTest {
         if (!f.ok() || f.tcp.payload_len == 0) continue;
         bytes += f.tcp.payload_len;
         if (std::getenv("TRACE"))
-          std::fprintf(stderr, "r%d %s %u+%u\n", run.rounds, got < per_tick ? "ok" : "DROP",
+          std::fprintf(stderr, "r%d %s %u+%u\n", run.rounds, got < per_tick ? "ok" : "DROP?",
                        f.tcp.seq - iss - 1, f.tcp.payload_len);
-        if (got++ < per_tick)
+        if (drop && drop(f.tcp.seq - iss - 1, f.tcp.payload_len))
+          run.dropped++;
+        else if (got++ < per_tick)
           delivered.push_back({f.tcp.seq, f.tcp.payload_len});
         else
           run.dropped++;
       }
-      if (got == 0) continue;
+      if (got == 0 && run.dropped == dropped_before) continue;
       if (run.rounds++ == 0) run.first_flight = bytes;
       for (auto [sq, len] : delivered) {
         auto blocks = guest.receive(sq, len);
@@ -1642,7 +1650,8 @@ TEST_F(TcpCongestionTest, AfterAnRtoOneMssThenSlowStart) {
   ASSERT_GE(h, 0);
   std::string data(300000, 'y');
   ASSERT_EQ(send(h, data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
-  // The first flight: the initial window, lost entirely.
+  // The first flight: the initial window and, a PTO later, one loss probe
+  // (one new MSS beyond cwnd, RFC 8985 7.3), lost entirely.
   uint64_t first = 0;
   const uint64_t t0 = now_ns();
   while (now_ns() - t0 < 100'000'000ull) {
@@ -1650,7 +1659,8 @@ TEST_F(TcpCongestionTest, AfterAnRtoOneMssThenSlowStart) {
     first += TakeDataBytes();
   }
   EXPECT_GT(first, 0u);
-  EXPECT_LE(first, 14600u) << "the initial window (RFC 6928), not the guest's 8 MiB";
+  EXPECT_LE(first, 14600u + 1460u) << "the initial window (RFC 6928) and a probe, not the guest's 8 MiB";
+  EXPECT_LE(tcp->counters().tlp_probes, 1u);
   // The RTO: one segment of at most an MSS, nothing else.
   ParsedFrame r;
   ASSERT_TRUE(WaitFor(&r, [](const ParsedFrame& f) { return f.tcp.payload_len > 0; }, 3000));
@@ -1686,6 +1696,72 @@ TEST_F(TcpCongestionTest, LostSuperSegmentsAreResentWhole) {
   // A burst whose tail is dropped with nothing behind it to SACK waits
   // for the RTO (no tail-loss probe yet); once, not a chain.
   EXPECT_LE(tcp->counters().rto_expired, 2u);
+}
+
+// Issue 19, tail loss: the tap drops the last frames of a transfer, and
+// nothing is sent behind them, so no SACK or duplicate ACK tells ferry.
+// Before the tail-loss probe (RFC 8985 7) only the RTO repaired it (200 ms
+// at least, and cwnd down to one MSS: measured on the old code, 1 RTO).
+// The probe, 2 SRTT after the last ACK, resends the last segment; the
+// guest SACKs it, the holes below it are lost (RFC 8985 6, a FIFO link),
+// and recovery resends them: no RTO.
+TEST_F(TcpCongestionTest, TailDropIsRepairedByTheLossProbeNotTheRto) {
+  Make();
+  const uint32_t total = 200000;
+  uint32_t sent_end = 0;  // above it, a frame's bytes are sent for the first time
+  LossyRun run = Transfer(40203, total, 1000, 2000, [&](uint32_t off, uint32_t len) {
+    const bool first = off >= sent_end;
+    sent_end = std::max(sent_end, off + len);
+    return first && off + len > total - 3 * 1460;  // the first transmission of the last three MSS
+  });
+  std::fprintf(stderr, "%d round trips, %llu frames dropped, %llu RTOs, %llu probes\n", run.rounds,
+               static_cast<unsigned long long>(run.dropped),
+               static_cast<unsigned long long>(tcp->counters().rto_expired),
+               static_cast<unsigned long long>(tcp->counters().tlp_probes));
+  ASSERT_TRUE(run.done) << "after " << run.rounds << " round trips";
+  EXPECT_GE(run.dropped, 3u);
+  EXPECT_EQ(tcp->counters().rto_expired, 0u) << "the tail waited for the RTO";
+  EXPECT_GE(tcp->counters().tlp_probes, 1u);  // more only if the loaded host delayed an ACK a PTO
+  EXPECT_GE(tcp->counters().tlp_recoveries, 1u);
+}
+
+// The same with only the very last segment lost: the probe resends it and
+// the guest's ACK covers it (no SACK at all). The probe repaired a loss,
+// so the congestion window is cut once (RFC 8985 7.4.2), still no RTO.
+TEST_F(TcpCongestionTest, LastSegmentLostIsResentByTheProbe) {
+  Make();
+  const uint32_t total = 100000;
+  bool once = false;
+  LossyRun run = Transfer(40204, total, 1000, 2000, [&](uint32_t off, uint32_t len) {
+    if (off + len != total || once) return false;
+    once = true;
+    return true;
+  });
+  ASSERT_TRUE(run.done) << "after " << run.rounds << " round trips";
+  EXPECT_EQ(run.dropped, 1u);
+  EXPECT_EQ(tcp->counters().rto_expired, 0u) << "the last segment waited for the RTO";
+  EXPECT_GE(tcp->counters().tlp_probes, 1u);  // more only if the loaded host delayed an ACK a PTO
+  EXPECT_GE(tcp->counters().tlp_recoveries, 1u);
+}
+
+// A whole flight lost while the host still has data: the second flight of
+// slow start ([10, 30) MSS: the initial window's ten ACKs release twenty)
+// never arrives, so no ACK comes back. The probe sends one new segment
+// beyond cwnd (RFC 8985 7.3), the guest SACKs it, and the flight is resent
+// by SACK recovery, not after the RTO.
+TEST_F(TcpCongestionTest, LostFlightIsProbedWithNewData) {
+  Make();
+  const uint32_t total = 400000;
+  uint32_t sent_end = 0;
+  LossyRun run = Transfer(40205, total, 1000, 2000, [&](uint32_t off, uint32_t len) {
+    const bool first = off >= sent_end;
+    sent_end = std::max(sent_end, off + len);
+    return first && off + len > 10 * 1460 && off < 30 * 1460;
+  });
+  ASSERT_TRUE(run.done) << "after " << run.rounds << " round trips";
+  EXPECT_GE(run.dropped, 20u);
+  EXPECT_EQ(tcp->counters().rto_expired, 0u) << "the lost flight waited for the RTO";
+  EXPECT_GE(tcp->counters().tlp_probes, 1u);  // more only if the loaded host delayed an ACK a PTO
 }
 
 }  // namespace

@@ -41,6 +41,10 @@ inline constexpr uint8_t kFinAcked = 1 << 4;  // ... and the guest ACKed it
 inline constexpr uint8_t kReadable = 1 << 5;  // host socket may have unpeeked data
 inline constexpr uint8_t kWscale = 1 << 6;    // window scaling negotiated
 inline constexpr uint8_t kSack = 1 << 7;      // SACK-permitted both ways
+// TcpConn::tlp: the tail-loss probe outstanding (tcp_timers.cc).
+inline constexpr uint8_t kTlpNone = 0;
+inline constexpr uint8_t kTlpNewData = 1;     // the probe was one new segment
+inline constexpr uint8_t kTlpRetransmit = 2;  // ... the last segment again
 }  // namespace tcpconn
 
 // Per-connection state (a free slot: state free, the rest zero but gen).
@@ -72,6 +76,9 @@ struct TcpConn {
   uint8_t retries;
   bool in_recovery;
   bool rto_recovery;  // the recovery began with a retransmission timeout
+  uint8_t tlp;        // tcpconn::kTlp*: a tail-loss probe's episode lasts until
+  uint32_t tlp_seq;   // ... everything up to tlp_end is ACKed; the probe's
+  uint32_t tlp_end;   // first byte, and snd_max behind it
   bool rtt_active;
   uint32_t rtt_seq;
   uint64_t rtt_start;
@@ -94,6 +101,7 @@ struct TcpConn {
   uint64_t rtx_at;      // retransmission / persist / handshake timer, 0 = off
   uint64_t state_at;    // connect or idle timeout, 0 = off
   uint64_t ack_at;      // delayed ACK of guest data, 0 = off
+  uint64_t probe_at;    // tail-loss probe (RFC 8985 7), 0 = off
   uint64_t last_activity;
   uint32_t rcv_acked;   // the ACK number of the last segment we sent the guest
   bool ack_pending;     // queued for the batch-end ACK

@@ -147,12 +147,24 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
   uint32_t wnd = static_cast<uint32_t>(raw_window) << c.snd_shift;
   uint64_t now = now_ns();
   const bool sack = opts != nullptr && opts->has_sack_blocks;
+  bool probe_loss = false, probe_dsack = false;
   if (sack) {
     const uint32_t una = seq::max(ack, c.snd_una);
     for (uint8_t i = 0; i < opts->sack_count && i < 4; i++)
       c.sacks.add(opts->sack[i][0], opts->sack[i][1], una, c.snd_max);
     // In recovery, holes below a newly SACKed byte are lost too.
     if (c.in_recovery) c.lost_end = seq::max(c.lost_end, c.sacks.high(una));
+    if (c.tlp != kTlpNone) {
+      // The guest holds bytes at or above the loss probe: what lies below
+      // it unSACKed went a PTO earlier on a FIFO link, lost (tcp_timers.cc).
+      probe_loss = seq::gt(c.sacks.high(una), c.tlp_seq);
+      // A D-SACK (RFC 2883: the first block below the ACK, or inside the
+      // second) of the probe's bytes: the probe was a duplicate.
+      const uint32_t s0 = opts->sack[0][0], e0 = opts->sack[0][1];
+      const bool dsack = seq::le(e0, ack) || (opts->sack_count > 1 && seq::ge(s0, opts->sack[1][0]) &&
+                                              seq::le(e0, opts->sack[1][1]));
+      probe_dsack = dsack && seq::lt(s0, c.tlp_end) && seq::gt(e0, c.tlp_seq);
+    }
   }
   if (seq::gt(ack, c.snd_una)) {
     const uint32_t flight = c.snd_max - c.snd_una;
@@ -203,7 +215,9 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
     } else {
       c.cc.on_ack(newly, flight);
     }
+    if (c.tlp != kTlpNone && seq::ge(ack, c.tlp_end)) probe_answered(c, flight, probe_dsack);
     c.rtx_at = (c.snd_una == c.snd_max) ? 0 : now + c.rto.rto();
+    c.probe_at = probe_deadline(c, now);
     update_timer(slot);
   } else if (ack == c.snd_una && pure_ack && c.snd_max != c.snd_una && (wnd == c.snd_wnd || sack)) {
     if (c.dupacks < 255) c.dupacks++;
@@ -211,8 +225,11 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
   // Loss (RFC 6675 5): three duplicates, or more than two MSS SACKed above
   // snd_una (a tap does not reorder; one SACKed super-segment is enough).
   if (!c.in_recovery && c.snd_una != c.snd_max &&
-      (c.dupacks >= 3 || c.sacks.sacked_bytes() > 2u * c.mss)) {
-    counters_.fast_retransmits++;
+      (c.dupacks >= 3 || c.sacks.sacked_bytes() > 2u * c.mss || probe_loss)) {
+    if (probe_loss)
+      counters_.tlp_recoveries++;
+    else
+      counters_.fast_retransmits++;
     start_recovery(slot, false, false);  // synced below
   }
   if (seq::lt(c.snd_wl1, sq) || (c.snd_wl1 == sq && seq::le(c.snd_wl2, ack))) {

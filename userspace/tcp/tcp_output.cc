@@ -43,6 +43,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <utility>
 
 #include "tcp/tcp_internal.h"
 #include "tcp/tcp_translator.h"
@@ -69,7 +70,7 @@ void TcpTranslator::send_data(uint32_t slot) {
     if (!(c.flags & (kReadable | kHostEof))) return;
     uint32_t wnd_end = c.snd_una + c.snd_wnd;
     uint32_t avail = seq::gt(wnd_end, c.snd_nxt) ? wnd_end - c.snd_nxt : 0;
-    const uint32_t cw_room = congestion_room(c);
+    const uint32_t cw_room = congestion_room(c) + std::exchange(probe_room_, 0);  // a loss probe's segment
     if (avail > 0 && cw_room < std::min<uint32_t>(avail, c.mss)) {
       // The congestion window, not the guest's, is the limit: bytes are in
       // flight (cwnd >= 1 MSS), so their ACK or the RTO moves us on; with
@@ -182,10 +183,10 @@ void TcpTranslator::send_data(uint32_t slot) {
       c.rtt_seq = c.snd_nxt;
       c.rtt_start = now;
     }
-    if (c.rtx_at == 0 || c.snd_una == c.snd_nxt - static_cast<uint32_t>(r) - (fin_too ? 1 : 0)) {
+    if (c.rtx_at == 0 || c.snd_una == c.snd_nxt - static_cast<uint32_t>(r) - (fin_too ? 1 : 0))
       c.rtx_at = now + c.rto.rto();
-      update_timer(slot);
-    }
+    if (!retrans) c.probe_at = probe_deadline(c, now);  // new data: the tail-loss probe moves on
+    update_timer(slot);
     if (fin_too) {
       c.flags &= static_cast<uint8_t>(~kReadable);
       return;
@@ -346,6 +347,8 @@ void TcpTranslator::start_recovery(uint32_t slot, bool rto, bool retire_first) {
     c.lost_end = seq::max(c.sacks.high(c.snd_una), c.snd_una + send_unit(c));
   }
   counters_.cwnd_reductions++;
+  c.tlp = kTlpNone;  // a loss probe's episode ends in recovery
+  c.probe_at = 0;
   c.in_recovery = true;
   c.rto_recovery = rto;
   c.recover = c.snd_max;

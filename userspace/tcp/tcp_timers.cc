@@ -3,7 +3,7 @@
 //
 // Theory of operation
 // -------------------
-// A connection has three deadlines; the heap holds the earliest
+// A connection has four deadlines; the heap holds the earliest
 // (update_timer), and on_timer() runs every connection whose deadline
 // passed:
 //   rtx_at:   SYN / SYN-ACK retransmission (with back-off), data or FIN
@@ -17,10 +17,36 @@
 //   ack_at:   delayed ACK of a small guest request or FIN (1 ms; see
 //             ack_later()), cancelled by any segment that carries the ACK;
 //             one that expires turns delaying off for the flow
+//   probe_at: tail-loss probe (RFC 8985 7), see below
+//
+// Tail-loss probe: a burst whose tail the guest's link dropped, with
+// nothing sent behind it, brings no SACK and no duplicate ACK, so only
+// the RTO (200 ms at least, and cwnd down to one MSS) would repair it.
+// Outside recovery, with SACK and bytes in flight, every new-data send and
+// every ACK that moves snd_una sets probe_at = now + PTO (probe_deadline:
+// 2 SRTT, at least kMinProbeNs, + kWorstDelayedAckNs for a single segment
+// in flight, never after rtx_at). When it expires (loss_probe) one new
+// segment goes out if the guest's window has room, beyond cwnd, or else
+// the last segment again; the RTO restarts from the probe. One probe per
+// episode (tlp, tlp_seq, tlp_end): the guest's answer decides, in
+// process_ack() (tcp_input.cc):
+//   * a SACK at or above the probe: every byte below it not SACKed was
+//     sent at least a PTO earlier on a FIFO link and is lost (RFC 8985 6's
+//     time rule, with no reordering): loss recovery starts
+//     (tlp_recoveries);
+//   * the ACK of tlp_end: a resent probe that the guest did not report as
+//     a duplicate (D-SACK) repaired the loss itself: cwnd is cut as in a
+//     fast recovery (RFC 8985 7.4.2; tlp_recoveries); new data, or a
+//     duplicate, end the episode without a cut.
+// Recovery or the RTO end the episode too. With the BPF fast path the
+// expiring probe timer folds what BPF absorbed first (fast_progress): if
+// those ACKs moved snd_una, the probe is re-armed instead of sent.
 // Retries are bounded (SYN: 5, data: 10), then both sides are reset, so
 // memory is bounded under any guest behaviour. With the BPF fast path an
 // expiring retransmission timer first folds what BPF absorbed
 // (fast_progress): those ACKs may have answered it.
+#include <algorithm>
+
 #include "tcp/tcp_internal.h"
 #include "tcp/tcp_translator.h"
 
@@ -54,6 +80,7 @@ void TcpTranslator::on_timer(uint64_t now) {
       if (c.rtx_at && c.rtx_at <= now) c.rtx_at = 0;
       if (c.state_at && c.state_at <= now) c.state_at = 0;
       if (c.ack_at && c.ack_at <= now) c.ack_at = 0;
+      if (c.probe_at && c.probe_at <= now) c.probe_at = 0;
       update_timer(slot);
     }
   }
@@ -66,6 +93,7 @@ void TcpTranslator::update_timer(uint32_t slot) {
   if (c.rtx_at) d = c.rtx_at;
   if (c.state_at && c.state_at < d) d = c.state_at;
   if (c.ack_at && c.ack_at < d) d = c.ack_at;
+  if (c.probe_at && c.probe_at < d) d = c.probe_at;
   timers_.set(slot, d);
 }
 
@@ -93,6 +121,15 @@ void TcpTranslator::handle_timer(uint32_t slot, uint64_t now) {
       counters_.timeouts++;
       return reset_both(slot, "idle-timeout");
     }
+  }
+  if (c.probe_at && c.probe_at <= now) {
+    c.probe_at = 0;
+    if (fast_ && c.state == TcpState::established) {
+      fast_progress(slot);  // absorbed ACKs first: they re-arm the probe if they moved snd_una
+      if (c.state == TcpState::free) return;
+    }
+    if (c.probe_at == 0) loss_probe(slot, now);
+    if (c.state == TcpState::free) return;
   }
   if (fast_ && c.rtx_at && c.rtx_at <= now && c.state == TcpState::established) {
     // absorbed ACKs may have answered this timer; counted: a wake-up that
@@ -141,6 +178,7 @@ void TcpTranslator::rtx_timer(uint32_t slot, uint64_t now) {
           return;
         }
         counters_.rto_expired++;
+        c.tlp = kTlpNone;  // the probe's episode ends with it
         c.rto.back_off();
         c.dupacks = 0;
         start_recovery(slot, true, true);  // cwnd: one MSS, then slow start
@@ -159,6 +197,69 @@ void TcpTranslator::rtx_timer(uint32_t slot, uint64_t now) {
     default:
       break;
   }
+}
+
+// RFC 8985 7.2: PTO = 2 SRTT (at least kMinProbeNs), + the guest's
+// worst-case delayed ACK with one segment in flight, capped by the RTO;
+// only outside recovery, with SACK, a sample, bytes in flight, and no
+// probe of this episode out yet.
+uint64_t TcpTranslator::probe_deadline(const TcpConn& c, uint64_t now) const {
+  if (c.state != TcpState::established || !(c.flags & kSack) || c.in_recovery ||
+      c.tlp != kTlpNone || c.snd_una == c.snd_max || !c.rto.has_sample())
+    return 0;
+  uint64_t pto = std::max<uint64_t>(2 * c.rto.srtt(), kMinProbeNs);
+  if (c.snd_max - c.snd_una <= c.mss) pto += kWorstDelayedAckNs;
+  const uint64_t at = now + pto;
+  return c.rtx_at != 0 && c.rtx_at < at ? c.rtx_at : at;
+}
+
+// RFC 8985 7.3: the probe timer expired with no ACK for a PTO. One new
+// segment (beyond cwnd) when the host has data and the guest's window
+// room, else the last segment (or our FIN) again; the RTO restarts.
+void TcpTranslator::loss_probe(uint32_t slot, uint64_t now) {
+  TcpConn& c = conns_[slot];
+  if (c.state != TcpState::established || c.in_recovery || c.tlp != kTlpNone ||
+      c.snd_una == c.snd_max)
+    return;
+  counters_.tlp_probes++;
+  const uint32_t before = c.snd_max;
+  if ((c.flags & kReadable) && !(c.flags & kFinSent) &&
+      seq::ge(c.snd_una + c.snd_wnd, c.snd_nxt + c.mss)) {
+    probe_room_ = c.mss;
+    send_data(slot);
+    probe_room_ = 0;
+    if (c.state != TcpState::established) return;
+  }
+  if (c.snd_max != before) {
+    c.tlp = kTlpNewData;
+    c.tlp_seq = before;
+  } else {
+    const uint32_t data_end = (c.flags & kFinSent) ? c.fin_seq : c.snd_max;
+    const uint32_t len = std::min<uint32_t>(c.mss, data_end - c.snd_una);
+    c.tlp = kTlpRetransmit;
+    c.tlp_seq = data_end - len;
+    if (len > 0) {
+      retransmit_range(slot, c.tlp_seq, len);  // a FIN behind it goes along
+    } else {  // only our FIN is outstanding
+      counters_.retransmits++;
+      emit_control(slot, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, window_to_advertise(slot));
+    }
+  }
+  c.tlp_end = c.snd_max;
+  c.probe_at = 0;  // one per episode (send_data() may have armed it)
+  c.rtx_at = now + c.rto.rto();
+}
+
+// RFC 8985 7.4.2 (as Linux's tcp_process_tlp_ack, deciding at the ACK of
+// tlp_end): a resent probe that the guest did not report as a duplicate
+// repaired a loss: cwnd is cut once, as for a fast recovery.
+void TcpTranslator::probe_answered(TcpConn& c, uint32_t flight, bool dsack) {
+  if (c.tlp == kTlpRetransmit && !dsack && !c.in_recovery) {
+    counters_.tlp_recoveries++;
+    counters_.cwnd_reductions++;
+    c.cc.enter_recovery(flight);
+  }
+  c.tlp = kTlpNone;
 }
 
 }  // namespace ferry

@@ -265,6 +265,13 @@ class TcpTranslator : public IoHandler, public TimerClient {
   // ---- timers (tcp_timers.cc)
   void handle_timer(uint32_t slot, uint64_t now);
   void rtx_timer(uint32_t slot, uint64_t now);
+  // The tail-loss probe's deadline for the flow as it is now (0: none).
+  uint64_t probe_deadline(const TcpConn& c, uint64_t now) const;
+  // The probe timer expired: one new segment or the last one again.
+  void loss_probe(uint32_t slot, uint64_t now);
+  // Everything up to the probe is ACKed: its episode ends (dsack: the
+  // guest reported the probe a duplicate); flight: before this ACK.
+  void probe_answered(TcpConn& c, uint32_t flight, bool dsack);
   void update_timer(uint32_t slot);
 
   // ---- BPF fast path glue (tcp_fastpath.cc)
@@ -288,6 +295,7 @@ class TcpTranslator : public IoHandler, public TimerClient {
   uint8_t our_shift_ = 7;
   uint32_t max_window_ = 0;
   uint32_t initial_window_ = 0;  // 0: RFC 6928's (set_initial_window)
+  uint32_t probe_room_ = 0;  // bytes a loss probe may send beyond cwnd (once)
 
   // Frames toward the guest: a fixed pool, one batch of MSS-sized segments.
   std::vector<uint8_t> frame_pool_;
