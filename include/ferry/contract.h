@@ -30,6 +30,21 @@
 /* Limits. The BPF maps are sized from these at load time. */
 #define FERRY_MAX_CONNS_DEFAULT 131072u
 #define FERRY_MAX_CONNS_LIMIT 262144u
+/*
+ * Flows on the fast path at once: conn_hash's and conn_state's entries are
+ * min(--max-conns, this). Only bulk flows are published (userspace's rule),
+ * so this is far more than a guest moves at once; a flow beyond it stays on
+ * the userspace path. conn_state is a preallocated, mmapped array (88 bytes
+ * a slot): sized from --max-conns (131072) it was 11 MiB of every
+ * instance's memory, most of it never used; at 4096 it is 352 KiB.
+ */
+#define FERRY_FASTPATH_SLOTS_MAX 4096u
+
+/* conn_hash's and conn_state's entries for a given --max-conns. */
+static inline __u32 ferry_fastpath_slots(__u32 max_conns)
+{
+	return max_conns < FERRY_FASTPATH_SLOTS_MAX ? max_conns : FERRY_FASTPATH_SLOTS_MAX;
+}
 
 /*
  * Per-CPU counters. X(field) lists them once; C++ iterates the same list to

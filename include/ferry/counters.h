@@ -170,6 +170,7 @@
 	X(published, internal)                                                 \
 	X(retired, internal)                                                   \
 	X(publish_failed, internal)                                            \
+	X(no_slot, internal)       /* publish found every map slot taken */    \
 	X(event_wakeups, internal) /* ring-buffer readiness handled */         \
 	X(events, internal)        /* records consumed */                      \
 	X(window_open, internal)                                               \

@@ -31,6 +31,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string>
@@ -62,7 +63,7 @@ class BridgeTest : public ::testing::Test {
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
     bpf_ = std::make_unique<BpfAttachment>();
-    if (Status st = bpf_->load(1024); !st.ok()) GTEST_SKIP() << "BPF unavailable: " << st.message();
+    if (Status st = bpf_->load(BpfConns()); !st.ok()) GTEST_SKIP() << "BPF unavailable: " << st.message();
     link_.cfg_.max_conns = 1024;
     link_.cfg_.mtu = 1500;
     tcp_ = std::make_unique<TcpTranslator>(loop_, link_);
@@ -88,6 +89,9 @@ class BridgeTest : public ::testing::Test {
     tcp_.reset();
   }
 
+  // --max-conns as the classifier's loader sees it (sizes its maps).
+  virtual uint32_t BpfConns() const { return 1024; }
+
   // One guest segment: through the classifier, then (if passed) the translator.
   // Returns true when the classifier absorbed it.
   bool Guest(uint32_t seq, uint32_t ack, uint8_t flags, uint16_t window = 65535,
@@ -99,7 +103,7 @@ class BridgeTest : public ::testing::Test {
       tcp_opts.has_wscale = true;
       tcp_opts.wscale = 7;
     }
-    Bytes buf = testing::tcp_frame({.ip = testing::guest_to_gateway(false, kGuestMac), .sport = kSport,
+    Bytes buf = testing::tcp_frame({.ip = testing::guest_to_gateway(false, kGuestMac), .sport = sport_,
                                     .dport = port_, .seq = seq, .ack = ack, .flags = flags, .window = window,
                                     .payload = payload, .fill = 0x42, .opts = tcp_opts});
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = buf.data(),
@@ -160,7 +164,7 @@ class BridgeTest : public ::testing::Test {
     EXPECT_FALSE(Guest(gseq_, iss_ + 1, tcpflag::kAck, raw_window));  // nothing published yet
     host_ = accept4(lfd_, nullptr, nullptr, SOCK_CLOEXEC);
     ASSERT_GE(host_, 0);
-    slot_ = tcp_->find(TcpTranslator::make_key(*InetAddr::parse("198.18.0.2"), kSport,
+    slot_ = tcp_->find(TcpTranslator::make_key(*InetAddr::parse("198.18.0.2"), sport_,
                                                *InetAddr::parse("198.18.0.1"), port_));
     ASSERT_NE(slot_, kNoSlot);
     EXPECT_FALSE(bridge_->published(slot_));
@@ -170,7 +174,7 @@ class BridgeTest : public ::testing::Test {
     ASSERT_EQ(send(host_, d.data(), d.size(), 0), static_cast<ssize_t>(n));
   }
   const TcpConn& Conn() { return *tcp_->conn(slot_); }
-  ferry_conn_slot* Slot() { return const_cast<ConnMap&>(bridge_->conn_map()).slot(slot_); }
+  ferry_conn_slot* Slot() { return const_cast<ConnMap&>(bridge_->conn_map()).slot(bridge_->map_slot(slot_)); }
 
   EventLoop loop_;
   FakeLink link_;
@@ -178,7 +182,7 @@ class BridgeTest : public ::testing::Test {
   std::unique_ptr<TcpTranslator> tcp_;
   std::unique_ptr<FastPathBridge> bridge_;
   int lfd_ = -1, host_ = -1;
-  uint16_t port_ = 0;
+  uint16_t port_ = 0, sport_ = kSport;
   uint32_t gseq_ = 9001, iss_ = 0, slot_ = kNoSlot;
 };
 
@@ -543,6 +547,83 @@ TEST_F(InvariantTest, AbsorbedAcksAloneEmptyASocketThatRanDry) {
   EXPECT_EQ(absorbed_, acks_);
   EXPECT_GE(bridge_->counters().window_open, 4u);  // a quarter at a time, then the rest
   ExpectNoTimerActed();
+}
+
+}  // namespace
+}  // namespace ferry
+
+namespace ferry {
+namespace {
+
+// The fast path's maps are sized min(--max-conns, FERRY_FASTPATH_SLOTS_MAX),
+// not from --max-conns alone (conn_state was 11 MiB at the default).
+TEST(FastPathMaps, SizedFromMaxConnsUpToTheSlotLimit) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  for (uint32_t max_conns : {100u, FERRY_MAX_CONNS_DEFAULT}) {
+    BpfAttachment bpf;
+    if (Status st = bpf.load(max_conns); !st.ok()) GTEST_SKIP() << "BPF unavailable: " << st.message();
+    for (const char* name : {"conn_hash", "conn_state"}) {
+      bpf_map_info info{};
+      uint32_t len = sizeof(info);
+      ASSERT_EQ(bpf_obj_get_info_by_fd(bpf.map_fd(name), &info, &len), 0) << name;
+      EXPECT_EQ(info.max_entries, std::min(max_conns, FERRY_FASTPATH_SLOTS_MAX)) << name;
+    }
+  }
+}
+
+// One map slot for a translator of 1024: a flow in translator slot 1 is
+// published in map slot 0; a second bulk flow finds no map slot, stays on
+// the userspace path (its ACKs pass), and takes the slot once the first
+// flow has left the table.
+class OneMapSlotBridgeTest : public BridgeTest {
+ protected:
+  uint32_t BpfConns() const override { return 1; }
+};
+
+TEST_F(OneMapSlotBridgeTest, MapSlotsAreTakenByPublishedFlowsOnly) {
+  sport_ = kSport + 1;  // an idle flow in translator slot 0: never published
+  Establish(65535);
+  const uint32_t idle_slot = slot_;
+  const int idle_host = host_;
+  sport_ = kSport;
+  Establish(65535);
+  ASSERT_NE(slot_, idle_slot);
+  const uint32_t bulk_slot = slot_, bulk_iss = iss_;
+  const int bulk_host = host_;
+  HostSend(120000);
+  DataFor(50);
+  ASSERT_TRUE(bridge_->published(bulk_slot)) << "a flow beyond the map's size was left off the fast path";
+  EXPECT_EQ(bridge_->map_slot(bulk_slot), 0u);
+  EXPECT_FALSE(bridge_->published(idle_slot));
+  EXPECT_TRUE(Guest(gseq_, bulk_iss + 1 + 20000, tcpflag::kAck));
+  EXPECT_EQ(Slot()->ack_from_guest, bulk_iss + 1 + 20000);
+
+  sport_ = kSport + 2;  // a second bulk flow: no map slot left
+  Establish(65535);
+  const uint32_t late_slot = slot_, late_iss = iss_;
+  HostSend(120000);
+  DataFor(50);
+  EXPECT_FALSE(bridge_->published(late_slot));
+  EXPECT_GE(bridge_->counters().no_slot, 1u);
+  EXPECT_FALSE(Guest(gseq_, late_iss + 1 + 20000, tcpflag::kAck));  // to userspace
+  EXPECT_EQ(Conn().snd_una, late_iss + 1 + 20000);
+
+  // the first bulk flow goes (the guest resets it): its map slot is free
+  sport_ = kSport;
+  EXPECT_FALSE(Guest(gseq_, 0, tcpflag::kRst));
+  ASSERT_EQ(tcp_->conn(bulk_slot), nullptr);
+  EXPECT_FALSE(bridge_->published(bulk_slot));
+  sport_ = kSport + 2;
+  slot_ = late_slot;
+  HostSend(120000);
+  EXPECT_FALSE(Guest(gseq_, late_iss + 1 + 120000, tcpflag::kAck));  // acks it all: the next send publishes
+  DataFor(50);
+  ASSERT_TRUE(bridge_->published(late_slot)) << bridge_->counters_line();
+  EXPECT_EQ(bridge_->map_slot(late_slot), 0u);
+  EXPECT_TRUE(Guest(gseq_, late_iss + 1 + 140000, tcpflag::kAck));
+  EXPECT_EQ(Slot()->ack_from_guest, late_iss + 1 + 140000);
+  close(idle_host);
+  close(bulk_host);
 }
 
 }  // namespace

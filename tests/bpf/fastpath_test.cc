@@ -482,9 +482,23 @@ TEST_F(FastPathTest, Ipv6Flow) {
   EXPECT_EQ(conns_.ack_from_guest(kSlot), 2000u);
 }
 
+// Publishes flow i (source port 1000 + i) in slot i % the map's size,
+// retiring the flow that held that slot before: the ring holds more records
+// (about 6550) than the maps have slots (FERRY_FASTPATH_SLOTS_MAX), so
+// filling it takes each slot's generations one after another.
+static uint32_t publish_reusing(ConnMap& conns, uint32_t i, const ConnSlotInit& init) {
+  auto key = [](uint32_t j) {
+    return make_conn_key(ip4().src, static_cast<uint16_t>(1000 + j), ip4().dst, 80);
+  };
+  const uint32_t slot = i % conns.capacity();
+  if (i >= conns.capacity()) conns.retire(slot, key(i - conns.capacity()));
+  EXPECT_TRUE(conns.publish(slot, key(i), init).ok());
+  return slot;
+}
+
 TEST_F(FastPathTest, RingFullPassesAndChangesNothing) {
-  // FIN_ACKED events from many slots, not consumed, until the ring is full
-  // (256 KiB / 40-byte records: about 6550)
+  // FIN_ACKED events from many slot generations, not consumed, until the
+  // ring is full (256 KiB / 40-byte records: about 6550)
   const uint32_t n = 7000;
   auto frame_for = [](uint32_t i) {
     return testing::tcp_frame(
@@ -496,17 +510,17 @@ TEST_F(FastPathTest, RingFullPassesAndChangesNothing) {
     EXPECT_EQ(bpf_prog_test_run_opts(bpf_->prog_fd(), &opts), 0);
     return static_cast<int>(opts.retval);
   };
-  uint32_t first_refused = n;
+  uint32_t first_refused = n, refused_slot = 0;
   for (uint32_t i = 0; i < n; i++) {
-    ferry_conn_key k = make_conn_key(ip4().src, static_cast<uint16_t>(1000 + i), ip4().dst, 80);
     ConnSlotInit init;
     init.snd_una = 1;
     init.snd_nxt = 10;
-    ASSERT_TRUE(conns_.publish(i, k, init).ok());
-    conns_.set_fin_pending(i, true);
+    const uint32_t slot = publish_reusing(conns_, i, init);
+    conns_.set_fin_pending(slot, true);
     int rv = run_raw(frame_for(i));
     if (rv == kTcActOk) {
       first_refused = i;
+      refused_slot = slot;
       break;
     }
     ASSERT_EQ(rv, kTcActAbsorbed);
@@ -518,16 +532,16 @@ TEST_F(FastPathTest, RingFullPassesAndChangesNothing) {
   EXPECT_EQ(st.events_posted, first_refused);
   EXPECT_EQ(st.passed_to_userspace, 1u);
   // the refused ACK changed nothing in its slot
-  EXPECT_EQ(conns_.ack_from_guest(first_refused), 1u);
-  EXPECT_EQ(conns_.acks_absorbed(first_refused), 0u);
-  EXPECT_EQ(conns_.slot(first_refused)->fin_gen_done, 0u);
+  EXPECT_EQ(conns_.ack_from_guest(refused_slot), 1u);
+  EXPECT_EQ(conns_.acks_absorbed(refused_slot), 0u);
+  EXPECT_EQ(conns_.slot(refused_slot)->fin_gen_done, 0u);
   // once drained, the same ACK is absorbed and wakes us
   EXPECT_EQ(events_.consume(), static_cast<int>(first_refused));
   seen_.clear();
   EXPECT_EQ(run_raw(frame_for(first_refused)), kTcActAbsorbed);
   EXPECT_EQ(events_.consume(), 1);
   ASSERT_EQ(seen_.size(), 1u);
-  EXPECT_EQ(seen_[0].slot, first_refused);
+  EXPECT_EQ(seen_[0].slot, refused_slot);
 }
 
 // A due WINDOW_OPEN that finds the ring full: the ACK is absorbed (the
@@ -535,7 +549,7 @@ TEST_F(FastPathTest, RingFullPassesAndChangesNothing) {
 // the next absorbed ACK posts once the ring has room.
 TEST_F(FastPathTest, RingFullKeepsTheWakeUpArmed) {
   const uint32_t n = 7000;
-  constexpr uint32_t kArmed = 7500;
+  constexpr uint32_t kArmedFlow = 7500;  // source port 1000 + it
   auto frame_for = [](uint32_t i, uint32_t ack) {
     TcpSegment s;
     s.ip = ip4();
@@ -555,28 +569,32 @@ TEST_F(FastPathTest, RingFullKeepsTheWakeUpArmed) {
     return static_cast<int>(opts.retval);
   };
   bool full = false;
-  for (uint32_t i = 0; i < n && !full; i++) {
+  uint32_t i = 0;
+  for (; i < n && !full; i++) {
     ConnSlotInit init;
     init.snd_una = 1;
     init.snd_nxt = 10;
-    ASSERT_TRUE(conns_.publish(i, make_conn_key(ip4().src, static_cast<uint16_t>(1000 + i), ip4().dst, 80), init).ok());
-    conns_.set_fin_pending(i, true);
+    const uint32_t slot = publish_reusing(conns_, i, init);
+    conns_.set_fin_pending(slot, true);
     full = run_raw(frame_for(i, 10)) == kTcActOk;
   }
   ASSERT_TRUE(full) << "the ring never filled";
+  // the armed flow takes the next slot (whose last flow's events are in the ring)
+  const uint32_t kArmed = i % conns_.capacity();
+  conns_.retire(kArmed, make_conn_key(ip4().src, static_cast<uint16_t>(1000 + i - conns_.capacity()), ip4().dst, 80));
   ConnSlotInit init;
   init.snd_una = 1;
   init.snd_nxt = 100;
-  ASSERT_TRUE(conns_.publish(kArmed, make_conn_key(ip4().src, static_cast<uint16_t>(1000 + kArmed), ip4().dst, 80), init).ok());
+  ASSERT_TRUE(conns_.publish(kArmed, make_conn_key(ip4().src, static_cast<uint16_t>(1000 + kArmedFlow), ip4().dst, 80), init).ok());
   EXPECT_FALSE(conns_.arm_wake(kArmed, FERRY_WAKE_ROOM_NONE, 50, 1));
   const uint64_t dropped = stats().events_dropped;
-  EXPECT_EQ(run_raw(frame_for(kArmed, 60)), kTcActAbsorbed);
+  EXPECT_EQ(run_raw(frame_for(kArmedFlow, 60)), kTcActAbsorbed);
   EXPECT_EQ(stats().events_dropped, dropped + 1);
   EXPECT_EQ(conns_.ack_from_guest(kArmed), 60u);
   EXPECT_NE(conns_.slot(kArmed)->stall_epoch, conns_.slot(kArmed)->stall_epoch_done);
   events_.consume();
   seen_.clear();
-  EXPECT_EQ(run_raw(frame_for(kArmed, 70)), kTcActAbsorbed);
+  EXPECT_EQ(run_raw(frame_for(kArmedFlow, 70)), kTcActAbsorbed);
   EXPECT_EQ(events_.consume(), 1);
   ASSERT_EQ(seen_.size(), 1u);
   EXPECT_EQ(seen_[0].slot, kArmed);

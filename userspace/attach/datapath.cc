@@ -168,7 +168,7 @@ Result<std::unique_ptr<Datapath>> Datapath::create(const DatapathOptions& o) {
   skel->rodata->dev_ifindex = static_cast<uint32_t>(dp->dev_.ifindex);
   // the fast-path maps (bpf/fastpath.h), as the classifier sizes them; one
   // entry each without the fast path (the program still references them)
-  const uint32_t fp_conns = o.fastpath ? o.max_conns : 1u;
+  const uint32_t fp_conns = o.fastpath ? ferry_fastpath_slots(o.max_conns) : 1u;
   bpf_map__set_max_entries(skel->maps.conn_hash, fp_conns);
   bpf_map__set_max_entries(skel->maps.conn_state, fp_conns);
   bpf_program__set_autoload(o.hook == Hook::xdp ? skel->progs.ferry_attach_dev_tc : skel->progs.ferry_attach_dev_xdp,

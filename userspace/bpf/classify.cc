@@ -236,10 +236,11 @@ Status BpfAttachment::load(uint32_t max_conns) {
   int err = 0;
   for (bpf_map* m = bpf_object__next_map(skel->obj, nullptr); m != nullptr;
        m = bpf_object__next_map(skel->obj, m)) {
-    // connection-sized maps follow the configured connection count
+    // the fast path's maps: one slot per flow on it, at most as many as
+    // there may be connections (the contract's FERRY_FASTPATH_SLOTS_MAX)
     const char* name = bpf_map__name(m);
     if (std::strcmp(name, "conn_hash") == 0 || std::strcmp(name, "conn_state") == 0)
-      err = bpf_map__set_max_entries(m, max_conns);
+      err = bpf_map__set_max_entries(m, ferry_fastpath_slots(max_conns));
     if (err != 0) break;
   }
   if (err == 0) err = ferry_classify__load(skel);

@@ -56,12 +56,17 @@ Status FastPathBridge::open(const BpfAttachment& bpf) {
 Status FastPathBridge::open(const FastPathMapFds& fds) {
   if (Status st = map_.open(fds); !st.ok()) return st;
   if (Status st = events_.open(fds, [this](const ferry_event& ev) { on_event(ev); }); !st.ok()) return st;
-  // untouched pages stay zero and cost no memory (as the translator's table)
-  void* p = mmap(nullptr, sizeof(Flow) * map_.capacity(), PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  // one Flow per translator slot; untouched pages stay zero and cost no
+  // memory (as the translator's table)
+  const uint32_t nflows = tcp_.table().capacity();
+  void* p = mmap(nullptr, sizeof(Flow) * nflows, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return Status::failure("fast path: no memory for the flow table", ENOMEM);
   flows_ = static_cast<Flow*>(p);
-  nflows_ = map_.capacity();
+  nflows_ = nflows;
+  // map slots, lowest first (popped from the back)
+  free_map_slots_.resize(map_.capacity());
+  for (uint32_t i = 0; i < map_.capacity(); i++) free_map_slots_[i] = map_.capacity() - 1 - i;
+  owner_.assign(map_.capacity(), 0);
   events_fd_ = events_.epoll_fd();
   if (events_fd_ < 0 || !loop_.add(events_fd_, EPOLLIN, loop_.register_handler(this), 0)) {
     events_fd_ = -1;
@@ -79,12 +84,13 @@ Status FastPathBridge::open(const FastPathMapFds& fds) {
 bool FastPathBridge::progress(uint32_t slot, uint32_t* ack, uint32_t* window, uint64_t* ack_ns) {
   if (slot >= nflows_ || !(flows_[slot].bits & (kPublished | kDrain))) return false;
   Flow& f = flows_[slot];
-  auto n = static_cast<uint32_t>(map_.acks_absorbed(slot));
+  const uint32_t m = f.map_slot;
+  auto n = static_cast<uint32_t>(map_.acks_absorbed(m));
   if (n == f.absorbed_seen) return false;
   f.absorbed_seen = n;
-  *ack = map_.ack_from_guest(slot);
-  *window = map_.guest_window(slot);
-  *ack_ns = map_.rtt_ack_ns(slot);
+  *ack = map_.ack_from_guest(m);
+  *window = map_.guest_window(m);
+  *ack_ns = map_.rtt_ack_ns(m);
   counters_.folds++;
   return true;
 }
@@ -104,13 +110,13 @@ void FastPathBridge::sync(uint32_t slot, const TcpConn& c, uint32_t snd_max) {
     return;
   }
   if (snd_max != f.snd_nxt) {
-    map_.set_snd_nxt(slot, snd_max);  // before FIN_PENDING: FIN_ACKED compares with it
+    map_.set_snd_nxt(f.map_slot, snd_max);  // before FIN_PENDING: FIN_ACKED compares with it
     f.snd_nxt = snd_max;
   }
-  map_.set_rcv_nxt(slot, c.rcv_nxt);
-  map_.set_rtt_seq(slot, rtt_seq_for(c, snd_max));
+  map_.set_rcv_nxt(f.map_slot, c.rcv_nxt);
+  map_.set_rtt_seq(f.map_slot, rtt_seq_for(c, snd_max));
   if ((c.flags & tcpconn::kFinSent) && !(f.bits & kFin)) {
-    map_.set_fin_pending(slot, true);
+    map_.set_fin_pending(f.map_slot, true);
     f.bits |= kFin;
   }
 }
@@ -144,10 +150,10 @@ bool FastPathBridge::stall(uint32_t slot, const TcpConn& c) {
   bool due;
   if (guest_room >= static_cast<int32_t>(c.mss)) {
     counters_.cwnd_stalls++;
-    due = map_.arm_wake(slot, FERRY_WAKE_ROOM_NONE, flight_share_acked(c, snd_nxt), c.snd_una);
+    due = map_.arm_wake(flows_[slot].map_slot, FERRY_WAKE_ROOM_NONE, flight_share_acked(c, snd_nxt), c.snd_una);
   } else {
     counters_.stalls++;
-    due = map_.arm_wake(slot, wake_room_for(c, opts_.wake_divisor), snd_nxt, c.snd_una);
+    due = map_.arm_wake(flows_[slot].map_slot, wake_room_for(c, opts_.wake_divisor), snd_nxt, c.snd_una);
   }
   if (due) counters_.stall_open++;
   return due;
@@ -164,7 +170,7 @@ bool FastPathBridge::drained(uint32_t slot, const TcpConn& c) {
   uint32_t wake_ack = snd_nxt;
   if (snd_nxt - c.snd_una >= kPartialWakeMinBytes) wake_ack = flight_share_acked(c, snd_nxt);
   counters_.drained++;
-  return map_.arm_wake(slot, FERRY_WAKE_ROOM_NONE, wake_ack, c.snd_una);
+  return map_.arm_wake(flows_[slot].map_slot, FERRY_WAKE_ROOM_NONE, wake_ack, c.snd_una);
 }
 
 // The sequence at which 1/wake_divisor of the flight (at least an MSS, at
@@ -177,19 +183,49 @@ uint32_t FastPathBridge::flight_share_acked(const TcpConn& c, uint32_t snd_nxt) 
 
 // A flow entered the translator's table: nothing published yet.
 void FastPathBridge::on_flow_added(uint32_t slot, const ferry_conn_key&, const TcpConn&) {
-  if (slot < nflows_ && !(flows_[slot].bits & kPublished)) flows_[slot].bits = 0;
+  if (slot < nflows_ && !(flows_[slot].bits & kPublished)) {
+    release_map_slot(slot);
+    flows_[slot].bits = 0;
+  }
 }
 
 // A flow left the table (close, reset, timeout): off the fast path.
 void FastPathBridge::on_flow_removed(uint32_t slot, const ferry_conn_key& key) {
   if (slot >= nflows_) return;
   if (flows_[slot].bits & kPublished) retire(slot, key);
+  release_map_slot(slot);
   flows_[slot].bits = 0;
+}
+
+// Gives the flow a conn_state index of its own, unless it has one; false
+// when every index is taken.
+bool FastPathBridge::take_map_slot(uint32_t slot) {
+  Flow& f = flows_[slot];
+  if (f.bits & kHasSlot) return true;
+  if (free_map_slots_.empty()) return false;
+  f.map_slot = free_map_slots_.back();
+  free_map_slots_.pop_back();
+  owner_[f.map_slot] = slot;
+  f.bits |= kHasSlot;
+  return true;
+}
+
+// Returns the flow's conn_state index (the flow left the table: nothing of
+// it is read any more).
+void FastPathBridge::release_map_slot(uint32_t slot) {
+  Flow& f = flows_[slot];
+  if (!(f.bits & kHasSlot)) return;
+  free_map_slots_.push_back(f.map_slot);
+  f.bits &= static_cast<uint8_t>(~kHasSlot);
 }
 
 // Publishes a flow seeded from the translator's state (one bpf() call).
 void FastPathBridge::publish(uint32_t slot, const TcpConn& c, uint32_t snd_max) {
   Flow& f = flows_[slot];
+  if (!take_map_slot(slot)) {
+    counters_.no_slot++;  // stays on the userspace path; the next sync tries again
+    return;
+  }
   ConnSlotInit init;
   init.snd_una = c.snd_una;
   init.snd_nxt = snd_max;
@@ -201,7 +237,7 @@ void FastPathBridge::publish(uint32_t slot, const TcpConn& c, uint32_t snd_max) 
   init.mss = c.mss;
   init.rtt_seq = rtt_seq_for(c, snd_max);
   uint32_t gen = 0;
-  if (!map_.publish(slot, tcp_.table().key(slot), init, &gen).ok()) {
+  if (!map_.publish(f.map_slot, tcp_.table().key(slot), init, &gen).ok()) {
     f.bits |= kFailed;
     counters_.publish_failed++;
     return;
@@ -210,20 +246,20 @@ void FastPathBridge::publish(uint32_t slot, const TcpConn& c, uint32_t snd_max) 
   f.gen = gen;
   f.snd_nxt = snd_max;
   f.absorbed_seen = 0;
-  f.bits = kPublished;
+  f.bits = kPublished | kHasSlot;
   if (c.flags & tcpconn::kFinSent) {
-    map_.set_fin_pending(slot, true);
+    map_.set_fin_pending(f.map_slot, true);
     f.bits |= kFin;
   }
 }
 
 // Takes a flow off the fast path (one bpf() call).
 void FastPathBridge::retire(uint32_t slot, const ferry_conn_key& key) {
-  map_.retire(slot, key);
+  map_.retire(flows_[slot].map_slot, key);
   counters_.retired++;
   // BPF may have absorbed one more ACK on another CPU while we retired: the
   // slot keeps it (until published again) and progress() still reads it.
-  flows_[slot].bits = static_cast<uint8_t>((flows_[slot].bits & kFailed) | kDrain);
+  flows_[slot].bits = static_cast<uint8_t>((flows_[slot].bits & (kFailed | kHasSlot)) | kDrain);
 }
 
 // The event ring is readable: drain it.
@@ -235,23 +271,24 @@ void FastPathBridge::on_io(uint64_t, uint32_t) {
 // One record: act for the flow's current generation only.
 void FastPathBridge::on_event(const ferry_event& ev) {
   counters_.events++;
-  if (ev.slot >= nflows_ || !(flows_[ev.slot].bits & kPublished) ||
-      flows_[ev.slot].gen != ev.gen) {
+  const uint32_t slot = ev.slot < owner_.size() ? owner_[ev.slot] : nflows_;
+  if (slot >= nflows_ || !(flows_[slot].bits & kPublished) || flows_[slot].map_slot != ev.slot ||
+      flows_[slot].gen != ev.gen) {
     counters_.stale_events++;
     return;
   }
   switch (ev.kind) {
     case FERRY_EV_WINDOW_OPEN:
       counters_.window_open++;
-      tcp_.fast_progress(ev.slot);
+      tcp_.fast_progress(slot);
       break;
     case FERRY_EV_FAST_RETRANSMIT:
       counters_.fast_retransmit++;
-      tcp_.fast_progress(ev.slot, true, ev.ack);
+      tcp_.fast_progress(slot, true, ev.ack);
       break;
     case FERRY_EV_FIN_ACKED:
       counters_.fin_acked++;
-      tcp_.fast_progress(ev.slot);
+      tcp_.fast_progress(slot);
       break;
     default:
       counters_.stale_events++;

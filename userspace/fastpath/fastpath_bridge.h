@@ -32,6 +32,15 @@
 // recovery. publish/retire are the only syscalls; everything else is a load
 // or store into the mmap'd slot.
 //
+// Map slots: conn_state has fewer entries than the translator's table
+// (FERRY_FASTPATH_SLOTS_MAX: only bulk flows are published, and a
+// preallocated array sized for every possible connection was 11 MiB). A flow
+// takes a map slot from a free list when it is first published and keeps it
+// until it leaves the table (a retired flow's slot may still hold an ACK BPF
+// absorbed meanwhile, which progress() reads); events name the map slot and
+// owner_ maps it back. With every map slot taken, a flow stays on the
+// userspace path (counted as no_slot) and tries again at its next sync.
+//
 // Wake-ups: no timer of its own. What BPF absorbed is folded at the
 // translator's next natural wake-up (a guest segment, a host socket event,
 // a timer); the ring buffer wakes it only when it must act (the contract's
@@ -69,6 +78,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "bpf/fastpath_maps.h"
 #include "common/status.h"
@@ -126,6 +136,8 @@ class FastPathBridge final : public TcpFastPath,
   bool published(uint32_t slot) const {
     return slot < nflows_ && (flows_[slot].bits & kPublished) != 0;
   }
+  // The conn_state index of the translator's slot (valid while published).
+  uint32_t map_slot(uint32_t slot) const { return slot < nflows_ ? flows_[slot].map_slot : 0; }
   const ConnMap& conn_map() const { return map_; }
 
  private:
@@ -145,12 +157,17 @@ class FastPathBridge final : public TcpFastPath,
   static constexpr uint8_t kFin = 1 << 1;     // FIN_PENDING set in the slot
   static constexpr uint8_t kFailed = 1 << 2;  // publish failed: do not retry
   static constexpr uint8_t kDrain = 1 << 3;   // retired: an ACK BPF absorbed while we retired is still read
+  static constexpr uint8_t kHasSlot = 1 << 4; // map_slot is this flow's until it leaves the table
   struct Flow {  // all-zero is "not published" (the table is mmap'd, zero pages)
     uint32_t absorbed_seen;  // the slot's acks_absorbed (low bits) at the last fold
     uint32_t gen;
     uint32_t snd_nxt;        // last value stored in the slot
+    uint32_t map_slot;       // conn_state index, with kHasSlot
     uint8_t bits;
   };
+
+  bool take_map_slot(uint32_t slot);
+  void release_map_slot(uint32_t slot);
 
   void publish(uint32_t slot, const TcpConn& c, uint32_t snd_max);
   void retire(uint32_t slot, const ferry_conn_key& key);
@@ -164,6 +181,8 @@ class FastPathBridge final : public TcpFastPath,
   int events_fd_ = -1;
   Flow* flows_ = nullptr;    // indexed by the translator's slot; nflows_ entries
   uint32_t nflows_ = 0;
+  std::vector<uint32_t> free_map_slots_;  // conn_state indexes no flow holds
+  std::vector<uint32_t> owner_;           // conn_state index -> translator slot
   Counters counters_;
 };
 
