@@ -79,16 +79,21 @@ rootless_ferry() {
   wait "$TIMEOUT_PID" || RC=$?
 }
 
-# Servers: HTTP and UDP echo on RH's loopback, HTTP on the peer (60 s).
-"${RHN[@]}" timeout 60 /usr/bin/python3 -m http.server 18081 --bind 127.0.0.1 --directory "$RL/www" \
+# Servers: HTTP and UDP echo on RH's loopback, HTTP on the peer, DNS. The
+# exit trap ends them; their bound only stops a leak. It must outlast every
+# step that uses them: the nested run fetches from the peer's server ~30 s
+# in on an idle machine, and with a 60 s bound a loaded one failed it
+# ("nested: HTTP from the peer through both ferries").
+SERVE_SECS=600
+"${RHN[@]}" timeout "$SERVE_SECS" /usr/bin/python3 -m http.server 18081 --bind 127.0.0.1 --directory "$RL/www" \
   >"$E2E_TMP/http.log" 2>&1 &
 e2e_on_exit "e2e_kill_pid $!"
-"${RPN[@]}" timeout 60 /usr/bin/python3 -m http.server 18082 --bind "$PEER4" --directory "$RL/www" \
+"${RPN[@]}" timeout "$SERVE_SECS" /usr/bin/python3 -m http.server 18082 --bind "$PEER4" --directory "$RL/www" \
   >"$E2E_TMP/peer-http.log" 2>&1 &
 e2e_on_exit "e2e_kill_pid $!"
-"${RHN[@]}" timeout 60 socat -T 10 UDP4-RECVFROM:18083,bind=127.0.0.1,fork EXEC:cat >/dev/null 2>&1 &
+"${RHN[@]}" timeout "$SERVE_SECS" socat -T 10 UDP4-RECVFROM:18083,bind=127.0.0.1,fork EXEC:cat >/dev/null 2>&1 &
 e2e_on_exit "e2e_kill_pid $!"
-"${RHN[@]}" timeout 90 dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --user=root \
+"${RHN[@]}" timeout "$SERVE_SECS" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --user=root \
   --listen-address=127.0.0.53 --bind-interfaces --pid-file="$E2E_TMP/dnsmasq.pid" \
   --address=/svc.ferry.test/198.18.7.7 2>"$E2E_TMP/dnsmasq.err" &
 e2e_on_exit "e2e_kill_pid $!"
