@@ -58,7 +58,7 @@ struct TcpConn {
   uint8_t flags;  // tcpconn::k*
   int fd;
   uint32_t gen;     // incremented per use of the slot, guards stale epoll events
-  uint32_t armed;   // epoll events currently requested
+  uint32_t armed;   // epoll events currently requested (EPOLLOUT: until an edge spends it, host_event)
 
   // Toward the guest (we send). Sequence numbers past the SYN map 1:1 to
   // bytes in the host socket's receive queue: snd_una is its head.

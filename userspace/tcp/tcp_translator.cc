@@ -305,6 +305,15 @@ void TcpTranslator::host_event(uint32_t slot, uint32_t events) {
   if (events & EPOLLIN) c.flags |= kReadable;
   if ((events & EPOLLOUT) && (c.armed & EPOLLOUT)) {
     c.sndbuf_known = false;  // the peer freed space
+    // The interest is edge-triggered, and TCP raises a write-space edge
+    // only if a poll found the socket full since the last one
+    // (SOCK_NOSPACE); a write that fits, here or for the next guest
+    // segment, can fill it again with no poll, and then no edge ever comes
+    // (the window to the guest stayed closed after the host read
+    // everything). So the interest counts as spent: wanting it again
+    // re-arms it (EPOLL_CTL_MOD), and that poll sets SOCK_NOSPACE or
+    // reports the room at once.
+    c.armed &= ~static_cast<uint32_t>(EPOLLOUT);
     bool drained = flush_stage(slot);
     if (c.state == TcpState::free) return;
     if (drained && !flush_ooo(slot)) return;
