@@ -2,6 +2,7 @@
 // test-libs: ferry_loop
 #include <gtest/gtest.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "loop/event_loop.h"
@@ -27,6 +28,14 @@ struct OneShotTimer : TimerClient {
     deadline = kNever;
   }
 };
+
+// A near deadline must not cost a timer reprogramming per sleep: the loop
+// lets the kernel coalesce it (event_loop.h, "Timer slack").
+TEST(EventLoop, SetsTheProcessTimerSlack) {
+  ASSERT_EQ(prctl(PR_SET_TIMERSLACK, 50'000, 0, 0, 0), 0);  // the kernel's default
+  EventLoop loop;
+  EXPECT_EQ(prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0), static_cast<int>(EventLoop::kTimerSlackNs));
+}
 
 TEST(EventLoop, DispatchesByTagAndId) {
   EventLoop loop;

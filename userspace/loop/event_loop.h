@@ -9,6 +9,18 @@
 // sleeps until the earliest of all and then calls on_timer(now). After each
 // batch the loop calls the batch-end hooks (e.g. to flush frames queued for
 // the tap in one go).
+//
+// Timer slack: the loop sets the process's timer slack (PR_SET_TIMERSLACK)
+// to kTimerSlackNs, so a deadline may be met up to that much late. Why: a
+// sleep with a deadline nearer than the next scheduler tick (the 1 ms
+// delayed ACK of every request/response transaction) makes the kernel
+// program the timer hardware when the sleep starts and again when an event
+// ends it early; in a VM each is a trap to the hypervisor. With the slack
+// the deadline coalesces with the tick and neither happens: measured on a
+// 2-CPU VM (HZ 250, TSC-deadline timer), pinned 1-byte RR, the translator's
+// CPU per transaction fell from 20.1 to 18.2 us. The kernel's own TCP
+// timers have this granularity (jiffies), and every ferry timer tolerates it
+// (the shortest is that delayed ACK; RFC 1122 allows 500 ms).
 #pragma once
 
 #include <cstdint>
@@ -38,7 +50,10 @@ class EventLoop {
  public:
   static constexpr uint64_t kIdBits = 56;
   static constexpr uint64_t kIdMask = (uint64_t{1} << kIdBits) - 1;
+  // How late a deadline may fire (see "Timer slack" above): one tick at HZ 250.
+  static constexpr unsigned long kTimerSlackNs = 4'000'000;
 
+  // Creates the epoll set and sets the process's timer slack (kTimerSlackNs).
   EventLoop();
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
