@@ -369,11 +369,17 @@ TEST_F(TcpTest, DelayedAckExpiresThenAcksAtOnce) {
   link.sent.clear();
   uint64_t t0 = now_ns();
   Send(40032, l.port, 801, iss + 1, tcpflag::kAck | tcpflag::kPsh, "x");
+  const uint64_t t1 = now_ns();
   EXPECT_TRUE(link.sent.empty());
+  // The deadline the ACK got, from the clock read before and after it was
+  // armed: a stall of the test cannot fail either bound (measuring the wall
+  // clock until the ACK did, when a stall passed 200 ms).
+  const int64_t due = static_cast<int64_t>(tcp->next_deadline_ns());
+  EXPECT_GE(due - static_cast<int64_t>(t0), 900'000);
+  EXPECT_LT(due - static_cast<int64_t>(t1), 200'000'000);
   ParsedFrame ack;
-  ASSERT_TRUE(WaitFor(&ack, [](const ParsedFrame& f) { return f.tcp.ack == 802; }, 1000));
+  ASSERT_TRUE(WaitFor(&ack, [](const ParsedFrame& f) { return f.tcp.ack == 802; }));
   EXPECT_GE(now_ns() - t0, 900'000u);
-  EXPECT_LT(now_ns() - t0, 200'000'000u);
   Send(40032, l.port, 802, iss + 1, tcpflag::kAck | tcpflag::kPsh, "y");  // runs the batch end
   ASSERT_EQ(link.sent.size(), 1u);
   ParsedFrame f = parse_frame(link.sent[0], true);
@@ -1216,9 +1222,9 @@ TEST_F(TcpTest, ConnectTimeoutRst) {
     connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
   }
   usleep(100000);
+  const uint64_t t0 = now_ns();  // before the SYN: a stall after it cannot shorten what is measured
   Send(40022, l.port, 500, 0, tcpflag::kSyn, "", 65535, true);
   ParsedFrame rst;
-  uint64_t t0 = now_ns();
   ASSERT_TRUE(WaitFor(&rst, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kRst); }, 3000));
   EXPECT_GE(now_ns() - t0, 250'000'000u);
   EXPECT_EQ(rst.tcp.ack, 501u);
@@ -1231,16 +1237,18 @@ TEST_F(TcpTest, SynAckRetransmittedThenGivesUp) {
   Make();
   tcp->timeouts().syn_retries = 1;
   Listener l;
+  // Times from before the SYN (a stall of the test after a frame left would
+  // shorten an interval measured from when the test saw it): the first
+  // SYN-ACK's retransmission 1 s after it, the RST 2 s after that.
+  const uint64_t t0 = now_ns();
   Send(40023, l.port, 1, 0, tcpflag::kSyn, "", 65535, true);
   ParsedFrame a, b, r;
   ASSERT_TRUE(WaitFor(&a, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn | tcpflag::kAck); }));
-  uint64_t t0 = now_ns();
-  ASSERT_TRUE(WaitFor(&b, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn | tcpflag::kAck); }, 3000));
-  uint64_t t1 = now_ns();
-  EXPECT_GE(t1 - t0, 800'000'000u);  // initial RTO 1 s
+  ASSERT_TRUE(WaitFor(&b, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn | tcpflag::kAck); }, 5000));
+  EXPECT_GE(now_ns() - t0, 800'000'000u);  // initial RTO 1 s
   EXPECT_EQ(a.tcp.seq, b.tcp.seq);
-  ASSERT_TRUE(WaitFor(&r, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kRst); }, 5000));
-  EXPECT_GE(now_ns() - t1, 1'500'000'000u);  // backed off to 2 s
+  ASSERT_TRUE(WaitFor(&r, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kRst); }, 8000));
+  EXPECT_GE(now_ns() - t0, 2'500'000'000u);  // then backed off to 2 s (without: 2 s in all)
   EXPECT_EQ(tcp->connection_count(), 0u);
 }
 
