@@ -434,6 +434,31 @@ TEST_F(TcpTest, AnswerAndFinInOneFrame) {
   EXPECT_EQ(tcp->connection_count(), 0u);
 }
 
+// The CRR shape with a host that half-closes: answer + FIN in one frame,
+// then the guest's FIN ACKs everything in one segment. ferry then closes
+// the socket without shutdown() first (guest_fin): the host must still get
+// an orderly FIN (recv 0), not a reset, and nothing of the answer is lost.
+TEST_F(TcpTest, GuestFinAfterOursAckedEndsWithAFinToTheHost) {
+  Make();
+  Listener l;
+  uint32_t iss = Handshake(40037, l.port, 1300);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  Send(40037, l.port, 1301, iss + 1, tcpflag::kAck | tcpflag::kPsh, "q");
+  char c;
+  ASSERT_EQ(recv(h, &c, 1, 0), 1);
+  ASSERT_EQ(send(h, "a", 1, 0), 1);
+  ASSERT_EQ(shutdown(h, SHUT_WR), 0);
+  ParsedFrame f;
+  ASSERT_TRUE(WaitFor(&f, [](const ParsedFrame& x) { return HasFlag(x, tcpflag::kFin); }, 1000));
+  EXPECT_EQ(f.tcp.seq + f.tcp.payload_len, iss + 2);
+  Send(40037, l.port, 1302, iss + 3, tcpflag::kAck | tcpflag::kFin);
+  EXPECT_EQ(tcp->connection_count(), 0u);
+  char buf[8];
+  EXPECT_EQ(recv(h, buf, sizeof(buf), 0), 0) << "the host saw a reset, not our FIN";
+  close(h);
+}
+
 // A server that speaks first (SSH, SMTP): its banner, sent before the
 // guest has ACKed our SYN-ACK, reaches the guest once it does.
 TEST_F(TcpTest, ServerSpeaksFirst) {

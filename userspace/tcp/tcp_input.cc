@@ -330,14 +330,18 @@ size_t TcpTranslator::write_to_host(uint32_t slot, std::span<const uint8_t> payl
 
 // The guest's FIN, in order: the host socket's write side shuts once
 // nothing is staged; the ACK waits for the host's FIN, which usually
-// follows at once and carries it.
+// follows at once and carries it. When our own FIN is already ACKed (the
+// host closed first, as an HTTP/1.0 server does), this segment ends the
+// connection: maybe_finish() closes the socket before the segment's
+// handling returns, and close() sends the same FIN, so shutdown() would be
+// one syscall per connection for nothing.
 void TcpTranslator::guest_fin(uint32_t slot) {
   TcpConn& c = conns_[slot];
   rx_.ooo_release(c);
   c.rcv_nxt++;
   c.flags |= kGuestFin;
   if (!c.stage) {
-    shutdown(c.fd, SHUT_WR);
+    if (!(c.flags & kFinAcked)) shutdown(c.fd, SHUT_WR);
     c.flags |= kShutWr;
   }
   ack_later(slot);
