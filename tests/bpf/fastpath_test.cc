@@ -544,6 +544,34 @@ TEST_F(FastPathTest, RingFullPassesAndChangesNothing) {
   EXPECT_EQ(seen_[0].slot, refused_slot);
 }
 
+// consume(max) hands over at most max records and leaves the rest for the
+// next call (the bridge acts on a batch per wake-up, so that the loop's
+// other sources get their turn: see FastPathBridge::on_io).
+TEST_F(FastPathTest, ConsumeStopsAtItsLimitAndKeepsTheRest) {
+  const uint32_t n = 100;
+  for (uint32_t i = 0; i < n; i++) {
+    ConnSlotInit init;
+    init.snd_una = 1;
+    init.snd_nxt = 10;
+    const uint32_t slot = publish_reusing(conns_, i, init);
+    conns_.set_fin_pending(slot, true);
+    Frame f = testing::tcp_frame(
+        {.ip = ip4(), .sport = static_cast<uint16_t>(1000 + i), .dport = 80, .seq = 0, .ack = 10, .window = 10});
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f.data(), .data_size_in = static_cast<uint32_t>(f.size()),
+                .repeat = 1);
+    ASSERT_EQ(bpf_prog_test_run_opts(bpf_->prog_fd(), &opts), 0);
+    ASSERT_EQ(static_cast<int>(opts.retval), kTcActAbsorbed);
+  }
+  seen_.clear();
+  EXPECT_EQ(events_.consume(32), 32);
+  EXPECT_EQ(seen_.size(), 32u);
+  EXPECT_EQ(events_.consume(32), 32);
+  EXPECT_EQ(events_.consume(), 36);
+  ASSERT_EQ(seen_.size(), 100u);
+  for (uint32_t i = 0; i < n; i++) EXPECT_EQ(seen_[i].slot, i) << "in posting order, none lost or repeated";
+  EXPECT_EQ(events_.consume(32), 0);
+}
+
 // A due WINDOW_OPEN that finds the ring full: the ACK is absorbed (the
 // slot already holds it), the drop is counted, the epoch stays armed, and
 // the next absorbed ACK posts once the ring has room.

@@ -218,13 +218,15 @@ int FastPathEvents::trampoline(void* ctx, void* data, size_t size) {
   std::memcpy(&ev, data, sizeof(ev));
   self->count_++;
   if (self->handler_) self->handler_(ev);
-  return 0;
+  // a negative return stops libbpf's loop after this record (consumed)
+  return self->limit_ > 0 && self->count_ >= self->limit_ ? -EAGAIN : 0;
 }
 
-int FastPathEvents::consume() {
+int FastPathEvents::consume(int max_records) {
   if (rb_ == nullptr) return 0;
   count_ = 0;
-  ring_buffer__consume(rb_);
+  limit_ = max_records;
+  ring_buffer__consume(rb_);  // -EAGAIN when it stopped at the limit
   return count_;
 }
 

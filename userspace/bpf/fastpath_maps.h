@@ -148,8 +148,11 @@ class FastPathEvents : public IoHandler {
   Status open(const FastPathMapFds& fds, Handler handler);
   // The fd to register for EPOLLIN (the loop's add(fd, EPOLLIN, tag, 0)).
   int epoll_fd() const;
-  // Drains every pending record into the handler; returns how many.
-  int consume();
+  // Hands pending records to the handler, at most max_records of them (0:
+  // every one, including any the handler's own work makes BPF post
+  // meanwhile); returns how many. The rest stay in the ring, which stays
+  // readable (level-triggered), for the next call.
+  int consume(int max_records = 0);
   // IoHandler: the ring buffer became readable.
   void on_io(uint64_t id, uint32_t events) override;
 
@@ -159,6 +162,7 @@ class FastPathEvents : public IoHandler {
   ring_buffer* rb_ = nullptr;
   Handler handler_;
   int count_ = 0;
+  int limit_ = 0;  // consume()'s max_records
 };
 
 }  // namespace ferry

@@ -149,6 +149,13 @@ class FastPathBridge final : public TcpFastPath,
   // it is ACKed (its host socket's queue is worth freeing early), a smaller
   // one once all of it is.
   static constexpr uint32_t kPartialWakeMinBytes = 64 * 1024;
+
+ public:
+  // Ring records acted on per wake-up of the loop (on_io): the loop's other
+  // sources get their turn between batches (see on_io).
+  static constexpr int kEventsPerWakeup = 64;
+
+ private:
   static bool may_absorb(const TcpConn& c);
   static uint32_t rtt_seq_for(const TcpConn& c, uint32_t snd_max);
   uint32_t flight_share_acked(const TcpConn& c, uint32_t snd_nxt) const;
