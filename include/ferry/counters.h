@@ -62,6 +62,7 @@
 	X(cwnd_limited, internal)      /* send_data() stopped by the congestion window */ \
 	X(tlp_probes, published)       /* tail-loss probes sent (RFC 8985 7): no ACK for 2 SRTT */ \
 	X(tlp_recoveries, published)   /* ... whose answer revealed a loss, repaired without an RTO */ \
+	X(lost_retransmits, published) /* recovery: resent bytes lost again (data sent after them SACKed), resent again without an RTO */ \
 	X(zero_window_probes, published)                                        \
 	X(partial_writes, internal)    /* host socket took less than offered */ \
 	X(staged_bytes, internal)      /* bytes that went through staging */   \

@@ -1797,5 +1797,24 @@ TEST_F(TcpCongestionTest, LostFlightIsProbedWithNewData) {
   EXPECT_GE(tcp->counters().tlp_probes, 1u);  // more only if the loaded host delayed an ACK a PTO
 }
 
+// A retransmission lost in turn (RFC 8985 6): the segment at 50 MSS is
+// dropped twice, its first transmission and its fast retransmission, while
+// new data follows. The guest SACKs that new data, sent after the
+// retransmission on a FIFO link, so the retransmission is lost too and is
+// resent at once; on the old code only the RTO resent it (1 RTO).
+TEST_F(TcpCongestionTest, LostRetransmissionIsResentWithoutTheRto) {
+  Make();
+  const uint32_t total = 400000, lost = 50 * 1460;
+  int sent = 0;
+  LossyRun run = Transfer(40206, total, 1000, 2000, [&](uint32_t off, uint32_t len) {
+    if (off > lost || off + len <= lost) return false;
+    return ++sent <= 2;  // the first transmission and the first retransmission
+  });
+  ASSERT_TRUE(run.done) << "after " << run.rounds << " round trips";
+  EXPECT_EQ(run.dropped, 2u);
+  EXPECT_EQ(tcp->counters().rto_expired, 0u) << "the lost retransmission waited for the RTO";
+  EXPECT_GE(tcp->counters().lost_retransmits, 1u);
+}
+
 }  // namespace
 }  // namespace ferry

@@ -165,6 +165,17 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
                                               seq::le(e0, opts->sack[1][1]));
       probe_dsack = dsack && seq::lt(s0, c.tlp_end) && seq::gt(e0, c.tlp_seq);
     }
+    // RFC 8985 6 for retransmissions, on a FIFO link: the guest SACKed a
+    // byte first sent after our last retransmission (at or above the
+    // fence), so the resent bytes below rtx_nxt it still lacks are lost
+    // again: repair() resends them now, not after the RTO.
+    uint32_t hole = 0;
+    if (c.in_recovery && c.rtx_fenced && seq::gt(c.sacks.high(una), c.rtx_fence) &&
+        c.sacks.next_hole(una, seq::max(c.rtx_nxt, una), &hole) > 0) {
+      counters_.lost_retransmits++;
+      c.rtx_nxt = una;
+      c.rtx_fenced = false;
+    }
   }
   if (seq::gt(ack, c.snd_una)) {
     const uint32_t flight = c.snd_max - c.snd_una;

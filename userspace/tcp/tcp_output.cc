@@ -36,7 +36,11 @@
 // partial ACK marks the next), or after an RTO everything not SACKed
 // (starting from a loss window of one MSS). Each frame is a whole send
 // unit (an MSS, or a super-segment with offloads), never one MSS per
-// round trip. An ACK of `recover` ends it (process_ack).
+// round trip. An ACK of `recover` ends it (process_ack). A retransmission
+// lost in turn (RFC 8985 6): each one records snd_max as rtx_fence; once
+// the guest SACKs a byte above it (sent later, and the link is a FIFO),
+// the resent bytes it still lacks are lost again and repair() starts over
+// from snd_una, instead of waiting for the RTO (process_ack).
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -308,6 +312,8 @@ void TcpTranslator::repair(uint32_t slot) {
       counters_.retransmits++;
       emit_control(slot, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, window_to_advertise(slot));
       c.rtx_nxt = c.fin_seq + 1;
+      c.rtx_fence = c.snd_max;  // what the guest SACKs above it left after this
+      c.rtx_fenced = true;
       continue;
     }
     len = std::min({len, room, data_end - start});
@@ -317,6 +323,8 @@ void TcpTranslator::repair(uint32_t slot) {
       return;
     }
     c.rtx_nxt = start + sent;
+    c.rtx_fence = c.snd_max;  // what the guest SACKs above it left after this
+    c.rtx_fenced = true;
     // The FIN went with the data's last bytes.
     if ((c.flags & kFinSent) && c.rtx_nxt == c.fin_seq) c.rtx_nxt++;
   }
@@ -353,6 +361,7 @@ void TcpTranslator::start_recovery(uint32_t slot, bool rto, bool retire_first) {
   c.rto_recovery = rto;
   c.recover = c.snd_max;
   c.rtx_nxt = c.snd_una;
+  c.rtx_fenced = false;
   if (retire_first) sync_fast_path(slot, c.snd_max);
   repair(slot);
 }
