@@ -206,7 +206,7 @@ soak_round() {
   timeout 10 "$FERRY" status "$dev" -j >"$dir/final_status.json" 2>&1
   timeout 10 "$FERRY" stats "$dev" >"$dir/final_stats" 2>&1
   e2e_log "$name: the kernel dropped ${dropped:-?} frames on $dev toward the guest;" \
-    "ferry: $(grep -E 'dev_tx_dropped|redirect_failed|tcp_retransmits|rto_expired|fast_retransmits|cwnd_reductions|tlp_probes|tlp_recoveries' "$dir/final_stats" | tr -s ' ' | tr '\n' ' ')"
+    "ferry: $(grep -E 'dev_tx_dropped|redirect_failed|tcp_retransmits|rto_expired|fast_retransmits|cwnd_reductions|tlp_probes|tlp_recoveries|lost_retransmits' "$dir/final_stats" | tr -s ' ' | tr '\n' ' ')"
   SOAK_LAST_DROPS=${dropped:-0}
   _soak_nud_check "$name" "$dir" || rc=1
   for p in "${pids[@]}"; do e2e_kill_pid "$p"; done

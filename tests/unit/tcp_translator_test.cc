@@ -1648,6 +1648,18 @@ class TcpCongestionTest : public TcpTest {
     close(h);
     return run;
   }
+
+  // A drop rule for Transfer(): the first transmission of any frame with
+  // bytes in [from, to) (a frame below the highest byte sent so far is a
+  // retransmission and passes).
+  static std::function<bool(uint32_t, uint32_t)> FirstTransmissionsIn(uint32_t from, uint32_t to) {
+    auto sent_end = std::make_shared<uint32_t>(0);
+    return [=](uint32_t off, uint32_t len) {
+      const bool first = off >= *sent_end;
+      *sent_end = std::max(*sent_end, off + len);
+      return first && off + len > from && off < to;
+    };
+  }
 };
 
 // Issue 19: ferry sent the guest's whole window at once; a link that
@@ -1741,12 +1753,7 @@ TEST_F(TcpCongestionTest, LostSuperSegmentsAreResentWhole) {
 TEST_F(TcpCongestionTest, TailDropIsRepairedByTheLossProbeNotTheRto) {
   Make();
   const uint32_t total = 200000;
-  uint32_t sent_end = 0;  // above it, a frame's bytes are sent for the first time
-  LossyRun run = Transfer(40203, total, 1000, 2000, [&](uint32_t off, uint32_t len) {
-    const bool first = off >= sent_end;
-    sent_end = std::max(sent_end, off + len);
-    return first && off + len > total - 3 * 1460;  // the first transmission of the last three MSS
-  });
+  LossyRun run = Transfer(40203, total, 1000, 2000, FirstTransmissionsIn(total - 3 * 1460, total));
   std::fprintf(stderr, "%d round trips, %llu frames dropped, %llu RTOs, %llu probes\n", run.rounds,
                static_cast<unsigned long long>(run.dropped),
                static_cast<unsigned long long>(tcp->counters().rto_expired),
@@ -1764,12 +1771,7 @@ TEST_F(TcpCongestionTest, TailDropIsRepairedByTheLossProbeNotTheRto) {
 TEST_F(TcpCongestionTest, LastSegmentLostIsResentByTheProbe) {
   Make();
   const uint32_t total = 100000;
-  bool once = false;
-  LossyRun run = Transfer(40204, total, 1000, 2000, [&](uint32_t off, uint32_t len) {
-    if (off + len != total || once) return false;
-    once = true;
-    return true;
-  });
+  LossyRun run = Transfer(40204, total, 1000, 2000, FirstTransmissionsIn(total - 1, total));
   ASSERT_TRUE(run.done) << "after " << run.rounds << " round trips";
   EXPECT_EQ(run.dropped, 1u);
   EXPECT_EQ(tcp->counters().rto_expired, 0u) << "the last segment waited for the RTO";
@@ -1785,12 +1787,7 @@ TEST_F(TcpCongestionTest, LastSegmentLostIsResentByTheProbe) {
 TEST_F(TcpCongestionTest, LostFlightIsProbedWithNewData) {
   Make();
   const uint32_t total = 400000;
-  uint32_t sent_end = 0;
-  LossyRun run = Transfer(40205, total, 1000, 2000, [&](uint32_t off, uint32_t len) {
-    const bool first = off >= sent_end;
-    sent_end = std::max(sent_end, off + len);
-    return first && off + len > 10 * 1460 && off < 30 * 1460;
-  });
+  LossyRun run = Transfer(40205, total, 1000, 2000, FirstTransmissionsIn(10 * 1460, 30 * 1460));
   ASSERT_TRUE(run.done) << "after " << run.rounds << " round trips";
   EXPECT_GE(run.dropped, 20u);
   EXPECT_EQ(tcp->counters().rto_expired, 0u) << "the lost flight waited for the RTO";
