@@ -1813,5 +1813,39 @@ TEST_F(TcpCongestionTest, LostRetransmissionIsResentWithoutTheRto) {
   EXPECT_GE(tcp->counters().lost_retransmits, 1u);
 }
 
+// A tail-loss probe that was not needed: the guest had every segment, only
+// its ACK was late. The probe resends the last segment; the guest reports
+// it as a duplicate (a D-SACK block below its ACK, RFC 2883), so nothing
+// was lost and the congestion window stays (RFC 8985 7.4.2). Without the
+// D-SACK the same ACK means the probe repaired a loss: cwnd is cut once.
+TEST_F(TcpCongestionTest, ProbeReportedAsDuplicateCutsNothing) {
+  Make();
+  for (bool dsack : {true, false}) {
+    Listener l;
+    const uint16_t sport = dsack ? 40207 : 40208;
+    uint32_t iss = Handshake(sport, l.port, 1);
+    int h = l.accept_one();
+    ASSERT_GE(h, 0);
+    const uint64_t probes = tcp->counters().tlp_probes, cuts = tcp->counters().cwnd_reductions,
+                   recoveries = tcp->counters().tlp_recoveries;
+    std::string data(3 * 1460, 'p');
+    ASSERT_EQ(send(h, data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
+    const uint32_t end = iss + 1 + static_cast<uint32_t>(data.size());
+    ParsedFrame probe;  // no ACK from the guest: the last segment again, a PTO later
+    ASSERT_TRUE(WaitFor(&probe, [&](const ParsedFrame& f) {
+      return f.tcp.payload_len > 0 && f.tcp.seq == end - 1460 && tcp->counters().tlp_probes > probes;
+    }));
+    EXPECT_EQ(tcp->counters().rto_expired, 0u) << "the RTO came first";
+    std::vector<std::pair<uint32_t, uint32_t>> blocks;
+    if (dsack) blocks.push_back({end - 1460, end});
+    FeedAck(sport, l.port, 2, end, 65535, blocks);
+    loop.run_once(0);
+    EXPECT_EQ(tcp->counters().tlp_probes, probes + 1);
+    EXPECT_EQ(tcp->counters().tlp_recoveries, recoveries + (dsack ? 0 : 1)) << "D-SACK " << dsack;
+    EXPECT_EQ(tcp->counters().cwnd_reductions, cuts + (dsack ? 0 : 1)) << "D-SACK " << dsack;
+    close(h);
+  }
+}
+
 }  // namespace
 }  // namespace ferry
