@@ -1847,5 +1847,25 @@ TEST_F(TcpCongestionTest, ProbeReportedAsDuplicateCutsNothing) {
   }
 }
 
+// A retransmission lost in turn at the end of a transfer, with no new
+// data behind it: ten segments before the last ten are lost, recovery
+// resends them, and the first of those is lost again. The guest SACKs the
+// other nine, resent after it on a FIFO link, so it is lost and resent at
+// once; on the old code only the RTO resent it (1 RTO; measured in the
+// soak's pcap: a 200 ms gap before a timeout in such a tail).
+TEST_F(TcpCongestionTest, LostRetransmissionInATailIsResentWithoutTheRto) {
+  Make();
+  const uint32_t total = 200000, lo = total - 20 * 1460, hi = total - 10 * 1460;
+  auto first = FirstTransmissionsIn(lo, hi);
+  int resent = 0;
+  LossyRun run = Transfer(40209, total, 1000, 2000, [&](uint32_t off, uint32_t len) {
+    if (first(off, len)) return true;
+    return off <= lo && off + len > lo && ++resent == 1;  // its first retransmission
+  });
+  ASSERT_TRUE(run.done) << "after " << run.rounds << " round trips";
+  EXPECT_EQ(tcp->counters().rto_expired, 0u) << "the lost retransmission waited for the RTO";
+  EXPECT_GE(tcp->counters().lost_retransmits, 1u);
+}
+
 }  // namespace
 }  // namespace ferry

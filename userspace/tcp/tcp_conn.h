@@ -69,8 +69,9 @@ struct TcpConn {
   uint32_t recover;  // loss recovery point: snd_max when it began
   uint32_t rtx_nxt;  // recovery: next byte considered for retransmission
   uint32_t lost_end; // recovery: unSACKed bytes in [rtx_nxt, lost_end) are lost, not yet resent
-  uint32_t rtx_fence;  // recovery: snd_max when the last retransmission left (rtx_fenced)
-  bool rtx_fenced;     // ... a SACK above it: the retransmissions below rtx_nxt not SACKed are lost
+  uint32_t rtx_fence;  // recovery: snd_max when the last retransmission left (rtx_fenced),
+  uint32_t rtx_last;   // ... and its first byte; a SACK above the fence or of that byte:
+  bool rtx_fenced;     // ... the retransmissions below rtx_nxt not SACKed are lost
   uint16_t mss;      // segment size toward the guest
   uint8_t snd_shift;  // guest's window scale
   uint8_t rcv_shift;  // ours

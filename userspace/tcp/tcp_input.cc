@@ -167,10 +167,13 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
     }
     // RFC 8985 6 for retransmissions, on a FIFO link: the guest SACKed a
     // byte first sent after our last retransmission (at or above the
-    // fence), so the resent bytes below rtx_nxt it still lacks are lost
-    // again: repair() resends them now, not after the RTO.
-    uint32_t hole = 0;
-    if (c.in_recovery && c.rtx_fenced && seq::gt(c.sacks.high(una), c.rtx_fence) &&
+    // fence), or that retransmission itself (the last of a pass, which
+    // resends in ascending order: a tail with no new data behind it), so
+    // the resent bytes below rtx_nxt it still lacks are lost again:
+    // repair() resends them now, not after the RTO.
+    uint32_t hole = 0, sacked_end = 0;
+    if (c.in_recovery && c.rtx_fenced &&
+        (seq::gt(c.sacks.high(una), c.rtx_fence) || c.sacks.covers(c.rtx_last, &sacked_end)) &&
         c.sacks.next_hole(una, seq::max(c.rtx_nxt, una), &hole) > 0) {
       counters_.lost_retransmits++;
       c.rtx_nxt = una;

@@ -37,10 +37,11 @@
 // (starting from a loss window of one MSS). Each frame is a whole send
 // unit (an MSS, or a super-segment with offloads), never one MSS per
 // round trip. An ACK of `recover` ends it (process_ack). A retransmission
-// lost in turn (RFC 8985 6): each one records snd_max as rtx_fence; once
-// the guest SACKs a byte above it (sent later, and the link is a FIFO),
-// the resent bytes it still lacks are lost again and repair() starts over
-// from snd_una, instead of waiting for the RTO (process_ack).
+// lost in turn (RFC 8985 6): each one records snd_max as rtx_fence and its
+// first byte as rtx_last; once the guest SACKs a byte above the fence or
+// that byte (sent no earlier than every retransmission, and the link is a
+// FIFO), the resent bytes it still lacks are lost again and repair()
+// starts over from snd_una, instead of waiting for the RTO (process_ack).
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -313,6 +314,7 @@ void TcpTranslator::repair(uint32_t slot) {
       emit_control(slot, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, window_to_advertise(slot));
       c.rtx_nxt = c.fin_seq + 1;
       c.rtx_fence = c.snd_max;  // what the guest SACKs above it left after this
+      c.rtx_last = c.fin_seq;
       c.rtx_fenced = true;
       continue;
     }
@@ -324,6 +326,7 @@ void TcpTranslator::repair(uint32_t slot) {
     }
     c.rtx_nxt = start + sent;
     c.rtx_fence = c.snd_max;  // what the guest SACKs above it left after this
+    c.rtx_last = start;
     c.rtx_fenced = true;
     // The FIN went with the data's last bytes.
     if ((c.flags & kFinSent) && c.rtx_nxt == c.fin_seq) c.rtx_nxt++;
