@@ -496,6 +496,17 @@ static uint32_t publish_reusing(ConnMap& conns, uint32_t i, const ConnSlotInit& 
   return slot;
 }
 
+// Flow i as publish_reusing() places it, with 9 bytes in flight (1..10)
+// and FIN_PENDING: its ACK of 10 posts FIN_ACKED.
+static uint32_t publish_fin_pending(ConnMap& conns, uint32_t i) {
+  ConnSlotInit init;
+  init.snd_una = 1;
+  init.snd_nxt = 10;
+  const uint32_t slot = publish_reusing(conns, i, init);
+  conns.set_fin_pending(slot, true);
+  return slot;
+}
+
 TEST_F(FastPathTest, RingFullPassesAndChangesNothing) {
   // FIN_ACKED events from many slot generations, not consumed, until the
   // ring is full (256 KiB / 40-byte records: about 6550)
@@ -512,11 +523,7 @@ TEST_F(FastPathTest, RingFullPassesAndChangesNothing) {
   };
   uint32_t first_refused = n, refused_slot = 0;
   for (uint32_t i = 0; i < n; i++) {
-    ConnSlotInit init;
-    init.snd_una = 1;
-    init.snd_nxt = 10;
-    const uint32_t slot = publish_reusing(conns_, i, init);
-    conns_.set_fin_pending(slot, true);
+    const uint32_t slot = publish_fin_pending(conns_, i);
     int rv = run_raw(frame_for(i));
     if (rv == kTcActOk) {
       first_refused = i;
@@ -550,11 +557,7 @@ TEST_F(FastPathTest, RingFullPassesAndChangesNothing) {
 TEST_F(FastPathTest, ConsumeStopsAtItsLimitAndKeepsTheRest) {
   const uint32_t n = 100;
   for (uint32_t i = 0; i < n; i++) {
-    ConnSlotInit init;
-    init.snd_una = 1;
-    init.snd_nxt = 10;
-    const uint32_t slot = publish_reusing(conns_, i, init);
-    conns_.set_fin_pending(slot, true);
+    publish_fin_pending(conns_, i);
     Frame f = testing::tcp_frame(
         {.ip = ip4(), .sport = static_cast<uint16_t>(1000 + i), .dport = 80, .seq = 0, .ack = 10, .window = 10});
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f.data(), .data_size_in = static_cast<uint32_t>(f.size()),
@@ -599,11 +602,7 @@ TEST_F(FastPathTest, RingFullKeepsTheWakeUpArmed) {
   bool full = false;
   uint32_t i = 0;
   for (; i < n && !full; i++) {
-    ConnSlotInit init;
-    init.snd_una = 1;
-    init.snd_nxt = 10;
-    const uint32_t slot = publish_reusing(conns_, i, init);
-    conns_.set_fin_pending(slot, true);
+    publish_fin_pending(conns_, i);
     full = run_raw(frame_for(i, 10)) == kTcActOk;
   }
   ASSERT_TRUE(full) << "the ring never filled";
