@@ -1689,6 +1689,9 @@ TEST_F(TcpCongestionTest, SlowLinkRecoversWithinBoundedRoundTrips) {
 // old code sent the whole window again behind its retransmission.
 TEST_F(TcpCongestionTest, AfterAnRtoOneMssThenSlowStart) {
   Make();
+  // An RTO far beyond the PTO (10 ms here) and any stall of the test: with
+  // 200 ms, a stalled test saw it fire inside the first flight's window.
+  tcp->timeouts().min_rto_ns = 2'000'000'000;
   Listener l;
   uint32_t iss = Handshake(40201, l.port, 1);
   int h = l.accept_one();
@@ -1696,10 +1699,12 @@ TEST_F(TcpCongestionTest, AfterAnRtoOneMssThenSlowStart) {
   std::string data(300000, 'y');
   ASSERT_EQ(send(h, data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
   // The first flight: the initial window and, a PTO later, one loss probe
-  // (one new MSS beyond cwnd, RFC 8985 7.3), lost entirely.
+  // (one new MSS beyond cwnd, RFC 8985 7.3), lost entirely. Collected for
+  // 100 ms and at least until the probe left (a stall cannot cut it short).
   uint64_t first = 0;
   const uint64_t t0 = now_ns();
-  while (now_ns() - t0 < 100'000'000ull) {
+  while ((now_ns() - t0 < 100'000'000ull || tcp->counters().tlp_probes == 0) &&
+         now_ns() - t0 < 1'500'000'000ull) {
     loop.run_once(5);
     first += TakeDataBytes();
   }
@@ -1708,7 +1713,7 @@ TEST_F(TcpCongestionTest, AfterAnRtoOneMssThenSlowStart) {
   EXPECT_LE(tcp->counters().tlp_probes, 1u);
   // The RTO: one segment of at most an MSS, nothing else.
   ParsedFrame r;
-  ASSERT_TRUE(WaitFor(&r, [](const ParsedFrame& f) { return f.tcp.payload_len > 0; }, 3000));
+  ASSERT_TRUE(WaitFor(&r, [](const ParsedFrame& f) { return f.tcp.payload_len > 0; }, 10000));
   EXPECT_EQ(r.tcp.seq, iss + 1);
   EXPECT_LE(r.tcp.payload_len, 1460u);
   loop.run_once(0);
