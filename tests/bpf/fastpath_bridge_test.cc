@@ -332,15 +332,12 @@ TEST_F(BridgeTest, RttSampleIsTheAbsorbedAckArrivalNotTheFold) {
   EXPECT_LT(Conn().rto.srtt(), 100'000'000u) << "the fold's delay was taken as the RTT";
 }
 
-// The repair itself comes from the RTO on main 5ffb999 (rto_expired 1 once
-// the wait no longer ends at 200 ms): on the third duplicate,
-// start_recovery() halves cwnd to half the flight, pipe is the flight less
-// one segment, and repair() sends nothing while pipe >= cwnd, where RFC
-// 5681 3.2 (2) and RFC 6675 5 (4.3) resend the first segment at once. Until
-// that is fixed this test and the next keep the default minimum RTO and
-// wait for the repair with a hang bound only; the counters say which path.
+// The repair goes out at the third duplicate, not at the RTO (the fixture's
+// 30 s minimum): before the fix, start_recovery() halved cwnd to half the
+// flight, pipe stayed the flight less one segment, and repair() sent
+// nothing while pipe >= cwnd, where RFC 5681 3.2 (2) and RFC 6675 5 (4.3)
+// resend the first segment at once (this test timed out waiting for it).
 TEST_F(BridgeTest, ThirdDuplicateFastRetransmitsOffTheFastPath) {
-  tcp_->timeouts().min_rto_ns = RtoEstimator::kMinNs;
   Establish(65535);
   HostSend(70000);  // >= kPublishMinBytes: published
   DataFor(30);
@@ -352,6 +349,7 @@ TEST_F(BridgeTest, ThirdDuplicateFastRetransmitsOffTheFastPath) {
   ASSERT_TRUE(WaitFor(&rtx, [](const ParsedFrame& f) { return f.tcp.payload_len > 0; }));
   EXPECT_EQ(rtx.tcp.seq, iss_ + 1 + 1460);
   EXPECT_EQ(tcp_->counters().fast_retransmits, 1u);
+  EXPECT_EQ(tcp_->counters().rto_expired, 0u);
   EXPECT_EQ(bridge_->counters().fast_retransmit, 1u);
   EXPECT_FALSE(bridge_->published(slot_));  // every ACK to userspace while recovering
   EXPECT_FALSE(Guest(gseq_, iss_ + 1 + 1460, tcpflag::kAck));
@@ -375,7 +373,6 @@ TEST_F(BridgeTest, ThirdDuplicateFastRetransmitsOffTheFastPath) {
 // bytes (EPOLLIN after the ACKed ones leave the socket) also rescue it, so
 // this covers the path; the persist timer's check is what the fix adds.
 TEST_F(BridgeTest, RecoveryEndingOnAZeroWindowStillWakesOnTheUpdate) {
-  tcp_->timeouts().min_rto_ns = RtoEstimator::kMinNs;  // its repair needs the RTO, see above
   Establish(1000);  // 128000 bytes of window
   HostSend(200000);  // all of it in ferry's socket at once: no EPOLLIN later
   std::vector<ParsedFrame> d = DataFor(30);
@@ -389,6 +386,7 @@ TEST_F(BridgeTest, RecoveryEndingOnAZeroWindowStillWakesOnTheUpdate) {
   ParsedFrame rtx;
   ASSERT_TRUE(WaitFor(&rtx, [](const ParsedFrame& f) { return f.tcp.payload_len > 0; }));
   ASSERT_TRUE(Conn().in_recovery);
+  EXPECT_EQ(tcp_->counters().rto_expired, 0u);
   // Everything acknowledged (the repair and what the window let follow it),
   // the guest's buffer full: recovery ends with nothing in flight.
   const uint32_t all = Conn().snd_max;

@@ -293,8 +293,12 @@ uint32_t TcpTranslator::retransmit_range(uint32_t slot, uint32_t sq, uint32_t le
 
 // Resends what recovery counts as lost and not yet resent (the holes in
 // [rtx_nxt, lost_end) the guest did not SACK, our FIN if it is there), in
-// send units, while the congestion window has room.
-void TcpTranslator::repair(uint32_t slot) {
+// send units, while the congestion window has room. resend_first: the
+// first hole goes out whatever cwnd says (fast retransmit, RFC 5681 3.2 (2),
+// RFC 6675 5 (4.3)): right after the cut, pipe is the flight less the
+// SACKed and lost bytes, well above half the flight, so waiting for room
+// would leave the repair to the RTO when few ACKs follow.
+void TcpTranslator::repair(uint32_t slot, bool resend_first) {
   TcpConn& c = conns_[slot];
   const uint32_t data_end = (c.flags & kFinSent) ? c.fin_seq : c.snd_max;
   for (int guard = 0; guard < 4096 && c.state == TcpState::established; guard++) {
@@ -306,7 +310,9 @@ void TcpTranslator::repair(uint32_t slot) {
       if (seq::lt(c.rtx_nxt, limit)) c.rtx_nxt = limit;
       return;
     }
-    const uint32_t room = congestion_room(c);
+    uint32_t room = congestion_room(c);
+    if (resend_first) room = std::max(room, send_unit(c));
+    resend_first = false;
     // A frame smaller than an MSS only when nothing else is in flight.
     if (room == 0 || (room < std::min(len, uint32_t{c.mss}) && pipe(c) > 0)) return;
     if ((c.flags & kFinSent) && start == c.fin_seq) {
@@ -366,7 +372,7 @@ void TcpTranslator::start_recovery(uint32_t slot, bool rto, bool retire_first) {
   c.rtx_nxt = c.snd_una;
   c.rtx_fenced = false;
   if (retire_first) sync_fast_path(slot, c.snd_max);
-  repair(slot);
+  repair(slot, !rto);  // after an RTO the loss window is that one segment
 }
 
 // RST to the guest and to the host peer, slot freed.

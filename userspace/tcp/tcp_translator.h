@@ -217,7 +217,7 @@ class TcpTranslator : public IoHandler, public TimerClient {
   // tcp_output.cc for the order of the last two).
   void start_recovery(uint32_t slot, bool rto, bool retire_first);
   // Resends the lost bytes recovery has not resent yet, within cwnd.
-  void repair(uint32_t slot);
+  void repair(uint32_t slot, bool resend_first = false);
   // Resends len bytes at seq as one frame; the bytes resent (0: none).
   uint32_t retransmit_range(uint32_t slot, uint32_t seq, uint32_t len);
   // In flight by RFC 6675's count, and the room cwnd leaves beside it.
