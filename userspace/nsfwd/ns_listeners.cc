@@ -30,6 +30,10 @@ std::vector<NsListener> plan(const std::vector<NsForward>& rules, bool ipv4, boo
 }
 
 // One socket on the loopback of its family (in the helper, inside the guest).
+// A TCP listener takes SO_REUSEADDR so that connections left in TIME_WAIT
+// by a ferry that stopped do not keep the next one from binding (Linux
+// still refuses two live listeners); a UDP socket does not: there
+// SO_REUSEADDR would let a second binder share the port and its datagrams.
 Status open_one(const NsListener& l, bool udp, int* fd_out) {
   const int fd = socket(l.v6 ? AF_INET6 : AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   const std::string what = std::string(udp ? "UDP " : "TCP ") + (l.v6 ? "[::1]:" : "127.0.0.1:") +
@@ -38,7 +42,7 @@ Status open_one(const NsListener& l, bool udp, int* fd_out) {
   const int one = 1;
   sockaddr_storage ss;
   const socklen_t len = loopback_sockaddr(l.v6, l.listen_port, &ss);
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+  if ((!udp && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) ||
       (l.v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
       bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0 || (!udp && listen(fd, SOMAXCONN) != 0)) {
     const Status st = Status::from_errno("bind " + what);
