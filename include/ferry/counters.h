@@ -147,6 +147,29 @@
 	X(closed, published)          /* ... closed: the guest stopped listening */ \
 	X(open_failed, published)     /* attempts the host refused (privileged port, in use) */
 
+/* NsTcpRelay::Counters (userspace/nsfwd), prefix "ns_tcp_": ferry run -T,
+ * the guest's loopback connections relayed to the host's loopback. */
+#define FERRY_NS_TCP_COUNTERS(X)                                               \
+	X(accepted, published)       /* guest connections taken on */          \
+	X(refused_full, published)   /* reset: the table was full */           \
+	X(connect_failed, published) /* reset: the host's port refused (or another connect error) */ \
+	X(reset, published)          /* ended by an error on either side */    \
+	X(closed, published)         /* ended by both sides' end of stream */  \
+	X(bytes_to_host, published)                                            \
+	X(bytes_to_guest, published)
+
+/* NsUdpRelay::Counters (userspace/nsfwd), prefix "ns_udp_": ferry run -U. */
+#define FERRY_NS_UDP_COUNTERS(X)                                               \
+	X(flows_opened, published)                                             \
+	X(flows_closed, published)   /* idle */                                \
+	X(dropped_full, published)   /* a new source's datagram: table full or no descriptor */ \
+	X(send_errors, published)    /* a datagram the host's (or the guest's) socket refused */ \
+	X(host_errors, published)    /* ICMP errors read on a flow (port unreachable) */ \
+	X(datagrams_to_host, published)                                        \
+	X(datagrams_to_guest, published)                                       \
+	X(bytes_to_host, published)                                            \
+	X(bytes_to_guest, published)
+
 /* GatewayCounters (userspace/gateway), prefix "gateway_": what the
  * gateway answered itself (ARP, NDP, ICMP echo to its addresses) and the
  * guest's ICMP echo flows to other hosts. */

@@ -22,6 +22,8 @@
 # Then: ferry inside a host namespace RH of the test's own (a peer one
 # veth hop away at MTU 1500): -T reaches RH's loopback (a server there with
 # another answer), not the machine's (whose server still listens on B);
+# its `ferry stats -j` (read in the guest) shows -T's and -U's counters
+# (translator.ns_tcp_*, ns_udp_*) moved by one connection and one datagram;
 # rootless ferry (under `unshare -Ur`: no privilege in the initial
 # namespace) does -T and -U too; and the refusals: ADDR/ and auto in a -T
 # spec, -T/-U for `ferry attach` and `ferry vm` (one line, exit 2).
@@ -105,13 +107,35 @@ e2e_on_exit "e2e_kill_pid $!"
 e2e_wait_file "$SRV2/ready" 5 || true
 [[ -e $SRV2/ready ]] || e2e_die "RH's server did not start: $(cat "$E2E_TMP/srv2.err")"
 sleep 0.2
+# The guest then sends one datagram through -U (nothing listens on RH's
+# UDP B) and reads its own instance's `ferry stats -j` until the counters
+# file shows it (rewritten every second; 10 s at most).
+cat >"$E2E_TMP/guest_stats.sh" <<GUEST
+$PY $PEER client 127.0.0.1 $B $E2E_TMP/upload >$G 2>&1
+$PY -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", $B))'
+i=0
+while [ \$i -lt 50 ]; do
+  "$FERRY" stats -j "\$FERRY_INSTANCE" >$E2E_TMP/stats.json 2>&1
+  grep -q '"ns_udp_datagrams_to_host":1' $E2E_TMP/stats.json && break
+  sleep 0.2; i=\$((i + 1))
+done
+GUEST
 E2E_FERRY_IN=("${RHN[@]}")
-e2e_ferry 60 run -T "$B" -- sh -c "$PY $PEER client 127.0.0.1 $B $E2E_TMP/upload >$G 2>&1"
+e2e_ferry 60 run -T "$B" -U "$B" -- sh "$E2E_TMP/guest_stats.sh"
 E2E_FERRY_IN=()
 e2e_expect_rc 0 "ferry run -T in $RH"
 e2e_expect "-T from $RH reached $RH's loopback, not the machine's (got '$(line 1)')" \
   test "$(line 1)" = "P$B v4 $REPLY2_SHA"
 e2e_expect "$RH's server got the upload whole" grep -q "^$B v4 $UP_SHA\$" "$SRV2/log"
+# ferry stats shows -T's and -U's counters (translator.ns_tcp_*, ns_udp_*), and they moved.
+e2e_expect "ferry stats -j: ns_tcp_* and ns_udp_* there and moved ($(grep -o '"ns_[a-z_]*":[0-9]*' "$E2E_TMP/stats.json" | xargs))" \
+  $PY -c '
+import json, sys
+t = json.load(open(sys.argv[1]))["instances"][0]["translator"]
+ok = (t["ns_tcp_accepted"] == 1 and t["ns_tcp_bytes_to_host"] == 4 << 20 and
+      t["ns_tcp_bytes_to_guest"] >= 1 << 20 and t["ns_udp_flows_opened"] == 1 and
+      t["ns_udp_datagrams_to_host"] == 1)
+sys.exit(0 if ok else 1)' "$E2E_TMP/stats.json"
 
 # Rootless: under unshare -Ur ferry has no privilege in the initial namespace.
 FERRY_ROOT=$FERRY

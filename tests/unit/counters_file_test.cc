@@ -15,6 +15,8 @@
 #include "gateway/gateway.h"
 #include "ferry/counters.h"
 #include "loop/event_loop.h"
+#include "nsfwd/tcp_relay.h"
+#include "nsfwd/udp_relay.h"
 #include "port/frame_port.h"
 #include "services/guest_services.h"
 #include "tcp/tcp_translator.h"
@@ -82,6 +84,35 @@ TEST(CountersFile, EveryPublishedCounterAndNoOther) {
   }
   EXPECT_EQ(m.size(), published + others);
   EXPECT_EQ(m.at("port_rx_frames"), "1000");
+}
+
+// ferry run -T / -U: their relays' published counters are lines (ns_tcp_*,
+// ns_udp_*) when they are given, and absent without them.
+TEST(CountersFile, NsRelayCountersWhenGiven) {
+  EventLoop loop;
+  CountingPort port;
+  Translator tr(loop, port, Config::defaults());
+  NsTcpRelay ns_tcp(loop, 0, false);
+  NsUdpRelay ns_udp(loop, 0, false);
+  const attach::StateMap without = translator_counters(tr, port);
+  const attach::StateMap with = parse_counters_text(counters_text(tr, port, &ns_tcp, &ns_udp));
+  size_t n = 0;
+#define CHECK_NS(prefix, field, where)                                        \
+  if (std::string_view(#where) == "published") {                              \
+    n++;                                                                      \
+    EXPECT_EQ(without.count(prefix #field), 0u) << prefix #field;             \
+    ASSERT_EQ(with.count(prefix #field), 1u) << prefix #field;                \
+    EXPECT_EQ(with.at(prefix #field), "0") << prefix #field;                  \
+  }
+#define CHECK_NS_TCP(field, where) CHECK_NS("ns_tcp_", field, where)
+#define CHECK_NS_UDP(field, where) CHECK_NS("ns_udp_", field, where)
+  FERRY_NS_TCP_COUNTERS(CHECK_NS_TCP)
+  FERRY_NS_UDP_COUNTERS(CHECK_NS_UDP)
+#undef CHECK_NS_UDP
+#undef CHECK_NS_TCP
+#undef CHECK_NS
+  EXPECT_GE(n, 16u);
+  EXPECT_EQ(with.size(), without.size() + n);
 }
 
 TEST(CountersFile, TextRoundTrips) {

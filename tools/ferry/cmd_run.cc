@@ -586,7 +586,7 @@ int cmd_run(int argc, char** argv) {
     guest_ns.reset();
     userns.reset();
   };
-  child_hooks.counters = [&] { return counters_text(translator, *tap); };
+  child_hooks.counters = [&] { return counters_text(translator, *tap, ns_tcp.get(), ns_udp.get()); };
   child_hooks.prepare = [&](sandbox::ParentChannel& channel) {
     session.loop().add_timer_client(&drain);
     channel.set_on_drain([&drain] { drain.start(); });

@@ -100,7 +100,8 @@ std::string counters_path(const std::string& instance) {
 // One line per published counter, plus written_at, the open connections and
 // the destination policy's refusals; names are stable (scripts, `ferry
 // status` and the CNI plugin read them).
-attach::StateMap translator_counters(Translator& tr, const FramePort& port) {
+attach::StateMap translator_counters(Translator& tr, const FramePort& port, const NsTcpRelay* ns_tcp,
+                                     const NsUdpRelay* ns_udp) {
   attach::StateMap m{
       {"written_at", std::to_string(static_cast<long long>(std::time(nullptr)))},
       {"tcp_conns_open", std::to_string(tr.tcp().connection_count())},
@@ -116,6 +117,8 @@ attach::StateMap translator_counters(Translator& tr, const FramePort& port) {
   FERRY_PUBLISH_FAMILY(FERRY_DHCP6_COUNTERS, "dhcp6_", sv.dhcp6().counters());
   FERRY_PUBLISH_FAMILY(FERRY_DNS_COUNTERS, "dns_", sv.dns().counters());
   if (const AutoForward* af = tr.auto_forward()) FERRY_PUBLISH_FAMILY(FERRY_AUTO_FORWARD_COUNTERS, "auto_", af->counters());
+  if (ns_tcp) FERRY_PUBLISH_FAMILY(FERRY_NS_TCP_COUNTERS, "ns_tcp_", ns_tcp->counters());
+  if (ns_udp) FERRY_PUBLISH_FAMILY(FERRY_NS_UDP_COUNTERS, "ns_udp_", ns_udp->counters());
   // The destination policy: every refusal, by reason, and spoofed sources.
   auto n = [](uint64_t v) { return std::to_string(v); };
   const DestinationPolicy::Counters& pc = tr.policy().counters();
@@ -173,9 +176,9 @@ void cleanup_stale_run_counters() {
 }
 
 // key=value lines, one per counter.
-std::string counters_text(Translator& tr, const FramePort& port) {
+std::string counters_text(Translator& tr, const FramePort& port, const NsTcpRelay* ns_tcp, const NsUdpRelay* ns_udp) {
   std::string out;
-  for (const auto& [k, v] : translator_counters(tr, port)) out += k + "=" + v + "\n";
+  for (const auto& [k, v] : translator_counters(tr, port, ns_tcp, ns_udp)) out += k + "=" + v + "\n";
   return out;
 }
 

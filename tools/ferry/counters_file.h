@@ -35,6 +35,8 @@
 
 #include "attach/instance.h"
 #include "netns/netlink.h"
+#include "nsfwd/tcp_relay.h"
+#include "nsfwd/udp_relay.h"
 #include "port/frame_port.h"
 #include "translator/translator.h"
 
@@ -62,10 +64,13 @@ std::string attach_counters_path(const std::string& dev);
 // `ferry run`, vm-PID a `ferry vm`, anything else an attached device.
 std::string counters_path(const std::string& instance);
 
-// The translator's and the port's counters, plus written_at.
-attach::StateMap translator_counters(Translator& tr, const FramePort& port);
+// The translator's and the port's counters, plus written_at; with ns_tcp /
+// ns_udp (ferry run -T / -U), theirs too (ns_tcp_*, ns_udp_*).
+attach::StateMap translator_counters(Translator& tr, const FramePort& port, const NsTcpRelay* ns_tcp = nullptr,
+                                     const NsUdpRelay* ns_udp = nullptr);
 // The same as key=value lines (what the translator sends its parent), and back.
-std::string counters_text(Translator& tr, const FramePort& port);
+std::string counters_text(Translator& tr, const FramePort& port, const NsTcpRelay* ns_tcp = nullptr,
+                          const NsUdpRelay* ns_udp = nullptr);
 attach::StateMap parse_counters_text(std::string_view text);
 
 // Frames the kernel dropped after ferry handed them over, on their way to the

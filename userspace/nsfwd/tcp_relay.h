@@ -49,6 +49,7 @@
 
 #include "common/flow_log.h"
 #include "common/status.h"
+#include "ferry/counters.h"
 #include "loop/event_loop.h"
 #include "nsfwd/ns_listeners.h"
 
@@ -62,13 +63,7 @@ class NsTcpRelay final : public IoHandler, public TimerClient {
   static constexpr size_t kAcceptsPerEvent = 64;
 
   struct Counters {
-    uint64_t accepted = 0;        // guest connections taken on
-    uint64_t refused_full = 0;    // reset: the table was full
-    uint64_t connect_failed = 0;  // reset: the host's port refused (or another connect error)
-    uint64_t reset = 0;           // ended by an error on either side
-    uint64_t closed = 0;          // ended by both sides' end of stream
-    uint64_t bytes_to_host = 0;
-    uint64_t bytes_to_guest = 0;
+    FERRY_NS_TCP_COUNTERS(FERRY_COUNTER_DECLARE)  // include/ferry/counters.h
   };
 
   // mark: SO_MARK of the host sockets (0: none); verbose: -v lines.

@@ -29,6 +29,7 @@
 
 #include "common/flow_log.h"
 #include "common/status.h"
+#include "ferry/counters.h"
 #include "loop/event_loop.h"
 #include "nsfwd/ns_listeners.h"
 
@@ -42,13 +43,7 @@ class NsUdpRelay final : public IoHandler, public TimerClient {
   static constexpr size_t kBatch = 16;
 
   struct Counters {
-    uint64_t flows_opened = 0;
-    uint64_t flows_closed = 0;   // idle
-    uint64_t dropped_full = 0;   // a new source's datagram: table full or no descriptor
-    uint64_t send_errors = 0;    // a datagram the host's (or the guest's) socket refused
-    uint64_t host_errors = 0;    // ICMP errors read on a flow (port unreachable)
-    uint64_t datagrams_to_host = 0, datagrams_to_guest = 0;
-    uint64_t bytes_to_host = 0, bytes_to_guest = 0;
+    FERRY_NS_UDP_COUNTERS(FERRY_COUNTER_DECLARE)  // include/ferry/counters.h
   };
 
   NsUdpRelay(EventLoop& loop, uint32_t mark, bool verbose, size_t max_flows = kDefaultMaxFlows);
