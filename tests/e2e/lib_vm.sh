@@ -12,8 +12,10 @@
 #
 #   vm_require               skip (exit 0, with why) where QEMU cannot run
 #   vm_kernel                sets VM_KERNEL, VM_MODULES (download on first use)
-#   vm_initramfs OUT CONF    packs the guest; CONF is a file of shell variables
-#                            the guest script reads (see vm_guest_init below)
+#   vm_initramfs OUT CONF [INIT]  packs the guest; CONF is a file of shell
+#                            variables the guest script reads; INIT is the
+#                            function that prints /init (default vm_guest_init
+#                            below; lib_vm_soak.sh brings its own)
 #   vm_boot LOG SECS ARGS... starts QEMU in the background (ARGS: -netdev/-device),
 #                            bounded by SECS; sets VM_PID
 #   vm_wait_line LOG TEXT SECS  until the console shows TEXT; false after SECS
@@ -113,21 +115,14 @@ vm_kernel() {
   [[ -f $VM_KERNEL && -d $VM_MODULES ]] || e2e_die "no kernel in $cache/root"
 }
 
-# The guest's /init: everything the guest does, reading /etc/vm.conf.
-vm_guest_init() {
+# The start of every guest's /init: file systems, console, /etc/vm.conf,
+# the ok/fail/check/finish helpers, the virtio-net modules, eth0 up (no
+# addresses yet, no DAD).
+vm_guest_prelude() {
   cat <<'INIT'
 #!/bin/sh
 # ferry's VM test guest. (Debian's static busybox wget segfaults with -T
-# once /proc is mounted: time limits come from `timeout`.) Variables from
-# /etc/vm.conf:
-#   ADDR4 GW4 ADDR6 GW6      static addresses and gateways
-#   DHCP                     1: DHCPv4 (busybox udhcpc) and SLAAC instead
-#   HTTP_PORT BIG_SHA        16 MiB file at http://GW4:HTTP_PORT/big
-#   HTTP6_PORT SMALL_SHA     1 MiB file at http://[GW6]:HTTP6_PORT/small
-#   UP_PORT UP_BYTES         upload sink at GW4:UP_PORT
-#   TOKEN                    what our httpd serves at /index.html
-#   REMOTE4 REMOTE6 ...      (optional) a peer one veth hop away: the same
-#                            files by HTTP and an upload sink at its addresses
+# once /proc is mounted: time limits come from `timeout`.)
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -152,6 +147,22 @@ ip link set lo up
 echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad
 echo 0 > /proc/sys/net/ipv6/conf/eth0/dad_transmits
 ip link set eth0 up
+INIT
+}
+
+# The guest's /init: everything the guest does, reading /etc/vm.conf.
+vm_guest_init() {
+  vm_guest_prelude
+  cat <<'INIT'
+# Variables from /etc/vm.conf:
+#   ADDR4 GW4 ADDR6 GW6      static addresses and gateways
+#   DHCP                     1: DHCPv4 (busybox udhcpc) and SLAAC instead
+#   HTTP_PORT BIG_SHA        16 MiB file at http://GW4:HTTP_PORT/big
+#   HTTP6_PORT SMALL_SHA     1 MiB file at http://[GW6]:HTTP6_PORT/small
+#   UP_PORT UP_BYTES         upload sink at GW4:UP_PORT
+#   TOKEN                    what our httpd serves at /index.html
+#   REMOTE4 REMOTE6 ...      (optional) a peer one veth hop away: the same
+#                            files by HTTP and an upload sink at its addresses
 if [ "${DHCP:-0}" = 1 ]; then
   # ferry's DHCP server and router advertisements configure us.
   cat > /bin/udhcpc.script <<'SCRIPT'
@@ -217,9 +228,10 @@ finish
 INIT
 }
 
-# Packs busybox, the virtio-net modules, /init and CONF into OUT (gzip cpio).
+# Packs busybox, the virtio-net modules, /init (printed by INIT, default
+# vm_guest_init) and CONF into OUT (gzip cpio).
 vm_initramfs() {
-  local out=$1 conf=$2 root=$E2E_TMP/initramfs m f
+  local out=$1 conf=$2 init=${3:-vm_guest_init} root=$E2E_TMP/initramfs m f
   rm -rf "$root"
   mkdir -p "$root"/{bin,proc,sys,dev,tmp,etc,lib/modules}
   cp "$(command -v busybox)" "$root/bin/busybox"
@@ -235,7 +247,7 @@ vm_initramfs() {
       *) cp "$f" "$root/lib/modules/$m.ko" ;;
     esac
   done
-  vm_guest_init >"$root/init"
+  "$init" >"$root/init"
   chmod 755 "$root/init"
   cp "$conf" "$root/etc/vm.conf"
   (cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$out" || e2e_die "cannot pack the initramfs"
