@@ -9,7 +9,7 @@
 // flow, ACK with data, beyond snd_nxt, retired flow) are redirected to the
 // tap as before; a FIN_ACKED wake-up reaches the ring; XDP absorbs only
 // ACKs whose checksum it verified (not a guest's partial one).
-// Needs root and BPF; skips otherwise.
+// Needs root; skips without it or without kernel BPF support (bpf_load.h).
 // test-libs: ferry_attach ferry_bpf ferry_loop ferry_codec ferry_common
 #include <string>
 #include <vector>

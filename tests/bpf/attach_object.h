@@ -5,7 +5,8 @@
 // Both redirect targets are ifindex 1 (lo: it exists in every namespace, so
 // bpf_redirect() succeeds in a test run), the flow maps are small (64
 // flows), and the XDP devmap starts empty (a test that wants
-// XDP_REDIRECT calls fill_devmap()). Needs root; skips otherwise.
+// XDP_REDIRECT calls fill_devmap()). Needs root; skips otherwise, and when
+// the kernel cannot run BPF (bpf_load.h), fails on any other load error.
 #pragma once
 
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "attach/inspect.h"
+#include "bpf/bpf_load.h"
 #include "bpf/bpf_test_util.h"
 #include "ferry_attach.skel.h"  // generated (a SYSTEM include: cmake/BpfObject.cmake)
 
@@ -29,16 +31,26 @@ class AttachObjectTest : public ::testing::Test {
 
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
-    skel_ = ferry_attach__open();
-    ASSERT_NE(skel_, nullptr);
-    skel_->rodata->tap_ifindex = 1;
-    skel_->rodata->dev_ifindex = 1;
-    bpf_map__set_max_entries(skel_->maps.conn_hash, kFlows);
-    bpf_map__set_max_entries(skel_->maps.conn_state, kFlows);
-    ASSERT_EQ(ferry_attach__load(skel_), 0);
+    FERRY_BPF_LOADED_OR_SKIP(load_bpf([this] { return open_and_load(); }, ferry_attach__elf_bytes));
   }
   void TearDown() override {
     if (skel_ != nullptr) ferry_attach__destroy(skel_);
+  }
+
+  // Opens and loads the object as described above; nothing is left on failure.
+  Status open_and_load() {
+    skel_ = ferry_attach__open();
+    if (skel_ == nullptr) return Status::from_errno("open ferry_attach");
+    skel_->rodata->tap_ifindex = 1;
+    skel_->rodata->dev_ifindex = 1;
+    int err = bpf_map__set_max_entries(skel_->maps.conn_hash, kFlows);
+    if (err == 0) err = bpf_map__set_max_entries(skel_->maps.conn_state, kFlows);
+    if (err == 0) err = ferry_attach__load(skel_);
+    if (err != 0) {
+      ferry_attach__destroy(skel_);
+      skel_ = nullptr;
+    }
+    return skeleton_status("ferry_attach", err);
   }
 
   // Puts lo into the XDP program's devmap, so ferry_attach_dev_xdp redirects.

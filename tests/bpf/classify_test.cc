@@ -2,7 +2,7 @@
 // and a live attach on a tap inside a private network namespace (frames the
 // kernel's test run refuses go through it). What the program decides for
 // each kind of frame is the frame table's (frame_table_test.cc), run on
-// every hook. Needs root and BPF; skips otherwise.
+// every hook. Needs root; skips without it or without kernel BPF support (bpf_load.h).
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_packet.h>
@@ -28,6 +28,7 @@
 
 #include "bpf/classify.h"
 #include "bpf/counters_map.h"
+#include "bpf/bpf_load.h"
 #include "bpf/bpf_test_util.h"
 #include "codec/frame.h"
 #include "support/guest_frames.h"
@@ -55,23 +56,21 @@ class ClassifyTest : public ::testing::Test {
   static void SetUpTestSuite() {
     if (geteuid() != 0) return;
     bpf_ = std::make_unique<BpfAttachment>();
-    const Status st = bpf_->load(1024);
-    load_error_ = st.message();
-    if (!st.ok()) bpf_.reset();
+    load_ = bpftest::load_classifier(bpf_.get(), 1024);
   }
   static void TearDownTestSuite() { bpf_.reset(); }
 
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
-    if (!bpf_) GTEST_SKIP() << "BPF unavailable: " << load_error_;
+    FERRY_BPF_LOADED_OR_SKIP(load_);
   }
 
   static std::unique_ptr<BpfAttachment> bpf_;
-  static std::string load_error_;
+  static bpftest::BpfLoad load_;
 };
 
 std::unique_ptr<BpfAttachment> ClassifyTest::bpf_;
-std::string ClassifyTest::load_error_;
+bpftest::BpfLoad ClassifyTest::load_;
 
 // ---- pins ---------------------------------------------------------------------
 

@@ -20,7 +20,7 @@
 // fixture raises the minimum (kTestMinRto): no timer acts in these tests
 // unless one is a bug; DataFor runs on until the loop is idle, so a stall
 // cannot cut a step short; WaitFor's bounds only bound a hang.
-// Needs root and BPF; skips otherwise.
+// Needs root; skips without it or without kernel BPF support (bpf_load.h).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "bpf/bpf_load.h"
 #include "bpf/bpf_test_util.h"
 #include "bpf/classify.h"
 #include "codec/frame.h"
@@ -63,7 +64,7 @@ class BridgeTest : public ::testing::Test {
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
     bpf_ = std::make_unique<BpfAttachment>();
-    if (Status st = bpf_->load(BpfConns()); !st.ok()) GTEST_SKIP() << "BPF unavailable: " << st.message();
+    FERRY_BPF_LOADED_OR_SKIP(bpftest::load_classifier(bpf_.get(), BpfConns()));
     link_.cfg_.max_conns = 1024;
     link_.cfg_.mtu = 1500;
     tcp_ = std::make_unique<TcpTranslator>(loop_, link_);
@@ -559,7 +560,7 @@ TEST(FastPathMaps, SizedFromMaxConnsUpToTheSlotLimit) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root";
   for (uint32_t max_conns : {100u, FERRY_MAX_CONNS_DEFAULT}) {
     BpfAttachment bpf;
-    if (Status st = bpf.load(max_conns); !st.ok()) GTEST_SKIP() << "BPF unavailable: " << st.message();
+    FERRY_BPF_LOADED_OR_SKIP(bpftest::load_classifier(&bpf, max_conns));
     for (const char* name : {"conn_hash", "conn_state"}) {
       bpf_map_info info{};
       uint32_t len = sizeof(info);

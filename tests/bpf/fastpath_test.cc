@@ -11,7 +11,7 @@
 // an ACK absorbed before the arming seen by arm_wake(), a full ring that
 // keeps WINDOW_OPEN armed, everything acked while a FIN waits, IPv6, and
 // retirement.
-// Needs root and BPF; skips otherwise.
+// Needs root; skips without it or without kernel BPF support (bpf_load.h).
 #include <arpa/inet.h>
 #include <net/if_arp.h>
 #include <netinet/in.h>
@@ -31,6 +31,7 @@
 
 #include "bpf/classify.h"
 #include "bpf/fastpath_maps.h"
+#include "bpf/bpf_load.h"
 #include "bpf/bpf_test_util.h"
 #include "codec/frame.h"
 #include "support/guest_frames.h"
@@ -75,7 +76,7 @@ class FastPathTest : public ::testing::Test {
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
     bpf_ = std::make_unique<BpfAttachment>();
-    if (Status st = bpf_->load(8192); !st.ok()) GTEST_SKIP() << "BPF unavailable: " << st.message();
+    FERRY_BPF_LOADED_OR_SKIP(bpftest::load_classifier(bpf_.get(), 8192));
     ASSERT_TRUE(conns_.open(*bpf_).ok());
     ASSERT_TRUE(events_.open(*bpf_, [this](const ferry_event& e) { seen_.push_back(e); }).ok());
     EXPECT_GE(events_.epoll_fd(), 0);

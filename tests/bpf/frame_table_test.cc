@@ -19,7 +19,7 @@
 // The kernel's TC test run refuses a frame whose IPv4/IPv6 header is cut
 // short (it pulls the IP header first): such rows run on XDP only here, and
 // live through a tap in classify_test.cc.
-// Needs root and BPF; skips otherwise.
+// Needs root; skips without it or without kernel BPF support (bpf_load.h).
 // test-libs: ferry_bpf ferry_attach ferry_codec ferry_common
 #include <unistd.h>
 
@@ -320,13 +320,13 @@ class FrameTable : public bpftest::AttachObjectTest {
   static void SetUpTestSuite() {
     if (geteuid() != 0) return;
     classify_ = std::make_unique<BpfAttachment>();
-    if (!classify_->load(kFlows).ok()) classify_.reset();
+    classify_load_ = bpftest::load_classifier(classify_.get(), kFlows);
   }
   static void TearDownTestSuite() { classify_.reset(); }
   void SetUp() override {
     bpftest::AttachObjectTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    ASSERT_NE(classify_, nullptr) << "BPF classifier did not load";
+    FERRY_BPF_LOADED_OR_SKIP(classify_load_);
   }
 
   // Makes the test flow (guest -> gateway, ports 40000 -> 80) eligible: it
@@ -402,9 +402,11 @@ class FrameTable : public bpftest::AttachObjectTest {
   }
 
   static std::unique_ptr<BpfAttachment> classify_;
+  static bpftest::BpfLoad classify_load_;
 };
 
 std::unique_ptr<BpfAttachment> FrameTable::classify_;
+bpftest::BpfLoad FrameTable::classify_load_;
 
 TEST_F(FrameTable, ClassifierOnTheTapsEgress) {
   const Hook h{classify_->prog_fd(),
