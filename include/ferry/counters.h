@@ -25,7 +25,8 @@
 	X(unhandled, published)       /* well-formed, of no protocol we translate */ \
 	X(fragmented, internal)       /* frames to the guest above its MTU, sent as IP fragments */ \
 	X(held_for_mac, published)    /* frames that waited for the guest's MAC */ \
-	X(held_dropped, published)    /* ... and were dropped (too big, pushed out, too old) */
+	X(held_dropped, published)    /* ... and were dropped (too big, pushed out, too old) */ \
+	X(partial_checksums, published) /* TCP/UDP checksums taken in their partial form (ferry attach --hook xdp, driver mode) */
 
 /* PortCounters, prefix "port_": the frame port (tap, stream socket). */
 #define FERRY_PORT_COUNTERS(X)                                                 \

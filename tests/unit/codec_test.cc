@@ -508,6 +508,35 @@ TEST_P(Family, BadChecksums) {
   }
 }
 
+// A TCP or UDP checksum left partial by a sender that offloaded it (the
+// pseudo-header's folded sum, uncomplemented: what Linux writes for
+// CHECKSUM_PARTIAL) is bad for ChecksumPolicy::all and taken, marked, by
+// all_or_partial; a checksum in neither form is bad for both, a full one is
+// not marked. ICMP has no partial form.
+TEST_P(Family, PartialChecksumOnlyWithAllOrPartial) {
+  const bool v6 = GetParam();
+  for (Bytes f : {BuildTcp(v6, AllOpts(), Payload(21)), BuildUdp(v6, Payload(21))}) {
+    const ParsedFrame full = parse_frame(f, ChecksumPolicy::all_or_partial);
+    ASSERT_TRUE(full.ok()) << to_string(full.status);
+    EXPECT_FALSE(full.l4_checksum_partial);
+    const size_t field = full.l4_offset + (full.protocol == IPPROTO_TCP ? 16 : 6);
+    const uint32_t pseudo = csum_pseudo(full.src, full.dst, full.protocol, static_cast<uint32_t>(full.l4_len));
+    const uint16_t partial = static_cast<uint16_t>(~csum_fold(pseudo));
+    std::memcpy(f.data() + field, &partial, sizeof(partial));
+    EXPECT_EQ(parse_frame(f, ChecksumPolicy::all).status, ParseStatus::bad_checksum);
+    const ParsedFrame p = parse_frame(f, ChecksumPolicy::all_or_partial);
+    EXPECT_TRUE(p.ok()) << to_string(p.status);
+    EXPECT_TRUE(p.l4_checksum_partial);
+    f.back() ^= 0x40;  // the payload changed: still the partial form (it covers no data)
+    EXPECT_TRUE(parse_frame(f, ChecksumPolicy::all_or_partial).ok());
+    f[field] ^= 0x01;  // neither full nor partial
+    EXPECT_EQ(parse_frame(f, ChecksumPolicy::all_or_partial).status, ParseStatus::bad_checksum);
+  }
+  Bytes echo = BuildEcho(v6, 1, 2, Payload(20));
+  echo.back() ^= 0x40;
+  EXPECT_EQ(parse_frame(echo, ChecksumPolicy::all_or_partial).status, ParseStatus::bad_checksum);
+}
+
 TEST_P(Family, UdpZeroChecksum) {
   const bool v6 = GetParam();
   Bytes f = BuildUdp(v6, Payload(10));

@@ -157,8 +157,9 @@ constexpr Option<AttachArgs> kAttachOptions[] = {
      option::text<&AttachArgs::netns>},
     {{"--hook", 0, "tc|xdp",
       "where guest frames are taken: tcx ingress (default) or\n"
-      "XDP (driver mode, else generic). Driver-mode XDP needs\n"
-      "a guest that sends full checksums (ethtool -K IF tx off)"},
+      "XDP (driver mode, else generic). Driver-mode XDP loses\n"
+      "the guest's checksum offload: its partial checksums are\n"
+      "taken in userspace (counter partial_checksums)"},
      apply_hook},
     {{"--force", 0, nullptr,
       "attach even if DEV is not a veth or tap, is a bridge, is\n"
@@ -303,6 +304,10 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
     // and removes the rest of its state, as when DEV goes.
     translator.set_on_port_gone([&loop] { loop.stop(); });
     if (a.guest_mac) translator.set_guest_mac(*a.guest_mac);
+    // Native XDP has no CHECKSUM_PARTIAL flag to pass on (the kernel's XDP
+    // metadata kfuncs offer none): a guest with TX checksum offload on sends
+    // TCP/UDP whose checksum only the partial form identifies.
+    if ((*dp)->attach_mode() == "xdp-driver") translator.accept_partial_checksums(true);
     if (Status st = session.start(); !st.ok()) {
       report(&ready_fd, "error " + st.message());
       return 1;

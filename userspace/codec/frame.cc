@@ -183,8 +183,19 @@ bool parse_tcp_options(const uint8_t* p, size_t len, TcpOptions& o) {
   return true;
 }
 
+// True when the 16-bit checksum field at `field` holds the folded pseudo-header
+// sum uncomplemented: what a stack that offloads the TCP/UDP checksum writes
+// there for the device to finish (Linux: ~tcp_v4_check(len, saddr, daddr, 0)).
+bool is_partial_checksum(const uint8_t* field, uint32_t pseudo_sum) {
+  uint16_t stored;
+  std::memcpy(&stored, field, sizeof(stored));
+  return stored == static_cast<uint16_t>(~csum_fold(pseudo_sum));
+}
+
 // L4 (TCP, UDP, ICMP, ICMPv6) over the already length-checked IP payload.
-void parse_l4(std::span<const uint8_t> f, ParsedFrame& r, bool v6, bool verify) {
+void parse_l4(std::span<const uint8_t> f, ParsedFrame& r, bool v6, ChecksumPolicy policy) {
+  const bool verify = policy == ChecksumPolicy::all || policy == ChecksumPolicy::all_or_partial;
+  const bool partial_ok = policy == ChecksumPolicy::all_or_partial;
   const uint8_t* l4 = f.data() + r.l4_offset;
   const size_t len = r.l4_len;
   auto pseudo = [&]() {
@@ -207,8 +218,11 @@ void parse_l4(std::span<const uint8_t> f, ParsedFrame& r, bool v6, bool verify) 
       return;
     }
     if (verify && !csum_valid(l4, len, pseudo())) {
-      r.status = ParseStatus::bad_checksum;
-      return;
+      if (!partial_ok || !is_partial_checksum(l4 + 16, pseudo())) {
+        r.status = ParseStatus::bad_checksum;
+        return;
+      }
+      r.l4_checksum_partial = true;
     }
     r.tcp.sport = get16(l4);
     r.tcp.dport = get16(l4 + 2);
@@ -237,10 +251,13 @@ void parse_l4(std::span<const uint8_t> f, ParsedFrame& r, bool v6, bool verify) 
     if (verify) {
       uint16_t stored = get16(l4 + 6);
       bool zero_ok = !v6 && stored == 0;
-      if (!zero_ok && !csum_valid(l4, ulen, csum_pseudo(r.src, r.dst, IPPROTO_UDP,
-                                                         static_cast<uint32_t>(ulen)))) {
-        r.status = ParseStatus::bad_checksum;
-        return;
+      const uint32_t upseudo = csum_pseudo(r.src, r.dst, IPPROTO_UDP, static_cast<uint32_t>(ulen));
+      if (!zero_ok && !csum_valid(l4, ulen, upseudo)) {
+        if (!partial_ok || !is_partial_checksum(l4 + 6, upseudo)) {
+          r.status = ParseStatus::bad_checksum;
+          return;
+        }
+        r.l4_checksum_partial = true;
       }
     }
     r.udp.sport = get16(l4);
@@ -344,7 +361,7 @@ void parse_ipv4(std::span<const uint8_t> f, ParsedFrame& r, ChecksumPolicy polic
     r.status = ParseStatus::fragment;
     return;
   }
-  parse_l4(f, r, false, policy == ChecksumPolicy::all);
+  parse_l4(f, r, false, policy);
 }
 
 // IPv6 header and extension header chain at r.l3_offset.
@@ -420,7 +437,7 @@ void parse_ipv6(std::span<const uint8_t> f, ParsedFrame& r, ChecksumPolicy polic
   r.protocol = next;
   r.l4_offset = off;
   r.l4_len = end - off;
-  parse_l4(f, r, true, policy == ChecksumPolicy::all);
+  parse_l4(f, r, true, policy);
 }
 
 // ARP at r.l3_offset.

@@ -117,6 +117,9 @@ struct ParsedFrame {
     size_t body_offset = 0, body_len = 0;       // after the 4-byte type/code/csum
   } icmp;
 
+  // ChecksumPolicy::all_or_partial took the TCP/UDP checksum in its partial form.
+  bool l4_checksum_partial = false;
+
   bool ok() const { return status == ParseStatus::ok; }
   bool is_tcp() const { return l3 >= L3Kind::ipv4 && protocol == IPPROTO_TCP; }
   bool is_udp() const { return l3 >= L3Kind::ipv4 && protocol == IPPROTO_UDP; }
@@ -125,7 +128,12 @@ struct ParsedFrame {
 // Which checksums parse_frame() verifies. l3_only is for frames whose L4
 // checksum the sender left partial (a tap with a vnet header and checksum
 // offload: the guest kernel never computed it, the link is memory).
-enum class ChecksumPolicy : uint8_t { all, l3_only, none };
+// all_or_partial verifies every checksum but also takes a TCP or UDP one
+// that holds the pseudo-header's sum alone, what a sender that offloaded
+// the checksum left there (CHECKSUM_PARTIAL), and marks the frame
+// (l4_checksum_partial): for a port that lost the offload's flag, such as
+// native XDP, which has no way to tell the program or the next device.
+enum class ChecksumPolicy : uint8_t { all, l3_only, none, all_or_partial };
 
 // Parses an Ethernet frame. With verify_checksums, IPv4 header, TCP, UDP,
 // ICMP and ICMPv6 checksums are checked (UDP over IPv4 with checksum 0 is

@@ -90,9 +90,13 @@ void Translator::handle_port_gone() {
 void Translator::on_guest_frame(std::span<const uint8_t> frame, const RxMeta& meta) {
   counters_.frames++;
   // A checksum the guest offloaded to the port was never computed: only the
-  // IPv4 header's can be checked then.
-  const ParsedFrame f =
-      parse_frame(frame, meta.l4_checksum_trusted ? ChecksumPolicy::l3_only : ChecksumPolicy::all);
+  // IPv4 header's can be checked then. A port that lost the offload's flag
+  // (native XDP) leaves the partial form to recognise.
+  const ChecksumPolicy policy = meta.l4_checksum_trusted ? ChecksumPolicy::l3_only
+                                : partial_checksums_ok_    ? ChecksumPolicy::all_or_partial
+                                                           : ChecksumPolicy::all;
+  const ParsedFrame f = parse_frame(frame, policy);
+  if (f.l4_checksum_partial) counters_.partial_checksums++;
   if (!f.ok()) {
     if (f.status == ParseStatus::fragment) {
       // Whole again, the datagram goes through here like any other frame

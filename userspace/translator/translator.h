@@ -97,6 +97,11 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler, p
   // said so on stderr; the owner decides what ends (`ferry attach`: the
   // service; `ferry run`: nothing until CMD ends).
   void set_on_port_gone(std::function<void()> cb) { on_port_gone_ = std::move(cb); }
+  // The port loses the guest's checksum-offload flag (`ferry attach --hook
+  // xdp` in driver mode): a TCP/UDP checksum left partial by the guest is
+  // taken (ChecksumPolicy::all_or_partial, counted in partial_checksums)
+  // instead of dropped as malformed.
+  void accept_partial_checksums(bool on) { partial_checksums_ok_ = on; }
   bool port_gone() const { return port_gone_; }
 
   const Counters& counters() const { return counters_; }
@@ -130,6 +135,7 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler, p
   std::unique_ptr<uint8_t[]> frag_buf_;  // one fragment toward the guest
   uint32_t frag_id_ = 0;
   bool port_gone_ = false;
+  bool partial_checksums_ok_ = false;
   std::function<void()> on_port_gone_;
   std::unique_ptr<Gateway> gateway_;
   std::unique_ptr<services::GuestServices> services_;  // DHCP, RA, DHCPv6, DNS
