@@ -13,7 +13,8 @@
 # In both, the guest's connection to the host leaves marked (an iptables
 # mangle counter in the host namespace), detach removes the cgroups, and
 # after a SIGKILL of service and translator, `ferry detach` removes what
-# they left. Guests reach only the gateway (the host namespace's loopback).
+# they left. Without a detach, the next ferry to start removes a killed
+# service's cgroups, never a live one's (cleanup_dead_instance_cgroups). Guests reach only the gateway (the host namespace's loopback).
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 e2e_init
@@ -88,3 +89,22 @@ else
     "${MNT[@]}" mount -t cgroup2 none /sys/fs/cgroup
   check_layout "unified" "/ferry/$DEV/service" "${MNT[@]}"
 fi
+
+# Killed and never detached (a CNI DEL that never came): the next ferry that
+# starts (here a `ferry run`) removes the dead service's cgroups, and only
+# those: a live attachment's stay, its translator in them. The cgroups are
+# dated an hour back, past the start-up sweep's 10 s guard for cgroups
+# being made. Only cgroups this scenario made are looked at.
+e2e_expect "sweep: attach --mark" timeout 30 "${HN[@]}" "$FERRY" attach "$DEV" -q --mark 0x1234
+T=$(sed -n 's/^translator_pid=//p' "/run/ferry/$DEV/state")
+S=$(sed -n 's/^pid=//p' "/run/ferry/$DEV/state")
+touch -d '-1 hour' "$C2/ferry/$DEV"
+timeout 30 "${HN[@]}" "$FERRY" run -- true
+e2e_expect "sweep: a live attachment's cgroup stays" test -d "$C2/ferry/$DEV/translator"
+e2e_expect "sweep: its translator still in it" grep -qx "0::/ferry/$DEV/translator" "/proc/$T/cgroup"
+kill -KILL "$S" "$T"
+for i in $(seq 50); do kill -0 "$T" 2>/dev/null || kill -0 "$S" 2>/dev/null || break; sleep 0.1; done
+touch -d '-1 hour' "$C2/ferry/$DEV"
+timeout 30 "${HN[@]}" "$FERRY" run -- true
+e2e_expect "sweep: the killed, undetached service's cgroups removed by the next start" test ! -e "$C2/ferry/$DEV"
+e2e_expect "sweep: detach cleans the rest" timeout 30 "${HN[@]}" "$FERRY" detach "$DEV" -q

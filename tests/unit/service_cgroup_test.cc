@@ -7,12 +7,14 @@
 // service and the translator each in a leaf) and, with no service cgroup
 // (hybrid), under ferry/NAME of the cgroup2 mount; what removal leaves.
 // test-libs: ferry_sandbox
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -147,6 +149,31 @@ TEST(ServiceCgroup, StaleCgroupsOfOneInstanceAreRemoved) {
   remove_service_cgroups(root, "..");  // not a name: nothing
   remove_service_cgroups(root, "a/b");
   EXPECT_EQ(dirs_under(root).size(), 3u);
+  EXPECT_EQ(system(("rm -rf " + root).c_str()), 0);
+}
+
+// At start, every dead instance's cgroups under ferry/ go (with its leaves,
+// and an old ferry-NAME of the same name); a live instance's, a young entry
+// (perhaps being made), an old-layout ferry-NAME alone and other
+// directories stay.
+TEST(ServiceCgroup, DeadInstancesCgroupsAreRemovedAtStart) {
+  const std::string root = fake_root();
+  ASSERT_FALSE(root.empty());
+  for (const char* d : {"/ferry", "/ferry/fy05", "/ferry/fy05/service", "/ferry/fy05/translator", "/ferry-fy05",
+                        "/ferry-fy06", "/ferry/run-77", "/ferry/run-77/translator", "/ferry/live1",
+                        "/ferry/live1/service", "/ferry-live2", "/ferry/young", "/other", "/ferryx"})
+    ASSERT_EQ(mkdir((root + d).c_str(), 0755), 0) << d;
+  const time_t old = time(nullptr) - 3600;
+  const timespec times[2] = {{old, 0}, {old, 0}};
+  for (const char* d : {"/ferry/fy05", "/ferry-fy05", "/ferry-fy06", "/ferry/run-77", "/ferry/live1", "/ferry-live2",
+                        "/other", "/ferryx"})
+    ASSERT_EQ(utimensat(AT_FDCWD, (root + d).c_str(), times, 0), 0) << d;
+  auto dead = [](const std::string& name) { return name.rfind("live", 0) != 0; };
+  EXPECT_EQ(remove_dead_instance_cgroups(root, dead), 2u);  // fy05 (and ferry-fy05), run-77
+  EXPECT_EQ(dirs_under(root), (std::vector<std::string>{"ferry", "ferry-fy06", "ferry-live2", "ferry/live1",
+                                                        "ferry/live1/service", "ferry/young", "ferryx", "other"}));
+  EXPECT_EQ(remove_dead_instance_cgroups(root, dead, 0), 1u);  // no age limit: young goes too
+  EXPECT_EQ(remove_dead_instance_cgroups("", dead), 0u);
   EXPECT_EQ(system(("rm -rf " + root).c_str()), 0);
 }
 

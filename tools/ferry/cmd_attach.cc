@@ -248,6 +248,7 @@ std::string addr_or_empty(bool on, const std::string& s) { return on ? s : std::
 // The service: builds everything, reports readiness, translates until told to stop.
 int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
   const std::string dir = attach::run_dir(a.dev);
+  cleanup_dead_instance_cgroups();  // what killed instances (attach, run, vm) left
   // A cgroup of its own, before anything is made (maps and buffers are charged there).
   std::string cgroup_dir;
   const std::string cgroup_home = sandbox::current_cgroup();

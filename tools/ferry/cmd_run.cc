@@ -530,6 +530,7 @@ int cmd_run(int argc, char** argv) {
   // (with the tap's drops, read here: the translator has no netlink socket)
   // (rootless: under the caller's own directory, counters_file.h)
   cleanup_stale_run_counters();
+  cleanup_dead_instance_cgroups();  // what killed instances (run, vm, attach) left
   RunCountersFile counters_file(
       instance, rootless ? GuestPathDrops()
                          : GuestPathDrops(GuestPathDrops::open_netlink(guest_ns.get()), tap->ifindex(), 0));

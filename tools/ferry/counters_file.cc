@@ -175,6 +175,19 @@ void cleanup_stale_run_counters() {
   closedir(d);
 }
 
+bool instance_is_dead(const std::string& name) {
+  if (is_run_instance(name) || is_vm_instance(name)) {
+    const long pid = std::strtol(name.c_str() + name.find('-') + 1, nullptr, 10);
+    return pid > 0 && run_instance_is_stale(name, static_cast<int>(pid));
+  }
+  return attach::valid_ifname(name) && !attach::service_alive(name);
+}
+
+void cleanup_dead_instance_cgroups() {
+  if (!privileged_for_network_setup()) return;
+  (void)sandbox::remove_dead_instance_cgroups(sandbox::cgroup2_mount(), instance_is_dead);
+}
+
 // key=value lines, one per counter.
 std::string counters_text(Translator& tr, const FramePort& port, const NsTcpRelay* ns_tcp, const NsUdpRelay* ns_udp) {
   std::string out;

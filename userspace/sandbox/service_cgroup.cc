@@ -1,6 +1,7 @@
 // A service's own cgroup: see service_cgroup.h.
 #include "sandbox/service_cgroup.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
@@ -8,9 +9,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <ctime>
 #include <charconv>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace ferry::sandbox {
 
@@ -99,6 +102,34 @@ void remove_service_cgroups(const std::string& cgroup2, const std::string& name)
   (void)rmdir((dir + "/" + kServiceLeaf).c_str());
   (void)rmdir(dir.c_str());
   (void)rmdir((cgroup2 + "/ferry-" + name).c_str());  // before the service-cgroup layout
+}
+
+// Each directory under cgroup2/ferry/ old enough, then the dead ones' removal.
+size_t remove_dead_instance_cgroups(const std::string& cgroup2, bool (*is_dead)(const std::string& name),
+                                    long min_age_s) {
+  if (cgroup2.empty()) return 0;
+  const std::string top = cgroup2 + "/ferry";
+  std::vector<std::string> names;
+  const time_t now = time(nullptr);
+  if (DIR* d = opendir(top.c_str())) {
+    while (dirent* e = readdir(d)) {
+      const std::string name = e->d_name;
+      if (name.empty() || name[0] == '.') continue;
+      struct stat st {};
+      if (stat((top + "/" + name).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+      if (now - st.st_mtime < min_age_s) continue;  // perhaps being made right now
+      names.push_back(name);
+    }
+    closedir(d);
+  }
+  size_t removed = 0;
+  for (const std::string& name : names) {
+    if (!is_dead(name)) continue;
+    remove_service_cgroups(cgroup2, name);
+    struct stat st {};
+    if (stat((top + "/" + name).c_str(), &st) != 0) removed++;
+  }
+  return removed;
 }
 
 // /sys/fs/cgroup when it is the unified hierarchy, else the first cgroup2

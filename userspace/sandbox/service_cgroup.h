@@ -37,6 +37,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -79,6 +80,19 @@ void remove_translator_cgroup(const std::string& dir, const std::string& service
 // this and earlier versions made: ferry/NAME/{translator,service} and
 // ferry/NAME, and the old ferry-NAME; best effort.
 void remove_service_cgroups(const std::string& cgroup2, const std::string& name);
+
+// Every instance's cgroups under cgroup2/ferry/NAME whose instance
+// is_dead(NAME) says is gone: what an instance killed with SIGKILL left
+// (remove_service_cgroups each, which takes an old ferry-NAME of the same
+// name too). The old layout's top-level ferry-NAME entries alone are not
+// swept: no version since 6d56f87 makes them, and `ferry detach DEV` still
+// removes DEV's. Entries
+// modified less than min_age_s ago are left alone: an instance may be
+// between making its cgroup and joining it. rmdir() refuses a cgroup that
+// still holds a process, so a live instance's cgroup survives a wrong
+// answer. Returns how many instances' cgroups went; best effort.
+size_t remove_dead_instance_cgroups(const std::string& cgroup2, bool (*is_dead)(const std::string& name),
+                                    long min_age_s = 10);
 
 // Where the cgroup2 hierarchy is mounted ("" when nowhere).
 std::string cgroup2_mount();
