@@ -61,6 +61,7 @@
 	X(rto_expired, published)                                               \
 	X(cwnd_reductions, published)  /* congestion window cut: fast recovery or RTO */ \
 	X(cwnd_limited, internal)      /* send_data() stopped by the congestion window */ \
+	X(send_deferred, published)    /* send_data() stopped by its per-turn budget with bytes and window left: resumed the next turn */ \
 	X(tlp_probes, published)       /* tail-loss probes sent (RFC 8985 7): no ACK for 2 SRTT */ \
 	X(tlp_recoveries, published)   /* ... whose answer revealed a loss, repaired without an RTO */ \
 	X(lost_retransmits, published) /* recovery: resent bytes lost again (data sent after them SACKed), resent again without an RTO */ \

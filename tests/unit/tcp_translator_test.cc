@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1517,6 +1518,100 @@ TEST_F(TcpTest, OffloadSendsSuperSegmentsWithPartialChecksums) {
   EXPECT_EQ(got, data);
   EXPECT_GE(super, 2u);
   close(h);
+}
+
+// Fairness of the send path: a flow with an 8 MiB window and its host
+// socket full sends at most its budget per turn of the loop, so a second
+// flow and a timer get their turn before it sends more, and it carries on
+// in the following turns with no new event from its socket (EPOLLIN is
+// edge-triggered: nothing else would wake it). Without the budget the
+// first flow sent all it had (100000 bytes) before either.
+TEST_F(TcpTest, OneFlowsBurstCannotStarveAnotherFlowOrATimer) {
+  Make();
+  tcp->set_initial_window(64u << 20);  // the guest's window and the budget are the limits, not cwnd
+  constexpr uint32_t kBudget = 16 * 1024;
+  tcp->set_send_budget(kBudget);
+  Listener l;
+  const uint32_t iss_a = Handshake(40110, l.port, 100);  // MSS 1460, window 65535 << 7
+  const int ha = l.accept_one();
+  ASSERT_GE(ha, 0);
+  const uint32_t iss_b = Handshake(40111, l.port, 200);
+  const int hb = l.accept_one();
+  ASSERT_GE(hb, 0);
+  auto fd_of = [&](uint16_t sport) {
+    const TcpConn* c = tcp->conn(tcp->find(TcpTranslator::make_key(Guest(), sport, Gw(), l.port)));
+    return c ? c->fd : -1;
+  };
+  const int fa = fd_of(40110), fb = fd_of(40111);
+  ASSERT_GE(fa, 0);
+  ASSERT_GE(fb, 0);
+  constexpr size_t kA = 100000, kB = 20000;
+  ASSERT_EQ(send(ha, std::string(kA, 'a').data(), kA, 0), static_cast<ssize_t>(kA));
+  ASSERT_EQ(send(hb, std::string(kB, 'b').data(), kB, 0), static_cast<ssize_t>(kB));
+  // Both are readable in ferry's sockets before the turn (loopback: at once;
+  // the bound only ends a hang).
+  for (int i = 0; i < 2000; i++) {
+    int qa = 0, qb = 0;
+    ioctl(fa, FIONREAD, &qa);
+    ioctl(fb, FIONREAD, &qb);
+    if (static_cast<size_t>(qa) == kA && static_cast<size_t>(qb) == kB) break;
+    usleep(1000);
+  }
+  link.sent.clear();
+  uint32_t sent_a = 0, sent_b = 0;
+  uint32_t a_before_b = UINT32_MAX;  // A's bytes when B's first frame left
+  auto count = [&] {
+    for (const Bytes& b : link.sent) {
+      ParsedFrame f = parse_frame(b, true);
+      ASSERT_TRUE(f.ok());
+      if (f.tcp.payload_len == 0) continue;
+      if (f.tcp.dport == 40110) {
+        EXPECT_EQ(f.tcp.seq, iss_a + 1 + sent_a);  // in order, nothing twice
+        sent_a += f.tcp.payload_len;
+      } else {
+        EXPECT_EQ(f.tcp.seq, iss_b + 1 + sent_b);
+        if (sent_b == 0) a_before_b = sent_a;
+        sent_b += f.tcp.payload_len;
+      }
+    }
+    link.sent.clear();
+  };
+  // A timer due now: it runs in this turn, after the sockets' events.
+  struct Probe : TimerClient {
+    std::function<void()> fire;
+    bool armed = true;
+    uint64_t next_deadline_ns() const override { return armed ? 0 : kNever; }
+    void on_timer(uint64_t) override {
+      armed = false;
+      fire();
+    }
+  } probe;
+  uint32_t a_at_timer = UINT32_MAX;
+  probe.fire = [&] {
+    count();
+    a_at_timer = sent_a;
+  };
+  loop.add_timer_client(&probe);
+  loop.run_once(0);  // one turn: A's and B's events, then the timers
+  count();
+  EXPECT_LE(a_before_b, kBudget + 1460) << "flow A's burst went before flow B's first frame";
+  EXPECT_LE(a_at_timer, kBudget + 1460) << "flow A's burst went before the timer";
+  EXPECT_GT(sent_b, 0u) << "flow B waited for a later turn";
+  ASSERT_LT(sent_a, kA);
+  // A still has data and window: the loop must not sleep, and A goes on.
+  EXPECT_LE(tcp->next_deadline_ns(), now_ns()) << "a deferred flow would wait for an event that never comes";
+  EXPECT_GE(tcp->counters().send_deferred, 1u);
+  int turns = 1;
+  for (; turns < 100 && (sent_a < kA || sent_b < kB); turns++) {
+    loop.run_once(0);
+    count();
+  }
+  EXPECT_EQ(sent_a, kA);
+  EXPECT_EQ(sent_b, kB);
+  EXPECT_GE(turns, static_cast<int>(kA / (kBudget + 1460)));  // about a budget per turn
+  EXPECT_GT(tcp->next_deadline_ns(), now_ns()) << "nothing deferred any more: the loop may sleep";
+  close(ha);
+  close(hb);
 }
 
 // ---- congestion control toward the guest (issue 19) ------------------------------

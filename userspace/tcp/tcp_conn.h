@@ -111,6 +111,11 @@ struct TcpConn {
   bool delack_off;      // a delayed ACK expired unanswered: ACK at once
   uint64_t rcv_data_at;  // when in-order guest data last arrived
 
+  // The send budget of one loop turn (tcp_output.cc, "Fairness").
+  uint32_t budget_turn;  // the translator's turn that budget_sent counts
+  uint32_t budget_sent;  // bytes send_data() sent the guest in that turn
+  bool resume_queued;    // on the resume list: the budget stopped a send with more to go
+
   // The host socket's free send-buffer space as last read (SO_MEMINFO) less
   // what was written since: a conservative estimate that spares a syscall
   // per ACK. Read again once half of it is used, or when not sndbuf_known.

@@ -16,7 +16,8 @@
 // host socket holds are ACKed (host_drained); and on a run of duplicate
 // ACKs and the ACK of our FIN. A wake-up is spent when it comes, so
 // fast_progress() arms again if its send stops the same way (invariant:
-// bytes in flight or a closed window always have a wake-up armed, and the
+// bytes in flight or a closed window always have a wake-up armed, unless
+// the per-turn send budget deferred the flow to the next turn, and the
 // retransmission or persist timer bounds the wait on one that is lost).
 #include <algorithm>
 

@@ -28,6 +28,25 @@
 // carries rcv_nxt and cancels the wait (ack_sent). A duplicate ACK keeps the
 // advertised right edge unchanged, or the guest would not count it.
 //
+// Fairness: one flow sends at most send_budget_ bytes (kSendBudget, whole
+// send units) per turn of the event loop. Without a bound, a download
+// whose guest ACKs inside our own tap write (BPF absorbs the ACK, the
+// stall check folds it and finds the window open again) kept sending for
+// as long as its host socket had data: measured, 80 ready sockets x 27
+// 64-KiB frames, one turn of about 90 ms while the tap (the guest's ARP
+// and NDP answers, its SYNs), the timers and other flows waited. A flow
+// the budget stops goes on the resume list (defer_send); the loop does not
+// sleep while that list is non-empty, and resume_sends() runs it in the
+// next turn, after that turn's events: round robin among the busy flows,
+// each turn as long as the ready flows' budgets. The list, not an epoll
+// edge, carries it on: the host socket's EPOLLIN is edge-triggered and
+// does not come again for bytes already queued. The size: Linux bounds
+// what one flow queues below TCP to about a millisecond at its rate (TSQ)
+// and a device's NAPI poll to 64 packets; here a turn costs an
+// epoll_wait() and the batch end, a few microseconds, and 256 KiB (four
+// super-segments, about 170 us of writes into the tap) keeps that to a
+// few percent of a lone flow's time.
+//
 // Loss recovery (RFC 6675 with RFC 6582's partial ACKs): start_recovery()
 // at the third duplicate ACK, more than two MSS SACKed, or an RTO takes the
 // flow off the fast path and cuts cwnd; repair() then resends every lost
@@ -110,14 +129,24 @@ void TcpTranslator::send_data(uint32_t slot) {
       }
       return;
     }
+    // One frame's payload: an MSS, or with offloads as many whole MSS as fit
+    // in one IP packet (the guest's stack takes it as a GSO super-segment).
+    const uint32_t unit = send_unit(c);
+    // This turn's budget (see "Fairness"), in whole send units.
+    if (c.budget_turn != turn_) {
+      c.budget_turn = turn_;
+      c.budget_sent = 0;
+    }
+    if (c.budget_sent >= send_budget_) {
+      defer_send(slot);
+      return;
+    }
+    avail = std::min(avail, (send_budget_ - c.budget_sent + unit - 1) / unit * unit);
     if (!have_window) {
       raw_win = window_to_advertise(slot);
       have_window = true;
     }
     size_t hdr = tcp_frame_header_len(c.v6, TcpOptions{});
-    // One frame's payload: an MSS, or with offloads as many whole MSS as fit
-    // in one IP packet (the guest's stack takes it as a GSO super-segment).
-    const uint32_t unit = send_unit(c);
     size_t n = 0;
     size_t want = 0;
     while (avail > 0 && n < frame_count_) {
@@ -179,6 +208,7 @@ void TcpTranslator::send_data(uint32_t slot) {
     if (c.delack_off && now - c.rcv_data_at < kDelayedAckNs) c.delack_off = false;  // answers again
     ack_sent(slot);
     counters_.bytes_to_guest += static_cast<uint64_t>(r);
+    c.budget_sent += static_cast<uint32_t>(r);
     if (!retrans) c.bytes_to_guest += static_cast<uint64_t>(r);
     c.snd_nxt += static_cast<uint32_t>(r) + (fin_too ? 1 : 0);
     c.snd_max = seq::max(c.snd_max, c.snd_nxt);
@@ -204,6 +234,44 @@ void TcpTranslator::send_data(uint32_t slot) {
       }
     }
   }
+}
+
+// The flow spent this turn's budget with bytes and window left: the host
+// socket's edge-triggered EPOLLIN will not come again for bytes already
+// there, so the flow goes on the resume list (once), which keeps the loop
+// from sleeping until resume_sends() ran it in a later turn.
+void TcpTranslator::defer_send(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  counters_.send_deferred++;
+  if (c.resume_queued) return;
+  c.resume_queued = true;
+  resume_.emplace_back(slot, c.gen);
+}
+
+// The timer client's part of each turn, after the I/O events: every flow
+// deferred in an earlier turn sends its next budget (what BPF absorbed
+// folded first, as at any entry point). A flow deferred in this very turn
+// (its budget is spent) waits for the next one; a slot released or reused
+// meanwhile is skipped.
+void TcpTranslator::resume_sends() {
+  if (resume_.empty()) return;
+  resume_run_.swap(resume_);
+  for (const auto& [slot, gen] : resume_run_) {
+    TcpConn& c = conns_[slot];
+    if (c.gen != gen || !c.resume_queued) continue;
+    if (c.state != TcpState::established) {
+      c.resume_queued = false;
+      continue;
+    }
+    if (c.budget_turn == turn_ && c.budget_sent >= send_budget_) {
+      resume_.emplace_back(slot, gen);  // still queued
+      continue;
+    }
+    c.resume_queued = false;
+    fast_fold(slot);
+    send_data(slot);
+  }
+  resume_run_.clear();
 }
 
 // Records that our FIN goes out at fin_seq (now, behind every byte of

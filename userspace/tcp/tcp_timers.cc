@@ -56,12 +56,14 @@ using namespace tcp_detail;
 
 // Earliest of all connections' deadlines.
 uint64_t TcpTranslator::next_deadline_ns() const {
+  if (!resume_.empty()) return 0;  // deferred sends: the loop polls, it does not sleep
   uint64_t d = timers_.top_deadline();
   if (listeners_resume_at_ && listeners_resume_at_ < d) d = listeners_resume_at_;
   return d == TimerHeap::kNone ? kNever : d;
 }
 
-// Runs every expired connection timer (and resumes paused listeners).
+// Runs every expired connection timer (and resumes paused listeners), then
+// the sends the per-turn budget deferred (resume_sends, tcp_output.cc).
 void TcpTranslator::on_timer(uint64_t now) {
   if (listeners_resume_at_ && listeners_resume_at_ <= now) {
     listeners_resume_at_ = 0;
@@ -84,6 +86,7 @@ void TcpTranslator::on_timer(uint64_t now) {
       update_timer(slot);
     }
   }
+  resume_sends();
 }
 
 // Sets the slot's heap deadline to the earlier of its timers.

@@ -200,10 +200,15 @@ TcpTranslator::TcpTranslator(EventLoop& loop, GuestLink& link)
   scratch_.resize(256);
   ack_list_.reserve(capacity_);
   released_.reserve(capacity_);
+  resume_.reserve(capacity_);
+  resume_run_.reserve(capacity_);
 
   tag_ = loop_.register_handler(this);
   loop_.add_timer_client(this);
-  loop_.add_batch_end_hook([this] { flush_acks(); });
+  loop_.add_batch_end_hook([this] {
+    flush_acks();
+    turn_++;  // every flow's send budget is whole again
+  });
 }
 
 // Closes every socket (host peers see a reset) and unmaps the table.

@@ -13,12 +13,14 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ferry/counters.h"
@@ -132,6 +134,11 @@ class TcpTranslator : public IoHandler, public TimerClient {
   // The congestion window new connections start with, in bytes (0: RFC
   // 6928's); tests whose subject is not congestion control raise it.
   void set_initial_window(uint32_t bytes) { initial_window_ = bytes; }
+  // Bytes one flow may send the guest per turn of the loop (tcp_output.cc,
+  // "Fairness"): four 64 KiB super-segments, about 180 segments of MSS
+  // 1460. Tests make it small.
+  static constexpr uint32_t kSendBudget = 256 * 1024;
+  void set_send_budget(uint32_t bytes) { send_budget_ = std::max<uint32_t>(bytes, 1); }
 
   // Window-scale shift we offer so that max_window fits 16 bits (<= 14).
   static uint8_t choose_wscale(uint64_t max_window);
@@ -211,6 +218,11 @@ class TcpTranslator : public IoHandler, public TimerClient {
 
   // ---- output: host bytes and ACKs to the guest (tcp_output.cc)
   void send_data(uint32_t slot);
+  // The flow spent this turn's send budget with data and window left: it
+  // goes on in a later turn (resume_sends), whatever epoll says.
+  void defer_send(uint32_t slot);
+  // Runs the sends deferred in earlier turns (the timer client's turn).
+  void resume_sends();
   void host_drained(uint32_t slot);
   // Loss recovery starts at snd_max (rto: after a retransmission
   // timeout): cwnd cut, off the fast path, the lost bytes resent (see
@@ -295,6 +307,7 @@ class TcpTranslator : public IoHandler, public TimerClient {
   uint8_t our_shift_ = 7;
   uint32_t max_window_ = 0;
   uint32_t initial_window_ = 0;  // 0: RFC 6928's (set_initial_window)
+  uint32_t send_budget_ = kSendBudget;
   uint32_t probe_room_ = 0;  // bytes a loss probe may send beyond cwnd (once)
 
   // Frames toward the guest: a fixed pool, one batch of MSS-sized segments.
@@ -309,6 +322,10 @@ class TcpTranslator : public IoHandler, public TimerClient {
   GuestRxBuffers rx_;               // staging and out-of-order data from the guest
   std::vector<uint32_t> ack_list_;  // slots with ack_pending
   std::vector<uint32_t> released_;  // slots released, in the table until the batch end
+  // Sends stopped by the per-turn budget: (slot, gen), each flow at most
+  // once (resume_queued); resume_run_ is the list being run.
+  std::vector<std::pair<uint32_t, uint32_t>> resume_, resume_run_;
+  uint32_t turn_ = 1;  // counts the loop's turns (batch ends): the send budget's clock
   TcpFlowObserver* observer_ = nullptr;
   TcpFastPath* fast_ = nullptr;
   // Listeners pause (no EPOLLIN) after accept() ran out of descriptors, so a
