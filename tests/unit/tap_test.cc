@@ -109,7 +109,27 @@ struct Guest {
     Status st = configure_guest_link(ns->get(), s);
     if (!st) port = st;
   }
+
+  // A socket of `type` made inside the namespace after the gateway
+  // 198.18.0.1 became a static neighbour (kPeerMac), so the guest's first
+  // frame to it is not an ARP request; -1 on failure.
+  int gateway_socket(int type) {
+    NetnsGuard guard;
+    if (!guard.enter(ns->get())) return -1;
+    auto nl = Netlink::open();
+    if (!nl || !nl->add_neighbor((*port)->ifindex(), v4("198.18.0.1"), kPeerMac)) return -1;
+    return socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  }
 };
+
+// The gateway's address 198.18.0.1:port.
+sockaddr_in gateway_addr(uint16_t port) {
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  inet_pton(AF_INET, "198.18.0.1", &to.sin_addr);
+  return to;
+}
 
 // A UDP socket made inside the namespace, bound to addr:port.
 int udp_socket_in(int ns_fd, const char* addr, uint16_t port) {
@@ -224,20 +244,9 @@ TEST_P(TapModes, GuestFrameIsReadFromFd) {
   g.setup(opts());
   ASSERT_TRUE(g.port) << g.port.status().message();
   TapPort& port = **g.port;
-  int s = -1;
-  {
-    NetnsGuard guard;
-    ASSERT_TRUE(guard.enter(g.ns->get()));
-    auto nl = Netlink::open();
-    ASSERT_TRUE(nl);
-    ASSERT_TRUE(nl->add_neighbor(port.ifindex(), v4("198.18.0.1"), kPeerMac));
-    s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(s, 0);
-  }
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(7777);
-  inet_pton(AF_INET, "198.18.0.1", &to.sin_addr);
+  int s = g.gateway_socket(SOCK_DGRAM);
+  ASSERT_GE(s, 0);
+  sockaddr_in to = gateway_addr(7777);
   std::string msg = "hello ferry";
   ASSERT_EQ(sendto(s, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)),
             static_cast<ssize_t>(msg.size()));
@@ -281,20 +290,9 @@ TEST_P(TapModes, BatchLimitAndDropCounting) {
   g.setup(opts());
   ASSERT_TRUE(g.port) << g.port.status().message();
   TapPort& port = **g.port;
-  int s = -1;
-  {
-    NetnsGuard guard;
-    ASSERT_TRUE(guard.enter(g.ns->get()));
-    auto nl = Netlink::open();
-    ASSERT_TRUE(nl);
-    ASSERT_TRUE(nl->add_neighbor(port.ifindex(), v4("198.18.0.1"), kPeerMac));
-    s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(s, 0);
-  }
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(7777);
-  inet_pton(AF_INET, "198.18.0.1", &to.sin_addr);
+  int s = g.gateway_socket(SOCK_DGRAM);
+  ASSERT_GE(s, 0);
+  sockaddr_in to = gateway_addr(7777);
   for (int i = 0; i < 5; i++) ASSERT_EQ(sendto(s, "x", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 1);
   pollfd p{port.fd(), POLLIN, 0};
   ASSERT_EQ(poll(&p, 1, 2000), 1);
@@ -432,20 +430,9 @@ TEST(TapPort, GuestTcpSuperSegments) {
   g.setup(o);
   ASSERT_TRUE(g.port) << g.port.status().message();
   TapPort& port = **g.port;
-  int s = -1;
-  {
-    NetnsGuard guard;
-    ASSERT_TRUE(guard.enter(g.ns->get()));
-    auto nl = Netlink::open();
-    ASSERT_TRUE(nl);
-    ASSERT_TRUE(nl->add_neighbor(port.ifindex(), v4("198.18.0.1"), kPeerMac));
-    s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    ASSERT_GE(s, 0);
-  }
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(8080);
-  inet_pton(AF_INET, "198.18.0.1", &to.sin_addr);
+  int s = g.gateway_socket(SOCK_STREAM | SOCK_NONBLOCK);
+  ASSERT_GE(s, 0);
+  sockaddr_in to = gateway_addr(8080);
   ASSERT_EQ(connect(s, reinterpret_cast<sockaddr*>(&to), sizeof(to)), -1);
   ASSERT_EQ(errno, EINPROGRESS);
 
