@@ -8,7 +8,7 @@ way and then answers the other way, which also exercises half-close:
   listen --mode sink:    read to EOF, check, reply "OK <sha>" (or "BAD"), close
   connect --mode send:   send, shutdown(SHUT_WR), expect "OK"
   listen --mode source:  send, shutdown(SHUT_WR), expect "OK" from the client
-  connect --mode recv:   read to EOF, check, reply "OK <sha>"
+  connect --mode recv:   read to EOF, check, reply "OK <sha>", wait until it is ACKed
 
 Extras: --count K connections (threads, concurrent; --sequential: one
 after the other), --pause S (receiver stops
@@ -22,11 +22,13 @@ namespace the test made (a remote peer, tests/e2e/remote_*.sh) only.
 """
 import argparse
 import errno
+import fcntl
 import hashlib
 import random
 import socket
 import struct
 import sys
+import termios
 import threading
 import time
 
@@ -75,6 +77,19 @@ def send_all(sock, args, data):
 def abort(sock):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
+
+
+def wait_acked(sock, timeout):
+    """Waits until the peer acknowledged everything sent on sock (its send
+    queue, SIOCOUTQ, is empty); False after timeout seconds."""
+    end = time.monotonic() + timeout
+    while True:
+        queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+        if queued == 0:
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.01)
 
 
 def read_line(sock):
@@ -222,7 +237,14 @@ def client_one(args, expected, data, res, idx):
                 return
             if sha == expected and got == args.bytes:
                 c.sendall(("OK %s\n" % sha).encode())
-                res.good()
+                # Returns once the line was acknowledged, so it does not
+                # rest on a retransmission after this process exits (a
+                # guest's namespace may be gone by then: a lost line
+                # failed the server of tcp_loss at 5 %).
+                if wait_acked(c, args.timeout):
+                    res.good()
+                else:
+                    res.fail("conn %d: our OK line was not acknowledged" % idx)
             else:
                 c.sendall(b"BAD\n")
                 res.fail("conn %d: got %d bytes sha %s" % (idx, got, sha))
