@@ -37,7 +37,9 @@
 #                              $VM_SOAK_OUT/summary.txt
 # Knobs (environment): VM_SOAK_TIMEOUT (one transfer, 180 s as in the
 # issue), VM_SOAK_PCAP (1: a tcpdump ring of the tap, 3 x 8 MB, headers
-# only), VM_SOAK_OUT (default under E2E_TMP, removed at exit).
+# only), VM_SOAK_OUT (default under E2E_TMP, removed at exit),
+# VM_SOAK_FREEZE (I:S: QEMU is stopped for S s when transfer I starts, the
+# self-check that a stall is found and snapshotted).
 
 VM_SOAK_TOOL=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tools" && pwd)/vm_soak_host.py
 VM_SOAK_BYTES=$((16 << 20))
@@ -229,7 +231,7 @@ vm_soak_round() {
     -device "$dev_opts"
   python3 "$VM_SOAK_TOOL" watch --console "$dir/console.log" --pid "$VM_PID" --json "$dir/result.json" \
     --hook "$dir/hook.sh" --fwd "$fwd" --inbound "$inbound" --done "$VM_WWW/done" --timeout "$tmo" \
-    --deadline "$deadline" --rule "$rule" >"$dir/watch.log" 2>&1 || rc=1
+    --deadline "$deadline" --rule "$rule" ${VM_SOAK_FREEZE:+--freeze "$VM_SOAK_FREEZE"} >"$dir/watch.log" 2>&1 || rc=1
   grep -v "^soak: [0-9]* [a-z0-9]* [0-9.]* s$" "$dir/watch.log" | sed "s/^/[$E2E_NAME] $name: /"
   vm_wait_line "$dir/console.log" "VM: END" 30 >/dev/null || true
   for ((i = 0; i < 100; i++)); do kill -0 "$VM_PID" 2>/dev/null || break; sleep 0.2; done

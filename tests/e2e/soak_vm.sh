@@ -14,6 +14,8 @@
 # (translator.dev_tx_dropped equals the tap's TX dropped when there were
 # any). tests/e2e/lib_vm_soak.sh has the details; scripts/soak.sh --vm runs
 # this long (VM_SOAK_COUNT 100, VM_SOAK_RULE strict).
+# Then a self-check boot: QEMU stopped for 8 s during one transfer must be
+# found as a stall and snapshotted (VM_SOAK_SELFCHECK=0 skips it).
 # Environment: VM_SOAK_COUNT, VM_SOAK_INBOUND, VM_SOAK_TIME (seconds per
 # boot after which the guest starts no new transfer; 120), VM_SOAK_RULE,
 # VM_SOAK_ROUNDS ("off:on off:off on:on on:off", offloads:fastpath),
@@ -49,5 +51,24 @@ for r in ${VM_SOAK_ROUNDS:-off:on off:off on:on on:off}; do
     e2e_log "$name: the kernel dropped no frame toward QEMU this boot (${VM_SOAK_DROPS:-?})"
   fi
 done
+# The self-check: QEMU stopped for 8 s when transfer 14 (IPv6 download, the
+# fourth of its kind) starts, as a TCG guest that stops reading its ring.
+# The soak must find that transfer a stall, snapshot it while it lasts, and
+# ferry recover once QEMU runs again.
+if [[ ${VM_SOAK_SELFCHECK:-1} == 1 ]]; then
+  name=selfcheck-qemu-stopped-8s
+  VM_SOAK_FREEZE=14:8 vm_soak_round "$name" off off 16 0 "$LIMIT" strict >"$E2E_TMP/selfcheck.out" 2>&1
+  e2e_expect "$name: the round fails" test $? -ne 0
+  grep -E "STALL|FAILED|QEMU|summary|nud" "$E2E_TMP/selfcheck.out" | sed 's/^/    /'
+  e2e_expect "$name: transfer 14 d6 is a stall by both rules, the only one, and it completed (verified)" python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+t = [d for d in r["all"] if d["index"] == 14 and d["kind"] == "d6"]
+print("    transfer 14 d6:", t, "; beyond the 8 s stop:", round(t[0]["secs"] - 8, 2) if t else "?", "s")
+sys.exit(0 if r["stalls_strict"] == 1 and r["stalls_soft"] == 1 and r["failed"] == 0 and t and t[0]["ok"] else 1)
+' "$VM_SOAK_OUT/$name/result.json"
+  e2e_expect "$name: a snapshot was taken while it stalled (ferry status, conns, the tap's link and qdisc)" \
+    bash -c "test -s '$VM_SOAK_OUT/$name/stall-14-d6/ferry_status.json' && test -s '$VM_SOAK_OUT/$name/stall-14-d6/ferry_conns' && grep -q 'TX' '$VM_SOAK_OUT/$name/stall-14-d6/tap_link' && test -s '$VM_SOAK_OUT/$name/stall-14-d6/tap_qdisc'"
+fi
 e2e_log "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 sed "s/^/[$E2E_NAME] summary: /" "$VM_SOAK_OUT/summary.txt"

@@ -8,7 +8,7 @@ tests/e2e/lib_vm_soak.sh).
       waits longer than 300 s ends it.
   watch --console LOG --pid QEMU --json OUT [--hook CMD] [--fwd PORT
         --inbound N --done FILE] [--deadline S] [--stall-factor 5]
-        [--min-stall 3] [--rule strict|soft]
+        [--min-stall 3] [--rule strict|soft] [--freeze I:S]
       follows the guest's serial console. The guest prints
         "VM: start I KIND"             before transfer I (d4 u4 d6 u6)
         "VM: xfer I KIND CS ok|bad"    after it; CS: hundredths of a second,
@@ -27,6 +27,10 @@ tests/e2e/lib_vm_soak.sh).
       stall-factor x its kind's median; by the soft rule (lib_soak.sh's), also
       over median + min-stall s. Exit 0 when every transfer verified, both
       neighbour checks passed, the guest said END, and no stall by --rule.
+      --freeze I:S (the soak's self-check): 0.3 s after transfer I started, QEMU (the
+      child of --pid, which is vm_boot's `timeout`) is stopped for S seconds
+      (SIGSTOP, SIGCONT), a TCG guest that stops reading its ring; that
+      transfer must then be found as a stall and snapshotted.
 
 Listens and connects on loopback only (inside the scenario's namespace).
 """
@@ -35,6 +39,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -100,6 +105,8 @@ class Watch:
     def start(self, index, kind):
         with self.lock:
             self.running[(index, kind)] = time.monotonic()
+        if self.args.freeze and self.args.freeze[0] == index and kind != "in":
+            threading.Thread(target=freeze, args=(self.args.pid, self.args.freeze[1]), daemon=True).start()
 
     def finish(self, index, kind, secs, ok):
         with self.lock:
@@ -149,6 +156,21 @@ def fetch_inbound(w, args):
         w.finish(i, "in", time.monotonic() - t0, ok)
     with open(args.done, "w") as f:
         f.write("done\n")
+
+
+def freeze(pid, secs):
+    """Stops QEMU (pid's child) for secs seconds, 0.3 s into a transfer (its
+    connection open, data in flight)."""
+    time.sleep(0.3)
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            qemu = int(f.read().split()[0])
+        os.kill(qemu, signal.SIGSTOP)
+        print(f"soak: QEMU {qemu} stopped for {secs:.0f} s", flush=True)
+        time.sleep(secs)
+        os.kill(qemu, signal.SIGCONT)
+    except (OSError, ValueError, IndexError) as e:
+        print("soak: freeze:", e, flush=True)
 
 
 def qemu_alive(pid):
@@ -267,6 +289,7 @@ def main():
     w.add_argument("--stall-factor", type=float, default=5)
     w.add_argument("--min-stall", type=float, default=3)
     w.add_argument("--rule", choices=("strict", "soft"), default="strict")
+    w.add_argument("--freeze", type=lambda v: (int(v.split(":")[0]), float(v.split(":")[1])))
     a = p.parse_args()
     if a.cmd == "sink":
         sink(a)
