@@ -6,7 +6,14 @@
 # ferry's fast path on and off; each runs SOAK_COUNT (20) transfers of 4 MiB
 # cycling download/upload over IPv4/IPv6 through the gateway addresses, each
 # verified (length, sha256). A round fails on any failed transfer or any
-# stall (over 5x the median of its kind and over median + 3 s); a stall
+# stall (over 5x the median of its kind, less the reader's injected pauses
+# in it: lib_soak.sh, and, here only, over median + 1 s: SOAK_FLOOR_S. This
+# short version runs in the suite beside other tests, and a loaded machine
+# alone makes transfers 5-12x their median: at load 7.5 on this 2-CPU
+# machine, 14 of 400 transfers, with no recovery event in ferry and tasks
+# waiting for a CPU the whole time (PSI). The floor still catches the
+# stalls of seconds and minutes the issue reports; the long soak,
+# scripts/soak.sh, run on a quiet machine, has none); a stall
 # leaves a snapshot (ferry status/stats/conns, the tap's link and qdisc
 # counters, the guest's neighbours and sockets, tcpdump of both taps)
 # that is printed here. Also checked: the kernel really dropped frames toward
@@ -20,6 +27,7 @@ e2e_init
 source "$(dirname "$0")/lib_soak.sh"
 command -v tcpdump >/dev/null || SOAK_PCAP=0
 
+export SOAK_FLOOR_S=${SOAK_FLOOR_S:-1}
 soak_setup
 COUNT=${SOAK_COUNT:-20}
 for offloads in off on; do

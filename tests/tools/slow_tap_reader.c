@@ -24,9 +24,12 @@
  * direction keeps flowing during them (poll with a timeout).
  *
  * Usage: slow_tap_reader DEV GUEST_NETNS_PATH GT OFFLOADS(0|1) BURST
- *        PAUSE_US LONG_EVERY LONG_US READY_FILE
+ *        PAUSE_US LONG_EVERY LONG_US READY_FILE [STATS_FILE]
  * Ends on SIGTERM/SIGINT; prints the frames moved and each side's read
- * errors on stderr at the end. Test tool only: no privilege is dropped.
+ * errors on stderr at the end. With STATS_FILE, the pauses so far are
+ * rewritten there as a JSON object at every pause (a soak reads them
+ * before and after each transfer: which transfers absorbed an injected
+ * pause). Test tool only: no privilege is dropped.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,6 +50,20 @@
 static volatile sig_atomic_t stop;
 
 static void on_signal(int sig) { (void)sig; stop = 1; }
+
+/* Rewrites the stats file (fd, or -1: none) with the pause counts. */
+static void write_stats(int fd, uint64_t pauses, uint64_t long_pauses, uint64_t long_us_total)
+{
+	char b[160];
+	int n;
+
+	if (fd < 0)
+		return;
+	n = snprintf(b, sizeof(b), "{\"reader_pauses\": %llu, \"reader_long_pauses\": %llu, \"reader_long_pause_us\": %llu}\n",
+		     (unsigned long long)pauses, (unsigned long long)long_pauses, (unsigned long long)long_us_total);
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, b, (size_t)n, 0) != n)
+		perror("stats file");
+}
 
 /* Monotonic time in microseconds. */
 static uint64_t now_us(void)
@@ -115,8 +132,8 @@ int main(int argc, char **argv)
 	static unsigned char buf[65536 + 256];
 	uint64_t dev_errs = 0, gt_errs = 0, to_guest = 0, from_guest = 0, pauses = 0, long_pauses = 0;
 
-	if (argc != 10) {
-		fprintf(stderr, "usage: %s DEV GUEST_NETNS GT OFFLOADS BURST PAUSE_US LONG_EVERY LONG_US READY_FILE\n",
+	if (argc != 10 && argc != 11) {
+		fprintf(stderr, "usage: %s DEV GUEST_NETNS GT OFFLOADS BURST PAUSE_US LONG_EVERY LONG_US READY_FILE [STATS_FILE]\n",
 			argv[0]);
 		return 2;
 	}
@@ -148,6 +165,13 @@ int main(int argc, char **argv)
 		perror("ready file");
 		return 1;
 	}
+	int stats = argc == 11 ? open(argv[10], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+
+	if (argc == 11 && stats < 0) {
+		perror("stats file");
+		return 1;
+	}
+	write_stats(stats, 0, 0, 0);
 	fputs("ready\n", ready);
 	fclose(ready);
 
@@ -177,6 +201,7 @@ int main(int argc, char **argv)
 					resume_at = now_us() + pause_us;
 				}
 				pauses++;
+				write_stats(stats, pauses, long_pauses, long_pauses * long_us);
 			}
 		}
 	}

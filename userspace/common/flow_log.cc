@@ -24,9 +24,11 @@ std::string ends(const FlowEnds& e, const char* event) {
 
 void log_flow_open(const FlowEnds& e) { std::fprintf(stderr, "ferry: %s\n", ends(e, "open").c_str()); }
 
-void log_flow_close(const FlowEnds& e, uint64_t to_host, uint64_t to_guest, const char* reason) {
-  std::fprintf(stderr, "ferry: %s to_host=%llu to_guest=%llu reason=%s\n", ends(e, "close").c_str(),
-               static_cast<unsigned long long>(to_host), static_cast<unsigned long long>(to_guest), reason);
+void log_flow_close(const FlowEnds& e, uint64_t to_host, uint64_t to_guest, const char* reason,
+                    const char* detail) {
+  std::fprintf(stderr, "ferry: %s to_host=%llu to_guest=%llu reason=%s%s%s\n", ends(e, "close").c_str(),
+               static_cast<unsigned long long>(to_host), static_cast<unsigned long long>(to_guest), reason,
+               detail ? " " : "", detail ? detail : "");
 }
 
 void log_flow_error(const FlowEnds& e, const char* what, int err) {

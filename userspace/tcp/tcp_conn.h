@@ -47,6 +47,17 @@ inline constexpr uint8_t kTlpNewData = 1;     // the probe was one new segment
 inline constexpr uint8_t kTlpRetransmit = 2;  // ... the last segment again
 }  // namespace tcpconn
 
+// One connection's loss-recovery events toward the guest (the -v close
+// line; the translator's counters of the same names sum them over flows).
+struct TcpRecoveryTally {
+  uint32_t retransmits;       // segments resent by repair, a probe, or the RTO
+  uint16_t rto_expired;       // retransmission timeouts
+  uint16_t tlp_probes;        // tail-loss probes sent
+  uint16_t fast_recoveries;   // recoveries begun by duplicates or SACK
+  uint16_t tlp_recoveries;    // ... or by a probe's answer
+  uint16_t lost_retransmits;  // retransmissions found lost again
+};
+
 // Per-connection state (a free slot: state free, the rest zero but gen).
 struct TcpConn {
   InetAddr guest_addr, peer_addr;  // as the guest sees them
@@ -124,6 +135,8 @@ struct TcpConn {
   int64_t sndbuf_size;   // the socket's send buffer (SK_MEMINFO_SNDBUF) at that reading
   bool sndbuf_known;     // false: the next window_to_advertise() reads SO_MEMINFO
   bool sndbuf_writable;  // the kernel's writability at that reading
+
+  TcpRecoveryTally recovery;  // for the -v close line
 };
 
 }  // namespace ferry

@@ -346,6 +346,7 @@ uint32_t TcpTranslator::retransmit_range(uint32_t slot, uint32_t sq, uint32_t le
   set_int(c.fd, SOL_SOCKET, SO_PEEK_OFF, static_cast<int>(cur));
   if (r <= 0) return 0;
   counters_.retransmits++;
+  c.recovery.retransmits++;
   TcpSegment seg = segment_for(c);
   seg.seq = sq;
   seg.ack = c.rcv_nxt;
@@ -385,6 +386,7 @@ void TcpTranslator::repair(uint32_t slot, bool resend_first) {
     if (room == 0 || (room < std::min(len, uint32_t{c.mss}) && pipe(c) > 0)) return;
     if ((c.flags & kFinSent) && start == c.fin_seq) {
       counters_.retransmits++;
+      c.recovery.retransmits++;
       emit_control(slot, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, window_to_advertise(slot));
       c.rtx_nxt = c.fin_seq + 1;
       c.rtx_fence = c.snd_max;  // what the guest SACKs above it left after this

@@ -181,6 +181,7 @@ void TcpTranslator::rtx_timer(uint32_t slot, uint64_t now) {
           return;
         }
         counters_.rto_expired++;
+        c.recovery.rto_expired++;
         c.tlp = kTlpNone;  // the probe's episode ends with it
         c.rto.back_off();
         c.dupacks = 0;
@@ -225,6 +226,7 @@ void TcpTranslator::loss_probe(uint32_t slot, uint64_t now) {
       c.snd_una == c.snd_max)
     return;
   counters_.tlp_probes++;
+  c.recovery.tlp_probes++;
   const uint32_t before = c.snd_max;
   if ((c.flags & kReadable) && !(c.flags & kFinSent) &&
       seq::ge(c.snd_una + c.snd_wnd, c.snd_nxt + c.mss)) {
@@ -245,6 +247,7 @@ void TcpTranslator::loss_probe(uint32_t slot, uint64_t now) {
       retransmit_range(slot, c.tlp_seq, len);  // a FIN behind it goes along
     } else {  // only our FIN is outstanding
       counters_.retransmits++;
+      c.recovery.retransmits++;
       emit_control(slot, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, window_to_advertise(slot));
     }
   }
@@ -259,6 +262,7 @@ void TcpTranslator::loss_probe(uint32_t slot, uint64_t now) {
 void TcpTranslator::probe_answered(TcpConn& c, uint32_t flight, bool dsack) {
   if (c.tlp == kTlpRetransmit && !dsack && !c.in_recovery) {
     counters_.tlp_recoveries++;
+    c.recovery.tlp_recoveries++;
     counters_.cwnd_reductions++;
     c.cc.enter_recovery(flight);
   }

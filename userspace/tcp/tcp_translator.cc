@@ -120,6 +120,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <new>
@@ -369,7 +370,15 @@ uint32_t TcpTranslator::claim_slot(const ferry_conn_key& key, const InetAddr& gu
 void TcpTranslator::release(uint32_t slot, bool linger0, const char* why) {
   TcpConn& c = conns_[slot];
   if (c.state == TcpState::free) return;
-  if (verbose()) log_flow_close(ends_of(c), c.bytes_to_host, c.bytes_to_guest, why);
+  if (verbose()) {
+    const TcpRecoveryTally& t = c.recovery;
+    char detail[160];
+    std::snprintf(detail, sizeof(detail), "recovery=rtx:%u,rto:%u,tlp:%u,fast:%u,tlp_rec:%u,lost_rtx:%u",
+                  t.retransmits, t.rto_expired, t.tlp_probes, t.fast_recoveries, t.tlp_recoveries,
+                  t.lost_retransmits);
+    const bool any = t.retransmits || t.rto_expired || t.tlp_probes || t.fast_recoveries;
+    log_flow_close(ends_of(c), c.bytes_to_host, c.bytes_to_guest, why, any ? detail : nullptr);
+  }
   if (c.fd >= 0) {
     // No EPOLL_CTL_DEL: close() drops the registration with the last
     // reference (the socket is CLOEXEC and never shared), one syscall less
