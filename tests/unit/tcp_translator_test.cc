@@ -1979,6 +1979,34 @@ const LossCase kLossCases[] = {
      .min_dropped = 11, .max_dropped = kNoLimit,
      .min_lost_retransmits = 1,
      .rto_means = "the lost retransmission waited for the RTO"},
+    // Issue 19, seen in the tap soak's pcap (offloads off, fast path off):
+    // at the end of a download, in recovery, the tap's full queue dropped
+    // the last six of a nine-segment retransmission pass; the guest ACKed
+    // the first three and had nothing more to answer, so only the RTO
+    // (200 ms: the transfer 6x its median) resent them. Here ten segments
+    // before the last ten are lost, and of their first retransmissions the
+    // last six too. The recovery probe resends the pass's last one a PTO
+    // later; the guest SACKs it, which marks the five before it lost (RFC
+    // 8985 6 on a FIFO link). On the old code: 1 RTO, 0 probes.
+    {.name = "LostTailOfARetransmissionPassIsProbed",
+     .total = 200000,
+     .drop = [](uint32_t total) {
+       const uint32_t lo = total - 20 * kMss, hi = total - 10 * kMss;
+       auto sent_end = std::make_shared<uint32_t>(0);
+       auto resent = std::make_shared<std::vector<uint32_t>>();  // offsets resent so far
+       return DropRule([=](uint32_t off, uint32_t len) {
+         const bool first = off >= *sent_end;
+         *sent_end = std::max(*sent_end, off + len);
+         if (first) return off + len > lo && off < hi;        // the ten
+         if (off < lo + 4 * kMss || off >= hi) return false;  // the first four of the pass arrive
+         if (std::find(resent->begin(), resent->end(), off) != resent->end()) return false;
+         resent->push_back(off);
+         return true;  // the last six's first retransmissions
+       });
+     },
+     .min_dropped = 16, .max_dropped = kNoLimit,
+     .min_tlp_probes = 1, .min_lost_retransmits = 1,
+     .rto_means = "the lost tail of the retransmission pass waited for the RTO"},
 };
 
 // gtest prints a row by its name, not its bytes.

@@ -45,6 +45,7 @@ inline constexpr uint8_t kSack = 1 << 7;      // SACK-permitted both ways
 inline constexpr uint8_t kTlpNone = 0;
 inline constexpr uint8_t kTlpNewData = 1;     // the probe was one new segment
 inline constexpr uint8_t kTlpRetransmit = 2;  // ... the last segment again
+inline constexpr uint8_t kTlpRecovery = 3;    // ... in fast recovery: what went last, again
 }  // namespace tcpconn
 
 // One connection's loss-recovery events toward the guest (the -v close

@@ -157,7 +157,7 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
     if (c.tlp != kTlpNone) {
       // The guest holds bytes at or above the loss probe: what lies below
       // it unSACKed went a PTO earlier on a FIFO link, lost (tcp_timers.cc).
-      probe_loss = seq::gt(c.sacks.high(una), c.tlp_seq);
+      probe_loss = c.tlp != kTlpRecovery && seq::gt(c.sacks.high(una), c.tlp_seq);
       // A D-SACK (RFC 2883: the first block below the ACK, or inside the
       // second) of the probe's bytes: the probe was a duplicate.
       const uint32_t s0 = opts->sack[0][0], e0 = opts->sack[0][1];
@@ -230,6 +230,7 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
     } else {
       c.cc.on_ack(newly, flight);
     }
+    if (c.tlp == kTlpRecovery) c.tlp = kTlpNone;  // progress: the recovery probe may go again
     if (c.tlp != kTlpNone && seq::ge(ack, c.tlp_end)) probe_answered(c, flight, probe_dsack);
     c.rtx_at = (c.snd_una == c.snd_max) ? 0 : now + c.rto.rto();
     c.probe_at = probe_deadline(c, now);

@@ -392,6 +392,7 @@ void TcpTranslator::repair(uint32_t slot, bool resend_first) {
       c.rtx_fence = c.snd_max;  // what the guest SACKs above it left after this
       c.rtx_last = c.fin_seq;
       c.rtx_fenced = true;
+      rearm_recovery_probe(slot);
       continue;
     }
     len = std::min({len, room, data_end - start});
@@ -404,9 +405,19 @@ void TcpTranslator::repair(uint32_t slot, bool resend_first) {
     c.rtx_fence = c.snd_max;  // what the guest SACKs above it left after this
     c.rtx_last = start;
     c.rtx_fenced = true;
+    rearm_recovery_probe(slot);
     // The FIN went with the data's last bytes.
     if ((c.flags & kFinSent) && c.rtx_nxt == c.fin_seq) c.rtx_nxt++;
   }
+}
+
+// A retransmission of a fast recovery left: the recovery probe waits a
+// PTO from now (tcp_timers.cc, recovery_probe).
+void TcpTranslator::rearm_recovery_probe(uint32_t slot) {
+  TcpConn& c = conns_[slot];
+  if (c.tlp == kTlpRecovery) c.tlp = kTlpNone;
+  c.probe_at = probe_deadline(c, now_ns());
+  update_timer(slot);
 }
 
 // Loss recovery from snd_max on: the congestion window cut (halved, or the

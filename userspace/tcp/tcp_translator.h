@@ -281,6 +281,11 @@ class TcpTranslator : public IoHandler, public TimerClient {
   uint64_t probe_deadline(const TcpConn& c, uint64_t now) const;
   // The probe timer expired: one new segment or the last one again.
   void loss_probe(uint32_t slot, uint64_t now);
+  // ... in fast recovery: what went last (the pass's last retransmission,
+  // or new data sent after it) again.
+  void recovery_probe(uint32_t slot, uint64_t now);
+  // A fast recovery's retransmission left: its probe waits a PTO from now.
+  void rearm_recovery_probe(uint32_t slot);
   // Everything up to the probe is ACKed: its episode ends (dsack: the
   // guest reported the probe a duplicate); flight: before this ACK.
   void probe_answered(TcpConn& c, uint32_t flight, bool dsack);
