@@ -2007,6 +2007,21 @@ const LossCase kLossCases[] = {
      .min_dropped = 16, .max_dropped = kNoLimit,
      .min_tlp_probes = 1, .min_lost_retransmits = 1,
      .rto_means = "the lost tail of the retransmission pass waited for the RTO"},
+    // Issue 19, seen in the tap soak's pcap: the hole's repair is ACKed,
+    // but the download's last forty first transmissions, sent in the same
+    // flight behind the SACKed ten, were all lost. A partial ACK marks one
+    // segment (RFC 6582); pipe still counted the other thirty-nine, above
+    // the halved cwnd (thirty), so nothing went until the RTO. The guest
+    // holds the retransmission, sent after them on a FIFO link: they are
+    // lost (RFC 8985 6.2) and resent at once. On the old code: 1 RTO.
+    {.name = "LostTailBehindARepairedHoleIsResent",
+     .total = 290000,  // slow start's fifth flight (66 segments) ends it
+     .drop = [](uint32_t total) {
+       return Either(FirstTransmissionsIn(total - 60 * kMss, total - 50 * kMss),
+                     FirstTransmissionsIn(total - 40 * kMss, total));
+     },
+     .min_dropped = 50, .max_dropped = kNoLimit,
+     .rto_means = "the lost tail behind the repaired hole waited for the RTO"},
 };
 
 // gtest prints a row by its name, not its bytes.

@@ -148,6 +148,10 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
   uint64_t now = now_ns();
   const bool sack = opts != nullptr && opts->has_sack_blocks;
   bool probe_loss = false, probe_dsack = false;
+  // The last retransmission of this recovery as it was before this ACK
+  // (the rule below may end the fence).
+  const bool fenced = c.in_recovery && c.rtx_fenced;
+  const uint32_t fence = c.rtx_fence, last_rtx = c.rtx_last;
   if (sack) {
     const uint32_t una = seq::max(ack, c.snd_una);
     for (uint8_t i = 0; i < opts->sack_count && i < 4; i++)
@@ -238,6 +242,17 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
   } else if (ack == c.snd_una && pure_ack && c.snd_max != c.snd_una && (wnd == c.snd_wnd || sack)) {
     if (c.dupacks < 255) c.dupacks++;
   }
+  // RFC 8985 6.2 on a FIFO link (reordering window 0): the guest holds the
+  // last retransmission (ACKed or SACKed), so every byte first sent before
+  // it (below the fence) that it still lacks is lost, not only the
+  // segment a partial ACK names (RFC 6582). Seen in the tap soak: the tail
+  // of a download's first transmissions lost behind the hole, the hole's
+  // repair ACKed, and with pipe still counting that tail above cwnd nothing
+  // went until the RTO (200 ms).
+  uint32_t last_end = 0;
+  if (fenced && c.in_recovery && c.snd_una != c.snd_max &&
+      (seq::gt(c.snd_una, last_rtx) || c.sacks.covers(last_rtx, &last_end)))
+    c.lost_end = seq::max(c.lost_end, seq::min(fence, c.snd_max));
   // Loss (RFC 6675 5): three duplicates, or more than two MSS SACKed above
   // snd_una (a tap does not reorder; one SACKed super-segment is enough).
   if (!c.in_recovery && c.snd_una != c.snd_max &&

@@ -61,6 +61,9 @@
 // that byte (sent no earlier than every retransmission, and the link is a
 // FIFO), the resent bytes it still lacks are lost again and repair()
 // starts over from snd_una, instead of waiting for the RTO (process_ack).
+// Once the guest holds that last retransmission, every byte first sent
+// before it (below the fence) that it lacks is lost too (RFC 8985 6.2 with
+// no reordering), not only the segment a partial ACK names.
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
