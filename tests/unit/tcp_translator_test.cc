@@ -1713,6 +1713,17 @@ class TcpCongestionTest : public TcpTest {
     return n;
   }
 
+  // Timers that no stall of the test can fire: a loaded machine stalls it
+  // for tens of ms between ferry's send and the guest's ACK, and a 10 ms
+  // PTO then sent probes the link dropped (rounds and drops grew, and a
+  // probe outstanding made a tail loss wait for the RTO). With a PTO of at
+  // least 300 ms and an RTO of at least 5 s, a probe or the RTO acts only
+  // where the scenario leaves ferry nothing else.
+  void StallProofTimers() {
+    tcp->timeouts().min_probe_ns = 300'000'000;
+    tcp->timeouts().min_rto_ns = 5'000'000'000;
+  }
+
   // A guest ACK with SACK blocks (up to 4), its window 8 MiB.
   void SendAck(uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
                const std::vector<std::pair<uint32_t, uint32_t>>& blocks) {
@@ -1784,6 +1795,7 @@ class TcpCongestionTest : public TcpTest {
 // it takes a few dozen, and no RTO.
 TEST_F(TcpCongestionTest, SlowLinkRecoversWithinBoundedRoundTrips) {
   Make();
+  StallProofTimers();
   const size_t total = 1 << 20;  // 719 MSS
   LossyRun run = Transfer(40200, total, 32, 2000);
   std::fprintf(stderr, "%d round trips, %llu frames dropped, %llu RTOs\n", run.rounds,
@@ -1850,6 +1862,7 @@ TEST_F(TcpCongestionTest, AfterAnRtoOneMssThenSlowStart) {
 TEST_F(TcpCongestionTest, LostSuperSegmentsAreResentWhole) {
   link.offload = true;
   Make();
+  StallProofTimers();
   LossyRun run = Transfer(40202, 4 << 20, 1, 2000);
   std::fprintf(stderr, "%d round trips, %llu frames dropped, %llu RTOs\n", run.rounds,
                static_cast<unsigned long long>(run.dropped),
@@ -2032,6 +2045,7 @@ class TcpLossTest : public TcpCongestionTest, public ::testing::WithParamInterfa
 TEST_P(TcpLossTest, RepairedWithoutTheRto) {
   const LossCase& c = GetParam();
   Make();
+  StallProofTimers();
   LossyRun run = Transfer(40203, c.total, 1000, 2000, c.drop(c.total));
   const auto& n = tcp->counters();
   std::fprintf(stderr, "%d round trips, %llu frames dropped, %llu RTOs, %llu probes\n", run.rounds,

@@ -37,11 +37,10 @@ inline constexpr uint32_t kDefaultMss = 536;  // RFC 9293 §3.7.1 when the guest
 // to carry it (RFC 1122 §4.2.3.2 allows up to 500 ms; the guest's stack is
 // one hop away, so its RTO and loss probes are far beyond this).
 inline constexpr uint64_t kDelayedAckNs = 1'000'000;
-// Tail-loss probe timeout (RFC 8985 7.2): 2 SRTT, but at least this (a
-// loaded host's scheduling alone delays an ACK by milliseconds), plus the
-// guest's worst-case delayed ACK when a single segment is in flight (its
-// ACK may wait for a second one; RFC 8985's WCDelAckT).
-inline constexpr uint64_t kMinProbeNs = 10'000'000;
+// Tail-loss probe timeout (RFC 8985 7.2): 2 SRTT, but at least
+// Timeouts::min_probe_ns (tcp_translator.h), plus the guest's worst-case
+// delayed ACK when a single segment is in flight (its ACK may wait for a
+// second one; RFC 8985's WCDelAckT).
 inline constexpr uint64_t kWorstDelayedAckNs = 200'000'000;
 inline constexpr uint32_t kMinMss = 88;  // as Linux's TCP_MIN_MSS: a hostile guest's MSS 1
 inline constexpr uint32_t kBaseEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;

@@ -24,11 +24,12 @@
 // the RTO (200 ms at least, and cwnd down to one MSS) would repair it.
 // Outside recovery, with SACK and bytes in flight, every new-data send and
 // every ACK that moves snd_una sets probe_at = now + PTO (probe_deadline:
-// 2 SRTT, at least kMinProbeNs, + kWorstDelayedAckNs for a single segment
-// in flight, never after rtx_at). When it expires (loss_probe) one new
-// segment goes out if the guest's window has room, beyond cwnd, or else
-// the last segment again; the RTO restarts from the probe. One probe per
-// episode (tlp, tlp_seq, tlp_end): the guest's answer decides, in
+// 2 SRTT, at least timeouts_.min_probe_ns, + kWorstDelayedAckNs for a
+// single segment in flight, never after rtx_at). When it expires
+// (loss_probe) one new segment goes out if the guest's window has room,
+// beyond cwnd, or else the last segment again; the RTO restarts from the
+// probe. One probe per episode (tlp, tlp_seq, tlp_end): the guest's
+// answer decides, in
 // process_ack() (tcp_input.cc):
 //   * a SACK at or above the probe: every byte below it not SACKed was
 //     sent at least a PTO earlier on a FIFO link and is lost (RFC 8985 6's
@@ -211,7 +212,7 @@ void TcpTranslator::rtx_timer(uint32_t slot, uint64_t now) {
   }
 }
 
-// RFC 8985 7.2: PTO = 2 SRTT (at least kMinProbeNs), + the guest's
+// RFC 8985 7.2: PTO = 2 SRTT (at least timeouts_.min_probe_ns), + the guest's
 // worst-case delayed ACK with one segment in flight, capped by the RTO;
 // with SACK, a sample, bytes in flight, and no probe of this episode out
 // yet; outside recovery, or in a fast recovery once a retransmission left
@@ -222,7 +223,7 @@ uint64_t TcpTranslator::probe_deadline(const TcpConn& c, uint64_t now) const {
       c.snd_una == c.snd_max || !c.rto.has_sample())
     return 0;
   if (c.in_recovery && (c.rto_recovery || !c.rtx_fenced)) return 0;
-  uint64_t pto = std::max<uint64_t>(2 * c.rto.srtt(), kMinProbeNs);
+  uint64_t pto = std::max<uint64_t>(2 * c.rto.srtt(), timeouts_.min_probe_ns);
   if (!c.in_recovery && c.snd_max - c.snd_una <= c.mss) pto += kWorstDelayedAckNs;
   const uint64_t at = now + pto;
   return c.rtx_at != 0 && c.rtx_at < at ? c.rtx_at : at;

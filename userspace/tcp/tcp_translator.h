@@ -129,6 +129,10 @@ class TcpTranslator : public IoHandler, public TimerClient {
     // Minimum retransmission timeout of new connections (rto.h); tests
     // whose subject is not a timer raise it so that a stall cannot fire one.
     uint64_t min_rto_ns = RtoEstimator::kMinNs;
+    // The tail-loss probe timeout's floor (tcp_timers.cc, probe_deadline):
+    // a loaded host's scheduling alone delays an ACK by milliseconds. Tests
+    // whose guest ACKs at once raise it so that a stall cannot fire a probe.
+    uint64_t min_probe_ns = 10'000'000;
   };
   Timeouts& timeouts() { return timeouts_; }
   // The congestion window new connections start with, in bytes (0: RFC
