@@ -21,8 +21,10 @@
 // (nobody, no capabilities, empty root, seccomp); the parent writes the
 // counters file from the translator's messages, relays SIGTERM/SIGINT/SIGHUP
 // as "stop", and removes the socket file at the end. Run by a user other than
-// root there is no sandbox to enter (it needs root) and no counters file
-// (/run/ferry-run is root's): ferry says so and translates all the same.
+// root there is no sandbox to enter (it needs root): ferry says so and
+// translates all the same; its counters file is then under the caller's own
+// directory (run_base_dir(), counters_file.h), where `ferry stats` run by
+// that user finds it.
 // Runs in the foreground until SIGTERM/SIGINT/SIGHUP, or, when given a
 // connected fd, until that guest leaves.
 // Exit status: 0 after a signal or the guest leaving, 1 on failure, 2 usage.
@@ -191,7 +193,7 @@ int cmd_vm(int argc, char** argv) {
   }
   const bool root = geteuid() == 0;
   if (!root && sandbox_options.enabled) {
-    if (!quiet) std::fprintf(stderr, "ferry vm: note: not root: no sandbox, no counters file for ferry stats\n");
+    if (!quiet) std::fprintf(stderr, "ferry vm: note: not root: no sandbox\n");
     sandbox_options.enabled = false;
   }
 
@@ -250,11 +252,13 @@ int cmd_vm(int argc, char** argv) {
   session.open_echo_sockets();
   const std::string instance = "vm-" + std::to_string(getpid());
   std::optional<RunCountersFile> counters_file;
-  if (root) {
+  {
     const mode_t old_umask = umask(077);
     // Alive for others while this lock is held (common/instance_lock.h);
     // on failure the counters directory is judged by kill(PID, 0) instead.
-    (void)hold_run_instance_lock(instance);
+    // Not root: no lock (/run/ferry-run is root's), and the directory is
+    // under the caller's own base (run_base_dir), as a rootless ferry run's.
+    if (root) (void)hold_run_instance_lock(instance);
     cleanup_stale_run_counters();
     counters_file.emplace(instance);
     if (std::string error; !counters_file->open(&error) && !quiet) {
