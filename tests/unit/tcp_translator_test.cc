@@ -670,8 +670,8 @@ TEST_F(TcpTest, RetransmitsAfterRto) {
 // counted them, so every loss toward the guest waited for an RTO (200 ms
 // and more, doubling when the repair was lost too): measured in the tap
 // soak (tests/e2e/soak_tap.sh), 74 RTOs and 14 fast retransmits in four
-// 4 MiB transfers. An ACK with SACK blocks at snd_una is a duplicate
-// (RFC 6675 2): the third one retransmits the hole at once.
+// 4 MiB transfers. An ACK at snd_una whose SACK blocks name new bytes is a
+// duplicate (RFC 6675 2): the third one retransmits the hole at once.
 TEST_F(TcpTest, DuplicateAcksWithSackAndAGrowingWindowFastRetransmit) {
   Make();
   Listener l;
@@ -681,13 +681,16 @@ TEST_F(TcpTest, DuplicateAcksWithSackAndAGrowingWindowFastRetransmit) {
   ASSERT_EQ(send(h, "abc", 3, 0), 3);
   ParsedFrame d1;
   ASSERT_TRUE(WaitFor(&d1, [](const ParsedFrame& f) { return f.tcp.payload_len == 3; }));
-  ASSERT_EQ(send(h, "defghi", 6, 0), 6);
-  ParsedFrame d2;
-  ASSERT_TRUE(WaitFor(&d2, [](const ParsedFrame& f) { return f.tcp.payload_len == 6; }));
-  // "abc" was lost on the way; "defghi" arrived: three duplicate ACKs of
-  // iss + 1, each SACKing it, each with a larger window.
+  for (const char* more : {"def", "ghi", "jkl"}) {
+    ASSERT_EQ(send(h, more, 3, 0), 3);
+    ParsedFrame d;
+    ASSERT_TRUE(WaitFor(&d, [](const ParsedFrame& f) { return f.tcp.payload_len == 3; }));
+  }
+  // "abc" was lost on the way; the three behind it arrived: three
+  // duplicate ACKs of iss + 1, each SACKing one more, each with a larger
+  // window.
   for (uint16_t i = 0; i < 3; i++)
-    SendSackAck(40017, l.port, 2, iss + 1, static_cast<uint16_t>(60000 + 100 * i), iss + 4, iss + 10);
+    SendSackAck(40017, l.port, 2, iss + 1, static_cast<uint16_t>(60000 + 100 * i), iss + 4, iss + 7 + 3 * i);
   ParsedFrame r;
   ASSERT_TRUE(WaitFor(&r, [](const ParsedFrame& f) { return f.tcp.payload_len > 0; }, 3000));
   EXPECT_EQ(r.tcp.seq, iss + 1);
@@ -2062,6 +2065,35 @@ TEST_P(TcpLossTest, RepairedWithoutTheRto) {
 
 INSTANTIATE_TEST_SUITE_P(Loss, TcpLossTest, ::testing::ValuesIn(kLossCases),
                          [](const ::testing::TestParamInfo<LossCase>& i) { return std::string(i.param.name); });
+
+// RFC 6675 2: with SACK, a duplicate ACK is one whose SACK blocks name
+// bytes not SACKed before. An ACK that only reports a duplicate (a D-SACK,
+// RFC 2883: the guest got a segment twice, e.g. a loss probe or a
+// retransmission that was not needed) says nothing was lost; three of
+// them counted as duplicates started a fast retransmit and cut cwnd for
+// nothing (the old code: 1 fast retransmit here).
+TEST_F(TcpCongestionTest, DuplicateReportsAloneAreNotDuplicateAcks) {
+  Make();
+  Listener l;
+  const uint16_t sport = 40230;
+  const uint32_t iss = Handshake(sport, l.port, 1);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  std::string data(10 * 1460, 'd');  // the initial window
+  ASSERT_EQ(send(h, data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
+  const uint32_t base = iss + 1;
+  for (int i = 0; i < 200 && TakeDataBytes() < data.size(); i++) loop.run_once(1);
+  FeedAck(sport, l.port, 2, base + 5 * 1460, 65535, {});
+  loop.run_once(0);
+  const uint64_t fast = tcp->counters().fast_retransmits, cuts = tcp->counters().cwnd_reductions;
+  for (int i = 0; i < 3; i++) {
+    FeedAck(sport, l.port, 2, base + 5 * 1460, 65535, {{base + 1460, base + 2 * 1460}});
+    loop.run_once(0);
+  }
+  EXPECT_EQ(tcp->counters().fast_retransmits, fast) << "D-SACK-only ACKs counted as duplicates";
+  EXPECT_EQ(tcp->counters().cwnd_reductions, cuts);
+  close(h);
+}
 
 }  // namespace
 }  // namespace ferry

@@ -136,7 +136,9 @@ void TcpTranslator::guest_rst(uint32_t slot, uint32_t sq) {
 // duplicate ACKs (fast retransmit at three, NewReno partial ACKs), updates
 // the send window.
 // A duplicate is an ACK of snd_una, without data, with data outstanding,
-// and either the same window (RFC 5681 2) or SACK blocks (RFC 6675 2): a
+// and either the same window (RFC 5681 2) or, when it carries SACK blocks,
+// bytes SACKed that were not before (RFC 6675 2; a D-SACK alone reports a
+// duplicate segment, not a loss, and does not count): a
 // Linux guest's window grows with each segment it queues behind a hole
 // (receive autotuning), so the window test alone never counted its
 // duplicates and every loss waited for the RTO (issue 19).
@@ -152,6 +154,7 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
   // (the rule below may end the fence).
   const bool fenced = c.in_recovery && c.rtx_fenced;
   const uint32_t fence = c.rtx_fence, last_rtx = c.rtx_last;
+  const uint32_t sacked_before = c.sacks.sacked_bytes();
   if (sack) {
     const uint32_t una = seq::max(ack, c.snd_una);
     for (uint8_t i = 0; i < opts->sack_count && i < 4; i++)
@@ -239,7 +242,8 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
     c.rtx_at = (c.snd_una == c.snd_max) ? 0 : now + c.rto.rto();
     c.probe_at = probe_deadline(c, now);
     update_timer(slot);
-  } else if (ack == c.snd_una && pure_ack && c.snd_max != c.snd_una && (wnd == c.snd_wnd || sack)) {
+  } else if (ack == c.snd_una && pure_ack && c.snd_max != c.snd_una &&
+             (sack ? c.sacks.sacked_bytes() > sacked_before : wnd == c.snd_wnd)) {
     if (c.dupacks < 255) c.dupacks++;
   }
   // RFC 8985 6.2 on a FIFO link (reordering window 0): the guest holds the
