@@ -38,8 +38,10 @@
 # Knobs (environment): VM_SOAK_TIMEOUT (one transfer, 180 s as in the
 # issue), VM_SOAK_PCAP (1: a tcpdump ring of the tap, 3 x 8 MB, headers
 # only), VM_SOAK_OUT (default under E2E_TMP, removed at exit),
-# VM_SOAK_FREEZE (I:S: QEMU is stopped for S s when transfer I starts, the
-# self-check that a stall is found and snapshotted).
+# VM_SOAK_QLEN (the tap's txqueuelen, 1000 as ip tuntap makes it; shorter:
+# more frames dropped toward QEMU), VM_SOAK_FREEZE (I:S: QEMU is stopped
+# for S s from 0.3 s into transfer I, the self-check that a stall is found
+# and snapshotted).
 
 VM_SOAK_TOOL=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tools" && pwd)/vm_soak_host.py
 VM_SOAK_BYTES=$((16 << 20))
@@ -202,7 +204,7 @@ vm_soak_round() {
   e2e_on_exit "ip link del $tap 2>/dev/null"
   # The host's own stack stays off the guest's link.
   sysctl -qw "net.ipv6.conf.$tap.disable_ipv6=1"
-  ip link set "$tap" up
+  ip link set "$tap" txqueuelen "${VM_SOAK_QLEN:-1000}" up
   fwd=$(e2e_free_port)
   [[ $fastpath == off ]] && fp=(--no-fastpath)
   if ! timeout 30 "$FERRY" attach "$tap" -q -v "${fp[@]}" -t "$fwd:80" 2>"$dir/attach.err"; then
@@ -220,7 +222,7 @@ vm_soak_round() {
   _vm_soak_write_hook "$tap" "$dir"
   local dev_opts=virtio-net-pci,netdev=n0,mac=$VM_MAC
   [[ $offloads == off ]] && dev_opts+=,csum=off,guest_csum=off,host_tso4=off,host_tso6=off,host_ecn=off,host_ufo=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off
-  e2e_log "$name: a QEMU guest, offloads $offloads, ferry's fast path $fastpath, on tap $tap:" \
+  e2e_log "$name: a QEMU guest, offloads $offloads, ferry's fast path $fastpath, on tap $tap (txqueuelen ${VM_SOAK_QLEN:-1000}):" \
     "$count transfers of 16 MiB (no new one after $limit s), then $inbound fetches through -t $fwd:80"
   rm -f "$VM_WWW/done"
   start=$(date +%s)
