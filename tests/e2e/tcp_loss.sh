@@ -28,7 +28,8 @@ for ppm in 10000 50000; do
     xfer_server DOWN --addr 127.0.0.1 --mode source --bytes $N --seed 52 --timeout 100
     # ethtool: the guest hands ferry MSS-sized frames (the loss program
     # still sees its GSO frames whole, before the device segments them).
-    # The counters file ferry rewrites every second: read 1.5 s after.
+    # The counters file ferry rewrites every second: read until it shows
+    # ferry's retransmissions (10 s at most; the check below fails if none).
     e2e_ferry 200 run -m $mtu -- sh -c "
       ethtool -K eth0 gso off tso off >/dev/null 2>&1
       tc qdisc show dev eth0 | grep -q clsact || tc qdisc add dev eth0 clsact
@@ -38,8 +39,11 @@ for ppm in 10000 50000; do
       $XFER connect --addr 198.18.0.1 --port $DOWN_PORT --mode recv --bytes $N --seed 52 --timeout 100 || exit 12
       nstat -az TcpRetransSegs TcpExtTCPOFOQueue TcpExtTCPTimeouts
       /usr/bin/python3 $TOOLS/tcp_loss_counts.py eth0 || exit 13
-      sleep 1.5
-      \"\$FERRY\" stats -j \"\${FERRY_INSTANCE:-run-\$PPID}\" | tail -1 > $E2E_TMP/stats.json || exit 14"
+      for i in \$(seq 20); do
+        sleep 0.5
+        \"\$FERRY\" stats -j \"\${FERRY_INSTANCE:-run-\$PPID}\" | tail -1 > $E2E_TMP/stats.json || exit 14
+        grep -q '\"tcp_retransmits\":[1-9]' $E2E_TMP/stats.json && break
+      done"
     e2e_expect_rc 0 "$what: guest side verified"
     e2e_expect "$what: host sink verified" xfer_wait "$UP_PID"
     e2e_expect "$what: host source acknowledged" xfer_wait "$DOWN_PID"
