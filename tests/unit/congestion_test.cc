@@ -125,12 +125,28 @@ TEST(SackScoreboard, IgnoresStaleAndFutureBlocks) {
   EXPECT_EQ(s.range(0).end, 600u);
 }
 
-TEST(SackScoreboard, BoundedForgettingTheLowest) {
+// Bounded: on overflow the smallest range between the lowest and the
+// highest goes. The lowest (a retransmission pass's bytes, right above
+// snd_una) and the highest stay: the old rule forgot the lowest, so a pass
+// the guest had SACKed counted in flight again and nothing was sent until
+// the RTO (issue 19, TcpLossTest ManyHolesAboveARetransmissionPassKeepItInView).
+TEST(SackScoreboard, BoundedKeepingTheLowestAndTheHighest) {
   SackScoreboard s;
-  for (uint32_t i = 0; i < 10; i++) s.add(1000 + 100 * i, 1050 + 100 * i, 0, 100000);
+  const uint32_t n = SackScoreboard::kMaxRanges + 4;
+  s.add(1000, 1000 + 90 * 50, 0, 1000000);  // the lowest: large
+  for (uint32_t i = 1; i < n; i++) {
+    // 50 bytes, but range 5 only 10: it goes first.
+    const uint32_t start = 1000 + 100 * 50 * i;
+    s.add(start, start + (i == 5 ? 10 : 50), 0, 1000000);
+  }
   ASSERT_EQ(s.size(), SackScoreboard::kMaxRanges);
-  EXPECT_EQ(s.range(0).start, 1000u + 100u * (10 - SackScoreboard::kMaxRanges));
-  EXPECT_EQ(s.high(0), 1950u);
+  EXPECT_EQ(s.range(0).start, 1000u);
+  EXPECT_EQ(s.range(0).end, 1000u + 90 * 50);
+  EXPECT_EQ(s.high(0), 1000u + 100 * 50 * (n - 1) + 50);
+  uint32_t end = 0;
+  EXPECT_FALSE(s.covers(1000 + 100 * 50 * 5, &end)) << "the smallest middle range is forgotten first";
+  EXPECT_TRUE(s.covers(1000 + 100 * 50 * 6, &end));
+  EXPECT_TRUE(s.covers(1000 + 90 * 50 - 1, &end));
 }
 
 }  // namespace

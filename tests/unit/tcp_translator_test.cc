@@ -2038,6 +2038,31 @@ const LossCase kLossCases[] = {
      },
      .min_dropped = 50, .max_dropped = kNoLimit,
      .rto_means = "the lost tail behind the repaired hole waited for the RTO"},
+    // Issue 19, seen in the tap soak's pcap on a quiet machine (offloads
+    // off, fast path off): a reader pause dropped a long run of a flight
+    // and, further up, a hole every few segments; the retransmission pass
+    // (as much as the halved cwnd allowed) arrived but for its first
+    // segments. The guest then holds a large range right above snd_una and
+    // many small ones above it: more ranges than the scoreboard kept (6),
+    // which forgot the lowest, the pass's. Its bytes counted in flight
+    // again, pipe stayed at cwnd, nothing went and the pass's lost
+    // retransmissions waited for the RTO. Here: 100 segments lost, 8
+    // single holes above them, the first retransmissions of the first
+    // three lost again. On the old code: 1 RTO.
+    {.name = "ManyHolesAboveARetransmissionPassKeepItInView",
+     .total = 200 * kMss,
+     .drop = [](uint32_t) {
+       // Slow start's fourth flight is segments 70-132 or so: 40 lost, then
+       // every other one of the next 16.
+       DropRule r = Either(FirstTransmissionsIn(72 * kMss, 112 * kMss), FirstSendsOf(72 * kMss, 2));
+       r = Either(r, FirstSendsOf(73 * kMss, 2));
+       r = Either(r, FirstSendsOf(74 * kMss, 2));
+       for (uint32_t k = 113; k <= 127; k += 2) r = Either(r, FirstTransmissionsIn(k * kMss, k * kMss + 1));
+       return r;
+     },
+     .min_dropped = 51, .max_dropped = kNoLimit,
+     .min_lost_retransmits = 1,
+     .rto_means = "the pass's SACKed bytes were forgotten: nothing went until the RTO"},
 };
 
 // gtest prints a row by its name, not its bytes.

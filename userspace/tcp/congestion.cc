@@ -85,10 +85,21 @@ void SackScoreboard::add(uint32_t start, uint32_t end, uint32_t una, uint32_t ma
     }
   }
   if (!placed) out[m++] = merged;
-  // Too many: forget the lowest (its bytes are resent: harmless).
-  int skip = m > kMaxRanges ? m - kMaxRanges : 0;
+  // Too many (one over at most): forget the smallest range between the
+  // lowest and the highest. The lowest is what recovery resends around
+  // (the pass's retransmissions land there: forgetting it counted them in
+  // flight again, pipe stayed at cwnd and nothing went until the RTO,
+  // issue 19), the highest says which holes are lost; a small range in
+  // between costs the fewest spurious resends and the least pipe.
+  int forget = -1;
+  if (m > kMaxRanges) {
+    forget = 1;
+    for (int i = 2; i < m - 1; i++)
+      if (out[i].end - out[i].start <= out[forget].end - out[forget].start) forget = i;
+  }
   n_ = 0;
-  for (int i = skip; i < m; i++) r_[n_++] = out[i];
+  for (int i = 0; i < m; i++)
+    if (i != forget) r_[n_++] = out[i];
 }
 
 // Ranges below una go; one that straddles it is cut.

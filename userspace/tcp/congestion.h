@@ -29,8 +29,12 @@
 //     then slow start again.
 //   SackScoreboard (RFC 2018, RFC 6675)
 //     The sequence ranges above snd_una the guest reported holding, merged
-//     across ACKs, at most kMaxRanges (on overflow the lowest range is
-//     forgotten: its bytes are resent, which is harmless). Everything
+//     across ACKs, at most kMaxRanges (a reader's pauses leave a hole per
+//     pause: 10 and more in one window, seen in the tap soak). On overflow
+//     the smallest range between the lowest and the highest is forgotten:
+//     its bytes count in flight and are resent, spurious but harmless; the
+//     lowest (where a retransmission pass lands) and the highest (which
+//     holes are lost) stay. Everything
 //     below snd_una is dropped (prune). Bytes in holes below the highest
 //     SACKed byte are lost (a tap is a FIFO: it does not reorder).
 //
@@ -73,7 +77,7 @@ class CongestionWindow {
 
 class SackScoreboard {
  public:
-  static constexpr int kMaxRanges = 6;
+  static constexpr int kMaxRanges = 32;
   struct Range {
     uint32_t start, end;  // [start, end) in sequence numbers
   };
