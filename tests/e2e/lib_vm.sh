@@ -134,6 +134,17 @@ ok() { echo "VM: ok $*"; }
 fail() { echo "VM: FAIL $*"; }
 check() { what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
 finish() { echo "VM: END"; sync; poweroff -f; sleep 60; }
+# Polls the host's /done (published once its fetches through -t ended)
+# once a second, at most $1 times, then finishes.
+await_done_and_finish() {
+  i=0
+  until timeout 10 wget -q -O /dev/null "http://$GW4:$HTTP_PORT/done" 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -lt "$1" ] || { fail "the host never said done"; break; }
+    sleep 1
+  done
+  finish
+}
 
 for m in virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio virtio_pci failover net_failover virtio_net; do
   insmod /lib/modules/$m.ko || fail "insmod $m"
@@ -218,13 +229,7 @@ echo "$TOKEN" > /www/index.html
 httpd -p 80 -h /www
 echo "VM: httpd-ready"
 # The host fetches our page through ferry's -t forward, then publishes /done.
-i=0
-until timeout 10 wget -q -O /dev/null "http://$GW4:$HTTP_PORT/done" 2>/dev/null; do
-  i=$((i + 1))
-  [ $i -lt 120 ] || { fail "the host never said done"; break; }
-  sleep 1
-done
-finish
+await_done_and_finish 120
 INIT
 }
 

@@ -125,13 +125,7 @@ dd if=/dev/urandom of=/www/big bs=1048576 count=16 2>/dev/null
 httpd -p 80 -h /www
 echo "VM: httpd-ready $(sha256sum /www/big | cut -d' ' -f1)"
 # The host fetches /big through ferry's -t forward, then publishes /done.
-i=0
-until timeout 10 wget -q -O /dev/null "http://$GW4:$HTTP_PORT/done" 2>/dev/null; do
-  i=$((i + 1))
-  [ $i -lt 900 ] || { fail "the host never said done"; break; }
-  sleep 1
-done
-finish
+await_done_and_finish 900
 INIT
 }
 
