@@ -28,6 +28,9 @@ PACKAGES=(
   # dhclient, rdisc6, a throw-away resolver, dig
   # (busybox-static above: udhcpc)
   isc-dhcp-client ndisc6 dnsmasq-base bind9-dnsutils
+  # tests/e2e/podman_*.sh: Debian's Podman 4.3 with ferry as its network;
+  # runc, not crun (crun 1.8 refuses a hybrid cgroup hierarchy);
+  podman runc containernetworking-plugins  # host-local: the IPAM of the scenarios
 )
 
 if [[ $(id -u) -ne 0 ]]; then
