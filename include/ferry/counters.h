@@ -34,7 +34,8 @@
 	X(rx_bytes, published)                                                 \
 	X(tx_frames, published)                                                \
 	X(tx_bytes, published)                                                 \
-	X(tx_dropped, published) /* device queue full or error */
+	X(tx_dropped, published) /* device queue full or error */ \
+	X(tx_segments, internal) /* tx_frames with each TCP super-segment counted as its gso segments */
 
 /* TcpTranslator::Counters, prefix "tcp_". */
 #define FERRY_TCP_COUNTERS(X)                                                  \
@@ -73,6 +74,15 @@
 	X(guest_tx_dropped, published)  /* send_to_guest() returned false */    \
 	X(fast_timer_folds, published) /* absorbed ACKs an expiring retransmission timer folded first (a loss, or a fast-path wake-up that did not come) */ \
 	X(fd_exhausted, internal)      /* socket()/accept() failed for lack of descriptors */
+
+/* TapQueueEstimate (userspace/tapq), prefix "tapq_": `ferry attach` on a
+ * tap, the estimate of how full its queue toward the guest's reader is. */
+#define FERRY_TAP_QUEUE_COUNTERS(X)                                            \
+	X(reads, published)       /* readings of the tap's counters (netlink) */ \
+	X(read_errors, published) /* ... that failed (the estimate then starts over empty) */ \
+	X(rebaselines, published) /* more consumed than written (the host's own frames): absorbed */ \
+	X(segmenting, published)  /* switches to counting gso segments (the tap has no TSO) */ \
+	X(releases, published)    /* estimates of a non-empty ring dropped: nothing read or dropped for 250 ms */
 
 /* UdpCounters, prefix "udp_". */
 #define FERRY_UDP_COUNTERS(X)                                                  \

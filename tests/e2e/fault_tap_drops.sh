@@ -9,7 +9,8 @@
 #   the tap's own TX dropped grew; `ferry status TAP -j` shows it as
 #   service_counters.dev_tx_dropped (> 0, at most the kernel's count) and
 #   tap_rx_dropped; `ferry stats TAP -j` as translator.dev_tx_dropped, with
-#   the redirect programs' counters (attach.redirect_failed) beside it.
+#   the redirect programs' counters (attach.redirect_failed) beside it; the
+#   queue estimate (tapq_*) follows the tap, its capacity the txqueuelen.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 e2e_init
@@ -61,6 +62,8 @@ d = sc['dev_tx_dropped']
 print('dev_tx_dropped', d, 'tap_rx_dropped', sc.get('tap_rx_dropped'))
 assert 0 < d <= $kernel + 0, d
 assert sc.get('tap_rx_dropped') is not None
+# the queue estimate (tapq/) follows DEV, a tap, with its txqueuelen
+assert int(sc['tapq_capacity']) == 64, sc.get('tapq_capacity')
 "
 timeout 5 "$FERRY" status "$TAP" >"$OUT"
 e2e_expect "ferry status (text) names dev_tx_dropped" grep -q "dev_tx_dropped=[1-9]" "$OUT"

@@ -115,6 +115,35 @@ TEST(CountersFile, NsRelayCountersWhenGiven) {
   EXPECT_EQ(with.size(), without.size() + n);
 }
 
+// `ferry attach` on a tap: the queue estimate's counters (tapq_*) and its
+// capacity are lines when it exists, absent otherwise.
+TEST(CountersFile, TapQueueCountersWhenFollowed) {
+  struct Source final : DevTxCounterSource {
+    bool read(DevTxCounters* out) override {
+      *out = {};
+      return true;
+    }
+    uint32_t txqueuelen() override { return 256; }
+  };
+  EventLoop loop;
+  CountingPort port;
+  Translator tr(loop, port, Config::defaults());
+  const attach::StateMap without = translator_counters(tr, port);
+  ASSERT_TRUE(tr.watch_tap_queue(std::make_unique<Source>()));
+  const attach::StateMap with = translator_counters(tr, port);
+  size_t n = 0;
+#define CHECK_TAPQ(field, where)                                  \
+  if (std::string_view(#where) == "published") {                 \
+    n++;                                                         \
+    EXPECT_EQ(without.count("tapq_" #field), 0u) << #field;      \
+    EXPECT_EQ(with.count("tapq_" #field), 1u) << #field;         \
+  }
+  FERRY_TAP_QUEUE_COUNTERS(CHECK_TAPQ)
+#undef CHECK_TAPQ
+  EXPECT_EQ(with.at("tapq_capacity"), "256");
+  EXPECT_EQ(with.size(), without.size() + n + 1);
+}
+
 TEST(CountersFile, TextRoundTrips) {
   EventLoop loop;
   CountingPort port;

@@ -340,6 +340,52 @@ TEST(NlParse, LinkMessage) {
   EXPECT_FALSE(parse_link(*m2, &li));
 }
 
+TEST(NlParse, LinkTxStats) {
+  NlBuilder req(RTM_GETSTATS, NLM_F_REQUEST, 1);
+  build_getstats(req, 9);
+  auto r = NlMessages(req.bytes()).next();
+  ASSERT_TRUE(r);
+  ASSERT_GE(r->payload.size(), sizeof(if_stats_msg));
+  if_stats_msg q{};
+  std::memcpy(&q, r->payload.data(), sizeof(q));
+  EXPECT_EQ(q.ifindex, 9u);
+  EXPECT_EQ(q.filter_mask, static_cast<uint32_t>(IFLA_STATS_FILTER_BIT(IFLA_STATS_LINK_64)));
+
+  NlBuilder b(RTM_NEWSTATS, 0, 1);
+  if_stats_msg hdr{};
+  hdr.ifindex = 9;
+  b.put(hdr);
+  rtnl_link_stats64 st{};
+  st.tx_packets = 777;
+  st.tx_dropped = 55;
+  b.attr(IFLA_STATS_LINK_64, &st, sizeof(st));
+  auto m = NlMessages(b.bytes()).next();
+  ASSERT_TRUE(m);
+  LinkTxStats got;
+  ASSERT_TRUE(parse_link_tx_stats(*m, &got));
+  EXPECT_EQ(got.tx_packets, 777u);
+  EXPECT_EQ(got.tx_dropped, 55u);
+
+  // Too short an attribute, or none: not parsed.
+  NlBuilder cut(RTM_NEWSTATS, 0, 1);
+  cut.put(hdr);
+  cut.attr(IFLA_STATS_LINK_64, &st, 16);
+  auto m2 = NlMessages(cut.bytes()).next();
+  ASSERT_TRUE(m2);
+  EXPECT_FALSE(parse_link_tx_stats(*m2, &got));
+}
+
+// The real kernel answers RTM_GETSTATS without privileges (lo is ifindex 1
+// in every namespace).
+TEST(Netlink, LinkTxStatsOfLoopback) {
+  Result<Netlink> nl = Netlink::open();
+  ASSERT_TRUE(nl) << nl.status().message();
+  LinkTxStats st;
+  Status s = nl->link_tx_stats(1, &st);
+  EXPECT_TRUE(s.ok()) << s.message();
+  EXPECT_FALSE(nl->link_tx_stats(999999, &st).ok());
+}
+
 TEST(Inet, FamilyAndText) {
   EXPECT_EQ(inet_family(ip("198.18.0.1")), AF_INET);
   EXPECT_EQ(inet_family(ip("fd00:f::1")), AF_INET6);

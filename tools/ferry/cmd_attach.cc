@@ -74,6 +74,7 @@
 #include "sandbox/process_identity.h"
 #include "sandbox/process_split.h"
 #include "sandbox/service_cgroup.h"
+#include "tapq/netlink_tx_counters.h"
 #include "tcp/tcp_translator.h"
 #include "translator/translator.h"
 #include "session.h"
@@ -309,6 +310,16 @@ int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
     // metadata kfuncs offer none): a guest with TX checksum offload on sends
     // TCP/UDP whose checksum only the partial form identifies.
     if ((*dp)->attach_mode() == "xdp-driver") translator.accept_partial_checksums(true);
+    // DEV a tap (a VM's): TCP's sender follows how full its queue toward
+    // the guest's reader is (tapq/), on a netlink socket of DEV's namespace
+    // that the sandboxed translator keeps. A veth counts its frames when
+    // sent, not read: nothing to follow there.
+    if ((*dp)->device().kind == "tun") {
+      std::optional<Netlink> qnl = GuestPathDrops::open_netlink(ns_fd);
+      if (!qnl || !translator.watch_tap_queue(std::make_unique<NetlinkTxCounters>(std::move(*qnl),
+                                                                                  (*dp)->device().ifindex)))
+        std::fprintf(stderr, "ferry: %s's queue counters cannot be read: its queue is not followed\n", a.dev.c_str());
+    }
     if (Status st = session.start(); !st.ok()) {
       report(&ready_fd, "error " + st.message());
       return 1;

@@ -117,6 +117,10 @@ attach::StateMap translator_counters(Translator& tr, const FramePort& port, cons
   FERRY_PUBLISH_FAMILY(FERRY_DHCP6_COUNTERS, "dhcp6_", sv.dhcp6().counters());
   FERRY_PUBLISH_FAMILY(FERRY_DNS_COUNTERS, "dns_", sv.dns().counters());
   if (const AutoForward* af = tr.auto_forward()) FERRY_PUBLISH_FAMILY(FERRY_AUTO_FORWARD_COUNTERS, "auto_", af->counters());
+  if (const TapQueueEstimate* q = tr.tap_queue()) {  // `ferry attach` on a tap
+    FERRY_PUBLISH_FAMILY(FERRY_TAP_QUEUE_COUNTERS, "tapq_", q->counters());
+    m["tapq_capacity"] = std::to_string(q->capacity());
+  }
   if (ns_tcp) FERRY_PUBLISH_FAMILY(FERRY_NS_TCP_COUNTERS, "ns_tcp_", ns_tcp->counters());
   if (ns_udp) FERRY_PUBLISH_FAMILY(FERRY_NS_UDP_COUNTERS, "ns_udp_", ns_udp->counters());
   // The destination policy: every refusal, by reason, and spoofed sources.

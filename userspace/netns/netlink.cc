@@ -543,6 +543,41 @@ bool parse_link(const NlMessage& m, LinkInfo* li) {
   return true;
 }
 
+// The IFLA_STATS_LINK_64 attribute's two transmit counters.
+bool parse_link_tx_stats(const NlMessage& m, LinkTxStats* out) {
+  if (m.type != RTM_NEWSTATS || m.payload.size() < align4(sizeof(if_stats_msg))) return false;
+  NlAttrs attrs(m.payload.subspan(align4(sizeof(if_stats_msg))));
+  while (auto a = attrs.next()) {
+    if (a->type != IFLA_STATS_LINK_64 || a->data.size() < sizeof(rtnl_link_stats64)) continue;
+    std::memcpy(&out->tx_packets, a->data.data() + offsetof(rtnl_link_stats64, tx_packets), sizeof(uint64_t));
+    std::memcpy(&out->tx_dropped, a->data.data() + offsetof(rtnl_link_stats64, tx_dropped), sizeof(uint64_t));
+    return true;
+  }
+  return false;
+}
+
+// RTM_GETSTATS for ifindex, the 64-bit link counters only.
+void build_getstats(NlBuilder& b, int ifindex) {
+  if_stats_msg st{};
+  st.family = AF_UNSPEC;
+  st.ifindex = static_cast<uint32_t>(ifindex);
+  st.filter_mask = IFLA_STATS_FILTER_BIT(IFLA_STATS_LINK_64);
+  b.put(st);
+}
+
+// One RTM_GETSTATS and its RTM_NEWSTATS (or the error).
+Status Netlink::link_tx_stats(int ifindex, LinkTxStats* out) {
+  NlBuilder b(RTM_GETSTATS, NLM_F_REQUEST, 0);
+  build_getstats(b, ifindex);
+  static const std::string what = "link stats";
+  return exchange(b, what, [&](const NlMessage& m) -> std::optional<Status> {
+    if (m.type == NLMSG_ERROR) return error_of(m, what);
+    if (parse_link_tx_stats(m, out)) return Status();
+    if (m.type == RTM_NEWSTATS) return Status(EBADMSG, what);
+    return std::nullopt;
+  });
+}
+
 // Sends an RTM_GETLINK and waits for its RTM_NEWLINK (or the error).
 Result<LinkInfo> Netlink::query_link(NlBuilder& b, const std::string& what) {
   LinkInfo li;

@@ -135,6 +135,15 @@ struct LinkInfo;
 // is too short.
 bool parse_link(const NlMessage& m, LinkInfo* li);
 
+// A link's transmit counters from an RTM_NEWSTATS message (its
+// IFLA_STATS_LINK_64): frames sent (for a tap: read by its fd's owner) and
+// dropped; false when it is not one or lacks them.
+struct LinkTxStats {
+  uint64_t tx_packets = 0;
+  uint64_t tx_dropped = 0;
+};
+bool parse_link_tx_stats(const NlMessage& m, LinkTxStats* out);
+
 // ---- request builders (pure; used by Netlink, tested directly) -------------------
 
 // Flags for requests that create-or-replace and want an ack.
@@ -146,6 +155,8 @@ int inet_family(const InetAddr& a);
 std::string inet_text(const InetAddr& a);
 
 void build_getlink_by_name(NlBuilder& b, std::string_view name);
+// RTM_GETSTATS of one link, IFLA_STATS_LINK_64 only (the cheapest way to its counters).
+void build_getstats(NlBuilder& b, int ifindex);
 void build_setlink_flags(NlBuilder& b, int ifindex, unsigned flags, unsigned change);
 void build_setlink_u32(NlBuilder& b, int ifindex, uint16_t ifla, uint32_t value);
 // RTM_NEWADDR; IPv6 gets IFA_F_NODAD (usable at once, no DAD traffic).
@@ -213,6 +224,10 @@ class Netlink {
   Result<int> link_index(std::string_view name);
   Result<LinkInfo> get_link(int ifindex);
   Result<LinkInfo> get_link(std::string_view name);
+  // A link's transmit counters (RTM_GETSTATS): one request, one answer, no
+  // allocation; what the sandboxed translator may do on a socket opened
+  // before the sandbox.
+  Status link_tx_stats(int ifindex, LinkTxStats* out);
 
   Status set_link_up(int ifindex, bool up = true);
   Status set_mtu(int ifindex, unsigned mtu);

@@ -311,6 +311,7 @@ bool StreamPort::send(const iovec* iov, int iovcnt) {
     watch_output(true);
   }
   counters_.tx_frames++;
+  counters_.tx_segments++;  // no offloads on a stream: one segment per frame
   counters_.tx_bytes += total;
   return true;
 }

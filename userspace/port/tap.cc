@@ -166,11 +166,18 @@ bool TapPort::send(const iovec* iov, int iovcnt, const TxOffload& off) {
     vh.gso_size = off.gso_size;
     vh.hdr_len = off.hdr_len;
   }
-  return write_frame(iov, iovcnt, &vh);
+  // The gso segments the guest's side gets (a device without TSO cuts it into them).
+  uint32_t segs = 1;
+  if (off.gso_size != 0) {
+    size_t total = 0;
+    for (int i = 0; iov != nullptr && i < iovcnt; i++) total += iov[i].iov_len;
+    if (total > off.hdr_len) segs = static_cast<uint32_t>((total - off.hdr_len + off.gso_size - 1) / off.gso_size);
+  }
+  return write_frame(iov, iovcnt, &vh, segs);
 }
 
 // One writev() per frame; never waits, counts what the kernel refuses.
-bool TapPort::write_frame(const iovec* iov, int iovcnt, const void* vnet_hdr) {
+bool TapPort::write_frame(const iovec* iov, int iovcnt, const void* vnet_hdr, uint32_t segments) {
   constexpr int kMaxPieces = 16;
   if (iov == nullptr || iovcnt <= 0 || iovcnt >= kMaxPieces) {
     counters_.tx_dropped++;
@@ -198,6 +205,7 @@ bool TapPort::write_frame(const iovec* iov, int iovcnt, const void* vnet_hdr) {
     return false;
   }
   counters_.tx_frames++;
+  counters_.tx_segments += segments;
   counters_.tx_bytes += total;
   return true;
 }

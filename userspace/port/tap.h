@@ -91,8 +91,9 @@ class TapPort final : public FramePort {
  private:
   TapPort(int fd, int ifindex, std::string ifname, MacAddr mac);
 
-  // One frame out, behind the given vnet header when the fd carries them.
-  bool write_frame(const iovec* iov, int iovcnt, const void* vnet_hdr);
+  // One frame out, behind the given vnet header when the fd carries them;
+  // segments: what tx_segments counts for it (its gso segments).
+  bool write_frame(const iovec* iov, int iovcnt, const void* vnet_hdr, uint32_t segments = 1);
 
   int fd_ = -1;
   bool vnet_hdr_ = false;

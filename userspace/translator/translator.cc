@@ -168,6 +168,15 @@ void Translator::on_guest_frame(std::span<const uint8_t> frame, const RxMeta& me
   }
 }
 
+// The estimate on this port's writes, started now.
+bool Translator::watch_tap_queue(std::unique_ptr<DevTxCounterSource> source) {
+  auto q = std::make_unique<TapQueueEstimate>(*source, port_.counters());
+  if (!q->start(now_ns())) return false;
+  tap_queue_source_ = std::move(source);
+  tap_queue_ = std::move(q);
+  return true;
+}
+
 // A frame above the guest's MTU (a large UDP datagram or echo reply we
 // originate) goes as IP fragments, which the guest's stack reassembles.
 bool Translator::send_to_guest(std::span<const uint8_t> frame) {

@@ -33,6 +33,7 @@
 #include "loop/event_loop.h"
 #include "policy/destination_policy.h"
 #include "port/frame_port.h"
+#include "tapq/tap_queue_estimate.h"
 #include "translator/reassembly.h"
 
 namespace ferry {
@@ -104,6 +105,14 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler, p
   void accept_partial_checksums(bool on) { partial_checksums_ok_ = on; }
   bool port_gone() const { return port_gone_; }
 
+  // `ferry attach` on a tap (a VM's): the estimate of how full that tap's
+  // queue toward its reader is (tapq/), from `source`, over this port's
+  // writes; TCP's sender consults it. False (and no estimate) when its
+  // counters cannot be read. Elsewhere there is none.
+  bool watch_tap_queue(std::unique_ptr<DevTxCounterSource> source);
+  // The estimate, or nullptr.
+  const TapQueueEstimate* tap_queue() const { return tap_queue_.get(); }
+
   const Counters& counters() const { return counters_; }
   TcpTranslator& tcp() { return *tcp_; }
   UdpTranslator& udp() { return *udp_; }
@@ -142,6 +151,8 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler, p
   std::unique_ptr<TcpTranslator> tcp_;
   std::unique_ptr<UdpTranslator> udp_;
   std::unique_ptr<AutoForward> auto_forward_;  // after tcp_ and udp_: goes first
+  std::unique_ptr<DevTxCounterSource> tap_queue_source_;
+  std::unique_ptr<TapQueueEstimate> tap_queue_;  // after tcp_: goes first
 
   // The port's device is gone: stop watching it (its fd would report an
   // error on every wait), say so once, tell the owner.
