@@ -31,6 +31,7 @@ PACKAGES=(
   # tests/e2e/podman_*.sh: Debian's Podman 4.3 with ferry as its network;
   # runc, not crun (crun 1.8 refuses a hybrid cgroup hierarchy);
   podman runc containernetworking-plugins  # host-local: the IPAM of the scenarios
+  uidmap  # rootless Podman's newuidmap/newgidmap (podman_rootless)
 )
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -14,8 +14,9 @@
 #                               PM_DIR (removed at exit); sets PM (the podman
 #                               command line, an array), PM_CONF, PM_CNI
 #                               (network config dir), PM_IMAGE
-#   podman_image TAR_DIR        builds PM_IMAGE (busybox-static and its
-#                               applets, /www) and imports it
+#   podman_rootfs_tar DIR       DIR/rootfs.tar: busybox-static and its
+#                               applets, /www
+#   podman_image DIR            that tarball imported as PM_IMAGE
 #   podman_conflist NAME JSON   writes PM_CNI/NAME.conflist
 #   podman_first_nameservers    up to 3 nameservers of /etc/resolv.conf
 #
@@ -69,8 +70,9 @@ EOF
   PM=(podman --root "$dir/storage" --runroot "$dir/rr" --storage-driver vfs)
 }
 
-# podman_image DIR: a busybox-static root file system as image PM_IMAGE.
-podman_image() {
+# podman_rootfs_tar DIR: DIR/rootfs.tar, a busybox-static root file system
+# (the applets' links, /www/index.html for httpd).
+podman_rootfs_tar() {
   local root=$1/rootfs a
   mkdir -p "$root/bin" "$root/etc" "$root/proc" "$root/sys" "$root/dev" "$root/tmp" "$root/www"
   cp /bin/busybox "$root/bin/busybox" || e2e_die "no /bin/busybox (busybox-static)"
@@ -79,6 +81,11 @@ podman_image() {
   done
   echo "served by httpd inside a podman container" >"$root/www/index.html"
   tar -C "$root" -cf "$1/rootfs.tar" . || e2e_die "image tarball"
+}
+
+# podman_image DIR: that root file system imported as image PM_IMAGE.
+podman_image() {
+  podman_rootfs_tar "$1"
   timeout 60 "${PM[@]}" import -q "$1/rootfs.tar" "$PM_IMAGE" >/dev/null 2>"$1/import.err" ||
     e2e_die "podman import: $(cat "$1/import.err")"
 }
