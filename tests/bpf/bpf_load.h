@@ -80,7 +80,9 @@ inline std::string bpf_unsupported() {
   const struct {
     bpf_prog_type type;
     const char* name;
-  } progs[] = {{BPF_PROG_TYPE_SCHED_CLS, "sched_cls (tc)"}, {BPF_PROG_TYPE_XDP, "xdp"}};
+  } progs[] = {{BPF_PROG_TYPE_SCHED_CLS, "sched_cls (tc)"},
+               {BPF_PROG_TYPE_XDP, "xdp"},
+               {BPF_PROG_TYPE_SK_LOOKUP, "sk_lookup"}};
   for (const auto& p : progs)
     if (libbpf_probe_bpf_prog_type(p.type, nullptr) == 0) return std::string("kernel lacks program type ") + p.name;
   const struct {
@@ -90,7 +92,8 @@ inline std::string bpf_unsupported() {
               {BPF_MAP_TYPE_PERCPU_ARRAY, "percpu_array"},
               {BPF_MAP_TYPE_HASH, "hash"},
               {BPF_MAP_TYPE_RINGBUF, "ringbuf"},
-              {BPF_MAP_TYPE_DEVMAP, "devmap"}};
+              {BPF_MAP_TYPE_DEVMAP, "devmap"},
+              {BPF_MAP_TYPE_SOCKMAP, "sockmap"}};
   for (const auto& m : maps)
     if (libbpf_probe_bpf_map_type(m.type, nullptr) == 0) return std::string("kernel lacks map type ") + m.name;
   return "";

@@ -96,6 +96,44 @@ e2e_expect "-v: a tcp open line of -T" grep -q "ferry: tcp open 127.0.0.1:[0-9]*
 e2e_check_clean "$FERRY_PID"
 [[ $E2E_FAILED == 0 ]] || { e2e_show_output; cat "$G"; }
 
+# -T all: some 37000 ports of the guest's loopback. As root they go through
+# one listener per family (an sk_lookup program in the guest's namespace,
+# userspace/nsfwd/ns_steering.h); a listener per port and family (74000
+# descriptors) failed here with EMFILE under a hard limit of 20000. The
+# guest reaches the host's B (v4) and B+3 (v6) through `all`, the excluded
+# B+2 has no listener, the explicit 40000:B keeps its own, and ferry's two
+# processes hold few descriptors (counted from the guest, by PID). The
+# host's server is the first part's (still serving B, B+2, B+3).
+cat >"$E2E_TMP/guest_all.sh" <<GUEST
+ferry=\${FERRY_INSTANCE#run-}
+fds=\$(ls /proc/\$ferry/fd | wc -l)
+for st in /proc/[0-9]*/stat; do
+  read -r pid comm state ppid rest <"\$st" 2>/dev/null || continue
+  [ "\$ppid" = "\$ferry" ] && [ "\$comm" = "(ferry-translate)" ] && fds=\$((fds + \$(ls /proc/\$pid/fd | wc -l)))
+done
+{
+  $PY $PEER client 127.0.0.1 $B $E2E_TMP/small
+  $PY $PEER client ::1 $((B + 3)) $E2E_TMP/small
+  $PY $PEER refused 127.0.0.1 $((B + 2))
+  $PY $PEER client 127.0.0.1 40000 $E2E_TMP/small
+  echo "fds \$fds"
+} >$G 2>&1
+GUEST
+: >"$G"
+e2e_ferry 90 run -v -T "all,~$((B + 2))" -T "40000:$B" -- sh "$E2E_TMP/guest_all.sh"
+e2e_expect_rc 0 "ferry run -T all"
+e2e_expect "-T all: guest 127.0.0.1:$B reached the host's $B (got '$(line 1)')" test "$(line 1)" = "P$B v4 $REPLY_SHA"
+e2e_expect "-T all: guest [::1]:$((B + 3)) reached the host's $((B + 3)) (got '$(line 2)')" \
+  test "$(line 2)" = "P$((B + 3)) v6 $REPLY_SHA"
+e2e_expect "-T all,~$((B + 2)): the excluded port has no listener (got '$(line 3)')" test "$(line 3)" = refused
+e2e_expect "-T all beside 40000:$B: the explicit port reached the host's $B (got '$(line 4)')" \
+  test "$(line 4)" = "P$B v4 $REPLY_SHA"
+e2e_expect "-T all: ferry's processes hold under 200 descriptors (got '$(line 5)')" \
+  test "$(line 5 | awk '$1 == "fds" && $2 > 0 && $2 < 200 { print "ok" }')" = ok
+e2e_expect "-v: 3 accepted, 3 closed" grep -q -- "-T: accepted=3 closed=3 reset=0 connect_failed=0" "$ERR"
+e2e_check_clean "$FERRY_PID"
+[[ $E2E_FAILED == 0 ]] || { e2e_show_output; cat "$G"; }
+
 # In a host namespace of our own: -T is that namespace's loopback.
 e2e_remote_topology 1500
 SRV2=$E2E_TMP/srv2

@@ -77,6 +77,7 @@
 #include "netns/guest_setup.h"
 #include "netns/netns.h"
 #include "nsfwd/ns_listeners.h"
+#include "nsfwd/ns_steering.h"
 #include "nsfwd/tcp_relay.h"
 #include "nsfwd/udp_relay.h"
 #include "common/instance_lock.h"
@@ -274,15 +275,36 @@ void print_translator_summary(Translator& translator) {
 
 // -T/-U: the guest-side sockets (made inside the guest's namespaces: userns
 // is -1 for root's ferry) and the relays that watch them on `loop`; nothing
-// when neither option was given.
+// when neither option was given. -T all's ports go through one listener
+// per family where BPF can steer them (*steer keeps the program attached),
+// else a listener each.
 Status open_ns_relays(const Config& config, int userns, int netns, EventLoop& loop, std::unique_ptr<NsTcpRelay>* tcp,
-                      std::unique_ptr<NsUdpRelay>* udp) {
+                      std::unique_ptr<NsUdpRelay>* udp, std::unique_ptr<NsSteering>* steer) {
   if (!config.tcp_ns_forwards.empty()) {
+    if (has_all_ports(config.tcp_ns_forwards)) {
+      Result<std::unique_ptr<NsSteering>> s = NsSteering::load(config.tcp_ns_forwards);
+      if (s) {
+        *steer = std::move(*s);
+      } else if (config.verbose) {
+        std::fprintf(stderr, "ferry run: -T all: a listener per port (%s)\n", s.status().message().c_str());
+      }
+    }
     Result<std::vector<NsListener>> ls =
-        open_ns_listeners(userns, netns, config.tcp_ns_forwards, false, config.ipv4, config.ipv6);
+        open_ns_listeners(userns, netns, config.tcp_ns_forwards, false, config.ipv4, config.ipv6, *steer != nullptr);
     if (!ls) return Status(ls.status().err(), "-T: " + ls.status().what());
+    if (*steer) {
+      int fd[2] = {-1, -1};
+      for (const NsListener& l : *ls)
+        if (l.steered) fd[l.v6 ? 1 : 0] = l.fd;
+      Status st = (*steer)->set_listeners(fd[0], fd[1]);
+      if (st) st = (*steer)->attach(netns);
+      if (!st) {
+        for (const NsListener& l : *ls) close(l.fd);
+        return Status(st.err(), "-T all: " + st.what());
+      }
+    }
     *tcp = std::make_unique<NsTcpRelay>(loop, config.socket_mark, config.verbose);
-    if (Status st = (*tcp)->start(std::move(*ls)); !st) return st;
+    if (Status st = (*tcp)->start(std::move(*ls), config.tcp_ns_forwards); !st) return st;
   }
   if (!config.udp_ns_forwards.empty()) {
     Result<std::vector<NsListener>> ls =
@@ -522,7 +544,8 @@ int cmd_run(int argc, char** argv) {
   // helper (nsfwd/ns_listeners.h); the translator relays them to the host's.
   std::unique_ptr<NsTcpRelay> ns_tcp;
   std::unique_ptr<NsUdpRelay> ns_udp;
-  if (Status st = open_ns_relays(config, userns.get(), guest_ns.get(), session.loop(), &ns_tcp, &ns_udp); !st) {
+  std::unique_ptr<NsSteering> ns_steer;
+  if (Status st = open_ns_relays(config, userns.get(), guest_ns.get(), session.loop(), &ns_tcp, &ns_udp, &ns_steer); !st) {
     std::fprintf(stderr, "ferry run: %s\n", st.message().c_str());
     return 1;
   }

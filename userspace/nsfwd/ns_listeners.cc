@@ -15,14 +15,25 @@ namespace ferry {
 namespace {
 
 // The (listen, target, family) of every socket, in the order they are made.
-std::vector<NsListener> plan(const std::vector<NsForward>& rules, bool ipv4, bool ipv6) {
+std::vector<NsListener> plan(const std::vector<NsForward>& rules, bool ipv4, bool ipv6, bool steer_all) {
   std::vector<NsListener> out;
+  if (steer_all) {
+    for (const NsForward& r : rules) {
+      if (!r.from_all) continue;
+      for (bool v6 : {false, true}) {
+        if (v6 ? !ipv6 : !ipv4) continue;
+        out.push_back({-1, v6, r.listen_first, r.target_first, true});
+      }
+      break;
+    }
+  }
   for (const NsForward& r : rules) {
+    if (steer_all && r.from_all) continue;
     for (uint32_t p = r.listen_first; p <= r.listen_last; p++) {
       const auto target = static_cast<uint16_t>(r.target_first + (p - r.listen_first));
       for (bool v6 : {false, true}) {
         if (v6 ? !ipv6 : !ipv4) continue;
-        out.push_back({-1, v6, static_cast<uint16_t>(p), target});
+        out.push_back({-1, v6, static_cast<uint16_t>(p), target, false});
       }
     }
   }
@@ -62,8 +73,8 @@ InetAddr loopback(bool v6) {
 socklen_t loopback_sockaddr(bool v6, uint16_t port, sockaddr_storage* ss) { return to_sockaddr(loopback(v6), port, ss); }
 
 Result<std::vector<NsListener>> open_ns_listeners(int userns_fd, int netns_fd, const std::vector<NsForward>& rules,
-                                                  bool udp, bool ipv4, bool ipv6) {
-  std::vector<NsListener> want = plan(rules, ipv4, ipv6);
+                                                  bool udp, bool ipv4, bool ipv6, bool steer_all) {
+  std::vector<NsListener> want = plan(rules, ipv4, ipv6, steer_all && !udp);
   if (want.empty()) return want;
   Result<std::vector<int>> fds = open_sockets_in_namespace(userns_fd, netns_fd, [&](std::vector<int>* out) {
     for (const NsListener& l : want) {

@@ -12,6 +12,7 @@
 
 #include "common/flow_log.h"
 #include "common/host_socket.h"
+#include "nsfwd/ns_steering.h"
 
 namespace ferry {
 
@@ -61,8 +62,9 @@ NsTcpRelay::~NsTcpRelay() {
   }
 }
 
-Status NsTcpRelay::start(std::vector<NsListener> listeners) {
+Status NsTcpRelay::start(std::vector<NsListener> listeners, std::vector<NsForward> rules) {
   listeners_ = std::move(listeners);
+  rules_ = std::move(rules);
   for (size_t i = 0; i < listeners_.size(); i++) {
     if (!loop_.add(listeners_[i].fd, EPOLLIN, tag_, kListenerBit | i))
       return Status::from_errno("epoll_ctl for a -T listener");
@@ -130,6 +132,21 @@ void NsTcpRelay::accept_on(size_t li) {
     InetAddr guest_addr;
     uint16_t guest_port = 0;
     from_sockaddr(peer, &guest_addr, &guest_port);
+    // A steered listener's connection: the port the guest asked for is the
+    // accepted socket's own (the SYN's destination).
+    uint16_t listen_port = l.listen_port, target_port = l.target_port;
+    if (l.steered) {
+      sockaddr_storage self{};
+      socklen_t slen = sizeof(self);
+      InetAddr self_addr;
+      if (getsockname(gfd, reinterpret_cast<sockaddr*>(&self), &slen) != 0 ||
+          !from_sockaddr(self, &self_addr, &listen_port) ||
+          (target_port = ns_target_port(rules_, listen_port)) == 0) {
+        counters_.connect_failed++;
+        close_socket(gfd, true);
+        continue;
+      }
+    }
     const int hfd = open_host_socket(l.v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, mark_);
     if (hfd < 0) {  // out of descriptors: as if the host refused
       counters_.connect_failed++;
@@ -149,14 +166,14 @@ void NsTcpRelay::accept_on(size_t li) {
     c.fd[1] = hfd;
     c.v6 = l.v6;
     c.guest_port = guest_port;
-    c.listen_port = l.listen_port;
+    c.listen_port = listen_port;
     c.buf.reset(new uint8_t[2 * kBufferBytes]);
     if (verbose_) log_flow_open(ends(c));
     const int one = 1;  // we pass on whatever a read returned: no Nagle delay on top
     setsockopt(gfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(hfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     sockaddr_storage to;
-    const socklen_t tlen = loopback_sockaddr(l.v6, l.target_port, &to);
+    const socklen_t tlen = loopback_sockaddr(l.v6, target_port, &to);
     const int rc = connect(hfd, reinterpret_cast<const sockaddr*>(&to), tlen);
     if (rc != 0 && errno != EINPROGRESS) {
       counters_.connect_failed++;

@@ -6,6 +6,8 @@
 // Theory of operation. The listeners were made inside the guest's
 // namespace before the sandbox (ns_listeners.h); a socket keeps its
 // namespace, so the translator accepts on them without entering anything.
+// A steered listener (`-T all`, ns_steering.h) takes many ports: the port
+// of each connection is its accepted socket's own, its target the rule's.
 // Each accepted connection (the guest's end, side 0) gets a host socket
 // (side 1, ferry's own namespace: the host's) that connects without
 // blocking to the host's loopback of the same family. Bytes then move both
@@ -72,8 +74,9 @@ class NsTcpRelay final : public IoHandler, public TimerClient {
   NsTcpRelay(const NsTcpRelay&) = delete;
   NsTcpRelay& operator=(const NsTcpRelay&) = delete;
 
-  // Takes the listening sockets (ours to close) and watches them.
-  Status start(std::vector<NsListener> listeners);
+  // Takes the listening sockets (ours to close) and watches them; rules
+  // give a steered listener's connections their target (ns_steering.h).
+  Status start(std::vector<NsListener> listeners, std::vector<NsForward> rules = {});
   // In the parent after the translator's fork: closes this process's
   // copies of the listeners (the translator's stay; no epoll change).
   void drop_listeners_here();
@@ -119,6 +122,7 @@ class NsTcpRelay final : public IoHandler, public TimerClient {
   bool verbose_;
   uint8_t tag_ = 0;
   std::vector<NsListener> listeners_;
+  std::vector<NsForward> rules_;
   std::vector<Conn> conns_;
   std::vector<uint32_t> free_;   // free slots (a stack)
   std::vector<uint32_t> again_;  // slots to pump on the next turn
