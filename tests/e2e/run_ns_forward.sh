@@ -190,6 +190,35 @@ e2e_expect "rootless: ferry said so" grep -q "rootless" "$ERR"
 e2e_expect "rootless -T through [::1]:$B (got '$(line 1)')" test "$(line 1)" = "P$B v6 $REPLY_SHA"
 e2e_expect "rootless -U through 127.0.0.1:$B (got '$(line 2)')" test "$(line 2)" = "v4:rootless $B"
 
+# `all` past the descriptor limit (set for the run: 8192 rootless, 4096
+# root) keeps its lowest ports and says so, as -t all does; before,
+# rootless -T all and root's -U all failed with EMFILE. Rootless -T all
+# takes a listener per port: the guest's 127.0.0.1:1 (kept, nothing on the
+# host) is reset by ferry, its 30999 (not kept) refused by its own kernel.
+FERRY=$E2E_TMP/unshare-ferry
+printf '#!/bin/sh\nexec prlimit --nofile=8192:8192 unshare -Ur %s "$@"\n' "$FERRY_ROOT" >"$FERRY"
+: >"$G"
+e2e_ferry 60 run -q -T all -- sh -c "
+  $PY $PEER refused 127.0.0.1 1 >$G 2>&1
+  $PY $PEER refused 127.0.0.1 30999 >>$G 2>&1"
+FERRY=$FERRY_ROOT
+e2e_expect_rc 0 "rootless ferry run -T all under a limit of 8192"
+e2e_expect "rootless -T all: one line says what is kept" \
+  grep -q "^ferry run: -T all: the descriptor limit (8192) allows [0-9]* of 37303 ports beside [0-9]* connections; forwarding the lowest" "$ERR"
+e2e_expect "rootless -T all: guest port 1 is kept (got '$(line 1)')" test "$(line 1)" = reset
+e2e_expect "rootless -T all: guest port 30999 is not (got '$(line 2)')" test "$(line 2)" = refused
+FERRY=$E2E_TMP/limited-ferry
+printf '#!/bin/sh\nexec prlimit --nofile=4096:4096 %s "$@"\n' "$FERRY_ROOT" >"$FERRY"
+chmod 755 "$FERRY"
+e2e_ferry 60 run -U all -- true
+FERRY=$FERRY_ROOT
+e2e_expect_rc 0 "ferry run -U all under a limit of 4096"
+if ! prlimit --nofile=4096:4096 prlimit --nofile=8192:8192 true 2>/dev/null; then
+  # No CAP_SYS_RESOURCE to raise the hard limit: all is trimmed.
+  e2e_expect "-U all: one line says what is kept" \
+    grep -q "^ferry: -U all: the descriptor limit (4096) allows [0-9]* of 37303 ports; forwarding the lowest" "$ERR"
+fi
+
 # Refusals: one line, exit 2.
 refuse() {
   local what=$1 want=$2

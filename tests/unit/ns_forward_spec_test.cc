@@ -64,6 +64,24 @@ TEST(NsForwardSpec, AllAndExclusionsOnlyLeaveTheEphemeralRangeOut) {
   }
 }
 
+TEST(NsForwardSpec, TrimKeepsTheLowestPortsOfAllAndEveryExplicitRule) {
+  auto r = parse_ok("40000:80");
+  auto all = parse_ok("all,~100-199");
+  r.insert(r.end(), all.begin(), all.end());
+  EXPECT_EQ(ns_forwarded_port_count(r, true), ns_forwarded_port_count(all));
+  EXPECT_EQ(trim_all_ports(&r, 150), ns_forwarded_port_count(all) - 150);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].listen_first, 40000);  // explicit: kept whole
+  EXPECT_EQ(r[0].target_first, 80);
+  EXPECT_EQ(r[1].listen_first, 1);
+  EXPECT_EQ(r[1].listen_last, 99);
+  EXPECT_EQ(r[2].listen_first, 200);
+  EXPECT_EQ(r[2].listen_last, 250);
+  EXPECT_EQ(r[2].target_first, 200);
+  EXPECT_EQ(ns_forwarded_port_count(r, true), 150u);
+  EXPECT_EQ(ns_forwarded_port_count(r), 151u);
+}
+
 TEST(NsForwardSpec, NoneIsNothing) { EXPECT_TRUE(parse_ok("none").empty()); }
 
 TEST(NsForwardSpec, Refusals) {

@@ -276,12 +276,12 @@ void print_translator_summary(Translator& translator) {
 // -T/-U: the guest-side sockets (made inside the guest's namespaces: userns
 // is -1 for root's ferry) and the relays that watch them on `loop`; nothing
 // when neither option was given. -T all's ports go through one listener
-// per family where BPF can steer them (*steer keeps the program attached),
-// else a listener each.
+// per family where BPF can steer them (root's ferry; *steer keeps the
+// program attached), else a listener each (prepare_forwards trimmed them).
 Status open_ns_relays(const Config& config, int userns, int netns, EventLoop& loop, std::unique_ptr<NsTcpRelay>* tcp,
                       std::unique_ptr<NsUdpRelay>* udp, std::unique_ptr<NsSteering>* steer) {
   if (!config.tcp_ns_forwards.empty()) {
-    if (has_all_ports(config.tcp_ns_forwards)) {
+    if (userns < 0 && has_all_ports(config.tcp_ns_forwards)) {  // BPF needs root
       Result<std::unique_ptr<NsSteering>> s = NsSteering::load(config.tcp_ns_forwards);
       if (s) {
         *steer = std::move(*s);
@@ -407,7 +407,7 @@ int cmd_run(int argc, char** argv) {
     if (int rc = rootless::prepare(&config, &sandbox_options, {!netns_spec.empty(), runas_given, quiet, parser.seen("--max-conns"), parser.seen("--max-udp-flows")}); rc != 0)
       return rc;
   }
-  prepare_forwards(&config);
+  prepare_forwards(&config, !rootless);  // root's -T all: one listener per family (nsfwd/ns_steering.h)
   const services::ResolvConf host_dns = services::read_resolv_conf();
   finish_services_config(&config, host_dns);
   // The guest's resolv.conf, when the host's cannot serve it as it is.

@@ -451,19 +451,76 @@ void finish_services_config(Config* c, const services::ResolvConf& host) {
   if (!s.search_given) s.search = host.search;
 }
 
-void prepare_forwards(Config* c) {
+namespace {
+
+// One forward option's descriptors: what its explicit rules fix and what
+// its `all` asks for, and what one of its ports costs.
+struct ForwardKind {
+  const char* flag;
+  size_t per_port;  // descriptors a port takes (listeners per family)
+  size_t fixed;     // the explicit rules' ports
+  size_t all;       // the ports `all` made
+};
+
+// -t, -u, -T, -U in that order. steer_tcp_ns: -T all goes through one
+// listener per family (nsfwd/ns_steering.h), so its ports cost nothing.
+std::vector<ForwardKind> forward_kinds(const Config& c, bool steer_tcp_ns) {
+  const size_t fams = (c.ipv4 ? 1 : 0) + (c.ipv6 ? 1 : 0);
+  auto kind = [](const char* flag, size_t per_port, size_t total, size_t all) {
+    return ForwardKind{flag, per_port, total - all, all};
+  };
+  const size_t t_all = ns_forwarded_port_count(c.tcp_ns_forwards, true);
+  return {kind("-t", fams, forwarded_port_count(c.tcp_forwards), forwarded_port_count(c.tcp_forwards, true)),
+          kind("-u", 1, forwarded_port_count(c.udp_forwards), forwarded_port_count(c.udp_forwards, true)),
+          kind("-T", fams, ns_forwarded_port_count(c.tcp_ns_forwards) - (steer_tcp_ns ? t_all : 0),
+               steer_tcp_ns ? 0 : t_all),
+          kind("-U", fams, ns_forwarded_port_count(c.udp_ns_forwards), ns_forwarded_port_count(c.udp_ns_forwards, true))};
+}
+
+}  // namespace
+
+ForwardFds forward_fds(const Config& c, bool steer_tcp_ns) {
+  ForwardFds f;
+  for (const ForwardKind& k : forward_kinds(c, steer_tcp_ns)) {
+    f.fixed += k.per_port * k.fixed;
+    f.all += k.per_port * k.all;
+  }
+  return f;
+}
+
+void trim_all_forwards(Config* c, bool steer_tcp_ns, size_t budget, size_t limit, const char* who,
+                       const std::string& beside) {
+  const std::vector<ForwardKind> kinds = forward_kinds(*c, steer_tcp_ns);
+  size_t with_all = 0;
+  for (const ForwardKind& k : kinds) with_all += k.all && k.per_port ? 1 : 0;
+  for (size_t i = 0; i < kinds.size(); i++) {
+    const ForwardKind& k = kinds[i];
+    if (!k.all || !k.per_port) continue;
+    // An even share each; the last option with `all` takes the remainder.
+    const size_t share = --with_all == 0 ? budget : budget / (with_all + 1);
+    budget -= share;
+    const size_t keep = share / k.per_port;
+    if (k.all <= keep) continue;
+    switch (i) {
+      case 0: trim_all_ports(&c->tcp_forwards, keep); break;
+      case 1: trim_all_ports(&c->udp_forwards, keep); break;
+      case 2: trim_all_ports(&c->tcp_ns_forwards, keep); break;
+      default: trim_all_ports(&c->udp_ns_forwards, keep); break;
+    }
+    std::fprintf(stderr, "%s: %s all: the descriptor limit (%zu) allows %zu of %zu ports%s; forwarding the lowest\n",
+                 who, k.flag, limit, keep, k.all, beside.c_str());
+  }
+}
+
+void prepare_forwards(Config* c, bool steer_tcp_ns) {
   if (c->verbose && c->tcp_ports_skipped)
     std::fprintf(stderr, "ferry: -t all: %zu ports in use on the host skipped\n", c->tcp_ports_skipped);
   if (c->verbose && c->udp_ports_skipped)
     std::fprintf(stderr, "ferry: -u all: %zu ports in use on the host skipped\n", c->udp_ports_skipped);
-  // A descriptor per forwarded port and family (TCP: one IPv4 and one IPv6
-  // listener), plus the flow table and a margin: `all` needs tens of thousands.
-  const size_t fams = (c->ipv4 ? 1 : 0) + (c->ipv6 ? 1 : 0);
-  const size_t need_tcp = fams * forwarded_port_count(c->tcp_forwards);
-  const size_t need_udp = forwarded_port_count(c->udp_forwards);
-  // -T/-U: a socket per port and family, on the guest's loopback.
-  const size_t need_ns = fams * (ns_forwarded_port_count(c->tcp_ns_forwards) + ns_forwarded_port_count(c->udp_ns_forwards));
-  const rlim_t want = static_cast<rlim_t>(need_tcp + need_udp + need_ns + c->max_conns + kFdMargin);
+  // A descriptor per forwarded port and family (TCP, -T, -U: one per
+  // family), plus the flow table and a margin: `all` needs tens of thousands.
+  const ForwardFds need = forward_fds(*c, steer_tcp_ns);
+  const rlim_t want = static_cast<rlim_t>(need.fixed + need.all + c->max_conns + kFdMargin);
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
   if (rl.rlim_cur < want) {
@@ -476,23 +533,9 @@ void prepare_forwards(Config* c) {
   }
   // What does not fit: `all` keeps its lowest ports, and says so.
   const size_t limit = static_cast<size_t>(rl.rlim_cur);
-  if (need_tcp + need_udp + kFdMargin <= limit) return;
-  const size_t all_tcp = fams * forwarded_port_count(c->tcp_forwards, true);
-  const size_t all_udp = forwarded_port_count(c->udp_forwards, true);
-  const size_t fixed = need_tcp - all_tcp + need_udp - all_udp;
-  size_t budget = limit > fixed + kFdMargin ? limit - fixed - kFdMargin : 0;
-  size_t budget_tcp = all_udp ? budget / 2 : budget;
-  if (!all_tcp) budget_tcp = 0;
-  const size_t budget_udp = budget - budget_tcp;
-  auto trim = [&](std::vector<PortForward>* rules, size_t keep, const char* flag) {
-    const size_t had = forwarded_port_count(*rules, true);
-    if (had <= keep) return;
-    trim_all_ports(rules, keep);
-    std::fprintf(stderr, "ferry: %s all: the descriptor limit (%zu) allows %zu of %zu ports; forwarding the lowest\n",
-                 flag, limit, keep, had);
-  };
-  if (fams) trim(&c->tcp_forwards, budget_tcp / fams, "-t");
-  trim(&c->udp_forwards, budget_udp, "-u");
+  if (need.fixed + need.all + kFdMargin <= limit) return;
+  const size_t budget = limit > need.fixed + kFdMargin ? limit - need.fixed - kFdMargin : 0;
+  trim_all_forwards(c, steer_tcp_ns, budget, limit, "ferry", "");
 }
 
 }  // namespace ferry::cli

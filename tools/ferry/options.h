@@ -33,10 +33,25 @@ Status refuse_auto_forwards(const Config& config);
 // to, the search list (unless --search), routes' default gateway.
 void finish_services_config(Config* config, const services::ResolvConf& host);
 
+// The descriptors the forward options (-t, -u, -T, -U) take: what their
+// explicit rules fix, what their `all` asks for. steer_tcp_ns: -T all goes
+// through one listener per family (nsfwd/ns_steering.h: root's ferry run).
+struct ForwardFds {
+  size_t fixed = 0, all = 0;
+};
+ForwardFds forward_fds(const Config& config, bool steer_tcp_ns);
+
+// Trims what `all` asks for to `budget` descriptors: an even share per
+// option that has `all`, each keeping its lowest ports, one line on stderr
+// per option trimmed ("<who>: -t all: the descriptor limit (L) allows N of
+// M ports<beside>; forwarding the lowest").
+void trim_all_forwards(Config* config, bool steer_tcp_ns, size_t budget, size_t limit, const char* who,
+                       const std::string& beside);
+
 // Before the translator binds its forwards: says (with -v) how many ports
 // -t/-u all skipped as in use, and raises the descriptor limit to fit every
 // forwarded port (the hard limit too when the caller may). When the limit
 // still cannot hold them, `all` keeps its lowest ports (one line says so).
-void prepare_forwards(Config* config);
+void prepare_forwards(Config* config, bool steer_tcp_ns = false);
 
 }  // namespace ferry::cli

@@ -16,6 +16,7 @@
 #include <fstream>
 
 #include "common/port_forward.h"
+#include "options.h"
 #include "netns/guest_setup.h"
 #include "netns/netns.h"
 #include "netns/user_namespace.h"
@@ -73,15 +74,13 @@ bool check_forward_ports(std::vector<PortForward>* rules, const char* flag, uint
 bool fit_descriptor_limit(Config* c, const Given& given) {
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_max == RLIM_INFINITY) return true;
-  const size_t fams = (c->ipv4 ? 1 : 0) + (c->ipv6 ? 1 : 0);
-  const size_t all_tcp = fams * forwarded_port_count(c->tcp_forwards, true);
-  const size_t all_udp = forwarded_port_count(c->udp_forwards, true);
-  const size_t explicit_fwd =
-      fams * forwarded_port_count(c->tcp_forwards) + forwarded_port_count(c->udp_forwards) - all_tcp - all_udp;
+  // Rootless: no BPF, so -T all takes a listener per port too.
+  const ForwardFds fwd = forward_fds(*c, false);
+  const size_t explicit_fwd = fwd.fixed;
   const size_t fixed = explicit_fwd + kReservedFds;
   const size_t hard = static_cast<size_t>(rl.rlim_max);
   const size_t avail = hard > fixed ? hard - fixed : 0;
-  const bool has_all = all_tcp + all_udp > 0;
+  const bool has_all = fwd.all > 0;
   const size_t flow_room = has_all ? avail / 2 : avail;
   size_t udp = c->max_udp_flows;
   size_t conns = c->max_conns;
@@ -106,19 +105,8 @@ bool fit_descriptor_limit(Config* c, const Given& given) {
   // (kAllMargin), so that it finds everything fits and trims nothing more.
   const size_t after_flows = avail - conns - udp;
   const size_t within_margin = hard > explicit_fwd + kAllMargin ? hard - explicit_fwd - kAllMargin : 0;
-  const size_t budget = std::min(after_flows, within_margin);
-  const size_t budget_tcp = all_tcp == 0 ? 0 : all_udp != 0 ? budget / 2 : budget;
-  auto trim = [&](std::vector<PortForward>* rules, size_t keep, const char* flag) {
-    const size_t had = forwarded_port_count(*rules, true);
-    if (had <= keep) return;
-    trim_all_ports(rules, keep);
-    std::fprintf(stderr,
-                 "ferry run: %s all: the descriptor limit (%zu) allows %zu of %zu ports beside %zu connections; "
-                 "forwarding the lowest\n",
-                 flag, hard, keep, had, conns);
-  };
-  if (fams != 0) trim(&c->tcp_forwards, budget_tcp / fams, "-t");
-  trim(&c->udp_forwards, budget - budget_tcp, "-u");
+  trim_all_forwards(c, false, std::min(after_flows, within_margin), hard, "ferry run",
+                    " beside " + std::to_string(conns) + " connections");
   return true;
 }
 

@@ -110,15 +110,19 @@ HostPorts read_host_ports(bool udp) {
   return h;
 }
 
-size_t trim_all_ports(std::vector<PortForward>* rules, size_t keep) {
+namespace {
+
+// trim_all_ports for either kind of rule: First/Last name its port range.
+template <class Rule, uint16_t Rule::*First, uint16_t Rule::*Last>
+size_t trim_all(std::vector<Rule>* rules, size_t keep) {
   size_t kept = 0, dropped = 0;
-  std::vector<PortForward> out;
-  for (const PortForward& r : *rules) {
+  std::vector<Rule> out;
+  for (const Rule& r : *rules) {
     if (!r.from_all) {
       out.push_back(r);
       continue;
     }
-    const size_t n = r.host_last - r.host_first + 1u;
+    const size_t n = r.*Last - r.*First + 1u;
     if (kept + n <= keep) {
       out.push_back(r);
       kept += n;
@@ -126,8 +130,8 @@ size_t trim_all_ports(std::vector<PortForward>* rules, size_t keep) {
     }
     const size_t room = keep - kept;
     if (room > 0) {
-      PortForward part = r;
-      part.host_last = static_cast<uint16_t>(r.host_first + room - 1);
+      Rule part = r;
+      part.*Last = static_cast<uint16_t>(r.*First + room - 1);
       out.push_back(part);
     }
     kept += room;
@@ -135,6 +139,16 @@ size_t trim_all_ports(std::vector<PortForward>* rules, size_t keep) {
   }
   *rules = std::move(out);
   return dropped;
+}
+
+}  // namespace
+
+size_t trim_all_ports(std::vector<PortForward>* rules, size_t keep) {
+  return trim_all<PortForward, &PortForward::host_first, &PortForward::host_last>(rules, keep);
+}
+
+size_t trim_all_ports(std::vector<NsForward>* rules, size_t keep) {
+  return trim_all<NsForward, &NsForward::listen_first, &NsForward::listen_last>(rules, keep);
 }
 
 size_t forwarded_port_count(const std::vector<PortForward>& rules, bool only_all) {
@@ -235,9 +249,10 @@ Status parse_ns_forwards(std::string_view spec, const char* opt, std::vector<NsF
   return {};
 }
 
-size_t ns_forwarded_port_count(const std::vector<NsForward>& rules) {
+size_t ns_forwarded_port_count(const std::vector<NsForward>& rules, bool only_all) {
   size_t n = 0;
-  for (const NsForward& r : rules) n += r.listen_last - r.listen_first + 1u;
+  for (const NsForward& r : rules)
+    if (!only_all || r.from_all) n += r.listen_last - r.listen_first + 1u;
   return n;
 }
 

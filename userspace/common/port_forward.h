@@ -61,16 +61,18 @@ Status parse_port_forwards(std::string_view spec, std::vector<PortForward>* out,
 // GUESTPORT of pasta's `PORT:TARGET`. A failure is one line.
 Status parse_ns_forwards(std::string_view spec, const char* opt, std::vector<NsForward>* out);
 
-// The number of guest loopback ports the -T/-U rules forward.
-size_t ns_forwarded_port_count(const std::vector<NsForward>& rules);
+// The number of guest loopback ports the -T/-U rules forward (only_all:
+// those made by `all`).
+size_t ns_forwarded_port_count(const std::vector<NsForward>& rules, bool only_all = false);
 
 // The number of host ports the rules forward (only_all: those made by `all`).
 size_t forwarded_port_count(const std::vector<PortForward>& rules, bool only_all = false);
 
 // Keeps the lowest `keep` ports of the rules made by `all` (rules in
 // ascending order, as the parser makes them) and drops the rest; other
-// rules stay. Returns how many ports were dropped.
+// rules stay. Returns how many ports were dropped. The same for -T/-U.
 size_t trim_all_ports(std::vector<PortForward>* rules, size_t keep);
+size_t trim_all_ports(std::vector<NsForward>* rules, size_t keep);
 
 // Human-readable form of one rule ("127.0.0.1/8080:80", "8000-8010").
 std::string to_string(const PortForward& f);
