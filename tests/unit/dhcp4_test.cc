@@ -169,6 +169,31 @@ TEST_F(Dhcp4Test, InformGetsConfigurationWithoutLease) {
   EXPECT_EQ(Bytes(reply.begin() + 12, reply.begin() + 16), (Bytes{198, 18, 0, 2}));
 }
 
+// RFC 6842 3: the client identifier comes back as sent in OFFER, ACK and
+// NAK; one shorter than RFC 2132's 2 bytes is not echoed, the message served.
+TEST_F(Dhcp4Test, ClientIdentifierIsEchoed) {
+  const Bytes cid = {1, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
+  Bytes opt = {61, static_cast<uint8_t>(cid.size())};
+  opt.insert(opt.end(), cid.begin(), cid.end());
+  Feed(Message(1, opt));
+  EXPECT_EQ(Options(reply)[61], cid);
+  Bytes req = opt;
+  req.insert(req.end(), {50, 4, 198, 18, 0, 2});
+  Feed(Message(3, req));
+  EXPECT_EQ(Options(reply)[53], Bytes{5});
+  EXPECT_EQ(Options(reply)[61], cid);
+  Bytes other = opt;
+  other.insert(other.end(), {50, 4, 198, 18, 0, 7});
+  Feed(Message(3, other));
+  EXPECT_EQ(Options(reply)[53], Bytes{6});
+  EXPECT_EQ(Options(reply)[61], cid);
+  Feed(Message(1, {61, 1, 0}));
+  EXPECT_EQ(Options(reply)[53], Bytes{2});
+  EXPECT_EQ(Options(reply).count(61), 0u);
+  Feed(Message(1));
+  EXPECT_EQ(Options(reply).count(61), 0u);
+}
+
 TEST_F(Dhcp4Test, ReleaseAndDeclineAreCountedOnly) {
   Feed(Message(7, {}, "198.18.0.2"));
   Feed(Message(4, {50, 4, 198, 18, 0, 2}));

@@ -138,6 +138,10 @@ TEST_F(Dhcp6Test, InformationRequestHasNoAddress) {
   EXPECT_EQ(o.count(3), 0u);
   EXPECT_EQ(o.count(23), 1u);
   EXPECT_FALSE(Feed(Msg(11, {}), "fe80::66:65ff:fe72:7279").empty());  // unicast to us
+  // RFC 8415 16.12: one carrying an IA (IA_NA, IA_TA, IA_PD) is discarded.
+  EXPECT_TRUE(Feed(Msg(11, {kIaNa})).empty());
+  EXPECT_TRUE(Feed(Msg(11, {Opt(4, {0, 0, 0, 1})})).empty());
+  EXPECT_TRUE(Feed(Msg(11, {Opt(25, {0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0})})).empty());
 }
 
 TEST_F(Dhcp6Test, ServerIdRules) {

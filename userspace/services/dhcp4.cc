@@ -16,7 +16,7 @@ constexpr size_t kBootpMinLen = 300;  // RFC 1542 2.1: some relays and clients w
 enum : uint8_t {
   kOptPad = 0, kOptSubnetMask = 1, kOptRouter = 3, kOptDns = 6, kOptHostname = 12, kOptDomain = 15,
   kOptMtu = 26, kOptRequestedIp = 50, kOptLease = 51, kOptOverload = 52, kOptMsgType = 53,
-  kOptServerId = 54, kOptT1 = 58, kOptT2 = 59, kOptSearch = 119, kOptClasslessRoutes = 121, kOptEnd = 255,
+  kOptServerId = 54, kOptT1 = 58, kOptT2 = 59, kOptClientId = 61, kOptSearch = 119, kOptClasslessRoutes = 121, kOptEnd = 255,
 };
 
 // Appends options to a reply, never past its end (BoundedWriter); a failed
@@ -109,6 +109,11 @@ Dhcp4Parse parse_dhcp4(std::span<const uint8_t> msg, Dhcp4Request* out) {
         out->has_server_id = true;
         out->server_id = InetAddr::from_v4_bytes(v);
         break;
+      case kOptClientId:
+        // RFC 2132 9.14: at least 2 bytes (type and an identifier); a
+        // shorter one is not echoed, and the message is still served.
+        if (len >= 2) out->client_id = msg.subspan(off + 2, len);
+        break;
       default:
         break;
     }
@@ -141,6 +146,9 @@ size_t Dhcp4Server::build_reply(const Dhcp4Request& req, Dhcp4Type type, std::sp
   OptionWriter w(out.subspan(kDhcp4MinLen));
   w.put_u8(kOptMsgType, static_cast<uint8_t>(type));
   w.put_addr(kOptServerId, c.gateway4);
+  // RFC 6842 3: the client identifier goes back as sent, in every answer
+  // (a client may drop answers without it, or with another one).
+  if (!req.client_id.empty()) w.put(kOptClientId, req.client_id);
   if (type != Dhcp4Type::nak) {
     if (req.type != Dhcp4Type::inform) {
       w.put_u32(kOptLease, s.lease_s);

@@ -54,6 +54,7 @@ struct Dhcp4Request {
   InetAddr requested;  // option 50
   bool has_server_id = false;
   InetAddr server_id;  // option 54
+  std::span<const uint8_t> client_id;  // option 61 (points into the message), empty when absent
 };
 
 enum class Dhcp4Parse : uint8_t {

@@ -11,8 +11,8 @@ namespace ferry::services {
 namespace {
 
 enum : uint16_t {
-  kOptClientId = 1, kOptServerId = 2, kOptIaNa = 3, kOptIaAddr = 5, kOptOro = 6, kOptPreference = 7,
-  kOptStatusCode = 13, kOptRapidCommit = 14, kOptDnsServers = 23, kOptDomainList = 24,
+  kOptClientId = 1, kOptServerId = 2, kOptIaNa = 3, kOptIaTa = 4, kOptIaAddr = 5, kOptOro = 6, kOptPreference = 7,
+  kOptStatusCode = 13, kOptRapidCommit = 14, kOptDnsServers = 23, kOptDomainList = 24, kOptIaPd = 25,
 };
 enum : uint16_t { kStatusSuccess = 0, kStatusNotOnLink = 4 };
 constexpr size_t kMaxDuidLen = 130;  // RFC 8415 11.1: 2 + 128
@@ -60,6 +60,7 @@ Dhcp6Parse parse_dhcp6(std::span<const uint8_t> msg, const InetPrefix& prefix, D
     const size_t len = get16(m + off + 2);
     if (len > msg.size() - off - 4) return Dhcp6Parse::bad_option;
     const std::span<const uint8_t> v = msg.subspan(off + 4, len);
+    if (code == kOptIaNa || code == kOptIaTa || code == kOptIaPd) out->has_ia = true;
     switch (code) {
       case kOptClientId:
       case kOptServerId:
@@ -194,7 +195,8 @@ void Dhcp6Server::on_datagram(const ParsedFrame& f, std::span<const uint8_t> fra
       break;
     case Dhcp6Type::information_request:
       counters_.info_requests++;
-      valid = valid && (req.server_id.empty() || ours);
+      // RFC 8415 16.12: one that asks for addresses or prefixes is discarded.
+      valid = valid && (req.server_id.empty() || ours) && !req.has_ia;
       break;
     default:
       valid = false;

@@ -46,6 +46,7 @@ struct Dhcp6Request {
   std::span<const uint8_t> client_id;  // empty when absent (points into the message)
   std::span<const uint8_t> server_id;
   bool has_ia_na = false;
+  bool has_ia = false;                 // any IA option: IA_NA, IA_TA or IA_PD
   uint32_t iaid = 0;                   // of the first IA_NA
   bool rapid_commit = false;
   bool confirm_off_link = false;       // CONFIRM: an IA address outside our prefix
