@@ -1043,14 +1043,10 @@ def probes_window():
 # ---------------------------------------------------------------- main
 
 
-def main():
-    global L, A
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--echo", type=int, required=True)
-    ap.add_argument("--udp", type=int, required=True)
-    ap.add_argument("--closed", type=int, required=True)
-    ap.add_argument("--sink", type=int, required=True)
-    A = ap.parse_args()
+def prepare_guest(raw_ports=RAW_PORTS):
+    """Readies the guest's namespace for hand-driven frames: no forwarding,
+    the guest kernel's resets from raw_ports ("first:last") dropped, its
+    own sockets kept out of them. False (and a failure) when it cannot."""
     # The namespace may inherit IPv4 forwarding from the host (with
     # net.core.devconf_inherit_init_net = 0, IPv4 settings are copied): then
     # the guest's kernel would route ferry's answers to addresses it does not
@@ -1064,13 +1060,26 @@ def main():
             print(f"note: cannot turn off {knob}: {e}")
     # The guest kernel owns RAW4/RAW6 and would reset the raw flows' SYN-ACKs.
     for tool in ("iptables", "ip6tables"):
-        r = subprocess.run([tool, "-A", "OUTPUT", "-p", "tcp", "--sport", RAW_PORTS, "--tcp-flags", "RST", "RST",
+        r = subprocess.run([tool, "-A", "OUTPUT", "-p", "tcp", "--sport", raw_ports, "--tcp-flags", "RST", "RST",
                             "-j", "DROP"], capture_output=True, text=True)
         if r.returncode != 0:
             fail(f"{tool}: cannot drop the guest kernel's resets: {r.stderr.strip()}")
-            return 1
+            return False
     with open("/proc/sys/net/ipv4/ip_local_port_range", "w") as fh:
         fh.write("50000 60999")  # the kernel's own connections stay out of RAW_PORTS
+    return True
+
+
+def main():
+    global L, A
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--echo", type=int, required=True)
+    ap.add_argument("--udp", type=int, required=True)
+    ap.add_argument("--closed", type=int, required=True)
+    ap.add_argument("--sink", type=int, required=True)
+    A = ap.parse_args()
+    if not prepare_guest():
+        return 1
     L = Link()
     if not learn_gateway():
         return 1

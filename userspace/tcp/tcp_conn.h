@@ -76,6 +76,7 @@ struct TcpConn {
   // bytes in the host socket's receive queue: snd_una is its head.
   uint32_t iss, snd_una, snd_nxt, snd_max;
   uint32_t snd_wnd;  // guest's window, scaled
+  uint32_t max_snd_wnd;  // the largest window the guest ever offered (RFC 5961 5.2's MAX.SND.WND)
   uint32_t snd_wl1, snd_wl2;
   uint32_t fin_seq;  // sequence number of our FIN when kFinSent
   uint32_t recover;  // loss recovery point: snd_max when it began

@@ -365,8 +365,9 @@ void TcpTranslator::segment_connecting(uint32_t slot, const ParsedFrame& f) {
   counters_.dropped_segments++;
 }
 
-// SYN_RCVD: a retransmitted SYN gets the SYN-ACK again; the first
-// acceptable ACK establishes; a bad ACK gets a RST.
+// SYN_RCVD: a retransmitted SYN gets the SYN-ACK again; a segment outside
+// the window an ACK; the first acceptable ACK establishes; a bad ACK gets a
+// RST.
 void TcpTranslator::segment_syn_rcvd(uint32_t slot, const ParsedFrame& f,
                                      std::span<const uint8_t> frame) {
   TcpConn& c = conns_[slot];
@@ -378,6 +379,14 @@ void TcpTranslator::segment_syn_rcvd(uint32_t slot, const ParsedFrame& f,
       return;
     }
     counters_.challenge_acks++;
+    send_ack_now(slot);
+    return;
+  }
+  // RFC 9293 3.10.7.4, first check: a segment outside the window we
+  // offered in the SYN-ACK is answered with an ACK and establishes nothing.
+  const uint32_t seg_len = static_cast<uint32_t>(f.tcp.payload_len) + ((fl & tcpflag::kFin) ? 1u : 0u);
+  if (!segment_acceptable(c, f.tcp.seq, seg_len)) {
+    counters_.dropped_segments++;
     send_ack_now(slot);
     return;
   }
@@ -445,6 +454,7 @@ void TcpTranslator::become_established(uint32_t slot, uint32_t wnd, uint32_t seq
   counters_.conns_established++;
   c.snd_una = c.iss + 1;
   c.snd_wnd = wnd;
+  c.max_snd_wnd = std::max(c.max_snd_wnd, wnd);
   c.snd_wl1 = seq;
   c.snd_wl2 = ack;
   if (c.rtt_active && c.retries == 0) c.rto.sample(now - c.rtt_start);

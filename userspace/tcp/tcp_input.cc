@@ -5,7 +5,9 @@
 // -------------------
 // segment_established() checks a segment in RFC 9293 §3.10.7.4's order:
 // sequence number (acceptable, else an ACK), RST (RFC 5961: exact resets,
-// in-window gets a challenge ACK), SYN (challenge ACK), ACK, data, FIN.
+// in-window gets a challenge ACK), SYN (challenge ACK), ACK (one below
+// SND.UNA - MAX.SND.WND: dropped with a challenge ACK, RFC 5961 5.2; only
+// one of SND.UNA or beyond moves the window), data, FIN.
 // What lies beyond the right edge we advertised (rcv_adv) is trimmed.
 //
 // process_ack() is the only writer of what the guest acknowledged, its
@@ -56,15 +58,7 @@ void TcpTranslator::segment_established(uint32_t slot, const ParsedFrame& f,
   std::span<const uint8_t> payload = frame.subspan(f.tcp.payload_offset, f.tcp.payload_len);
   bool fin = (fl & tcpflag::kFin) != 0;
   uint32_t seg_len = static_cast<uint32_t>(payload.size()) + (fin ? 1u : 0u);
-  uint32_t wnd = open_window(c);
-  bool acceptable;
-  if (seg_len == 0)
-    acceptable = sq == c.rcv_nxt || (wnd > 0 && seq::in_range(sq, c.rcv_nxt, c.rcv_nxt + wnd));
-  else
-    acceptable = sq == c.rcv_nxt ||
-                 (seq::lt(sq, c.rcv_nxt + std::max<uint32_t>(wnd, 1)) &&
-                  seq::gt(sq + seg_len, c.rcv_nxt));
-  if (!acceptable) {
+  if (!segment_acceptable(c, sq, seg_len)) {
     // Old duplicates (the guest missed our ACK), probes, out of window.
     counters_.dropped_segments++;
     send_ack_now(slot);
@@ -88,6 +82,15 @@ void TcpTranslator::segment_established(uint32_t slot, const ParsedFrame& f,
     fin = false;
   }
   fast_fold(slot);  // absorbed ACKs first: this one may duplicate them
+  // RFC 5961 5.2: an ACK below SND.UNA - MAX.SND.WND is no ACK the guest
+  // could have sent lately (a blind injection guessing the sequence
+  // number): the segment is dropped, its data not delivered, and a
+  // challenge ACK tells a real guest where we are (as Linux does).
+  if (seq::lt(f.tcp.ack, c.snd_una - c.max_snd_wnd)) {
+    counters_.challenge_acks++;
+    send_ack_now(slot);
+    return;
+  }
   bool pure = seg_len == 0;
   seg_len = static_cast<uint32_t>(payload.size()) + (fin ? 1u : 0u);
   uint32_t wnd_before = c.snd_una + c.snd_wnd;
@@ -270,7 +273,10 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
     }
     start_recovery(slot, false, false);  // synced below
   }
-  if (seq::lt(c.snd_wl1, sq) || (c.snd_wl1 == sq && seq::le(c.snd_wl2, ack))) {
+  // The window moves only with an ACK of SND.UNA or beyond (RFC 9293
+  // 3.10.7.4): an old ACK's window was measured from an older left edge.
+  if (seq::ge(ack, c.snd_una) &&
+      (seq::lt(c.snd_wl1, sq) || (c.snd_wl1 == sq && seq::le(c.snd_wl2, ack)))) {
     if (c.snd_wnd == 0 && wnd > 0 && c.snd_una == c.snd_max) {
       // The zero window reopens: the persist probes' back-off ends with it
       // (RFC 6298 5.7; Linux's tcp_ack_probe), or the data sent next is
@@ -280,6 +286,7 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
       c.retries = 0;
     }
     c.snd_wnd = wnd;
+    c.max_snd_wnd = std::max(c.max_snd_wnd, wnd);
     c.snd_wl1 = sq;
     c.snd_wl2 = ack;
   }

@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -68,6 +69,17 @@ inline int set_int(int fd, int level, int opt, int v) {
 // The window we last advertised, unchanged: rcv_adv - rcv_nxt.
 inline uint32_t open_window(const TcpConn& c) {
   return seq::gt(c.rcv_adv, c.rcv_nxt) ? c.rcv_adv - c.rcv_nxt : 0;
+}
+
+// RFC 9293 3.10.7.4's first check: is a segment of seg_len (payload plus
+// FIN) at sq inside the window we advertised? A zero window takes only an
+// empty segment at RCV.NXT, or one with data starting there (trimmed later:
+// a zero-window probe is answered with an ACK, its byte not taken).
+inline bool segment_acceptable(const TcpConn& c, uint32_t sq, uint32_t seg_len) {
+  const uint32_t wnd = open_window(c);
+  if (seg_len == 0) return sq == c.rcv_nxt || (wnd > 0 && seq::in_range(sq, c.rcv_nxt, c.rcv_nxt + wnd));
+  return sq == c.rcv_nxt ||
+         (seq::lt(sq, c.rcv_nxt + std::max<uint32_t>(wnd, 1)) && seq::gt(sq + seg_len, c.rcv_nxt));
 }
 
 }  // namespace ferry::tcp_detail
