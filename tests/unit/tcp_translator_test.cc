@@ -1737,7 +1737,7 @@ class TcpCongestionTest : public TcpTest {
   // frames of each round trip to the guest, which ACKs each one; a frame
   // for which drop(offset from the first byte, length) is true is lost too.
   LossyRun Transfer(uint16_t sport, size_t total, size_t per_tick, int max_rounds,
-                    const DropRule& drop = nullptr) {
+                    const DropRule& drop = nullptr, bool host_closes = false) {
     LossyRun run;
     Listener l;
     uint32_t iss = Handshake(sport, l.port, 1);
@@ -1751,6 +1751,7 @@ class TcpCongestionTest : public TcpTest {
       if (written < total) {
         ssize_t w = send(h, data.data() + written, total - written, MSG_DONTWAIT);
         if (w > 0) written += static_cast<size_t>(w);
+        if (host_closes && written == total) shutdown(h, SHUT_WR);  // our FIN rides on the last segment
       }
       loop.run_once(1);
       std::vector<Bytes> frames;
@@ -1936,6 +1937,11 @@ struct LossCase {
   uint64_t min_tlp_recoveries = 0;
   uint64_t min_lost_retransmits = 0;
   const char* rto_means;  // what an RTO would have repaired
+  bool host_closes = false;  // the host shuts its side once all is written (a download's end)
+  // Nonzero: the PTO's floor and the RTO's minimum are both this, so a
+  // probe falls due with the RTO (a guest whose 2 SRTT reaches the RTO:
+  // RFC 8985 7.2 then probes at the RTO's time, and the probe re-arms it).
+  uint64_t pto_is_rto_ns = 0;
 };
 
 const LossCase kLossCases[] = {
@@ -2063,6 +2069,39 @@ const LossCase kLossCases[] = {
      .min_dropped = 51, .max_dropped = kNoLimit,
      .min_lost_retransmits = 1,
      .rto_means = "the pass's SACKed bytes were forgotten: nothing went until the RTO"},
+    // Issue 19, seen in the tap soak (IPv6 download, offloads off, fast
+    // path on): a retransmission pass resent a download's tail to its end
+    // (our FIN), the tap dropped the pass's last three retransmissions, and
+    // the guest's cumulative ACKs, with nothing above them to SACK, stopped
+    // three segments short; only the RTO (200 ms later) repaired it. Here
+    // a hole ten segments before the last ten starts the recovery, the
+    // last ten are lost as well (found once the hole's repair is ACKed,
+    // RFC 8985 6.2: the second pass), and the last three of that pass too.
+    // The guest's SRTT makes 2 SRTT reach the RTO (the stand-in's reader
+    // pauses for 100 ms every tenth burst), so the recovery probe falls due
+    // with the RTO: it must go and re-arm the RTO (RFC 8985 7.3), not go
+    // with the RTO behind it. On the old code: 1 probe and 1 RTO.
+    {.name = "LostTailOfAPassWithOnlyCumulativeAcksIsProbed",
+     .total = 130 * kMss,
+     .drop = [](uint32_t total) {
+       auto sent_end = std::make_shared<uint32_t>(0);
+       auto resent = std::make_shared<std::vector<uint32_t>>();  // offsets resent so far
+       return Either(FirstTransmissionsIn(total - 30 * kMss, total - 20 * kMss),
+                     DropRule([=](uint32_t off, uint32_t len) {
+                       const bool first = off >= *sent_end;
+                       *sent_end = std::max(*sent_end, off + len);
+                       if (first) return off + len > total - 10 * kMss;  // the last ten
+                       if (off < total - 3 * kMss) return false;
+                       if (std::find(resent->begin(), resent->end(), off) != resent->end()) return false;
+                       resent->push_back(off);
+                       return true;  // the pass's last three retransmissions
+                     }));
+     },
+     .min_dropped = 23, .max_dropped = kNoLimit,
+     .min_tlp_probes = 1, .min_lost_retransmits = 1,
+     .rto_means = "the lost tail of the retransmission pass waited for the RTO",
+     .host_closes = true,
+     .pto_is_rto_ns = 1'000'000'000},
 };
 
 // gtest prints a row by its name, not its bytes.
@@ -2074,7 +2113,8 @@ TEST_P(TcpLossTest, RepairedWithoutTheRto) {
   const LossCase& c = GetParam();
   Make();
   StallProofTimers();
-  LossyRun run = Transfer(40203, c.total, 1000, 2000, c.drop(c.total));
+  if (c.pto_is_rto_ns) tcp->timeouts().min_probe_ns = tcp->timeouts().min_rto_ns = c.pto_is_rto_ns;
+  LossyRun run = Transfer(40203, c.total, 1000, 2000, c.drop(c.total), c.host_closes);
   const auto& n = tcp->counters();
   std::fprintf(stderr, "%d round trips, %llu frames dropped, %llu RTOs, %llu probes\n", run.rounds,
                static_cast<unsigned long long>(run.dropped), static_cast<unsigned long long>(n.rto_expired),

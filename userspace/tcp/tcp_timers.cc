@@ -278,12 +278,14 @@ void TcpTranslator::loss_probe(uint32_t slot, uint64_t now) {
 // cumulative progress, what went last is sent once more (one segment,
 // beyond cwnd, as a TLP). The guest either lacked it, and its SACK of it
 // marks the retransmissions below as lost again (RFC 8985 6 on a FIFO
-// link: process_ack()), or held it (a D-SACK, nothing changes, the RTO
-// stays armed as it was). One per pass: the next retransmission or
-// cumulative ACK re-arms it (kTlpRecovery until then).
+// link: process_ack()), or held it (a D-SACK, nothing changes). Either
+// way the RTO restarts from the probe (RFC 8985 7.3, Linux's
+// tcp_send_loss_probe): a PTO capped at the RTO (2 SRTT at or above it)
+// falls due with it, and the RTO must not follow the probe at once.
+// One per pass: the next retransmission or cumulative ACK re-arms it
+// (kTlpRecovery until then).
 void TcpTranslator::recovery_probe(uint32_t slot, uint64_t now) {
   TcpConn& c = conns_[slot];
-  (void)now;
   if (c.state != TcpState::established || !c.in_recovery || c.rto_recovery || !c.rtx_fenced ||
       c.tlp != kTlpNone || c.snd_una == c.snd_max)
     return;
@@ -311,6 +313,7 @@ void TcpTranslator::recovery_probe(uint32_t slot, uint64_t now) {
   } else {
     retransmit_range(slot, start, len);  // a FIN right behind it goes along
   }
+  c.rtx_at = now + c.rto.rto();
 }
 
 // RFC 8985 7.4.2 (as Linux's tcp_process_tlp_ack, deciding at the ACK of
