@@ -8,8 +8,10 @@
 #  * it reaches our servers on the host's loopback through the gateway
 #    (IPv4 and IPv6), and a peer one veth hop away (MTU 1500): 100 MiB down
 #    (busybox wget) and 100 MiB up (busybox nc), sha256 checked both ways;
-#  * `podman run -d -p HOSTPORT:80` publishes the container's busybox httpd,
-#    on the host's loopback and to the peer one hop away;
+#  * `podman run -d -p HOSTPORT:80 --ip --mac-address` publishes the
+#    container's busybox httpd, on the host's loopback and to the peer one
+#    hop away; the container has the address and MAC asked for (the "ips"
+#    and "mac" capabilities);
 #  * `podman stop` then `podman rm` leave nothing of ferry's: no fy* link, no
 #    /run/ferry/DEV, no pins under /sys/fs/bpf/ferry/DEV, no cgroup
 #    .../ferry/DEV, no live service, no ferry-cni record, no IPAM lease, no
@@ -82,7 +84,7 @@ e2e_on_exit "e2e_kill_pid $!"
 podman_conflist "$NET" '{ "cniVersion": "1.0.0", "name": "'"$NET"'", "plugins": [
   { "type": "ferry-cni", "mtu": 1500, "mapGateway": true, "stateDir": "'"$T/state"'",
     "dns": { "nameservers": ["'"$SUB4.1"'"], "search": ["ferry.test"] },
-    "capabilities": { "portMappings": true },
+    "capabilities": { "portMappings": true, "ips": true, "mac": true },
     "ipam": { "type": "host-local", "dataDir": "'"$T/ipam"'",
       "ranges": [[ { "subnet": "'"$SUB4.0/24"'", "gateway": "'"$SUB4.1"'" } ]
                 ,[ { "subnet": "'"$SUB6::/64"'", "gateway": "'"$SUB6::1"'" } ]],
@@ -157,11 +159,17 @@ e2e_expect "the failed start + rm left nothing ($left)" test -z "$left"
 
 # ---- a published port: podman run -d -p (without podman's reservation)
 HOSTPORT=$(e2e_free_port)
-CONTAINERS_CONF=$NORESERVE timeout 60 "${PMH[@]}" run -d --name "web$$" --network "$NET" -p "$HOSTPORT:80" "$PM_IMAGE" \
-  httpd -f -p 80 -h /www >"$T/web.id" 2>"$T/web.err"
+WEBMAC=02:42:c6:13:00:32
+CONTAINERS_CONF=$NORESERVE timeout 60 "${PMH[@]}" run -d --name "web$$" --network "$NET" -p "$HOSTPORT:80" \
+  --ip "$SUB4.50" --mac-address "$WEBMAC" "$PM_IMAGE" httpd -f -p 80 -h /www >"$T/web.id" 2>"$T/web.err"
 rc=$?
-e2e_expect "podman run -d -p $HOSTPORT:80: exit $rc" test $rc -eq 0
+e2e_expect "podman run -d -p $HOSTPORT:80 --ip --mac-address: exit $rc" test $rc -eq 0
 ((rc == 0)) || sed 's/^/    /' "$T/web.err"
+timeout 30 "${PMH[@]}" exec "web$$" ip -o link show eth0 >"$T/web.link" 2>&1
+timeout 30 "${PMH[@]}" exec "web$$" ip -o -4 addr show eth0 >"$T/web.addr" 2>&1
+e2e_expect "--ip $SUB4.50: the container's address ($(head -c 80 "$T/web.addr"))" grep -q "inet $SUB4.50/24" "$T/web.addr"
+e2e_expect "--mac-address $WEBMAC: the container's eth0 ($(grep -o 'link/ether [0-9a-f:]*' "$T/web.link"))" \
+  grep -q "link/ether $WEBMAC" "$T/web.link"
 e2e_expect "published port answers on H's loopback" bash -c \
   "for i in \$(seq 50); do ${HN[*]} curl -sS -m 5 http://127.0.0.1:$HOSTPORT/ 2>/dev/null | grep -q 'served by httpd' && exit 0; sleep 0.2; done; exit 1"
 e2e_expect "published port answers the peer one hop away" bash -c \

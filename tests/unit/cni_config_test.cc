@@ -140,7 +140,8 @@ TEST(CniConfig, AllFields) {
     "ipam": {"type": "host-local", "ranges": [[{"subnet": "198.19.0.0/24"}]]},
     "runtimeConfig": {"portMappings": [
         {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
-        {"hostPort": 5353, "containerPort": 53, "protocol": "UDP", "hostIP": "127.0.0.1"}]},
+        {"hostPort": 5353, "containerPort": 53, "protocol": "UDP", "hostIP": "127.0.0.1"}],
+      "mac": "02:42:ac:11:00:07"},
     "cni.dev/valid-attachments": [{"containerID": "c1", "ifname": "eth0"}]
   })", &err);
   ASSERT_TRUE(c) << err.msg;
@@ -163,6 +164,8 @@ TEST(CniConfig, AllFields) {
   EXPECT_EQ(c->port_mappings[1].host_ip, "127.0.0.1");
   EXPECT_EQ(port_mapping_spec(c->port_mappings[0]), "8080:80");
   EXPECT_EQ(port_mapping_spec(c->port_mappings[1]), "127.0.0.1/5353:53");
+  ASSERT_TRUE(c->mac);
+  EXPECT_EQ(c->mac->str(), "02:42:ac:11:00:07");
   EXPECT_TRUE(c->has_valid_attachments);
   ASSERT_EQ(c->valid_attachments.size(), 1u);
   EXPECT_EQ(c->valid_attachments[0], (Attachment{"c1", "eth0"}));
@@ -258,6 +261,10 @@ TEST(CniConfig, InvalidValuesAreCode7NamingTheField) {
        "protocol"},
       {R"({"cniVersion":"1.0.0","name":"n","runtimeConfig":{"portMappings":[{"hostPort":1,"containerPort":80,"hostIP":"nope"}]}})",
        "hostIP"},
+      {R"({"cniVersion":"1.0.0","name":"n","runtimeConfig":{"mac":"02:42:ac:11:00"}})", "runtimeConfig.mac"},
+      {R"({"cniVersion":"1.0.0","name":"n","runtimeConfig":{"mac":"03:42:ac:11:00:07"}})", "runtimeConfig.mac"},
+      {R"({"cniVersion":"1.0.0","name":"n","runtimeConfig":{"mac":"00:00:00:00:00:00"}})", "runtimeConfig.mac"},
+      {R"({"cniVersion":"1.0.0","name":"n","runtimeConfig":{"mac":42}})", "runtimeConfig.mac"},
       {R"({"cniVersion":"1.0.0","name":"n","prevResult":[]})", "prevResult"},
       {R"({"cniVersion":"1.1.0","name":"n","cni.dev/valid-attachments":[{"containerID":1}]})", "valid-attachments"},
   };
@@ -266,6 +273,24 @@ TEST(CniConfig, InvalidValuesAreCode7NamingTheField) {
     EXPECT_FALSE(parse_netconf(text, &err)) << text;
     EXPECT_EQ(err.code, 7u) << text << ": " << err.msg;
     EXPECT_NE(err.msg.find(field), std::string::npos) << text << ": " << err.msg;
+  }
+}
+
+TEST(CniConfig, CniArgs) {
+  EXPECT_EQ(cni_arg("IgnoreUnknown=1;K8S_POD_NAME=web;MAC=02:42:ac:11:00:08", "MAC"), "02:42:ac:11:00:08");
+  EXPECT_EQ(cni_arg("MAC=x", "MAC"), "x");
+  EXPECT_EQ(cni_arg("", "MAC"), std::nullopt);
+  EXPECT_EQ(cni_arg("mac=x;MACS=y;MAC", "MAC"), std::nullopt);
+  CniError err;
+  // runtimeConfig.mac first, then CNI_ARGS MAC, else none
+  EXPECT_EQ(requested_mac(MacAddr::parse("02:00:00:00:00:01"), "MAC=02:00:00:00:00:02", &err)->str(), "02:00:00:00:00:01");
+  EXPECT_EQ(requested_mac(std::nullopt, "IgnoreUnknown=1;MAC=02:00:00:00:00:02", &err)->str(), "02:00:00:00:00:02");
+  EXPECT_FALSE(requested_mac(std::nullopt, "IgnoreUnknown=1", &err));
+  EXPECT_EQ(err.code, 0u);
+  for (const char* bad : {"MAC=01:00:5e:00:00:01", "MAC=00:00:00:00:00:00", "MAC=nope"}) {
+    CniError e;
+    EXPECT_FALSE(requested_mac(std::nullopt, bad, &e)) << bad;
+    EXPECT_EQ(e.code, 4u) << bad;
   }
 }
 

@@ -64,6 +64,33 @@ TEST(CniNetlink, NewVethWithoutNamespaceOrMtu) {
   while (auto a = top.next()) EXPECT_NE(a->type, IFLA_MTU);
 }
 
+// The peer's IFLA_ADDRESS (podman --mac-address through runtimeConfig.mac)
+// sits in the peer's nest, not on the host end.
+TEST(CniNetlink, NewVethPeerMac) {
+  const MacAddr mac = *MacAddr::parse("02:42:ac:11:00:07");
+  NlBuilder b(RTM_NEWLINK, NLM_F_REQUEST, 1);
+  build_newveth(b, "fyhost", "eth0", -1, 0, &mac);
+  ASSERT_FALSE(b.overflow());
+  NlAttrs top = attrs_after(b.bytes(), sizeof(ifinfomsg));
+  bool peer_mac = false;
+  while (auto a = top.next()) {
+    EXPECT_NE(a->type, IFLA_ADDRESS);
+    if (a->type != IFLA_LINKINFO) continue;
+    NlAttrs li(a->data);
+    while (auto l = li.next()) {
+      if (l->type != IFLA_INFO_DATA) continue;
+      NlAttrs data(l->data);
+      auto p = data.next();
+      ASSERT_TRUE(p);
+      NlAttrs pa(p->data.subspan(NLMSG_ALIGN(sizeof(ifinfomsg))));
+      while (auto x = pa.next()) {
+        if (x->type == IFLA_ADDRESS) peer_mac = x->data.size() == 6 && std::memcmp(x->data.data(), mac.b.data(), 6) == 0;
+      }
+    }
+  }
+  EXPECT_TRUE(peer_mac);
+}
+
 TEST(CniNetlink, RouteClearsHostBits) {
   NlBuilder b(RTM_NEWROUTE, NLM_F_REQUEST, 1);
   build_route(b, 3, *InetPrefix::parse("198.19.5.77/24"), InetAddr::parse("198.19.5.1"));

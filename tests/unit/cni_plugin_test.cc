@@ -312,6 +312,51 @@ TEST_F(CniPluginNs, AddCheckGcDelDefaults) {
   EXPECT_EQ(run("DEL", with_prev).exit_code, 0);
 }
 
+// runtimeConfig.mac (podman --mac-address, the "mac" capability): the pod's
+// interface has it, and the result and ferry attach --guest-mac say so.
+TEST_F(CniPluginNs, RuntimeMacIsThePodInterfaces) {
+  PluginRun r = run("ADD", conf(R"(,"runtimeConfig":{"mac":"02:42:ac:11:00:07"})"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  json j = out_json(r);
+  EXPECT_EQ(j["interfaces"][1]["mac"], "02:42:ac:11:00:07");
+  EXPECT_NE(ferry_log().find("--guest-mac 02:42:ac:11:00:07"), std::string::npos) << ferry_log();
+  {
+    NetnsGuard g;
+    ASSERT_TRUE(g.enter(pod_.get()).ok());
+    auto nl = Netlink::open();
+    auto li = nl->get_link("eth0");
+    ASSERT_TRUE(li);
+    EXPECT_EQ(li->mac.str(), "02:42:ac:11:00:07");
+  }
+  EXPECT_EQ(run("DEL", conf()).exit_code, 0);
+  EXPECT_FALSE(pod_has("eth0"));
+}
+
+// Podman 4 passes --mac-address as CNI_ARGS MAC=...; a bad one is error 4
+// before anything is made.
+TEST_F(CniPluginNs, CniArgsMacIsThePodInterfaces) {
+  auto add = [&](const std::string& args) {
+    return run_plugin({{"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", "ctr1"}, {"CNI_NETNS", pod_path_},
+                       {"CNI_IFNAME", "eth0"}, {"CNI_PATH", "/usr/lib/cni"}, {"CNI_ARGS", args}},
+                      conf(), "/nonexistent/ferry-cni");
+  };
+  PluginRun r = add("IgnoreUnknown=1;K8S_POD_NAME=web;MAC=02:42:ac:11:00:08");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(out_json(r)["interfaces"][1]["mac"], "02:42:ac:11:00:08");
+  {
+    NetnsGuard g;
+    ASSERT_TRUE(g.enter(pod_.get()).ok());
+    auto li = Netlink::open()->get_link("eth0");
+    ASSERT_TRUE(li);
+    EXPECT_EQ(li->mac.str(), "02:42:ac:11:00:08");
+  }
+  EXPECT_EQ(run("DEL", conf()).exit_code, 0);
+  r = add("IgnoreUnknown=1;MAC=01:00:5e:00:00:01");
+  EXPECT_EQ(out_json(r)["code"], 4) << r.out;
+  EXPECT_FALSE(pod_has("eth0"));
+  EXPECT_EQ(state_files(), 0u);
+}
+
 TEST_F(CniPluginNs, DelAfterNamespaceGoneAndTwice) {
   ASSERT_EQ(run("ADD", conf(R"(,"mtu":1400)")).exit_code, 0);
   EXPECT_EQ(state_files(), 1u);

@@ -163,6 +163,30 @@ std::string_view command_name(Command c) {
   return "?";
 }
 
+std::optional<std::string> cni_arg(std::string_view args, std::string_view key) {
+  while (!args.empty()) {
+    const size_t semi = args.find(';');
+    std::string_view kv = args.substr(0, semi);
+    args = semi == std::string_view::npos ? std::string_view() : args.substr(semi + 1);
+    const size_t eq = kv.find('=');
+    if (eq != std::string_view::npos && kv.substr(0, eq) == key) return std::string(kv.substr(eq + 1));
+  }
+  return std::nullopt;
+}
+
+std::optional<MacAddr> requested_mac(const std::optional<MacAddr>& runtime_mac, std::string_view args,
+                                     CniError* err) {
+  if (runtime_mac) return runtime_mac;
+  std::optional<std::string> text = cni_arg(args, "MAC");
+  if (!text) return std::nullopt;
+  std::optional<MacAddr> m = MacAddr::parse(*text);
+  if (!m || m->is_multicast() || *m == MacAddr{}) {
+    *err = {kErrInvalidEnv, "CNI_ARGS: MAC=" + *text + " is not a unicast MAC address", ""};
+    return std::nullopt;
+  }
+  return m;
+}
+
 bool valid_container_id(std::string_view id) { return valid_id(id); }
 bool valid_network_name(std::string_view name) { return valid_id(name); }
 
@@ -477,6 +501,16 @@ std::optional<NetConf> parse_netconf(std::string_view text, CniError* err) {
         if (!read_port_mapping(e, &m, err)) return std::nullopt;
         c.port_mappings.push_back(m);
       }
+    }
+    // The "mac" capability (as the bridge and tuning plugins take it): a
+    // unicast address other than all zeros.
+    if (auto mac = it->find("mac"); mac != it->end() && !mac->is_null()) {
+      std::optional<MacAddr> m = mac->is_string() ? MacAddr::parse(mac->get<std::string>()) : std::nullopt;
+      if (!m || m->is_multicast() || *m == MacAddr{}) {
+        bad_field(err, "runtimeConfig.mac", "must be a unicast MAC address (\"02:00:00:00:00:01\")");
+        return std::nullopt;
+      }
+      c.mac = m;
     }
   }
   if (auto it = j.find("prevResult"); it != j.end() && !it->is_null()) {

@@ -96,6 +96,16 @@ struct CniEnv {
 // command needs; the error (code 4) names every bad variable.
 std::optional<CniEnv> parse_env(const std::map<std::string, std::string>& env, CniError* err);
 
+// The value of `key` in CNI_ARGS ("K1=V1;K2=V2"; keys are case-sensitive),
+// nullopt when absent.
+std::optional<std::string> cni_arg(std::string_view args, std::string_view key);
+// The MAC a runtime asks for on the pod's interface: runtimeConfig.mac (the
+// "mac" capability), else CNI_ARGS MAC= (how Podman 4 passes --mac-address).
+// nullopt with *err unset when none is asked for; a CNI_ARGS MAC that is not
+// a unicast address sets *err (code 4).
+std::optional<MacAddr> requested_mac(const std::optional<MacAddr>& runtime_mac, std::string_view args,
+                                     CniError* err);
+
 // Container IDs: alphanumerics, '_', '-', '.', starting alphanumeric (spec).
 bool valid_container_id(std::string_view id);
 // Interface names: 1-15 bytes, no '/', ':' or whitespace, not "." / "..".
@@ -163,6 +173,7 @@ struct NetConf {
   std::string ipam_type;
   // capabilities (runtimeConfig)
   std::vector<PortMapping> port_mappings;
+  std::optional<MacAddr> mac;  // "mac" (podman --mac-address): the pod interface's, main mode only
   // chaining and GC
   std::optional<json> prev_result;
   std::vector<Attachment> valid_attachments;  // cni.dev/valid-attachments

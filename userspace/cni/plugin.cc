@@ -378,6 +378,9 @@ Err Plugin::add_main(const std::string& key, json* out) {
   if (ferry_binary().empty()) {
     return error(kErrFerryMissing, "the ferry binary was not found (ferryPath, beside ferry-cni, PATH)");
   }
+  CniError mac_err;
+  const std::optional<MacAddr> mac = requested_mac(conf_.mac, env_.args, &mac_err);  // podman --mac-address
+  if (mac_err.code != 0) return error(mac_err.code, mac_err.msg);
   // A leftover host end (a plugin killed before writing its record): ours
   // by name, so it goes.
   if (link_exists(host)) {
@@ -430,7 +433,7 @@ Err Plugin::add_main(const std::string& key, json* out) {
   {
     Result<Netlink> nl = Netlink::open();
     if (!nl) return error(kErrLinkSetup, nl.status().message());
-    if (Status st = nl->create_veth(host, env_.ifname, ns->get(), mtu); !st) {
+    if (Status st = nl->create_veth(host, env_.ifname, ns->get(), mtu, mac ? &*mac : nullptr); !st) {
       if (st.err() == EEXIST) {
         return error(kErrLinkSetup, "cannot create " + env_.ifname + " in " + env_.netns + ": a link " + host +
                                         " or " + env_.ifname + " already exists");

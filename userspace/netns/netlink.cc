@@ -317,7 +317,8 @@ void build_newneigh(NlBuilder& b, int ifindex, const InetAddr& addr, const MacAd
 
 // RTM_NEWLINK kind veth; the peer's ifinfomsg and attributes nest in
 // IFLA_LINKINFO / IFLA_INFO_DATA / VETH_INFO_PEER.
-void build_newveth(NlBuilder& b, std::string_view name, std::string_view peer, int peer_ns_fd, unsigned mtu) {
+void build_newveth(NlBuilder& b, std::string_view name, std::string_view peer, int peer_ns_fd, unsigned mtu,
+                   const MacAddr* peer_mac) {
   ifinfomsg ifi{};
   ifi.ifi_family = AF_UNSPEC;
   b.put(ifi);
@@ -333,6 +334,7 @@ void build_newveth(NlBuilder& b, std::string_view name, std::string_view peer, i
   b.attr_str(IFLA_IFNAME, peer);
   if (mtu != 0) b.attr_u32(IFLA_MTU, mtu);
   if (peer_ns_fd >= 0) b.attr_u32(IFLA_NET_NS_FD, static_cast<uint32_t>(peer_ns_fd));
+  if (peer_mac) b.attr(IFLA_ADDRESS, peer_mac->b.data(), peer_mac->b.size());
   b.nest_end(peer_nest);
   b.nest_end(data);
   b.nest_end(linkinfo);
@@ -666,13 +668,14 @@ Status Netlink::bring_lo_up() {
 }
 
 // RTM_NEWLINK kind veth, exclusive: an existing name is EEXIST.
-Status Netlink::create_veth(std::string_view name, std::string_view peer, int peer_ns_fd, unsigned mtu) {
+Status Netlink::create_veth(std::string_view name, std::string_view peer, int peer_ns_fd, unsigned mtu,
+                            const MacAddr* peer_mac) {
   std::string what = "create veth " + std::string(name) + " <-> " + std::string(peer);
   if (name.empty() || name.size() >= IFNAMSIZ || peer.empty() || peer.size() >= IFNAMSIZ) {
     return Status(EINVAL, what + ": bad interface name");
   }
   NlBuilder b(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, 0);
-  build_newveth(b, name, peer, peer_ns_fd, mtu);
+  build_newveth(b, name, peer, peer_ns_fd, mtu, peer_mac);
   return transact(b, what);
 }
 

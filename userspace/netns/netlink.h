@@ -167,8 +167,10 @@ void build_default_route(NlBuilder& b, int ifindex, const InetAddr& gw);
 // RTM_NEWNEIGH: a permanent neighbour entry.
 void build_newneigh(NlBuilder& b, int ifindex, const InetAddr& addr, const MacAddr& mac);
 // RTM_NEWLINK creating a veth pair: `name` here, `peer` in the namespace of
-// `peer_ns_fd` (-1: here too); both get `mtu` unless it is 0.
-void build_newveth(NlBuilder& b, std::string_view name, std::string_view peer, int peer_ns_fd, unsigned mtu);
+// `peer_ns_fd` (-1: here too); both get `mtu` unless it is 0; `peer` gets
+// `peer_mac` when given (else the kernel's random one).
+void build_newveth(NlBuilder& b, std::string_view name, std::string_view peer, int peer_ns_fd, unsigned mtu,
+                   const MacAddr* peer_mac = nullptr);
 // RTM_DELLINK by index.
 void build_dellink(NlBuilder& b, int ifindex);
 // RTM_NEWROUTE to `dst` (host bits cleared) out of ifindex, via `gw` when
@@ -241,8 +243,10 @@ class Netlink {
   // Sets `lo` up.
   Status bring_lo_up();
   // Creates a veth pair `name` <-> `peer`, the peer directly inside the
-  // namespace of `peer_ns_fd` (-1: this one). EEXIST when a name is taken.
-  Status create_veth(std::string_view name, std::string_view peer, int peer_ns_fd, unsigned mtu = 0);
+  // namespace of `peer_ns_fd` (-1: this one), with MAC `peer_mac` when
+  // given. EEXIST when a name is taken.
+  Status create_veth(std::string_view name, std::string_view peer, int peer_ns_fd, unsigned mtu = 0,
+                     const MacAddr* peer_mac = nullptr);
   // Deletes a link (for a veth, both ends). ENODEV when it is not there.
   Status delete_link(int ifindex);
   // Adds (or replaces) a route to `dst` via `gw` (or on-link) out of ifindex.
