@@ -11,7 +11,8 @@
 #  * `podman run -d -p HOSTPORT:80 --ip --mac-address` publishes the
 #    container's busybox httpd, on the host's loopback and to the peer one
 #    hop away; the container has the address and MAC asked for (the "ips"
-#    and "mac" capabilities);
+#    and "mac" capabilities); another container reaches it through the
+#    gateway and the published port (not at its address: refused);
 #  * `podman stop` then `podman rm` leave nothing of ferry's: no fy* link, no
 #    /run/ferry/DEV, no pins under /sys/fs/bpf/ferry/DEV, no cgroup
 #    .../ferry/DEV, no live service, no ferry-cni record, no IPAM lease, no
@@ -174,6 +175,14 @@ e2e_expect "published port answers on H's loopback" bash -c \
   "for i in \$(seq 50); do ${HN[*]} curl -sS -m 5 http://127.0.0.1:$HOSTPORT/ 2>/dev/null | grep -q 'served by httpd' && exit 0; sleep 0.2; done; exit 1"
 e2e_expect "published port answers the peer one hop away" bash -c \
   "${RPN[*]} curl -sS -m 10 http://${REMOTE_H4[0]}:$HOSTPORT/ | grep -q 'served by httpd'"
+# another container reaches it through its published port on the gateway;
+# not at its own address (each container has a translator of its own, no
+# link between them: ferry's host connection to that address is refused)
+timeout 60 "${PMH[@]}" run --rm --network "$NET" "$PM_IMAGE" sh -c "echo '== gw'; wget -q -O - http://$SUB4.1:$HOSTPORT/;
+  echo '== direct'; timeout 10 wget -q -O - http://$SUB4.50/ 2>&1; echo \"exit \$?\"" >"$T/peer.out" 2>&1
+e2e_expect "another container reaches it through the gateway and -p" grep -q "served by httpd" <(sed -n '/^== gw/,/^== direct/p' "$T/peer.out")
+e2e_expect "... and not at its address (refused at once: $(sed -n '/^== direct/,$p' "$T/peer.out" | tr '\n' ' '))" \
+  grep -q "Connection refused" <(sed -n '/^== direct/,$p' "$T/peer.out")
 DEV=$(ip -n "$H" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^fy' | head -1)
 SVC=$(cat "/run/ferry/$DEV/pid" 2>/dev/null || echo 0)
 e2e_expect "a ferry service ($SVC) serves $DEV" test "$SVC" -gt 0 -a -d "/proc/$SVC"
