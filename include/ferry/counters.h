@@ -48,6 +48,7 @@
 	X(rst_to_guest, published)                                             \
 	X(rst_from_guest, internal)                                            \
 	X(rst_unknown_flow, internal)  /* RSTs for segments of no flow */      \
+	X(time_wait_acks, internal)    /* ACKs for segments of a flow in TIME-WAIT (the guest's FIN again) */ \
 	X(bad_ack_rst, internal)       /* RST for an unacceptable ACK in a SYN state */ \
 	X(challenge_acks, published)                                           \
 	X(dropped_segments, published) /* out of window, bogus, malformed for TCP */ \

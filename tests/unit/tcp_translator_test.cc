@@ -522,6 +522,101 @@ TEST_F(TcpTest, HostClosesFirstThenGuest) {
   close(h);
 }
 
+// RFC 9293 3.10.7.4 TIME-WAIT: the host closed first, the guest's FIN was
+// ACKed and the slot freed; the guest's FIN again (our ACK lost) gets the
+// same ACK, not a RST; a late pure ACK gets nothing; an exact RST ends it
+// (then a RST answers as for any unknown flow). Before TIME-WAIT ferry
+// reset the guest's retransmitted FIN.
+TEST_F(TcpTest, TimeWaitAcksTheGuestsFinAgain) {
+  Make();
+  Listener l;
+  uint32_t iss = Handshake(40012, l.port, 100);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  shutdown(h, SHUT_WR);
+  ParsedFrame fin;
+  ASSERT_TRUE(WaitFor(&fin, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kFin); }));
+  Send(40012, l.port, 101, iss + 2, tcpflag::kAck);
+  Send(40012, l.port, 101, iss + 2, tcpflag::kAck | tcpflag::kFin);
+  ParsedFrame a;
+  ASSERT_TRUE(WaitFor(&a, [](const ParsedFrame& f) { return f.tcp.ack == 102; }));
+  EXPECT_EQ(tcp->connection_count(), 0u);
+  link.sent.clear();
+  for (int again = 0; again < 2; again++) {
+    Send(40012, l.port, 101, iss + 2, tcpflag::kAck | tcpflag::kFin);
+    ASSERT_TRUE(WaitFor(&a, [](const ParsedFrame&) { return true; }, 500));
+    EXPECT_EQ(a.tcp.flags, tcpflag::kAck);
+    EXPECT_EQ(a.tcp.seq, iss + 2);
+    EXPECT_EQ(a.tcp.ack, 102u);
+  }
+  Send(40012, l.port, 102, iss + 2, tcpflag::kAck);  // a late ACK: nothing to say
+  EXPECT_FALSE(WaitFor(&a, [](const ParsedFrame&) { return true; }, 100));
+  Send(40012, l.port, 102, iss + 2, tcpflag::kAck | tcpflag::kPsh, "late");  // data after FIN: ACK
+  ASSERT_TRUE(WaitFor(&a, [](const ParsedFrame&) { return true; }, 500));
+  EXPECT_EQ(a.tcp.flags, tcpflag::kAck);
+  EXPECT_EQ(a.tcp.ack, 102u);
+  Send(40012, l.port, 102, 0, tcpflag::kRst);  // exact: TIME-WAIT ends
+  EXPECT_FALSE(WaitFor(&a, [](const ParsedFrame&) { return true; }, 100));
+  Send(40012, l.port, 101, iss + 2, tcpflag::kAck | tcpflag::kFin);
+  ASSERT_TRUE(WaitFor(&a, [](const ParsedFrame&) { return true; }, 500));
+  EXPECT_EQ(a.tcp.flags, tcpflag::kRst);
+  EXPECT_EQ(tcp->counters().time_wait_acks, 3u);
+  close(h);
+}
+
+// Any SYN opens a new connection on a tuple in TIME-WAIT, one below the old
+// sequence numbers too (a guest reusing its port at once: no old duplicates
+// on a tap, and no timestamps for RFC 6191's rule); a SYN+ACK gets the ACK.
+TEST_F(TcpTest, TimeWaitTupleOpensAgainWithAnySyn) {
+  Make();
+  Listener l;
+  uint32_t iss = Handshake(40013, l.port, 100);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  shutdown(h, SHUT_WR);
+  ParsedFrame a;
+  ASSERT_TRUE(WaitFor(&a, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kFin); }));
+  Send(40013, l.port, 101, iss + 2, tcpflag::kAck | tcpflag::kFin);
+  ASSERT_TRUE(WaitFor(&a, [](const ParsedFrame& f) { return f.tcp.ack == 102; }));
+  ASSERT_EQ(tcp->connection_count(), 0u);
+  close(h);
+  link.sent.clear();
+  Send(40013, l.port, 50, 7, tcpflag::kSyn | tcpflag::kAck);  // no SYN of a new connection
+  ASSERT_TRUE(WaitFor(&a, [](const ParsedFrame&) { return true; }, 500));
+  EXPECT_EQ(a.tcp.flags, tcpflag::kAck);
+  EXPECT_EQ(a.tcp.ack, 102u);
+  Send(40013, l.port, 50, 0, tcpflag::kSyn, "", 65535, true);  // below the old FIN
+  ASSERT_TRUE(WaitFor(&a, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kSyn | tcpflag::kAck); }));
+  EXPECT_EQ(a.tcp.ack, 51u);
+  EXPECT_EQ(tcp->connection_count(), 1u);
+  int h2 = l.accept_one();
+  EXPECT_GE(h2, 0);
+  if (h2 >= 0) close(h2);
+}
+
+// The guest closed first: ferry's last ACK is the guest's to wait for, so
+// nothing stays behind and a stray FIN gets a RST.
+TEST_F(TcpTest, GuestClosedFirstLeavesNoTimeWait) {
+  Make();
+  Listener l;
+  uint32_t iss = Handshake(40014, l.port, 100);
+  int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  Send(40014, l.port, 101, iss + 1, tcpflag::kAck | tcpflag::kFin);
+  char c;
+  ASSERT_EQ(recv(h, &c, 1, 0), 0);
+  shutdown(h, SHUT_WR);
+  ParsedFrame a;
+  ASSERT_TRUE(WaitFor(&a, [](const ParsedFrame& f) { return HasFlag(f, tcpflag::kFin); }));
+  Send(40014, l.port, 102, iss + 2, tcpflag::kAck);
+  ASSERT_EQ(tcp->connection_count(), 0u);
+  link.sent.clear();
+  Send(40014, l.port, 101, iss + 2, tcpflag::kAck | tcpflag::kFin);
+  ASSERT_TRUE(WaitFor(&a, [](const ParsedFrame&) { return true; }, 500));
+  EXPECT_EQ(a.tcp.flags, tcpflag::kRst);
+  close(h);
+}
+
 TEST_F(TcpTest, ConnectionRefusedGetsRst) {
   Make();
   uint16_t p = DeadPort();
@@ -1299,6 +1394,13 @@ TEST_F(TcpTest, SimultaneousClose) {
   EXPECT_EQ(tcp->connection_count(), 0u);
   char c;
   EXPECT_EQ(recv(h, &c, 1, 0), 0);
+  // Both ends are in TIME-WAIT (CLOSING -> TIME-WAIT): the guest's FIN
+  // again is ACKed, not reset.
+  link.sent.clear();
+  Send(40024, l.port, 51, iss + 2, tcpflag::kAck | tcpflag::kFin);
+  ASSERT_TRUE(WaitFor(&ack, [](const ParsedFrame&) { return true; }, 500));
+  EXPECT_EQ(ack.tcp.flags, tcpflag::kAck);
+  EXPECT_EQ(ack.tcp.ack, 52u);
   close(h);
 }
 

@@ -67,6 +67,7 @@ struct TcpConn {
   TcpState state;
   bool v6;
   bool inbound;
+  bool closed_first;  // our FIN went before the guest's came: TIME-WAIT at the end (time_wait.h)
   uint8_t flags;  // tcpconn::k*
   int fd;
   uint32_t gen;     // incremented per use of the slot, guards stale epoll events

@@ -138,6 +138,16 @@ void TcpTranslator::send_rst_for(const ParsedFrame& f) {
   emit(kNoSlot, seg, std::span<uint8_t>(scratch_.data(), scratch_.size()));
 }
 
+// An ACK for a segment of no live flow (a flow in TIME-WAIT, time_wait.h).
+void TcpTranslator::send_ack_for(const ParsedFrame& f, uint32_t sq, uint32_t ack, uint16_t window) {
+  TcpSegment seg = segment_between(link_, f.dst, f.tcp.dport, f.src, f.tcp.sport);
+  seg.flags = tcpflag::kAck;
+  seg.seq = sq;
+  seg.ack = ack;
+  seg.window = window;
+  emit(kNoSlot, seg, std::span<uint8_t>(scratch_.data(), scratch_.size()));
+}
+
 // The fast path's slot follows the connection (TcpFastPath::sync).
 void TcpTranslator::sync_fast_path(uint32_t slot, uint32_t sent_end) {
   if (fast_) fast_->sync(slot, conns_[slot], sent_end);

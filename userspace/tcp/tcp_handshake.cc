@@ -226,9 +226,11 @@ void TcpTranslator::accept_one(const Listener& l, int fd) {
 
 // ---- guest segments of no flow, outbound opens --------------------------------
 
-// No flow: a SYN opens one; anything else but a RST gets a RST.
+// No flow: one in TIME-WAIT answers for itself; a SYN opens one; anything
+// else but a RST gets a RST.
 void TcpTranslator::guest_segment_no_flow(const ParsedFrame& f, const ferry_conn_key& key) {
   uint8_t fl = f.tcp.flags;
+  if (TimeWaitTable::Entry* tw = time_wait_.find(key, now_ns()); tw && segment_time_wait(f, key, *tw)) return;
   if (fl & tcpflag::kRst) return;
   if ((fl & (tcpflag::kSyn | tcpflag::kFin)) == (tcpflag::kSyn | tcpflag::kFin)) {
     counters_.dropped_segments++;  // SYN+FIN: a scan, never a real open (Linux drops it too)

@@ -384,6 +384,7 @@ void TcpTranslator::guest_fin(uint32_t slot) {
   TcpConn& c = conns_[slot];
   rx_.ooo_release(c);
   c.rcv_nxt++;
+  if (c.flags & kFinSent) c.closed_first = true;  // ours went first, or both crossed
   c.flags |= kGuestFin;
   if (!c.stage) {
     if (!(c.flags & kFinAcked)) shutdown(c.fd, SHUT_WR);

@@ -63,8 +63,10 @@
 //                                    once staged data is written (kShutWr)
 //              host EOF (peek 0)  -> FIN to the guest (kFinSent) after all
 //                                    data; its ACK sets kFinAcked
-//              all four flags     -> close(), slot freed (no TIME_WAIT: the
-//                                    guest's own stack keeps it)
+//              all four flags     -> close(), slot freed; when our FIN
+//                                    went first, the tuple stays in
+//                                    TIME-WAIT for 60 s (time_wait.h):
+//                                    the guest's FIN again gets an ACK
 //              guest RST (exact seq) -> SO_LINGER {1,0} + close: host peer RST
 //              host error / reset -> RST to the guest, slot freed
 //
@@ -355,6 +357,7 @@ uint32_t TcpTranslator::claim_slot(const ferry_conn_key& key, const InetAddr& gu
     counters_.limit_rejected++;
     return kNoSlot;
   }
+  time_wait_.erase(key);  // a new incarnation of the tuple
   TcpConn& c = conns_[slot];
   uint32_t gen = c.gen + 1;
   c = TcpConn{};
@@ -414,13 +417,46 @@ void TcpTranslator::reap_released() {
   released_.clear();
 }
 
-// Frees a connection whose both directions are closed and acknowledged.
+// Frees a connection whose both directions are closed and acknowledged;
+// one we closed first goes on in TIME-WAIT (time_wait.h) without its slot.
 void TcpTranslator::maybe_finish(uint32_t slot) {
   const TcpConn& c = conns_[slot];
   constexpr uint8_t kAll = kGuestFin | kShutWr | kFinSent | kFinAcked;
   if ((c.flags & kAll) != kAll) return;
   if (c.rcv_acked != c.rcv_nxt) send_ack_now(slot);  // a delayed ACK of the guest's FIN
+  if (c.closed_first) {
+    const uint32_t raw = std::min<uint32_t>(open_window(c) >> c.rcv_shift, 65535);
+    time_wait_.add(table_.key(slot), c.fin_seq + 1, c.rcv_nxt, static_cast<uint16_t>(raw), now_ns());
+  }
   release(slot, false, "closed");
+}
+
+// TIME-WAIT (RFC 9293 3.10.7.4), as Linux's tcp_timewait_state_process
+// but for SYNs: an exact RST ends it, a late pure ACK is taken in silence,
+// and anything else (above all the guest's FIN again: our ACK was lost)
+// gets an ACK of the guest's FIN; a FIN restarts the 2 MSL. Any SYN opens
+// a new connection, whatever its sequence number: on a point-to-point
+// link no old duplicate SYN arrives after the FINs, and without timestamps
+// (ferry offers none) RFC 6191's rule would answer half of the guest's
+// quick port reuses with an ACK, costing a RST and a 1 s SYN retransmission.
+bool TcpTranslator::segment_time_wait(const ParsedFrame& f, const ferry_conn_key& key,
+                                      TimeWaitTable::Entry& tw) {
+  const uint8_t fl = f.tcp.flags;
+  const uint32_t sq = f.tcp.seq;
+  if (fl & tcpflag::kRst) {
+    if (sq == tw.rcv_nxt) time_wait_.erase(key);
+    return true;
+  }
+  if ((fl & tcpflag::kSyn) && !(fl & (tcpflag::kAck | tcpflag::kFin))) {
+    time_wait_.erase(key);
+    return false;  // a new connection: opened as any SYN of no flow
+  }
+  const bool empty = f.tcp.payload_len == 0 && !(fl & (tcpflag::kSyn | tcpflag::kFin));
+  if ((fl & tcpflag::kAck) && empty && sq == tw.rcv_nxt) return true;
+  if (fl & tcpflag::kFin) tw.expires = now_ns() + TimeWaitTable::kLingerNs;
+  counters_.time_wait_acks++;
+  send_ack_for(f, tw.snd_nxt, tw.rcv_nxt, tw.window);
+  return true;
 }
 
 // Batch end: the collected ACKs, then the released slots leave the table.

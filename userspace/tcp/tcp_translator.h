@@ -34,6 +34,7 @@
 #include "tcp/guest_rx_buffers.h"
 #include "tcp/tcp_conn.h"
 #include "tcp/tcp_isn.h"
+#include "tcp/time_wait.h"
 #include "tcp/timer_heap.h"
 
 namespace ferry {
@@ -180,6 +181,8 @@ class TcpTranslator : public IoHandler, public TimerClient {
   void set_events(uint32_t slot, uint32_t events);
   uint64_t id_of(uint32_t slot) const;
   void maybe_finish(uint32_t slot);
+  // A segment of no live flow whose tuple is in TIME-WAIT: true when handled.
+  bool segment_time_wait(const ParsedFrame& f, const ferry_conn_key& key, TimeWaitTable::Entry& tw);
 
   // ---- handshake (tcp_handshake.cc)
   void listener_event(uint32_t index);
@@ -267,6 +270,7 @@ class TcpTranslator : public IoHandler, public TimerClient {
   bool emit_control(uint32_t slot, uint8_t flags, uint32_t seq, uint32_t ack, uint16_t window,
                     const TcpOptions* opts = nullptr, bool sync = false);
   void send_rst_for(const ParsedFrame& f);
+  void send_ack_for(const ParsedFrame& f, uint32_t seq, uint32_t ack, uint16_t window);
   // Keeps the fast path's slot current (snd_max sent, rcv_nxt, FIN,
   // recovery); called by emit() and when an ACK or loss recovery changed
   // what BPF may absorb.
@@ -306,6 +310,7 @@ class TcpTranslator : public IoHandler, public TimerClient {
   uint8_t tag_ = 0;
   uint32_t capacity_;
   FlowTable table_;
+  TimeWaitTable time_wait_;  // flows we closed first, after their slot is freed
   TimerHeap timers_;
   IsnGenerator isn_;
   TcpConn* conns_ = nullptr;  // capacity_ entries, mmap'd
