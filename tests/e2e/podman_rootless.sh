@@ -7,7 +7,10 @@
 # (`podman unshare` makes ferry's user namespace a child of Podman's, so the
 # container's runtime, root there, may join ferry's network namespace; from
 # a plain `ferry run` Podman gets "permission denied", also checked.)
-# Checks: the container has ferry's addresses and routes; a name resolves
+# Checks: rootless Podman on a ferry-cni network is refused at once with a
+# message saying why (ferry-cni runs in Podman's user namespace; before, it
+# made the veth and then failed in ferry attach on bpffs); then, with ferry
+# under podman unshare: the container has ferry's addresses and routes; a name resolves
 # through ferry's DNS forwarder; it reaches our servers on the host's
 # loopback through the gateway (IPv4 and IPv6) and a peer one veth hop away
 # (MTU 1500): 100 MiB down (busybox wget) and up (busybox nc) with sha256;
@@ -39,6 +42,11 @@ PEER=${REMOTE_P4[0]}
 
 # ---- the user
 U=fpm$$
+# A machine without /etc/subuid (a minimal image): made for the test, and
+# removed after the user (exit commands run last registered first).
+for f in /etc/subuid /etc/subgid; do
+  [[ -e $f ]] || { : >"$f" && e2e_on_exit "rm -f $f"; }
+done
 useradd -M -d /nonexistent -s /bin/sh "$U" || e2e_die "useradd $U"
 e2e_on_exit "podman_user_gone $U"
 podman_user_gone() {
@@ -57,13 +65,18 @@ e2e_on_exit "rm -rf $D"
 chmod 755 "$D"
 mkdir -p "$D/bin" "$D/dev" "$D/u/xdg" "$D/u/home"
 cp "$FERRY" "$D/bin/ferry"
-chmod 755 "$D/bin" "$D/bin/ferry"
+cp "$(dirname "$FERRY")/ferry-cni" "$D/bin/ferry-cni"
+chmod 755 "$D/bin" "$D/bin/ferry" "$D/bin/ferry-cni"
 mknod -m 0666 "$D/dev/tun" c 10 200 || e2e_die "mknod a tun node"
 podman_setup
 PM=(podman --root "$D/u/storage" --runroot "$D/u/rr" --storage-driver vfs)
-sed "s|$PM_DIR/|$D/u/|g" "$PM_CONF" >"$D/containers.conf"
+sed -e "s|$PM_DIR/|$D/u/|g" -e "s|^cni_plugin_dirs = .*|cni_plugin_dirs = [\"$D/bin\", \"/usr/lib/cni\"]|" \
+  "$PM_CONF" >"$D/containers.conf"
 chmod 644 "$D/containers.conf"
 mkdir -p "$D/u/cni" "$D/u/tmp"
+# a ferry-cni network, which rootless Podman cannot use (checked below)
+printf '{"cniVersion":"1.0.0","name":"ferrycni","plugins":[{"type":"ferry-cni","stateDir":"%s"}]}\n' \
+  "$D/u/cnistate" >"$D/u/cni/ferrycni.conflist"
 podman_rootfs_tar "$T"
 cp "$T/rootfs.tar" "$D/image.tar"
 mkdir -p "$D/www"
@@ -120,6 +133,9 @@ U=$D/u
 wait_file() { for i in \$(seq 100); do [ -s "\$1" ] && return 0; sleep 0.2; done; return 1; }
 echo "== id"; id -u
 \$PM import -q $D/image.tar $PM_IMAGE >/dev/null || { echo "import failed"; exit 1; }
+# a ferry-cni network: Podman runs the plugin in a user namespace of its own
+echo "== cni"; timeout 60 \$PM run --rm --network ferrycni $PM_IMAGE true 2>&1; echo "exit \$?"
+ls \$U/cnistate/*.json 2>/dev/null
 # a plain ferry run: Podman may not join its namespace
 ferry run -q -- sh -c 'echo \$\$ >'\$U/plain.pid'; exec sleep 30' >\$U/plain.log 2>&1 &
 PLAIN=\$!
@@ -168,6 +184,9 @@ e2e_log "user's script: exit $rc, $(($(date +%s) - start)) s"
 
 section() { awk -v s="$1" 'index($0, "== " s) == 1 { on = 1; next } /^== / { on = 0 } on' "$T/user.out"; }
 e2e_expect "podman ran as $U" grep -qx "$USER_UID" <(section id)
+e2e_expect "a ferry-cni network, rootless: refused at once, saying why" \
+  grep -q "ferry-cni runs in a user namespace (rootless Podman?)" <(section cni)
+e2e_expect "... and nothing recorded" test -z "$(section cni | grep '\.json$')"
 e2e_expect "a plain ferry run's namespace: podman refuses (permission denied)" grep -q "permission denied" <(section plain)
 e2e_expect "eth0 has ferry's IPv4 address" grep -q "inet 198.18.0.2/24" <(section addr)
 e2e_expect "eth0 has ferry's IPv6 address" grep -q "inet6 fd00:f::2/64" <(section addr)

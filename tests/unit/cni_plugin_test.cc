@@ -9,6 +9,8 @@
 // translator. Nothing outside those namespaces and the temp dir is touched.
 // test-libs: ferry_cni ferry_netns ferry_common ferry_codec
 #include <linux/if.h>
+#include <sched.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,6 +73,48 @@ TEST(CniPlugin, ErrorsAreSpecObjects) {
   r = run_plugin({{"CNI_COMMAND", "GC"}},
                  R"({"cniVersion":"1.1.0","name":"n","stateDir":")" + t.path.string() + R"("})", "");
   EXPECT_EQ(out_json(r)["code"], 7);  // GC without the valid list is refused
+}
+
+// Rootless Podman runs its CNI plugins in a user namespace of its own: ADD
+// and STATUS say at once that ferry cannot work there (50), instead of
+// ferry attach's bpffs error after the veth was made. Run in a child that
+// made a user namespace (no map written: what it sees is not the initial one).
+TEST(CniPlugin, InUserNamespaceIsCode50) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    std::string said;
+    if (unshare(CLONE_NEWUSER) != 0) {
+      said = "unshare";
+    } else {
+      std::map<std::string, std::string> env = {{"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", "c1"},
+                                                {"CNI_NETNS", "/proc/self/ns/net"}, {"CNI_IFNAME", "eth0"},
+                                                {"CNI_PATH", "/nonexistent"}};
+      PluginRun add = run_plugin(env, R"({"cniVersion":"1.0.0","name":"n","stateDir":"/nonexistent/s"})", "");
+      PluginRun st = run_plugin({{"CNI_COMMAND", "STATUS"}}, R"({"cniVersion":"1.1.0","name":"n"})", "");
+      said = add.out + '\x1e' + st.out;  // the results may span lines
+    }
+    (void)!write(fds[1], said.data(), said.size());
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string got;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int wst = 0;
+  waitpid(pid, &wst, 0);
+  if (got == "unshare") GTEST_SKIP() << "no unprivileged user namespaces here";
+  const size_t nl = got.find('\x1e');
+  ASSERT_NE(nl, std::string::npos) << got;
+  for (const std::string& part : {got.substr(0, nl), got.substr(nl + 1)}) {
+    json j = json::parse(part, nullptr, false);
+    EXPECT_EQ(j["code"], 50) << part;
+    EXPECT_NE(part.find("user namespace (rootless Podman?)"), std::string::npos) << part;
+  }
 }
 
 TEST(CniExec, RunsWithInputAndCapturesOutput) {

@@ -49,6 +49,7 @@
 #include "cni/state.h"
 #include "netns/netlink.h"
 #include "netns/netns.h"
+#include "netns/user_namespace.h"
 
 namespace ferry::cni {
 
@@ -356,7 +357,17 @@ bool Plugin::want_fastpath(Err* e) const {
 
 // ---- ADD ------------------------------------------------------------------------------
 
+// In a user namespace other than the host's (rootless Podman runs its CNI
+// plugins in one) capabilities are that namespace's: ferry attach can load
+// no BPF program and open no pin of the host's, so no pod can be served.
+// Said before anything is made, instead of ferry attach's bpffs error.
+const char* const kInUserNamespace =
+    "ferry-cni runs in a user namespace (rootless Podman?): ferry attach needs the host's CAP_BPF and "
+    "CAP_NET_ADMIN; for rootless containers run them in a namespace `podman unshare ferry run` serves "
+    "(README: Rootless Podman)";
+
 Err Plugin::add(json* out) {
+  if (!in_initial_user_namespace()) return error(kErrNotAvailable, kInUserNamespace);
   const std::string key = attachment_key(conf_.name, env_.container_id, env_.ifname);
   if (Err e = lock_attachment(key)) return e;
   if (Err e = refuse_own_netns()) return e;
@@ -709,6 +720,7 @@ Err Plugin::check() {
 // ---- STATUS and GC ------------------------------------------------------------------------
 
 Err Plugin::status() {
+  if (!in_initial_user_namespace()) return error(kErrNotAvailable, kInUserNamespace);
   if (!has_net_privileges()) {
     return error(kErrNotAvailable, "ferry-cni lacks CAP_NET_ADMIN/CAP_SYS_ADMIN: it cannot create or attach links");
   }
