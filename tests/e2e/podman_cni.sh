@@ -173,6 +173,8 @@ e2e_expect "--mac-address $WEBMAC: the container's eth0 ($(grep -o 'link/ether [
   grep -q "link/ether $WEBMAC" "$T/web.link"
 e2e_expect "published port answers on H's loopback" bash -c \
   "for i in \$(seq 50); do ${HN[*]} curl -sS -m 5 http://127.0.0.1:$HOSTPORT/ 2>/dev/null | grep -q 'served by httpd' && exit 0; sleep 0.2; done; exit 1"
+e2e_expect "published port answers on H's ::1" bash -c \
+  "${HN[*]} curl -sS -m 5 -g 'http://[::1]:$HOSTPORT/' | grep -q 'served by httpd'"
 e2e_expect "published port answers the peer one hop away" bash -c \
   "${RPN[*]} curl -sS -m 10 http://${REMOTE_H4[0]}:$HOSTPORT/ | grep -q 'served by httpd'"
 # another container reaches it through its published port on the gateway;
@@ -186,6 +188,9 @@ e2e_expect "... and not at its address (refused at once: $(sed -n '/^== direct/,
 DEV=$(ip -n "$H" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^fy' | head -1)
 SVC=$(cat "/run/ferry/$DEV/pid" 2>/dev/null || echo 0)
 e2e_expect "a ferry service ($SVC) serves $DEV" test "$SVC" -gt 0 -a -d "/proc/$SVC"
+# what the leftover check below looks for is there now
+e2e_expect "its state and pins exist while it runs ($(ferry_paths | comm -13 "$T/paths.before" - | tr '\n' ' '))" \
+  test -d "/run/ferry/$DEV" -a -d "/sys/fs/bpf/ferry/$DEV"
 timeout 60 "${PMH[@]}" stop -t 2 "web$$" >/dev/null 2>"$T/stop.err"
 rc=$?
 e2e_expect "podman stop: exit $rc $(cat "$T/stop.err")" test $rc -eq 0
