@@ -10,8 +10,8 @@
 #    (busybox wget) and 100 MiB up (busybox nc), sha256 checked both ways;
 #  * `podman run -d -p HOSTPORT:80 --ip --mac-address` publishes the
 #    container's busybox httpd, on the host's loopback and to the peer one
-#    hop away; the container has the address and MAC asked for (the "ips"
-#    and "mac" capabilities); another container reaches it through the
+#    hop away; the container has the address and MAC asked for (Podman
+#    passes both in CNI_ARGS: IP=, MAC=); another container reaches it through the
 #    gateway and the published port (not at its address: refused);
 #  * `podman stop` then `podman rm` leave nothing of ferry's: no fy* link, no
 #    /run/ferry/DEV, no pins under /sys/fs/bpf/ferry/DEV, no cgroup
@@ -85,7 +85,7 @@ e2e_on_exit "e2e_kill_pid $!"
 podman_conflist "$NET" '{ "cniVersion": "1.0.0", "name": "'"$NET"'", "plugins": [
   { "type": "ferry-cni", "mtu": 1500, "mapGateway": true, "stateDir": "'"$T/state"'",
     "dns": { "nameservers": ["'"$SUB4.1"'"], "search": ["ferry.test"] },
-    "capabilities": { "portMappings": true, "ips": true, "mac": true },
+    "capabilities": { "portMappings": true, "ips": true },
     "ipam": { "type": "host-local", "dataDir": "'"$T/ipam"'",
       "ranges": [[ { "subnet": "'"$SUB4.0/24"'", "gateway": "'"$SUB4.1"'" } ]
                 ,[ { "subnet": "'"$SUB6::/64"'", "gateway": "'"$SUB6::1"'" } ]],
@@ -128,15 +128,25 @@ e2e_expect "100 MiB to the peer, sha256 intact" test "$(sha256sum <"$T/up" | cut
 if ((E2E_FAILED)); then sed 's/^/    /' "$T/inside.out" "$T/inside.err" | tail -40; fi
 
 # What ferry-cni's services keep per device: state, pins, cgroups (fy*:
-# ferry-cni's host ends; other scenarios' may come and go meanwhile, so only
-# new names count).
+# ferry-cni's host ends). Other scenarios' may come and go meanwhile: only
+# new names count, and not those of a live service in another namespace.
 ferry_paths() { ls -d /run/ferry/fy* /sys/fs/bpf/ferry/fy* /sys/fs/cgroup/ferry/fy* /sys/fs/cgroup/unified/ferry/fy* 2>/dev/null | sort; }
 ferry_paths >"$T/paths.before"
+H_NS=$(stat -L -c 'net:[%i]' "/run/netns/$H")
+new_ferry_paths() {
+  local p dev pid
+  for p in $(ferry_paths | comm -13 "$T/paths.before" -); do
+    dev=$(basename "$p")
+    pid=$(cat "/run/ferry/$dev/pid" 2>/dev/null || echo 0)
+    if ((pid > 0)) && [[ -e /proc/$pid/ns/net && $(readlink "/proc/$pid/ns/net") != "$H_NS" ]]; then continue; fi
+    echo "$p"
+  done
+}
 # Prints what is left of ferry's after podman removed its containers.
 leftovers() {
   local l f n
   for l in $(ip -n "$H" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^fy'); do echo "link $l"; done
-  ferry_paths | comm -13 "$T/paths.before" -
+  new_ferry_paths
   for f in "$T"/state/*.json; do [[ -e $f ]] && echo "record $f"; done
   for f in "$T/ipam/$NET"/*; do
     [[ -e $f ]] || continue
@@ -189,7 +199,7 @@ DEV=$(ip -n "$H" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^f
 SVC=$(cat "/run/ferry/$DEV/pid" 2>/dev/null || echo 0)
 e2e_expect "a ferry service ($SVC) serves $DEV" test "$SVC" -gt 0 -a -d "/proc/$SVC"
 # what the leftover check below looks for is there now
-e2e_expect "its state and pins exist while it runs ($(ferry_paths | comm -13 "$T/paths.before" - | tr '\n' ' '))" \
+e2e_expect "its state and pins exist while it runs ($(new_ferry_paths | tr '\n' ' '))" \
   test -d "/run/ferry/$DEV" -a -d "/sys/fs/bpf/ferry/$DEV"
 timeout 60 "${PMH[@]}" stop -t 2 "web$$" >/dev/null 2>"$T/stop.err"
 rc=$?
