@@ -481,7 +481,8 @@ def probes_arp_ndp():
     must_drop("ARP that needs no answer", [
         arp(pdst=GUEST4),                       # the guest's own address
         arp(psrc=GUEST4, pdst=GUEST4),          # gratuitous
-        arp(psrc="0.0.0.0", pdst=GW4),          # probe (RFC 5227)
+        arp(psrc="0.0.0.0", pdst=GUEST4),       # probe (RFC 5227) of the guest's address
+        arp(psrc="0.0.0.0", pdst="198.18.0.78"),  # ... of one it may take (the gateway's: rfc_probes)
         arp(op=2, psrc=GUEST4, pdst=GW4),       # unsolicited reply
         arp(pdst="198.18.0.255"),               # subnet broadcast
         arp(pdst="224.0.0.1"),                  # multicast
@@ -516,7 +517,7 @@ def probes_arp_ndp():
         ns(code=1),
         bad_opt,
         ns(target="ff02::1"),
-        ns(src="::", opts=False),               # DAD
+        ns(src="::", opts=False, target="fd00:f::1234", dst="ff02::1:ff00:1234"),  # DAD (the gateway's: rfc_probes)
         ns(target=GUEST6),                      # the guest's own address
         Ether(dst="33:33:00:00:00:02", src=L.mac) / IPv6(src=GUEST6, dst="ff02::2", hlim=255) /
         ICMPv6ND_RS(),

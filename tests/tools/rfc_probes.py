@@ -625,6 +625,8 @@ PROBES = [
     ("TCP exact RST whatever its ACK", "RFC 5961 3.2", tcp_rst_ack_ignored),
     ("IP TTL 0/1 to the gateway answered", "RFC 1122 3.2.1.7", ttl_low),
     ("no ICMP error to broadcast or multicast", "RFC 1122 3.2.2, RFC 4443 2.4", no_icmp_about_icmp_errors),
+    ("ARP probe for the gateway answered", "RFC 5227 2.1.1, RFC 826", arp_probe_gateway),
+    ("NDP DAD for the gateway defended", "RFC 4861 7.2.4, RFC 4862 5.4", ndp_dad_gateway),
     ("ARP unicast refresh answered", "RFC 826, RFC 1122 2.3.2.1", arp_unicast_refresh),
     ("NDP unicast NS (NUD) answered", "RFC 4861 7.2.4", ndp_unicast_ns),
     ("DHCP client identifier echoed", "RFC 6842 3", dhcp_client_id),
@@ -641,8 +643,6 @@ PROBES = [
 NOT_YET = [
     ("IPv4 unknown protocol: protocol unreachable", "RFC 1122 3.2.2.1", proto_unreachable4),
     ("IPv6 unknown next header: parameter problem", "RFC 8200 4, RFC 4443 3.4", proto_unreachable6),
-    ("ARP probe for the gateway answered", "RFC 5227 2.1.1, RFC 826", arp_probe_gateway),
-    ("NDP DAD for the gateway defended", "RFC 4861 7.2.4, RFC 4862 5.4", ndp_dad_gateway),
 ]
 
 

@@ -130,7 +130,7 @@ TEST_F(GatewayTest, ArpRequestForAnyOtherAddressIsAnswered) {
 TEST_F(GatewayTest, ArpIgnored) {
   Feed(ArpRequest(A("198.18.0.2"), A("198.18.0.2")));  // gratuitous / own address
   Feed(ArpRequest(A("0.0.0.0"), A("198.18.0.2")));     // probe (DAD)
-  Feed(ArpRequest(A("0.0.0.0"), A("198.18.0.1")));     // probe for another address
+  Feed(ArpRequest(A("0.0.0.0"), A("198.18.0.77")));    // probe for another address
   Feed(ArpRequest(A("198.18.0.9"), A("198.18.0.2")));  // someone asking for the guest
   Feed(ArpRequest(A("198.18.0.2"), A("198.18.0.1"), 2));  // a reply
   EXPECT_TRUE(link.sent.empty());
@@ -138,6 +138,53 @@ TEST_F(GatewayTest, ArpIgnored) {
   Feed(ArpRequest(A("198.18.0.2"), A("255.255.255.255")));
   Feed(ArpRequest(A("198.18.0.2"), A("198.18.0.255")));
   Feed(ArpRequest(A("198.18.0.2"), A("224.0.0.1")));
+  EXPECT_TRUE(link.sent.empty());
+}
+
+// RFC 5227 2.1.1: a probe for the gateway's own address is answered (as
+// Linux answers one for its local addresses), to the prober's hardware
+// address with target address 0.0.0.0.
+TEST_F(GatewayTest, ArpProbeForTheGatewayIsAnswered) {
+  Feed(ArpRequest(A("0.0.0.0"), A("198.18.0.1")));
+  ASSERT_EQ(link.sent.size(), 1u);
+  ParsedFrame p = parse_frame(link.sent[0]);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p.arp.op, 2);
+  EXPECT_EQ(p.eth_dst, kGuestMac);
+  EXPECT_EQ(p.arp.sha, link.cfg_.our_mac);
+  EXPECT_EQ(p.arp.spa, A("198.18.0.1"));
+  EXPECT_EQ(p.arp.tha, kGuestMac);
+  EXPECT_EQ(p.arp.tpa, A("0.0.0.0"));
+  EXPECT_EQ(gw->counters().arp_replies, 1u);
+}
+
+// RFC 4861 7.2.4 / RFC 4862 5.4: DAD of the gateway's own addresses (global
+// and link-local) is defended with an NA to all nodes, Solicited clear;
+// DAD of any other address is not; an invalid DAD (with a source
+// link-layer option, or not to the solicited-node group) is dropped.
+TEST_F(GatewayTest, DadOfTheGatewaysAddressesIsDefended) {
+  const InetAddr ll = link_local_from_mac(link.cfg_.our_mac);
+  InetAddr ll_group = A("ff02::1:ff00:0");
+  std::memcpy(ll_group.b.data() + 13, ll.b.data() + 13, 3);
+  for (const InetAddr& target : {A("fd00:f::1"), ll}) {
+    link.sent.clear();
+    Feed(Ns(A("::"), target == ll ? ll_group : A("ff02::1:ff00:1"), target, 255, 0, {}));
+    ASSERT_EQ(link.sent.size(), 1u) << target.str();
+    const Bytes& r = link.sent[0];
+    ParsedFrame p = parse_frame(r);
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(p.dst, A("ff02::1"));
+    EXPECT_EQ(p.eth_dst, (MacAddr{{0x33, 0x33, 0, 0, 0, 1}}));
+    EXPECT_EQ(p.src, target);
+    EXPECT_EQ(p.ttl, 255);
+    EXPECT_EQ(p.icmp.type, 136);
+    EXPECT_EQ(r[p.icmp.body_offset], 0xa0);  // router, override; not solicited
+    EXPECT_EQ(0, std::memcmp(r.data() + p.icmp.body_offset + 4, target.b.data(), 16));
+  }
+  link.sent.clear();
+  Feed(Ns(A("::"), A("ff02::1:ff00:1"), A("fd00:f::1")));  // with a source link-layer option
+  Feed(Ns(A("::"), A("ff02::1"), A("fd00:f::1"), 255, 0, {}));  // not to the solicited-node group
+  Feed(Ns(A("::"), A("ff02::1:ff00:1234"), A("fd00:f::1234"), 255, 0, {}));  // another address
   EXPECT_TRUE(link.sent.empty());
 }
 
@@ -180,7 +227,7 @@ TEST_F(GatewayTest, NsInvalidOrIgnored) {
   Feed(Ns(A("fd00:f::2"), A("fd00:f::1"), A("fd00:f::1"), 255, 0, {1, 0, 0, 0, 0, 0, 0, 0}));
   Feed(Ns(A("fd00:f::2"), A("fd00:f::1"), A("fd00:f::1"), 255, 0, {1, 2, 0, 0, 0, 0, 0, 0}));
   Feed(Ns(A("::"), A("ff02::1:ff00:2"), A("fd00:f::2"), 255, 0, {}));  // DAD
-  Feed(Ns(A("::"), A("ff02::1:ff00:1"), A("fd00:f::1"), 255, 0, {}));  // DAD, other addr
+  Feed(Ns(A("::"), A("ff02::1:ff00:99"), A("fd00:f::99"), 255, 0, {}));  // DAD, other addr
   Feed(Ns(A("fe80::1"), A("ff02::1:ff00:2"), A("fd00:f::2")));  // guest's own address
   EXPECT_TRUE(link.sent.empty());
   EXPECT_EQ(gw->counters().ndp_adverts, 0u);

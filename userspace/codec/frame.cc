@@ -774,10 +774,10 @@ size_t build_ndp_ns(std::span<uint8_t> out, const MacAddr& mac, const InetAddr& 
 
 // Neighbour advertisement (RFC 4861 4.4) with the target link-layer option.
 size_t build_ndp_na(std::span<uint8_t> out, const L2L3& ip, const InetAddr& target,
-                    const MacAddr& mac, bool router) {
+                    const MacAddr& mac, bool router, bool solicited) {
   if (ip.src.is_v4() || target.is_v4()) return 0;
   uint8_t body[4 + 16 + 8];
-  uint32_t flags = (router ? 0x80000000u : 0) | 0x40000000u | 0x20000000u;  // R, S, O
+  uint32_t flags = (router ? 0x80000000u : 0) | (solicited ? 0x40000000u : 0) | 0x20000000u;  // R, S, O
   put32(body, flags);
   std::memcpy(body + 4, target.b.data(), 16);
   body[20] = 2;  // target link-layer address

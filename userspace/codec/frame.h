@@ -191,8 +191,9 @@ size_t build_arp_request(std::span<uint8_t> out, const MacAddr& sha, const InetA
 size_t build_ndp_ns(std::span<uint8_t> out, const MacAddr& mac, const InetAddr& src, const InetAddr& target);
 
 // NDP neighbour advertisement for `target` with target link-layer address
-// `mac`, solicited and override flags set, router flag as given.
+// `mac`, override flag set, router and solicited flags as given (not
+// solicited: the defence of an address against DAD, RFC 4861 7.2.4).
 size_t build_ndp_na(std::span<uint8_t> out, const L2L3& ip, const InetAddr& target,
-                    const MacAddr& mac, bool router);
+                    const MacAddr& mac, bool router, bool solicited = true);
 
 }  // namespace ferry

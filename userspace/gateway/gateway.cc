@@ -54,6 +54,9 @@ constexpr uint64_t kRawId4 = 1000;  // epoll ids of the raw sockets, above any s
 constexpr uint64_t kRawId6 = 1001;
 constexpr int kRecvBatch = 32;      // datagrams read per readiness event
 constexpr int kSolIcmpFilter = 1;   // ICMP_FILTER from <linux/icmp.h>, level SOL_RAW
+// ff02::1:ff00:0/104, the solicited-node multicast groups (RFC 4291 2.7.1).
+constexpr uint8_t kSolicitedNodePrefix[13] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff};
+const InetAddr kAllNodes = *InetAddr::parse("ff02::1");
 
 }  // namespace
 
@@ -100,13 +103,23 @@ void Gateway::on_guest_frame(const ParsedFrame& f, std::span<const uint8_t> fram
   handle_icmp(f, frame);
 }
 
-// ARP proxy: answer requests for everyone but the guest itself.
+// ARP proxy: answer requests for everyone but the guest itself. A probe
+// (sender 0.0.0.0, RFC 5227 2.1.1) is answered only for the gateway's own
+// address, as Linux answers one for its local addresses: a guest
+// configured with it learns of the conflict, and one probing any other
+// address (its own, or one it may take) hears nothing.
 void Gateway::handle_arp(const ParsedFrame& f) {
   const Config& c = link_.config();
   const auto& a = f.arp;
-  if (!c.ipv4 || a.op != 1 || a.spa.is_unspecified() || a.spa == a.tpa ||
-      a.tpa == c.guest4.addr) {
+  const bool probe = a.spa.is_unspecified();
+  if (!c.ipv4 || a.op != 1 || a.spa == a.tpa || a.tpa == c.guest4.addr ||
+      (probe && (a.tpa != c.gateway4 || a.sha.is_multicast()))) {
     counters_.arp_ignored++;
+    return;
+  }
+  if (probe) {  // to the prober's hardware address, target address 0.0.0.0 (as Linux)
+    size_t n = build_arp_reply(out_, link_.our_mac(), a.tpa, a.sha, a.spa);
+    if (n && send(n)) counters_.arp_replies++;
     return;
   }
   if (!link_.policy().source_is_guest(false, a.spa)) {
@@ -182,27 +195,51 @@ void Gateway::handle_ns(const ParsedFrame& f, std::span<const uint8_t> frame) {
     counters_.dropped++;
     return;
   }
+  bool source_lla = false;
   for (size_t off = 20; off < len;) {  // every option: length > 0 and inside
     if (len - off < 2 || body[off + 1] == 0 || size_t{body[off + 1]} * 8 > len - off) {
       counters_.dropped++;
       return;
     }
+    source_lla = source_lla || body[off] == 1;
     off += size_t{body[off + 1]} * 8;
   }
-  if (!c.ipv6 || f.src.is_unspecified() || target == c.guest6.addr) {
-    counters_.ndp_ignored++;  // DAD, or the guest's own address
+  // The router flag for both of the gateway's addresses: router advertisements
+  // come from the link-local one, and an NA without it makes the guest drop
+  // its default route (RFC 4861 7.2.5).
+  const bool ours = target == c.gateway6 || target == link_local_from_mac(link_.our_mac());
+  if (!c.ipv6 || target == c.guest6.addr) {
+    counters_.ndp_ignored++;  // the guest's own address
     return;
   }
   L2L3 ip;
   ip.eth_src = link_.our_mac();
-  ip.eth_dst = f.eth_src;
   ip.src = target;
+  if (f.src.is_unspecified()) {
+    // Duplicate address detection (RFC 4862 5.4). Valid only to the
+    // target's solicited-node group and without a source link-layer
+    // option (RFC 4861 7.1.1). Defended (RFC 4861 7.2.4: to all nodes,
+    // not solicited) only for the gateway's own addresses: any other the
+    // guest may take, whatever ferry would answer for it later.
+    const bool to_group = f.dst.is_multicast() && std::memcmp(f.dst.b.data(), kSolicitedNodePrefix, 13) == 0 &&
+                          std::memcmp(f.dst.b.data() + 13, target.b.data() + 13, 3) == 0;
+    if (!to_group || source_lla) {
+      counters_.dropped++;
+      return;
+    }
+    if (!ours) {
+      counters_.ndp_ignored++;
+      return;
+    }
+    ip.eth_dst = MacAddr{{0x33, 0x33, 0, 0, 0, 1}};
+    ip.dst = kAllNodes;
+    size_t n = build_ndp_na(out_, ip, target, link_.our_mac(), true, false);
+    if (n && send(n)) counters_.ndp_adverts++;
+    return;
+  }
+  ip.eth_dst = f.eth_src;
   ip.dst = f.src;
-  // The router flag for both of the gateway's addresses: router advertisements
-  // come from the link-local one, and an NA without it makes the guest drop
-  // its default route (RFC 4861 7.2.5).
-  const bool router = target == c.gateway6 || target == link_local_from_mac(link_.our_mac());
-  size_t n = build_ndp_na(out_, ip, target, link_.our_mac(), router);
+  size_t n = build_ndp_na(out_, ip, target, link_.our_mac(), ours);
   if (n && send(n)) counters_.ndp_adverts++;
 }
 

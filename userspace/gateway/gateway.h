@@ -4,16 +4,21 @@
 // ICMP or ICMPv6 (on_guest_frame). The Gateway answers through GuestLink:
 //   * ARP: "who has X" for any X but the guest's own address is answered
 //     with our MAC (the passt model: everything is reached through us).
-//     Probes (sender 0.0.0.0), gratuitous ARP (sender == target), replies
-//     and requests for the guest's own address (its address conflict
-//     detection) are ignored; a sender other than the guest's address is
-//     counted as spoofed and not answered.
+//     A probe (sender 0.0.0.0, RFC 5227) is answered only for the gateway's
+//     own address (as Linux does for its local addresses: a guest given
+//     that address sees the conflict). Other probes, gratuitous ARP
+//     (sender == target), replies and requests for the guest's own address
+//     (its address conflict detection) are ignored; a sender other than the
+//     guest's address is counted as spoofed and not answered.
 //   * NDP: neighbour solicitations that pass RFC 4861 7.1.1 (hop limit 255,
 //     code 0, length >= 24, target not multicast, options well formed) for
 //     any target but the guest's own address get a solicited advertisement
-//     with our MAC; the router flag is set for the gateway. Solicitations
-//     from the unspecified address (duplicate address detection) and router
-//     solicitations are ignored: ferry configures the guest statically.
+//     with our MAC; the router flag is set for the gateway. Duplicate
+//     address detection (from the unspecified address, to the target's
+//     solicited-node group, without a source link-layer option) of one of
+//     the gateway's own addresses is defended with an unsolicited NA to all
+//     nodes (RFC 4861 7.2.4); DAD of any other address is ignored, an
+//     invalid one dropped. Router solicitations are the RA service's.
 //   * Echo to the gateway address: answered by ferry itself. The gateway
 //     stands for the host's loopback (Config::map_gateway), and loopback
 //     always answers echo, so answering here is equivalent, needs no socket
