@@ -13,7 +13,8 @@
 #    hop away; the container has the address and MAC asked for (Podman
 #    passes both in CNI_ARGS: IP=, MAC=); another container reaches it through the
 #    gateway and the published port (not at its address: refused);
-#  * `podman stop` then `podman rm` leave nothing of ferry's: no fy* link, no
+#  * a pod (`podman pod create --network NET -p`) serves its httpd container;
+#  * `podman stop` then `podman rm` (and `podman pod rm`) leave nothing of ferry's: no fy* link, no
 #    /run/ferry/DEV, no pins under /sys/fs/bpf/ferry/DEV, no cgroup
 #    .../ferry/DEV, no live service, no ferry-cni record, no IPAM lease, no
 #    podman network namespace.
@@ -49,6 +50,7 @@ podman_image "$T"
 PMH=("${HN[@]}" "${PM[@]}")
 # Everything podman made is removed at exit, failure too (containers first).
 e2e_on_exit "timeout 60 ${PMH[*]} rm -f -t 0 -a"
+e2e_on_exit "timeout 60 ${PMH[*]} pod rm -f -t 0 -a"
 ls /run/netns >"$T/netns.before"
 
 # ---- servers: H's loopback (v4 and v6), the peer, DNS
@@ -207,6 +209,19 @@ e2e_expect "podman stop: exit $rc $(cat "$T/stop.err")" test $rc -eq 0
 timeout 60 "${PMH[@]}" rm "web$$" >/dev/null 2>"$T/rm.err"
 rc=$?
 e2e_expect "podman rm: exit $rc $(cat "$T/rm.err")" test $rc -eq 0
+
+# ---- a pod: the network is its infra container's, -p is the pod's
+PODPORT=$(e2e_free_port)
+CONTAINERS_CONF=$NORESERVE timeout 60 "${PMH[@]}" pod create --name "pod$$" --network "$NET" -p "$PODPORT:80" \
+  --infra-image "$PM_IMAGE" --infra-command "sleep 600" >/dev/null 2>"$T/pod.err" &&
+  CONTAINERS_CONF=$NORESERVE timeout 60 "${PMH[@]}" run -d --pod "pod$$" "$PM_IMAGE" httpd -f -p 80 -h /www >/dev/null 2>>"$T/pod.err"
+rc=$?
+e2e_expect "podman pod create --network $NET -p $PODPORT:80, httpd in it: exit $rc $(head -c 200 "$T/pod.err")" test $rc -eq 0
+e2e_expect "the pod's published port answers on H's loopback" bash -c \
+  "for i in \$(seq 50); do ${HN[*]} curl -sS -m 5 http://127.0.0.1:$PODPORT/ 2>/dev/null | grep -q 'served by httpd' && exit 0; sleep 0.2; done; exit 1"
+timeout 60 "${PMH[@]}" pod rm -f -t 0 "pod$$" >/dev/null 2>"$T/podrm.err"
+rc=$?
+e2e_expect "podman pod rm: exit $rc $(cat "$T/podrm.err")" test $rc -eq 0
 
 # ---- nothing of ferry's left
 [[ -n $DEV ]] || e2e_fail "no ferry device seen while the container ran"
