@@ -14,7 +14,7 @@
 # mangle counter in the host namespace), detach removes the cgroups, and
 # after a SIGKILL of service and translator, `ferry detach` removes what
 # they left. Without a detach, the next ferry to start removes a killed
-# service's cgroups, never a live one's (cleanup_dead_instance_cgroups). Guests reach only the gateway (the host namespace's loopback).
+# service's cgroups, never a live one's (sweep_dead_instances, tools/ferry/stale_sweep.h). Guests reach only the gateway (the host namespace's loopback).
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 e2e_init

@@ -319,11 +319,21 @@ e2e_check_clean() {
 e2e_attach_topology() {
   local h=$1 g=$2 dev=$3
   HN=(nsenter "--net=/run/netns/$h")
-  e2e_on_exit "ip netns del $g"
   e2e_on_exit "ip netns del $h"
-  ip netns add "$h" && ip netns add "$g" || e2e_die "namespaces"
-  e2e_on_exit "timeout 20 ${HN[*]} $FERRY detach $dev -q"
+  ip netns add "$h" || e2e_die "namespace $h"
   ip -n "$h" link set lo up
+  e2e_attach_guest "$h" "$g" "$dev"
+}
+
+# e2e_attach_guest H G DEV: one more guest for H (made by
+# e2e_attach_topology): namespace G whose eth0 (198.18.0.2/24, default
+# route via 198.18.0.1) is the peer of veth DEV in H; removed (and DEV
+# detached) at exit.
+e2e_attach_guest() {
+  local h=$1 g=$2 dev=$3
+  e2e_on_exit "ip netns del $g"
+  ip netns add "$g" || e2e_die "namespace $g"
+  e2e_on_exit "timeout 20 nsenter --net=/run/netns/$h $FERRY detach $dev -q"
   ip -n "$g" link set lo up
   ip link add "$dev" netns "$h" type veth peer name eth0 netns "$g" || e2e_die "veth"
   ip -n "$h" link set "$dev" up

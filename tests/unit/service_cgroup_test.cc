@@ -177,5 +177,27 @@ TEST(ServiceCgroup, DeadInstancesCgroupsAreRemovedAtStart) {
   EXPECT_EQ(system(("rm -rf " + root).c_str()), 0);
 }
 
+TEST(ServiceCgroup, OldLayoutCgroupsGoOnlyWhenProvedFerrysAndDead) {
+  const std::string root = fake_root();
+  ASSERT_FALSE(root.empty());
+  // ferry-NAME at the top: fy07 dead and ours, fy08 dead but not ours (no
+  // mark program), live3 ours but alive, fy09 ours and dead but young,
+  // fy10 ours and dead but holding a child (rmdir refuses it, as a cgroup
+  // with a process).
+  for (const char* d : {"/ferry-fy07", "/ferry-fy08", "/ferry-live3", "/ferry-fy09", "/ferry-fy10", "/ferry-fy10/x"})
+    ASSERT_EQ(mkdir((root + d).c_str(), 0755), 0) << d;
+  const time_t old = time(nullptr) - 3600;
+  const timespec times[2] = {{old, 0}, {old, 0}};
+  for (const char* d : {"/ferry-fy07", "/ferry-fy08", "/ferry-live3", "/ferry-fy10"})
+    ASSERT_EQ(utimensat(AT_FDCWD, (root + d).c_str(), times, 0), 0) << d;
+  auto dead = [](const std::string& name) { return name.rfind("live", 0) != 0; };
+  auto ours = [](const std::string& path) { return path.find("fy08") == std::string::npos; };
+  EXPECT_EQ(remove_dead_instance_cgroups(root, dead), 0u);  // no proof asked for: the old layout stays
+  EXPECT_EQ(remove_dead_instance_cgroups(root, dead, 10, ours), 1u);
+  EXPECT_EQ(dirs_under(root), (std::vector<std::string>{"ferry-fy08", "ferry-fy09", "ferry-fy10", "ferry-fy10/x",
+                                                        "ferry-live3"}));
+  EXPECT_EQ(system(("rm -rf " + root).c_str()), 0);
+}
+
 }  // namespace
 }  // namespace ferry::sandbox

@@ -63,6 +63,7 @@
 #include "attach/instance.h"
 #include "bpf/fastpath_maps.h"
 #include "commands.h"
+#include "common/instance_lock.h"
 #include "common/option_table.h"
 #include "counters_file.h"
 #include "loop/event_loop.h"
@@ -74,6 +75,7 @@
 #include "sandbox/process_identity.h"
 #include "sandbox/process_split.h"
 #include "sandbox/service_cgroup.h"
+#include "stale_sweep.h"
 #include "tapq/netlink_tx_counters.h"
 #include "tcp/tcp_translator.h"
 #include "translator/translator.h"
@@ -249,7 +251,7 @@ std::string addr_or_empty(bool on, const std::string& s) { return on ? s : std::
 // The service: builds everything, reports readiness, translates until told to stop.
 int run_service(const AttachArgs& a, int ns_fd, int ready_fd) {
   const std::string dir = attach::run_dir(a.dev);
-  cleanup_dead_instance_cgroups();  // what killed instances (attach, run, vm) left
+  sweep_dead_instances();  // what killed instances (attach, run, vm) left (stale_sweep.h)
   // A cgroup of its own, before anything is made (maps and buffers are charged there).
   std::string cgroup_dir;
   const std::string cgroup_home = sandbox::current_cgroup();
@@ -533,21 +535,22 @@ int cmd_attach(int argc, char** argv) {
       return 1;
     }
   }
-  const bool made_dir = mkdir(dir.c_str(), 0700) == 0;
-  chmod(dir.c_str(), 0700);
-  const int lock = open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) {
-    const bool busy = lock >= 0 && errno == EWOULDBLOCK;
+  struct stat dir_st {};
+  const bool made_dir = stat(dir.c_str(), &dir_st) != 0;
+  // (ordered against a sweep of dead instances: common/instance_lock.h)
+  const int lock = hold_instance_lock(dir);
+  if (lock < 0) {
+    const bool busy = errno == EWOULDBLOCK;
     if (busy) {
       std::fprintf(stderr, "ferry attach: %s is already attached (pid %d); 'ferry detach %s' first\n", a.dev.c_str(),
                    attach::service_pid(a.dev), a.dev.c_str());
     } else {
       std::fprintf(stderr, "ferry attach: lock %s/lock: %s\n", dir.c_str(), std::strerror(errno));
     }
-    if (lock >= 0) close(lock);
     if (made_dir && !busy) (void)attach::remove_dir_flat(dir);
     return 1;
   }
+  chmod(dir.c_str(), 0700);
   // A dead service's leftovers: its DEV link and pins, its files.
   (void)attach::remove_pins(a.dev);
   for (const char* f : {"pid", "pid.identity", "state", "state.tmp", "log"}) unlink((dir + "/" + f).c_str());

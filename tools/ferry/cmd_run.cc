@@ -78,6 +78,7 @@
 #include "netns/netns.h"
 #include "nsfwd/ns_listeners.h"
 #include "nsfwd/ns_steering.h"
+#include "stale_sweep.h"
 #include "nsfwd/tcp_relay.h"
 #include "nsfwd/udp_relay.h"
 #include "common/instance_lock.h"
@@ -497,7 +498,6 @@ int cmd_run(int argc, char** argv) {
                                         : std::strerror(errno));
       return 1;
     }
-    cleanup_stale_instances();
   }
   std::unique_ptr<BpfAttachment> bpf;
   if (config.fastpath) {
@@ -552,8 +552,7 @@ int cmd_run(int argc, char** argv) {
   // The translator's counters for `ferry stats`, rewritten every second (by us, from its messages).
   // (with the tap's drops, read here: the translator has no netlink socket)
   // (rootless: under the caller's own directory, counters_file.h)
-  cleanup_stale_run_counters();
-  cleanup_dead_instance_cgroups();  // what killed instances (run, vm, attach) left
+  sweep_dead_instances();  // what killed instances (run, vm, attach) left (stale_sweep.h)
   RunCountersFile counters_file(
       instance, rootless ? GuestPathDrops()
                          : GuestPathDrops(GuestPathDrops::open_netlink(guest_ns.get()), tap->ifindex(), 0));

@@ -55,6 +55,7 @@
 #include "sandbox/process_split.h"
 #include "translator/translator.h"
 #include "session.h"
+#include "stale_sweep.h"
 
 namespace ferry::cli {
 
@@ -259,7 +260,7 @@ int cmd_vm(int argc, char** argv) {
     // Not root: no lock (/run/ferry-run is root's), and the directory is
     // under the caller's own base (run_base_dir), as a rootless ferry run's.
     if (root) (void)hold_run_instance_lock(instance);
-    cleanup_stale_run_counters();
+    sweep_dead_instances();  // what killed instances left (stale_sweep.h)
     counters_file.emplace(instance);
     if (std::string error; !counters_file->open(&error) && !quiet) {
       std::fprintf(stderr, "ferry vm: warning: no counters file (%s)\n", error.c_str());

@@ -161,37 +161,6 @@ void GuestPathDrops::add_to(attach::StateMap& m) {
   }
 }
 
-// Each run-PID and vm-PID directory whose instance is dead goes (common/instance_lock.h).
-void cleanup_stale_run_counters() {
-  DIR* d = opendir(run_base_dir().c_str());
-  if (d == nullptr) return;
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (!is_run_instance(name) && !is_vm_instance(name)) continue;
-    char* end = nullptr;
-    long pid = std::strtol(name.c_str() + name.find('-') + 1, &end, 10);
-    if (pid <= 0 || *end != '\0') continue;
-    if (!run_instance_is_stale(name, static_cast<int>(pid))) continue;
-    (void)attach::remove_dir_flat(run_counters_dir(name));
-    if (privileged_for_network_setup())
-      sandbox::remove_service_cgroups(sandbox::cgroup2_mount(), name);  // its --mark cgroup
-  }
-  closedir(d);
-}
-
-bool instance_is_dead(const std::string& name) {
-  if (is_run_instance(name) || is_vm_instance(name)) {
-    const long pid = std::strtol(name.c_str() + name.find('-') + 1, nullptr, 10);
-    return pid > 0 && run_instance_is_stale(name, static_cast<int>(pid));
-  }
-  return attach::valid_ifname(name) && !attach::service_alive(name);
-}
-
-void cleanup_dead_instance_cgroups() {
-  if (!privileged_for_network_setup()) return;
-  (void)sandbox::remove_dead_instance_cgroups(sandbox::cgroup2_mount(), instance_is_dead);
-}
-
 // key=value lines, one per counter.
 std::string counters_text(Translator& tr, const FramePort& port, const NsTcpRelay* ns_tcp, const NsUdpRelay* ns_udp) {
   std::string out;

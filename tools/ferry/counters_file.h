@@ -98,20 +98,6 @@ class GuestPathDrops {
   int dev_ifindex_ = 0;  // 0: `ferry run` (no DEV)
 };
 
-// Removes the counters directories of `ferry run` and `ferry vm` instances
-// whose process is gone (killed with SIGKILL: it could not remove its own),
-// and their --mark cgroups (sandbox/service_cgroup.h).
-void cleanup_stale_run_counters();
-
-// Whether instance NAME is known to be gone: run-PID and vm-PID by their
-// lock (run_instance_is_stale), an attached DEV when no service holds its
-// lock (attach::service_alive); any other name is kept (false).
-bool instance_is_dead(const std::string& name);
-// Removes the cgroups (sandbox/service_cgroup.h) that dead instances left
-// under the cgroup2 mount, both layouts: at the start of `ferry run` and of
-// an attach service, as cleanup_stale_instances does for pins. Root only.
-void cleanup_dead_instance_cgroups();
-
 // `ferry run`'s writer, in the privileged parent (rootless: the caller's
 // process): creates run_base_dir()/<instance>/ (0700, the base checked),
 // rewrites its counters file with what the translator sends, and removes the

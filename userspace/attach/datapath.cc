@@ -282,4 +282,19 @@ Status remove_pins(const std::string& instance) {
   return remove_dir_flat(dir);
 }
 
+bool dev_link_active(const std::string& instance) {
+  const int fd = bpf_obj_get((pin_dir(instance) + "/link_dev").c_str());
+  if (fd < 0) return errno != ENOENT;
+  bpf_link_info info{};
+  uint32_t len = sizeof(info);
+  const bool got = bpf_obj_get_info_by_fd(fd, &info, &len) == 0;
+  ::close(fd);
+  if (!got) return true;
+  // An XDP link's and a tcx link's ifindex are both the union's first
+  // field (linux/bpf.h); libbpf 1.1's headers name only xdp's.
+  constexpr uint32_t kLinkTypeTcx = 11;  // BPF_LINK_TYPE_TCX, Linux 6.6
+  if (info.type != BPF_LINK_TYPE_XDP && info.type != kLinkTypeTcx) return true;
+  return info.xdp.ifindex != 0;
+}
+
 }  // namespace ferry::attach

@@ -145,6 +145,14 @@ class Datapath {
 // DEV link, removes every pin and the pin dir of `instance`. Nothing there is fine.
 Status remove_pins(const std::string& instance);
 
+// Whether `instance`'s pinned DEV link still acts on a device: true while
+// the link is pinned and its device exists (or when that cannot be told),
+// false when no link is pinned or its device is gone (the kernel keeps a
+// defunct link with ifindex 0, in whatever namespace the device was). A
+// dead service's DEV link keeps the guest's frames from the host's stack:
+// only when this is false may a sweep remove its pins and files.
+bool dev_link_active(const std::string& instance);
+
 // The bytes to mmap for an array of `entries` values of `value_size`.
 size_t mmap_len(uint32_t entries, size_t value_size);
 

@@ -9,15 +9,18 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstring>
 
 #include "sandbox/service_cgroup.h"
 
 namespace ferry {
 
 namespace {
+constexpr const char* kMarkProgramName = "ferry_mark";  // what carries_mark_program looks for
+}  // namespace
 
 // r2 = mark; *(u32 *)(r1 + offsetof(bpf_sock, mark)) = r2; r0 = 1; exit.
-int load_program(uint32_t mark) {
+int load_mark_program(uint32_t mark) {
   bpf_insn insns[4] = {};
   insns[0].code = BPF_ALU64 | BPF_MOV | BPF_K;
   insns[0].dst_reg = BPF_REG_2;
@@ -31,10 +34,27 @@ int load_program(uint32_t mark) {
   insns[2].imm = 1;  // allow the socket
   insns[3].code = BPF_JMP | BPF_EXIT;
   LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_CGROUP_INET_SOCK_CREATE);
-  return bpf_prog_load(BPF_PROG_TYPE_CGROUP_SOCK, "ferry_mark", "GPL", insns, 4, &opts);
+  return bpf_prog_load(BPF_PROG_TYPE_CGROUP_SOCK, kMarkProgramName, "GPL", insns, 4, &opts);
 }
 
-}  // namespace
+bool carries_mark_program(const std::string& cgroup_dir) {
+  const int cg = open(cgroup_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cg < 0) return false;
+  uint32_t ids[8] = {}, count = 8, flags = 0;
+  const int rc = bpf_prog_query(cg, BPF_CGROUP_INET_SOCK_CREATE, 0, &flags, ids, &count);
+  close(cg);
+  if (rc != 0 || count == 0 || count > 8) return false;
+  for (uint32_t i = 0; i < count; i++) {
+    const int fd = bpf_prog_get_fd_by_id(ids[i]);
+    if (fd < 0) return false;
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    const bool ours = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && std::strcmp(info.name, kMarkProgramName) == 0;
+    close(fd);
+    if (!ours) return false;
+  }
+  return true;
+}
 
 Result<std::unique_ptr<MarkCgroup>> MarkCgroup::create(const std::string& instance, uint32_t mark,
                                                        const std::string& service_dir) {
@@ -50,7 +70,7 @@ Result<std::unique_ptr<MarkCgroup>> MarkCgroup::create(const std::string& instan
   }
   c->cg_fd_ = open(c->path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (c->cg_fd_ < 0) return Status::from_errno("open " + c->path_);
-  c->prog_fd_ = load_program(mark);
+  c->prog_fd_ = load_mark_program(mark);
   if (c->prog_fd_ < 0) return Status(-c->prog_fd_, "load the socket-mark program");
   if (int rc = bpf_prog_attach(c->prog_fd_, c->cg_fd_, BPF_CGROUP_INET_SOCK_CREATE, 0); rc != 0) {
     return Status(-rc, "attach the socket-mark program to " + c->path_);

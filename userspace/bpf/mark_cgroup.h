@@ -27,6 +27,15 @@
 
 namespace ferry {
 
+// Whether the cgroup at cgroup_dir carries ferry's socket-mark program (one
+// or more programs at BPF_CGROUP_INET_SOCK_CREATE, every one of them named
+// ferry_mark) and so is a --mark cgroup ferry made: what tells an old
+// layout's <cgroup2>/ferry-NAME from anyone else's directory of that name
+// (sandbox/service_cgroup.h, remove_dead_instance_cgroups). Root only.
+bool carries_mark_program(const std::string& cgroup_dir);
+// Loads the socket-mark program (tests make an old-layout cgroup with it).
+int load_mark_program(uint32_t mark);
+
 class MarkCgroup {
  public:
   // service_dir: the service's own cgroup ("" when it has none). ENOENT

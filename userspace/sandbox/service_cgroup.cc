@@ -106,28 +106,39 @@ void remove_service_cgroups(const std::string& cgroup2, const std::string& name)
 
 // Each directory under cgroup2/ferry/ old enough, then the dead ones' removal.
 size_t remove_dead_instance_cgroups(const std::string& cgroup2, bool (*is_dead)(const std::string& name),
-                                    long min_age_s) {
+                                    long min_age_s, bool (*old_layout_is_ours)(const std::string& path)) {
   if (cgroup2.empty()) return 0;
-  const std::string top = cgroup2 + "/ferry";
-  std::vector<std::string> names;
   const time_t now = time(nullptr);
-  if (DIR* d = opendir(top.c_str())) {
-    while (dirent* e = readdir(d)) {
-      const std::string name = e->d_name;
-      if (name.empty() || name[0] == '.') continue;
-      struct stat st {};
-      if (stat((top + "/" + name).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
-      if (now - st.st_mtime < min_age_s) continue;  // perhaps being made right now
-      names.push_back(name);
+  // The names of the directories under `dir` old enough, whose names start with `prefix` (stripped).
+  auto old_enough = [&](const std::string& dir, const std::string& prefix) {
+    std::vector<std::string> names;
+    if (DIR* d = opendir(dir.c_str())) {
+      while (dirent* e = readdir(d)) {
+        const std::string name = e->d_name;
+        if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+        if (name[prefix.size()] == '.') continue;
+        struct stat st {};
+        if (stat((dir + "/" + name).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+        if (now - st.st_mtime < min_age_s) continue;  // perhaps being made right now
+        names.push_back(name.substr(prefix.size()));
+      }
+      closedir(d);
     }
-    closedir(d);
-  }
+    return names;
+  };
+  const std::string top = cgroup2 + "/ferry";
   size_t removed = 0;
-  for (const std::string& name : names) {
+  for (const std::string& name : old_enough(top, "")) {
     if (!is_dead(name)) continue;
     remove_service_cgroups(cgroup2, name);
     struct stat st {};
     if (stat((top + "/" + name).c_str(), &st) != 0) removed++;
+  }
+  if (old_layout_is_ours == nullptr) return removed;
+  for (const std::string& name : old_enough(cgroup2, "ferry-")) {
+    const std::string path = cgroup2 + "/ferry-" + name;
+    if (!is_dead(name) || !old_layout_is_ours(path)) continue;
+    if (rmdir(path.c_str()) == 0) removed++;
   }
   return removed;
 }

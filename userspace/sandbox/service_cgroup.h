@@ -84,15 +84,19 @@ void remove_service_cgroups(const std::string& cgroup2, const std::string& name)
 // Every instance's cgroups under cgroup2/ferry/NAME whose instance
 // is_dead(NAME) says is gone: what an instance killed with SIGKILL left
 // (remove_service_cgroups each, which takes an old ferry-NAME of the same
-// name too). The old layout's top-level ferry-NAME entries alone are not
-// swept: no version since 6d56f87 makes them, and `ferry detach DEV` still
-// removes DEV's. Entries
-// modified less than min_age_s ago are left alone: an instance may be
-// between making its cgroup and joining it. rmdir() refuses a cgroup that
-// still holds a process, so a live instance's cgroup survives a wrong
-// answer. Returns how many instances' cgroups went; best effort.
+// name too). With old_layout_is_ours, the old layout's top-level
+// cgroup2/ferry-NAME entries alone (no version since 6d56f87 makes them;
+// their instances died before it) go too, where NAME is dead and
+// old_layout_is_ours(path) proves the directory ferry's (it carries
+// ferry's mark program: bpf/mark_cgroup.h): a name alone proves nothing
+// at a hierarchy's top. Entries modified less than min_age_s ago are left
+// alone: an instance may be between making its cgroup and joining it.
+// rmdir() refuses a cgroup that still holds a process or a child, so a
+// live instance's cgroup survives a wrong answer. Returns how many
+// instances' cgroups went; best effort.
 size_t remove_dead_instance_cgroups(const std::string& cgroup2, bool (*is_dead)(const std::string& name),
-                                    long min_age_s = 10);
+                                    long min_age_s = 10,
+                                    bool (*old_layout_is_ours)(const std::string& path) = nullptr);
 
 // Where the cgroup2 hierarchy is mounted ("" when nowhere).
 std::string cgroup2_mount();
