@@ -60,8 +60,7 @@ void TcpTranslator::fast_progress(uint32_t slot, bool dup_run, uint32_t dup_ack)
   if (c.state != TcpState::established) return;
   fast_fold(slot);
   if (dup_run && dup_ack == c.snd_una && c.snd_una != c.snd_max && !c.in_recovery) {
-    counters_.fast_retransmits++;
-    c.recovery.fast_recoveries++;
+    count_recovery_event(c, RecoveryEvent::fast_recovery);
     start_recovery(slot, false, true);
   }
   const bool dry = !(c.flags & (kReadable | kHostEof));

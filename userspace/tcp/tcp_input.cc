@@ -185,8 +185,7 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
     if (c.in_recovery && c.rtx_fenced &&
         (seq::gt(c.sacks.high(una), c.rtx_fence) || c.sacks.covers(c.rtx_last, &sacked_end)) &&
         c.sacks.next_hole(una, seq::max(c.rtx_nxt, una), &hole) > 0) {
-      counters_.lost_retransmits++;
-      c.recovery.lost_retransmits++;
+      count_recovery_event(c, RecoveryEvent::lost_retransmit);
       c.rtx_nxt = una;
       c.rtx_fenced = false;
     }
@@ -264,13 +263,7 @@ bool TcpTranslator::process_ack(uint32_t slot, uint32_t sq, uint32_t ack, uint16
   // snd_una (a tap does not reorder; one SACKed super-segment is enough).
   if (!c.in_recovery && c.snd_una != c.snd_max &&
       (c.dupacks >= 3 || c.sacks.sacked_bytes() > 2u * c.mss || probe_loss)) {
-    if (probe_loss) {
-      counters_.tlp_recoveries++;
-      c.recovery.tlp_recoveries++;
-    } else {
-      counters_.fast_retransmits++;
-      c.recovery.fast_recoveries++;
-    }
+    count_recovery_event(c, probe_loss ? RecoveryEvent::tlp_recovery : RecoveryEvent::fast_recovery);
     start_recovery(slot, false, false);  // synced below
   }
   // The window moves only with an ACK of SND.UNA or beyond (RFC 9293

@@ -350,8 +350,7 @@ uint32_t TcpTranslator::retransmit_range(uint32_t slot, uint32_t sq, uint32_t le
   uint32_t cur = seq::min(c.snd_nxt, data_end) - c.snd_una;
   set_int(c.fd, SOL_SOCKET, SO_PEEK_OFF, static_cast<int>(cur));
   if (r <= 0) return 0;
-  counters_.retransmits++;
-  c.recovery.retransmits++;
+  count_recovery_event(c, RecoveryEvent::retransmit);
   TcpSegment seg = segment_for(c);
   seg.seq = sq;
   seg.ack = c.rcv_nxt;
@@ -390,8 +389,7 @@ void TcpTranslator::repair(uint32_t slot, bool resend_first) {
     // A frame smaller than an MSS only when nothing else is in flight.
     if (room == 0 || (room < std::min(len, uint32_t{c.mss}) && pipe(c) > 0)) return;
     if ((c.flags & kFinSent) && start == c.fin_seq) {
-      counters_.retransmits++;
-      c.recovery.retransmits++;
+      count_recovery_event(c, RecoveryEvent::retransmit);
       emit_control(slot, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, window_to_advertise(slot));
       c.rtx_nxt = c.fin_seq + 1;
       c.rtx_fence = c.snd_max;  // what the guest SACKs above it left after this
@@ -413,6 +411,38 @@ void TcpTranslator::repair(uint32_t slot, bool resend_first) {
     rearm_recovery_probe(slot);
     // The FIN went with the data's last bytes.
     if ((c.flags & kFinSent) && c.rtx_nxt == c.fin_seq) c.rtx_nxt++;
+  }
+}
+
+// Counts a loss-recovery event in the translator's counters and in the
+// flow's own tally (TcpRecoveryTally: the same events, per flow).
+void TcpTranslator::count_recovery_event(TcpConn& c, RecoveryEvent e) {
+  TcpRecoveryTally& t = c.recovery;
+  switch (e) {
+    case RecoveryEvent::retransmit:
+      counters_.retransmits++;
+      t.retransmits++;
+      break;
+    case RecoveryEvent::rto:
+      counters_.rto_expired++;
+      t.rto_expired++;
+      break;
+    case RecoveryEvent::tlp_probe:
+      counters_.tlp_probes++;
+      t.tlp_probes++;
+      break;
+    case RecoveryEvent::fast_recovery:
+      counters_.fast_retransmits++;
+      t.fast_recoveries++;
+      break;
+    case RecoveryEvent::tlp_recovery:
+      counters_.tlp_recoveries++;
+      t.tlp_recoveries++;
+      break;
+    case RecoveryEvent::lost_retransmit:
+      counters_.lost_retransmits++;
+      t.lost_retransmits++;
+      break;
   }
 }
 

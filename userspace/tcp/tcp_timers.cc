@@ -189,8 +189,7 @@ void TcpTranslator::rtx_timer(uint32_t slot, uint64_t now) {
           reset_both(slot, "retransmit-timeout");
           return;
         }
-        counters_.rto_expired++;
-        c.recovery.rto_expired++;
+        count_recovery_event(c, RecoveryEvent::rto);
         c.tlp = kTlpNone;  // the probe's episode ends with it
         c.rto.back_off();
         c.dupacks = 0;
@@ -237,8 +236,7 @@ void TcpTranslator::loss_probe(uint32_t slot, uint64_t now) {
   if (c.state != TcpState::established || c.in_recovery || c.tlp != kTlpNone ||
       c.snd_una == c.snd_max)
     return;
-  counters_.tlp_probes++;
-  c.recovery.tlp_probes++;
+  count_recovery_event(c, RecoveryEvent::tlp_probe);
   const uint32_t before = c.snd_max;
   if ((c.flags & kReadable) && !(c.flags & kFinSent) &&
       seq::ge(c.snd_una + c.snd_wnd, c.snd_nxt + c.mss)) {
@@ -258,8 +256,7 @@ void TcpTranslator::loss_probe(uint32_t slot, uint64_t now) {
     if (len > 0) {
       retransmit_range(slot, c.tlp_seq, len);  // a FIN behind it goes along
     } else {  // only our FIN is outstanding
-      counters_.retransmits++;
-      c.recovery.retransmits++;
+      count_recovery_event(c, RecoveryEvent::retransmit);
       emit_control(slot, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, window_to_advertise(slot));
     }
   }
@@ -301,14 +298,12 @@ void TcpTranslator::recovery_probe(uint32_t slot, uint64_t now) {
   const bool fin_only = len == 0 && (c.flags & kFinSent) && start == c.fin_seq;
   if ((len == 0 && !fin_only) || seq::lt(start, c.snd_una) || c.sacks.covers(start, &sacked_end))
     return;  // it arrived: the guest's ACKs go on (or the RTO)
-  counters_.tlp_probes++;
-  c.recovery.tlp_probes++;
+  count_recovery_event(c, RecoveryEvent::tlp_probe);
   c.tlp = kTlpRecovery;
   c.tlp_seq = start;
   c.tlp_end = c.snd_max;
   if (fin_only) {
-    counters_.retransmits++;
-    c.recovery.retransmits++;
+    count_recovery_event(c, RecoveryEvent::retransmit);
     emit_control(slot, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, window_to_advertise(slot));
   } else {
     retransmit_range(slot, start, len);  // a FIN right behind it goes along
@@ -321,8 +316,7 @@ void TcpTranslator::recovery_probe(uint32_t slot, uint64_t now) {
 // repaired a loss: cwnd is cut once, as for a fast recovery.
 void TcpTranslator::probe_answered(TcpConn& c, uint32_t flight, bool dsack) {
   if (c.tlp == kTlpRetransmit && !dsack && !c.in_recovery) {
-    counters_.tlp_recoveries++;
-    c.recovery.tlp_recoveries++;
+    count_recovery_event(c, RecoveryEvent::tlp_recovery);
     counters_.cwnd_reductions++;
     c.cc.enter_recovery(flight);
   }

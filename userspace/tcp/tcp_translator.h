@@ -237,6 +237,10 @@ class TcpTranslator : public IoHandler, public TimerClient {
   void start_recovery(uint32_t slot, bool rto, bool retire_first);
   // Resends the lost bytes recovery has not resent yet, within cwnd.
   void repair(uint32_t slot, bool resend_first = false);
+  // One loss-recovery event toward the guest, counted once for both its
+  // records: the translator's counter and the flow's tally (-v close line).
+  enum class RecoveryEvent : uint8_t { retransmit, rto, tlp_probe, fast_recovery, tlp_recovery, lost_retransmit };
+  void count_recovery_event(TcpConn& c, RecoveryEvent e);
   // Resends len bytes at seq as one frame; the bytes resent (0: none).
   uint32_t retransmit_range(uint32_t slot, uint32_t seq, uint32_t len);
   // In flight by RFC 6675's count, and the room cwnd leaves beside it.
