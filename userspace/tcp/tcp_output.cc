@@ -391,11 +391,7 @@ void TcpTranslator::repair(uint32_t slot, bool resend_first) {
     if ((c.flags & kFinSent) && start == c.fin_seq) {
       count_recovery_event(c, RecoveryEvent::retransmit);
       emit_control(slot, tcpflag::kFin | tcpflag::kAck, c.fin_seq, c.rcv_nxt, window_to_advertise(slot));
-      c.rtx_nxt = c.fin_seq + 1;
-      c.rtx_fence = c.snd_max;  // what the guest SACKs above it left after this
-      c.rtx_last = c.fin_seq;
-      c.rtx_fenced = true;
-      rearm_recovery_probe(slot);
+      record_retransmission(slot, c.fin_seq, c.fin_seq + 1);
       continue;
     }
     len = std::min({len, room, data_end - start});
@@ -404,14 +400,23 @@ void TcpTranslator::repair(uint32_t slot, bool resend_first) {
       c.rtx_nxt = limit;  // nothing there to resend (defensive)
       return;
     }
-    c.rtx_nxt = start + sent;
-    c.rtx_fence = c.snd_max;  // what the guest SACKs above it left after this
-    c.rtx_last = start;
-    c.rtx_fenced = true;
-    rearm_recovery_probe(slot);
+    record_retransmission(slot, start, start + sent);
     // The FIN went with the data's last bytes.
     if ((c.flags & kFinSent) && c.rtx_nxt == c.fin_seq) c.rtx_nxt++;
   }
+}
+
+// repair() resent [first, end): the pass goes on at end, and this is its
+// last retransmission so far: snd_max now is the fence (what the guest
+// SACKs above it left after this, process_ack()), and the recovery probe
+// waits a PTO from now.
+void TcpTranslator::record_retransmission(uint32_t slot, uint32_t first, uint32_t end) {
+  TcpConn& c = conns_[slot];
+  c.rtx_nxt = end;
+  c.rtx_fence = c.snd_max;
+  c.rtx_last = first;
+  c.rtx_fenced = true;
+  rearm_recovery_probe(slot);
 }
 
 // Counts a loss-recovery event in the translator's counters and in the

@@ -237,6 +237,9 @@ class TcpTranslator : public IoHandler, public TimerClient {
   void start_recovery(uint32_t slot, bool rto, bool retire_first);
   // Resends the lost bytes recovery has not resent yet, within cwnd.
   void repair(uint32_t slot, bool resend_first = false);
+  // repair() resent [first, end): the fence of its last retransmission
+  // (rtx_fence, rtx_last) and the recovery probe follow it.
+  void record_retransmission(uint32_t slot, uint32_t first, uint32_t end);
   // One loss-recovery event toward the guest, counted once for both its
   // records: the translator's counter and the flow's tally (-v close line).
   enum class RecoveryEvent : uint8_t { retransmit, rto, tlp_probe, fast_recovery, tlp_recovery, lost_retransmit };
