@@ -23,6 +23,7 @@
 	X(malformed, published)       /* failed parse_frame() */              \
 	X(not_for_us, published)      /* wrong destination MAC, multicast MAC source, VLAN tag */ \
 	X(unhandled, published)       /* well-formed, of no protocol we translate */ \
+	X(protocol_unreachable, published) /* ... to the gateway, answered: protocol unreachable / parameter problem */ \
 	X(fragmented, internal)       /* frames to the guest above its MTU, sent as IP fragments */ \
 	X(held_for_mac, published)    /* frames that waited for the guest's MAC */ \
 	X(held_dropped, published)    /* ... and were dropped (too big, pushed out, too old) */ \
@@ -48,7 +49,7 @@
 	X(rst_to_guest, published)                                             \
 	X(rst_from_guest, internal)                                            \
 	X(rst_unknown_flow, internal)  /* RSTs for segments of no flow */      \
-	X(time_wait_acks, internal)    /* ACKs for segments of a flow in TIME-WAIT (the guest's FIN again) */ \
+	X(time_wait_acks, published)   /* ACKs for segments of a flow in TIME-WAIT (the guest's FIN again) */ \
 	X(bad_ack_rst, internal)       /* RST for an unacceptable ACK in a SYN state */ \
 	X(challenge_acks, published)                                           \
 	X(dropped_segments, published) /* out of window, bogus, malformed for TCP */ \

@@ -624,6 +624,8 @@ PROBES = [
     ("TCP data after FIN", "RFC 9293 3.10.7.4", tcp_data_after_fin),
     ("TCP exact RST whatever its ACK", "RFC 5961 3.2", tcp_rst_ack_ignored),
     ("IP TTL 0/1 to the gateway answered", "RFC 1122 3.2.1.7", ttl_low),
+    ("IPv4 unknown protocol: protocol unreachable", "RFC 1122 3.2.2.1", proto_unreachable4),
+    ("IPv6 unknown next header: parameter problem", "RFC 8200 4, RFC 4443 3.4", proto_unreachable6),
     ("no ICMP error to broadcast or multicast", "RFC 1122 3.2.2, RFC 4443 2.4", no_icmp_about_icmp_errors),
     ("ARP probe for the gateway answered", "RFC 5227 2.1.1, RFC 826", arp_probe_gateway),
     ("NDP DAD for the gateway defended", "RFC 4861 7.2.4, RFC 4862 5.4", ndp_dad_gateway),
@@ -638,13 +640,6 @@ PROBES = [
     ("DHCPv6 messages for another server ignored", "RFC 8415 16.2, 16.4, 16.6", dhcp6_foreign_server),
 ]
 
-# Rows for behaviour ferry does not have yet: they fail today, and --all
-# runs them too. Each moves up into PROBES with the fix that makes it pass.
-NOT_YET = [
-    ("IPv4 unknown protocol: protocol unreachable", "RFC 1122 3.2.2.1", proto_unreachable4),
-    ("IPv6 unknown next header: parameter problem", "RFC 8200 4, RFC 4443 3.4", proto_unreachable6),
-]
-
 
 def main():
     global A
@@ -652,7 +647,6 @@ def main():
     ap.add_argument("--echo", type=int, required=True)
     ap.add_argument("--closer", type=int, required=True)
     ap.add_argument("--only", default="", help="run only the rows whose name contains this")
-    ap.add_argument("--all", action="store_true", help="also the NOT_YET rows")
     A = ap.parse_args()
     gh.DEADLINE = time.time() + 90
     if not gh.prepare_guest(RAW_PORTS):
@@ -661,7 +655,7 @@ def main():
     if not gh.learn_gateway():
         return 1
     passed = failed = 0
-    for name, rfc, fn in PROBES + (NOT_YET if A.all else []):
+    for name, rfc, fn in PROBES:
         if A.only and A.only not in name:
             continue
         if time.time() > gh.DEADLINE:

@@ -11,12 +11,14 @@
 #include <optional>
 #include <vector>
 
+#include "codec/checksum.h"
 #include "codec/frame.h"
 #include "common/config.h"
 #include "gateway/gateway.h"
 #include "tcp/tcp_translator.h"
 #include "udp/udp_translator.h"
 #include "loop/event_loop.h"
+#include "policy/refusal.h"
 #include "port/frame_port.h"
 #include "translator/translator.h"
 #include "udp/udp_translator.h"
@@ -314,6 +316,90 @@ TEST(TranslatorNoMapGw, InboundSegmentsToTheGatewayPass) {
 // Only the guest's configured address is served: a frame from another
 // source (a neighbour on a shared link, a forged address, a UDP datagram
 // sent from it) is dropped unanswered and counted.
+// An IP packet from the guest with protocol / next header `proto` and the
+// given payload; IPv6 with one destination options header when ext.
+Bytes RawIp(const Config& cfg, bool v6, const InetAddr& dst, uint8_t proto, bool ext = false) {
+  Bytes f(14, 0);
+  std::memcpy(f.data(), cfg.our_mac.b.data(), 6);
+  std::memcpy(f.data() + 6, kGuestMac.b.data(), 6);
+  f[12] = v6 ? 0x86 : 0x08;
+  f[13] = v6 ? 0xdd : 0x00;
+  const Bytes payload = {'p', 'r', 'o', 't', 'o', '-', 'x', 'y'};
+  if (!v6) {
+    Bytes ip = {0x45, 0, 0, static_cast<uint8_t>(20 + payload.size()), 0, 0, 0x40, 0, 64, proto, 0, 0};
+    ip.insert(ip.end(), cfg.guest4.addr.v4_bytes(), cfg.guest4.addr.v4_bytes() + 4);
+    ip.insert(ip.end(), dst.v4_bytes(), dst.v4_bytes() + 4);
+    const uint16_t c = csum_fold(csum_partial(ip.data(), ip.size(), 0));
+    std::memcpy(ip.data() + 10, &c, 2);
+    f.insert(f.end(), ip.begin(), ip.end());
+  } else {
+    const size_t plen = payload.size() + (ext ? 8 : 0);
+    Bytes ip = {0x60, 0, 0, 0, 0, static_cast<uint8_t>(plen), static_cast<uint8_t>(ext ? 60 : proto), 64};
+    ip.insert(ip.end(), cfg.guest6.addr.b.begin(), cfg.guest6.addr.b.end());
+    ip.insert(ip.end(), dst.b.begin(), dst.b.end());
+    if (ext) ip.insert(ip.end(), {proto, 0, 1, 4, 0, 0, 0, 0});  // PadN of 4
+    f.insert(f.end(), ip.begin(), ip.end());
+  }
+  f.insert(f.end(), payload.begin(), payload.end());
+  return f;
+}
+
+// RFC 1122 3.2.2.1 / RFC 8200 4: the gateway, a host to the guest, answers
+// a protocol it does not speak (protocol unreachable; parameter problem
+// code 1 pointing at the Next Header field naming it, in the base header or
+// the last extension header), quoting the packet. No Next Header (59) and
+// packets to other addresses are only counted.
+TEST_F(TranslatorTest, UnknownProtocolToTheGatewayIsAnswered) {
+  Feed(RawIp(cfg, false, cfg.gateway4, 253));
+  ASSERT_EQ(port.sent.size(), 1u);
+  ParsedFrame r = parse_frame(port.sent[0], true);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.icmp.type, 3);
+  EXPECT_EQ(r.icmp.code, 2);
+  EXPECT_EQ(r.src, cfg.gateway4);
+  EXPECT_EQ(r.dst, cfg.guest4.addr);
+  ASSERT_GE(r.icmp.body_len, 4u + 20 + 8);
+  EXPECT_EQ(port.sent[0][r.icmp.body_offset + 4 + 9], 253);  // the quoted protocol
+  for (bool ext : {false, true}) {
+    port.sent.clear();
+    Feed(RawIp(cfg, true, cfg.gateway6, 253, ext));
+    ASSERT_EQ(port.sent.size(), 1u);
+    r = parse_frame(port.sent[0], true);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.icmp.type, 4);
+    EXPECT_EQ(r.icmp.code, 1);
+    EXPECT_EQ(r.src, cfg.gateway6);
+    const uint8_t* ptr = port.sent[0].data() + r.icmp.body_offset;
+    EXPECT_EQ((ptr[0] << 24) | (ptr[1] << 16) | (ptr[2] << 8) | ptr[3], ext ? 40 : 6);
+  }
+  port.sent.clear();
+  Feed(RawIp(cfg, true, cfg.gateway6, 59));                 // No Next Header
+  Feed(RawIp(cfg, false, *InetAddr::parse("198.18.0.77"), 253));  // not the gateway
+  Feed(RawIp(cfg, true, *InetAddr::parse("fd00:f::77"), 253));
+  EXPECT_TRUE(port.sent.empty());
+  EXPECT_EQ(tr.counters().unhandled, 6u);
+  EXPECT_EQ(tr.counters().protocol_unreachable, 3u);
+}
+
+// The pace of ICMP errors ferry originates (RFC 4443 2.4 f): a burst of 50,
+// then one per millisecond, on a clock the test sets.
+TEST(IcmpErrorPace, BurstThenOnePerMillisecond) {
+  IcmpErrorPace pace;
+  const uint64_t t0 = 5'000'000'000;
+  int sent = 0;
+  for (int i = 0; i < 200; i++) sent += pace.take(t0);
+  EXPECT_EQ(sent, 50);
+  EXPECT_FALSE(pace.take(t0 + 999'999));
+  EXPECT_TRUE(pace.take(t0 + 1'000'000));
+  EXPECT_FALSE(pace.take(t0 + 1'000'000));
+  sent = 0;
+  for (int i = 0; i < 200; i++) sent += pace.take(t0 + 11'000'000);  // 10 ms later: 10 tokens
+  EXPECT_EQ(sent, 10);
+  sent = 0;
+  for (int i = 0; i < 200; i++) sent += pace.take(t0 + 3'600'000'000'000);  // an hour: a burst, no more
+  EXPECT_EQ(sent, 50);
+}
+
 TEST_F(TranslatorTest, SpoofedSourcesAreDroppedAndCounted) {
   Feed(Echo(cfg.our_mac, *InetAddr::parse("198.18.0.9")));
   Feed(Echo(cfg.our_mac, *InetAddr::parse("10.0.0.1")));

@@ -163,9 +163,27 @@ void Translator::on_guest_frame(std::span<const uint8_t> frame, const RxMeta& me
       gateway_->on_guest_frame(f, frame);
       return;
     default:
-      counters_.unhandled++;
+      unknown_protocol(f, frame);
       return;
   }
+}
+
+// The gateway is a host to the guest: one that does not speak a protocol
+// says so (RFC 1122 3.2.2.1: protocol unreachable; RFC 8200 4: parameter
+// problem, code 1), paced (RFC 4443 2.4 f), so the guest's socket fails at
+// once. IPv6's No Next Header (59) is no protocol to answer for. Packets of
+// such protocols to any other address are counted and dropped: ferry cannot
+// tell whether that host would speak it.
+void Translator::unknown_protocol(const ParsedFrame& f, std::span<const uint8_t> frame) {
+  counters_.unhandled++;
+  constexpr uint8_t kNoNextHeader = 59;
+  const bool v6 = f.l3 == L3Kind::ipv6;
+  const bool to_gateway = v6 ? f.dst == config_.gateway6 || f.dst == link_local_from_mac(config_.our_mac)
+                             : f.dst == config_.gateway4;
+  if (!to_gateway || (v6 && f.protocol == kNoNextHeader) || !icmp_errors_.take(now_ns())) return;
+  uint8_t out[kProhibitedFrameMax];
+  const size_t n = build_protocol_unreachable(out, f, frame, config_.our_mac);
+  if (n && send_to_guest(std::span<const uint8_t>(out, n))) counters_.protocol_unreachable++;
 }
 
 // The estimate on this port's writes, started now.

@@ -32,6 +32,7 @@
 #include "codec/frame.h"
 #include "loop/event_loop.h"
 #include "policy/destination_policy.h"
+#include "policy/refusal.h"
 #include "port/frame_port.h"
 #include "tapq/tap_queue_estimate.h"
 #include "translator/reassembly.h"
@@ -141,6 +142,7 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler, p
   uint8_t tag_ = 0;
   Counters counters_;
   Reassembler reasm_;                    // the guest's IP fragments
+  IcmpErrorPace icmp_errors_;            // pace of the ICMP errors sent here
   std::unique_ptr<uint8_t[]> frag_buf_;  // one fragment toward the guest
   uint32_t frag_id_ = 0;
   bool port_gone_ = false;
@@ -165,6 +167,9 @@ class Translator final : public GuestLink, public FrameSink, public IoHandler, p
   // With --no-map-gw: an echo request to the gateway address is refused
   // (TCP and UDP: the destination policy). True when refused.
   bool refuse_unmapped_gateway(const ParsedFrame& f, std::span<const uint8_t> frame);
+  // A packet of a protocol no part of ferry speaks: answered as a host
+  // answers when it is for the gateway, else only counted.
+  void unknown_protocol(const ParsedFrame& f, std::span<const uint8_t> frame);
 };
 
 }  // namespace ferry
