@@ -24,7 +24,6 @@ e2e_remote_topology 1500
 G=$(e2e_unique g)
 DEV=fr$$$((RANDOM % 100))
 DEV=${DEV:0:15}
-GN=(nsenter "--net=/run/netns/$G")
 ip netns add "$G" || e2e_die "ip netns add $G"
 e2e_on_exit "ip netns del $G"
 ip -n "$G" link set lo up
@@ -44,27 +43,7 @@ timeout 30 "${RHN[@]}" "$FERRY" attach "$DEV" -q -t "$T1:7001" -t "$T2:7002" 2>"
   e2e_die "attach failed: $(cat "$ERR" "/run/ferry/$DEV/log" 2>/dev/null)"
 e2e_log "ferry attach $DEV in $RH: service pid $(cat "/run/ferry/$DEV/pid" 2>/dev/null)"
 
-# ---- outbound: G -> RP
-xfer_server_in "$RP" UP --addr :: --mode sink --bytes $N --seed 51 --count 2 --timeout 60
-xfer_server_in "$RP" DOWN --addr :: --mode source --bytes $N --seed 52 --count 2 --timeout 60
-gx() { timeout -k 5 60 "${GN[@]}" $XFER connect --timeout 20 --bytes $N "$@"; }
-for peer in "${REMOTE_P4[0]}" "${REMOTE_P6[0]}"; do
-  e2e_expect "G -> RP $peer: 64 MiB up" gx --addr "$peer" --port "$UP_PORT" --mode send --seed 51
-  e2e_expect "G <- RP $peer: 64 MiB down" gx --addr "$peer" --port "$DOWN_PORT" --mode recv --seed 52
-done
-e2e_expect "RP's sink verified both uploads" xfer_wait "$UP_PID"
-e2e_expect "RP's source got both verdicts" xfer_wait "$DOWN_PID"
-
-# ---- inbound: RP -> RH's address -> G
-xfer_server_in "$G" IN --addr :: --port 7001 --mode sink --bytes $N --seed 53 --count 2 --timeout 60
-xfer_server_in "$G" OUT --addr :: --port 7002 --mode source --bytes $N --seed 54 --count 2 --timeout 60
-px() { timeout -k 5 60 "${RPN[@]}" $XFER connect --timeout 20 --bytes $N "$@"; }
-for h in "${REMOTE_H4[0]}" "${REMOTE_H6[0]}"; do
-  e2e_expect "RP -> $h:$T1 -> G: 64 MiB" px --addr "$h" --port "$T1" --mode send --seed 53
-  e2e_expect "RP <- $h:$T2 <- G: 64 MiB" px --addr "$h" --port "$T2" --mode recv --seed 54
-done
-e2e_expect "G's sink verified both" xfer_wait "$IN_PID"
-e2e_expect "G's source got both verdicts" xfer_wait "$OUT_PID"
+xfer_remote_both_ways "$G" G "$N" 51 "$T1" "$T2"
 
 if ((E2E_FAILED)); then
   e2e_log "--- service log"

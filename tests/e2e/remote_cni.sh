@@ -42,27 +42,7 @@ cni_ok "ADD (spec 1.1.0, MTU 65520, two TCP port mappings)"
 DEV=$(cni_json 'r["interfaces"][0]["name"]')
 e2e_expect "pod's eth0 has MTU 65520" bash -c "ip -n '$P' link show eth0 | grep -q 'mtu 65520'"
 
-# ---- the pod -> RP
-xfer_server_in "$RP" UP --addr :: --mode sink --bytes $N --seed 61 --count 2 --timeout 60
-xfer_server_in "$RP" DOWN --addr :: --mode source --bytes $N --seed 62 --count 2 --timeout 60
-podx() { timeout -k 5 60 nsenter --net="/run/netns/$P" $XFER connect --timeout 20 --bytes $N "$@"; }
-for peer in "${REMOTE_P4[0]}" "${REMOTE_P6[0]}"; do
-  e2e_expect "pod -> RP $peer: 64 MiB up" podx --addr "$peer" --port "$UP_PORT" --mode send --seed 61
-  e2e_expect "pod <- RP $peer: 64 MiB down" podx --addr "$peer" --port "$DOWN_PORT" --mode recv --seed 62
-done
-e2e_expect "RP's sink verified both uploads" xfer_wait "$UP_PID"
-e2e_expect "RP's source got both verdicts" xfer_wait "$DOWN_PID"
-
-# ---- RP -> H's address -> the pod (port mappings)
-xfer_server_in "$P" IN --addr :: --port 7001 --mode sink --bytes $N --seed 63 --count 2 --timeout 60
-xfer_server_in "$P" OUT --addr :: --port 7002 --mode source --bytes $N --seed 64 --count 2 --timeout 60
-px() { timeout -k 5 60 "${RPN[@]}" $XFER connect --timeout 20 --bytes $N "$@"; }
-for h in "${REMOTE_H4[0]}" "${REMOTE_H6[0]}"; do
-  e2e_expect "RP -> $h:$M1 -> pod: 64 MiB" px --addr "$h" --port "$M1" --mode send --seed 63
-  e2e_expect "RP <- $h:$M2 <- pod: 64 MiB" px --addr "$h" --port "$M2" --mode recv --seed 64
-done
-e2e_expect "the pod's sink verified both" xfer_wait "$IN_PID"
-e2e_expect "the pod's source got both verdicts" xfer_wait "$OUT_PID"
+xfer_remote_both_ways "$P" pod "$N" 61 "$M1" "$M2"
 ((E2E_FAILED)) && cni_ferry_log "$DEV"
 
 cni_run 11 pod1 del "$NET" "$PNS"

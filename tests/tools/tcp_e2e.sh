@@ -11,6 +11,16 @@
 #                              rss_watch_stop sets RSS_MAX_KB
 #   free_port                  a TCP port free on both 127.0.0.1 and ::1
 #   build_loss_prog PPM OUT    compiles tests/tools/tcp_loss.bpf.c
+#   xfer_remote_both_ways NS LABEL BYTES SEED IN_PORT OUT_PORT
+#                              the real path's transfers (e2e_remote_topology),
+#                              BYTES each with sha256 checked on both sides,
+#                              over IPv4 and IPv6: LABEL (the guest, in
+#                              namespace NS) uploads to and downloads from
+#                              servers in RP (seeds SEED, SEED+1); clients in
+#                              RP reach RH's own address on IN_PORT (into the
+#                              guest's sink on 7001, SEED+2) and OUT_PORT (from
+#                              its source on 7002, SEED+3). Each transfer gives
+#                              up after 20 s without progress.
 TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 XFER="/usr/bin/python3 $TOOLS/tcp_xfer.py"
 
@@ -78,4 +88,31 @@ build_loss_prog() {
   local ppm=$1 out=$2
   clang-19 -O2 -g -target bpf -I"/usr/include/$(gcc -dumpmachine)" -DLOSS_PPM="$ppm" \
     -c "$TOOLS/tcp_loss.bpf.c" -o "$out"
+}
+
+xfer_remote_both_ways() {
+  local ns=$1 label=$2 n=$3 seed=$4 in_port=$5 out_port=$6 peer h
+  local gn=(nsenter "--net=/run/netns/$ns")
+  # ---- outbound: the guest -> RP
+  xfer_server_in "$RP" UP --addr :: --mode sink --bytes "$n" --seed "$seed" --count 2 --timeout 60
+  xfer_server_in "$RP" DOWN --addr :: --mode source --bytes "$n" --seed $((seed + 1)) --count 2 --timeout 60
+  for peer in "${REMOTE_P4[0]}" "${REMOTE_P6[0]}"; do
+    e2e_expect "$label -> RP $peer: $((n >> 20)) MiB up" timeout -k 5 60 "${gn[@]}" $XFER connect --timeout 20 \
+      --bytes "$n" --addr "$peer" --port "$UP_PORT" --mode send --seed "$seed"
+    e2e_expect "$label <- RP $peer: $((n >> 20)) MiB down" timeout -k 5 60 "${gn[@]}" $XFER connect --timeout 20 \
+      --bytes "$n" --addr "$peer" --port "$DOWN_PORT" --mode recv --seed $((seed + 1))
+  done
+  e2e_expect "RP's sink verified both uploads" xfer_wait "$UP_PID"
+  e2e_expect "RP's source got both verdicts" xfer_wait "$DOWN_PID"
+  # ---- inbound: RP -> RH's address -> the guest
+  xfer_server_in "$ns" IN --addr :: --port 7001 --mode sink --bytes "$n" --seed $((seed + 2)) --count 2 --timeout 60
+  xfer_server_in "$ns" OUT --addr :: --port 7002 --mode source --bytes "$n" --seed $((seed + 3)) --count 2 --timeout 60
+  for h in "${REMOTE_H4[0]}" "${REMOTE_H6[0]}"; do
+    e2e_expect "RP -> $h:$in_port -> $label: $((n >> 20)) MiB" timeout -k 5 60 "${RPN[@]}" $XFER connect \
+      --timeout 20 --bytes "$n" --addr "$h" --port "$in_port" --mode send --seed $((seed + 2))
+    e2e_expect "RP <- $h:$out_port <- $label: $((n >> 20)) MiB" timeout -k 5 60 "${RPN[@]}" $XFER connect \
+      --timeout 20 --bytes "$n" --addr "$h" --port "$out_port" --mode recv --seed $((seed + 3))
+  done
+  e2e_expect "$label's sink verified both" xfer_wait "$IN_PID"
+  e2e_expect "$label's source got both verdicts" xfer_wait "$OUT_PID"
 }

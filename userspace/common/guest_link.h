@@ -11,6 +11,7 @@
 #include <span>
 
 #include "codec/addr.h"
+#include "codec/frame.h"
 #include "common/config.h"
 #include "port/frame_port.h"
 
@@ -40,5 +41,17 @@ class GuestLink {
     return false;
   }
 };
+
+// The headers of a frame from `from` to the guest at `to`: from our MAC to
+// the guest's, TTL 64 (what the translators and the DNS forwarder send).
+inline L2L3 toward_guest(const GuestLink& link, const InetAddr& from, const InetAddr& to) {
+  L2L3 ip;
+  ip.eth_src = link.our_mac();
+  ip.eth_dst = link.guest_mac();
+  ip.src = from;
+  ip.dst = to;
+  ip.ttl = 64;
+  return ip;
+}
 
 }  // namespace ferry

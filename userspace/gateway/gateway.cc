@@ -474,13 +474,7 @@ void Gateway::drain_raw(bool v6) {
 void Gateway::relay_reply(size_t slot, uint8_t* icmp, size_t len) {
   EchoFlow& fl = flows_[slot];
   put16(icmp + 4, fl.guest_id);
-  L2L3 ip;
-  ip.eth_src = link_.our_mac();
-  ip.eth_dst = link_.guest_mac();
-  ip.src = fl.dest;
-  ip.dst = fl.guest;
-  ip.ttl = 64;
-  size_t n = build_icmp_frame(out_, ip, fl.v6 ? kIcmp6EchoReply : kIcmpEchoReply, 0,
+  size_t n = build_icmp_frame(out_, toward_guest(link_, fl.dest, fl.guest), fl.v6 ? kIcmp6EchoReply : kIcmpEchoReply, 0,
                               std::span<const uint8_t>(icmp + 4, len - 4));
   fl.last_used = now_ns();
   if (n && send(n)) counters_.echo_relayed++;

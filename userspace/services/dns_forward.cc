@@ -170,10 +170,7 @@ void DnsForwarder::drain(int fi) {
     }
     put16(msg_.data(), q.guest_id);
     UdpDatagram d;
-    d.ip.eth_src = link_.our_mac();
-    d.ip.eth_dst = link_.guest_mac();
-    d.ip.src = q.server;
-    d.ip.dst = q.guest;
+    d.ip = toward_guest(link_, q.server, q.guest);
     d.sport = kDnsPort;
     d.dport = q.guest_port;
     d.payload = std::span<const uint8_t>(msg_.data(), static_cast<size_t>(n));

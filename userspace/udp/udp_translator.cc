@@ -575,11 +575,7 @@ bool UdpTranslator::deliver(Flow& fl, uint8_t* buf, size_t payload_len,
   const bool v6 = !fl.guest.is_v4();
   const size_t off = udp_frame_header_len(payload_at_v6_offset || v6);
   UdpDatagram d;
-  d.ip.eth_src = link_.our_mac();
-  d.ip.eth_dst = link_.guest_mac();
-  d.ip.src = fl.peer;
-  d.ip.dst = fl.guest;
-  d.ip.ttl = 64;
+  d.ip = toward_guest(link_, fl.peer, fl.guest);
   d.sport = fl.peer_port;
   d.dport = fl.guest_port;
   d.payload = std::span<const uint8_t>(buf + off, payload_len);
@@ -666,12 +662,7 @@ void UdpTranslator::send_unreachable(Flow& fl, int err) {
   uint8_t body[4 + kIpv6HeaderLen + kUdpHeaderLen] = {};
   const size_t qlen = qn - kEthHeaderLen;
   std::memcpy(body + 4, ip, qlen);
-  L2L3 l;
-  l.eth_src = link_.our_mac();
-  l.eth_dst = link_.guest_mac();
-  l.src = fl.peer;
-  l.dst = fl.guest;
-  l.ttl = 64;
+  const L2L3 l = toward_guest(link_, fl.peer, fl.guest);
   uint8_t out[kEthHeaderLen + kIpv6HeaderLen + 4 + sizeof(body)];  // 4: type, code, checksum
   size_t n = build_icmp_frame(out, l, v6 ? 1 : 3, code, std::span<const uint8_t>(body, 4 + qlen));
   if (n == 0) return;
