@@ -8,9 +8,13 @@ check, odd SYN options, the gateway as a host (protocols it does not
 speak), ARP/NDP duplicate-address defence, DHCP/DHCPv6 message kinds.
 
 Run as: ferry run -- /usr/bin/python3 rfc_probes.py --echo PORT --closer PORT
+   or, in the namespace of a guest of `ferry attach` (GUEST_IF names its
+   interface): rfc_probes.py --echo PORT --closer PORT --peer ADDR
 
-  --echo    TCP echo server on the host's 127.0.0.1
-  --closer  TCP server on 127.0.0.1 that sends "bye" and closes at once
+  --echo    TCP echo server on the host's 127.0.0.1 (or on --peer)
+  --closer  TCP server there that sends "bye" and closes at once
+  --peer    the servers' IPv4 address when they are not the gateway's
+            (a peer one hop beyond ferry)
 
 Frames, links and hand-driven flows come from guest_hostile.py (same
 addresses, same canary rule for "must be silent"). Prints "ok: ..." or
@@ -92,8 +96,17 @@ def until_fin(f, timeout=3.0):
     return None
 
 
+def flow(sport, dport):
+    """A hand-driven flow to the servers: on the gateway (the host's
+    loopback), or on --peer when the servers are one hop beyond ferry."""
+    f = Flow(sport, dport)
+    if A.peer:
+        f.dst = A.peer
+    return f
+
+
 def fresh(sport, dport=None):
-    f = Flow(sport, A.echo if dport is None else dport)
+    f = flow(sport, A.echo if dport is None else dport)
     return f if f.connect() is not None else None
 
 
@@ -103,7 +116,7 @@ def fresh(sport, dport=None):
 def tcp_time_wait():
     """The host closes first; after the guest's FIN is ACKed, a
     retransmission of that FIN (our ACK was lost) is ACKed again, not reset."""
-    f = Flow(40400, A.closer)
+    f = flow(40400, A.closer)
     if f.connect() is None:
         return False, "no handshake"
     fin = until_fin(f)
@@ -126,7 +139,7 @@ def tcp_simultaneous_close():
     """Both FINs cross: ferry ACKs the guest's FIN that did not ACK its own,
     the guest's ACK of ferry's FIN then closes, and a retransmitted FIN is
     still ACKed (both ends in TIME-WAIT)."""
-    f = Flow(40401, A.closer)
+    f = flow(40401, A.closer)
     if f.connect() is None:
         return False, "no handshake"
     fin = until_fin(f)
@@ -152,7 +165,7 @@ def tcp_time_wait_new_syn():
     opens it, even one below the old sequence numbers (a guest reusing its
     port at once: no old duplicates on a tap, and RFC 6191's rule needs
     timestamps, which ferry does not offer)."""
-    f = Flow(40402, A.closer)
+    f = flow(40402, A.closer)
     if f.connect() is None or until_fin(f) is None:
         return False, "no handshake and FIN"
     L().send(f.seg("A"))
@@ -160,7 +173,7 @@ def tcp_time_wait_new_syn():
     f.snd_nxt += 1
     if f.wait(lambda p: p[TCP].ack == f.snd_nxt, timeout=3.0) is None:
         return False, "the guest's FIN was not ACKed"
-    g = Flow(40402, A.closer)
+    g = flow(40402, A.closer)
     g.isn = (f.isn - 100000) & 0xffffffff
     L().drain()
     L().send(g.seg("S", seq=g.isn, ack=0, options=[("MSS", 1000)]))
@@ -213,7 +226,7 @@ def tcp_syn_rcvd_bad_seq():
     """SYN-RECEIVED: an ACK of the SYN-ACK whose sequence number is outside
     the window is not acceptable: answered with an ACK, and the flow not
     established by it (RFC 9293 3.10.7.4, first check)."""
-    f = Flow(40420, A.echo)
+    f = flow(40420, A.echo)
     L().drain()
     L().send(f.seg("S", seq=f.isn, ack=0, options=[("MSS", 1000)]))
     sa = tcp_of(f.wait(lambda p: p[TCP].flags == "SA"))
@@ -235,7 +248,7 @@ def tcp_syn_options_odd():
     """SYN options in an odd order, an unknown option, and bytes after EOL
     (RFC 9293 3.2: options after End of Option List are not read): the
     handshake works, the MSS is the guest's."""
-    f = Flow(40430, A.echo)
+    f = flow(40430, A.echo)
     opts = (b"\x01\x63\x04\xab\xcd"    # NOP, unknown kind 99 length 4
             b"\x03\x03\x07"            # window scale 7
             b"\x02\x04\x04\x00"        # MSS 1024
@@ -255,7 +268,7 @@ def tcp_syn_options_odd():
 
 def tcp_wscale_over_14():
     """Window scale 15 in a SYN: used as 14 (RFC 7323 2.3), the flow works."""
-    f = Flow(40431, A.echo)
+    f = flow(40431, A.echo)
     if f.connect(options=[("MSS", 1000), ("WScale", 15)]) is None:
         return False, "no SYN-ACK"
     return f.alive(b"scale 15"), "echo on a flow with window scale 15"
@@ -265,7 +278,7 @@ def tcp_mss_tiny():
     """MSS option 0 and 1: the flow still works (ferry sends segments of its
     floor, 88 bytes, never empty ones)."""
     for port, mss in ((40432, 0), (40433, 1)):
-        f = Flow(port, A.echo)
+        f = flow(port, A.echo)
         if f.connect(options=[("MSS", mss)]) is None:
             return False, f"MSS {mss}: no SYN-ACK"
         blob = bytes(range(200))
@@ -278,7 +291,7 @@ def tcp_mss_tiny():
 def tcp_syn_data():
     """Data in the SYN is not acknowledged by the SYN-ACK (ferry does not
     keep it); sent again after the handshake it arrives once."""
-    f = Flow(40434, A.echo)
+    f = flow(40434, A.echo)
     L().drain()
     L().send(f.seg("S", seq=f.isn, ack=0, data=b"early", options=[("MSS", 1000)]))
     r = f.wait(lambda p: p[TCP].flags == "SA")
@@ -306,7 +319,7 @@ def tcp_no_ack_flag():
 def tcp_data_after_fin():
     """Data after the guest's FIN is not delivered; it is answered with an
     ACK of the FIN (RFC 9293 3.10.7.4, CLOSE-WAIT and later: ignore text)."""
-    f = Flow(40441, A.closer)
+    f = flow(40441, A.closer)
     if f.connect() is None or until_fin(f) is None:
         return False, "no handshake and FIN"
     L().drain()
@@ -645,6 +658,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--echo", type=int, required=True)
     ap.add_argument("--closer", type=int, required=True)
+    ap.add_argument("--peer", default="", help="the servers' IPv4 address (default: the gateway)")
     ap.add_argument("--only", default="", help="run only the rows whose name contains this")
     A = ap.parse_args()
     gh.DEADLINE = time.time() + 90
