@@ -407,6 +407,18 @@ def no_icmp_about_icmp_errors():
     return not stray, f"answers: {stray[:4]}"
 
 
+def echo_broadcast():
+    """An echo request to a broadcast or multicast address is not answered
+    (RFC 1122 3.2.2.6: MAY be discarded; Linux's icmp_echo_ignore_broadcasts)
+    and ferry stays up."""
+    stray = silence([
+        gh.eth() / IP(src=GUEST4, dst="255.255.255.255") / ICMP(type=8, id=0x710) / Raw(b"b"),
+        gh.eth() / IP(src=GUEST4, dst="198.18.0.255") / ICMP(type=8, id=0x711) / Raw(b"b"),
+        gh.eth() / IP(src=GUEST4, dst="224.0.0.1") / ICMP(type=8, id=0x712) / Raw(b"m"),
+    ])
+    return not stray, f"answers: {stray[:3]}"
+
+
 # ---------------------------------------------------------------- ARP, NDP
 
 
@@ -493,8 +505,8 @@ def dhcp_opts(payload):
     return out
 
 
-def dhcp_ask(mtype, opts=b"", ciaddr=None, src="0.0.0.0", dst="255.255.255.255", xid=0x1234):
-    m = bytearray(gh.dhcp4_msg(mtype, opts))
+def dhcp_ask(mtype, opts=b"", ciaddr=None, src="0.0.0.0", dst="255.255.255.255", xid=0x1234, msg=None):
+    m = bytearray(msg if msg is not None else gh.dhcp4_msg(mtype, opts))
     m[4:8] = struct.pack("!I", xid)
     if ciaddr:
         m[12:16] = socket.inet_aton(ciaddr)
@@ -521,6 +533,18 @@ def dhcp_client_id():
         if o.get(61) != cid[2:]:
             bad.append(f"type {mtype}: option 61 {o.get(61)!r}")
     return not bad, f"{bad}"
+
+
+def dhcp_overload():
+    """Option overload (52): the message type in the file field is read
+    (RFC 2131 4.1, RFC 2132 9.3), and the DISCOVER gets its OFFER."""
+    m = bytearray(gh.dhcp4_msg(0, b"\x34\x01\x01"))
+    m[108:112] = b"\x35\x01\x01\xff"
+    got = dhcp_ask(0, xid=0x6050, msg=bytes(m))
+    if got is None:
+        return False, "no answer"
+    o = dhcp_opts(got[1])
+    return o.get(53) == b"\x02", f"type {o.get(53)}"
 
 
 def dhcp_inform():
@@ -639,11 +663,13 @@ PROBES = [
     ("IPv4 unknown protocol: protocol unreachable", "RFC 1122 3.2.2.1", proto_unreachable4),
     ("IPv6 unknown next header: parameter problem", "RFC 8200 4, RFC 4443 3.4", proto_unreachable6),
     ("no ICMP error to broadcast or multicast", "RFC 1122 3.2.2, RFC 4443 2.4", no_icmp_about_icmp_errors),
+    ("echo to broadcast or multicast not answered", "RFC 1122 3.2.2.6", echo_broadcast),
     ("ARP probe for the gateway answered", "RFC 5227 2.1.1, RFC 826", arp_probe_gateway),
     ("NDP DAD for the gateway defended", "RFC 4861 7.2.4, RFC 4862 5.4", ndp_dad_gateway),
     ("ARP unicast refresh answered", "RFC 826, RFC 1122 2.3.2.1", arp_unicast_refresh),
     ("NDP unicast NS (NUD) answered", "RFC 4861 7.2.4", ndp_unicast_ns),
     ("DHCP client identifier echoed", "RFC 6842 3", dhcp_client_id),
+    ("DHCP option overload: options in file", "RFC 2131 4.1, RFC 2132 9.3", dhcp_overload),
     ("DHCPINFORM answered without a lease", "RFC 2131 4.3.5", dhcp_inform),
     ("DHCPREQUEST for another address: NAK", "RFC 2131 4.3.2", dhcp_request_other),
     ("DHCPRELEASE / DHCPDECLINE not answered", "RFC 2131 4.3.3, 4.3.4", dhcp_release_decline),

@@ -194,6 +194,23 @@ TEST_F(Dhcp4Test, ClientIdentifierIsEchoed) {
   EXPECT_EQ(Options(reply).count(61), 0u);
 }
 
+// RFC 2131 4.1 / RFC 2132 9.3: with option overload, options continue in
+// file (1), sname (2) or both (3); the message type may stand there.
+TEST_F(Dhcp4Test, OverloadedOptionsAreRead) {
+  Bytes in_file = Message(0, {52, 1, 1});
+  const uint8_t file_opts[] = {53, 1, 1, 61, 3, 1, 0xaa, 0xbb, 255};
+  std::memcpy(in_file.data() + 108, file_opts, sizeof(file_opts));
+  Feed(in_file);
+  EXPECT_EQ(Options(reply)[53], Bytes{2});  // OFFER
+  EXPECT_EQ(Options(reply)[61], (Bytes{1, 0xaa, 0xbb}));
+  Bytes in_sname = Message(0, {52, 1, 3});
+  const uint8_t sname_opts[] = {53, 1, 3, 50, 4, 198, 18, 0, 2, 255};
+  std::memcpy(in_sname.data() + 44, sname_opts, sizeof(sname_opts));
+  Feed(in_sname);
+  EXPECT_EQ(Options(reply)[53], Bytes{5});  // ACK of the requested address
+  EXPECT_EQ(server.counters().malformed, 0u);
+}
+
 TEST_F(Dhcp4Test, ReleaseAndDeclineAreCountedOnly) {
   Feed(Message(7, {}, "198.18.0.2"));
   Feed(Message(4, {50, 4, 198, 18, 0, 2}));
@@ -231,6 +248,9 @@ TEST_F(Dhcp4Test, MalformedMessagesAreCountedAndDropped) {
   Bytes half_option = Message(1);
   half_option.pop_back();
   half_option.push_back(12);  // a code, no length
+  Bytes bad_in_file = Message(0, {52, 1, 1});  // overload: options in file
+  bad_in_file[108] = 53;
+  bad_in_file[109] = 2;  // a type of length 2 there
   const std::vector<BadCase> cases = {
       {"empty", {}, Dhcp4Parse::truncated},
       {"fixed header only", Bytes(236, 0), Dhcp4Parse::truncated},
@@ -245,6 +265,13 @@ TEST_F(Dhcp4Test, MalformedMessagesAreCountedAndDropped) {
       {"no type", Message(0), Dhcp4Parse::no_type},
       {"type 0", Message(0, {53, 1, 0}), Dhcp4Parse::no_type},
       {"type 9", Message(0, {53, 1, 9}), Dhcp4Parse::no_type},
+      {"overload 4", Message(1, {52, 1, 4}), Dhcp4Parse::bad_option},
+      {"bad option in an overloaded file", bad_in_file, Dhcp4Parse::bad_option},
+      {"type in file, no overload", [] {
+         Bytes m = Message(0);
+         m[108] = 53, m[109] = 1, m[110] = 1;
+         return m;
+       }(), Dhcp4Parse::no_type},
   };
   uint64_t malformed = 0;
   for (const BadCase& c : cases) {

@@ -12,6 +12,8 @@ namespace {
 
 constexpr uint8_t kMagic[4] = {99, 130, 83, 99};
 constexpr size_t kBootpMinLen = 300;  // RFC 1542 2.1: some relays and clients want this much
+constexpr size_t kDhcp4SnameOffset = 44, kDhcp4SnameLen = 64;  // the fixed header's sname
+constexpr size_t kDhcp4FileOffset = 108, kDhcp4FileLen = 128;  // ... and file
 
 enum : uint8_t {
   kOptPad = 0, kOptSubnetMask = 1, kOptRouter = 3, kOptDns = 6, kOptHostname = 12, kOptDomain = 15,
@@ -68,6 +70,59 @@ size_t put_classless_route(uint8_t* p, const InetPrefix& dst, const InetAddr& vi
 
 }  // namespace
 
+namespace {
+
+// The options in one field (the options area, or sname/file when
+// overloaded): code, length, data; pad and end have no length. Sets
+// *overload from option 52. False when an option runs past the field or a
+// known option has the wrong length.
+bool parse_options(std::span<const uint8_t> field, Dhcp4Request* out, uint8_t* overload) {
+  const uint8_t* m = field.data();
+  for (size_t off = 0; off < field.size();) {
+    const uint8_t code = m[off];
+    if (code == kOptPad) {
+      off++;
+      continue;
+    }
+    if (code == kOptEnd) break;
+    if (off + 2 > field.size()) return false;
+    const size_t len = m[off + 1];
+    const uint8_t* v = m + off + 2;
+    if (off + 2 + len > field.size()) return false;
+    switch (code) {
+      case kOptMsgType:
+        if (len != 1) return false;
+        if (v[0] >= 1 && v[0] <= 8) out->type = static_cast<Dhcp4Type>(v[0]);
+        break;
+      case kOptRequestedIp:
+        if (len != 4) return false;
+        out->has_requested = true;
+        out->requested = InetAddr::from_v4_bytes(v);
+        break;
+      case kOptServerId:
+        if (len != 4) return false;
+        out->has_server_id = true;
+        out->server_id = InetAddr::from_v4_bytes(v);
+        break;
+      case kOptOverload:
+        if (len != 1 || v[0] < 1 || v[0] > 3) return false;
+        if (overload) *overload = v[0];
+        break;
+      case kOptClientId:
+        // RFC 2132 9.14: at least 2 bytes (type and an identifier); a
+        // shorter one is not echoed, and the message is still served.
+        if (len >= 2) out->client_id = field.subspan(off + 2, len);
+        break;
+      default:
+        break;
+    }
+    off += 2 + len;
+  }
+  return true;
+}
+
+}  // namespace
+
 Dhcp4Parse parse_dhcp4(std::span<const uint8_t> msg, Dhcp4Request* out) {
   *out = Dhcp4Request{};
   if (msg.size() < kDhcp4MinLen) return Dhcp4Parse::truncated;
@@ -79,46 +134,15 @@ Dhcp4Parse parse_dhcp4(std::span<const uint8_t> msg, Dhcp4Request* out) {
   out->ciaddr = InetAddr::from_v4_bytes(m + 12);
   out->giaddr = InetAddr::from_v4_bytes(m + 24);
   std::memcpy(out->chaddr.b.data(), m + 28, 6);
-  // Options: code, length, data; pad and end have no length. Option
-  // overload (52) would move more options into sname/file: ferry's clients
-  // never send it to a server, and it is ignored.
-  size_t off = kDhcp4MinLen;
-  while (off < msg.size()) {
-    const uint8_t code = m[off];
-    if (code == kOptPad) {
-      off++;
-      continue;
-    }
-    if (code == kOptEnd) break;
-    if (off + 2 > msg.size()) return Dhcp4Parse::bad_option;
-    const size_t len = m[off + 1];
-    const uint8_t* v = m + off + 2;
-    if (off + 2 + len > msg.size()) return Dhcp4Parse::bad_option;
-    switch (code) {
-      case kOptMsgType:
-        if (len != 1) return Dhcp4Parse::bad_option;
-        if (v[0] >= 1 && v[0] <= 8) out->type = static_cast<Dhcp4Type>(v[0]);
-        break;
-      case kOptRequestedIp:
-        if (len != 4) return Dhcp4Parse::bad_option;
-        out->has_requested = true;
-        out->requested = InetAddr::from_v4_bytes(v);
-        break;
-      case kOptServerId:
-        if (len != 4) return Dhcp4Parse::bad_option;
-        out->has_server_id = true;
-        out->server_id = InetAddr::from_v4_bytes(v);
-        break;
-      case kOptClientId:
-        // RFC 2132 9.14: at least 2 bytes (type and an identifier); a
-        // shorter one is not echoed, and the message is still served.
-        if (len >= 2) out->client_id = msg.subspan(off + 2, len);
-        break;
-      default:
-        break;
-    }
-    off += 2 + len;
-  }
+  // Option overload (52, RFC 2131 4.1, RFC 2132 9.3): more options in
+  // file (1), sname (2) or both (3), read after the options field; an
+  // overload named there again is not followed.
+  uint8_t overload = 0;
+  if (!parse_options(msg.subspan(kDhcp4MinLen), out, &overload)) return Dhcp4Parse::bad_option;
+  if ((overload & 1) && !parse_options(msg.subspan(kDhcp4FileOffset, kDhcp4FileLen), out, nullptr))
+    return Dhcp4Parse::bad_option;
+  if ((overload & 2) && !parse_options(msg.subspan(kDhcp4SnameOffset, kDhcp4SnameLen), out, nullptr))
+    return Dhcp4Parse::bad_option;
   if (out->type == Dhcp4Type::none) return Dhcp4Parse::no_type;
   return Dhcp4Parse::ok;
 }
