@@ -16,8 +16,8 @@ import struct
 import sys
 
 from scapy.all import (ARP, ICMP, IP, TCP, UDP, Dot1Q, Ether, ICMPv6EchoRequest, ICMPv6ND_NS,
-                       ICMPv6NDOptSrcLLAddr, IPv6, IPv6ExtHdrHopByHop, IPOption_RR, Raw, fragment,
-                       fragment6, IPv6ExtHdrFragment)
+                       ICMPv6NDOptSrcLLAddr, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, IPOption_RR, Raw,
+                       fragment, fragment6, IPv6ExtHdrFragment)
 
 GUEST_MAC = "52:54:00:12:34:56"
 FERRY_MAC = "02:66:65:72:72:79"
@@ -57,6 +57,22 @@ frames = {
     "ipopts": eth() / IP(src=G4, dst=GW4, options=[IPOption_RR()]) / UDP(sport=5002, dport=5353) / b"x",
     "hbh6": eth() / IPv6(src=G6, dst=GW6) / IPv6ExtHdrHopByHop() / UDP(sport=5003, dport=5353) / b"x",
     "vlan": Ether(src=GUEST_MAC, dst=FERRY_MAC) / Dot1Q(vlan=5) / IP(src=G4, dst=GW4) / ICMP() / b"v",
+    # rfc_probes' rows: an ARP probe and DAD for the gateway, protocols
+    # the gateway does not speak, DHCP with a client identifier, a DHCPv6
+    # Information-Request carrying an IA
+    "arp_probe": Ether(src=GUEST_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=GUEST_MAC, psrc="0.0.0.0", pdst=GW4),
+    "dad6": Ether(src=GUEST_MAC, dst="33:33:ff:00:00:01") / IPv6(src="::", dst="ff02::1:ff00:1", hlim=255)
+    / ICMPv6ND_NS(tgt=GW6),
+    "proto4": eth() / IP(src=G4, dst=GW4, proto=253) / b"experimental",
+    "proto6_ext": eth() / IPv6(src=G6, dst=GW6) / IPv6ExtHdrDestOpt(nh=253) / b"experimental",
+    "dhcp_cid": Ether(src=GUEST_MAC, dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255")
+    / UDP(sport=68, dport=67) / (b"\x01\x01\x06\x00" + b"\x12\x34\x56\x78" + bytes(20)
+                                 + bytes.fromhex(GUEST_MAC.replace(":", "")) + bytes(202) + b"\x63\x82\x53\x63"
+                                 + b"\x35\x01\x01" + b"\x3d\x07\x01" + bytes.fromhex(GUEST_MAC.replace(":", ""))
+                                 + b"\xff"),
+    "dhcp6_info_ia": Ether(src=GUEST_MAC, dst="33:33:00:01:00:02") / IPv6(src="fe80::5054:ff:fe12:3456", dst="ff02::1:2")
+    / UDP(sport=546, dport=547) / (b"\x0b\x00\x00\x01" + b"\x00\x01\x00\x0a\x00\x03\x00\x01"
+                                   + bytes.fromhex(GUEST_MAC.replace(":", "")) + b"\x00\x03\x00\x0c" + bytes(12)),
 }
 for name, f in frames.items():
     write("frame", name, bytes(f))
@@ -95,4 +111,6 @@ write("guest_input", "udp", b"\x00" + record(frames["udp4"], ROUNDS) + record(fr
       + record(frames["ipopts"], ROUNDS) + record(frames["hbh6"], ROUNDS))
 write("guest_input", "gateway", b"\x00" + b"".join(record(frames[n], ROUNDS) for n in ("arp", "ping4", "ping6", "ns", "vlan")))
 write("guest_input", "fragments", b"\x00" + b"".join(record(f, ROUNDS) for f in frag4 + frag6))
+write("guest_input", "rfc_probes", b"\x00" + b"".join(
+    record(frames[n], ROUNDS) for n in ("arp_probe", "dad6", "proto4", "proto6_ext", "dhcp_cid", "dhcp6_info_ia")))
 print("seeds written under", os.path.join(here, "corpus"), file=sys.stderr)
