@@ -65,6 +65,8 @@
 	X(cwnd_reductions, published)  /* congestion window cut: fast recovery or RTO */ \
 	X(cwnd_limited, internal)      /* send_data() stopped by the congestion window */ \
 	X(send_deferred, published)    /* send_data() stopped by its per-turn budget with bytes and window left: resumed the next turn */ \
+	X(queue_throttled, published)  /* send_data() stopped: the attached tap's queue toward the guest had no room (tapq/) */ \
+	X(queue_forced, published)     /* ... a frame sent anyway after waiting 200 ms for room */ \
 	X(tlp_probes, published)       /* tail-loss probes sent (RFC 8985 7): no ACK for 2 SRTT */ \
 	X(tlp_recoveries, published)   /* ... whose answer revealed a loss, repaired without an RTO */ \
 	X(lost_retransmits, published) /* recovery: resent bytes lost again (data sent after them SACKed), resent again without an RTO */ \
@@ -83,8 +85,9 @@
 	X(reads, published)       /* readings of the tap's counters (netlink) */ \
 	X(read_errors, published) /* ... that failed (the estimate then starts over empty) */ \
 	X(rebaselines, published) /* more consumed than written (the host's own frames): absorbed */ \
-	X(segmenting, published)  /* switches to counting gso segments (the tap has no TSO) */ \
-	X(releases, published)    /* estimates of a non-empty ring dropped: nothing read or dropped for 250 ms */
+	X(segmenting, published)  /* decisions that the tap cuts super-segments into gso segments (no TSO: a guest with offloads off) */ \
+	X(whole_frames, published) /* ... that it takes them whole (TSO) */ \
+	X(releases, published)    /* estimates of a non-empty ring dropped (nothing read or dropped for 1 s) or started over */
 
 /* UdpCounters, prefix "udp_". */
 #define FERRY_UDP_COUNTERS(X)                                                  \

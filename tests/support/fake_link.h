@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -29,6 +30,7 @@ class FakeLink : public GuestLink {
   bool send_to_guest(std::span<const uint8_t> frame) override {
     sent.emplace_back(frame.begin(), frame.end());
     offloads_sent.push_back(TxOffload{});
+    if (on_send) on_send(sent.back());
     return true;
   }
   bool send_to_guest(const iovec* iov, int iovcnt) override { return send_to_guest_offloaded(iov, iovcnt, {}); }
@@ -41,6 +43,7 @@ class FakeLink : public GuestLink {
     }
     sent.push_back(b);
     offloads_sent.push_back(off);
+    if (on_send) on_send(sent.back());
     return true;
   }
 
@@ -50,6 +53,7 @@ class FakeLink : public GuestLink {
   bool offload = false;              // pretend the port completes checksums / takes GSO
   std::vector<Bytes> sent;           // every frame, in order
   std::vector<TxOffload> offloads_sent;  // what each frame asked of the port
+  std::function<void(const Bytes&)> on_send;  // told of each frame as it is sent (a simulated device)
 };
 
 }  // namespace ferry::testing

@@ -358,6 +358,7 @@ TEST(NlParse, LinkTxStats) {
   rtnl_link_stats64 st{};
   st.tx_packets = 777;
   st.tx_dropped = 55;
+  st.tx_bytes = 123456;
   b.attr(IFLA_STATS_LINK_64, &st, sizeof(st));
   auto m = NlMessages(b.bytes()).next();
   ASSERT_TRUE(m);
@@ -365,6 +366,7 @@ TEST(NlParse, LinkTxStats) {
   ASSERT_TRUE(parse_link_tx_stats(*m, &got));
   EXPECT_EQ(got.tx_packets, 777u);
   EXPECT_EQ(got.tx_dropped, 55u);
+  EXPECT_EQ(got.tx_bytes, 123456u);
 
   // Too short an attribute, or none: not parsed.
   NlBuilder cut(RTM_NEWSTATS, 0, 1);

@@ -1,6 +1,7 @@
 // TapQueueEstimate (userspace/tapq) fed counter values: the occupancy of a
 // tap's queue toward its reader, read only when needed, the baseline that
-// absorbs the host's own frames, the switch to gso segments, the stuck
+// absorbs the host's own frames, the unit (frames or gso segments) told by
+// the sizes the reader reads, the stuck
 // estimate dropped, and which frames are provably still queued.
 // Unprivileged.
 // test-libs: ferry_tapq
@@ -32,12 +33,18 @@ constexpr uint64_t kMs = 1'000'000;
 struct Fixture {
   FakeSource src;
   PortCounters port;
-  TapQueueEstimate q{src, port};
+  TapQueueEstimate q{src, port, 1500};
   uint64_t now = 1000 * kMs;
-  // n frames of `segs` gso segments each written by ferry.
-  void write(uint64_t n, uint64_t segs = 1) {
+  // n frames of `segs` gso segments (and `bytes`) each written by ferry.
+  void write(uint64_t n, uint64_t segs = 1, uint64_t bytes = 1514) {
     port.tx_frames += n;
     port.tx_segments += n * segs;
+    port.tx_bytes += n * bytes;
+  }
+  // The reader reads n entries of `bytes` each.
+  void read(uint64_t n, uint64_t bytes = 1514) {
+    src.c.tx_packets += n;
+    src.c.tx_bytes += n * bytes;
   }
   void later(uint64_t ms = 1) { now += ms * kMs; }
 };
@@ -106,7 +113,6 @@ TEST(TapQueue, NegativeOccupancyIsAbsorbed) {
   f.src.c.tx_packets = 56 + 5;  // 5 neighbour solicitations of the host's
   EXPECT_EQ(f.q.room(1, f.now), 56u);
   EXPECT_EQ(f.q.counters().rebaselines, 1u);
-  EXPECT_FALSE(f.q.counts_segments());
   // From there on the count is exact again.
   f.write(60);
   f.later();
@@ -114,22 +120,42 @@ TEST(TapQueue, NegativeOccupancyIsAbsorbed) {
   EXPECT_EQ(f.q.room(1, f.now), 46u);
 }
 
-// A tap without TSO cuts each super-segment into its gso segments.
-TEST(TapQueue, SwitchesToSegmentsWhenTheTapCutsSuperSegments) {
+// A tap without TSO cuts each super-segment into gso segments: the reader
+// reads frames of a segment's size, and each is an entry.
+TEST(TapQueue, ATapThatCutsSuperSegmentsIsCountedInSegments) {
+  Fixture f;
+  ASSERT_TRUE(f.q.start(f.now));
+  EXPECT_TRUE(f.q.counts_segments()) << "undecided: the pessimistic unit";
+  const TapQueueEstimate::Mark before = f.q.mark();
+  f.write(3, 44, 44 * 1448 + 66);  // 132 entries in the ring, 3 frames by our count
+  f.read(100);
+  EXPECT_EQ(f.q.room(1, f.now), 24u);  // 32 of 132 entries still queued, capacity 64 - headroom 8
+  EXPECT_EQ(f.q.upper(), 32u);
+  EXPECT_TRUE(f.q.counts_segments());
+  EXPECT_EQ(f.q.counters().segmenting, 1u);
+  EXPECT_EQ(f.q.mark().epoch, before.epoch) << "the unit did not change";
+  f.later();
+  f.read(32);
+  EXPECT_EQ(f.q.room(50, f.now), 56u);
+}
+
+// A tap with TSO takes them whole: the reader reads frames of our frames'
+// size, one entry each; the estimate then counts frames.
+TEST(TapQueue, ATapThatTakesSuperSegmentsWholeIsCountedInFrames) {
   Fixture f;
   ASSERT_TRUE(f.q.start(f.now));
   const TapQueueEstimate::Mark before = f.q.mark();
-  f.write(3, 44);   // 132 entries in the ring, 3 frames by our count
-  f.write(53);      // and 53 plain ones: 56 frames, 185 segments
-  f.src.c.tx_packets = 100;
-  EXPECT_EQ(f.q.room(1, f.now), 0u);  // 85 still queued, capacity 64
-  EXPECT_TRUE(f.q.counts_segments());
-  EXPECT_EQ(f.q.counters().segmenting, 1u);
-  EXPECT_EQ(f.q.upper(), 85u);
+  f.write(20, 44, 64000);  // 880 segments, 20 frames
+  f.read(1, 64000);         // one read of that size proves it
+  EXPECT_EQ(f.q.room(1, f.now), 37u);  // 19 frames queued
+  EXPECT_FALSE(f.q.counts_segments());
+  EXPECT_EQ(f.q.counters().whole_frames, 1u);
   EXPECT_NE(f.q.mark().epoch, before.epoch);
+  // 56 frames of 64 KiB fit now, not 56 segments.
   f.later();
-  f.src.c.tx_packets = 185;
-  EXPECT_EQ(f.q.room(1, f.now), 56u);
+  f.read(15, 64000);
+  f.write(50, 44, 64000);
+  EXPECT_EQ(f.q.room(1, f.now), 2u);
 }
 
 // Claimed occupancy with nothing read or dropped for kStuckNs is dropped:
@@ -141,11 +167,11 @@ TEST(TapQueue, StuckEstimateIsReleased) {
   f.src.c.tx_packets = 10;
   EXPECT_EQ(f.q.room(1, f.now), 10u);
   f.write(10);
-  f.later(100);
-  EXPECT_EQ(f.q.room(1, f.now), 0u);  // nothing read for 100 ms: a pause
+  f.later(900);
+  EXPECT_EQ(f.q.room(1, f.now), 0u);  // nothing read for 900 ms: a (long) pause
   EXPECT_EQ(f.q.counters().releases, 0u);
   f.later(200);
-  EXPECT_EQ(f.q.room(1, f.now), 56u);  // 300 ms: released
+  EXPECT_EQ(f.q.room(1, f.now), 56u);  // 1.1 s: released
   EXPECT_EQ(f.q.counters().releases, 1u);
 }
 
@@ -209,18 +235,32 @@ TEST(TapQueue, NotProvablyQueuedWhenDropsHappenedAroundIt) {
   EXPECT_FALSE(f.q.still_queued(m, f.now));
 }
 
+// Reads of ACK-sized frames (an upload: the guest's ACKs are not what ferry
+// wrote, ours are) say nothing about how the tap takes super-segments.
+TEST(TapQueue, SmallReadsDecideNothing) {
+  Fixture f;
+  ASSERT_TRUE(f.q.start(f.now));
+  f.write(20, 44, 64000);
+  f.read(40, 66);
+  f.q.room(100, f.now);
+  EXPECT_EQ(f.q.counters().reads, 1u);
+  EXPECT_TRUE(f.q.counts_segments());
+  EXPECT_EQ(f.q.counters().segmenting, 0u);
+  EXPECT_EQ(f.q.counters().whole_frames, 0u);
+}
+
 // A mark of another epoch (units changed) proves nothing.
 TEST(TapQueue, AMarkOfAnEarlierEpochIsNotQueued) {
   Fixture f;
   ASSERT_TRUE(f.q.start(f.now));
-  f.write(1, 44);
+  f.write(20, 44, 64000);
   const TapQueueEstimate::Mark m = f.q.mark();
   f.later();
-  f.src.c.tx_packets = 20;  // 20 of its segments read: the tap cuts them
+  f.read(16, 64000);  // the tap takes them whole: frames from now on
   EXPECT_FALSE(f.q.still_queued(m, f.now));
-  EXPECT_TRUE(f.q.counts_segments());
+  EXPECT_FALSE(f.q.counts_segments());
   // Marks in the new units are judged on their own.
-  f.write(1, 44);
+  f.write(1, 44, 64000);
   f.later();
   EXPECT_TRUE(f.q.still_queued(f.q.mark(), f.now));
 }

@@ -35,6 +35,7 @@
 #include "policy/destination_policy.h"
 #include "policy/rules.h"
 #include "tcp/tcp_seq.h"
+#include "tapq/tap_queue_estimate.h"
 #include "tcp/tcp_translator.h"
 
 namespace ferry {
@@ -2232,6 +2233,220 @@ TEST_P(TcpLossTest, RepairedWithoutTheRto) {
 
 INSTANTIATE_TEST_SUITE_P(Loss, TcpLossTest, ::testing::ValuesIn(kLossCases),
                          [](const ::testing::TestParamInfo<LossCase>& i) { return std::string(i.param.name); });
+
+// ---- the tap's queue toward the guest (`ferry attach` on a VM's tap) ---------------
+
+// A tap's ring toward a VM, as tun_net_xmit keeps it: `capacity` entries,
+// read by the test (the VM's reader); a frame written to a full ring is
+// dropped and counted. The estimate's counter source (tx_packets at the
+// reader's read, tx_dropped at the drop) over the port's count of writes.
+class TapRing final : public DevTxCounterSource {
+ public:
+  explicit TapRing(uint32_t capacity) : capacity_(capacity) {}
+  // A frame written by ferry (or, for other=true, by anything else
+  // toward the guest: UDP, an answer of the gateway's).
+  void write(const Bytes& b) {
+    port.tx_frames++;
+    port.tx_segments++;
+    if (ring_.size() >= capacity_) {
+      dropped_++;
+      return;
+    }
+    ring_.push_back(b);
+  }
+  // The reader takes up to n frames.
+  std::vector<Bytes> take(size_t n) {
+    std::vector<Bytes> out;
+    while (n-- > 0 && !ring_.empty()) {
+      out.push_back(ring_.front());
+      ring_.erase(ring_.begin());
+      read_++;
+    }
+    return out;
+  }
+  bool read(DevTxCounters* out) override {
+    out->tx_packets = read_;
+    out->tx_dropped = dropped_;
+    return true;
+  }
+  uint32_t txqueuelen() override { return capacity_; }
+  size_t queued() const { return ring_.size(); }
+  uint64_t dropped() const { return dropped_; }
+  PortCounters port;
+
+ private:
+  uint32_t capacity_;
+  std::vector<Bytes> ring_;
+  uint64_t read_ = 0, dropped_ = 0;
+};
+
+struct RingRun {
+  bool done = false;
+  uint64_t dropped = 0;    // frames the ring dropped
+  uint64_t max_queued = 0;  // the ring's deepest
+  int loop_turns = 0;
+  uint64_t delivered = 0;  // bytes the guest holds in order
+};
+
+class TcpTapQueueTest : public TcpCongestionTest {
+ protected:
+  // The estimate on `ring`, given to the translator (follow: false, the
+  // control: no estimate, as before, or `ferry run`).
+  void Follow(TapRing& ring, bool follow) {
+    link.on_send = [&ring](const Bytes& b) { ring.write(b); };
+    if (!follow) return;
+    est = std::make_unique<TapQueueEstimate>(ring, ring.port, 1500);
+    ASSERT_TRUE(est->start(now_ns()));
+    tcp->set_tap_queue(est.get());
+  }
+
+  // The host writes `total` bytes toward the guest through `ring`; the
+  // guest's reader takes reads(ms since the start, whether every byte has
+  // been sent) frames per turn (0: paused), and the guest ACKs each data
+  // frame it gets (SACK blocks for holes). Ends when the guest has it all
+  // or after limit_ms.
+  RingRun Transfer(TapRing& ring, bool follow, uint16_t sport, size_t total,
+                   const std::function<size_t(uint64_t, bool)>& reads, uint64_t limit_ms = 20000,
+                   const std::function<void()>& each_turn = nullptr) {
+    RingRun run;
+    Listener l;
+    const uint32_t iss = Handshake(sport, l.port, 1);
+    const int h = l.accept_one();
+    EXPECT_GE(h, 0);
+    link.sent.clear();
+    Follow(ring, follow);
+    LossyGuest guest(iss + 1);
+    std::string data(total, 'q');
+    size_t written = 0;
+    const uint64_t t0 = now_ns();
+    while (now_ns() - t0 < limit_ms * 1'000'000) {
+      if (written < total) {
+        const ssize_t w = send(h, data.data() + written, total - written, MSG_DONTWAIT);
+        if (w > 0) written += static_cast<size_t>(w);
+      }
+      if (each_turn) each_turn();
+      loop.run_once(1);
+      run.loop_turns++;
+      link.sent.clear();
+      run.max_queued = std::max<uint64_t>(run.max_queued, ring.queued());
+      const TcpConn* c = tcp->conn(tcp->find(TcpTranslator::make_key(Guest(), sport, Gw(), l.port)));
+      const bool all_sent = written == total && c && c->snd_max == iss + 1 + total;
+      for (const Bytes& b : ring.take(reads((now_ns() - t0) / 1'000'000, all_sent))) {
+        ParsedFrame f = parse_frame(b, ChecksumPolicy::l3_only);
+        if (!f.ok() || f.tcp.payload_len == 0) continue;
+        const auto blocks = guest.receive(f.tcp.seq, f.tcp.payload_len);
+        SendAck(sport, l.port, 2, guest.rcv_nxt(), blocks);
+      }
+      loop.run_once(0);
+      if (guest.rcv_nxt() == iss + 1 + total) {
+        run.done = true;
+        break;
+      }
+    }
+    run.dropped = ring.dropped();
+    run.delivered = guest.rcv_nxt() - iss - 1;
+    link.on_send = nullptr;
+    close(h);
+    return run;
+  }
+
+  std::unique_ptr<TapQueueEstimate> est;
+};
+
+// Issue 19: a VM's reader pauses 100 ms; ferry, told nothing, sent the
+// whole window into the tap's ring and the kernel dropped what did not fit.
+// Following the ring's counters, ferry stops at its room (less the
+// headroom) and goes on as the reader reads: no frame dropped. The control
+// (no estimate, as before) overflows the same ring.
+TEST_F(TcpTapQueueTest, ControlWithoutTheEstimateOverflowsTheRing) {
+  Make();
+  StallProofTimers();
+  tcp->set_initial_window(64u << 20);  // the window and the ring are the limits
+  TapRing ring(64);
+  const RingRun run = Transfer(ring, false, 40300, 1 << 20,
+                               [](uint64_t ms, bool) -> size_t { return ms >= 30 && ms < 130 ? 0 : 8; });
+  ASSERT_TRUE(run.done);
+  EXPECT_GT(run.dropped, 0u) << "the scenario must overflow the ring";
+}
+
+TEST_F(TcpTapQueueTest, TheSenderStopsAtTheRoomOfTheTapsQueue) {
+  Make();
+  StallProofTimers();
+  tcp->set_initial_window(64u << 20);
+  TapRing ring(64);
+  const RingRun run = Transfer(ring, true, 40301, 1 << 20,
+                               [](uint64_t ms, bool) -> size_t { return ms >= 30 && ms < 130 ? 0 : 8; });
+  std::fprintf(stderr, "%llu dropped, deepest %llu, %llu throttled\n",
+               static_cast<unsigned long long>(run.dropped), static_cast<unsigned long long>(run.max_queued),
+               static_cast<unsigned long long>(tcp->counters().queue_throttled));
+  ASSERT_TRUE(run.done);
+  EXPECT_EQ(run.dropped, 0u);
+  EXPECT_LE(run.max_queued, 64u - est->headroom());
+  EXPECT_GE(tcp->counters().queue_throttled, 1u);
+  EXPECT_EQ(tcp->counters().rto_expired, 0u);
+  EXPECT_EQ(tcp->counters().queue_forced, 0u);
+}
+
+// A guest that reads nothing must neither spin ferry (the flow waits on a
+// retry timer that backs off: the loop sleeps) nor hold it forever (the
+// estimate is dropped after 1 s with nothing read, and ferry writes
+// again, into the full ring).
+TEST_F(TcpTapQueueTest, AGuestThatReadsNothingNeitherSpinsNorHoldsFerry) {
+  Make();
+  StallProofTimers();  // no RTO cuts cwnd to one MSS here: only the estimate could hold ferry
+  tcp->set_initial_window(64u << 20);
+  Listener l;
+  const uint32_t iss = Handshake(40302, l.port, 1);
+  (void)iss;
+  const int h = l.accept_one();
+  ASSERT_GE(h, 0);
+  TapRing ring(64);
+  Follow(ring, true);
+  const std::string data(1 << 20, 'n');
+  ASSERT_GT(send(h, data.data(), data.size(), MSG_DONTWAIT), 0);
+  for (int i = 0; i < 20 && ring.queued() < 56; i++) loop.run_once(5);
+  EXPECT_EQ(ring.queued(), 56u) << "the headroom stays free";
+  EXPECT_EQ(ring.dropped(), 0u);
+  EXPECT_GE(tcp->counters().queue_throttled, 1u);
+  EXPECT_GT(tcp->next_deadline_ns(), now_ns()) << "a waiting flow must let the loop sleep";
+  // 1.3 s of the loop: a spin would turn it thousands of times.
+  int turns = 0;
+  const uint64_t t0 = now_ns();
+  while (now_ns() - t0 < 1'300'000'000) {
+    loop.run_once(50);
+    turns++;
+  }
+  std::fprintf(stderr, "%d turns, %llu readings, %llu releases, %llu dropped\n", turns,
+               static_cast<unsigned long long>(est->counters().reads),
+               static_cast<unsigned long long>(est->counters().releases),
+               static_cast<unsigned long long>(ring.dropped()));
+  EXPECT_LT(turns, 600);
+  EXPECT_LT(est->counters().reads, 600u);
+  EXPECT_GE(est->counters().releases, 1u) << "the stuck estimate must be dropped";
+  EXPECT_GT(ring.dropped(), 0u) << "ferry must write again once it is";
+  link.on_send = nullptr;
+  close(h);
+}
+
+// Frames outside TCP (UDP toward the guest, 48 a turn) keep the ring
+// mostly full; TCP gets the rest and is not blocked.
+TEST_F(TcpTapQueueTest, OtherTrafficInTheRingDoesNotBlockTcp) {
+  Make();
+  StallProofTimers();
+  tcp->set_initial_window(64u << 20);
+  TapRing ring(64);
+  const Bytes udp(200, 'u');
+  const RingRun run = Transfer(
+      ring, true, 40303, 256 << 10, [](uint64_t, bool) -> size_t { return 64; }, 20000,
+      [&] {
+        for (int i = 0; i < 48; i++) ring.write(udp);
+      });
+  std::fprintf(stderr, "%llu delivered, %llu dropped, %llu throttled\n",
+               static_cast<unsigned long long>(run.delivered), static_cast<unsigned long long>(run.dropped),
+               static_cast<unsigned long long>(tcp->counters().queue_throttled));
+  EXPECT_TRUE(run.done) << run.delivered << " bytes delivered";
+  EXPECT_GE(tcp->counters().queue_throttled, 1u);
+}
 
 // RFC 6675 2: with SACK, a duplicate ACK is one whose SACK blocks name
 // bytes not SACKed before. An ACK that only reports a duplicate (a D-SACK,

@@ -545,7 +545,7 @@ bool parse_link(const NlMessage& m, LinkInfo* li) {
   return true;
 }
 
-// The IFLA_STATS_LINK_64 attribute's two transmit counters.
+// The IFLA_STATS_LINK_64 attribute's transmit counters.
 bool parse_link_tx_stats(const NlMessage& m, LinkTxStats* out) {
   if (m.type != RTM_NEWSTATS || m.payload.size() < align4(sizeof(if_stats_msg))) return false;
   NlAttrs attrs(m.payload.subspan(align4(sizeof(if_stats_msg))));
@@ -553,6 +553,7 @@ bool parse_link_tx_stats(const NlMessage& m, LinkTxStats* out) {
     if (a->type != IFLA_STATS_LINK_64 || a->data.size() < sizeof(rtnl_link_stats64)) continue;
     std::memcpy(&out->tx_packets, a->data.data() + offsetof(rtnl_link_stats64, tx_packets), sizeof(uint64_t));
     std::memcpy(&out->tx_dropped, a->data.data() + offsetof(rtnl_link_stats64, tx_dropped), sizeof(uint64_t));
+    std::memcpy(&out->tx_bytes, a->data.data() + offsetof(rtnl_link_stats64, tx_bytes), sizeof(uint64_t));
     return true;
   }
   return false;

@@ -136,11 +136,12 @@ struct LinkInfo;
 bool parse_link(const NlMessage& m, LinkInfo* li);
 
 // A link's transmit counters from an RTM_NEWSTATS message (its
-// IFLA_STATS_LINK_64): frames sent (for a tap: read by its fd's owner) and
-// dropped; false when it is not one or lacks them.
+// IFLA_STATS_LINK_64): frames and bytes sent (for a tap: read by its fd's
+// owner) and frames dropped; false when it is not one or lacks them.
 struct LinkTxStats {
   uint64_t tx_packets = 0;
   uint64_t tx_dropped = 0;
+  uint64_t tx_bytes = 0;
 };
 bool parse_link_tx_stats(const NlMessage& m, LinkTxStats* out);
 

@@ -9,6 +9,7 @@ bool NetlinkTxCounters::read(DevTxCounters* out) {
   if (!nl_.link_tx_stats(ifindex_, &st).ok()) return false;
   out->tx_packets = st.tx_packets;
   out->tx_dropped = st.tx_dropped;
+  out->tx_bytes = st.tx_bytes;
   return true;
 }
 

@@ -5,8 +5,8 @@
 
 namespace ferry {
 
-TapQueueEstimate::TapQueueEstimate(DevTxCounterSource& source, const PortCounters& written)
-    : source_(source), port_(written) {}
+TapQueueEstimate::TapQueueEstimate(DevTxCounterSource& source, const PortCounters& written, unsigned mtu)
+    : source_(source), port_(written), piece_max_(mtu + kPieceOverhead) {}
 
 // Headroom: an eighth of the ring, 1 to 64 entries.
 void TapQueueEstimate::set_capacity(uint32_t qlen) {
@@ -25,19 +25,69 @@ bool TapQueueEstimate::start(uint64_t now) {
   last_dropped_ = d.tx_dropped;
   started_ = true;
   release(now);
+  open_window(d);
   counters_.releases = 0;  // the baseline is not a release
   return true;
 }
 
-// Counting frames from now on, the ring taken as empty.
+// The ring taken as empty, the unit undecided (segments).
 void TapQueueEstimate::release(uint64_t now) {
-  if (segments_) epoch_++;
-  segments_ = false;
+  if (!segments_) epoch_++;
+  segments_ = true;
+  decided_ = false;
   off_frames_ = static_cast<int64_t>(port_.tx_frames) - static_cast<int64_t>(last_counted_);
   off_segments_ = static_cast<int64_t>(port_.tx_segments) - static_cast<int64_t>(last_counted_);
-  consumed_ = written_at_read_ = clean_lo_ = clean_hi_ = port_.tx_frames;
+  consumed_ = written_at_read_ = clean_lo_ = clean_hi_ = port_.tx_segments;
   progress_at_ = now;
   counters_.releases++;
+}
+
+void TapQueueEstimate::open_window(const DevTxCounters& d) {
+  win_reads_ = d.tx_packets;
+  win_read_bytes_ = d.tx_bytes;
+  win_frames_ = port_.tx_frames;
+  win_segments_ = port_.tx_segments;
+  win_bytes_ = port_.tx_bytes;
+}
+
+// Frames or segments, from a window in which ferry wrote super-segments
+// (otherwise the two units agree and nothing is learned). Whole frames are
+// proven by reads larger on average than the guest's MTU allows a cut
+// piece; cuts by kDecideReads reads no larger, averaging over half of it
+// and below the geometric mean of our frames' and our segments' sizes (a
+// window of small reads, ACK-sized frames, decides nothing).
+bool TapQueueEstimate::decide(const DevTxCounters& d) {
+  const uint64_t reads = d.tx_packets - win_reads_;
+  if (reads == 0) return false;
+  const double read_bytes = static_cast<double>(d.tx_bytes - win_read_bytes_);
+  const double frames = static_cast<double>(port_.tx_frames - win_frames_);
+  const double segments = static_cast<double>(port_.tx_segments - win_segments_);
+  const double bytes = static_cast<double>(port_.tx_bytes - win_bytes_);
+  const double read_avg = read_bytes / static_cast<double>(reads);
+  bool cuts;
+  if (frames > 0 && segments > frames && read_avg > static_cast<double>(piece_max_)) {
+    cuts = false;
+  } else if (reads < kDecideReads) {
+    return false;  // the window goes on
+  } else {
+    open_window(d);
+    if (frames == 0 || segments <= frames || 2 * read_avg <= static_cast<double>(piece_max_) ||
+        read_avg * read_avg >= (bytes / frames) * (bytes / segments))
+      return false;
+    cuts = true;
+  }
+  open_window(d);
+  const bool changed = cuts != segments_;
+  if (changed || !decided_) {
+    if (cuts)
+      counters_.segmenting++;
+    else
+      counters_.whole_frames++;
+  }
+  decided_ = true;
+  segments_ = cuts;
+  if (changed) epoch_++;
+  return changed;
 }
 
 uint64_t TapQueueEstimate::upper() const {
@@ -69,17 +119,11 @@ bool TapQueueEstimate::refresh(uint64_t now, bool force) {
   const bool drop_free = d.tx_dropped == last_dropped_;
   last_counted_ = counted;
   last_dropped_ = d.tx_dropped;
+  const bool switched = decide(d);
 
+  // Occupancy is never negative: absorb it into the baseline (each unit).
   const int64_t c = static_cast<int64_t>(counted);
   const int64_t wf = static_cast<int64_t>(port_.tx_frames), ws = static_cast<int64_t>(port_.tx_segments);
-  // More consumed than frames written: TAP cuts our super-segments.
-  bool switched = false;
-  if (!segments_ && c + off_frames_ > wf + static_cast<int64_t>(kSlack) && ws > wf) {
-    switched = segments_ = true;
-    epoch_++;
-    counters_.segmenting++;
-  }
-  // Occupancy is never negative: absorb it into the baseline.
   if (c + off_frames_ > wf) {
     off_frames_ = wf - c;
     if (!segments_) counters_.rebaselines++;

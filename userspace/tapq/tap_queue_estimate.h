@@ -16,10 +16,16 @@
 // differ from the ring's entries, and the estimate handles both:
 //   * TAP without TSO (a guest with its offloads off): a super-segment
 //     ferry writes is cut into gso segments before tun_net_xmit, one entry
-//     each. The port also counts segments (tx_segments); while the
-//     estimate counts frames and finds more consumed than written (by more
-//     than kSlack), TAP segments: from then on it counts segments
-//     (counts_segments(); each switch starts a new epoch).
+//     each. The port counts both (tx_frames, tx_segments), and the tap's
+//     tx_bytes tells which the ring holds: over a window of reads in
+//     which ferry wrote super-segments, reads larger on average than a
+//     piece of the guest's MTU prove TAP takes them whole (count frames);
+//     kDecideReads reads no larger and below the geometric mean of our
+//     frames' and our segments' sizes say TAP cuts them (count segments);
+//     small reads (ACK-sized frames) decide nothing. Until a window decides, segments are
+//     counted (the pessimistic unit: a full ring is never overrun while
+//     undecided, at worst the sender waits for the first reads). Every
+//     change of unit starts a new epoch.
 //   * frames the host kernel itself sends on TAP (IPv6 neighbour discovery,
 //     MLD): consumed but never written by us, they make the estimate drift
 //     low. Occupancy cannot be negative, so a negative value is absorbed
@@ -64,6 +70,7 @@ namespace ferry {
 struct DevTxCounters {
   uint64_t tx_packets = 0;  // frames its reader read
   uint64_t tx_dropped = 0;  // frames dropped: the ring was full
+  uint64_t tx_bytes = 0;    // bytes its reader read
 };
 
 // Where the counters come from (a netlink socket in production, a table in tests).
@@ -88,17 +95,19 @@ class TapQueueEstimate {
     uint32_t epoch = 0;
   };
 
-  // Frames consumed beyond those written before the estimate switches to segments.
-  static constexpr uint64_t kSlack = 8;
+  // Reads in a window that decides the unit is segments.
+  static constexpr uint64_t kDecideReads = 16;
   // Fewest nanoseconds between two readings of the counters.
   static constexpr uint64_t kMinReadIntervalNs = 50'000;
   // Occupancy claimed with no read or drop for this long is dropped.
-  static constexpr uint64_t kStuckNs = 250'000'000;
+  static constexpr uint64_t kStuckNs = 1'000'000'000;
   // txqueuelen is re-read at most this often.
   static constexpr uint64_t kCapacityReadNs = 1'000'000'000;
 
-  // written: the port's counters (tx_frames, tx_segments), read, never written.
-  TapQueueEstimate(DevTxCounterSource& source, const PortCounters& written);
+  // written: the port's counters (tx_frames, tx_segments, tx_bytes), read,
+  // never written; mtu: the guest's (a cut piece is at most that and kPieceOverhead).
+  TapQueueEstimate(DevTxCounterSource& source, const PortCounters& written, unsigned mtu);
+  static constexpr unsigned kPieceOverhead = 18;  // Ethernet header and a VLAN tag
 
   // The first reading: baseline and capacity. False when the counters or
   // txqueuelen cannot be read: then the estimate must not be used.
@@ -108,7 +117,8 @@ class TapQueueEstimate {
   // outside TCP's control (ARP/NDP answers, pure ACKs, UDP); reads the
   // counters only when the upper bound leaves fewer than `want` entries.
   uint32_t room(uint32_t want, uint64_t now);
-  // True while the ring's entries are gso segments, not frames (TAP has no TSO).
+  // True while the ring's entries are counted as gso segments, not frames
+  // (TAP has no TSO, or no window decided yet).
   bool counts_segments() const { return segments_; }
   // The mark of the frame written last.
   Mark mark() const { return Mark{written(), epoch_}; }
@@ -127,14 +137,20 @@ class TapQueueEstimate {
   uint64_t written() const { return segments_ ? port_.tx_segments : port_.tx_frames; }
   // Reads the counters (rate-limited unless forced); false when not read.
   bool refresh(uint64_t now, bool force);
-  // Occupancy 0 from now on, counting frames (the stuck rule, a failed read).
+  // Occupancy 0 from now on, the unit undecided (the stuck rule, a failed read).
   void release(uint64_t now);
+  // Decides the unit when the window holds kDecideReads reads; true when it changed.
+  bool decide(const DevTxCounters& d);
+  // A new decision window from these counters.
+  void open_window(const DevTxCounters& d);
   void set_capacity(uint32_t qlen);
 
   DevTxCounterSource& source_;
   const PortCounters& port_;
+  const unsigned piece_max_;  // the largest frame a cut super-segment gives
   bool started_ = false;
-  bool segments_ = false;
+  bool segments_ = true;  // the unit: gso segments, else frames
+  bool decided_ = false;  // ... as a window decided (else the pessimistic default)
   uint32_t epoch_ = 1;
   uint32_t capacity_ = 0;
   uint32_t headroom_ = 0;
@@ -151,6 +167,9 @@ class TapQueueEstimate {
   uint64_t capacity_at_ = 0;      // when txqueuelen was last read
   // The latest interval (clean_lo_, clean_hi_] of marks known not dropped.
   uint64_t clean_lo_ = 0, clean_hi_ = 0;
+  // The decision window's start: the device's reads and bytes, our frames,
+  // segments and bytes.
+  uint64_t win_reads_ = 0, win_read_bytes_ = 0, win_frames_ = 0, win_segments_ = 0, win_bytes_ = 0;
   Counters counters_;
 };
 

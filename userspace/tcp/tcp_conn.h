@@ -129,6 +129,9 @@ struct TcpConn {
   uint32_t budget_turn;  // the translator's turn that budget_sent counts
   uint32_t budget_sent;  // bytes send_data() sent the guest in that turn
   bool resume_queued;    // on the resume list: the budget stopped a send with more to go
+  // The tap's queue toward the guest (tcp_output.cc, "The tap's queue").
+  bool queue_waiting;    // on the queue's wait list: no room for the next frame
+  uint64_t queue_since;  // when the flow began waiting for room (0: not waiting)
 
   // The host socket's free send-buffer space as last read (SO_MEMINFO) less
   // what was written since: a conservative estimate that spares a syscall

@@ -49,6 +49,26 @@
 // super-segments, about 170 us of writes into the tap) keeps that to a
 // few percent of a lone flow's time.
 //
+// The tap's queue: `ferry attach` on a VM's tap writes every frame into
+// that tap's ring (txqueuelen entries) for QEMU to read; the ring full, the
+// kernel drops it, ferry's write succeeds all the same, and only TCP's loss
+// recovery finds out (issue 19: a 100 ms pause of the reader at a
+// download's end cost its tail, the probe behind it, and an RTO). With an
+// estimate of that ring (set_tap_queue, tapq/: frames written less those
+// read and dropped, from the tap's counters), send_data() sends no more
+// than the room it leaves, as Linux's TCP Small Queues bound what a flow
+// keeps below it. A flow without room waits on the queue's list
+// (queue_throttled) and goes on the resume list when a quarter of the
+// ring (or 8 entries) is free again: checked when the guest's next segments arrive (it
+// read something), else by a retry timer from 1 ms, doubling to 16 ms
+// while there is none; never a busy loop. It never waits forever: the
+// estimate drops a claim of a non-empty ring after 1 s without a frame
+// read or dropped (a reader stopped for good, or a wrong estimate), and a
+// flow that waited 200 ms sends one frame anyway (queue_forced: frames
+// outside TCP, UDP say, keep the ring full). Only new data waits;
+// retransmissions, probes, ACKs and our FIN do not (headroom is kept for
+// them and for ARP/NDP answers).
+//
 // Loss recovery (RFC 6675 with RFC 6582's partial ACKs): start_recovery()
 // at the third duplicate ACK, more than two MSS SACKed, or an RTO takes the
 // flow off the fast path and cuts cwnd; repair() then resends every lost
@@ -137,6 +157,21 @@ void TcpTranslator::send_data(uint32_t slot) {
     // One frame's payload: an MSS, or with offloads as many whole MSS as fit
     // in one IP packet (the guest's stack takes it as a GSO super-segment).
     const uint32_t unit = send_unit(c);
+    // The tap's queue toward the guest (see "The tap's queue"): no more
+    // than its room; a flow that waited kQueueMaxWaitNs sends one unit.
+    if (queue_) {
+      const uint32_t qroom = queue_room(c, unit, now);
+      const bool waited = c.queue_since != 0 && now - c.queue_since >= kQueueMaxWaitNs;
+      if (qroom < std::min<uint32_t>(avail, c.mss) && !waited) {
+        counters_.queue_throttled++;
+        wait_for_queue(slot, now);
+        return;
+      }
+      const bool forced = qroom < std::min<uint32_t>(avail, c.mss);
+      if (forced) counters_.queue_forced++;
+      c.queue_since = 0;
+      avail = std::min(avail, forced ? unit : qroom);
+    }
     // This turn's budget (see "Fairness"): whole send units, at least one.
     if (c.budget_turn != turn_) {
       c.budget_turn = turn_;
@@ -277,6 +312,60 @@ void TcpTranslator::resume_sends() {
     send_data(slot);
   }
   resume_run_.clear();
+}
+
+// In bytes: whole frames of `unit` (a tap with TSO takes one per entry),
+// or MSS segments (a tap that cuts them: one entry each).
+uint32_t TcpTranslator::queue_room(const TcpConn& c, uint32_t unit, uint64_t now) {
+  const bool segments = queue_->counts_segments();
+  const uint32_t per_frame = segments ? (unit + c.mss - 1) / c.mss : 1;
+  const uint64_t entries = queue_->room(per_frame, now);
+  const uint64_t bytes = entries * (segments ? c.mss : unit);
+  return static_cast<uint32_t>(std::min<uint64_t>(bytes, UINT32_MAX));
+}
+
+// On the wait list once; the retry timer armed if it was off.
+void TcpTranslator::wait_for_queue(uint32_t slot, uint64_t now) {
+  TcpConn& c = conns_[slot];
+  if (c.queue_since == 0) c.queue_since = now;
+  if (c.queue_waiting) return;
+  c.queue_waiting = true;
+  queue_wait_.emplace_back(slot, c.gen);
+  if (queue_retry_at_ == 0) queue_retry_at_ = now + queue_backoff_ns_;
+}
+
+// A quarter of the usable ring free, or 8 entries (not one: a frame at a
+// time would cost a turn each), or a wait of kQueueMaxWaitNs, wakes them all.
+void TcpTranslator::wake_queue_waiters(uint64_t now, bool by_timer) {
+  if (queue_wait_.empty()) {
+    queue_retry_at_ = 0;
+    return;
+  }
+  const uint32_t usable = queue_->capacity() - queue_->headroom();
+  const uint32_t room = queue_->room(usable, now);
+  bool overdue = false;
+  for (const auto& [slot, gen] : queue_wait_) {
+    const TcpConn& c = conns_[slot];
+    if (c.gen == gen && c.queue_waiting && now - c.queue_since >= kQueueMaxWaitNs) overdue = true;
+  }
+  if (room < std::max<uint32_t>(1, std::min<uint32_t>(usable / 4, 8)) && !overdue) {
+    if (by_timer) {
+      queue_backoff_ns_ = std::min(queue_backoff_ns_ * 2, kQueueRetryMaxNs);
+      queue_retry_at_ = now + queue_backoff_ns_;
+    }
+    return;
+  }
+  queue_backoff_ns_ = kQueueRetryMinNs;
+  queue_retry_at_ = 0;
+  for (const auto& [slot, gen] : queue_wait_) {
+    TcpConn& c = conns_[slot];
+    if (c.gen != gen || !c.queue_waiting) continue;
+    c.queue_waiting = false;
+    if (c.state != TcpState::established || c.resume_queued) continue;
+    c.resume_queued = true;
+    resume_.emplace_back(slot, gen);
+  }
+  queue_wait_.clear();
 }
 
 // Records that our FIN goes out at fin_seq (now, behind every byte of

@@ -63,11 +63,14 @@ uint64_t TcpTranslator::next_deadline_ns() const {
   if (!resume_.empty()) return 0;  // deferred sends: the loop polls, it does not sleep
   uint64_t d = timers_.top_deadline();
   if (listeners_resume_at_ && listeners_resume_at_ < d) d = listeners_resume_at_;
+  if (queue_retry_at_ && queue_retry_at_ < d) d = queue_retry_at_;  // room in the tap's queue
   return d == TimerHeap::kNone ? kNever : d;
 }
 
 // Runs every expired connection timer (and resumes paused listeners), then
-// the sends the per-turn budget deferred (resume_sends, tcp_output.cc).
+// the flows waiting for room in the tap's queue whose retry came
+// (wake_queue_waiters) and the sends the per-turn budget deferred
+// (resume_sends, tcp_output.cc).
 void TcpTranslator::on_timer(uint64_t now) {
   if (listeners_resume_at_ && listeners_resume_at_ <= now) {
     listeners_resume_at_ = 0;
@@ -90,6 +93,7 @@ void TcpTranslator::on_timer(uint64_t now) {
       update_timer(slot);
     }
   }
+  if (queue_retry_at_ && queue_retry_at_ <= now) wake_queue_waiters(now, true);
   resume_sends();
 }
 

@@ -253,6 +253,7 @@ uint64_t TcpTranslator::id_of(uint32_t slot) const {
 // Entry point: validate, find the flow, dispatch by state.
 void TcpTranslator::on_guest_segment(const ParsedFrame& f, std::span<const uint8_t> frame) {
   if (!f.ok() || !f.is_tcp()) return;
+  guest_heard_ = true;
   if (f.tcp.payload_offset > frame.size() || f.tcp.payload_len > frame.size() - f.tcp.payload_offset) {
     counters_.dropped_segments++;
     return;
@@ -461,6 +462,8 @@ bool TcpTranslator::segment_time_wait(const ParsedFrame& f, const ferry_conn_key
 
 // Batch end: the collected ACKs, then the released slots leave the table.
 void TcpTranslator::flush_acks() {
+  // The guest's segments: it read frames, the tap's queue may have room.
+  if (std::exchange(guest_heard_, false) && !queue_wait_.empty()) wake_queue_waiters(now_ns(), false);
   for (uint32_t slot : ack_list_) {
     TcpConn& c = conns_[slot];
     if (c.ack_pending && c.state == TcpState::established) send_ack_now(slot);

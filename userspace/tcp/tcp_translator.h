@@ -36,6 +36,7 @@
 #include "tcp/tcp_isn.h"
 #include "tcp/time_wait.h"
 #include "tcp/timer_heap.h"
+#include "tapq/tap_queue_estimate.h"
 
 namespace ferry {
 
@@ -145,6 +146,16 @@ class TcpTranslator : public IoHandler, public TimerClient {
   static constexpr uint32_t kSendBudget = 256 * 1024;
   void set_send_budget(uint32_t bytes) { send_budget_ = std::max<uint32_t>(bytes, 1); }
 
+  // `ferry attach` on a tap: the estimate of how full its queue toward the
+  // guest's reader is (tapq/); send_data() writes no more than the room it
+  // leaves (tcp_output.cc, "The tap's queue"). nullptr (the default): none.
+  void set_tap_queue(TapQueueEstimate* q) { queue_ = q; }
+  // The waits for room in the tap's queue: the first retry, its back-off's
+  // ceiling, and how long a flow waits at most before one frame goes anyway.
+  static constexpr uint64_t kQueueRetryMinNs = 1'000'000;
+  static constexpr uint64_t kQueueRetryMaxNs = 16'000'000;
+  static constexpr uint64_t kQueueMaxWaitNs = 200'000'000;
+
   // Window-scale shift we offer so that max_window fits 16 bits (<= 14).
   static uint8_t choose_wscale(uint64_t max_window);
   // Builds the flow key as the guest sees a connection.
@@ -231,6 +242,15 @@ class TcpTranslator : public IoHandler, public TimerClient {
   // Runs the sends deferred in earlier turns (the timer client's turn).
   void resume_sends();
   void host_drained(uint32_t slot);
+  // The bytes of `unit`-sized frames the tap's queue has room for now.
+  uint32_t queue_room(const TcpConn& c, uint32_t unit, uint64_t now);
+  // send_data() found no room in the tap's queue: the flow waits on the
+  // queue's list for the guest's next segments or the retry timer.
+  void wait_for_queue(uint32_t slot, uint64_t now);
+  // The waiting flows go on the resume list once the queue has room (or
+  // waited kQueueMaxWaitNs); by_timer: the retry timer's call (it backs
+  // off when there is none).
+  void wake_queue_waiters(uint64_t now, bool by_timer);
   // Loss recovery starts at snd_max (rto: after a retransmission
   // timeout): cwnd cut, off the fast path, the lost bytes resent (see
   // tcp_output.cc for the order of the last two).
@@ -349,6 +369,14 @@ class TcpTranslator : public IoHandler, public TimerClient {
   uint32_t turn_ = 1;  // counts the loop's turns (batch ends): the send budget's clock
   TcpFlowObserver* observer_ = nullptr;
   TcpFastPath* fast_ = nullptr;
+  // The tap's queue (set_tap_queue): flows waiting for room, (slot, gen),
+  // each at most once (queue_waiting); the retry timer (0: off) and its
+  // back-off; a guest segment arrived in this batch.
+  TapQueueEstimate* queue_ = nullptr;
+  std::vector<std::pair<uint32_t, uint32_t>> queue_wait_;
+  uint64_t queue_retry_at_ = 0;
+  uint64_t queue_backoff_ns_ = kQueueRetryMinNs;
+  bool guest_heard_ = false;
   // Listeners pause (no EPOLLIN) after accept() ran out of descriptors, so a
   // level-triggered listener cannot spin; they resume at this time.
   uint64_t listeners_resume_at_ = 0;

@@ -188,10 +188,11 @@ void Translator::unknown_protocol(const ParsedFrame& f, std::span<const uint8_t>
 
 // The estimate on this port's writes, started now.
 bool Translator::watch_tap_queue(std::unique_ptr<DevTxCounterSource> source) {
-  auto q = std::make_unique<TapQueueEstimate>(*source, port_.counters());
+  auto q = std::make_unique<TapQueueEstimate>(*source, port_.counters(), config_.mtu);
   if (!q->start(now_ns())) return false;
   tap_queue_source_ = std::move(source);
   tap_queue_ = std::move(q);
+  tcp_->set_tap_queue(tap_queue_.get());
   return true;
 }
 
