@@ -19,6 +19,9 @@
 #   podman_image DIR            that tarball imported as PM_IMAGE
 #   podman_conflist NAME JSON   writes PM_CNI/NAME.conflist
 #   podman_first_nameservers    up to 3 nameservers of /etc/resolv.conf
+#   podman_servers WWW          the servers a container talks to, in the
+#                               scenario's host namespace H ("${HN[@]}") and
+#                               peer RP ("${RPN[@]}", at $PEER): see there
 #
 # Podman 4.3 facts that shape the configuration (see also
 # /work/shared/notes/real-clients-on-this-machine.md): crun refuses a hybrid
@@ -95,3 +98,43 @@ podman_conflist() { printf '%s\n' "$2" >"$PM_CNI/$1.conflist"; }
 
 # The host's resolvers (at most 3, as glibc and ferry's forwarder read them).
 podman_first_nameservers() { awk '$1 == "nameserver" { print $2 }' /etc/resolv.conf 2>/dev/null | head -3; }
+
+# podman_servers WWW: what the containers of a scenario reach, all inside
+# its own namespaces (killed at exit):
+#   H 127.0.0.1:8081 and [::1]:8081   http, serving WWW
+#   PEER:8082                         http, serving WWW (its 100 MiB blob)
+#   PEER:8083                         socat writing one upload to $E2E_TMP/up
+#                                     (SOCAT: its PID, to wait for)
+#   the host's IPv4 resolvers         addresses on H's loopback, answered by a
+#                                     dnsmasq holding RECORD -> RECORD_ADDR:
+#                                     ferry's forwarder relays to them
+podman_servers() {
+  local www=$1 ns listen=()
+  "${HN[@]}" python3 -m http.server 8081 --bind 127.0.0.1 --directory "$www" >"$E2E_TMP/h4.log" 2>&1 &
+  e2e_on_exit "e2e_kill_pid $!"
+  "${HN[@]}" python3 -c 'import http.server, socket, sys, os
+os.chdir(sys.argv[1])
+class S(http.server.ThreadingHTTPServer): address_family = socket.AF_INET6
+S(("::1", 8081), http.server.SimpleHTTPRequestHandler).serve_forever()' "$www" >"$E2E_TMP/h6.log" 2>&1 &
+  e2e_on_exit "e2e_kill_pid $!"
+  "${RPN[@]}" python3 -m http.server 8082 --bind "$PEER" --directory "$www" >"$E2E_TMP/peer.log" 2>&1 &
+  e2e_on_exit "e2e_kill_pid $!"
+  "${RPN[@]}" timeout 150 socat -u "TCP-LISTEN:8083,bind=$PEER,reuseaddr" "OPEN:$E2E_TMP/up,creat,trunc" \
+    2>"$E2E_TMP/socat.err" &
+  SOCAT=$!
+  e2e_on_exit "e2e_kill_pid $SOCAT"
+  RECORD=svc.ferry.test RECORD_ADDR=198.51.100.7
+  for ns in $(podman_first_nameservers); do
+    [[ $ns == *:* ]] && continue
+    [[ $ns == 127.* ]] || ip -n "$H" addr add "$ns/32" dev lo
+    listen+=("--listen-address=$ns")
+  done
+  ((${#listen[@]})) || e2e_die "/etc/resolv.conf names no IPv4 resolver: ferry's forwarder would have no upstream"
+  "${HN[@]}" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --user=root \
+    "${listen[@]}" --bind-interfaces --pid-file="$E2E_TMP/dnsmasq.pid" --address="/$RECORD/$RECORD_ADDR" \
+    2>"$E2E_TMP/dnsmasq.err" &
+  e2e_on_exit "e2e_kill_pid $!"
+  "${HN[@]}" bash -c 'for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/8081) 2>/dev/null &&
+    (exec 3<>/dev/tcp/::1/8081) 2>/dev/null && exit 0; sleep 0.1; done; exit 1' ||
+    e2e_die "H's http servers did not start"
+}

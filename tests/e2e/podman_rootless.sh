@@ -32,13 +32,8 @@ for t in setpriv useradd userdel newuidmap dnsmasq socat curl; do
 done
 
 T=$E2E_TMP
-H=$(e2e_unique rh)
-ip netns add "$H" || e2e_die "ip netns add $H"
-e2e_on_exit "_e2e_remote_cleanup $H"
-ip -n "$H" link set lo up
-e2e_remote_topology -H "$H" 1500
-HN=(nsenter "--net=/run/netns/$H")
-PEER=${REMOTE_P4[0]}
+e2e_remote_topology 1500  # H: the host side, where podman runs
+H=$RH HN=("${RHN[@]}") PEER=${REMOTE_P4[0]}
 
 # ---- the user
 U=fpm$$
@@ -88,31 +83,7 @@ chown -R "$U:" "$D/u"
 chmod 700 "$D/u/xdg"
 
 # ---- servers: H's loopback (v4, v6), the peer, DNS
-"${HN[@]}" python3 -m http.server 8081 --bind 127.0.0.1 --directory "$D/www" >"$T/h4.log" 2>&1 &
-e2e_on_exit "e2e_kill_pid $!"
-"${HN[@]}" python3 -c 'import http.server, socket, sys, os
-os.chdir(sys.argv[1])
-class S(http.server.ThreadingHTTPServer): address_family = socket.AF_INET6
-S(("::1", 8081), http.server.SimpleHTTPRequestHandler).serve_forever()' "$D/www" >"$T/h6.log" 2>&1 &
-e2e_on_exit "e2e_kill_pid $!"
-"${RPN[@]}" python3 -m http.server 8082 --bind "$PEER" --directory "$D/www" >"$T/peer.log" 2>&1 &
-e2e_on_exit "e2e_kill_pid $!"
-"${RPN[@]}" timeout 150 socat -u "TCP-LISTEN:8083,bind=$PEER,reuseaddr" "OPEN:$T/up,creat,trunc" 2>"$T/socat.err" &
-SOCAT=$!
-e2e_on_exit "e2e_kill_pid $SOCAT"
-RECORD=svc.ferry.test RECORD_ADDR=198.51.100.7
-listen=()
-for ns in $(podman_first_nameservers); do
-  [[ $ns == *:* ]] && continue
-  [[ $ns == 127.* ]] || ip -n "$H" addr add "$ns/32" dev lo
-  listen+=("--listen-address=$ns")
-done
-((${#listen[@]})) || e2e_die "/etc/resolv.conf names no IPv4 resolver: ferry's forwarder would have no upstream"
-"${HN[@]}" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --user=root \
-  "${listen[@]}" --bind-interfaces --pid-file="$T/dnsmasq.pid" --address="/$RECORD/$RECORD_ADDR" 2>"$T/dnsmasq.err" &
-e2e_on_exit "e2e_kill_pid $!"
-"${HN[@]}" bash -c 'for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/8081) 2>/dev/null &&
-  (exec 3<>/dev/tcp/::1/8081) 2>/dev/null && exit 0; sleep 0.1; done; exit 1' || e2e_die "H's http servers did not start"
+podman_servers "$D/www"
 
 # ---- what the user runs (in H, with the 0666 tun node)
 HOSTPORT=$(e2e_free_port)
