@@ -73,6 +73,14 @@ def silence(frames, listen=0.3, about=lambda p: True):
     return stray
 
 
+def link_local(mac):
+    """fe80:: + the modified EUI-64 of a MAC (RFC 4291 2.5.1)."""
+    b = bytearray(bytes.fromhex(mac.replace(":", "")))
+    b[0] ^= 0x02
+    eui = bytes(b[:3]) + b"\xff\xfe" + bytes(b[3:])
+    return socket.inet_ntop(socket.AF_INET6, b"\xfe\x80" + bytes(6) + eui)
+
+
 def tcp_of(r):
     return None if r is None else r.pkt[TCP]
 
@@ -407,6 +415,18 @@ def no_icmp_about_icmp_errors():
     return not stray, f"answers: {stray[:4]}"
 
 
+def gw_link_local():
+    """The gateway's link-local address (fe80:: + EUI-64 of its MAC: where
+    its router advertisements come from, the guest's IPv6 default route)
+    answers echo, from that address, as any router's does (RFC 4443 4.2)."""
+    ll = link_local(L().gw_mac)
+    L().drain()
+    L().send(gh.eth() / IPv6(src=GUEST6, dst=ll) / ICMPv6EchoRequest(id=0x720, data=b"ll"))
+    r = L().wait(lambda p: ICMPv6EchoReply in p and p[ICMPv6EchoReply].id == 0x720, 3.0)
+    return (r is not None and r.pkt[IPv6].src == ll and r.pkt[ICMPv6EchoReply].data == b"ll",
+            f"echo to {ll}: {None if r is None else r.pkt.summary()}")
+
+
 def echo_broadcast():
     """An echo request to a broadcast or multicast address is not answered
     (RFC 1122 3.2.2.6: MAY be discarded; Linux's icmp_echo_ignore_broadcasts)
@@ -664,6 +684,7 @@ PROBES = [
     ("IPv6 unknown next header: parameter problem", "RFC 8200 4, RFC 4443 3.4", proto_unreachable6),
     ("no ICMP error to broadcast or multicast", "RFC 1122 3.2.2, RFC 4443 2.4", no_icmp_about_icmp_errors),
     ("echo to broadcast or multicast not answered", "RFC 1122 3.2.2.6", echo_broadcast),
+    ("echo to the gateway's link-local address", "RFC 4443 4.2, RFC 4861 6.2.8", gw_link_local),
     ("ARP probe for the gateway answered", "RFC 5227 2.1.1, RFC 826", arp_probe_gateway),
     ("NDP DAD for the gateway defended", "RFC 4861 7.2.4, RFC 4862 5.4", ndp_dad_gateway),
     ("ARP unicast refresh answered", "RFC 826, RFC 1122 2.3.2.1", arp_unicast_refresh),

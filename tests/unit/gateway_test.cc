@@ -277,6 +277,26 @@ TEST_F(GatewayTest, EchoToGatewayIsAnswered) {
   EXPECT_TRUE(parse_frame(link.sent[0]).ok());
 }
 
+// The gateway's link-local address (the source of its router
+// advertisements, the guest's IPv6 default route) answers echo from that
+// address, with the gateway mapped to loopback or not. Before, such a ping
+// went to the destination policy and was never answered.
+TEST_F(GatewayTest, EchoToTheGatewaysLinkLocalIsAnswered) {
+  const InetAddr ll = link_local_from_mac(link.cfg_.our_mac);
+  for (bool mapped : {true, false}) {
+    link.cfg_.map_gateway = mapped;
+    link.sent.clear();
+    Feed(Echo(true, ll, 0x4343, 3, 8));
+    ASSERT_EQ(link.sent.size(), 1u) << mapped;
+    ParsedFrame p = parse_frame(link.sent[0], true);
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(p.icmp.type, 129);
+    EXPECT_EQ(p.icmp.id, 0x4343);
+    EXPECT_EQ(p.src, ll);
+    EXPECT_EQ(p.dst, link.cfg_.guest6.addr);
+  }
+}
+
 TEST_F(GatewayTest, EchoRepliesAndOtherIcmpAreNotAnswered) {
   Bytes f = Echo(false, link.cfg_.gateway4, 1, 1, 8);
   ParsedFrame p = parse_frame(f);

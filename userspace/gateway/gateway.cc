@@ -158,6 +158,13 @@ void Gateway::handle_icmp(const ParsedFrame& f, std::span<const uint8_t> frame) 
     counters_.dropped++;
     return;
   }
+  // The gateway's link-local address is ferry's own on the link (its
+  // router advertisements come from it: the guest's IPv6 default route),
+  // so it answers pings as any router's does, mapping or not.
+  if (v6 && f.dst == link_local_from_mac(link_.our_mac())) {
+    answer_echo(f, frame);
+    return;
+  }
   // The gateway answers its own pings while it stands for the host (the
   // mapping); without the mapping it is no destination, and the policy
   // refuses it (Refusal::gateway) like any other.

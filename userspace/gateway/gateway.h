@@ -19,6 +19,8 @@
 //     the gateway's own addresses is defended with an unsolicited NA to all
 //     nodes (RFC 4861 7.2.4); DAD of any other address is ignored, an
 //     invalid one dropped. Router solicitations are the RA service's.
+//   * Echo to the gateway's link-local address (ferry's own on the link,
+//     where its router advertisements come from): answered by ferry.
 //   * Echo to the gateway address: answered by ferry itself. The gateway
 //     stands for the host's loopback (Config::map_gateway), and loopback
 //     always answers echo, so answering here is equivalent, needs no socket
