@@ -197,21 +197,38 @@ e2e_wait_port() {
   return 1
 }
 
-# Starts `python3 -m http.server` on ADDR (loopback only: 127.0.0.1 or ::1)
-# and a kernel-chosen port, serving DIR. Sets HTTP_PORT and HTTP_PID.
+# Starts an HTTP server (python3's http.server, serving DIR, its request
+# log in $E2E_TMP/http.*.log) on ADDR (loopback only: 127.0.0.1 or ::1)
+# and a kernel-chosen port. Sets HTTP_PORT and HTTP_PID. The port comes
+# from a file the server writes (then renames into place) once it
+# listens, waited for as long as the server lives (60 s at most): not from
+# its log, read within a fixed 5 s, which a Python slow to start on a
+# loaded machine missed.
 e2e_http_server() {
   local dir=$1 addr=${2:-127.0.0.1} i
   local log=$E2E_TMP/http.$RANDOM.log
+  local portfile=$log.port
   case $addr in 127.0.0.1 | ::1) ;; *) e2e_die "e2e_http_server: loopback only, not $addr" ;; esac
-  /usr/bin/python3 -u -m http.server 0 --bind "$addr" --directory "$dir" >"$log" 2>&1 &
+  /usr/bin/python3 -u - "$addr" "$dir" "$portfile" >"$log" 2>&1 <<'PY' &
+import functools, http.server, os, socket, sys
+addr, root, portfile = sys.argv[1:4]
+class Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
+with Server((addr, 0), handler) as httpd:
+    with open(portfile + ".tmp", "w") as f:
+        f.write("%d\n" % httpd.server_address[1])
+    os.rename(portfile + ".tmp", portfile)
+    httpd.serve_forever()
+PY
   HTTP_PID=$!
   e2e_on_exit "e2e_kill_pid $HTTP_PID"
-  HTTP_PORT=
-  for ((i = 0; i < 100; i++)); do
-    HTTP_PORT=$(sed -n 's/.* port \([0-9]\+\).*/\1/p' "$log" | head -1)
-    [[ -n $HTTP_PORT ]] && break
-    sleep 0.05
+  for ((i = 0; i < 600; i++)); do
+    [[ -s $portfile ]] && break
+    kill -0 "$HTTP_PID" 2>/dev/null || break
+    sleep 0.1
   done
+  HTTP_PORT=$(cat "$portfile" 2>/dev/null)
   [[ -n $HTTP_PORT ]] || e2e_die "http server did not start: $(cat "$log")"
   e2e_wait_port "$HTTP_PORT" 5 "$addr" || e2e_die "http server not accepting on $addr port $HTTP_PORT"
 }
