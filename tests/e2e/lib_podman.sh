@@ -7,6 +7,10 @@
 # --runroot, vfs), its own CNI configuration directory, engine tmp_dir and
 # file locks (not the machine-wide /libpod_lock shared memory), and a
 # busybox image imported from a tarball (no registry is needed).
+# What Podman itself still writes outside them, whatever the configuration:
+# its CNI result cache /var/lib/cni/results (an entry per running
+# container, removed when the network goes) and containers/image's
+# /var/lib/containers/cache/blob-info-cache-v1.boltdb (on import).
 #
 #   podman_need                 skips the scenario (exit 0, a clear message)
 #                               when podman or runc is not installed
