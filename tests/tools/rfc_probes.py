@@ -29,9 +29,10 @@ import time
 
 import guest_hostile as gh
 from guest_hostile import GUEST4, GUEST6, GW4, GW6, Flow
-from scapy.all import (ARP, ICMP, IP, TCP, UDP, Ether, ICMPv6EchoReply, ICMPv6EchoRequest,
-                       ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6NDOptDstLLAddr, ICMPv6NDOptSrcLLAddr,
-                       ICMPv6ParamProblem, IPv6, Raw, raw)
+from scapy.all import (ARP, ICMP, IP, TCP, UDP, Ether, HBHOptUnknown, ICMPv6EchoReply,
+                       ICMPv6EchoRequest, ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6NDOptDstLLAddr,
+                       ICMPv6NDOptSrcLLAddr, ICMPv6ParamProblem, IPv6, IPv6ExtHdrDestOpt,
+                       IPv6ExtHdrHopByHop, Raw, raw)
 
 RAW_PORTS = "40400:40599"  # this tool's hand-driven flows (guest_hostile uses 40000-40399)
 A = None
@@ -427,6 +428,29 @@ def gw_link_local():
             f"echo to {ll}: {None if r is None else r.pkt.summary()}")
 
 
+def ipv6_option_actions():
+    """IPv6 options ferry does not process: skipped when the type's high
+    bits are 00, the packet discarded when they are 01, 10 or 11 (RFC 8200
+    4.2), in hop-by-hop and destination options alike."""
+    def echo(ident, hdr, otype):
+        return (gh.eth() / IPv6(src=GUEST6, dst=GW6) /
+                hdr(options=[HBHOptUnknown(otype=otype, optdata=b"\0\0")]) /
+                ICMPv6EchoRequest(id=ident, data=b"opt"))
+    L().drain()
+    L().send(echo(0x730, IPv6ExtHdrDestOpt, 0x1e))
+    L().send(echo(0x731, IPv6ExtHdrHopByHop, 0x1e))
+    got = set()
+    for f in L().frames(3.0):
+        if ICMPv6EchoReply in f.pkt:
+            got.add(f.pkt[ICMPv6EchoReply].id)
+        if got == {0x730, 0x731}:
+            break
+    stray = silence([echo(0x732 + i, hdr, t) for i, (hdr, t) in enumerate(
+        (h, t) for h in (IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop) for t in (0x5e, 0x9e, 0xde))])
+    return (got == {0x730, 0x731} and not stray,
+            f"answered with a skippable option: {sorted(got)}; answers to discard-me options: {stray[:3]}")
+
+
 def echo_broadcast():
     """An echo request to a broadcast or multicast address is not answered
     (RFC 1122 3.2.2.6: MAY be discarded; Linux's icmp_echo_ignore_broadcasts)
@@ -683,6 +707,7 @@ PROBES = [
     ("IPv4 unknown protocol: protocol unreachable", "RFC 1122 3.2.2.1", proto_unreachable4),
     ("IPv6 unknown next header: parameter problem", "RFC 8200 4, RFC 4443 3.4", proto_unreachable6),
     ("no ICMP error to broadcast or multicast", "RFC 1122 3.2.2, RFC 4443 2.4", no_icmp_about_icmp_errors),
+    ("IPv6 unknown options: skipped or discarded by type", "RFC 8200 4.2", ipv6_option_actions),
     ("echo to broadcast or multicast not answered", "RFC 1122 3.2.2.6", echo_broadcast),
     ("echo to the gateway's link-local address", "RFC 4443 4.2, RFC 4861 6.2.8", gw_link_local),
     ("ARP probe for the gateway answered", "RFC 5227 2.1.1, RFC 826", arp_probe_gateway),

@@ -809,6 +809,18 @@ TEST(Ipv6, ExtensionChain) {
   EXPECT_EQ(Parse(InsertExt(f, 60, badtlv)).status, ParseStatus::bad_header_length);
   Bytes badtlv2 = {0, 0, 0, 0, 0, 0, 0, 1};  // option type with no length byte
   EXPECT_EQ(Parse(InsertExt(f, 60, badtlv2)).status, ParseStatus::bad_header_length);
+  // RFC 8200 4.2: an option ferry does not process is skipped when its
+  // type's high bits are 00, else the packet is discarded (01, 10, 11).
+  for (uint8_t type : {0x1e, 0x05, 0x04}) {  // unknown/00, router alert, tunnel limit
+    Bytes opt = {0, 0, type, 2, 0, 0, 1, 0};
+    EXPECT_TRUE(Parse(InsertExt(f, 60, opt)).ok()) << int{type};
+    EXPECT_TRUE(Parse(InsertExt(f, 0, opt)).ok()) << int{type};
+  }
+  for (uint8_t type : {0x5e, 0x9e, 0xde, 0xc2, 0xc9, 0x63}) {  // 01, 10, 11; jumbo, home address, RPL
+    Bytes opt = {0, 0, type, 2, 0, 0, 1, 0};
+    EXPECT_EQ(Parse(InsertExt(f, 60, opt)).status, ParseStatus::unsupported) << int{type};
+    EXPECT_EQ(Parse(InsertExt(f, 0, opt)).status, ParseStatus::unsupported) << int{type};
+  }
   // Too many headers.
   Bytes many = f;
   for (int i = 0; i < 9; i++) many = InsertExt(many, 60, dst);

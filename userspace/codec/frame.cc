@@ -21,7 +21,8 @@
 //             multicast/broadcast, MF or fragment offset -> fragment.
 //   IPv6      version 6, payload length within the span, extension headers
 //             hop-by-hop (first only), routing (segments left 0),
-//             destination options (their TLV options well formed),
+//             destination options (their TLV options well formed, none
+//             that ferry does not know and must discard for),
 //             fragment -> fragment; at most
 //             kMaxExtHeaders; source not multicast.
 //   TCP       20 bytes, 5 <= data offset and header within the L4 length,
@@ -64,21 +65,27 @@ inline MacAddr get_mac(const uint8_t* p) {
   return m;
 }
 
-// Validates the TLV options of an IPv6 hop-by-hop or destination options
-// header (p points at the header, len its full length).
-bool ipv6_tlv_ok(const uint8_t* p, size_t len) {
+// Checks the TLV options of an IPv6 hop-by-hop or destination options
+// header (p points at the header, len its full length): bad_header_length
+// when an option runs past it; unsupported when an option ferry does not
+// process (all but Pad1 and PadN) has a type whose two high bits say
+// "discard the packet" (RFC 8200 4.2: 01, 10 and 11; only 00 says skip
+// the option); else ok.
+ParseStatus ipv6_tlv_check(const uint8_t* p, size_t len) {
   size_t i = 2;
+  bool discard = false;
   while (i < len) {
     if (p[i] == 0) {  // Pad1
       i++;
       continue;
     }
-    if (i + 2 > len) return false;
+    if (i + 2 > len) return ParseStatus::bad_header_length;
     size_t olen = size_t{2} + p[i + 1];
-    if (i + olen > len) return false;
+    if (i + olen > len) return ParseStatus::bad_header_length;
+    if (p[i] != 1 && (p[i] >> 6) != 0) discard = true;
     i += olen;
   }
-  return true;
+  return discard ? ParseStatus::unsupported : ParseStatus::ok;
 }
 
 // Validates IPv4 options (p at the first option byte, len bytes of options).
@@ -420,9 +427,11 @@ void parse_ipv6(std::span<const uint8_t> f, ParsedFrame& r, ChecksumPolicy polic
       r.status = ParseStatus::truncated;
       return;
     }
-    if (next != kIpProtoRouting && !ipv6_tlv_ok(h, hlen)) {
-      r.status = ParseStatus::bad_header_length;
-      return;
+    if (next != kIpProtoRouting) {
+      if (const ParseStatus tlv = ipv6_tlv_check(h, hlen); tlv != ParseStatus::ok) {
+        r.status = tlv;
+        return;
+      }
     }
     // RFC 8200 4.4: with Segments Left > 0 we would have to route the
     // packet on (type 0 is deprecated, RFC 5095; no other type is ours to
