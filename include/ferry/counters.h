@@ -67,6 +67,7 @@
 	X(send_deferred, published)    /* send_data() stopped by its per-turn budget with bytes and window left: resumed the next turn */ \
 	X(queue_throttled, published)  /* send_data() stopped: the attached tap's queue toward the guest had no room (tapq/) */ \
 	X(queue_forced, published)     /* ... a frame sent anyway after waiting 200 ms for room */ \
+	X(probe_still_queued, published) /* tail-loss probes and RTOs put off: the flow's last frame still sat unread in that queue */ \
 	X(tlp_probes, published)       /* tail-loss probes sent (RFC 8985 7): no ACK for 2 SRTT */ \
 	X(tlp_recoveries, published)   /* ... whose answer revealed a loss, repaired without an RTO */ \
 	X(lost_retransmits, published) /* recovery: resent bytes lost again (data sent after them SACKed), resent again without an RTO */ \

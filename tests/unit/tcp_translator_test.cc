@@ -2490,6 +2490,71 @@ TEST_F(TcpTapQueueTest, OtherTrafficInTheRingDoesNotBlockTcp) {
   EXPECT_GE(tcp->counters().queue_throttled, 1u);
 }
 
+// Issue 19 in the VM soak: a tail-loss probe (or, for a longer pause, the
+// RTO) for a flight whose last frame still sat unread in the tap's queue:
+// the guest had lost nothing, its reader had paused. Here every byte is
+// sent, then the reader pauses `pause_ms` before it reads on. Following the
+// queue, the probe and the RTO wait (probe_still_queued) and none is sent;
+// the control, without the estimate, probes (and after 200 ms times out).
+class TcpTapQueueTailTest : public TcpTapQueueTest {
+ protected:
+  RingRun TailPause(bool follow, uint16_t sport, uint64_t pause_ms) {
+    Make();
+    tcp->set_initial_window(64u << 20);
+    TapRing ring(64);
+    auto paused_at = std::make_shared<uint64_t>(UINT64_MAX);
+    const RingRun run = Transfer(ring, follow, sport, 40 * 1460, [=](uint64_t ms, bool all_sent) -> size_t {
+      if (all_sent && *paused_at == UINT64_MAX) *paused_at = ms;
+      return *paused_at != UINT64_MAX && ms < *paused_at + pause_ms ? 0 : 64;
+    });
+    std::fprintf(stderr, "follow %d pause %llu ms: probes %llu, RTOs %llu, still queued %llu\n", follow,
+                 static_cast<unsigned long long>(pause_ms),
+                 static_cast<unsigned long long>(tcp->counters().tlp_probes),
+                 static_cast<unsigned long long>(tcp->counters().rto_expired),
+                 static_cast<unsigned long long>(tcp->counters().probe_still_queued));
+    return run;
+  }
+};
+
+TEST_F(TcpTapQueueTailTest, ControlProbesATailThatIsOnlyUnread) {
+  const RingRun run = TailPause(false, 40310, 150);
+  ASSERT_TRUE(run.done);
+  EXPECT_GE(tcp->counters().tlp_probes, 1u) << "the scenario must reach the PTO";
+}
+
+TEST_F(TcpTapQueueTailTest, ATailStillQueuedGetsNoProbe) {
+  const RingRun run = TailPause(true, 40311, 150);
+  ASSERT_TRUE(run.done);
+  EXPECT_EQ(run.dropped, 0u);
+  EXPECT_EQ(tcp->counters().tlp_probes, 0u);
+  EXPECT_GE(tcp->counters().probe_still_queued, 1u);
+  EXPECT_EQ(tcp->counters().rto_expired, 0u);
+}
+
+TEST_F(TcpTapQueueTailTest, ControlTimesOutATailThatIsOnlyUnread) {
+  const RingRun run = TailPause(false, 40312, 450);
+  ASSERT_TRUE(run.done);
+  EXPECT_GE(tcp->counters().rto_expired, 1u) << "the scenario must reach the RTO";
+}
+
+TEST_F(TcpTapQueueTailTest, ATailStillQueuedGetsNoRto) {
+  const RingRun run = TailPause(true, 40313, 450);
+  ASSERT_TRUE(run.done);
+  EXPECT_EQ(tcp->counters().rto_expired, 0u);
+  EXPECT_EQ(tcp->counters().tlp_probes, 0u);
+  EXPECT_EQ(tcp->counters().retransmits, 0u);
+  EXPECT_GE(tcp->counters().probe_still_queued, 2u);
+}
+
+// The wait is bounded: a guest whose reader holds the tail for longer
+// than kQueueHoldMaxNs (here 1.6 s) gets the RTO's retransmission after it.
+TEST_F(TcpTapQueueTailTest, TheWaitForAnUnreadTailIsBounded) {
+  const RingRun run = TailPause(true, 40314, 1600);
+  ASSERT_TRUE(run.done);
+  EXPECT_GE(tcp->counters().rto_expired, 1u);
+  EXPECT_GE(tcp->counters().probe_still_queued, 1u);
+}
+
 // RFC 6675 2: with SACK, a duplicate ACK is one whose SACK blocks name
 // bytes not SACKed before. An ACK that only reports a duplicate (a D-SACK,
 // RFC 2883: the guest got a segment twice, e.g. a loss probe or a

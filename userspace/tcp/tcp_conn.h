@@ -132,6 +132,10 @@ struct TcpConn {
   // The tap's queue toward the guest (tcp_output.cc, "The tap's queue").
   bool queue_waiting;    // on the queue's wait list: no room for the next frame
   uint64_t queue_since;  // when the flow began waiting for room (0: not waiting)
+  uint64_t queue_mark;   // the queue's mark of the flow's last data frame (TapQueueEstimate::Mark; 0: none)
+  uint32_t queue_epoch;  // ... and its epoch
+  uint32_t queue_hold_una;   // snd_una when probes and RTOs began waiting for that frame,
+  uint64_t queue_hold_since; // ... and when (0: they do not wait)
 
   // The host socket's free send-buffer space as last read (SO_MEMINFO) less
   // what was written since: a conservative estimate that spares a syscall

@@ -101,6 +101,12 @@ bool TcpTranslator::emit(uint32_t slot, const TcpSegment& seg, std::span<uint8_t
     sent = link_.send_to_guest(std::span<const uint8_t>(buf.data(), len));
   }
   if (!sent) counters_.guest_tx_dropped++;
+  if (sent && queue_ && slot != kNoSlot && (!seg.payload.empty() || (seg.flags & tcpflag::kFin))) {
+    // Where it stands in the tap's queue (tcp_timers.cc, tail_still_queued).
+    const TapQueueEstimate::Mark m = queue_->mark();
+    conns_[slot].queue_mark = m.index;
+    conns_[slot].queue_epoch = m.epoch;
+  }
   return sent;
 }
 

@@ -45,6 +45,8 @@
 // the guest's SACK of it shows the retransmissions before it lost. With the BPF fast path the
 // expiring probe timer folds what BPF absorbed first (fast_progress): if
 // those ACKs moved snd_una, the probe is re-armed instead of sent.
+// `ferry attach` on a tap: a probe or an RTO whose flow's last frame still
+// sits unread in the tap's queue waits instead (tail_still_queued).
 // Retries are bounded (SYN: 5, data: 10), then both sides are reset, so
 // memory is bounded under any guest behaviour. With the BPF fast path an
 // expiring retransmission timer first folds what BPF absorbed
@@ -140,7 +142,9 @@ void TcpTranslator::handle_timer(uint32_t slot, uint64_t now) {
       if (c.state == TcpState::free) return;
     }
     if (c.probe_at == 0) {
-      if (c.in_recovery)
+      if (tail_still_queued(slot, now))
+        c.probe_at = probe_deadline(c, now);  // unread, not lost: another PTO
+      else if (c.in_recovery)
         recovery_probe(slot, now);
       else
         loss_probe(slot, now);
@@ -188,6 +192,10 @@ void TcpTranslator::rtx_timer(uint32_t slot, uint64_t now) {
       break;
     case TcpState::established:
       if (c.snd_una != c.snd_max) {
+        if (tail_still_queued(slot, now)) {
+          c.rtx_at = now + c.rto.rto();  // unread, not lost: no retry, no back-off
+          break;
+        }
         if (++c.retries > timeouts_.max_retries) {
           counters_.timeouts++;
           reset_both(slot, "retransmit-timeout");
@@ -213,6 +221,29 @@ void TcpTranslator::rtx_timer(uint32_t slot, uint64_t now) {
     default:
       break;
   }
+}
+
+// Linux's skb_still_in_host_queue() for a flight: on a FIFO queue, a probe
+// or a retransmission sent now goes behind the flow's last frame, which
+// the guest has not even read; once it reads it, it ACKs or SACKs it
+// (and a SACK repairs any hole below at once). So while that frame is
+// provably in the tap's queue (TapQueueEstimate::still_queued: unread and
+// not dropped), the PTO and the RTO wait instead: no spurious probe, no
+// cwnd cut for a reader that paused. Bounded: kQueueHoldMaxNs with
+// snd_una unmoved, then they act as usual (a guest that reads and never
+// ACKs).
+bool TcpTranslator::tail_still_queued(uint32_t slot, uint64_t now) {
+  TcpConn& c = conns_[slot];
+  if (queue_ == nullptr || c.queue_mark == 0 || c.state != TcpState::established) return false;
+  if (c.queue_hold_since == 0 || c.queue_hold_una != c.snd_una) {
+    c.queue_hold_since = now;
+    c.queue_hold_una = c.snd_una;
+  } else if (now - c.queue_hold_since >= kQueueHoldMaxNs) {
+    return false;
+  }
+  if (!queue_->still_queued(TapQueueEstimate::Mark{c.queue_mark, c.queue_epoch}, now)) return false;
+  counters_.probe_still_queued++;
+  return true;
 }
 
 // RFC 8985 7.2: PTO = 2 SRTT (at least timeouts_.min_probe_ns), + the guest's

@@ -155,6 +155,9 @@ class TcpTranslator : public IoHandler, public TimerClient {
   static constexpr uint64_t kQueueRetryMinNs = 1'000'000;
   static constexpr uint64_t kQueueRetryMaxNs = 16'000'000;
   static constexpr uint64_t kQueueMaxWaitNs = 200'000'000;
+  // How long probes and RTOs wait at most for a flow's last frame to leave
+  // the tap's queue (from the first time they found it there, snd_una unmoved).
+  static constexpr uint64_t kQueueHoldMaxNs = 1'000'000'000;
 
   // Window-scale shift we offer so that max_window fits 16 bits (<= 14).
   static uint8_t choose_wscale(uint64_t max_window);
@@ -325,6 +328,10 @@ class TcpTranslator : public IoHandler, public TimerClient {
   // guest reported the probe a duplicate); flight: before this ACK.
   void probe_answered(TcpConn& c, uint32_t flight, bool dsack);
   void update_timer(uint32_t slot);
+  // The flow's last data frame is provably still unread in the tap's queue
+  // (and snd_una has not stood still for kQueueHoldMaxNs of such waits): a
+  // probe or a retransmission now would only queue up behind it (counted).
+  bool tail_still_queued(uint32_t slot, uint64_t now);
 
   // ---- BPF fast path glue (tcp_fastpath.cc)
   bool fast_fold(uint32_t slot);
