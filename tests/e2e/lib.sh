@@ -359,6 +359,26 @@ e2e_attach_guest() {
   ip -n "$g" route add default via 198.18.0.1
 }
 
+# e2e_dual_stack_guest H G DEV MTU: a guest namespace G (made here, deleted
+# at exit) whose eth0 is the peer of veth DEV in the existing namespace H,
+# both at MTU, with 198.18.0.2/24 and fd00:f::2/64 (no DAD) and default
+# routes via the gateways 198.18.0.1 and fd00:f::1. Attaching (and
+# detaching) DEV is the scenario's.
+e2e_dual_stack_guest() {
+  local h=$1 g=$2 dev=$3 mtu=$4
+  ip netns add "$g" || e2e_die "ip netns add $g"
+  e2e_on_exit "ip netns del $g"
+  ip -n "$g" link set lo up
+  ip link add "$dev" netns "$h" mtu "$mtu" type veth peer name eth0 netns "$g" mtu "$mtu" || e2e_die "veth"
+  ip -n "$h" link set "$dev" up
+  ip netns exec "$g" sysctl -qw net.ipv6.conf.eth0.accept_dad=0
+  ip -n "$g" addr add 198.18.0.2/24 dev eth0
+  ip -n "$g" -6 addr add fd00:f::2/64 dev eth0 nodad
+  ip -n "$g" link set eth0 up
+  ip -n "$g" route add default via 198.18.0.1
+  ip -n "$g" -6 route add default via fd00:f::1
+}
+
 # Checks the last run's exit status.
 e2e_expect_rc() {
   local want=$1 what=$2

@@ -24,17 +24,7 @@ e2e_remote_topology 1500
 G=$(e2e_unique g)
 DEV=fr$$$((RANDOM % 100))
 DEV=${DEV:0:15}
-ip netns add "$G" || e2e_die "ip netns add $G"
-e2e_on_exit "ip netns del $G"
-ip -n "$G" link set lo up
-ip link add "$DEV" netns "$RH" mtu 65520 type veth peer name eth0 netns "$G" mtu 65520 || e2e_die "veth"
-ip -n "$RH" link set "$DEV" up
-ip netns exec "$G" sysctl -qw net.ipv6.conf.eth0.accept_dad=0
-ip -n "$G" addr add 198.18.0.2/24 dev eth0
-ip -n "$G" -6 addr add fd00:f::2/64 dev eth0 nodad
-ip -n "$G" link set eth0 up
-ip -n "$G" route add default via 198.18.0.1
-ip -n "$G" -6 route add default via fd00:f::1
+e2e_dual_stack_guest "$RH" "$G" "$DEV" 65520
 
 T1=$(e2e_free_port)
 T2=$(e2e_free_port)
